@@ -1,0 +1,3 @@
+module github.com/cruzlog/cruzdb
+
+go 1.26

@@ -1,0 +1,89 @@
+// Package log defines the shared log that is cruzdb's only durable state.
+//
+// The contract follows CORFU and ZLog. Every backend (log/memlog, log/boltlog,
+// or one of your own) must honour it, and log/logtest checks that it does.
+//
+// # Positions
+//
+// Positions are dense, starting at 0. The first Append to an empty log returns
+// 0; Tail returns the next position to be assigned. A position below the tail
+// that holds neither data nor junk is a hole: an appender took it and has not
+// (yet) written it, because it is slow or because it died.
+//
+// # Operations
+//
+//   - Append takes the next position and writes data there. If that position
+//     was filled meanwhile (Fill may target positions at or beyond the tail),
+//     Append skips it and takes another. Append returns only once the data is
+//     durable, as durable as the backend promises to be.
+//   - Read returns the data at a position, as a copy the caller owns, or an
+//     error wrapping ErrNotWritten (a hole, or at/after the tail), ErrFilled
+//     (junk) or ErrTrimmed.
+//   - Fill turns an unwritten position into junk forever, so that a slow writer
+//     can never land there. It is idempotent on junk and on trimmed positions,
+//     returns an error wrapping ErrWritten where data is, and is allowed at or
+//     beyond the tail.
+//   - Trim(p) makes every position below p read ErrTrimmed; they can never be
+//     written again. A lower trim than one already done is a no-op.
+//   - Tail returns the next position to be assigned.
+//
+// # Write-once
+//
+// A position that holds data never changes, and junk never becomes data. Data
+// passed to Append is not retained by the log after Append returns; slices
+// returned by Read belong to the caller.
+//
+// # Errors
+//
+// Errors wrap the sentinel errors below (test with errors.Is) and name the
+// position they concern. A cancelled or expired context makes a call return
+// the context's error (wrapped). After Close, every call returns an error
+// wrapping ErrClosed. Entries may be up to MaxEntrySize bytes; larger ones are
+// refused with ErrTooLarge. Zero-length entries are valid data, distinct from
+// junk and from holes.
+package log
+
+import (
+	"context"
+	"errors"
+)
+
+// Position is the index of an entry in the log.
+type Position uint64
+
+// MaxEntrySize is the largest entry every backend must accept (16 MiB).
+// Backends refuse larger entries with an error wrapping ErrTooLarge.
+const MaxEntrySize = 16 << 20
+
+// Sentinel errors. Backends wrap them with the position concerned.
+var (
+	// ErrNotWritten: the position is a hole or at/after the tail.
+	ErrNotWritten = errors.New("log: position not written")
+	// ErrWritten: the position already holds data.
+	ErrWritten = errors.New("log: position already written")
+	// ErrFilled: the position was filled with junk.
+	ErrFilled = errors.New("log: position filled")
+	// ErrTrimmed: the position was trimmed.
+	ErrTrimmed = errors.New("log: position trimmed")
+	// ErrClosed: the log was closed.
+	ErrClosed = errors.New("log: closed")
+	// ErrTooLarge: the entry is larger than the backend accepts.
+	ErrTooLarge = errors.New("log: entry too large")
+)
+
+// Log is a shared, write-once, totally ordered log. Implementations are safe
+// for concurrent use by multiple goroutines.
+type Log interface {
+	// Append writes data at the next free position and returns it.
+	Append(ctx context.Context, data []byte) (Position, error)
+	// Read returns a copy of the data at pos.
+	Read(ctx context.Context, pos Position) ([]byte, error)
+	// Fill marks an unwritten position as junk.
+	Fill(ctx context.Context, pos Position) error
+	// Trim reclaims every position below pos.
+	Trim(ctx context.Context, pos Position) error
+	// Tail returns the next position to be assigned.
+	Tail(ctx context.Context) (Position, error)
+	// Close releases the log. Later calls return ErrClosed.
+	Close() error
+}
