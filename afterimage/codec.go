@@ -1,0 +1,361 @@
+package afterimage
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cruzlog/cruzdb/internal/entry/wire"
+)
+
+// ErrMalformed marks a payload that does not decode as an afterimage, or an
+// afterimage that breaks a structural rule (see Validate). The caller that
+// knows the log position turns it into corruption (entry.Corrupt).
+var ErrMalformed = errors.New("afterimage: malformed payload")
+
+// NoTombstone is Node.MinTomb of a subtree without tombstones.
+const NoTombstone = math.MaxUint64
+
+// The payload is one msgpack array, written in canonical (shortest) form:
+//
+//	[intention uint, [node, ...]]
+//
+//	node = [key bin|nil, value bin|nil, pos uint, tombstone bool,
+//	        maxpos uint, mintomb uint|nil, height uint, left ptr, right ptr]
+//
+//	ptr = nil                   PtrNil
+//	    | [1, off uint]         PtrSelf
+//	    | [2, pos uint, off uint] PtrAfterimage
+//	    | [3, pos uint, off uint] PtrIntention
+//
+// mintomb is nil for NoTombstone (it is the common case and would otherwise
+// take 9 bytes). A nil key or value is written as msgpack nil and an empty
+// one as an empty bin, so the difference survives a round trip.
+const (
+	numFields  = 2
+	nodeFields = 9
+
+	// Smallest encodings, to refuse impossible lengths: a node is a
+	// fixarray and nine one-byte values.
+	minNodeSize = 10
+)
+
+// EncodedSize is the exact number of bytes AppendPayload appends.
+func (a *Afterimage) EncodedSize() int {
+	n := 1 + wire.UintSize(a.Intention) + wire.ArrayLenSize(len(a.Nodes))
+	for i := range a.Nodes {
+		n += a.Nodes[i].encodedSize()
+	}
+	return n
+}
+
+func (nd *Node) encodedSize() int {
+	n := 1 + wire.BytesSize(nd.Key) + wire.BytesSize(nd.Value) +
+		wire.UintSize(nd.Pos) + 1 + wire.UintSize(nd.MaxPos) +
+		wire.UintSize(uint64(nd.Height)) + nd.Left.encodedSize() + nd.Right.encodedSize()
+	if nd.MinTomb == NoTombstone {
+		n++
+	} else {
+		n += wire.UintSize(nd.MinTomb)
+	}
+	return n
+}
+
+func (p Ptr) encodedSize() int {
+	switch p.Kind {
+	case PtrNil:
+		return 1
+	case PtrSelf:
+		return 2 + wire.UintSize(uint64(p.Off))
+	}
+	return 2 + wire.UintSize(p.Pos) + wire.UintSize(uint64(p.Off))
+}
+
+// AppendPayload appends the msgpack payload of a to dst and returns the
+// extended slice; it grows dst at most once. The same afterimage always gives
+// the same bytes. It encodes what a holds without checking it (see Validate),
+// except that fields a pointer's kind does not use are not written: Pos and
+// Off of a PtrNil, Pos of a PtrSelf. A pointer of an unknown kind is written
+// with its kind, Pos and Off, and fails to decode.
+func (a *Afterimage) AppendPayload(dst []byte) []byte {
+	if need := a.EncodedSize(); cap(dst)-len(dst) < need {
+		grown := make([]byte, len(dst), len(dst)+need)
+		copy(grown, dst)
+		dst = grown
+	}
+	dst = wire.AppendArrayLen(dst, numFields)
+	dst = wire.AppendUint(dst, a.Intention)
+	dst = wire.AppendArrayLen(dst, len(a.Nodes))
+	for i := range a.Nodes {
+		nd := &a.Nodes[i]
+		dst = wire.AppendArrayLen(dst, nodeFields)
+		dst = wire.AppendBytes(dst, nd.Key)
+		dst = wire.AppendBytes(dst, nd.Value)
+		dst = wire.AppendUint(dst, nd.Pos)
+		dst = wire.AppendBool(dst, nd.Tombstone)
+		dst = wire.AppendUint(dst, nd.MaxPos)
+		if nd.MinTomb == NoTombstone {
+			dst = wire.AppendNil(dst)
+		} else {
+			dst = wire.AppendUint(dst, nd.MinTomb)
+		}
+		dst = wire.AppendUint(dst, uint64(nd.Height))
+		dst = nd.Left.appendTo(dst)
+		dst = nd.Right.appendTo(dst)
+	}
+	return dst
+}
+
+func (p Ptr) appendTo(dst []byte) []byte {
+	switch p.Kind {
+	case PtrNil:
+		return wire.AppendNil(dst)
+	case PtrSelf:
+		dst = wire.AppendArrayLen(dst, 2)
+		dst = wire.AppendUint(dst, uint64(p.Kind))
+		return wire.AppendUint(dst, uint64(p.Off))
+	}
+	dst = wire.AppendArrayLen(dst, 3)
+	dst = wire.AppendUint(dst, uint64(p.Kind))
+	dst = wire.AppendUint(dst, p.Pos)
+	return wire.AppendUint(dst, uint64(p.Off))
+}
+
+// Decode decodes and validates an afterimage payload (see Validate). The
+// result does not alias payload: the keys and values of all nodes are
+// sub-slices of one new backing array, capacity-limited to their length, so
+// retaining any one of them retains that array. It allocates three times (the
+// Afterimage, its Nodes, the backing array).
+//
+// An error wraps ErrMalformed. Decode never panics and never allocates from
+// a length the payload cannot hold.
+func Decode(payload []byte) (*Afterimage, error) {
+	a, total, err := decode(payload)
+	if err != nil {
+		return nil, err
+	}
+	a.detach(total)
+	return a, nil
+}
+
+// DecodeNoCopy is Decode whose result aliases payload: keys and values are
+// sub-slices of payload (capacity-limited, so appending to one never writes
+// into payload). The caller must own payload and must not modify it while
+// the afterimage, or any slice taken from it, is in use. It allocates twice.
+func DecodeNoCopy(payload []byte) (*Afterimage, error) {
+	a, _, err := decode(payload)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// DecodeNode decodes only node off of an afterimage payload, for resolving
+// one pointer without decoding the whole afterimage. The nodes before off
+// are parsed but not kept, the nodes after it are not looked at, and the
+// returned node is checked as Decode checks it. Its key and value share one
+// new allocation; they do not alias payload. An error wraps ErrMalformed,
+// also when off is not a node of the afterimage.
+func DecodeNode(payload []byte, off uint32) (Node, error) {
+	r := wire.NewReader(payload)
+	n, err := readHeader(&r)
+	if err != nil {
+		return Node{}, err
+	}
+	if uint64(off) >= uint64(n) {
+		return Node{}, malformedf("node %d requested of an afterimage of %d nodes", off, n)
+	}
+	var nd Node
+	for i := 0; i <= int(off); i++ {
+		if err := nd.decode(&r, i); err != nil {
+			return Node{}, err
+		}
+	}
+	var c copier
+	c.buf = make([]byte, len(nd.Key)+len(nd.Value))
+	nd.Key = c.take(nd.Key)
+	nd.Value = c.take(nd.Value)
+	return nd, nil
+}
+
+func malformed(what string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrMalformed, what, err)
+}
+
+func malformedf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// readHeader reads the record up to the node count and returns the count;
+// the Intention field is read and dropped.
+func readHeader(r *wire.Reader) (int, error) {
+	_, n, err := readIntentionAndCount(r)
+	return n, err
+}
+
+func readIntentionAndCount(r *wire.Reader) (uint64, int, error) {
+	n, err := r.ArrayLen(1)
+	if err != nil {
+		return 0, 0, malformed("record", err)
+	}
+	if n != numFields {
+		return 0, 0, malformedf("record has %d fields, want %d", n, numFields)
+	}
+	pos, err := r.Uint()
+	if err != nil {
+		return 0, 0, malformed("intention", err)
+	}
+	if n, err = r.ArrayLen(minNodeSize); err != nil {
+		return 0, 0, malformed("nodes", err)
+	}
+	return pos, n, nil
+}
+
+// decode decodes payload into a new afterimage whose slices alias payload,
+// and returns the total length of its byte slices.
+func decode(payload []byte) (*Afterimage, int, error) {
+	r := wire.NewReader(payload)
+	pos, n, err := readIntentionAndCount(&r)
+	if err != nil {
+		return nil, 0, err
+	}
+	a := &Afterimage{Intention: pos}
+	total := 0
+	if n > 0 {
+		a.Nodes = make([]Node, n)
+		for i := range a.Nodes {
+			nd := &a.Nodes[i]
+			if err := nd.decode(&r, i); err != nil {
+				return nil, 0, err
+			}
+			total += len(nd.Key) + len(nd.Value)
+		}
+	}
+	if err := r.Finish(); err != nil {
+		return nil, 0, malformed("record", err)
+	}
+	return a, total, nil
+}
+
+// decode reads node i into nd (its slices alias the reader's buffer) and
+// checks it.
+func (nd *Node) decode(r *wire.Reader, i int) error {
+	m, err := r.ArrayLen(1)
+	if err != nil {
+		return malformed(fmt.Sprintf("node %d", i), err)
+	}
+	if m != nodeFields {
+		return malformedf("node %d has %d fields, want %d", i, m, nodeFields)
+	}
+	if nd.Key, err = r.BytesOrNil(); err != nil {
+		return malformed(fmt.Sprintf("node %d key", i), err)
+	}
+	if nd.Value, err = r.BytesOrNil(); err != nil {
+		return malformed(fmt.Sprintf("node %d value", i), err)
+	}
+	if nd.Pos, err = r.Uint(); err != nil {
+		return malformed(fmt.Sprintf("node %d pos", i), err)
+	}
+	if nd.Tombstone, err = r.Bool(); err != nil {
+		return malformed(fmt.Sprintf("node %d tombstone", i), err)
+	}
+	if nd.MaxPos, err = r.Uint(); err != nil {
+		return malformed(fmt.Sprintf("node %d maxpos", i), err)
+	}
+	if r.TryNil() {
+		nd.MinTomb = NoTombstone
+	} else if nd.MinTomb, err = r.Uint(); err != nil {
+		return malformed(fmt.Sprintf("node %d mintomb", i), err)
+	}
+	h, err := r.UintMax(math.MaxUint8)
+	if err != nil {
+		return malformed(fmt.Sprintf("node %d height", i), err)
+	}
+	nd.Height = uint8(h)
+	if nd.Left, err = decodePtr(r); err != nil {
+		return malformed(fmt.Sprintf("node %d left", i), err)
+	}
+	if nd.Right, err = decodePtr(r); err != nil {
+		return malformed(fmt.Sprintf("node %d right", i), err)
+	}
+	return nd.check(i)
+}
+
+// errPtr is a reason a pointer does not decode; decodePtr's caller adds
+// where.
+type errPtr string
+
+func (e errPtr) Error() string { return string(e) }
+
+func decodePtr(r *wire.Reader) (Ptr, error) {
+	if r.TryNil() {
+		return Ptr{}, nil
+	}
+	m, err := r.ArrayLen(1)
+	if err != nil {
+		return Ptr{}, err
+	}
+	if m < 2 {
+		return Ptr{}, errPtr(fmt.Sprintf("pointer has %d fields", m))
+	}
+	k, err := r.UintMax(math.MaxUint8)
+	if err != nil {
+		return Ptr{}, err
+	}
+	p := Ptr{Kind: PtrKind(k)}
+	switch p.Kind {
+	case PtrSelf:
+		if m != 2 {
+			return Ptr{}, errPtr(fmt.Sprintf("self pointer has %d fields, want 2", m))
+		}
+	case PtrAfterimage, PtrIntention:
+		if m != 3 {
+			return Ptr{}, errPtr(fmt.Sprintf("%s pointer has %d fields, want 3", p.Kind, m))
+		}
+		if p.Pos, err = r.Uint(); err != nil {
+			return Ptr{}, err
+		}
+	default:
+		// PtrNil is written as msgpack nil, never as an array.
+		return Ptr{}, errPtr(fmt.Sprintf("pointer of kind %d", k))
+	}
+	off, err := r.UintMax(math.MaxUint32)
+	if err != nil {
+		return Ptr{}, err
+	}
+	p.Off = uint32(off)
+	return p, nil
+}
+
+// detach copies every key and value of a into one new backing array of
+// total bytes, so that a no longer aliases the payload it was decoded from.
+func (a *Afterimage) detach(total int) {
+	c := copier{buf: make([]byte, total)}
+	for i := range a.Nodes {
+		nd := &a.Nodes[i]
+		nd.Key = c.take(nd.Key)
+		nd.Value = c.take(nd.Value)
+	}
+}
+
+// empty is the non-nil empty slice that decoded empty byte strings share.
+// Its capacity is 0, so appending to it always allocates.
+var empty = make([]byte, 0)
+
+type copier struct {
+	buf []byte
+	off int
+}
+
+// take copies b into the backing array, preserving nil and empty.
+func (c *copier) take(b []byte) []byte {
+	if len(b) == 0 {
+		if b == nil {
+			return nil
+		}
+		return empty
+	}
+	start := c.off
+	c.off += copy(c.buf[start:], b)
+	return c.buf[start:c.off:c.off]
+}

@@ -1,0 +1,156 @@
+package cowtree
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// Loader brings a node that is not in memory back from the log. It is called
+// with the address stored in the parent's child pointer. Implementations must
+// return a node equal in every stored field to the one that was written; they
+// may be called concurrently, and should collapse concurrent loads of one
+// address into one read.
+type Loader interface {
+	LoadNode(a Addr) (*Node, error)
+}
+
+// ErrNotResident is returned when a node is not in memory and the tree has
+// no Loader.
+var ErrNotResident = errors.New("cowtree: node not in memory and no loader")
+
+// Tree is an immutable version of the tree. The zero Tree is empty. Trees are
+// cheap values; any number of goroutines may read one concurrently.
+type Tree struct {
+	root Ref
+	ld   Loader
+}
+
+// New returns an empty tree that loads missing nodes through ld (may be nil).
+func New(ld Loader) Tree { return Tree{ld: ld} }
+
+// FromRoot returns the tree whose root is at addr, loaded lazily through ld.
+func FromRoot(addr Addr, ld Loader) Tree {
+	t := Tree{ld: ld}
+	t.root.addr = addr
+	return t
+}
+
+// Root returns the root pointer of the tree.
+func (t *Tree) Root() *Ref { return &t.root }
+
+// Loader returns the tree's loader.
+func (t *Tree) Loader() Loader { return t.ld }
+
+// resolve returns the node behind r, loading it if needed.
+func resolve(r *Ref, ld Loader) (*Node, error) {
+	if n := r.Node(); n != nil {
+		return n, nil
+	}
+	if r.addr.Kind == AddrNone {
+		return nil, nil
+	}
+	if ld == nil {
+		return nil, fmt.Errorf("cowtree: resolve %v: %w", r.addr, ErrNotResident)
+	}
+	n, err := ld.LoadNode(r.addr)
+	if err != nil {
+		return nil, fmt.Errorf("cowtree: load %v: %w", r.addr, err)
+	}
+	r.Install(n)
+	return n, nil
+}
+
+// RootNode returns the root node (nil for an empty tree).
+func (t *Tree) RootNode() (*Node, error) { return resolve(&t.root, t.ld) }
+
+// Child resolves a child pointer of a node of this tree.
+func (t *Tree) Child(r *Ref) (*Node, error) { return resolve(r, t.ld) }
+
+// Lookup returns the entry for key, tombstones included, or nil.
+func (t *Tree) Lookup(key []byte) (*Node, error) {
+	n, err := resolve(&t.root, t.ld)
+	for n != nil && err == nil {
+		c := bytes.Compare(key, n.Key())
+		switch {
+		case c == 0:
+			return n, nil
+		case c < 0:
+			n, err = resolve(&n.left, t.ld)
+		default:
+			n, err = resolve(&n.right, t.ld)
+		}
+	}
+	return nil, err
+}
+
+// Get returns the value of key and whether it is present (tombstones are
+// absent). The returned slice must not be modified.
+func (t *Tree) Get(key []byte) ([]byte, bool, error) {
+	n, err := t.Lookup(key)
+	if err != nil || n == nil || n.tomb {
+		return nil, false, err
+	}
+	return n.Value(), true, nil
+}
+
+// WrittenAfter returns the first entry (in key order) within [lo, hi) whose
+// last write is after position s, tombstones included, or nil. A nil lo or
+// hi is unbounded. Subtrees whose highest position is at most s are skipped
+// without being visited, so the cost follows the number of recent writes.
+func (t *Tree) WrittenAfter(lo, hi []byte, s uint64) (*Node, error) {
+	n, err := resolve(&t.root, t.ld)
+	if err != nil {
+		return nil, err
+	}
+	return t.writtenAfter(n, lo, hi, s)
+}
+
+func (t *Tree) writtenAfter(n *Node, lo, hi []byte, s uint64) (*Node, error) {
+	for n != nil && n.maxPos > s {
+		k := n.Key()
+		if lo != nil && bytes.Compare(k, lo) < 0 {
+			r, err := resolve(&n.right, t.ld)
+			if err != nil {
+				return nil, err
+			}
+			n = r
+			continue
+		}
+		if hi != nil && bytes.Compare(k, hi) >= 0 {
+			l, err := resolve(&n.left, t.ld)
+			if err != nil {
+				return nil, err
+			}
+			n = l
+			continue
+		}
+		l, err := resolve(&n.left, t.ld)
+		if err != nil {
+			return nil, err
+		}
+		if hit, err := t.writtenAfter(l, lo, hi, s); hit != nil || err != nil {
+			return hit, err
+		}
+		if n.pos > s {
+			return n, nil
+		}
+		r, err := resolve(&n.right, t.ld)
+		if err != nil {
+			return nil, err
+		}
+		n = r
+	}
+	return nil, nil
+}
+
+// Count returns the number of live (non-tombstone) entries. It visits every
+// node; it is meant for tests and tools.
+func (t *Tree) Count() (int, error) {
+	it := t.Ascend(nil)
+	c := 0
+	for it.Next() {
+		c++
+	}
+	return c, it.Err()
+}

@@ -1,0 +1,220 @@
+package cowtree
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+type modelEntry struct {
+	val  []byte
+	pos  uint64
+	tomb bool
+}
+
+// check verifies the AVL invariant, key order and every summary.
+func check(t *testing.T, tr Tree) {
+	t.Helper()
+	var walk func(n *Node, lo, hi []byte) (h int8, maxPos, minTomb uint64)
+	walk = func(n *Node, lo, hi []byte) (int8, uint64, uint64) {
+		if n == nil {
+			return 0, 0, NoTombstone
+		}
+		if lo != nil && bytes.Compare(n.Key(), lo) <= 0 || hi != nil && bytes.Compare(n.Key(), hi) >= 0 {
+			t.Fatalf("key order broken at %q", n.Key())
+		}
+		lh, lm, lt := walk(n.left.Node(), lo, n.Key())
+		rh, rm, rt := walk(n.right.Node(), n.Key(), hi)
+		if d := int(lh) - int(rh); d > 1 || d < -1 {
+			t.Fatalf("unbalanced at %q: %d vs %d", n.Key(), lh, rh)
+		}
+		h := max(lh, rh) + 1
+		mp := max(n.pos, lm, rm)
+		mt := min(lt, rt)
+		if n.tomb {
+			mt = min(mt, n.pos)
+		}
+		if h != n.height || mp != n.maxPos || mt != n.minTomb {
+			t.Fatalf("summary wrong at %q: h %d/%d max %d/%d tomb %d/%d", n.Key(), h, n.height, mp, n.maxPos, mt, n.minTomb)
+		}
+		if n.addr.Kind == AddrNone {
+			t.Fatalf("node %q has no address", n.Key())
+		}
+		return h, mp, mt
+	}
+	walk(tr.root.Node(), nil, nil)
+}
+
+func TestModel(t *testing.T) {
+	seed := uint64(rand.Int64())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 1))
+	model := map[string]modelEntry{}
+	var tr Tree
+	versions := []Tree{}
+	models := []map[string]modelEntry{}
+	for pos := uint64(1); pos <= 600; pos++ {
+		d := tr.Begin(pos)
+		for range 1 + r.IntN(8) {
+			k := fmt.Sprintf("k%03d", r.IntN(300))
+			if r.IntN(4) == 0 {
+				if err := d.Delete([]byte(k)); err != nil {
+					t.Fatal(err)
+				}
+				model[k] = modelEntry{pos: pos, tomb: true}
+			} else {
+				v := fmt.Appendf(nil, "v%d", pos)
+				if err := d.Put([]byte(k), v); err != nil {
+					t.Fatal(err)
+				}
+				model[k] = modelEntry{val: v, pos: pos}
+			}
+		}
+		if pos%50 == 0 {
+			cut := pos - 40
+			if err := d.DropTombstones(cut); err != nil {
+				t.Fatal(err)
+			}
+			for k, e := range model {
+				if e.tomb && e.pos < cut {
+					delete(model, k)
+				}
+			}
+		}
+		nt, nodes, err := d.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range nodes {
+			if n.off != uint32(i) || n.delta != pos {
+				t.Fatalf("node %d numbered %d delta %d", i, n.off, n.delta)
+			}
+		}
+		if len(nodes) > 0 && nodes[len(nodes)-1] != nt.root.Node() {
+			t.Fatal("root is not last")
+		}
+		tr = nt
+		check(t, tr)
+		versions = append(versions, tr)
+		models = append(models, maps_clone(model))
+	}
+	// Every version still reads as it did (persistence).
+	for i, v := range versions {
+		m := models[i]
+		for k, e := range m {
+			n, err := v.Lookup([]byte(k))
+			if err != nil || n == nil {
+				t.Fatalf("version %d: %q missing", i, k)
+			}
+			if n.pos != e.pos || n.tomb != e.tomb || !bytes.Equal(n.Value(), e.val) {
+				t.Fatalf("version %d: %q = %q@%d tomb %v, want %q@%d tomb %v", i, k, n.Value(), n.pos, n.tomb, e.val, e.pos, e.tomb)
+			}
+		}
+		var keys []string
+		for k, e := range m {
+			if !e.tomb {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		var got []string
+		it := v.Ascend(nil)
+		for it.Next() {
+			got = append(got, string(it.Key()))
+		}
+		if !slices.Equal(got, keys) {
+			t.Fatalf("version %d ascend: %v want %v", i, got, keys)
+		}
+		got = got[:0]
+		it = v.Descend(nil)
+		for it.Next() {
+			got = append(got, string(it.Key()))
+		}
+		slices.Reverse(keys)
+		if !slices.Equal(got, keys) {
+			t.Fatalf("version %d descend mismatch", i)
+		}
+	}
+}
+
+func maps_clone(m map[string]modelEntry) map[string]modelEntry {
+	c := make(map[string]modelEntry, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func build(t testing.TB, n int) Tree {
+	var tr Tree
+	for i := range n {
+		d := tr.Begin(uint64(i + 1))
+		if err := d.Put(fmt.Appendf(nil, "key%05d", i*2), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		tr, _, _ = d.Finish()
+	}
+	return tr
+}
+
+func TestSeekAndRange(t *testing.T) {
+	tr := build(t, 100) // keys key00000, key00002, ... key00198 at pos 1..100
+	it := tr.Ascend([]byte("key00051"))
+	if !it.Next() || string(it.Key()) != "key00052" {
+		t.Fatalf("ascend seek got %q", it.Key())
+	}
+	it = tr.Descend([]byte("key00052"))
+	if !it.Next() || string(it.Key()) != "key00050" {
+		t.Fatalf("descend seek got %q", it.Key())
+	}
+	// WrittenAfter: keys at pos > 90 are key00180..key00198.
+	n, err := tr.WrittenAfter([]byte("key00100"), []byte("key00181"), 90)
+	if err != nil || n == nil || string(n.Key()) != "key00180" {
+		t.Fatalf("WrittenAfter got %v %v", n, err)
+	}
+	if n, _ := tr.WrittenAfter([]byte("key00100"), []byte("key00180"), 90); n != nil {
+		t.Fatalf("WrittenAfter found %q outside the range", n.Key())
+	}
+	if n, _ := tr.WrittenAfter(nil, nil, 100); n != nil {
+		t.Fatalf("WrittenAfter found %q after the last position", n.Key())
+	}
+}
+
+func TestCopyOncePerDelta(t *testing.T) {
+	tr := build(t, 1000)
+	d := tr.Begin(2000)
+	for i := range 50 {
+		if err := d.Put(fmt.Appendf(nil, "key%05d", i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, nodes, err := d.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[*Node]bool{}
+	for _, n := range nodes {
+		if seen[n] {
+			t.Fatal("node listed twice")
+		}
+		seen[n] = true
+	}
+	// 50 writes into keys 0..49 touch a small region: far fewer than 50 full paths.
+	if len(nodes) >= 50*int(tr.root.Node().height) {
+		t.Fatalf("%d nodes for 50 clustered writes: nodes copied more than once", len(nodes))
+	}
+	// The old version is untouched.
+	if v, _, _ := tr.Get([]byte("key00000")); string(v) != "v" {
+		t.Fatalf("old version changed: %q", v)
+	}
+}
+
+func TestDeltaOrder(t *testing.T) {
+	tr := build(t, 10)
+	d := tr.Begin(5)
+	if d.Err() == nil {
+		t.Fatal("delta below the tree's positions accepted")
+	}
+}

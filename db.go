@@ -1,0 +1,392 @@
+package cruzdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/boltlog"
+	"github.com/cruzlog/cruzdb/processor"
+)
+
+// LogFileName is the embedded log's file inside the database directory.
+const LogFileName = "log.db"
+
+// DB is a cruzdb database: a view of a shared log kept current by a
+// transaction processor. A DB is safe for concurrent use.
+type DB struct {
+	opts    Options
+	log     log.Log
+	ownsLog bool
+	header  entry.Header
+	runner  *processor.Runner
+
+	cur atomic.Pointer[version]
+
+	mu        sync.Mutex
+	waiters   map[uint64]*commitWaiter // by intention token
+	syncs     []syncWaiter
+	open      map[uint64]*Txn
+	nextTxnID uint64
+	closed    bool
+	closing   chan struct{}
+
+	stats stats
+}
+
+// version is the database state after a log position.
+type version struct {
+	tree cowtree.Tree
+	pos  uint64
+}
+
+type commitWaiter struct {
+	ch chan processor.Decision
+}
+
+type syncWaiter struct {
+	target uint64
+	ch     chan struct{}
+}
+
+type stats struct {
+	commits, aborts, conflicts, tooOld, invalid atomic.Uint64
+	appended                                    atomic.Uint64
+}
+
+// Stats are counters and gauges of a DB. They are passive: nothing steers by
+// them.
+type Stats struct {
+	// Position is the last log position the processor has replayed.
+	Position log.Position
+	// Commits and Aborts count decisions made by replay (for every node's
+	// intentions, not only this DB's).
+	Commits, Aborts uint64
+	// Conflicts, TooOld and Rejected break Aborts down.
+	Conflicts, TooOld, Rejected uint64
+	// IntentionsAppended counts intentions this DB appended.
+	IntentionsAppended uint64
+	// HolesFilled counts holes the processor filled.
+	HolesFilled uint64
+	// AfterimagesWritten counts afterimages this DB appended.
+	AfterimagesWritten uint64
+	// UnflushedBytes is the memory of committed deltas not yet flushed;
+	// CachedBytes the memory of clean cached nodes.
+	UnflushedBytes, CachedBytes int64
+	// OpenTxns is the number of transactions not yet closed.
+	OpenTxns int
+}
+
+// Open opens the database in directory path (created if missing), on its
+// embedded bbolt log, or on opts.Log when that is set (path may then be "").
+// It replays the log up to the tail it finds before returning, so the DB
+// starts with every commit made before Open.
+func Open(path string, opts *Options) (*DB, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{
+		opts:    o,
+		waiters: map[uint64]*commitWaiter{},
+		open:    map[uint64]*Txn{},
+		closing: make(chan struct{}),
+	}
+	if o.Log != nil {
+		db.log = o.Log
+	} else {
+		if path == "" {
+			return nil, fmt.Errorf("%w: a path is required without Options.Log", ErrInvalidOptions)
+		}
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			return nil, fmt.Errorf("cruzdb: open: %w", err)
+		}
+		l, err := boltlog.Open(filepath.Join(path, LogFileName), &boltlog.Options{NoSync: o.NoSync})
+		if err != nil {
+			return nil, fmt.Errorf("cruzdb: open: %w", err)
+		}
+		db.log, db.ownsLog = l, true
+	}
+	if err := db.start(); err != nil {
+		if db.ownsLog {
+			db.log.Close()
+		}
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) start() error {
+	ctx := context.Background()
+	h, err := readOrWriteHeader(ctx, db.log, db.opts)
+	if err != nil {
+		return err
+	}
+	db.header = *h
+	st := processor.NewState(*h, cowtree.New(nil), 0)
+	db.cur.Store(&version{tree: st.Tree(), pos: 0})
+	db.runner, err = processor.Start(processor.Config{
+		Log:          db.log,
+		State:        st,
+		OnEvent:      db.onEvent,
+		HoleTimeout:  db.opts.HoleTimeout,
+		PollInterval: db.opts.PollInterval,
+		Logger:       db.opts.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	go db.watchRunner()
+	if err := db.Sync(ctx); err != nil {
+		db.runner.Stop()
+		return fmt.Errorf("cruzdb: open: replay: %w", err)
+	}
+	return nil
+}
+
+// readOrWriteHeader returns the database header at position 0, writing it
+// first if the log is empty.
+func readOrWriteHeader(ctx context.Context, l log.Log, o Options) (*entry.Header, error) {
+	tail, err := l.Tail(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cruzdb: open: read tail: %w", err)
+	}
+	if tail == 0 {
+		h := entry.NewHeader(o.ConflictWindow, DefaultMaxKeySize, DefaultMaxValueSize)
+		if _, err := l.Append(ctx, entry.EncodeHeader(h)); err != nil {
+			return nil, fmt.Errorf("cruzdb: open: write header: %w", err)
+		}
+		// Another node may have won position 0; read whatever is there.
+	}
+	deadline := time.Now().Add(o.HoleTimeout + 5*time.Second)
+	for {
+		data, err := l.Read(ctx, 0)
+		switch {
+		case err == nil:
+			h, err := entry.DecodeHeaderEntry(0, data)
+			if err != nil {
+				if errors.Is(err, entry.ErrWrongType) {
+					return nil, fmt.Errorf("cruzdb: open: log position 0 is not a cruzdb header: %w", ErrCorrupt)
+				}
+				return nil, fmt.Errorf("cruzdb: open: %w", err)
+			}
+			if err := h.Validate(); err != nil {
+				return nil, fmt.Errorf("cruzdb: open: log position 0: %w: %w", ErrCorrupt, err)
+			}
+			return h, nil
+		case errors.Is(err, log.ErrNotWritten) && time.Now().Before(deadline):
+			// Another node took position 0 and is still writing its header.
+			time.Sleep(time.Millisecond)
+		case errors.Is(err, log.ErrFilled):
+			return nil, fmt.Errorf("cruzdb: open: log position 0 holds junk, not a header: %w", ErrCorrupt)
+		default:
+			return nil, fmt.Errorf("cruzdb: open: read header: %w", err)
+		}
+	}
+}
+
+// onEvent runs on the processor goroutine for every replayed position.
+func (db *DB) onEvent(ev processor.Event) {
+	if d := ev.Decision; d != nil {
+		switch d.Outcome {
+		case processor.Committed:
+			db.stats.commits.Add(1)
+		case processor.Conflict:
+			db.stats.aborts.Add(1)
+			db.stats.conflicts.Add(1)
+		case processor.TooOld:
+			db.stats.aborts.Add(1)
+			db.stats.tooOld.Add(1)
+		case processor.Invalid:
+			db.stats.aborts.Add(1)
+			db.stats.invalid.Add(1)
+		}
+	}
+	v := &version{pos: ev.Pos}
+	if ev.Delta != nil {
+		v.tree = ev.Delta.Tree
+	} else {
+		v.tree = db.cur.Load().tree
+	}
+	db.cur.Store(v)
+
+	db.mu.Lock()
+	if d := ev.Decision; d != nil {
+		if w, ok := db.waiters[d.Token]; ok {
+			delete(db.waiters, d.Token)
+			w.ch <- *d
+		}
+	}
+	if len(db.syncs) > 0 {
+		kept := db.syncs[:0]
+		for _, s := range db.syncs {
+			if s.target <= ev.Pos {
+				close(s.ch)
+			} else {
+				kept = append(kept, s)
+			}
+		}
+		db.syncs = kept
+	}
+	db.mu.Unlock()
+}
+
+// watchRunner fails everything waiting once replay stops for good.
+func (db *DB) watchRunner() {
+	<-db.runner.Done()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	for _, s := range db.syncs {
+		close(s.ch)
+	}
+	db.syncs = nil
+	for tok, w := range db.waiters {
+		delete(db.waiters, tok)
+		close(w.ch)
+	}
+}
+
+// replayErr is the error to report when replay has stopped.
+func (db *DB) replayErr() error {
+	if err := db.runner.Err(); err != nil {
+		return fmt.Errorf("cruzdb: replay stopped: %w", err)
+	}
+	return ErrClosed
+}
+
+// waitApplied blocks until replay has passed position target.
+func (db *DB) waitApplied(ctx context.Context, target uint64) error {
+	if db.runner.Applied() >= target {
+		return nil
+	}
+	ch := make(chan struct{})
+	db.mu.Lock()
+	if db.runner.Applied() >= target {
+		db.mu.Unlock()
+		return nil
+	}
+	select {
+	case <-db.runner.Done():
+		db.mu.Unlock()
+		return db.replayErr()
+	default:
+	}
+	db.syncs = append(db.syncs, syncWaiter{target: target, ch: ch})
+	db.mu.Unlock()
+	select {
+	case <-ch:
+		if db.runner.Applied() >= target {
+			return nil
+		}
+		return db.replayErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Sync returns once the processor has replayed everything up to the log's
+// tail at the time of the call: after Sync, this DB sees every commit that
+// any node of the shared log had acknowledged before Sync was called.
+func (db *DB) Sync(ctx context.Context) error {
+	if db.isClosed() {
+		return ErrClosed
+	}
+	tail, err := db.log.Tail(ctx)
+	if err != nil {
+		return fmt.Errorf("cruzdb: sync: %w", err)
+	}
+	if tail == 0 {
+		return nil
+	}
+	db.runner.Notify()
+	return db.waitApplied(ctx, uint64(tail)-1)
+}
+
+// Flush returns once every delta produced so far is durable in the log as an
+// afterimage. Until the flusher lands, deltas live only in memory (the log's
+// intentions are the durable copy) and Flush returns nil at once.
+func (db *DB) Flush(ctx context.Context) error {
+	if db.isClosed() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Stats returns the current counters.
+func (db *DB) Stats() Stats {
+	db.mu.Lock()
+	openTxns := len(db.open)
+	db.mu.Unlock()
+	return Stats{
+		Position:           log.Position(db.runner.Applied()),
+		Commits:            db.stats.commits.Load(),
+		Aborts:             db.stats.aborts.Load(),
+		Conflicts:          db.stats.conflicts.Load(),
+		TooOld:             db.stats.tooOld.Load(),
+		Rejected:           db.stats.invalid.Load(),
+		IntentionsAppended: db.stats.appended.Load(),
+		HolesFilled:        db.runner.HolesFilled(),
+		OpenTxns:           openTxns,
+	}
+}
+
+// Log returns the shared log the DB runs on.
+func (db *DB) Log() log.Log { return db.log }
+
+func (db *DB) isClosed() bool {
+	select {
+	case <-db.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops replay and releases the log (if the DB opened it). Commits
+// waiting for a decision return ErrClosed. Transactions still open are named
+// in the returned error (wrapping ErrLeakedTxn); they are closed anyway.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return ErrClosed
+	}
+	db.closed = true
+	close(db.closing)
+	var leaked []string
+	ids := make([]uint64, 0, len(db.open))
+	for id := range db.open {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		tx := db.open[id]
+		leaked = append(leaked, fmt.Sprintf("txn %d (writable=%v, snapshot %d, open %s)", id, tx.writable, tx.snap.pos, time.Since(tx.started).Round(time.Millisecond)))
+	}
+	db.mu.Unlock()
+
+	var errs []error
+	if err := db.runner.Stop(); err != nil {
+		errs = append(errs, fmt.Errorf("cruzdb: close: replay had stopped: %w", err))
+	}
+	if db.ownsLog {
+		if err := db.log.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cruzdb: close log: %w", err))
+		}
+	}
+	if len(leaked) > 0 {
+		db.opts.Logger.Warn("transactions left open at close", "txns", leaked)
+		errs = append(errs, fmt.Errorf("%w: %s", ErrLeakedTxn, strings.Join(leaked, "; ")))
+	}
+	return errors.Join(errs...)
+}

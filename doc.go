@@ -1,0 +1,39 @@
+// Package cruzdb is a transactional, serializable key-value database whose
+// only durable state is a shared log.
+//
+// # Model
+//
+// A transaction reads an immutable snapshot: the state after some log
+// position s. Writable transactions record the keys they read and the ranges
+// they scanned, buffer their writes, and on Commit append an intention (s,
+// reads, writes) to the log. Every DB on the log replays it in order with a
+// deterministic transaction processor: the intention at p commits unless an
+// intention committed at q, s < q < p, wrote a key it read or a key inside a
+// range it scanned. Every node makes the same decision, so nodes sharing one
+// log converge without talking to each other.
+//
+//	db, err := cruzdb.Open("data", nil)
+//	err = db.Update(ctx, func(tx *cruzdb.Txn) error {
+//		v, err := tx.Get([]byte("counter"))
+//		...
+//		return tx.Put([]byte("counter"), next)
+//	})
+//
+// # What blocks what
+//
+// Readers never block: a transaction reads the version it started on, and
+// replay publishes new versions without waiting for readers. Commit waits
+// for one log append and for replay to reach its intention. Update re-runs
+// its function on conflict. Open replays the log to its tail before it
+// returns.
+//
+// # Caveats
+//
+// Values returned by Get and Range are copies. Keys are 1 to MaxKeySize
+// bytes (16 KiB by default), values up to MaxValueSize (8 MiB); one
+// transaction's intention must fit in one log entry (16 MiB). A transaction
+// whose snapshot is more than the conflict window of positions old when its
+// intention lands aborts. If Commit's context ends before the decision
+// arrives, or the append fails ambiguously, the outcome is unknown
+// (ErrCommitUnknown): the intention may still commit.
+package cruzdb

@@ -1,0 +1,5 @@
+//go:build !race
+
+package intention
+
+const raceEnabled = false

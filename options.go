@@ -1,0 +1,136 @@
+package cruzdb
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/cruzlog/cruzdb/log"
+)
+
+// Options configure a DB. Open copies them, fills in defaults for zero
+// fields and validates the result; it never modifies the caller's value.
+type Options struct {
+	// Log is the shared log to use. When set, the caller owns it: Close does
+	// not close it, and Open's path may be "" (no local files). Default: an
+	// embedded bbolt log in path.
+	Log log.Log
+
+	// NoSync turns off fsync on the embedded log. For tests only: a crash
+	// loses acknowledged commits. Default false.
+	NoSync bool
+
+	// CacheBytes bounds the memory held by clean (flushed) tree nodes.
+	// Default 256 MiB. Takes effect with the flusher.
+	CacheBytes int64
+
+	// FlushWorkers is how many afterimages are written in parallel. Default
+	// 8 x GOMAXPROCS.
+	FlushWorkers int
+
+	// FlushSerial writes one afterimage at a time with physical pointers
+	// only: the baseline, and the switch that turns parallel flushing off.
+	// Default false.
+	FlushSerial bool
+
+	// MaxUnflushedBytes bounds the memory of committed but unflushed deltas;
+	// past it, commits wait for the flusher. Default 64 MiB.
+	MaxUnflushedBytes int64
+
+	// MaxConflictRetries is how often Update re-runs its function after a
+	// conflict before returning ErrConflict. Default 10; negative means none.
+	MaxConflictRetries int
+
+	// Logger receives progress reports and problems. Default: discard.
+	Logger *slog.Logger
+
+	// ConflictWindow is written to the header of a new database: an
+	// intention whose snapshot is more than this many positions old aborts,
+	// and tombstones older than this are dropped. Ignored when opening an
+	// existing database (the header decides). Default 1<<20.
+	ConflictWindow uint64
+
+	// HoleTimeout is how long a hole below the log's tail may stay unwritten
+	// before the processor fills it (a dead writer must not stall replay).
+	// Default 1s.
+	HoleTimeout time.Duration
+
+	// PollInterval is how often replay looks for entries appended by other
+	// nodes of a shared log. Default 1ms.
+	PollInterval time.Duration
+}
+
+// Header limits written into a new database.
+const (
+	// DefaultMaxKeySize is the largest key (16 KiB).
+	DefaultMaxKeySize = 16 << 10
+	// DefaultMaxValueSize is the largest value (8 MiB).
+	DefaultMaxValueSize = 8 << 20
+)
+
+// DefaultOptions returns the options Open uses for nil.
+func DefaultOptions() Options {
+	return Options{
+		CacheBytes:         256 << 20,
+		FlushWorkers:       8 * runtime.GOMAXPROCS(0),
+		MaxUnflushedBytes:  64 << 20,
+		MaxConflictRetries: 10,
+		Logger:             slog.New(slog.DiscardHandler),
+		ConflictWindow:     1 << 20,
+		HoleTimeout:        time.Second,
+		PollInterval:       time.Millisecond,
+	}
+}
+
+// withDefaults returns a copy of o with zero fields defaulted, or an error
+// for a value no default can fix.
+func (o *Options) withDefaults() (Options, error) {
+	d := DefaultOptions()
+	if o == nil {
+		return d, nil
+	}
+	c := *o
+	bad := func(field string, v any) (Options, error) {
+		return Options{}, fmt.Errorf("%w: %s = %v", ErrInvalidOptions, field, v)
+	}
+	switch {
+	case c.CacheBytes < 0:
+		return bad("CacheBytes", c.CacheBytes)
+	case c.FlushWorkers < 0:
+		return bad("FlushWorkers", c.FlushWorkers)
+	case c.MaxUnflushedBytes < 0:
+		return bad("MaxUnflushedBytes", c.MaxUnflushedBytes)
+	case c.HoleTimeout < 0:
+		return bad("HoleTimeout", c.HoleTimeout)
+	case c.PollInterval < 0:
+		return bad("PollInterval", c.PollInterval)
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = d.CacheBytes
+	}
+	if c.FlushWorkers == 0 {
+		c.FlushWorkers = d.FlushWorkers
+	}
+	if c.MaxUnflushedBytes == 0 {
+		c.MaxUnflushedBytes = d.MaxUnflushedBytes
+	}
+	if c.MaxConflictRetries == 0 {
+		c.MaxConflictRetries = d.MaxConflictRetries
+	} else if c.MaxConflictRetries < 0 {
+		c.MaxConflictRetries = 0
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	if c.ConflictWindow == 0 {
+		c.ConflictWindow = d.ConflictWindow
+	}
+	if c.HoleTimeout == 0 {
+		c.HoleTimeout = d.HoleTimeout
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = d.PollInterval
+	}
+	return c, nil
+}

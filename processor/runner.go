@@ -1,0 +1,319 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cruzlog/cruzdb/afterimage"
+	"github.com/cruzlog/cruzdb/intention"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
+)
+
+// Event reports one log position, in log order, on the processor goroutine.
+type Event struct {
+	Pos uint64
+	// Type of the entry; 0 for junk (a filled position).
+	Type entry.Type
+	// Intention entries.
+	Intention *Intention
+	Decision  *Decision
+	Delta     *Delta // committed intentions only
+	// Afterimage entries.
+	Afterimage *afterimage.Afterimage
+}
+
+// Intention is an alias so that callers need not import the intention
+// package to read an Event.
+type Intention = intention.Intention
+
+// Config configures a Runner.
+type Config struct {
+	// Log is the shared log to replay. Required.
+	Log log.Log
+	// State is the state to replay from; replay starts at State.Pos()+1.
+	// Required. The Runner owns it from Start on.
+	State *State
+	// OnEvent is called for every position, in log order, on the processor
+	// goroutine. It must not block for long: replay waits for it. Required.
+	OnEvent func(Event)
+	// HoleTimeout is how long a position below the tail may stay unwritten
+	// before the runner fills it, so a dead writer cannot stall every node.
+	// Default 1s.
+	HoleTimeout time.Duration
+	// PollInterval is how often the runner looks for appends made by other
+	// nodes when nothing wakes it. Default 1ms.
+	PollInterval time.Duration
+	// ReadAhead is how many entries the reader decodes ahead of the core.
+	// Default 256.
+	ReadAhead int
+	// Logger receives progress and problems. Default: discard.
+	Logger *slog.Logger
+}
+
+// Runner drives a State over the log: one goroutine reads and decodes ahead,
+// another applies. Create with Start.
+type Runner struct {
+	cfg     Config
+	wake    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	done    chan struct{}
+	errOnce sync.Once
+	err     error
+	applied atomic.Uint64
+	fills   atomic.Uint64
+}
+
+type item struct {
+	pos  uint64
+	typ  entry.Type
+	in   *intention.Intention
+	ai   *afterimage.Afterimage
+	fail error
+}
+
+// Start begins replay after cfg.State.Pos().
+func Start(cfg Config) (*Runner, error) {
+	if cfg.Log == nil || cfg.State == nil || cfg.OnEvent == nil {
+		return nil, errors.New("processor: config needs Log, State and OnEvent")
+	}
+	if cfg.HoleTimeout <= 0 {
+		cfg.HoleTimeout = time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Millisecond
+	}
+	if cfg.ReadAhead <= 0 {
+		cfg.ReadAhead = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Runner{cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.applied.Store(cfg.State.Pos())
+	batches := make(chan []item, 4)
+	r.wg.Add(2)
+	go r.read(batches)
+	go r.apply(batches)
+	go func() { r.wg.Wait(); close(r.done) }()
+	return r, nil
+}
+
+// Notify tells the runner that new entries may be in the log (for example
+// after a local Append), so it need not wait for the next poll.
+func (r *Runner) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Applied returns the last position the core has replayed.
+func (r *Runner) Applied() uint64 { return r.applied.Load() }
+
+// HolesFilled returns how many holes this runner filled.
+func (r *Runner) HolesFilled() uint64 { return r.fills.Load() }
+
+// Done is closed when the runner has stopped, after Stop or a fatal error.
+func (r *Runner) Done() <-chan struct{} { return r.done }
+
+// Err returns the fatal error that stopped the runner, if any.
+func (r *Runner) Err() error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// Stop stops replay and waits for both goroutines. It returns the fatal error
+// that had stopped the runner, if any.
+func (r *Runner) Stop() error {
+	r.cancel()
+	<-r.done
+	return r.err
+}
+
+func (r *Runner) fail(err error) {
+	r.errOnce.Do(func() {
+		r.err = err
+		r.cfg.Logger.Error("processor stopped", "err", err)
+	})
+	r.cancel()
+}
+
+// read fetches and decodes entries in order and hands them over in batches.
+func (r *Runner) read(out chan<- []item) {
+	defer r.wg.Done()
+	defer close(out)
+	next := r.cfg.State.Pos() + 1
+	ticker := time.NewTicker(r.cfg.PollInterval)
+	defer ticker.Stop()
+	wait := func() bool {
+		select {
+		case <-r.ctx.Done():
+			return false
+		case <-r.wake:
+		case <-ticker.C:
+		}
+		return true
+	}
+	for {
+		tail, err := r.cfg.Log.Tail(r.ctx)
+		if err != nil {
+			if r.ctx.Err() == nil {
+				r.fail(fmt.Errorf("processor: read tail: %w", err))
+			}
+			return
+		}
+		if uint64(tail) <= next {
+			if !wait() {
+				return
+			}
+			continue
+		}
+		n := min(uint64(tail)-next, uint64(r.cfg.ReadAhead))
+		batch := make([]item, 0, n)
+		for i := uint64(0); i < n; i++ {
+			it, ok := r.fetch(next, wait)
+			if !ok {
+				return
+			}
+			batch = append(batch, it)
+			next++
+			if it.fail != nil {
+				break
+			}
+		}
+		select {
+		case out <- batch:
+		case <-r.ctx.Done():
+			return
+		}
+		if len(batch) > 0 && batch[len(batch)-1].fail != nil {
+			return
+		}
+	}
+}
+
+// fetch reads and decodes position pos, waiting on a hole and filling it
+// once it has stayed empty for HoleTimeout. ok is false when stopping.
+func (r *Runner) fetch(pos uint64, wait func() bool) (it item, ok bool) {
+	it.pos = pos
+	var holeSince time.Time
+	for attempt := 0; ; attempt++ {
+		data, err := r.cfg.Log.Read(r.ctx, log.Position(pos))
+		switch {
+		case err == nil:
+			r.decode(&it, data)
+			return it, true
+		case errors.Is(err, log.ErrFilled):
+			return it, true
+		case errors.Is(err, log.ErrNotWritten):
+			if holeSince.IsZero() {
+				holeSince = time.Now()
+			}
+			if time.Since(holeSince) >= r.cfg.HoleTimeout {
+				ferr := r.cfg.Log.Fill(r.ctx, log.Position(pos))
+				switch {
+				case ferr == nil:
+					r.fills.Add(1)
+					r.cfg.Logger.Warn("filled a hole left by a slow or dead writer", "pos", pos)
+					return it, true
+				case errors.Is(ferr, log.ErrWritten):
+					continue // the writer landed meanwhile: read it
+				case r.ctx.Err() != nil:
+					return it, false
+				default:
+					r.cfg.Logger.Warn("fill failed", "pos", pos, "err", ferr)
+				}
+			}
+			if !wait() {
+				return it, false
+			}
+		case r.ctx.Err() != nil:
+			return it, false
+		case errors.Is(err, log.ErrTrimmed), errors.Is(err, log.ErrClosed):
+			it.fail = fmt.Errorf("processor: read position %d: %w", pos, err)
+			return it, true
+		default:
+			if attempt >= 20 {
+				it.fail = fmt.Errorf("processor: read position %d: %w", pos, err)
+				return it, true
+			}
+			r.cfg.Logger.Warn("log read failed; retrying", "pos", pos, "err", err)
+			if !wait() {
+				return it, false
+			}
+		}
+	}
+}
+
+func (r *Runner) decode(it *item, data []byte) {
+	typ, payload, err := entry.Decode(it.pos, data)
+	if err != nil {
+		it.fail = err
+		return
+	}
+	it.typ = typ
+	switch typ {
+	case entry.TypeIntention:
+		in, err := intention.DecodeNoCopy(payload)
+		if err != nil {
+			it.fail = entry.Corrupt(it.pos, err)
+			return
+		}
+		it.in = in
+	case entry.TypeAfterimage:
+		ai, err := afterimage.DecodeNoCopy(payload)
+		if err != nil {
+			it.fail = entry.Corrupt(it.pos, err)
+			return
+		}
+		it.ai = ai
+	}
+}
+
+// apply runs the deterministic core over the decoded entries.
+func (r *Runner) apply(in <-chan []item) {
+	defer r.wg.Done()
+	st := r.cfg.State
+	for batch := range in {
+		for i := range batch {
+			it := &batch[i]
+			if it.fail != nil {
+				r.fail(it.fail)
+				return
+			}
+			ev := Event{Pos: it.pos, Type: it.typ}
+			if it.in != nil {
+				d, delta, err := st.Apply(it.pos, it.in)
+				if err != nil {
+					r.fail(err)
+					return
+				}
+				ev.Intention, ev.Decision, ev.Delta = it.in, &d, delta
+			} else {
+				if err := st.Skip(it.pos); err != nil {
+					r.fail(err)
+					return
+				}
+				ev.Afterimage = it.ai
+			}
+			r.applied.Store(it.pos)
+			r.cfg.OnEvent(ev)
+			if r.ctx.Err() != nil {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,407 @@
+package cruzdb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/cruzlog/cruzdb/intention"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/processor"
+)
+
+// Txn is a transaction on an immutable snapshot of the database. Reads see
+// the snapshot plus the transaction's own writes. A writable transaction
+// records what it reads; Commit appends an intention to the log and waits
+// for the processor's decision. A Txn is not safe for concurrent use.
+type Txn struct {
+	db       *DB
+	ctx      context.Context
+	id       uint64
+	writable bool
+	snap     *version
+	started  time.Time
+	closed   bool
+	err      error
+
+	writes map[string]*pending
+	reads  map[string]struct{}
+	ranges []intention.Range
+}
+
+type pending struct {
+	value []byte
+	del   bool
+}
+
+// Begin starts a transaction on the latest replayed state. The context
+// bounds the transaction's Commit. Every transaction must end with Commit or
+// Rollback.
+func (db *DB) Begin(ctx context.Context, writable bool) (*Txn, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	select {
+	case <-db.runner.Done():
+		return nil, db.replayErr()
+	default:
+	}
+	db.nextTxnID++
+	tx := &Txn{db: db, ctx: ctx, id: db.nextTxnID, writable: writable, snap: db.cur.Load(), started: time.Now()}
+	if writable {
+		tx.writes = map[string]*pending{}
+		tx.reads = map[string]struct{}{}
+	}
+	db.open[tx.id] = tx
+	return tx, nil
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(ctx context.Context, fn func(*Txn) error) error {
+	tx, err := db.Begin(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Err()
+}
+
+// Update runs fn in a writable transaction and commits it. On a conflict it
+// runs fn again on a newer snapshot, up to Options.MaxConflictRetries times,
+// so fn must be safe to re-run; after that it returns an error wrapping
+// ErrConflict. An error from fn rolls back and is returned as is.
+func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
+	var err error
+	for attempt := 0; attempt <= db.opts.MaxConflictRetries; attempt++ {
+		var tx *Txn
+		tx, err = db.Begin(ctx, true)
+		if err != nil {
+			return err
+		}
+		if err = fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		err = tx.Commit()
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("cruzdb: update gave up after %d retries: %w", db.opts.MaxConflictRetries, err)
+}
+
+// Snapshot returns the log position whose state the transaction reads.
+func (tx *Txn) Snapshot() log.Position { return log.Position(tx.snap.pos) }
+
+// Writable reports whether the transaction may write.
+func (tx *Txn) Writable() bool { return tx.writable }
+
+// Err returns the first error met while iterating (a failed node load), if
+// any. Commit fails with it too.
+func (tx *Txn) Err() error { return tx.err }
+
+func (tx *Txn) checkOpen() error {
+	if tx.closed {
+		return ErrTxnClosed
+	}
+	return nil
+}
+
+func (tx *Txn) checkKey(key []byte) error {
+	if len(key) == 0 {
+		return ErrEmptyKey
+	}
+	if len(key) > int(tx.db.header.MaxKeySize) {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLarge, len(key), tx.db.header.MaxKeySize)
+	}
+	return nil
+}
+
+// Get returns a copy of key's value, or an error wrapping ErrNotFound.
+func (tx *Txn) Get(key []byte) ([]byte, error) {
+	if err := tx.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := tx.checkKey(key); err != nil {
+		return nil, err
+	}
+	if tx.writable {
+		if p, ok := tx.writes[string(key)]; ok {
+			if p.del {
+				return nil, ErrNotFound
+			}
+			return bytes.Clone(p.value), nil
+		}
+		tx.reads[string(key)] = struct{}{}
+	}
+	v, ok, err := tx.snap.tree.Get(key)
+	if err != nil {
+		return nil, fmt.Errorf("cruzdb: get %q: %w", key, err)
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return bytes.Clone(v), nil
+}
+
+// Put sets key to value in the transaction. key and value are copied.
+func (tx *Txn) Put(key, value []byte) error {
+	if err := tx.checkWrite(key); err != nil {
+		return err
+	}
+	if len(value) > int(tx.db.header.MaxValueSize) {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(value), tx.db.header.MaxValueSize)
+	}
+	v := make([]byte, len(value))
+	copy(v, value)
+	tx.writes[string(key)] = &pending{value: v}
+	return nil
+}
+
+// Delete removes key in the transaction (deleting a missing key is fine).
+func (tx *Txn) Delete(key []byte) error {
+	if err := tx.checkWrite(key); err != nil {
+		return err
+	}
+	tx.writes[string(key)] = &pending{del: true}
+	return nil
+}
+
+func (tx *Txn) checkWrite(key []byte) error {
+	if err := tx.checkOpen(); err != nil {
+		return err
+	}
+	if !tx.writable {
+		return ErrReadOnly
+	}
+	return tx.checkKey(key)
+}
+
+// Range iterates the keys in [lo, hi) in ascending order with their values
+// (nil lo or hi: unbounded), seeing the transaction's own writes. Keys and
+// values are copies the caller may keep. In a writable transaction the part
+// of the range actually iterated joins the read set: a write committed there
+// after the snapshot aborts the transaction (no phantoms). An error stops the
+// iteration; Err reports it.
+func (tx *Txn) Range(lo, hi []byte) iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		if tx.closed {
+			tx.setErr(ErrTxnClosed)
+			return
+		}
+		var local []string
+		if tx.writable {
+			for k := range tx.writes {
+				if (lo == nil || k >= string(lo)) && (hi == nil || k < string(hi)) {
+					local = append(local, k)
+				}
+			}
+			slices.Sort(local)
+		}
+		it := tx.snap.tree.Ascend(lo)
+		has := it.Next()
+		var last []byte
+		stopped := false
+		for !stopped {
+			var k, v []byte
+			switch {
+			case has && (hi == nil || bytes.Compare(it.Key(), hi) < 0):
+				k = it.Key()
+				if len(local) > 0 && local[0] <= string(k) {
+					lk := local[0]
+					local = local[1:]
+					if lk == string(k) {
+						has = it.Next()
+					}
+					k = []byte(lk)
+					if p := tx.writes[lk]; p.del {
+						continue
+					} else {
+						v = p.value
+					}
+				} else {
+					v = it.Value()
+					has = it.Next()
+				}
+			case len(local) > 0:
+				lk := local[0]
+				local = local[1:]
+				p := tx.writes[lk]
+				if p.del {
+					continue
+				}
+				k, v = []byte(lk), p.value
+			default:
+				if err := it.Err(); err != nil {
+					tx.setErr(fmt.Errorf("cruzdb: range: %w", err))
+				}
+				stopped = true
+				continue
+			}
+			last = k
+			if !yield(bytes.Clone(k), bytes.Clone(v)) {
+				stopped = true
+				if tx.writable && !tx.closed {
+					// Only [lo, last] was observed.
+					tx.ranges = append(tx.ranges, intention.Range{Lo: bytes.Clone(lo), Hi: append(bytes.Clone(last), 0)})
+				}
+				return
+			}
+		}
+		if tx.writable && !tx.closed {
+			tx.ranges = append(tx.ranges, intention.Range{Lo: bytes.Clone(lo), Hi: bytes.Clone(hi)})
+		}
+	}
+}
+
+func (tx *Txn) setErr(err error) {
+	if tx.err == nil {
+		tx.err = err
+	}
+}
+
+// Rollback ends the transaction without committing. It is idempotent and
+// safe to defer.
+func (tx *Txn) Rollback() error {
+	if tx.closed {
+		return nil
+	}
+	tx.close()
+	return nil
+}
+
+func (tx *Txn) close() {
+	tx.closed = true
+	tx.db.mu.Lock()
+	delete(tx.db.open, tx.id)
+	tx.db.mu.Unlock()
+}
+
+// Commit ends the transaction. A read-only transaction, or one that wrote
+// nothing, commits without touching the log. Otherwise Commit appends the
+// intention and waits for the processor's decision: nil, an error wrapping
+// ErrConflict (a *ConflictError naming the key and positions), or another
+// error. If the context ends while waiting, the outcome is unknown.
+func (tx *Txn) Commit() error {
+	if tx.closed {
+		return ErrTxnClosed
+	}
+	defer tx.close()
+	if tx.err != nil {
+		return tx.err
+	}
+	if !tx.writable || len(tx.writes) == 0 {
+		return nil
+	}
+	db := tx.db
+	in := tx.intention()
+	data := entry.AppendIntention(nil, in)
+	if len(data) > log.MaxEntrySize {
+		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTxnTooLarge, len(data), log.MaxEntrySize)
+	}
+	w := &commitWaiter{ch: make(chan processor.Decision, 1)}
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return ErrClosed
+	}
+	for db.waiters[in.Token] != nil { // a token collision inside this DB
+		in.Token = rand.Uint64()
+		data = entry.AppendIntention(data[:0], in)
+	}
+	db.waiters[in.Token] = w
+	db.mu.Unlock()
+
+	pos, err := db.log.Append(tx.ctx, data)
+	if err != nil {
+		db.mu.Lock()
+		delete(db.waiters, in.Token)
+		db.mu.Unlock()
+		if errors.Is(err, log.ErrClosed) {
+			return fmt.Errorf("cruzdb: commit: %w", ErrClosed)
+		}
+		return fmt.Errorf("cruzdb: commit: append intention: %w (%w)", err, ErrCommitUnknown)
+	}
+	db.stats.appended.Add(1)
+	db.runner.Notify()
+	for {
+		select {
+		case d, ok := <-w.ch:
+			if !ok {
+				return fmt.Errorf("cruzdb: commit at position %d: %w (%w)", pos, db.replayErr(), ErrCommitUnknown)
+			}
+			if d.Pos != uint64(pos) {
+				// Another intention carried our token: keep waiting for ours.
+				db.mu.Lock()
+				db.waiters[in.Token] = w
+				db.mu.Unlock()
+				continue
+			}
+			return decisionErr(d)
+		case <-tx.ctx.Done():
+			db.mu.Lock()
+			delete(db.waiters, in.Token)
+			db.mu.Unlock()
+			return fmt.Errorf("cruzdb: commit at position %d: %w (%w)", pos, tx.ctx.Err(), ErrCommitUnknown)
+		case <-db.closing:
+			return fmt.Errorf("cruzdb: commit at position %d: %w (%w)", pos, ErrClosed, ErrCommitUnknown)
+		}
+	}
+}
+
+func decisionErr(d processor.Decision) error {
+	switch d.Outcome {
+	case processor.Committed:
+		return nil
+	case processor.Conflict:
+		return &ConflictError{Key: d.ConflictKey, Snapshot: d.Snapshot, Pos: d.Pos, WrittenAt: d.ConflictPos}
+	case processor.TooOld:
+		return &ConflictError{Snapshot: d.Snapshot, Pos: d.Pos, TooOld: true}
+	default:
+		return fmt.Errorf("%w at position %d: %s", ErrRejected, d.Pos, d.Reason)
+	}
+}
+
+// intention builds the transaction's log record: reads and writes sorted by
+// key, one op per key (the last write wins).
+func (tx *Txn) intention() *intention.Intention {
+	in := &intention.Intention{Snapshot: tx.snap.pos, Token: rand.Uint64()}
+	keys := make([]string, 0, len(tx.writes))
+	for k := range tx.writes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	in.Ops = make([]intention.Op, len(keys))
+	for i, k := range keys {
+		p := tx.writes[k]
+		if p.del {
+			in.Ops[i] = intention.Op{Kind: intention.OpDelete, Key: []byte(k)}
+		} else {
+			in.Ops[i] = intention.Op{Kind: intention.OpPut, Key: []byte(k), Value: p.value}
+		}
+	}
+	reads := make([]string, 0, len(tx.reads))
+	for k := range tx.reads {
+		reads = append(reads, k)
+	}
+	slices.Sort(reads)
+	for _, k := range reads {
+		in.Reads = append(in.Reads, []byte(k))
+	}
+	in.Ranges = tx.ranges
+	return in
+}
