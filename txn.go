@@ -158,6 +158,36 @@ func (tx *Txn) Get(key []byte) ([]byte, error) {
 	return bytes.Clone(v), nil
 }
 
+// LastWrite returns the position of the commit that last wrote key (a put
+// or a delete) as seen by the transaction, or 0 if the snapshot holds no
+// trace of it (never written, or deleted longer ago than the conflict
+// window). A key the transaction wrote itself reports 0. In a writable
+// transaction the key joins the read set, like Get. It lets a client
+// implement optimistic "watch" semantics: remember LastWrite, and later
+// compare.
+func (tx *Txn) LastWrite(key []byte) (log.Position, error) {
+	if err := tx.checkOpen(); err != nil {
+		return 0, err
+	}
+	if err := tx.checkKey(key); err != nil {
+		return 0, err
+	}
+	if tx.writable {
+		if _, ok := tx.writes[string(key)]; ok {
+			return 0, nil
+		}
+		tx.reads[string(key)] = struct{}{}
+	}
+	n, err := tx.snap.tree.Lookup(key)
+	if err != nil {
+		return 0, fmt.Errorf("cruzdb: last write of %q: %w", key, err)
+	}
+	if n == nil {
+		return 0, nil
+	}
+	return log.Position(n.Pos()), nil
+}
+
 // Put sets key to value in the transaction. key and value are copied.
 func (tx *Txn) Put(key, value []byte) error {
 	if err := tx.checkWrite(key); err != nil {
