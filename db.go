@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/boltlog"
@@ -30,6 +31,7 @@ type DB struct {
 	ownsLog bool
 	header  entry.Header
 	runner  *processor.Runner
+	flusher *flusher.Flusher
 
 	cur atomic.Pointer[version]
 
@@ -78,11 +80,26 @@ type Stats struct {
 	IntentionsAppended uint64
 	// HolesFilled counts holes the processor filled.
 	HolesFilled uint64
-	// AfterimagesWritten counts afterimages this DB appended.
-	AfterimagesWritten uint64
-	// UnflushedBytes is the memory of committed deltas not yet flushed;
-	// CachedBytes the memory of clean cached nodes.
+	// AfterimagesWritten counts afterimages this DB appended, and
+	// AfterimageBytes their size.
+	AfterimagesWritten, AfterimageBytes uint64
+	// PointersPhysical and PointersIntention count the cross-delta child
+	// pointers written, by kind.
+	PointersPhysical, PointersIntention uint64
+	// Confirmed counts deltas whose active afterimage replay has seen;
+	// Duplicates the afterimages seen after an active one.
+	Confirmed, Duplicates uint64
+	// UnflushedBytes is the memory of committed deltas not yet confirmed,
+	// in PendingDeltas deltas; CachedBytes the memory of clean nodes kept.
 	UnflushedBytes, CachedBytes int64
+	PendingDeltas               int
+	// CacheMisses counts nodes read back from the log after eviction;
+	// CacheHits those served from an afterimage decoded moments before.
+	CacheHits, CacheMisses, Evictions uint64
+	// ForwardScans counts intention pointers resolved by scanning the log.
+	ForwardScans uint64
+	// BackpressureWaits counts commits that waited for the flusher.
+	BackpressureWaits uint64
 	// OpenTxns is the number of transactions not yet closed.
 	OpenTxns int
 }
@@ -133,7 +150,21 @@ func (db *DB) start() error {
 		return err
 	}
 	db.header = *h
-	st := processor.NewState(*h, cowtree.New(nil), 0)
+	db.flusher, err = flusher.New(flusher.Options{
+		Log:               db.log,
+		Workers:           db.opts.FlushWorkers,
+		Serial:            db.opts.FlushSerial,
+		MaxUnflushedBytes: db.opts.MaxUnflushedBytes,
+		CacheBytes:        db.opts.CacheBytes,
+		Policy:            db.opts.FlushPolicy,
+		TakeoverDelay:     db.opts.TakeoverDelay,
+		HoleTimeout:       db.opts.HoleTimeout,
+		Logger:            db.opts.Logger,
+	}, 0)
+	if err != nil {
+		return err
+	}
+	st := processor.NewState(*h, cowtree.New(db.flusher.Loader()), 0)
 	db.cur.Store(&version{tree: st.Tree(), pos: 0})
 	db.runner, err = processor.Start(processor.Config{
 		Log:          db.log,
@@ -144,11 +175,13 @@ func (db *DB) start() error {
 		Logger:       db.opts.Logger,
 	})
 	if err != nil {
+		db.flusher.Stop()
 		return err
 	}
 	go db.watchRunner()
 	if err := db.Sync(ctx); err != nil {
 		db.runner.Stop()
+		db.flusher.Stop()
 		return fmt.Errorf("cruzdb: open: replay: %w", err)
 	}
 	return nil
@@ -221,10 +254,12 @@ func (db *DB) onEvent(ev processor.Event) {
 	db.cur.Store(v)
 
 	db.mu.Lock()
+	local := false
 	if d := ev.Decision; d != nil {
 		if w, ok := db.waiters[d.Token]; ok {
 			delete(db.waiters, d.Token)
 			w.ch <- *d
+			local = true
 		}
 	}
 	if len(db.syncs) > 0 {
@@ -239,6 +274,17 @@ func (db *DB) onEvent(ev processor.Event) {
 		db.syncs = kept
 	}
 	db.mu.Unlock()
+
+	switch {
+	case ev.Delta != nil:
+		if db.opts.deltaHook != nil {
+			db.opts.deltaHook(ev.Delta)
+		}
+		db.flusher.Produced(ev.Delta, local)
+	case ev.Afterimage != nil:
+		db.flusher.Saw(ev.Pos, ev.Afterimage.Intention)
+	}
+	db.flusher.Evict()
 }
 
 // watchRunner fails everything waiting once replay stops for good.
@@ -312,14 +358,25 @@ func (db *DB) Sync(ctx context.Context) error {
 	return db.waitApplied(ctx, uint64(tail)-1)
 }
 
-// Flush returns once every delta produced so far is durable in the log as an
-// afterimage. Until the flusher lands, deltas live only in memory (the log's
-// intentions are the durable copy) and Flush returns nil at once.
+// Flush returns once every delta produced so far (up to the position replay
+// has reached) is durable in the log as an afterimage and confirmed as its
+// intention's active afterimage. Nodes of flushed deltas may be evicted from
+// memory, and a restart need not replay their intentions.
 func (db *DB) Flush(ctx context.Context) error {
 	if db.isClosed() {
 		return ErrClosed
 	}
-	return ctx.Err()
+	return db.flush(ctx)
+}
+
+func (db *DB) flush(ctx context.Context) error {
+	if err := db.flusher.Flush(ctx, db.runner.Applied()); err != nil {
+		if errors.Is(err, flusher.ErrStopped) {
+			return db.replayErr()
+		}
+		return fmt.Errorf("cruzdb: flush: %w", err)
+	}
+	return nil
 }
 
 // Stats returns the current counters.
@@ -327,7 +384,22 @@ func (db *DB) Stats() Stats {
 	db.mu.Lock()
 	openTxns := len(db.open)
 	db.mu.Unlock()
+	fs := db.flusher.Stats()
 	return Stats{
+		AfterimagesWritten: fs.AfterimagesWritten,
+		AfterimageBytes:    fs.AfterimageBytes,
+		PointersPhysical:   fs.PointersPhysical,
+		PointersIntention:  fs.PointersIntention,
+		Confirmed:          fs.Confirmed,
+		Duplicates:         fs.Duplicates,
+		UnflushedBytes:     fs.UnflushedBytes,
+		PendingDeltas:      fs.PendingDeltas,
+		CachedBytes:        fs.CachedBytes,
+		CacheHits:          fs.CacheHits,
+		CacheMisses:        fs.CacheMisses,
+		Evictions:          fs.Evictions,
+		ForwardScans:       fs.ForwardScans,
+		BackpressureWaits:  fs.BackpressureWaits,
 		Position:           log.Position(db.runner.Applied()),
 		Commits:            db.stats.commits.Load(),
 		Aborts:             db.stats.aborts.Load(),
@@ -376,6 +448,13 @@ func (db *DB) Close() error {
 	db.mu.Unlock()
 
 	var errs []error
+	// Flush while replay still runs: it confirms the afterimages.
+	fctx, cancel := context.WithTimeout(context.Background(), db.opts.CloseFlushTimeout)
+	if err := db.flush(fctx); err != nil {
+		errs = append(errs, fmt.Errorf("cruzdb: close: %w", err))
+	}
+	cancel()
+	db.flusher.Stop()
 	if err := db.runner.Stop(); err != nil {
 		errs = append(errs, fmt.Errorf("cruzdb: close: replay had stopped: %w", err))
 	}

@@ -6,7 +6,9 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/processor"
 )
 
 // Options configure a DB. Open copies them, fills in defaults for zero
@@ -59,6 +61,20 @@ type Options struct {
 	// PollInterval is how often replay looks for entries appended by other
 	// nodes of a shared log. Default 1ms.
 	PollInterval time.Duration
+
+	// FlushPolicy says which nodes of a shared log write an intention's
+	// afterimage. Default flusher.PolicyTakeover: the node that appended
+	// the intention, or any node once TakeoverDelay has passed without one.
+	FlushPolicy flusher.Policy
+
+	// TakeoverDelay: see FlushPolicy. Default 2s.
+	TakeoverDelay time.Duration
+
+	// CloseFlushTimeout bounds how long Close waits to flush. Default 30s.
+	CloseFlushTimeout time.Duration
+
+	// deltaHook, for tests, sees every delta on the processor goroutine.
+	deltaHook func(*processor.Delta)
 }
 
 // Header limits written into a new database.
@@ -80,6 +96,8 @@ func DefaultOptions() Options {
 		ConflictWindow:     1 << 20,
 		HoleTimeout:        time.Second,
 		PollInterval:       time.Millisecond,
+		TakeoverDelay:      2 * time.Second,
+		CloseFlushTimeout:  30 * time.Second,
 	}
 }
 
@@ -131,6 +149,15 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = d.PollInterval
+	}
+	if c.TakeoverDelay <= 0 {
+		c.TakeoverDelay = d.TakeoverDelay
+	}
+	if c.CloseFlushTimeout <= 0 {
+		c.CloseFlushTimeout = d.CloseFlushTimeout
+	}
+	if c.FlushPolicy > flusher.PolicyOriginator {
+		return bad("FlushPolicy", c.FlushPolicy)
 	}
 	return c, nil
 }

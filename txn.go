@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
@@ -342,6 +343,12 @@ func (tx *Txn) Commit() error {
 	data := entry.AppendIntention(nil, in)
 	if len(data) > log.MaxEntrySize {
 		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTxnTooLarge, len(data), log.MaxEntrySize)
+	}
+	if err := db.flusher.WaitRoom(tx.ctx); err != nil {
+		if errors.Is(err, flusher.ErrStopped) {
+			return ErrClosed
+		}
+		return fmt.Errorf("cruzdb: commit: waiting for the flusher: %w", err)
 	}
 	w := &commitWaiter{ch: make(chan processor.Decision, 1)}
 	db.mu.Lock()

@@ -49,6 +49,21 @@ func (a *Afterimage) EncodedSize() int {
 	return n
 }
 
+// maxNodeOverhead bounds what a node's encoding takes beyond its key and
+// value: array header, two bin headers, three uints, a bool, the height and
+// two pointers of at most an array header and three uints.
+const maxNodeOverhead = 1 + 2*wire.MaxBytesOverhead + 3*wire.MaxUintSize + 1 + 2 +
+	2*(1+3*wire.MaxUintSize)
+
+// maxSize is a cheap upper bound of EncodedSize.
+func (a *Afterimage) maxSize() int {
+	n := 1 + wire.MaxUintSize + wire.MaxArrayLenSize
+	for i := range a.Nodes {
+		n += maxNodeOverhead + len(a.Nodes[i].Key) + len(a.Nodes[i].Value)
+	}
+	return n
+}
+
 func (nd *Node) encodedSize() int {
 	n := 1 + wire.BytesSize(nd.Key) + wire.BytesSize(nd.Value) +
 		wire.UintSize(nd.Pos) + 1 + wire.UintSize(nd.MaxPos) +
@@ -78,10 +93,12 @@ func (p Ptr) encodedSize() int {
 // Off of a PtrNil, Pos of a PtrSelf. A pointer of an unknown kind is written
 // with its kind, Pos and Off, and fails to decode.
 func (a *Afterimage) AppendPayload(dst []byte) []byte {
-	if need := a.EncodedSize(); cap(dst)-len(dst) < need {
-		grown := make([]byte, len(dst), len(dst)+need)
-		copy(grown, dst)
-		dst = grown
+	if room := cap(dst) - len(dst); room < a.maxSize() {
+		if need := a.EncodedSize(); room < need {
+			grown := make([]byte, len(dst), len(dst)+need)
+			copy(grown, dst)
+			dst = grown
+		}
 	}
 	dst = wire.AppendArrayLen(dst, numFields)
 	dst = wire.AppendUint(dst, a.Intention)
@@ -123,9 +140,10 @@ func (p Ptr) appendTo(dst []byte) []byte {
 
 // Decode decodes and validates an afterimage payload (see Validate). The
 // result does not alias payload: the keys and values of all nodes are
-// sub-slices of one new backing array, capacity-limited to their length, so
-// retaining any one of them retains that array. It allocates three times (the
-// Afterimage, its Nodes, the backing array).
+// sub-slices of one new backing array holding just those bytes,
+// capacity-limited to their length, so retaining any one of them retains that
+// array. It allocates three times (the Afterimage, its Nodes, the backing
+// array).
 //
 // An error wraps ErrMalformed. Decode never panics and never allocates from
 // a length the payload cannot hold.
@@ -211,30 +229,54 @@ func readIntentionAndCount(r *wire.Reader) (uint64, int, error) {
 	return pos, n, nil
 }
 
+// DecodeInto decodes and validates payload into a, reusing the capacity of
+// a.Nodes; it allocates only if the afterimage has more nodes than that
+// capacity. As with DecodeNoCopy, keys and values alias payload, which the
+// caller must own and leave unmodified while a is in use. An afterimage
+// without nodes leaves a.Nodes empty, not necessarily nil. On error, a holds
+// an unspecified partial decode. Errors are those of Decode.
+func DecodeInto(a *Afterimage, payload []byte) error {
+	_, err := decodeInto(a, payload)
+	return err
+}
+
 // decode decodes payload into a new afterimage whose slices alias payload,
 // and returns the total length of its byte slices.
 func decode(payload []byte) (*Afterimage, int, error) {
-	r := wire.NewReader(payload)
-	pos, n, err := readIntentionAndCount(&r)
+	a := new(Afterimage)
+	total, err := decodeInto(a, payload)
 	if err != nil {
 		return nil, 0, err
 	}
-	a := &Afterimage{Intention: pos}
-	total := 0
-	if n > 0 {
+	return a, total, nil
+}
+
+// decodeInto decodes payload into a, whose slices then alias payload, and
+// returns the total length of its byte slices.
+func decodeInto(a *Afterimage, payload []byte) (int, error) {
+	r := wire.NewReader(payload)
+	pos, n, err := readIntentionAndCount(&r)
+	if err != nil {
+		return 0, err
+	}
+	a.Intention = pos
+	if n <= cap(a.Nodes) {
+		a.Nodes = a.Nodes[:n]
+	} else {
 		a.Nodes = make([]Node, n)
-		for i := range a.Nodes {
-			nd := &a.Nodes[i]
-			if err := nd.decode(&r, i); err != nil {
-				return nil, 0, err
-			}
-			total += len(nd.Key) + len(nd.Value)
+	}
+	total := 0
+	for i := range a.Nodes {
+		nd := &a.Nodes[i]
+		if err := nd.decode(&r, i); err != nil {
+			return 0, err
 		}
+		total += len(nd.Key) + len(nd.Value)
 	}
 	if err := r.Finish(); err != nil {
-		return nil, 0, malformed("record", err)
+		return 0, malformed("record", err)
 	}
-	return a, total, nil
+	return total, nil
 }
 
 // decode reads node i into nd (its slices alias the reader's buffer) and

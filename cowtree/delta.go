@@ -26,7 +26,7 @@ type Delta struct {
 // carries position id, which must be greater than every position in t.
 func (t *Tree) Begin(id uint64) *Delta {
 	d := &Delta{id: id, ld: t.ld}
-	d.root, d.err = resolve(&t.root, t.ld)
+	d.root, d.err = resolve(t.root, t.ld)
 	if d.err == nil && d.root != nil && d.root.maxPos >= id {
 		d.err = fmt.Errorf("%w: delta %d, tree has %d", ErrDeltaOrder, id, d.root.maxPos)
 	}
@@ -58,7 +58,7 @@ func (d *Delta) write(key, value []byte, tomb bool) error {
 	kv := make([]byte, len(key)+len(value))
 	copy(kv, key)
 	copy(kv[len(key):], value)
-	root, err := d.put(d.root, kv, uint32(len(key)), tomb)
+	root, err := d.put(d.root, prefix(key), kv, uint32(len(key)), tomb)
 	if err != nil {
 		d.err = err
 		return err
@@ -84,6 +84,7 @@ func (d *Delta) own(n *Node) *Node {
 		return n
 	}
 	c := &Node{
+		kp:      n.kp,
 		kv:      n.kv,
 		klen:    n.klen,
 		height:  n.height,
@@ -98,15 +99,16 @@ func (d *Delta) own(n *Node) *Node {
 	return c
 }
 
-func (d *Delta) put(n *Node, kv []byte, klen uint32, tomb bool) (*Node, error) {
+func (d *Delta) put(n *Node, kp uint64, kv []byte, klen uint32, tomb bool) (*Node, error) {
 	if n == nil {
-		m := &Node{kv: kv, klen: klen, tomb: tomb, pos: d.id, delta: d.id, height: 1, maxPos: d.id, minTomb: NoTombstone}
+		m := &Node{kp: kp, kv: kv, klen: klen, tomb: tomb, pos: d.id, delta: d.id, height: 1, maxPos: d.id, minTomb: NoTombstone}
+		m.left.minTomb, m.right.minTomb = NoTombstone, NoTombstone
 		if tomb {
 			m.minTomb = d.id
 		}
 		return m, nil
 	}
-	c := bytes.Compare(kv[:klen], n.Key())
+	c := n.compare(kp, kv[:klen])
 	m := d.own(n)
 	if c == 0 {
 		m.kv, m.klen, m.tomb, m.pos = kv, klen, tomb, d.id
@@ -123,7 +125,7 @@ func (d *Delta) put(n *Node, kv []byte, klen uint32, tomb bool) (*Node, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	nc, err := d.put(ch, kv, klen, tomb)
+	nc, err := d.put(ch, kp, kv, klen, tomb)
 	if err != nil {
 		return nil, err
 	}
@@ -131,58 +133,50 @@ func (d *Delta) put(n *Node, kv []byte, klen uint32, tomb bool) (*Node, error) {
 	return d.balance(m), d.err
 }
 
-func height(n *Node) int8 {
-	if n == nil {
-		return 0
-	}
-	return n.height
-}
-
 // update recomputes m's summaries from its children.
 func (d *Delta) update(m *Node) {
-	l, r := d.child(&m.left), d.child(&m.right)
-	h := height(l)
-	if hr := height(r); hr > h {
-		h = hr
-	}
-	m.height = h + 1
-	m.maxPos = m.pos
-	m.minTomb = NoTombstone
+	lh, rh := d.refHeight(&m.left), d.refHeight(&m.right)
+	m.height = max(lh, rh) + 1
+	m.maxPos = max(m.pos, m.left.maxPos, m.right.maxPos)
+	m.minTomb = min(m.left.minTomb, m.right.minTomb)
 	if m.tomb {
-		m.minTomb = m.pos
+		m.minTomb = min(m.minTomb, m.pos)
 	}
-	for _, c := range [2]*Node{l, r} {
+}
+
+// refHeight returns the height of the child behind r, learning the child's
+// summaries (by loading it) when the ref does not know them yet. r belongs
+// to a node owned by the delta.
+func (d *Delta) refHeight(r *Ref) int8 {
+	if r.h < 0 {
+		c := d.child(r)
 		if c == nil {
-			continue
+			return 0
 		}
-		if c.maxPos > m.maxPos {
-			m.maxPos = c.maxPos
-		}
-		if c.minTomb < m.minTomb {
-			m.minTomb = c.minTomb
-		}
+		r.set(c)
 	}
+	return r.h
 }
 
 // balance restores the AVL invariant at m (owned by the delta) and returns
 // the new subtree root.
 func (d *Delta) balance(m *Node) *Node {
-	l, r := d.child(&m.left), d.child(&m.right)
+	bf := int(d.refHeight(&m.left)) - int(d.refHeight(&m.right))
 	if d.err != nil {
 		return m
 	}
-	switch bf := int(height(l)) - int(height(r)); {
+	switch {
 	case bf > 1:
-		l = d.own(l)
-		if height(d.child(&l.left)) < height(d.child(&l.right)) {
+		l := d.own(d.child(&m.left))
+		if d.refHeight(&l.left) < d.refHeight(&l.right) {
 			m.left.set(d.rotateLeft(l))
 		} else {
 			m.left.set(l)
 		}
 		return d.rotateRight(m)
 	case bf < -1:
-		r = d.own(r)
-		if height(d.child(&r.right)) < height(d.child(&r.left)) {
+		r := d.own(d.child(&m.right))
+		if d.refHeight(&r.right) < d.refHeight(&r.left) {
 			m.right.set(d.rotateRight(r))
 		} else {
 			m.right.set(r)
@@ -299,12 +293,20 @@ func (d *Delta) Finish() (Tree, []*Node, error) {
 		n.addr = Addr{Kind: AddrIntention, Pos: d.id, Off: n.off}
 		nodes = append(nodes, n)
 	}
-	nt := Tree{ld: d.ld}
+	nt := Tree{ld: d.ld, root: &Ref{minTomb: NoTombstone}}
 	if d.root != nil {
 		if d.root.delta == d.id {
 			number(d.root)
 		}
 		nt.root.set(d.root)
+	}
+	// Record where each child of a new node now hangs, for eviction.
+	for _, n := range nodes {
+		for _, r := range [2]*Ref{&n.left, &n.right} {
+			if c := r.Node(); c != nil {
+				c.home = r
+			}
+		}
 	}
 	return nt, nodes, nil
 }

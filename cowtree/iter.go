@@ -20,7 +20,7 @@ type Iterator struct {
 // Ascend returns an iterator over keys >= from (nil: from the first key).
 func (t *Tree) Ascend(from []byte) *Iterator {
 	it := &Iterator{ld: t.ld, stack: make([]*Node, 0, 32)}
-	n, err := resolve(&t.root, t.ld)
+	n, err := resolve(t.root, t.ld)
 	for n != nil && err == nil {
 		if from == nil || bytes.Compare(n.Key(), from) >= 0 {
 			it.stack = append(it.stack, n)
@@ -37,7 +37,7 @@ func (t *Tree) Ascend(from []byte) *Iterator {
 // from the last key).
 func (t *Tree) Descend(before []byte) *Iterator {
 	it := &Iterator{ld: t.ld, desc: true, stack: make([]*Node, 0, 32)}
-	n, err := resolve(&t.root, t.ld)
+	n, err := resolve(t.root, t.ld)
 	for n != nil && err == nil {
 		if before == nil || bytes.Compare(n.Key(), before) < 0 {
 			it.stack = append(it.stack, n)

@@ -1,6 +1,8 @@
 package cowtree
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -47,6 +49,7 @@ const NoTombstone = math.MaxUint64
 // pointers to its children may be installed (after a load) or cleared (on
 // eviction), atomically.
 type Node struct {
+	kp      uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
 	kv      []byte // key then value, one allocation
 	klen    uint32
 	off     uint32 // offset within the delta, valid after Finish
@@ -59,7 +62,39 @@ type Node struct {
 	addr    Addr
 	left    Ref
 	right   Ref
+	home    *Ref   // the ref this node was last linked under (eviction); nil for a root
+	touched uint32 // set on access, cleared by the cache's clock hand
 }
+
+func (n *Node) touch() {
+	if atomic.LoadUint32(&n.touched) == 0 {
+		atomic.StoreUint32(&n.touched, 1)
+	}
+}
+
+// Touched reports whether the node was read since the last call, and clears
+// the mark (the cache's clock hand).
+func (n *Node) Touched() bool { return atomic.SwapUint32(&n.touched, 0) == 1 }
+
+// Evict unlinks the node from the ref it was last linked under, so that the
+// tree reloads it from the log when it is next needed. It refuses (false) a
+// root, or a node with children in memory (the tree stays resident from the
+// root down, so nothing evicted keeps memory alive). Only a node whose
+// afterimage is durable and confirmed active may be evicted. Evict must be
+// called on the goroutine that finishes deltas.
+func (n *Node) Evict() bool {
+	h := n.home
+	if h == nil || n.left.Node() != nil || n.right.Node() != nil {
+		return false
+	}
+	return atomic.CompareAndSwapPointer(&h.p, unsafe.Pointer(n), nil)
+}
+
+// Linked reports whether the node hangs under a parent (a root does not).
+func (n *Node) Linked() bool { return n.home != nil }
+
+// Resident reports whether the node is still linked under its home ref.
+func (n *Node) Resident() bool { return n.home == nil || n.home.Node() == n }
 
 // Ref is a child pointer: the child's address in the log and, when it is in
 // memory, the child itself. Fresh nodes (not yet reachable by readers) have
@@ -68,6 +103,12 @@ type Node struct {
 type Ref struct {
 	p    unsafe.Pointer // *Node
 	addr Addr
+	// The child's summaries, copied from it when the ref is set, so that a
+	// parent's summaries are recomputed without touching its children. h is
+	// -1 when unknown (a child of a node loaded from the log).
+	h       int8
+	maxPos  uint64
+	minTomb uint64
 }
 
 // Node returns the in-memory child, or nil if it is empty or not resident.
@@ -84,16 +125,16 @@ func (r *Ref) IsNil() bool { return r.addr.Kind == AddrNone && r.Node() == nil }
 func (r *Ref) set(n *Node) {
 	r.p = unsafe.Pointer(n)
 	if n == nil {
-		r.addr = Addr{}
+		r.addr, r.h, r.maxPos, r.minTomb = Addr{}, 0, 0, NoTombstone
 	} else {
-		r.addr = n.addr
+		r.addr, r.h, r.maxPos, r.minTomb = n.addr, n.height, n.maxPos, n.minTomb
 	}
 }
 
 // copyFrom copies another ref into a fresh node's ref.
 func (r *Ref) copyFrom(o *Ref) {
 	r.p = atomic.LoadPointer(&o.p)
-	r.addr = o.addr
+	r.addr, r.h, r.maxPos, r.minTomb = o.addr, o.h, o.maxPos, o.minTomb
 }
 
 // Install makes n the in-memory child of a published node, if none is there.
@@ -184,7 +225,37 @@ func NewLoaded(addr Addr, f NodeFields) *Node {
 	n.kv = make([]byte, len(f.Key)+len(f.Value))
 	copy(n.kv, f.Key)
 	copy(n.kv[len(f.Key):], f.Value)
-	n.left.addr = f.Left
-	n.right.addr = f.Right
+	n.kp = prefix(f.Key)
+	for _, c := range [2]struct {
+		r *Ref
+		a Addr
+	}{{&n.left, f.Left}, {&n.right, f.Right}} {
+		c.r.addr, c.r.minTomb = c.a, NoTombstone
+		if c.a.Kind != AddrNone {
+			c.r.h = -1 // summaries unknown until the child is loaded
+		}
+	}
 	return n
+}
+
+// prefix returns key's first 8 bytes as a big-endian number, zero-padded.
+// Comparing prefixes orders keys correctly whenever the prefixes differ.
+func prefix(key []byte) uint64 {
+	if len(key) >= 8 {
+		return binary.BigEndian.Uint64(key)
+	}
+	var b [8]byte
+	copy(b[:], key)
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// compare orders key (with prefix kp) against n's key.
+func (n *Node) compare(kp uint64, key []byte) int {
+	switch {
+	case kp < n.kp:
+		return -1
+	case kp > n.kp:
+		return 1
+	}
+	return bytes.Compare(key, n.Key())
 }

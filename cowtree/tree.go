@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"unsafe"
 )
 
 // Loader brings a node that is not in memory back from the log. It is called
@@ -22,7 +24,7 @@ var ErrNotResident = errors.New("cowtree: node not in memory and no loader")
 // Tree is an immutable version of the tree. The zero Tree is empty. Trees are
 // cheap values; any number of goroutines may read one concurrently.
 type Tree struct {
-	root Ref
+	root *Ref // shared by copies of the Tree, so a lazy root load is seen by all
 	ld   Loader
 }
 
@@ -31,20 +33,31 @@ func New(ld Loader) Tree { return Tree{ld: ld} }
 
 // FromRoot returns the tree whose root is at addr, loaded lazily through ld.
 func FromRoot(addr Addr, ld Loader) Tree {
-	t := Tree{ld: ld}
-	t.root.addr = addr
-	return t
+	r := &Ref{addr: addr, minTomb: NoTombstone}
+	if addr.Kind != AddrNone {
+		r.h = -1
+	}
+	return Tree{root: r, ld: ld}
 }
 
 // Root returns the root pointer of the tree.
-func (t *Tree) Root() *Ref { return &t.root }
+func (t *Tree) Root() *Ref {
+	if t.root == nil {
+		return &Ref{minTomb: NoTombstone}
+	}
+	return t.root
+}
 
 // Loader returns the tree's loader.
 func (t *Tree) Loader() Loader { return t.ld }
 
 // resolve returns the node behind r, loading it if needed.
 func resolve(r *Ref, ld Loader) (*Node, error) {
+	if r == nil {
+		return nil, nil
+	}
 	if n := r.Node(); n != nil {
+		n.touch()
 		return n, nil
 	}
 	if r.addr.Kind == AddrNone {
@@ -57,21 +70,38 @@ func resolve(r *Ref, ld Loader) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cowtree: load %v: %w", r.addr, err)
 	}
-	r.Install(n)
+	n.home = r
+	if !atomic.CompareAndSwapPointer(&r.p, nil, unsafe.Pointer(n)) {
+		// Another reader installed it first; use theirs.
+		if o := r.Node(); o != nil {
+			return o, nil
+		}
+		return n, nil
+	}
+	if tr, ok := ld.(Tracker); ok {
+		tr.Installed(n)
+	}
 	return n, nil
 }
 
+// Tracker is an optional interface of a Loader: Installed is called once a
+// loaded node has been linked into the tree (and so can be evicted again).
+type Tracker interface {
+	Installed(n *Node)
+}
+
 // RootNode returns the root node (nil for an empty tree).
-func (t *Tree) RootNode() (*Node, error) { return resolve(&t.root, t.ld) }
+func (t *Tree) RootNode() (*Node, error) { return resolve(t.root, t.ld) }
 
 // Child resolves a child pointer of a node of this tree.
 func (t *Tree) Child(r *Ref) (*Node, error) { return resolve(r, t.ld) }
 
 // Lookup returns the entry for key, tombstones included, or nil.
 func (t *Tree) Lookup(key []byte) (*Node, error) {
-	n, err := resolve(&t.root, t.ld)
+	kp := prefix(key)
+	n, err := resolve(t.root, t.ld)
 	for n != nil && err == nil {
-		c := bytes.Compare(key, n.Key())
+		c := n.compare(kp, key)
 		switch {
 		case c == 0:
 			return n, nil
@@ -99,7 +129,7 @@ func (t *Tree) Get(key []byte) ([]byte, bool, error) {
 // hi is unbounded. Subtrees whose highest position is at most s are skipped
 // without being visited, so the cost follows the number of recent writes.
 func (t *Tree) WrittenAfter(lo, hi []byte, s uint64) (*Node, error) {
-	n, err := resolve(&t.root, t.ld)
+	n, err := resolve(t.root, t.ld)
 	if err != nil {
 		return nil, err
 	}

@@ -89,3 +89,19 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkDecodeInto(b *testing.B) {
+	for _, s := range benchShapes {
+		enc := typical(s.nw).AppendPayload(nil)
+		b.Run(s.name, func(b *testing.B) {
+			b.SetBytes(int64(len(enc)))
+			b.ReportAllocs()
+			var in Intention
+			for b.Loop() {
+				if err := DecodeInto(&in, enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

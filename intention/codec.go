@@ -1,6 +1,7 @@
 package intention
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -52,15 +53,37 @@ func (in *Intention) EncodedSize() int {
 	return n
 }
 
+// maxSize is a cheap upper bound of EncodedSize.
+func (in *Intention) maxSize() int {
+	const (
+		b = wire.MaxBytesOverhead
+		u = wire.MaxUintSize
+		a = wire.MaxArrayLenSize
+	)
+	n := 1 + 2*u + 3*a + len(in.Reads)*b + len(in.Ranges)*(1+2*b) + len(in.Ops)*(1+u+2*b)
+	for _, k := range in.Reads {
+		n += len(k)
+	}
+	for _, r := range in.Ranges {
+		n += len(r.Lo) + len(r.Hi)
+	}
+	for _, op := range in.Ops {
+		n += len(op.Key) + len(op.Value)
+	}
+	return n
+}
+
 // AppendPayload appends the msgpack payload of in to dst and returns the
 // extended slice; it grows dst at most once. It encodes whatever in holds,
 // valid or not (see Validate), nil and empty slices alike, so Decode gives
 // back an equal intention; the same intention always gives the same bytes.
 func (in *Intention) AppendPayload(dst []byte) []byte {
-	if need := in.EncodedSize(); cap(dst)-len(dst) < need {
-		grown := make([]byte, len(dst), len(dst)+need)
-		copy(grown, dst)
-		dst = grown
+	if room := cap(dst) - len(dst); room < in.maxSize() {
+		if need := in.EncodedSize(); room < need {
+			grown := make([]byte, len(dst), len(dst)+need)
+			copy(grown, dst)
+			dst = grown
+		}
 	}
 	dst = wire.AppendArrayLen(dst, numFields)
 	dst = wire.AppendUint(dst, in.Snapshot)
@@ -85,16 +108,13 @@ func (in *Intention) AppendPayload(dst []byte) []byte {
 	return dst
 }
 
-// empty is the non-nil empty slice that decoded empty byte strings share. Its
-// capacity is 0, so appending to it always allocates.
-var empty = make([]byte, 0)
-
 // Inline capacities of a decode block: an intention with up to this many
-// reads, ranges and ops is decoded with a single allocation for the structs.
+// reads, ranges and ops is decoded with a single allocation for its structs
+// (320 bytes on 64-bit platforms, a size class of its own).
 const (
-	inlineReads  = 4
-	inlineRanges = 2
-	inlineOps    = 4
+	inlineReads  = 3
+	inlineRanges = 1
+	inlineOps    = 2
 )
 
 // block holds a decoded intention and the backing arrays of its small
@@ -107,20 +127,18 @@ type block struct {
 }
 
 // Decode decodes an intention payload. The result does not alias payload:
-// all its byte slices (keys, values, range bounds) are sub-slices of one new
-// backing array, capacity-limited to their length, so retaining any one of
-// them retains that array. It allocates twice for an intention with at most
-// 4 reads, 2 ranges and 4 ops (once more per kind of slice that is longer).
+// its byte slices (keys, values, range bounds) are sub-slices of one private
+// copy of payload, capacity-limited to their length, so retaining any one of
+// them retains that copy. It allocates twice for an intention with at most 3
+// reads, 1 range and 2 ops (once more for each of the three lists that is
+// longer): the copy, and the structs.
 //
 // An error wraps ErrMalformed. Decode checks structure only (see Validate);
 // it never panics and never allocates from a length the payload cannot hold.
 func Decode(payload []byte) (*Intention, error) {
-	in, total, err := decode(payload)
-	if err != nil {
-		return nil, err
-	}
-	in.detach(total)
-	return in, nil
+	// One copy up front is cheaper than copying slice by slice: it needs
+	// no zeroing and is one memmove.
+	return DecodeNoCopy(bytes.Clone(payload))
 }
 
 // DecodeNoCopy is Decode whose result aliases payload: its byte slices are
@@ -129,11 +147,22 @@ func Decode(payload []byte) (*Intention, error) {
 // intention, or any slice taken from it, is in use. It allocates once for a
 // typical intention.
 func DecodeNoCopy(payload []byte) (*Intention, error) {
-	in, _, err := decode(payload)
-	if err != nil {
+	blk := new(block)
+	if err := decodeInto(&blk.in, payload, blk); err != nil {
 		return nil, err
 	}
-	return in, nil
+	return &blk.in, nil
+}
+
+// DecodeInto decodes payload into in, reusing the capacity of in.Reads,
+// in.Ranges and in.Ops; it allocates only for a list longer than the
+// capacity it finds, so decoding into a recycled Intention usually costs
+// nothing. As with DecodeNoCopy, the byte slices alias payload, which the
+// caller must own and leave unmodified while in is in use. An empty list is
+// left empty, not necessarily nil. On error, in holds an unspecified partial
+// decode. Errors are those of Decode.
+func DecodeInto(in *Intention, payload []byte) error {
+	return decodeInto(in, payload, nil)
 }
 
 func malformed(what string, err error) error {
@@ -144,148 +173,107 @@ func malformedf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// decode decodes payload into a new intention whose slices alias payload,
-// and returns the total length of its byte slices.
-func decode(payload []byte) (*Intention, int, error) {
+// decodeInto decodes payload into in, whose slices then alias payload. The
+// lists reuse in's capacity, else blk's inline arrays if blk is not nil and
+// they fit, else new arrays.
+func decodeInto(in *Intention, payload []byte, blk *block) error {
 	r := wire.NewReader(payload)
 	n, err := r.ArrayLen(1)
 	if err != nil {
-		return nil, 0, malformed("record", err)
+		return malformed("record", err)
 	}
 	if n != numFields {
-		return nil, 0, malformedf("record has %d fields, want %d", n, numFields)
+		return malformedf("record has %d fields, want %d", n, numFields)
 	}
-	blk := new(block)
-	in := &blk.in
 	if in.Snapshot, err = r.Uint(); err != nil {
-		return nil, 0, malformed("snapshot", err)
+		return malformed("snapshot", err)
 	}
 	if in.Token, err = r.Uint(); err != nil {
-		return nil, 0, malformed("token", err)
+		return malformed("token", err)
 	}
-	total := 0
 
 	// Reads.
 	if n, err = r.ArrayLen(minReadSize); err != nil {
-		return nil, 0, malformed("reads", err)
+		return malformed("reads", err)
 	}
-	if n > 0 {
-		if n <= inlineReads {
-			in.Reads = blk.reads[:n:n]
-		} else {
-			in.Reads = make([][]byte, n)
-		}
-		for i := range in.Reads {
-			k, err := r.BytesOrNil()
-			if err != nil {
-				return nil, 0, malformed("read key", err)
-			}
-			in.Reads[i] = k
-			total += len(k)
+	switch {
+	case n <= cap(in.Reads):
+		in.Reads = in.Reads[:n]
+	case blk != nil && n <= inlineReads:
+		in.Reads = blk.reads[:n:n]
+	default:
+		in.Reads = make([][]byte, n)
+	}
+	for i := range in.Reads {
+		if in.Reads[i], err = r.BytesOrNil(); err != nil {
+			return malformed("read key", err)
 		}
 	}
 
 	// Ranges.
 	if n, err = r.ArrayLen(minRangeSize); err != nil {
-		return nil, 0, malformed("ranges", err)
+		return malformed("ranges", err)
 	}
-	if n > 0 {
-		if n <= inlineRanges {
-			in.Ranges = blk.ranges[:n:n]
-		} else {
-			in.Ranges = make([]Range, n)
+	switch {
+	case n <= cap(in.Ranges):
+		in.Ranges = in.Ranges[:n]
+	case blk != nil && n <= inlineRanges:
+		in.Ranges = blk.ranges[:n:n]
+	default:
+		in.Ranges = make([]Range, n)
+	}
+	for i := range in.Ranges {
+		rg := &in.Ranges[i]
+		m, err := r.ArrayLen(1)
+		if err != nil {
+			return malformed("range", err)
 		}
-		for i := range in.Ranges {
-			rg := &in.Ranges[i]
-			m, err := r.ArrayLen(1)
-			if err != nil {
-				return nil, 0, malformed("range", err)
-			}
-			if m != rangeFields {
-				return nil, 0, malformedf("range has %d fields, want %d", m, rangeFields)
-			}
-			if rg.Lo, err = r.BytesOrNil(); err != nil {
-				return nil, 0, malformed("range lo", err)
-			}
-			if rg.Hi, err = r.BytesOrNil(); err != nil {
-				return nil, 0, malformed("range hi", err)
-			}
-			total += len(rg.Lo) + len(rg.Hi)
+		if m != rangeFields {
+			return malformedf("range has %d fields, want %d", m, rangeFields)
+		}
+		if rg.Lo, err = r.BytesOrNil(); err != nil {
+			return malformed("range lo", err)
+		}
+		if rg.Hi, err = r.BytesOrNil(); err != nil {
+			return malformed("range hi", err)
 		}
 	}
 
 	// Ops.
 	if n, err = r.ArrayLen(minOpSize); err != nil {
-		return nil, 0, malformed("ops", err)
+		return malformed("ops", err)
 	}
-	if n > 0 {
-		if n <= inlineOps {
-			in.Ops = blk.ops[:n:n]
-		} else {
-			in.Ops = make([]Op, n)
-		}
-		for i := range in.Ops {
-			op := &in.Ops[i]
-			m, err := r.ArrayLen(1)
-			if err != nil {
-				return nil, 0, malformed("op", err)
-			}
-			if m != opFields {
-				return nil, 0, malformedf("op has %d fields, want %d", m, opFields)
-			}
-			kind, err := r.UintMax(math.MaxUint8)
-			if err != nil {
-				return nil, 0, malformed("op kind", err)
-			}
-			op.Kind = OpKind(kind)
-			if op.Key, err = r.BytesOrNil(); err != nil {
-				return nil, 0, malformed("op key", err)
-			}
-			if op.Value, err = r.BytesOrNil(); err != nil {
-				return nil, 0, malformed("op value", err)
-			}
-			total += len(op.Key) + len(op.Value)
-		}
-	}
-	if err := r.Finish(); err != nil {
-		return nil, 0, malformed("record", err)
-	}
-	return in, total, nil
-}
-
-// detach copies every byte slice of in into one new backing array of total
-// bytes, so that in no longer aliases the payload it was decoded from.
-func (in *Intention) detach(total int) {
-	c := copier{buf: make([]byte, total)}
-	for i, k := range in.Reads {
-		in.Reads[i] = c.take(k)
-	}
-	for i := range in.Ranges {
-		rg := &in.Ranges[i]
-		rg.Lo = c.take(rg.Lo)
-		rg.Hi = c.take(rg.Hi)
+	switch {
+	case n <= cap(in.Ops):
+		in.Ops = in.Ops[:n]
+	case blk != nil && n <= inlineOps:
+		in.Ops = blk.ops[:n:n]
+	default:
+		in.Ops = make([]Op, n)
 	}
 	for i := range in.Ops {
 		op := &in.Ops[i]
-		op.Key = c.take(op.Key)
-		op.Value = c.take(op.Value)
-	}
-}
-
-type copier struct {
-	buf []byte
-	off int
-}
-
-// take copies b into the backing array, preserving nil and empty.
-func (c *copier) take(b []byte) []byte {
-	if len(b) == 0 {
-		if b == nil {
-			return nil
+		m, err := r.ArrayLen(1)
+		if err != nil {
+			return malformed("op", err)
 		}
-		return empty
+		if m != opFields {
+			return malformedf("op has %d fields, want %d", m, opFields)
+		}
+		kind, err := r.UintMax(math.MaxUint8)
+		if err != nil {
+			return malformed("op kind", err)
+		}
+		op.Kind = OpKind(kind)
+		if op.Key, err = r.BytesOrNil(); err != nil {
+			return malformed("op key", err)
+		}
+		if op.Value, err = r.BytesOrNil(); err != nil {
+			return malformed("op value", err)
+		}
 	}
-	start := c.off
-	c.off += copy(c.buf[start:], b)
-	return c.buf[start:c.off:c.off]
+	if err := r.Finish(); err != nil {
+		return malformed("record", err)
+	}
+	return nil
 }

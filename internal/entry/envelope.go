@@ -70,14 +70,15 @@ func begin(dst []byte, size int) ([]byte, int) {
 func seal(dst []byte, start int, t Type) []byte {
 	f := dst[start:]
 	f[3] = byte(t)
-	binary.LittleEndian.PutUint32(f[4:FrameSize], checksum(f[2], f[3], f[FrameSize:]))
+	binary.LittleEndian.PutUint32(f[4:FrameSize], checksum(f))
 	return dst
 }
 
-func checksum(version, typ byte, payload []byte) uint32 {
-	vt := [2]byte{version, typ}
-	c := crc32.Update(0, castagnoli, vt[:])
-	return crc32.Update(c, castagnoli, payload)
+// checksum is the CRC-32C of a frame: its version and type bytes, then its
+// payload.
+func checksum(frame []byte) uint32 {
+	c := crc32.Update(0, castagnoli, frame[2:4])
+	return crc32.Update(c, castagnoli, frame[FrameSize:])
 }
 
 // Decode checks the envelope of the entry at log position pos and returns its
@@ -95,7 +96,7 @@ func Decode(pos uint64, data []byte) (Type, []byte, error) {
 		return 0, nil, corruptf(pos, "unknown envelope version %d", data[2])
 	}
 	want := binary.LittleEndian.Uint32(data[4:FrameSize])
-	if got := checksum(data[2], data[3], data[FrameSize:]); got != want {
+	if got := checksum(data); got != want {
 		return 0, nil, corruptf(pos, "checksum mismatch (stored %08x, computed %08x)", want, got)
 	}
 	t := Type(data[3])

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,7 +46,8 @@ func BenchmarkAppend(b *testing.B) {
 
 func benchAppend(b *testing.B, size, appenders int) {
 	var commits atomic.Int64
-	l := mustOpen(b, benchPath(b), &Options{commitTx: func(tx *bolt.Tx) error {
+	ps, _ := strconv.Atoi(os.Getenv("BOLTLOG_BENCH_PAGESIZE"))
+	l := mustOpen(b, benchPath(b), &Options{PageSize: ps, commitTx: func(tx *bolt.Tx) error {
 		commits.Add(1)
 		return tx.Commit()
 	}})

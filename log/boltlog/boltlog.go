@@ -65,6 +65,11 @@ type Log struct {
 	group []*request
 	arena []byte
 
+	// Preallocation (committer-owned, nil file when off): the file is written
+	// with real blocks below zeroedTo.
+	zfile    *os.File
+	zeroedTo int64
+
 	reclaimKick chan struct{} // cap 1
 	reclaimStop chan struct{}
 	reclaimDone chan struct{}
@@ -147,6 +152,7 @@ func Open(path string, opts *Options) (*Log, error) {
 		NoFreelistSync:  true,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: o.InitialMmapSize,
+		PageSize:        o.PageSize,
 		OpenFile:        o.openFile,
 	})
 	if err != nil {
@@ -165,6 +171,12 @@ func Open(path string, opts *Options) (*Log, error) {
 	if err := l.load(fresh); err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	if !o.NoPreallocate {
+		if l.zfile, err = os.OpenFile(path, os.O_WRONLY, 0); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("boltlog: open %s: %w", path, err)
+		}
 	}
 	go l.committer()
 	go l.reclaimer()
@@ -490,7 +502,13 @@ func (l *Log) Close() error {
 	<-l.committerDone
 	close(l.reclaimStop)
 	<-l.reclaimDone
-	if err := l.db.Close(); err != nil {
+	err := l.db.Close()
+	if l.zfile != nil {
+		if zerr := l.zfile.Close(); err == nil {
+			err = zerr
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("boltlog: close %s: %w", l.path, err)
 	}
 	return nil
@@ -515,7 +533,7 @@ func (l *Log) setFailed(cause error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failed == nil {
-		l.failed = fmt.Errorf("boltlog: %s: write failed, nothing of it is acknowledged and the log refuses writes until reopened: %w", l.path, cause)
+		l.failed = fmt.Errorf("%s: commit failed, nothing of that commit is acknowledged, and the log refuses writes until reopened: %w", l.path, cause)
 	}
 	return l.failed
 }
@@ -617,6 +635,7 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 	// commit hook) closed tx.
 	defer func() { _ = tx.Rollback() }()
 	dirty := false
+	l.preallocate(tx)
 	meta := tx.Bucket(bucketMeta)
 	entries := tx.Bucket(bucketEntries)
 	entries.FillPercent = 1.0 // keys only ever grow: pack leaves full
@@ -638,12 +657,11 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 	newTail := max(*tail, newTrim)
 
 	// Fills: the write-once check reads the entry inside this transaction.
-	var kb [8]byte
 	for _, r := range group {
 		if r.op != opFill || uint64(r.pos) < newTrim {
 			continue // trimmed: Fill is idempotent there
 		}
-		k := posKey(kb[:0], uint64(r.pos))
+		k := posKey(nil, uint64(r.pos)) // not reused: a key must outlive the tx
 		switch v := entries.Get(k); {
 		case v == nil:
 			if err := entries.Put(k, junkValue); err != nil {
@@ -661,6 +679,7 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 	// any Put, since a Put may invalidate the cursor.
 	size := 0
 	c := entries.Cursor()
+	var kb [8]byte
 	k, _ := c.Seek(posKey(kb[:0], newTail))
 	p := newTail
 	for _, r := range group {
@@ -789,4 +808,34 @@ func (l *Log) reclaimBatch(keys [][]byte) (more bool, _ [][]byte, err error) {
 	more = len(keys) == l.opts.ReclaimBatch
 	clear(keys)
 	return more, keys, l.opts.commitTx(tx)
+}
+
+// Preallocation: keep at least preallocAhead bytes beyond bbolt's high-water
+// mark written with zeros, preallocChunk bytes at a time.
+const (
+	preallocAhead = 4 << 20
+	preallocChunk = 1 << 20
+)
+
+var zeroChunk = make([]byte, preallocChunk)
+
+// preallocate writes zeros ahead of the high-water mark of tx, a write
+// transaction. Nothing at or beyond the high-water mark is in use, and no
+// other writer can move it while tx is open, so the zeros never land on a
+// live page; the commit of tx makes them durable along with its own pages.
+// bbolt grows the file only when it is smaller than needed, so it never
+// truncates the zeros. Preallocation is an optimisation: a failed write is
+// ignored (the commit reports a real I/O problem itself).
+func (l *Log) preallocate(tx *bolt.Tx) {
+	if l.zfile == nil {
+		return
+	}
+	hw := tx.Size()
+	l.zeroedTo = max(l.zeroedTo, hw)
+	if l.zeroedTo >= hw+preallocAhead {
+		return
+	}
+	if _, err := l.zfile.WriteAt(zeroChunk, l.zeroedTo); err == nil {
+		l.zeroedTo += preallocChunk
+	}
 }

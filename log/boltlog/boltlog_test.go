@@ -655,8 +655,11 @@ func failureCheck(t *testing.T, path string, l *Log, errs []error, cause error, 
 			t.Fatalf("appender %d of the failing group: err %v, want one wrapping %v", i, err, cause)
 		}
 	}
+	t.Logf("group's error: %v", errs[0])
 	if _, err := l.Append(bg, []byte("later")); !errors.Is(err, cause) || !strings.Contains(err.Error(), "refuses writes until reopened") {
 		t.Fatalf("Append after failure = %v, want sticky error", err)
+	} else {
+		t.Logf("later append: %v", err)
 	}
 	if err := l.Fill(bg, 100); !errors.Is(err, cause) {
 		t.Fatalf("Fill after failure = %v", err)
@@ -746,4 +749,109 @@ func TestWriteFailure(t *testing.T) {
 		}
 	})
 	failureCheck(t, path, l, errs, os.ErrClosed, 6)
+}
+
+// Close racing appenders: no panic, no hang; every append either succeeded
+// durably (readable after reopen) or returned ErrClosed.
+func TestCloseWhileAppending(t *testing.T) {
+	for round := range 5 {
+		path := tempPath(t)
+		l := mustOpen(t, path, &Options{NoSync: round%2 == 1})
+		const appenders = 16
+		var (
+			mu      sync.Mutex
+			written = map[log.Position]string{}
+			ok      atomic.Int64
+			wg      sync.WaitGroup
+		)
+		for g := range appenders {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					data := fmt.Sprintf("g%d-%d", g, i)
+					p, err := l.Append(bg, []byte(data))
+					if err != nil {
+						if !errors.Is(err, log.ErrClosed) {
+							t.Errorf("Append during Close: %v", err)
+						}
+						return
+					}
+					ok.Add(1)
+					mu.Lock()
+					written[p] = data
+					mu.Unlock()
+				}
+			})
+			wg.Go(func() { // readers race the close too
+				for p := log.Position(0); ; p++ {
+					_, err := l.Read(bg, p%64)
+					if errors.Is(err, log.ErrClosed) {
+						return
+					}
+					if err != nil && !errors.Is(err, log.ErrNotWritten) {
+						t.Errorf("Read during Close: %v", err)
+						return
+					}
+				}
+			})
+		}
+		for ok.Load() < 200 {
+			time.Sleep(100 * time.Microsecond)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		l = mustOpen(t, path, nil)
+		for p, data := range written {
+			wantRead(t, l, p, []byte(data), nil)
+		}
+		if tail := mustTail(t, l); int(tail) != len(written) {
+			t.Fatalf("tail after reopen %d, but %d appends succeeded", tail, len(written))
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Reads racing trims and the reclaimer see data or ErrTrimmed, never a hole.
+func TestTrimWhileReading(t *testing.T) {
+	l := mustOpen(t, tempPath(t), &Options{NoSync: true, ReclaimBatch: 16})
+	defer l.Close()
+	const n = 2000
+	for i := range n {
+		mustAppend(t, l, binary.BigEndian.AppendUint32(nil, uint32(i)))
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := log.Position(rand.IntN(n))
+				got, err := l.Read(bg, p)
+				switch {
+				case errors.Is(err, log.ErrTrimmed):
+				case err != nil:
+					t.Errorf("Read(%d) while trimming: %v", p, err)
+					return
+				case binary.BigEndian.Uint32(got) != uint32(p):
+					t.Errorf("Read(%d) = %x", p, got)
+					return
+				}
+			}
+		})
+	}
+	for trim := log.Position(0); trim <= n; trim += 50 {
+		if err := l.Trim(bg, trim); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitReclaimed(t, l, n)
+	close(stop)
+	wg.Wait()
 }

@@ -43,6 +43,20 @@ type Options struct {
 	// address space, not memory. Default 1 GiB. Must not be negative.
 	InitialMmapSize int
 
+	// NoPreallocate turns off preallocation. By default the committer keeps
+	// the file written with zeros a few MiB beyond bbolt's high-water mark, so
+	// that the pages a commit adds overwrite blocks the file system has
+	// already allocated: an fdatasync then needs no journal commit, which on
+	// ext4 makes it cheaper and keeps it out of other writers' way. On
+	// copy-on-write file systems (btrfs, ZFS) preallocation buys nothing.
+	// Default false.
+	NoPreallocate bool
+
+	// PageSize is the bbolt page size of a new file, in bytes; an existing
+	// file keeps the page size it was created with. Default: the operating
+	// system's page size.
+	PageSize int
+
 	// FileMode is the permission of a newly created file. Default 0600.
 	FileMode os.FileMode
 
@@ -78,6 +92,8 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("boltlog: invalid options: MaxGroupBytes %d is negative", c.MaxGroupBytes)
 	case c.ReclaimBatch < 0:
 		return c, fmt.Errorf("boltlog: invalid options: ReclaimBatch %d is negative", c.ReclaimBatch)
+	case c.PageSize < 0:
+		return c, fmt.Errorf("boltlog: invalid options: PageSize %d is negative", c.PageSize)
 	case c.InitialMmapSize < 0:
 		return c, fmt.Errorf("boltlog: invalid options: InitialMmapSize %d is negative", c.InitialMmapSize)
 	}

@@ -81,13 +81,15 @@ func AppendUint(b []byte, v uint64) []byte {
 	case v <= math.MaxUint8:
 		return append(b, codeUint8, byte(v))
 	case v <= math.MaxUint16:
-		return append(b, codeUint16, byte(v>>8), byte(v))
+		return binary.BigEndian.AppendUint16(append(b, codeUint16), uint16(v))
 	case v <= math.MaxUint32:
-		return append(b, codeUint32, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+		return binary.BigEndian.AppendUint32(append(b, codeUint32), uint32(v))
 	}
-	return append(b, codeUint64, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32),
-		byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	return binary.BigEndian.AppendUint64(append(b, codeUint64), v)
 }
+
+// MaxUintSize is the most bytes AppendUint writes.
+const MaxUintSize = 9
 
 // UintSize is the number of bytes AppendUint writes for v.
 func UintSize(v uint64) int {
@@ -115,6 +117,9 @@ func AppendArrayLen(b []byte, n int) []byte {
 	}
 	return append(b, codeArray32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
+
+// MaxArrayLenSize is the most bytes AppendArrayLen writes.
+const MaxArrayLenSize = 5
 
 // ArrayLenSize is the number of bytes AppendArrayLen writes for n.
 func ArrayLenSize(n int) int {
@@ -144,6 +149,9 @@ func AppendBytes(b []byte, v []byte) []byte {
 	}
 	return append(b, v...)
 }
+
+// MaxBytesOverhead is the most bytes AppendBytes writes beyond len(v).
+const MaxBytesOverhead = 5
 
 // BytesSize is the number of bytes AppendBytes writes for v.
 func BytesSize(v []byte) int {
@@ -228,9 +236,23 @@ func (r *Reader) Bool() (bool, error) {
 // non-negative signed one.
 func (r *Reader) Uint() (uint64, error) {
 	if r.off < len(r.b) {
-		if c := r.b[r.off]; c <= maxFixInt {
+		b := r.b[r.off:]
+		switch c := b[0]; {
+		case c <= maxFixInt:
 			r.off++
 			return uint64(c), nil
+		case c == codeUint32 && len(b) >= 5:
+			r.off += 5
+			return uint64(binary.BigEndian.Uint32(b[1:])), nil
+		case c == codeUint8 && len(b) >= 2:
+			r.off += 2
+			return uint64(b[1]), nil
+		case c == codeUint16 && len(b) >= 3:
+			r.off += 3
+			return uint64(binary.BigEndian.Uint16(b[1:])), nil
+		case c == codeUint64 && len(b) >= 9:
+			r.off += 9
+			return binary.BigEndian.Uint64(b[1:]), nil
 		}
 	}
 	return r.uintSlow()
@@ -302,35 +324,50 @@ func (r *Reader) UintMax(max uint64) (uint64, error) {
 // one element (at least 1); a length whose elements could not fit in the
 // remaining bytes is refused, so the result is safe to allocate from.
 func (r *Reader) ArrayLen(minElem int) (int, error) {
+	if r.off < len(r.b) {
+		if c := r.b[r.off]; c&0xf0 == fixArrayLow {
+			n := int(c & 0x0f)
+			if n*minElem < len(r.b)-r.off {
+				r.off++
+				return n, nil
+			}
+		}
+	}
+	return r.arrayLenSlow(minElem)
+}
+
+func (r *Reader) arrayLenSlow(minElem int) (int, error) {
 	if r.off >= len(r.b) {
 		return 0, r.short()
 	}
 	c := r.b[r.off]
-	var n, hdr int
+	var n uint64
+	var hdr int
 	switch {
 	case c&0xf0 == fixArrayLow:
-		n, hdr = int(c&0x0f), 1
+		n, hdr = uint64(c&0x0f), 1
 	case c == codeArray16:
 		if !r.need(2) {
 			return 0, r.short()
 		}
-		n, hdr = int(binary.BigEndian.Uint16(r.b[r.off+1:])), 3
+		n, hdr = uint64(binary.BigEndian.Uint16(r.b[r.off+1:])), 3
 	case c == codeArray32:
 		if !r.need(4) {
 			return 0, r.short()
 		}
-		n, hdr = int(binary.BigEndian.Uint32(r.b[r.off+1:])), 5
+		n, hdr = uint64(binary.BigEndian.Uint32(r.b[r.off+1:])), 5
 	default:
 		return 0, r.badType("array")
 	}
 	if minElem < 1 {
 		minElem = 1
 	}
-	if rest := len(r.b) - r.off - hdr; n > rest/minElem {
+	// n < 2^32 and minElem is small: the product cannot overflow.
+	if rest := len(r.b) - r.off - hdr; n*uint64(minElem) > uint64(rest) {
 		return 0, r.fail(fmt.Sprintf("array of %d elements in %d bytes", n, rest))
 	}
 	r.off += hdr
-	return n, nil
+	return int(n), nil
 }
 
 // Bytes reads a bin or str value and returns it as a sub-slice of the
@@ -387,8 +424,16 @@ func (r *Reader) bytesSlow() ([]byte, error) {
 
 // BytesOrNil is Bytes that also accepts a msgpack nil, returned as nil.
 func (r *Reader) BytesOrNil() ([]byte, error) {
+	if r.off < len(r.b)-1 && r.b[r.off] == codeBin8 {
+		start := r.off + 2
+		end := start + int(r.b[r.off+1])
+		if end <= len(r.b) {
+			r.off = end
+			return r.b[start:end:end], nil
+		}
+	}
 	if r.TryNil() {
 		return nil, nil
 	}
-	return r.Bytes()
+	return r.bytesSlow()
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package afterimage
+
+const raceEnabled = false

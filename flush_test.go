@@ -1,0 +1,465 @@
+package cruzdb
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cruzlog/cruzdb/flusher"
+	"github.com/cruzlog/cruzdb/intention"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/memlog"
+	"github.com/cruzlog/cruzdb/processor"
+)
+
+// workload runs a seeded mix of puts, deletes, reads and scans.
+func workload(t *testing.T, db *DB, seed uint64, txns int) {
+	t.Helper()
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(seed, 3))
+	for i := range txns {
+		err := db.Update(ctx, func(tx *Txn) error {
+			for range 1 + r.IntN(4) {
+				k := fmt.Appendf(nil, "key%04d", r.IntN(500))
+				switch r.IntN(5) {
+				case 0:
+					if err := tx.Delete(k); err != nil {
+						return err
+					}
+				case 1:
+					for range tx.Range(k, append(k, 0xff)) {
+					}
+				default:
+					if _, err := tx.Get(k); err != nil && err != ErrNotFound {
+						return err
+					}
+					if err := tx.Put(k, fmt.Appendf(nil, "v%d-%s", i, bytes.Repeat([]byte("x"), r.IntN(200)))); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func dump(t *testing.T, db *DB) string {
+	t.Helper()
+	var buf bytes.Buffer
+	err := db.View(context.Background(), func(tx *Txn) error {
+		for k, v := range tx.Range(nil, nil) {
+			fmt.Fprintf(&buf, "%s=%s\n", k, v)
+		}
+		return tx.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// TestFlushEquivalence: one workload under serial and parallel flushing,
+// tiny and large caches, memlog and boltlog, ends in the same state.
+func TestFlushEquivalence(t *testing.T) {
+	type config struct {
+		name   string
+		serial bool
+		cache  int64
+		bolt   bool
+	}
+	configs := []config{
+		{"parallel-large-mem", false, 64 << 20, false},
+		{"serial-large-mem", true, 64 << 20, false},
+		{"parallel-tiny-mem", false, 16 << 10, false},
+		{"serial-tiny-mem", true, 16 << 10, false},
+		{"parallel-tiny-bolt", false, 16 << 10, true},
+		{"serial-large-bolt", true, 64 << 20, true},
+	}
+	var want string
+	for _, c := range configs {
+		t.Run(c.name, func(t *testing.T) {
+			o := &Options{FlushSerial: c.serial, CacheBytes: c.cache, NoSync: true}
+			path := ""
+			if c.bolt {
+				path = t.TempDir()
+			} else {
+				o.Log = memlog.New(nil)
+			}
+			db, err := Open(path, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			workload(t, db, 42, 300)
+			if err := db.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := dump(t, db)
+			st := db.Stats()
+			if st.AfterimagesWritten == 0 || st.PendingDeltas != 0 || st.UnflushedBytes != 0 {
+				t.Fatalf("after Flush: %+v", st)
+			}
+			if c.serial && st.PointersIntention != 0 {
+				t.Fatalf("serial mode wrote %d intention pointers", st.PointersIntention)
+			}
+			if c.cache < 1<<20 && st.Evictions == 0 {
+				t.Fatalf("tiny cache evicted nothing: %+v", st)
+			}
+			if want == "" {
+				want = got
+			} else if got != want {
+				t.Fatalf("state differs from the first configuration")
+			}
+		})
+	}
+}
+
+// TestSmallCacheReadsBack writes 20,000 keys with a cache of a few hundred
+// KiB and reads all of them back through evicted paths.
+func TestSmallCacheReadsBack(t *testing.T) {
+	const budget = 256 << 10
+	db, err := Open("", &Options{Log: memlog.New(nil), CacheBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	const n = 20000
+	for i := 0; i < n; i += 100 {
+		err := db.Update(ctx, func(tx *Txn) error {
+			for j := i; j < i+100; j++ {
+				if err := tx.Put(fmt.Appendf(nil, "k%06d", j), fmt.Appendf(nil, "value-%d", j)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// One more commit lets the processor goroutine run the clock.
+	put(t, db, "zz", "last")
+	db.Flush(ctx)
+	put(t, db, "zz", "last2")
+	st := db.Stats()
+	if st.CachedBytes > 2*budget {
+		t.Fatalf("cached %d bytes, budget %d", st.CachedBytes, budget)
+	}
+	if st.Evictions == 0 {
+		t.Fatal("nothing evicted")
+	}
+	err = db.View(ctx, func(tx *Txn) error {
+		for i := range n {
+			v, err := tx.Get(fmt.Appendf(nil, "k%06d", i))
+			if err != nil {
+				return fmt.Errorf("k%06d: %w", i, err)
+			}
+			if string(v) != fmt.Sprintf("value-%d", i) {
+				return fmt.Errorf("k%06d = %q", i, v)
+			}
+		}
+		count := 0
+		for k := range tx.Range([]byte("k"), []byte("l")) {
+			if want := fmt.Sprintf("k%06d", count); string(k) != want {
+				return fmt.Errorf("range: %q, want %q", k, want)
+			}
+			count++
+		}
+		if count != n {
+			return fmt.Errorf("range saw %d keys", count)
+		}
+		return tx.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2 := db.Stats()
+	if st2.CacheMisses == st.CacheMisses {
+		t.Fatal("reads loaded nothing from the log: eviction did not happen")
+	}
+	t.Logf("cached %d bytes (budget %d), evictions %d, loads %d", st2.CachedBytes, budget, st2.Evictions, st2.CacheMisses)
+}
+
+// TestIntentionPointersWhenSlow: with slow appends, parallel flushing writes
+// intention pointers.
+func TestIntentionPointersWhenSlow(t *testing.T) {
+	l := memlog.New(&memlog.Options{AppendLatency: 2 * time.Millisecond})
+	db, err := Open("", &Options{Log: l, FlushWorkers: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				put(t, db, fmt.Sprintf("w%d-%d", w, i), "v")
+			}
+		}()
+	}
+	wg.Wait()
+	if err := db.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := db.Stats()
+	if st.PointersIntention == 0 {
+		t.Fatalf("no intention pointers written: %+v", st)
+	}
+	t.Logf("pointers: physical %d, intention %d", st.PointersPhysical, st.PointersIntention)
+}
+
+// holdAfterimages wraps a log and holds this node's first afterimage append
+// until released: a duplicate in flight that lands late.
+type holdAfterimages struct {
+	log.Log
+	once    sync.Once
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (h *holdAfterimages) Append(ctx context.Context, data []byte) (log.Position, error) {
+	if typ, _, err := entry.Decode(0, data); err == nil && typ == entry.TypeAfterimage {
+		first := false
+		h.once.Do(func() { first = true })
+		if first {
+			close(h.held)
+			<-h.release
+		}
+	}
+	return h.Log.Append(ctx, data)
+}
+
+// TestLateDuplicateIgnored: two nodes flush every afterimage; a duplicate
+// held in flight lands after the active one and changes nothing.
+func TestLateDuplicateIgnored(t *testing.T) {
+	l := memlog.New(nil)
+	hb := &holdAfterimages{Log: l, held: make(chan struct{}), release: make(chan struct{})}
+	a, err := Open("", &Options{Log: l, FlushPolicy: flusher.PolicyAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open("", &Options{Log: hb, FlushPolicy: flusher.PolicyAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	put(t, a, "k", "v1")
+	<-hb.held // b holds its afterimage of the intention
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Sync(ctx)
+	before := b.Stats().Duplicates
+	close(hb.release) // the late duplicate lands
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	workload(t, a, 7, 40)
+	a.Flush(ctx)
+	b.Flush(ctx)
+	a.Sync(ctx)
+	b.Sync(ctx)
+	if a.Stats().Duplicates == 0 || b.Stats().Duplicates <= before {
+		t.Fatalf("late duplicate not seen as one: a %d, b %d (before %d)", a.Stats().Duplicates, b.Stats().Duplicates, before)
+	}
+	// Compare with a run without duplicates: a fresh node replaying the log.
+	c := openMem(t, l)
+	if dump(t, a) != dump(t, b) || dump(t, a) != dump(t, c) {
+		t.Fatal("nodes differ")
+	}
+}
+
+// TestDeterministicDeltas: two DBs on one log, writing concurrently, make
+// byte-identical deltas at every position.
+func TestDeterministicDeltas(t *testing.T) {
+	l := memlog.New(nil)
+	var mu sync.Mutex
+	deltas := [2]map[uint64][]byte{{}, {}}
+	open := func(i int) *DB {
+		o := &Options{Log: l}
+		o.deltaHook = func(d *processor.Delta) {
+			ai, _ := flusher.Serialize(d, nil)
+			b := entry.AppendAfterimage(nil, ai)
+			mu.Lock()
+			deltas[i][d.Pos] = b
+			mu.Unlock()
+		}
+		db, err := Open("", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(0), open(1)
+	var wg sync.WaitGroup
+	for i, db := range []*DB{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			workload(t, db, uint64(i+100), 150)
+		}()
+	}
+	wg.Wait()
+	ctx := context.Background()
+	a.Sync(ctx)
+	b.Sync(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deltas[0]) < 100 || len(deltas[0]) != len(deltas[1]) {
+		t.Fatalf("delta counts %d vs %d", len(deltas[0]), len(deltas[1]))
+	}
+	for pos, d := range deltas[0] {
+		if !bytes.Equal(d, deltas[1][pos]) {
+			t.Fatalf("delta %d differs between nodes", pos)
+		}
+	}
+	if a.Stats().Commits != b.Stats().Commits || a.Stats().Aborts != b.Stats().Aborts {
+		t.Fatal("decision counts differ")
+	}
+}
+
+// TestBackpressureBoundsMemory: 64 writers against 1 ms appends and a small
+// unflushed budget; heap stays bounded and nothing is lost.
+func TestBackpressureBoundsMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	l := memlog.New(&memlog.Options{AppendLatency: time.Millisecond})
+	const budget = 256 << 10
+	db, err := Open("", &Options{Log: l, MaxUnflushedBytes: budget, FlushWorkers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var maxUnflushed atomic.Int64
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				if u := db.Stats().UnflushedBytes; u > maxUnflushed.Load() {
+					maxUnflushed.Store(u)
+				}
+			}
+		}
+	}()
+	val := bytes.Repeat([]byte("v"), 1000)
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 15 {
+				err := db.Update(ctx, func(tx *Txn) error {
+					return tx.Put(fmt.Appendf(nil, "w%02d-%03d", w, i), val)
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	st := db.Stats()
+	if st.BackpressureWaits == 0 {
+		t.Fatalf("no commit waited: %+v", st)
+	}
+	// Commits admitted while under the budget can overshoot it by at most
+	// one delta per writer.
+	if m := maxUnflushed.Load(); m > budget+64*16<<10 {
+		t.Fatalf("unflushed bytes reached %d with budget %d", m, budget)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("max unflushed %d, waits %d, heap %d MiB", maxUnflushed.Load(), st.BackpressureWaits, ms.HeapAlloc>>20)
+	db.View(ctx, func(tx *Txn) error {
+		for w := range 64 {
+			for i := range 15 {
+				if _, err := tx.Get(fmt.Appendf(nil, "w%02d-%03d", w, i)); err != nil {
+					t.Fatalf("w%02d-%03d: %v", w, i, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// TestHoleDelaysConfirmation: a hole between an intention and its
+// afterimage keeps the afterimage unconfirmed until the hole is resolved.
+func TestHoleDelaysConfirmation(t *testing.T) {
+	gate := memlog.NewGate()
+	var holdNext atomic.Bool
+	l := memlog.New(&memlog.Options{Inject: func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpAppend && holdNext.CompareAndSwap(true, false) {
+			return memlog.Fault{Hold: gate}
+		}
+		return memlog.Fault{}
+	}})
+	db, err := Open("", &Options{Log: l, HoleTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	put(t, db, "a", "1")
+	db.Flush(ctx)
+	// A stranger takes the next position and stalls: a hole.
+	holdNext.Store(true)
+	stranger := entry.AppendIntention(nil, &intention.Intention{Snapshot: 1, Ops: []intention.Op{{Kind: intention.OpPut, Key: []byte("s"), Value: []byte("x")}}})
+	go l.Append(ctx, stranger)
+	<-gate.Held()
+	tail, _ := l.Tail(ctx)
+	hole := uint64(tail) - 1
+	// Our commit lands after the hole; it cannot be decided until the hole
+	// resolves, and neither can its afterimage be confirmed.
+	done := make(chan error, 1)
+	go func() {
+		done <- db.Update(ctx, func(tx *Txn) error { return tx.Put([]byte("b"), []byte("2")) })
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if st := db.Stats(); uint64(st.Position) >= hole {
+		t.Fatalf("replay passed the hole at %d: at %d", hole, st.Position)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("commit decided across a hole: %v", err)
+	default:
+	}
+	gate.Release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := get(t, db, "b"); v != "2" {
+		t.Fatal("b missing")
+	}
+	if v, _ := get(t, db, "s"); v != "x" {
+		t.Fatal("the late intention was not applied")
+	}
+}

@@ -1,0 +1,564 @@
+// Package flusher owns an afterimage's life after the processor made its
+// delta: serializing it with the right pointers, appending it to the log in
+// parallel, matching the active afterimage of each intention, holding back
+// commits when flushing falls behind, and, once a delta is durable and
+// confirmed, letting its nodes be evicted and loading them back on demand.
+//
+// # Pointers
+//
+// A child in another delta is written as a physical pointer when that
+// delta's active afterimage is known, else as an intention pointer: node off
+// of the active afterimage of intention q. Intention pointers let deltas be
+// written in any order, so appends proceed in parallel (Options.Workers).
+// Serial mode (Options.Serial) writes one afterimage at a time, each after
+// the previous one is confirmed, with physical pointers only: the baseline,
+// and the switch that turns the optimisation off. Neither changes any
+// decision or any delta; they only change pointer bytes in afterimages.
+//
+// # Matching
+//
+// The active afterimage of intention I is the first afterimage for I after
+// I in log order. The processor reads the log strictly in order, waiting on
+// holes and filling those that stay empty, so the first afterimage for I it
+// reports (Saw) is the active one and no hole before it can still receive an
+// earlier one. Later afterimages for I are duplicates: counted, ignored.
+//
+// # Memory
+//
+// A delta's nodes are pinned until its afterimage is confirmed; their bytes
+// count against Options.MaxUnflushedBytes, past which WaitRoom blocks new
+// commits (never readers). Confirmed nodes join a clock of clean nodes
+// bounded by Options.CacheBytes; evicted nodes are reloaded through their
+// pointers: physical directly, intention through the index, or, on an index
+// miss, by scanning the log forward from the intention.
+//
+// # Goroutines
+//
+// Produced, Saw and Evict are called on the processor goroutine. WaitRoom,
+// Flush and Stats may be called from anywhere.
+package flusher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/processor"
+)
+
+// Policy says which nodes of a shared log write an intention's afterimage.
+type Policy uint8
+
+const (
+	// PolicyTakeover: the node that appended the intention writes its
+	// afterimage; any other node writes it if none is confirmed after
+	// Options.TakeoverDelay (the originator may have died). The default.
+	PolicyTakeover Policy = iota
+	// PolicyAll: every node writes every afterimage, as in CruzDB. Simple
+	// and robust; costs one duplicate per extra node.
+	PolicyAll
+	// PolicyOriginator: only the node that appended the intention writes
+	// it. If that node dies first, the delta stays unflushed until some
+	// node restarts and replays it.
+	PolicyOriginator
+)
+
+func (p Policy) String() string {
+	switch p {
+	case PolicyTakeover:
+		return "takeover"
+	case PolicyAll:
+		return "all"
+	case PolicyOriginator:
+		return "originator"
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// ErrStopped is returned by waits once the flusher is stopped.
+var ErrStopped = errors.New("flusher: stopped")
+
+// Options configure a Flusher.
+type Options struct {
+	// Log receives the afterimages. Required.
+	Log log.Log
+	// Workers is the number of afterimages appended in parallel.
+	// Default 8 x GOMAXPROCS.
+	Workers int
+	// Serial writes one afterimage at a time, physical pointers only.
+	Serial bool
+	// MaxUnflushedBytes bounds pinned delta memory. Default 64 MiB.
+	MaxUnflushedBytes int64
+	// CacheBytes bounds clean nodes in memory. Default 256 MiB.
+	CacheBytes int64
+	// Policy decides who writes an afterimage. Default PolicyTakeover.
+	Policy Policy
+	// TakeoverDelay is how long PolicyTakeover waits for another node's
+	// afterimage. Default 2s.
+	TakeoverDelay time.Duration
+	// IndexEntries bounds the intention -> afterimage index. Default 1<<20.
+	IndexEntries int
+	// HoleTimeout is how long a forward scan waits on a hole before filling
+	// it. Default 1s.
+	HoleTimeout time.Duration
+	// Logger receives problems. Default: discard.
+	Logger *slog.Logger
+}
+
+// Stats are passive counters; nothing steers by them.
+type Stats struct {
+	AfterimagesWritten uint64 // appended by this node
+	AfterimageBytes    uint64 // bytes of those appends
+	PointersPhysical   uint64 // cross-delta pointers written physical
+	PointersIntention  uint64 // cross-delta pointers written as intention pointers
+	PointersSelf       uint64
+	Confirmed          uint64 // deltas confirmed active (whoever wrote them)
+	Duplicates         uint64 // afterimages seen after the active one
+	AppendErrors       uint64
+	UnflushedBytes     int64
+	PendingDeltas      int
+	CachedBytes        int64
+	CacheHits          uint64 // node loads served from decoded afterimages
+	CacheMisses        uint64 // node loads (evicted nodes read back)
+	Evictions          uint64
+	IndexEntries       int
+	ForwardScans       uint64 // index misses resolved by scanning the log
+	BackpressureWaits  uint64 // commits that waited for room
+	FlushLatencyTotal  time.Duration
+}
+
+type pending struct {
+	d      *processor.Delta
+	local  bool
+	since  time.Time
+	queued bool
+}
+
+// Flusher writes deltas back to the log as afterimages. Create with New.
+type Flusher struct {
+	o     Options
+	idx   *index
+	pager *pager
+	start uint64 // intentions at or below were replayed before this flusher
+
+	mu       sync.Mutex
+	pend     map[uint64]*pending
+	fifo     []uint64 // pending positions, ascending
+	queue    []*pending
+	room     chan struct{} // closed and replaced on every confirmation
+	kick     chan struct{}
+	stopped  bool
+	unflush  int64
+	stopCh   chan struct{}
+	ctx      context.Context // cancelled by Stop
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	inflight chan struct{} // worker slots
+
+	written, writtenBytes, phys, intent, self atomic.Uint64
+	confirmed, dups, appendErrs, bpWaits      atomic.Uint64
+	latency                                   atomic.Int64
+}
+
+// New starts a flusher. start is the last position replayed before the
+// flusher's processor began (afterimages of intentions at or before it are
+// not indexed from the stream, since their earlier duplicates were not seen).
+func New(o Options, start uint64) (*Flusher, error) {
+	if o.Log == nil {
+		return nil, errors.New("flusher: options need a Log")
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8 * runtime.GOMAXPROCS(0)
+	}
+	if o.Serial {
+		o.Workers = 1
+	}
+	if o.MaxUnflushedBytes <= 0 {
+		o.MaxUnflushedBytes = 64 << 20
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 256 << 20
+	}
+	if o.TakeoverDelay <= 0 {
+		o.TakeoverDelay = 2 * time.Second
+	}
+	if o.IndexEntries <= 0 {
+		o.IndexEntries = 1 << 20
+	}
+	if o.HoleTimeout <= 0 {
+		o.HoleTimeout = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Flusher{
+		o:        o,
+		idx:      newIndex(o.IndexEntries),
+		start:    start,
+		pend:     map[uint64]*pending{},
+		room:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		stopCh:   make(chan struct{}),
+		inflight: make(chan struct{}, o.Workers),
+	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	f.pager = newPager(o.Log, f.idx, o.HoleTimeout)
+	f.wg.Add(1)
+	go f.dispatch()
+	if o.Policy == PolicyTakeover {
+		f.wg.Add(1)
+		go f.takeover()
+	}
+	return f, nil
+}
+
+// Loader returns the loader trees use to bring evicted nodes back.
+func (f *Flusher) Loader() cowtree.Loader { return f.pager }
+
+// Index returns the known active afterimage of an intention.
+func (f *Flusher) Index(intention uint64) (uint64, bool) { return f.idx.get(intention) }
+
+// Produced hands over the delta of a committed intention. local says this
+// node appended the intention. Processor goroutine only; never blocks.
+func (f *Flusher) Produced(d *processor.Delta, local bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return
+	}
+	p := &pending{d: d, local: local, since: time.Now()}
+	f.pend[d.Pos] = p
+	f.fifo = append(f.fifo, d.Pos)
+	f.unflush += d.Bytes
+	if local || f.o.Policy == PolicyAll {
+		f.enqueue(p)
+	}
+}
+
+func (f *Flusher) enqueue(p *pending) {
+	p.queued = true
+	f.queue = append(f.queue, p)
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Saw reports an afterimage entry at pos for the intention ai, in log order.
+// Processor goroutine only.
+func (f *Flusher) Saw(pos, intention uint64) {
+	if intention <= f.start {
+		return // its earlier duplicates were not seen: not indexed from here
+	}
+	if _, ok := f.idx.get(intention); ok {
+		f.dups.Add(1)
+		return
+	}
+	f.idx.put(intention, pos)
+	f.mu.Lock()
+	p, ok := f.pend[intention]
+	if ok {
+		delete(f.pend, intention)
+		f.unflush -= p.d.Bytes
+		close(f.room)
+		f.room = make(chan struct{})
+	}
+	f.mu.Unlock()
+	if ok {
+		f.confirmed.Add(1)
+		f.latency.Add(int64(time.Since(p.since)))
+		f.pager.add(p.d.Nodes)
+	}
+}
+
+// Evict trims clean nodes to the cache budget. Processor goroutine only.
+func (f *Flusher) Evict() { f.pager.evict(f.o.CacheBytes) }
+
+// WaitRoom blocks while pinned delta memory is over MaxUnflushedBytes.
+func (f *Flusher) WaitRoom(ctx context.Context) error {
+	waited := false
+	for {
+		f.mu.Lock()
+		if f.stopped {
+			f.mu.Unlock()
+			return ErrStopped
+		}
+		if f.unflush <= f.o.MaxUnflushedBytes {
+			f.mu.Unlock()
+			return nil
+		}
+		room := f.room
+		f.mu.Unlock()
+		if !waited {
+			waited = true
+			f.bpWaits.Add(1)
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.stopCh:
+			return ErrStopped
+		}
+	}
+}
+
+// Flush waits until every delta produced at or before upTo is confirmed.
+// It makes sure each of them is being written by this node, whatever the
+// policy, so it cannot wait on a dead originator.
+func (f *Flusher) Flush(ctx context.Context, upTo uint64) error {
+	for {
+		f.mu.Lock()
+		for len(f.fifo) > 0 {
+			if _, ok := f.pend[f.fifo[0]]; ok {
+				break
+			}
+			f.fifo = f.fifo[1:]
+		}
+		if len(f.fifo) == 0 || f.fifo[0] > upTo {
+			f.mu.Unlock()
+			return nil
+		}
+		for _, pos := range f.fifo {
+			if pos > upTo {
+				break
+			}
+			if p, ok := f.pend[pos]; ok && !p.queued {
+				f.enqueue(p)
+			}
+		}
+		room := f.room
+		stopped := f.stopped
+		f.mu.Unlock()
+		if stopped {
+			return ErrStopped
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.stopCh:
+			return ErrStopped
+		}
+	}
+}
+
+// confirmedBefore reports whether every delta before pos is confirmed.
+func (f *Flusher) confirmedBefore(pos uint64) (bool, chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, q := range f.fifo {
+		if q >= pos {
+			break
+		}
+		if _, ok := f.pend[q]; ok {
+			return false, f.room
+		}
+	}
+	return true, nil
+}
+
+func (f *Flusher) isConfirmed(pos uint64) (bool, chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.pend[pos]
+	return !ok, f.room
+}
+
+// dispatch hands queued deltas to workers.
+func (f *Flusher) dispatch() {
+	defer f.wg.Done()
+	for {
+		f.mu.Lock()
+		var p *pending
+		if len(f.queue) > 0 {
+			p = f.queue[0]
+			f.queue[0] = nil
+			f.queue = f.queue[1:]
+		}
+		f.mu.Unlock()
+		if p == nil {
+			select {
+			case <-f.kick:
+				continue
+			case <-f.stopCh:
+				return
+			}
+		}
+		if ok, _ := f.isConfirmed(p.d.Pos); ok {
+			continue // someone else's afterimage won meanwhile
+		}
+		if f.o.Serial {
+			if !f.writeSerial(p) {
+				return
+			}
+			continue
+		}
+		select {
+		case f.inflight <- struct{}{}:
+		case <-f.stopCh:
+			return
+		}
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer func() { <-f.inflight }()
+			f.write(p, f.pager.physical)
+		}()
+	}
+}
+
+// writeSerial waits for every earlier delta, writes p with physical
+// pointers only, and waits for it to be confirmed.
+func (f *Flusher) writeSerial(p *pending) bool {
+	for {
+		ok, room := f.confirmedBefore(p.d.Pos)
+		if ok {
+			break
+		}
+		select {
+		case <-room:
+		case <-f.stopCh:
+			return false
+		}
+	}
+	if !f.write(p, f.pager.mustPhysical) {
+		return false
+	}
+	for {
+		ok, room := f.isConfirmed(p.d.Pos)
+		if ok {
+			return true
+		}
+		select {
+		case <-room:
+		case <-f.stopCh:
+			return false
+		}
+	}
+}
+
+// write serializes and appends p, retrying failed appends until the flusher
+// stops. It reports false when stopped.
+func (f *Flusher) write(p *pending, phys Physical) bool {
+	ai, counts := Serialize(p.d, phys)
+	data := entry.AppendAfterimage(nil, ai)
+	if len(data) > log.MaxEntrySize {
+		f.appendErrs.Add(1)
+		f.o.Logger.Error("afterimage larger than a log entry; delta stays pinned", "intention", p.d.Pos, "bytes", len(data))
+		return true
+	}
+	backoff := time.Millisecond
+	for {
+		_, err := f.o.Log.Append(f.ctx, data)
+		if err == nil {
+			break
+		}
+		select {
+		case <-f.stopCh:
+			return false
+		default:
+		}
+		f.appendErrs.Add(1)
+		if errors.Is(err, log.ErrClosed) {
+			return false
+		}
+		f.o.Logger.Warn("afterimage append failed; retrying", "intention", p.d.Pos, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-f.stopCh:
+			return false
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+	f.written.Add(1)
+	f.writtenBytes.Add(uint64(len(data)))
+	f.phys.Add(uint64(counts.Afterimage))
+	f.intent.Add(uint64(counts.Intention))
+	f.self.Add(uint64(counts.Self))
+	return true
+}
+
+// physical is the parallel mode's pointer choice: known afterimages only.
+func (p *pager) physical(in uint64) (uint64, bool) { return p.idx.get(in) }
+
+// mustPhysical is serial mode's: every earlier delta is confirmed, so its
+// afterimage is in the index or found by a forward scan.
+func (p *pager) mustPhysical(in uint64) (uint64, bool) {
+	a, err := p.resolveIntention(in)
+	if err != nil {
+		return 0, false
+	}
+	return a, true
+}
+
+// takeover writes deltas of other nodes that stay unconfirmed too long.
+func (f *Flusher) takeover() {
+	defer f.wg.Done()
+	t := time.NewTicker(f.o.TakeoverDelay / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stopCh:
+			return
+		case <-t.C:
+		}
+		f.mu.Lock()
+		for _, pos := range f.fifo {
+			if p, ok := f.pend[pos]; ok && !p.queued && time.Since(p.since) >= f.o.TakeoverDelay {
+				f.enqueue(p)
+			}
+		}
+		f.mu.Unlock()
+	}
+}
+
+// Stats returns the counters.
+func (f *Flusher) Stats() Stats {
+	f.mu.Lock()
+	unflush, npend := f.unflush, len(f.pend)
+	f.mu.Unlock()
+	return Stats{
+		AfterimagesWritten: f.written.Load(),
+		AfterimageBytes:    f.writtenBytes.Load(),
+		PointersPhysical:   f.phys.Load(),
+		PointersIntention:  f.intent.Load(),
+		PointersSelf:       f.self.Load(),
+		Confirmed:          f.confirmed.Load(),
+		Duplicates:         f.dups.Load(),
+		AppendErrors:       f.appendErrs.Load(),
+		UnflushedBytes:     unflush,
+		PendingDeltas:      npend,
+		CachedBytes:        f.pager.bytes.Load(),
+		CacheHits:          f.pager.hits.Load(),
+		CacheMisses:        f.pager.misses.Load(),
+		Evictions:          f.pager.evictions.Load(),
+		IndexEntries:       f.idx.len(),
+		ForwardScans:       f.pager.scans.Load(),
+		BackpressureWaits:  f.bpWaits.Load(),
+		FlushLatencyTotal:  time.Duration(f.latency.Load()),
+	}
+}
+
+// Stop stops the workers without waiting for pending deltas (call Flush
+// first for that). Waits in progress return ErrStopped.
+func (f *Flusher) Stop() {
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return
+	}
+	f.stopped = true
+	close(f.stopCh)
+	f.cancel()
+	f.mu.Unlock()
+	f.wg.Wait()
+}

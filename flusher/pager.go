@@ -1,0 +1,259 @@
+package flusher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cruzlog/cruzdb/afterimage"
+	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
+)
+
+// index maps intention positions to their active afterimage positions. It is
+// bounded: the oldest entries are dropped first. It is a hint: a miss is
+// resolved from the log by a forward scan.
+type index struct {
+	mu    sync.RWMutex
+	m     map[uint64]uint64
+	order []uint64 // insertion order, for dropping the oldest
+	head  int
+	limit int
+}
+
+func newIndex(limit int) *index {
+	return &index{m: make(map[uint64]uint64), limit: limit}
+}
+
+func (x *index) get(in uint64) (uint64, bool) {
+	x.mu.RLock()
+	a, ok := x.m[in]
+	x.mu.RUnlock()
+	return a, ok
+}
+
+func (x *index) put(in, a uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.m[in]; ok {
+		return
+	}
+	x.m[in] = a
+	x.order = append(x.order, in)
+	for len(x.m) > x.limit {
+		delete(x.m, x.order[x.head])
+		x.head++
+	}
+	if x.head > len(x.order)/2 && x.head > 1024 {
+		x.order = append(x.order[:0], x.order[x.head:]...)
+		x.head = 0
+	}
+}
+
+func (x *index) len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.m)
+}
+
+// pager loads evicted nodes back from the log and keeps the clock of clean
+// nodes in memory.
+type pager struct {
+	log         log.Log
+	idx         *index
+	holeTimeout time.Duration
+
+	loads singleflight.Group
+
+	aiMu    sync.Mutex
+	aiCache map[uint64]*afterimage.Afterimage // recently decoded afterimages
+	aiOrder []uint64
+
+	clockMu sync.Mutex
+	ring    []*cowtree.Node
+	hand    int
+	bytes   atomic.Int64
+
+	hits, misses, evictions, scans atomic.Uint64
+}
+
+const aiCacheSize = 64
+
+func newPager(l log.Log, idx *index, holeTimeout time.Duration) *pager {
+	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, aiCache: map[uint64]*afterimage.Afterimage{}}
+}
+
+// LoadNode implements cowtree.Loader.
+func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
+	p.misses.Add(1)
+	key := strconv.FormatUint(uint64(a.Kind), 10) + ":" + strconv.FormatUint(a.Pos, 10) + ":" + strconv.FormatUint(uint64(a.Off), 10)
+	v, err, _ := p.loads.Do(key, func() (any, error) {
+		at := a.Pos
+		if a.Kind == cowtree.AddrIntention {
+			var err error
+			if at, err = p.resolveIntention(a.Pos); err != nil {
+				return nil, err
+			}
+		}
+		ai, err := p.afterimage(at)
+		if err != nil {
+			return nil, err
+		}
+		if int(a.Off) >= len(ai.Nodes) {
+			return nil, fmt.Errorf("flusher: node %d of afterimage at %d: only %d nodes: %w", a.Off, at, len(ai.Nodes), entry.ErrCorrupt)
+		}
+		own := cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: a.Off}
+		return cowtree.NewLoaded(own, nodeFields(at, &ai.Nodes[a.Off])), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*cowtree.Node), nil
+}
+
+// Installed implements cowtree.Tracker: a loaded node joins the clock.
+func (p *pager) Installed(n *cowtree.Node) { p.add([]*cowtree.Node{n}) }
+
+func (p *pager) add(nodes []*cowtree.Node) {
+	var b int64
+	for _, n := range nodes {
+		b += n.Size()
+	}
+	p.clockMu.Lock()
+	p.ring = append(p.ring, nodes...)
+	p.clockMu.Unlock()
+	p.bytes.Add(b)
+}
+
+// evict runs the clock until the clean nodes in memory fit in budget. It
+// must run on the goroutine that finishes deltas (see cowtree.Node.Evict).
+func (p *pager) evict(budget int64) {
+	if p.bytes.Load() <= budget {
+		return
+	}
+	p.clockMu.Lock()
+	defer p.clockMu.Unlock()
+	for steps := 2 * len(p.ring); steps > 0 && p.bytes.Load() > budget && len(p.ring) > 0; steps-- {
+		if p.hand >= len(p.ring) {
+			p.hand = 0
+		}
+		n := p.ring[p.hand]
+		drop := false
+		switch {
+		case !n.Linked() || !n.Resident():
+			drop = true // a root (of some version), or already unlinked
+		case n.Touched():
+			p.hand++
+		case n.Evict():
+			drop = true
+			p.evictions.Add(1)
+		default:
+			p.hand++ // a root, or children still in memory
+		}
+		if drop {
+			last := len(p.ring) - 1
+			p.ring[p.hand] = p.ring[last]
+			p.ring[last] = nil
+			p.ring = p.ring[:last]
+			p.bytes.Add(-n.Size())
+		}
+	}
+}
+
+// afterimage returns the decoded afterimage at pos.
+func (p *pager) afterimage(pos uint64) (*afterimage.Afterimage, error) {
+	p.aiMu.Lock()
+	ai, ok := p.aiCache[pos]
+	p.aiMu.Unlock()
+	if ok {
+		p.hits.Add(1)
+		return ai, nil
+	}
+	data, err := p.log.Read(context.Background(), log.Position(pos))
+	if err != nil {
+		return nil, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
+	}
+	ai, err = entry.DecodeAfterimageEntry(pos, data)
+	if err != nil {
+		if errors.Is(err, entry.ErrWrongType) {
+			return nil, fmt.Errorf("flusher: position %d is not an afterimage: %w", pos, entry.ErrCorrupt)
+		}
+		return nil, err
+	}
+	p.aiMu.Lock()
+	if _, ok := p.aiCache[pos]; !ok {
+		p.aiCache[pos] = ai
+		p.aiOrder = append(p.aiOrder, pos)
+		if len(p.aiOrder) > aiCacheSize {
+			delete(p.aiCache, p.aiOrder[0])
+			p.aiOrder = p.aiOrder[1:]
+		}
+	}
+	p.aiMu.Unlock()
+	return ai, nil
+}
+
+// resolveIntention returns the position of the active afterimage of the
+// intention at in: from the index, or by scanning the log forward from the
+// intention (filling holes that stay empty past the hole timeout, since a
+// hole could still receive an earlier afterimage).
+func (p *pager) resolveIntention(in uint64) (uint64, error) {
+	if a, ok := p.idx.get(in); ok {
+		return a, nil
+	}
+	p.scans.Add(1)
+	ctx := context.Background()
+	var holeSince time.Time
+	for pos := in + 1; ; {
+		data, err := p.log.Read(ctx, log.Position(pos))
+		switch {
+		case err == nil:
+			holeSince = time.Time{}
+			typ, payload, err := entry.Decode(pos, data)
+			if err != nil {
+				return 0, err
+			}
+			if typ == entry.TypeAfterimage {
+				ai, err := afterimage.DecodeNoCopy(payload)
+				if err != nil {
+					return 0, entry.Corrupt(pos, err)
+				}
+				if ai.Intention == in {
+					p.idx.put(in, pos)
+					return pos, nil
+				}
+			}
+			pos++
+		case errors.Is(err, log.ErrFilled):
+			holeSince = time.Time{}
+			pos++
+		case errors.Is(err, log.ErrNotWritten):
+			if holeSince.IsZero() {
+				holeSince = time.Now()
+			}
+			tail, terr := p.log.Tail(ctx)
+			if terr != nil {
+				return 0, fmt.Errorf("flusher: resolve intention %d: %w", in, terr)
+			}
+			if uint64(tail) > pos && time.Since(holeSince) >= p.holeTimeout {
+				if ferr := p.log.Fill(ctx, log.Position(pos)); ferr != nil && !errors.Is(ferr, log.ErrWritten) {
+					return 0, fmt.Errorf("flusher: resolve intention %d: fill %d: %w", in, pos, ferr)
+				}
+				continue
+			}
+			if uint64(tail) <= pos && time.Since(holeSince) >= 10*p.holeTimeout+10*time.Second {
+				return 0, fmt.Errorf("flusher: no afterimage for intention %d up to the tail %d", in, tail)
+			}
+			time.Sleep(time.Millisecond)
+		default:
+			return 0, fmt.Errorf("flusher: resolve intention %d: read %d: %w", in, pos, err)
+		}
+	}
+}

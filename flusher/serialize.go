@@ -1,0 +1,86 @@
+package flusher
+
+import (
+	"github.com/cruzlog/cruzdb/afterimage"
+	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/processor"
+)
+
+// Physical maps an intention position to the position of its active
+// afterimage, if known.
+type Physical func(intention uint64) (afterimage uint64, ok bool)
+
+// Serialize turns a delta into its afterimage record. A child in the same
+// delta becomes a self pointer; a child of another delta a physical pointer
+// when phys knows that delta's active afterimage, else an intention pointer.
+// With a nil phys every cross-delta pointer is an intention pointer: the
+// canonical form, identical on every node for the same log.
+func Serialize(d *processor.Delta, phys Physical) (*afterimage.Afterimage, afterimage.PointerCounts) {
+	ai := &afterimage.Afterimage{Intention: d.Pos, Nodes: make([]afterimage.Node, len(d.Nodes))}
+	var counts afterimage.PointerCounts
+	ptr := func(r *cowtree.Ref) afterimage.Ptr {
+		a := r.Addr()
+		var p afterimage.Ptr
+		switch {
+		case a.Kind == cowtree.AddrNone:
+			counts.Nil++
+		case a.Kind == cowtree.AddrIntention && a.Pos == d.Pos:
+			p = afterimage.SelfPtr(a.Off)
+			counts.Self++
+		case a.Kind == cowtree.AddrAfterimage:
+			p = afterimage.AfterimagePtr(a.Pos, a.Off)
+			counts.Afterimage++
+		default:
+			if phys != nil {
+				if at, ok := phys(a.Pos); ok {
+					counts.Afterimage++
+					return afterimage.AfterimagePtr(at, a.Off)
+				}
+			}
+			p = afterimage.IntentionPtr(a.Pos, a.Off)
+			counts.Intention++
+		}
+		return p
+	}
+	for i, n := range d.Nodes {
+		ai.Nodes[i] = afterimage.Node{
+			Key:       n.Key(),
+			Value:     n.Value(),
+			Pos:       n.Pos(),
+			Tombstone: n.Tombstone(),
+			MaxPos:    n.MaxPos(),
+			MinTomb:   n.MinTomb(),
+			Height:    uint8(n.Height()),
+			Left:      ptr(n.Left()),
+			Right:     ptr(n.Right()),
+		}
+	}
+	return ai, counts
+}
+
+// nodeFields converts a stored node of the afterimage at pos into the fields
+// cowtree needs, turning pointers into addresses.
+func nodeFields(pos uint64, nd *afterimage.Node) cowtree.NodeFields {
+	addr := func(p afterimage.Ptr) cowtree.Addr {
+		switch p.Kind {
+		case afterimage.PtrSelf:
+			return cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pos, Off: p.Off}
+		case afterimage.PtrAfterimage:
+			return cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: p.Pos, Off: p.Off}
+		case afterimage.PtrIntention:
+			return cowtree.Addr{Kind: cowtree.AddrIntention, Pos: p.Pos, Off: p.Off}
+		}
+		return cowtree.Addr{}
+	}
+	return cowtree.NodeFields{
+		Key:       nd.Key,
+		Value:     nd.Value,
+		Pos:       nd.Pos,
+		Tombstone: nd.Tombstone,
+		MaxPos:    nd.MaxPos,
+		MinTomb:   nd.MinTomb,
+		Height:    int(nd.Height),
+		Left:      addr(nd.Left),
+		Right:     addr(nd.Right),
+	}
+}

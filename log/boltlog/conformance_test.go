@@ -1,0 +1,47 @@
+package boltlog
+
+import (
+	"testing"
+
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/logtest"
+	bolt "go.etcd.io/bbolt"
+)
+
+func openFresh(opts *Options) func(t *testing.T) log.Log {
+	return func(t *testing.T) log.Log { return mustOpen(t, tempPath(t), opts) }
+}
+
+func reopenWith(opts *Options) func(t *testing.T, closed log.Log) log.Log {
+	return func(t *testing.T, closed log.Log) log.Log {
+		return mustOpen(t, closed.(*Log).path, opts)
+	}
+}
+
+// makeHole simulates a hole. boltlog itself never leaves one, because a
+// position is assigned inside the transaction that writes it; the hook
+// appends and then deletes the entry behind the log's back, so that the
+// suite exercises Read, Fill and Trim on a missing position below the tail.
+func makeHole(t *testing.T, l log.Log) log.Position {
+	t.Helper()
+	b := l.(*Log)
+	p := mustAppend(t, b, []byte("doomed"))
+	if err := b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEntries).Delete(posKey(nil, uint64(p)))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestConformance runs the suite with real fsyncs, as deployed.
+func TestConformance(t *testing.T) {
+	logtest.Run(t, openFresh(nil), logtest.Persistent(reopenWith(nil)), logtest.Holes(makeHole))
+}
+
+// TestConformanceSmallGroups bounds groups to one small entry each, so that
+// concurrent appends and fills spread over many transactions.
+func TestConformanceSmallGroups(t *testing.T) {
+	opts := &Options{NoSync: true, MaxGroupBytes: 1, ReclaimBatch: 1}
+	logtest.Run(t, openFresh(opts), logtest.Persistent(reopenWith(opts)), logtest.RaceRounds(100))
+}
