@@ -18,6 +18,7 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/boltlog"
 	"github.com/cruzlog/cruzdb/processor"
+	"github.com/cruzlog/cruzdb/startup"
 )
 
 // LogFileName is the embedded log's file inside the database directory.
@@ -43,7 +44,8 @@ type DB struct {
 	closed    bool
 	closing   chan struct{}
 
-	stats stats
+	stats     stats
+	safePoint startup.SafePoint
 }
 
 // version is the database state after a log position.
@@ -150,6 +152,11 @@ func (db *DB) start() error {
 		return err
 	}
 	db.header = *h
+	sp, err := startup.Find(ctx, db.log, db.opts.Logger)
+	if err != nil {
+		return fmt.Errorf("cruzdb: open: %w", err)
+	}
+	db.safePoint = sp
 	db.flusher, err = flusher.New(flusher.Options{
 		Log:               db.log,
 		Workers:           db.opts.FlushWorkers,
@@ -160,12 +167,17 @@ func (db *DB) start() error {
 		TakeoverDelay:     db.opts.TakeoverDelay,
 		HoleTimeout:       db.opts.HoleTimeout,
 		Logger:            db.opts.Logger,
-	}, 0)
+	}, sp.Intention)
 	if err != nil {
 		return err
 	}
-	st := processor.NewState(*h, cowtree.New(db.flusher.Loader()), 0)
-	db.cur.Store(&version{tree: st.Tree(), pos: 0})
+	tree := cowtree.New(db.flusher.Loader())
+	if sp.Intention != 0 {
+		db.flusher.Known(sp.Intention, sp.Afterimage)
+		tree = cowtree.FromRoot(sp.Root, db.flusher.Loader())
+	}
+	st := processor.NewState(*h, tree, sp.Intention)
+	db.cur.Store(&version{tree: st.Tree(), pos: sp.Intention})
 	db.runner, err = processor.Start(processor.Config{
 		Log:          db.log,
 		State:        st,
@@ -179,13 +191,43 @@ func (db *DB) start() error {
 		return err
 	}
 	go db.watchRunner()
-	if err := db.Sync(ctx); err != nil {
+	stopProgress := db.reportReplay(sp)
+	err = db.Sync(ctx)
+	stopProgress()
+	if err != nil {
 		db.runner.Stop()
 		db.flusher.Stop()
 		return fmt.Errorf("cruzdb: open: replay: %w", err)
 	}
 	return nil
 }
+
+// reportReplay logs replay progress every few seconds until stopped.
+func (db *DB) reportReplay(sp startup.SafePoint) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		start, last, lastAt := time.Now(), sp.Intention, time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				pos := db.runner.Applied()
+				rate := float64(pos-last) / now.Sub(lastAt).Seconds()
+				remaining := int64(sp.Tail) - 1 - int64(pos)
+				db.opts.Logger.Info("replaying the log", "position", pos, "tail", sp.Tail,
+					"remaining", remaining, "entries_per_sec", int64(rate), "elapsed", now.Sub(start).Round(time.Second))
+				last, lastAt = pos, now
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// SafePoint returns where this DB resumed at Open.
+func (db *DB) SafePoint() startup.SafePoint { return db.safePoint }
 
 // readOrWriteHeader returns the database header at position 0, writing it
 // first if the log is empty.
@@ -254,7 +296,9 @@ func (db *DB) onEvent(ev processor.Event) {
 	db.cur.Store(v)
 
 	db.mu.Lock()
-	local := false
+	// Deltas of intentions found in the log at open are ours to flush: their
+	// originator may be this node's previous, crashed incarnation.
+	local := ev.Pos < db.safePoint.Tail
 	if d := ev.Decision; d != nil {
 		if w, ok := db.waiters[d.Token]; ok {
 			delete(db.waiters, d.Token)

@@ -367,6 +367,11 @@ func TestBank(t *testing.T) {
 	if readerErr != nil {
 		t.Fatal(readerErr)
 	}
+	st := db.Stats()
+	if st.Commits < 100 {
+		t.Fatalf("only %d commits", st.Commits)
+	}
+	t.Logf("commits %d aborts %d", st.Commits, st.Aborts)
 	db.Close()
 	// Reopen on the same log: the total is intact.
 	db2 := openMem(t, l)
@@ -377,11 +382,9 @@ func TestBank(t *testing.T) {
 		}
 		return nil
 	})
-	st := db2.Stats()
-	if st.Commits < 100 {
-		t.Fatalf("only %d commits", st.Commits)
+	if db2.SafePoint().Intention == 0 {
+		t.Fatal("reopen found no safe point after a flushing close")
 	}
-	t.Logf("commits %d aborts %d", st.Commits, st.Aborts)
 }
 
 func TestReopenBolt(t *testing.T) {

@@ -16,21 +16,7 @@ var ErrMalformed = errors.New("afterimage: malformed payload")
 // NoTombstone is Node.MinTomb of a subtree without tombstones.
 const NoTombstone = math.MaxUint64
 
-// The payload is one msgpack array, written in canonical (shortest) form:
-//
-//	[intention uint, [node, ...]]
-//
-//	node = [key bin|nil, value bin|nil, pos uint, tombstone bool,
-//	        maxpos uint, mintomb uint|nil, height uint, left ptr, right ptr]
-//
-//	ptr = nil                   PtrNil
-//	    | [1, off uint]         PtrSelf
-//	    | [2, pos uint, off uint] PtrAfterimage
-//	    | [3, pos uint, off uint] PtrIntention
-//
-// mintomb is nil for NoTombstone (it is the common case and would otherwise
-// take 9 bytes). A nil key or value is written as msgpack nil and an empty
-// one as an empty bin, so the difference survives a round trip.
+// Field counts of the payload's arrays (see AppendPayload).
 const (
 	numFields  = 2
 	nodeFields = 9
@@ -87,11 +73,29 @@ func (p Ptr) encodedSize() int {
 }
 
 // AppendPayload appends the msgpack payload of a to dst and returns the
-// extended slice; it grows dst at most once. The same afterimage always gives
-// the same bytes. It encodes what a holds without checking it (see Validate),
-// except that fields a pointer's kind does not use are not written: Pos and
-// Off of a PtrNil, Pos of a PtrSelf. A pointer of an unknown kind is written
-// with its kind, Pos and Off, and fails to decode.
+// extended slice; it grows dst at most once, and not at all if dst has room.
+// The payload is one msgpack array in canonical (shortest) form, byte for
+// byte what msgpack.Encoder's primitives write:
+//
+//	[intention uint, [node, ...]]
+//
+//	node = [key bin|nil, value bin|nil, pos uint, tombstone bool,
+//	        maxpos uint, mintomb uint|nil, height uint, left ptr, right ptr]
+//
+//	ptr  = nil                        PtrNil
+//	     | [1, off uint]              PtrSelf
+//	     | [2, pos uint, off uint]    PtrAfterimage
+//	     | [3, pos uint, off uint]    PtrIntention
+//
+// mintomb is nil for NoTombstone, the common case, which would otherwise take
+// 9 bytes. A nil key or value is written as msgpack nil and an empty one as
+// an empty bin, so the difference survives a round trip.
+//
+// The same afterimage always gives the same bytes. It encodes what a holds
+// without checking it (see Validate), except that fields a pointer's kind
+// does not use are not written: Pos and Off of a PtrNil, Pos of a PtrSelf. A
+// pointer of an unknown kind is written with its kind, Pos and Off, and
+// fails to decode. a is only read.
 func (a *Afterimage) AppendPayload(dst []byte) []byte {
 	if room := cap(dst) - len(dst); room < a.maxSize() {
 		if need := a.EncodedSize(); room < need {
@@ -145,8 +149,11 @@ func (p Ptr) appendTo(dst []byte) []byte {
 // array. It allocates three times (the Afterimage, its Nodes, the backing
 // array).
 //
-// An error wraps ErrMalformed. Decode never panics and never allocates from
-// a length the payload cannot hold.
+// Decode reads any msgpack form of the fields: integers of any width
+// (non-negative signed ones too; a mintomb of math.MaxUint64 as a number),
+// str as well as bin. Re-encoding gives the canonical form. An error wraps
+// ErrMalformed. Decode never panics and never allocates from a length the
+// payload cannot hold. payload is only read.
 func Decode(payload []byte) (*Afterimage, error) {
 	a, total, err := decode(payload)
 	if err != nil {

@@ -1,11 +1,100 @@
+// Command bench runs cruzdb's experiments:
+//
+//	cd bench && go run . <experiment>... [flags]
+//
+// Experiments: flush, replay, commit, read, startup, resp, workload, or all.
+// Each prints a Markdown table on stdout and writes CSV and SVG files under
+// --out; progress goes to stderr. See RESULTS.md for the latest full run.
 package main
 
 import (
-	_ "github.com/cockroachdb/pebble/v2"
-	_ "github.com/cruzlog/cruzdb"
-	_ "github.com/dgraph-io/badger/v4"
-	_ "go.etcd.io/bbolt"
-	_ "gonum.org/v1/plot"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/cruzlog/cruzdb/bench/suite"
 )
 
-func main() {}
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var cfg suite.Config
+	fs.BoolVar(&cfg.Quick, "quick", false, "seconds-long smoke run of each experiment")
+	fs.StringVar(&cfg.Out, "out", "results", "directory for CSV, SVG and machine.md")
+	fs.StringVar(&cfg.DataDir, "data", os.TempDir(), "directory for on-disk databases (on the disk you want to measure)")
+	fs.IntVar(&cfg.Runs, "runs", 1, "repeat every measurement N times; tables show the median and spread")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of every random key and value")
+	fs.StringVar(&cfg.CruzdBin, "cruzd", "", "cruzd binary for the resp experiment (default: build ../cmd/cruzd)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	memprofile := fs.String("memprofile", "", "write an allocation profile at the end of the run to `file`")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: go run . <experiment>... [flags]\n\nexperiments (or all):\n")
+		for _, x := range suite.Experiments {
+			fmt.Fprintf(fs.Output(), "  %-9s %s\n", x.Name, x.Doc)
+		}
+		fmt.Fprintf(fs.Output(), "\nflags:\n")
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after the experiment names.
+	var names []string
+	args := os.Args[1:]
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil
+			}
+			return err
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			names = append(names, args[0])
+			args = args[1:]
+		}
+	}
+	if len(names) == 0 {
+		fs.Usage()
+		return fmt.Errorf("name an experiment (%s) or all", strings.Join(suite.Names(), ", "))
+	}
+	if len(names) == 1 && names[0] == "all" {
+		names = suite.Names()
+	}
+	cfg.Stdout, cfg.Progress = os.Stdout, os.Stderr
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	env, err := suite.NewEnv(cfg)
+	if err != nil {
+		return err
+	}
+	if err := env.Run(names...); err != nil {
+		return err
+	}
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "wrote %d files under %s\n", len(env.Written()), cfg.Out)
+	return nil
+}

@@ -220,6 +220,10 @@ func New(o Options, start uint64) (*Flusher, error) {
 	return f, nil
 }
 
+// Known seeds the index with an intention's active afterimage found by
+// startup's scan.
+func (f *Flusher) Known(intention, afterimage uint64) { f.idx.put(intention, afterimage) }
+
 // Loader returns the loader trees use to bring evicted nodes back.
 func (f *Flusher) Loader() cowtree.Loader { return f.pager }
 

@@ -13,17 +13,7 @@ import (
 // caller that knows the log position turns it into corruption (entry.Corrupt).
 var ErrMalformed = errors.New("intention: malformed payload")
 
-// The payload is one msgpack array, written in canonical (shortest) form:
-//
-//	[snapshot uint, token uint,
-//	 reads  [key bin|nil, ...],
-//	 ranges [[lo bin|nil, hi bin|nil], ...],
-//	 ops    [[kind uint, key bin|nil, value bin|nil], ...]]
-//
-// A nil slice is written as msgpack nil and an empty one as an empty bin, so
-// the difference survives a round trip (it matters for Range bounds; a nil
-// key is invalid, but still round-trips). Any msgpack reader can
-// read it; Decode also accepts non-canonical integer widths and str for bin.
+// Field counts of the payload's arrays (see AppendPayload).
 const (
 	numFields   = 5
 	rangeFields = 2
@@ -74,9 +64,24 @@ func (in *Intention) maxSize() int {
 }
 
 // AppendPayload appends the msgpack payload of in to dst and returns the
-// extended slice; it grows dst at most once. It encodes whatever in holds,
-// valid or not (see Validate), nil and empty slices alike, so Decode gives
+// extended slice; it grows dst at most once, and not at all if dst has room.
+// The payload is one msgpack array in canonical (shortest) form, byte for
+// byte what msgpack.Encoder's EncodeArrayLen, EncodeUint and EncodeBytes
+// write:
+//
+//	[snapshot uint, token uint,
+//	 reads  [key bin|nil, ...],
+//	 ranges [[lo bin|nil, hi bin|nil], ...],
+//	 ops    [[kind uint, key bin|nil, value bin|nil], ...]]
+//
+// A nil slice is written as msgpack nil and an empty one as an empty bin, so
+// the difference survives a round trip (it matters for Range bounds: a nil
+// Hi is unbounded, an empty one makes the range empty). An empty list of
+// reads, ranges or ops decodes as nil.
+//
+// It encodes whatever in holds, valid or not (see Validate), so Decode gives
 // back an equal intention; the same intention always gives the same bytes.
+// in is only read.
 func (in *Intention) AppendPayload(dst []byte) []byte {
 	if room := cap(dst) - len(dst); room < in.maxSize() {
 		if need := in.EncodedSize(); room < need {
@@ -133,8 +138,11 @@ type block struct {
 // reads, 1 range and 2 ops (once more for each of the three lists that is
 // longer): the copy, and the structs.
 //
-// An error wraps ErrMalformed. Decode checks structure only (see Validate);
-// it never panics and never allocates from a length the payload cannot hold.
+// Decode reads any msgpack form of the fields: integers of any width
+// (non-negative signed ones too), str as well as bin. Re-encoding gives the
+// canonical form. An error wraps ErrMalformed. Decode checks structure only
+// (see Validate); it never panics and never allocates from a length the
+// payload cannot hold. payload is only read.
 func Decode(payload []byte) (*Intention, error) {
 	// One copy up front is cheaper than copying slice by slice: it needs
 	// no zeroing and is one memmove.

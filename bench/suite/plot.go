@@ -3,6 +3,7 @@ package suite
 import (
 	"math"
 	"path/filepath"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -67,13 +68,15 @@ func (e *Env) LinePlot(name, title, xlabel, ylabel string, logX, logY bool, seri
 		logX, logY = false, false
 		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
 	}
+	p.X.Tick.Marker = compactTicks{plot.DefaultTicks{}}
+	p.Y.Tick.Marker = compactTicks{plot.DefaultTicks{}}
 	if logX {
 		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.X.Tick.Marker = compactTicks{plot.LogTicks{Prec: -1}}
 	}
 	if logY {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = compactTicks{logTicks{}}
 	}
 	p.Add(plotter.NewGrid())
 	return e.save(p, name)
@@ -85,12 +88,14 @@ func (e *Env) BarPlot(name, title, ylabel string, groups []string, series []BarS
 	p.Title.Text = title
 	p.Y.Label.Text = ylabel
 	p.Legend.Top = true
-	w := vg.Points(40 / float64(max(1, len(series))))
+	w := vg.Points(min(18, 0.75*330/float64(max(1, len(groups)))/float64(max(1, len(series)))))
+	top := 0.0
 	for i, s := range series {
 		vals := make(plotter.Values, len(groups))
 		for j := range vals {
 			if j < len(s.Values) && !math.IsNaN(s.Values[j]) && !math.IsInf(s.Values[j], 0) {
 				vals[j] = s.Values[j]
+				top = max(top, vals[j])
 			}
 		}
 		b, err := plotter.NewBarChart(vals, w)
@@ -104,6 +109,9 @@ func (e *Env) BarPlot(name, title, ylabel string, groups []string, series []BarS
 		p.Legend.Add(s.Name, b)
 	}
 	p.NominalX(groups...)
+	p.Y.Tick.Marker = compactTicks{plot.DefaultTicks{}}
+	// Head room for the legend.
+	p.Y.Min, p.Y.Max = 0, max(1, top*(1.15+0.07*float64(len(series))))
 	p.Add(plotter.NewGrid())
 	return e.save(p, name)
 }
@@ -118,4 +126,51 @@ func (e *Env) save(p *plot.Plot, name string) error {
 	}
 	e.written = append(e.written, path)
 	return nil
+}
+
+// compactTicks labels ticks as 2K, 1.5M, ...
+type compactTicks struct{ plot.Ticker }
+
+func (c compactTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := c.Ticker.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = compact(ts[i].Value)
+		}
+	}
+	return ts
+}
+
+func compact(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'g', 3, 64) + "M"
+	case a >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'g', 3, 64) + "K"
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+// logTicks labels 1, 2 and 5 times each power of ten in range (LogTicks
+// labels powers of ten only, often leaving a plot with one label).
+type logTicks struct{}
+
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	for e := math.Floor(math.Log10(lo)); math.Pow(10, e) <= hi; e++ {
+		base := math.Pow(10, e)
+		for m := 1; m < 10; m++ {
+			v := float64(m) * base
+			if v < lo || v > hi {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || m == 2 || m == 5 {
+				t.Label = compact(v)
+			}
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }

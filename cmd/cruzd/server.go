@@ -30,7 +30,7 @@ type server struct {
 	ownLog  log.Log // the bbolt log this server opened, nil with cfg.log
 	metrics *metrics
 	specs   map[string]*cmdSpec
-	locks   keyLocks
+	locks   *keyLocks
 	cursors *cursorTable
 
 	ln      net.Listener
@@ -73,6 +73,7 @@ func newServer(cfg config) (*server, error) {
 		logger:  logger,
 		conns:   map[*conn]struct{}{},
 		cursors: newCursorTable(1<<16, 64<<20),
+		locks:   newKeyLocks(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)

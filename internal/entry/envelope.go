@@ -82,8 +82,9 @@ func checksum(frame []byte) uint32 {
 }
 
 // Decode checks the envelope of the entry at log position pos and returns its
-// type and payload. The payload is a sub-slice of data (data is not copied);
-// it is only as owned as data is. A short frame, bad magic, unknown version,
+// type and payload. The payload is a sub-slice of data (data is not copied,
+// and the payload's capacity ends where data's length does); it is only as
+// owned as data is. A short frame, bad magic, unknown version,
 // checksum mismatch or unknown type is an error wrapping ErrCorrupt (a
 // *CorruptError naming pos).
 func Decode(pos uint64, data []byte) (Type, []byte, error) {
@@ -103,5 +104,5 @@ func Decode(pos uint64, data []byte) (Type, []byte, error) {
 	if !t.Known() {
 		return 0, nil, corruptf(pos, "unknown entry type %d", data[3])
 	}
-	return t, data[FrameSize:], nil
+	return t, data[FrameSize:len(data):len(data)], nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -452,6 +453,8 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 	switch {
 	case v == nil:
 		return nil, fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrNotWritten)
+	case len(v) == 0:
+		return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (empty value)", pos)
 	case v[0] == tagData:
 		out := make([]byte, len(v)-1)
 		copy(out, v[1:])
@@ -570,6 +573,9 @@ func (l *Log) committer() {
 			}
 			l.commitGroup(l.group, failed)
 			clear(l.group)
+			if zzGosched {
+				runtime.Gosched()
+			}
 		}
 	}
 }
@@ -668,8 +674,10 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 				return err
 			}
 			r.write, dirty = true, true
-		case v[0] == tagData:
+		case len(v) > 0 && v[0] == tagData:
 			r.err = fmt.Errorf("boltlog: fill position %d: %w", r.pos, log.ErrWritten)
+		case len(v) != 1 || v[0] != tagJunk:
+			r.err = fmt.Errorf("boltlog: fill position %d: corrupt entry (%d bytes)", r.pos, len(v))
 		}
 	}
 
@@ -810,14 +818,15 @@ func (l *Log) reclaimBatch(keys [][]byte) (more bool, _ [][]byte, err error) {
 	return more, keys, l.opts.commitTx(tx)
 }
 
-// Preallocation: keep at least preallocAhead bytes beyond bbolt's high-water
-// mark written with zeros, preallocChunk bytes at a time.
+// Preallocation keeps ahead(hw) bytes beyond bbolt's high-water mark hw
+// written with zeros, a quarter of that at a time: as much as the file holds
+// already, between 64 KiB and preallocAhead, so that small logs stay small.
 const (
+	preallocMin   = 64 << 10
 	preallocAhead = 4 << 20
-	preallocChunk = 1 << 20
 )
 
-var zeroChunk = make([]byte, preallocChunk)
+var zeroChunk = make([]byte, preallocAhead/4)
 
 // preallocate writes zeros ahead of the high-water mark of tx, a write
 // transaction. Nothing at or beyond the high-water mark is in use, and no
@@ -831,11 +840,14 @@ func (l *Log) preallocate(tx *bolt.Tx) {
 		return
 	}
 	hw := tx.Size()
+	ahead := min(max(hw, preallocMin), preallocAhead)
 	l.zeroedTo = max(l.zeroedTo, hw)
-	if l.zeroedTo >= hw+preallocAhead {
+	if l.zeroedTo >= hw+ahead {
 		return
 	}
-	if _, err := l.zfile.WriteAt(zeroChunk, l.zeroedTo); err == nil {
-		l.zeroedTo += preallocChunk
+	if n, err := l.zfile.WriteAt(zeroChunk[:ahead/4], l.zeroedTo); err == nil {
+		l.zeroedTo += int64(n)
 	}
 }
+
+var zzGosched = os.Getenv("ZZGOSCHED") != ""

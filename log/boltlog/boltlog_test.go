@@ -756,7 +756,7 @@ func TestWriteFailure(t *testing.T) {
 func TestCloseWhileAppending(t *testing.T) {
 	for round := range 5 {
 		path := tempPath(t)
-		l := mustOpen(t, path, &Options{NoSync: round%2 == 1})
+		l := mustOpen(t, path, &Options{NoSync: round > 0})
 		const appenders = 16
 		var (
 			mu      sync.Mutex
@@ -854,4 +854,61 @@ func TestTrimWhileReading(t *testing.T) {
 	waitReclaimed(t, l, n)
 	close(stop)
 	wg.Wait()
+}
+
+func TestPreallocate(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		path := tempPath(t)
+		l := mustOpen(t, path, &Options{NoPreallocate: off})
+		for i := range 100 {
+			mustAppend(t, l, fmt.Appendf(nil, "entry %d", i))
+		}
+		var hw int64
+		if err := l.db.View(func(tx *bolt.Tx) error { hw = tx.Size(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Allocated bytes, not the size: bbolt grows the file sparsely.
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			t.Skip("no block count on this platform")
+		}
+		if prealloc := st.Blocks*512 >= hw+preallocMin/2; prealloc == off {
+			t.Fatalf("NoPreallocate=%v: %d bytes allocated (size %d)", off, st.Blocks*512, fi.Size())
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = mustOpen(t, path, &Options{NoPreallocate: !off})
+		for i := range 100 {
+			wantRead(t, l, log.Position(i), fmt.Appendf(nil, "entry %d", i), nil)
+		}
+		if p := mustAppend(t, l, []byte("more")); p != 100 {
+			t.Fatalf("append after reopen at %d", p)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// An entry with an unknown tag is reported as corrupt, never as data or junk.
+func TestCorruptEntry(t *testing.T) {
+	l := mustOpen(t, tempPath(t), &Options{NoSync: true})
+	defer l.Close()
+	mustAppend(t, l, []byte("x"))
+	if err := l.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEntries).Put(posKey(nil, 0), []byte{0x7f, 'x'})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Read(bg, 0); err == nil || !strings.Contains(err.Error(), "position 0: corrupt entry") {
+		t.Fatalf("Read(corrupt) = %v", err)
+	}
+	if err := l.Fill(bg, 0); err == nil || !strings.Contains(err.Error(), "position 0: corrupt entry") {
+		t.Fatalf("Fill(corrupt) = %v", err)
+	}
 }

@@ -45,6 +45,11 @@
 // Within a group all requests are concurrent, so the committer orders them
 // freely: trims first, then fills, then appends in arrival order.
 //
+// Each commit adds pages at the end of the file. By default the committer
+// keeps a few MiB beyond the last page written with zeros, so that those
+// pages overwrite blocks the file system has already allocated and fdatasync
+// needs no file-system journal commit (Options.NoPreallocate turns this off).
+//
 // # What blocks what
 //
 //   - Append, Fill and Trim wait for the commit of their group, and for the
@@ -81,9 +86,11 @@
 //   - Every Append is a bbolt Put into a B+tree; each transaction rewrites the
 //     rightmost leaf and its branch pages and writes the meta page, so a lone
 //     appender pays bbolt's full commit cost (two fdatasyncs) per entry.
-//   - Opening rebuilds bbolt's free list by walking the file (the free list is
-//     not written on each commit, which makes commits cheaper), so opening a
-//     large file takes time proportional to its size.
+//   - Opening rebuilds bbolt's free list by walking every live page (the free
+//     list is not written on each commit, which keeps commits cheap however
+//     much was trimmed), so Open takes time proportional to the untrimmed
+//     data: about 0.2 s for a million 100-byte entries (128 MB) in the page
+//     cache here.
 //   - Entries up to log.MaxEntrySize (16 MiB) are accepted; larger ones are
 //     refused with log.ErrTooLarge and nothing is written.
 package boltlog

@@ -32,15 +32,17 @@
 // source, seeded from Options.Seed, to model a distribution.
 //
 // Waits are precise: time.Sleep and timers overshoot by up to about a
-// millisecond on Linux, so memlog sleeps on a timer until 1.5 ms before the
-// deadline and spends the rest yielding the processor (runtime.Gosched) while
-// it polls the clock. Measured on an idle 2-CPU Linux machine, a 100 µs wait
-// lasts 100–102 µs (mean overshoot under 1 µs); time.Sleep(100µs) lasted about
-// 1.05 ms there. Under CPU contention the overshoot grows with the run queue.
-// A wait never ends early, except when the call's context ends or the log is
-// closed. Sub-millisecond waits keep a processor busy while they spin, so many
-// concurrent short waits cost CPU time (BenchmarkSleep reports the
-// overshoot).
+// millisecond on Linux (time.Sleep(100µs) lasts about 1.05 ms on the 2-CPU
+// machine this was written on), so waits are handed to one shared waker
+// goroutine. It sleeps on a timer until 1.5 ms before the earliest deadline,
+// then polls the clock, yielding the processor (runtime.Gosched) between
+// polls, and wakes each waiting call at its deadline. One poller serves every
+// waiting call, so the CPU cost stays bounded however many appends are in
+// flight; the waker exists only while some call is waiting. A wait never ends
+// early, except when the call's context ends or the log is closed. How late
+// it ends depends on the load: BenchmarkSleep and
+// BenchmarkAppendLatencyParallel report the mean overshoot (see the figures
+// in bench_test.go).
 //
 // # Faults
 //

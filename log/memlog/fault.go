@@ -2,7 +2,6 @@ package memlog
 
 import (
 	"context"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -133,43 +132,4 @@ func (g *Gate) wait(ctx context.Context, done <-chan struct{}) error {
 	case <-done:
 		return log.ErrClosed
 	}
-}
-
-// timerSlack is how early the timer of a long wait fires before the deadline;
-// the rest is spun. Timers on Linux overshoot by up to about a millisecond.
-const timerSlack = 1500 * time.Microsecond
-
-// sleep waits d without oversleeping much: time.Sleep and timers overshoot
-// by up to ~1 ms, so the last timerSlack of the wait is spent yielding the
-// processor (runtime.Gosched) until the deadline. It returns early with the
-// context's error or log.ErrClosed.
-func sleep(ctx context.Context, done <-chan struct{}, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	deadline := time.Now().Add(d)
-	ctxDone := ctx.Done()
-	if d > timerSlack {
-		t := time.NewTimer(d - timerSlack)
-		select {
-		case <-t.C:
-		case <-ctxDone:
-			t.Stop()
-			return ctx.Err()
-		case <-done:
-			t.Stop()
-			return log.ErrClosed
-		}
-	}
-	for time.Now().Before(deadline) {
-		select {
-		case <-ctxDone:
-			return ctx.Err()
-		case <-done:
-			return log.ErrClosed
-		default:
-		}
-		runtime.Gosched()
-	}
-	return nil
 }

@@ -221,7 +221,7 @@ func TestCrashClone(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustAppend(t, l, "p3") // skips the junk at 2
-	l.SetInject(holdAppend(g, 2))
+	l.SetInject(holdAppend(g, 3))
 	held := goAppend(l, ctx, "in-flight") // takes 4, held
 	<-g.Held()
 	mustAppend(t, l, "p5")

@@ -70,6 +70,19 @@ type slot struct {
 	st   state
 }
 
+const (
+	chunkBits = 10
+	chunkSize = 1 << chunkBits
+)
+
+type chunk [chunkSize]slot
+
+// at returns the slot of p, which must be in [l.trim, l.tail) or be the
+// position being taken by takeLocked.
+func (l *Log) at(p log.Position) *slot {
+	return &l.chunks[p>>chunkBits-l.c0][p&(chunkSize-1)]
+}
+
 type injectHook struct {
 	f func(Call, *rand.Rand) Fault
 }
@@ -77,9 +90,15 @@ type injectHook struct {
 // Log is an in-memory shared log. It implements log.Log and is safe for
 // concurrent use. Create it with New.
 type Log struct {
-	mu     sync.RWMutex
-	slots  []slot // slots[i] holds position base+i; base+len(slots) == tail
-	base   log.Position
+	mu sync.RWMutex
+	// Positions live in fixed-size chunks, so appends never copy the
+	// entries already there and trims free whole chunks. chunks[i] holds
+	// positions from (c0+i)*chunkSize on. Slots at or beyond the tail are
+	// zero (holes with no data).
+	chunks []*chunk
+	c0     log.Position
+	trim   log.Position              // positions below it are trimmed
+	tail   log.Position              // the next position to be assigned; trim <= tail
 	ahead  map[log.Position]struct{} // filled positions at or beyond the tail
 	closed bool
 	done   chan struct{} // closed by Close: wakes waiting calls
@@ -264,6 +283,9 @@ func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 	ctx = ctxOf(ctx)
 	seq := l.calls[OpAppend].Add(1) - 1
 	if len(data) > log.MaxEntrySize {
+		if err := l.checkClosed(); err != nil {
+			return 0, fmt.Errorf("memlog: append: %w", err)
+		}
 		return 0, fmt.Errorf("memlog: append of %d bytes (limit %d): %w", len(data), log.MaxEntrySize, log.ErrTooLarge)
 	}
 	if err := ctx.Err(); err != nil {
@@ -283,7 +305,7 @@ func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 			l.mu.Unlock()
 			return 0, err
 		}
-		l.slots[p-l.base] = slot{data: buf, st: stData}
+		*l.at(p) = slot{data: buf, st: stData}
 		l.mu.Unlock()
 		return p, nil
 	}
@@ -306,12 +328,12 @@ func (l *Log) appendSlow(ctx context.Context, seq uint64, buf []byte) (log.Posit
 		if f.Err != nil && !f.Drop && !f.AckLost {
 			// Fail before sequencing: give the position back. Nobody
 			// else has seen it, since l.mu was held all along.
-			l.slots = l.slots[:len(l.slots)-1]
+			l.tail--
 			l.mu.Unlock()
 			return 0, fmt.Errorf("memlog: append: %w", f.Err)
 		}
 		if d <= 0 && f.Hold == nil && !f.Drop {
-			l.slots[p-l.base] = slot{data: buf, st: stData}
+			*l.at(p) = slot{data: buf, st: stData}
 			l.mu.Unlock()
 			return l.ackAppend(p, f)
 		}
@@ -334,8 +356,8 @@ func (l *Log) appendSlow(ctx context.Context, seq uint64, buf []byte) (log.Posit
 			l.mu.Unlock()
 			return 0, wrap(OpAppend, p, log.ErrClosed)
 		}
-		if p >= l.base && l.slots[p-l.base].st == stHole {
-			l.slots[p-l.base] = slot{data: buf, st: stData}
+		if p >= l.trim && l.at(p).st == stHole {
+			*l.at(p) = slot{data: buf, st: stData}
 			l.mu.Unlock()
 			return l.ackAppend(p, f)
 		}
@@ -356,21 +378,24 @@ func (l *Log) ackAppend(p log.Position, f Fault) (log.Position, error) {
 }
 
 // takeLocked assigns the next position, skipping positions filled ahead of
-// the tail (they become junk slots), and leaves a hole slot for it.
+// the tail (they become junk), and leaves it a hole.
 func (l *Log) takeLocked() (log.Position, error) {
 	for {
-		p := l.base + log.Position(len(l.slots))
+		p := l.tail
 		if p == math.MaxUint64 {
 			return 0, fmt.Errorf("memlog: append: no position left after %d", p)
 		}
+		if c := p >> chunkBits; c-l.c0 == log.Position(len(l.chunks)) {
+			l.chunks = append(l.chunks, new(chunk))
+		}
+		l.tail++
 		if len(l.ahead) > 0 {
 			if _, ok := l.ahead[p]; ok {
 				delete(l.ahead, p)
-				l.slots = append(l.slots, slot{st: stJunk})
+				l.at(p).st = stJunk
 				continue
 			}
 		}
-		l.slots = append(l.slots, slot{st: stHole})
 		return p, nil
 	}
 }
@@ -395,16 +420,16 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 	switch {
 	case l.closed:
 		err = log.ErrClosed
-	case pos < l.base:
+	case pos < l.trim:
 		err = log.ErrTrimmed
-	case pos-l.base >= log.Position(len(l.slots)):
+	case pos >= l.tail:
 		if _, ok := l.ahead[pos]; ok {
 			err = log.ErrFilled
 		} else {
 			err = log.ErrNotWritten
 		}
 	default:
-		s = l.slots[pos-l.base]
+		s = *l.at(pos)
 		switch s.st {
 		case stHole:
 			err = log.ErrNotWritten
@@ -444,15 +469,15 @@ func (l *Log) Fill(ctx context.Context, pos log.Position) error {
 	switch {
 	case l.closed:
 		err = log.ErrClosed
-	case pos < l.base:
+	case pos < l.trim:
 		// Trimmed: nothing can land there anyway.
-	case pos-l.base >= log.Position(len(l.slots)):
+	case pos >= l.tail:
 		if l.ahead == nil {
 			l.ahead = make(map[log.Position]struct{})
 		}
 		l.ahead[pos] = struct{}{}
 	default:
-		s := &l.slots[pos-l.base]
+		s := l.at(pos)
 		switch s.st {
 		case stHole:
 			s.st = stJunk
@@ -490,27 +515,41 @@ func (l *Log) Trim(ctx context.Context, pos log.Position) error {
 		l.mu.Unlock()
 		return wrap(OpTrim, pos, log.ErrClosed)
 	}
-	if pos > l.base {
-		if tail := l.base + log.Position(len(l.slots)); pos <= tail {
-			k := pos - l.base
-			clear(l.slots[:k])
-			l.slots = l.slots[k:]
-		} else {
-			clear(l.slots)
-			l.slots = l.slots[:0]
-			for p := range l.ahead {
-				if p < pos {
-					delete(l.ahead, p)
-				}
-			}
-		}
-		l.base = pos
+	if pos > l.trim {
+		l.trimLocked(pos)
 	}
 	l.mu.Unlock()
 	if f.AckLost {
 		return wrap(OpTrim, pos, f.Err)
 	}
 	return nil
+}
+
+// trimLocked trims below pos > l.trim.
+func (l *Log) trimLocked(pos log.Position) {
+	if pos >= l.tail {
+		clear(l.chunks)
+		l.chunks = l.chunks[:0]
+		l.c0 = pos >> chunkBits
+		l.tail = pos
+		for p := range l.ahead {
+			if p < pos {
+				delete(l.ahead, p)
+			}
+		}
+	} else {
+		// Free the whole chunks below pos, and the data below it in the
+		// chunk that holds it.
+		k := pos>>chunkBits - l.c0
+		clear(l.chunks[:k])
+		l.chunks = l.chunks[k:]
+		l.c0 += k
+		first := max(l.trim, l.c0<<chunkBits)
+		for p := first; p < pos; p++ {
+			*l.at(p) = slot{}
+		}
+	}
+	l.trim = pos
 }
 
 // Tail returns the next position to be assigned.
@@ -529,7 +568,7 @@ func (l *Log) Tail(ctx context.Context) (log.Position, error) {
 	}
 	l.mu.RLock()
 	closed := l.closed
-	tail := l.base + log.Position(len(l.slots))
+	tail := l.tail
 	l.mu.RUnlock()
 	switch {
 	case closed:
@@ -572,9 +611,14 @@ func (l *Log) CrashClone() *Log {
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	c.base = l.base
-	// Data slices are never modified once written, so they can be shared.
-	c.slots = append(make([]slot, 0, len(l.slots)+len(l.slots)/4+16), l.slots...)
+	c.c0, c.trim, c.tail = l.c0, l.trim, l.tail
+	// Data slices are never modified once written, so they can be shared;
+	// the slots are copied, since holes change.
+	c.chunks = make([]*chunk, len(l.chunks))
+	for i, ch := range l.chunks {
+		cp := *ch
+		c.chunks[i] = &cp
+	}
 	if len(l.ahead) > 0 {
 		c.ahead = make(map[log.Position]struct{}, len(l.ahead))
 		for p := range l.ahead {

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/cruzlog/cruzdb"
+)
+
+const (
+	// readBufSize is the connection's read buffer: a pipeline batch is what
+	// is already in it after a command is parsed.
+	readBufSize = 16 << 10
+	// maxBatch and maxBatchBytes bound one batch of pipelined commands.
+	maxBatch      = 1024
+	maxBatchBytes = 8 << 20
+	// keepReplyBuf is the largest reply buffer kept between batches.
+	keepReplyBuf = 1 << 20
+)
+
+// conn is one client connection. Its goroutine reads a batch of commands
+// (everything the client has sent so far), runs it and writes the replies.
+type conn struct {
+	s  *server
+	nc net.Conn
+	id int64
+	rd *respReader
+	w  respWriter
+
+	argBufs [][][]byte // per batch slot, reused
+	specs   []*cmdSpec // per batch slot
+	locks   []lockReq  // scratch for key locks
+	name    string     // CLIENT SETNAME
+	quit    bool
+	created time.Time
+
+	// MULTI / WATCH state.
+	inMulti    bool
+	multiDirty bool // a command failed to queue: EXEC replies EXECABORT
+	queued     []queuedCmd
+	watches    []watch
+}
+
+type queuedCmd struct {
+	spec *cmdSpec
+	args [][]byte // owned copies
+}
+
+type watch struct {
+	key []byte
+	pos uint64
+}
+
+func newConn(s *server, nc net.Conn) *conn {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+		tc.SetKeepAlive(true)
+	}
+	return &conn{
+		s:       s,
+		nc:      nc,
+		id:      s.nextID.Add(1),
+		rd:      newRESPReader(nc, readBufSize, s.cfg.MaxBulkLen, s.cfg.MaxArgs),
+		created: time.Now(),
+	}
+}
+
+func (c *conn) serve() {
+	defer c.s.removeConn(c)
+	defer c.nc.Close()
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug must not take the daemon down: log it and drop this
+			// connection only.
+			c.s.logger.Error("panic serving a connection", "conn", c.id, "panic", p, "stack", string(debug.Stack()))
+			c.w.b = c.w.b[:0]
+			c.w.err("ERR internal error; the connection is closed")
+			c.flush()
+		}
+	}()
+	idle := c.s.cfg.IdleTimeout
+	for {
+		if idle > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		if c.s.shutting.Load() {
+			return
+		}
+		n, rerr := c.readBatch()
+		if n > 0 {
+			c.runBatch(c.argBufs[:n])
+			for i := range n {
+				clear(c.argBufs[i]) // drop references to big values
+				if cap(c.argBufs[i]) > 1024 {
+					c.argBufs[i] = nil
+				}
+			}
+		}
+		c.rd.resetArena()
+		if rerr != nil {
+			var pe *protocolError
+			switch {
+			case errors.As(rerr, &pe):
+				c.s.metrics.protocolErrors.Inc()
+				c.s.logger.Debug("protocol error; closing the connection", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "err", pe.msg)
+				c.w.err("ERR " + pe.Error())
+			case errors.Is(rerr, os.ErrDeadlineExceeded) && !c.s.shutting.Load():
+				c.s.logger.Debug("idle timeout; closing the connection", "conn", c.id)
+			}
+			c.flush()
+			return
+		}
+		if err := c.flush(); err != nil || c.quit {
+			return
+		}
+	}
+}
+
+// readBatch parses one command, blocking, and then every further command
+// the client has already sent (whatever is buffered), up to the batch
+// bounds. It returns the number of commands parsed into c.argBufs and the
+// error that stopped it, if any (the commands before it are still run).
+func (c *conn) readBatch() (int, error) {
+	n, size := 0, 0
+	for {
+		if n == len(c.argBufs) {
+			c.argBufs = append(c.argBufs, nil)
+		}
+		args, err := c.rd.readCommand(c.argBufs[n])
+		if err != nil {
+			return n, err
+		}
+		if args != nil {
+			c.argBufs[n] = args
+			n++
+			for _, a := range args {
+				size += len(a)
+			}
+		}
+		if n > 0 && (c.rd.buffered() == 0 || n >= maxBatch || size >= maxBatchBytes) {
+			return n, nil
+		}
+	}
+}
+
+// flush writes the replies of the batch.
+func (c *conn) flush() error {
+	if len(c.w.b) == 0 {
+		return nil
+	}
+	_, err := c.nc.Write(c.w.b)
+	if cap(c.w.b) > keepReplyBuf {
+		c.w.b = nil
+	} else {
+		c.w.b = c.w.b[:0]
+	}
+	return err
+}
+
+// lookup finds a command by name, case-insensitively, without allocating.
+func (c *conn) lookup(name []byte) *cmdSpec {
+	var buf [24]byte
+	if len(name) > len(buf) {
+		return nil
+	}
+	for i, ch := range name {
+		if ch >= 'A' && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		buf[i] = ch
+	}
+	return c.s.specs[string(buf[:len(name)])]
+}
+
+// runBatch runs a batch of commands in order. Runs of consecutive point
+// commands (commands on keys named in their arguments) run as one
+// transaction; every other command is a batch boundary.
+func (c *conn) runBatch(batch [][][]byte) {
+	if cap(c.specs) < len(batch) {
+		c.specs = make([]*cmdSpec, len(batch))
+	}
+	specs := c.specs[:len(batch)]
+	for i, args := range batch {
+		specs[i] = c.lookup(args[0])
+	}
+	c.s.totalCmds.Add(int64(len(batch)))
+	for i := 0; i < len(batch) && !c.quit; {
+		args, spec := batch[i], specs[i]
+		start := time.Now()
+		switch {
+		case spec == nil:
+			c.s.metrics.commands.WithLabelValues("unknown").Inc()
+			c.w.err(unknownCommand(args))
+			if c.inMulti {
+				c.multiDirty = true
+			}
+			i++
+			continue
+		case !spec.arityOK(len(args)):
+			c.w.err("ERR wrong number of arguments for '" + spec.name + "' command")
+			if c.inMulti {
+				c.multiDirty = true
+			}
+		case c.inMulti && spec.flags&flagNoQueue == 0:
+			c.queue(spec, args)
+		case spec.flags&flagPoint != 0 && !c.inMulti:
+			j := i + 1
+			for j < len(batch) && specs[j] != nil && specs[j].flags&flagPoint != 0 && specs[j].arityOK(len(batch[j])) {
+				j++
+			}
+			c.runPoint(batch[i:j], specs[i:j])
+			d := time.Since(start).Seconds()
+			for _, sp := range specs[i:j] {
+				sp.calls.Inc()
+				sp.dur.Observe(d)
+			}
+			i = j
+			continue
+		default:
+			spec.run(c, nil, args)
+		}
+		spec.calls.Inc()
+		spec.dur.Observe(time.Since(start).Seconds())
+		i++
+	}
+}
+
+// unknownCommand is Redis's error for an unknown command.
+func unknownCommand(args [][]byte) string {
+	var b strings.Builder
+	b.WriteString("ERR unknown command '")
+	b.Write(args[0][:min(len(args[0]), 128)])
+	b.WriteString("', with args beginning with: ")
+	n := 0
+	for _, a := range args[1:] {
+		if n >= 128 {
+			break
+		}
+		room := 128 - n
+		b.WriteByte('\'')
+		b.Write(a[:min(len(a), room)])
+		b.WriteString("' ")
+		n += min(len(a), room) + 3
+	}
+	return b.String()
+}
+
+// runPoint runs a run of point commands as one transaction: read-only if
+// none of them writes, else a writable one that commits once for all of
+// them. The replies are kept only if it commits; on a conflict the whole run
+// is re-run (these are plain commands, so that is what running them one by
+// one would have done).
+func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
+	db := c.s.db
+	writable := false
+	for _, sp := range specs {
+		if sp.flags&flagWrite != 0 {
+			writable = true
+			break
+		}
+	}
+	if !writable {
+		tx, err := db.Begin(c.s.ctx, false)
+		if err != nil {
+			c.errorAll(len(batch), err)
+			return
+		}
+		for k, args := range batch {
+			specs[k].run(c, tx, args)
+		}
+		tx.Rollback()
+		return
+	}
+
+	// Serialize against other daemon transactions on the same keys so that
+	// plain read-modify-write commands do not conflict with each other (see
+	// keyLocks).
+	c.locks = c.locks[:0]
+	for k, args := range batch {
+		c.locks = specs[k].appendLocks(c.s.locks, c.locks, args)
+	}
+	held := c.s.locks.acquire(c.locks)
+	defer c.s.locks.release(held)
+
+	mark := len(c.w.b)
+	for attempt := 0; ; attempt++ {
+		tx, err := db.Begin(c.s.ctx, true)
+		if err != nil {
+			c.errorAll(len(batch), err)
+			return
+		}
+		for k, args := range batch {
+			specs[k].run(c, tx, args)
+		}
+		t0 := time.Now()
+		err = tx.Commit()
+		c.s.metrics.commitDuration.Observe(time.Since(t0).Seconds())
+		if err == nil {
+			return
+		}
+		c.w.b = c.w.b[:mark]
+		switch {
+		case errors.Is(err, cruzdb.ErrConflict) && attempt < c.s.cfg.MaxConflictRetries:
+			c.s.metrics.retries.Inc()
+			continue
+		case errors.Is(err, cruzdb.ErrTxnTooLarge) && len(batch) > 1:
+			// Together they do not fit in one intention; one by one they
+			// may. The locks held cover each command's keys.
+			for k := range batch {
+				c.runPointUnlocked(batch[k:k+1], specs[k:k+1])
+			}
+			return
+		}
+		if errors.Is(err, cruzdb.ErrConflict) {
+			err = errors.New("transaction conflict: gave up after " + itoa(c.s.cfg.MaxConflictRetries) + " retries: " + err.Error())
+		}
+		c.errorAll(len(batch), err)
+		return
+	}
+}
+
+// runPointUnlocked is runPoint for a caller that already holds the locks.
+func (c *conn) runPointUnlocked(batch [][][]byte, specs []*cmdSpec) {
+	mark := len(c.w.b)
+	for attempt := 0; ; attempt++ {
+		tx, err := c.s.db.Begin(c.s.ctx, true)
+		if err != nil {
+			c.errorAll(len(batch), err)
+			return
+		}
+		for k, args := range batch {
+			specs[k].run(c, tx, args)
+		}
+		err = tx.Commit()
+		if err == nil {
+			return
+		}
+		c.w.b = c.w.b[:mark]
+		if errors.Is(err, cruzdb.ErrConflict) && attempt < c.s.cfg.MaxConflictRetries {
+			c.s.metrics.retries.Inc()
+			continue
+		}
+		c.errorAll(len(batch), err)
+		return
+	}
+}
+
+// errorAll replies err to n commands.
+func (c *conn) errorAll(n int, err error) {
+	msg := errText(err)
+	for range n {
+		c.w.err(msg)
+	}
+}
+
+// errText is the Redis error reply for a database error.
+func errText(err error) string {
+	s := err.Error()
+	for strings.HasPrefix(s, "cruzdb: ") {
+		s = strings.TrimPrefix(s, "cruzdb: ")
+	}
+	return "ERR " + s
+}

@@ -1,0 +1,73 @@
+package memlog
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cruzlog/cruzdb/log"
+)
+
+// Many concurrent waits of different lengths, some cancelled, some cut short
+// by Close: none ends early, cancelled ones end with their context, and the
+// waker goes away once nobody waits.
+func TestWakerManyWaiters(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	done := make(chan struct{})  // closed part way: "Close" for mode-2 waiters
+	never := make(chan struct{}) // the others' log is never closed
+	var wg sync.WaitGroup
+	for i := range 300 {
+		d := time.Duration(r.IntN(4000)) * time.Microsecond
+		mode := i % 10
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			if mode == 1 {
+				c, cancel := context.WithCancel(ctx)
+				ctx = c
+				time.AfterFunc(d/2, cancel)
+			}
+			closed := never
+			if mode == 2 {
+				closed = done
+			}
+			start := time.Now()
+			err := sleep(ctx, closed, d)
+			took := time.Since(start)
+			switch {
+			case mode == 1 && err != nil:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("cancelled wait of %v: %v", d, err)
+				}
+			case mode == 2 && err != nil:
+				if !errors.Is(err, log.ErrClosed) {
+					t.Errorf("wait of %v cut by close: %v", d, err)
+				}
+			case err != nil:
+				t.Errorf("wait of %v: %v", d, err)
+			case took < d:
+				t.Errorf("wait of %v ended after %v", d, took)
+			}
+		}()
+	}
+	time.Sleep(3 * time.Millisecond)
+	close(done)
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		theWaker.mu.Lock()
+		running, n := theWaker.running, len(theWaker.waiters)
+		theWaker.mu.Unlock()
+		if !running && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waker still running with %d waiters after every wait ended", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

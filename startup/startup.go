@@ -1,0 +1,140 @@
+// Package startup finds where a node resumes on a shared log: the newest
+// safe point, an intention together with its active afterimage, so that a
+// node loads the tree from that afterimage and replays only what follows.
+//
+// Find reads the tail, then scans backwards, filling the holes it meets,
+// until it reaches the newest intention that has an afterimage after it;
+// among duplicates the oldest (the active one) is kept. Scanning backwards,
+// an afterimage for intention I can only lie after I, so once the scan
+// reaches the highest intention named by any afterimage seen, nothing newer
+// can have one. Every hole between that intention and the tail is filled
+// during the scan, so an in-flight write can no longer land there with an
+// earlier duplicate; a fill that loses to such a write reads the entry and
+// counts it, so the choice is re-made with it. Positions at or after the
+// tail seen are later than the choice and cannot change it.
+//
+// The cost of Find depends on how far the flusher lagged behind the tail,
+// not on the length of the history. Local caches play no part: the log is
+// the only authority (seeds/002).
+package startup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cruzlog/cruzdb/afterimage"
+	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
+)
+
+// SafePoint is where a node resumes.
+type SafePoint struct {
+	// Intention is the safe point's intention; 0 when the log has no
+	// afterimage (replay from the start, on an empty tree).
+	Intention uint64
+	// Afterimage is the position of its active afterimage.
+	Afterimage uint64
+	// Root is the address of the tree's root in that afterimage (AddrNone
+	// for an empty tree).
+	Root cowtree.Addr
+	// Tail is the log's tail when the scan began.
+	Tail uint64
+	// Reads and Fills count what the scan did.
+	Reads, Fills uint64
+}
+
+// ErrNoSafePoint: the log was trimmed above every afterimage the scan could
+// see, so no state can be rebuilt.
+var ErrNoSafePoint = errors.New("startup: no safe point above the trimmed part of the log")
+
+// Find scans l backwards for the newest safe point. A corrupt entry stops it
+// with an error wrapping entry.ErrCorrupt that names the position: it is
+// never skipped or filled over.
+func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	tail, err := l.Tail(ctx)
+	if err != nil {
+		return SafePoint{}, fmt.Errorf("startup: read tail: %w", err)
+	}
+	sp := SafePoint{Tail: uint64(tail)}
+	var best uint64               // highest intention named by an afterimage seen
+	oldest := map[uint64]uint64{} // intention -> oldest afterimage seen
+	nodes := map[uint64]int{}     // afterimage position -> node count
+	for p := uint64(tail); p > 1; {
+		p--
+		if best != 0 && p <= best {
+			break
+		}
+		data, err := l.Read(ctx, log.Position(p))
+		sp.Reads++
+		switch {
+		case err == nil:
+		case errors.Is(err, log.ErrFilled):
+			continue
+		case errors.Is(err, log.ErrNotWritten):
+			// A hole below the tail: a slow or dead writer. Fill it so it
+			// can never receive an earlier duplicate of our choice.
+			ferr := l.Fill(ctx, log.Position(p))
+			switch {
+			case ferr == nil:
+				sp.Fills++
+				continue
+			case errors.Is(ferr, log.ErrWritten):
+				p++ // the writer landed meanwhile: read it
+				continue
+			default:
+				return SafePoint{}, fmt.Errorf("startup: fill hole at %d: %w", p, ferr)
+			}
+		case errors.Is(err, log.ErrTrimmed):
+			if best == 0 {
+				return SafePoint{}, fmt.Errorf("%w (trimmed at %d)", ErrNoSafePoint, p)
+			}
+			return SafePoint{}, fmt.Errorf("startup: position %d trimmed above the safe point's intention %d: %w", p, best, ErrNoSafePoint)
+		default:
+			return SafePoint{}, fmt.Errorf("startup: read %d: %w", p, err)
+		}
+		typ, payload, err := entry.Decode(p, data)
+		if err != nil {
+			return SafePoint{}, err
+		}
+		if typ != entry.TypeAfterimage {
+			continue
+		}
+		ai, err := afterimage.DecodeNoCopy(payload)
+		if err != nil {
+			return SafePoint{}, entry.Corrupt(p, err)
+		}
+		if ai.Intention >= p {
+			return SafePoint{}, fmt.Errorf("startup: afterimage at %d names intention %d, not before it: %w", p, ai.Intention, entry.ErrCorrupt)
+		}
+		oldest[ai.Intention] = p // scanning backwards: the last seen is the oldest
+		nodes[p] = len(ai.Nodes)
+		best = max(best, ai.Intention)
+	}
+	if best == 0 {
+		logger.Info("startup: no safe point; replaying from the start", "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
+		return sp, nil
+	}
+	// The safe point's own intention must be an intention.
+	data, err := l.Read(ctx, log.Position(best))
+	sp.Reads++
+	if err != nil {
+		return SafePoint{}, fmt.Errorf("startup: read safe point intention %d: %w", best, err)
+	}
+	if typ, _, err := entry.Decode(best, data); err != nil {
+		return SafePoint{}, err
+	} else if typ != entry.TypeIntention {
+		return SafePoint{}, fmt.Errorf("startup: afterimage names position %d, which holds a %v: %w", best, typ, entry.ErrCorrupt)
+	}
+	sp.Intention, sp.Afterimage = best, oldest[best]
+	if n := nodes[sp.Afterimage]; n > 0 {
+		sp.Root = cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: sp.Afterimage, Off: uint32(n - 1)}
+	}
+	logger.Info("startup: safe point found", "intention", sp.Intention, "afterimage", sp.Afterimage, "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
+	return sp, nil
+}
