@@ -388,22 +388,25 @@ func TestLargeValues(t *testing.T) {
 	if n := must[int64](t, c.Append(ctx, "big", "x")); n != 4<<20+1 {
 		t.Fatalf("APPEND to 4 MiB = %d", n)
 	}
-	// A pipeline of six 3 MiB SETs does not fit in one intention (16 MiB);
-	// the daemon splits it and every SET succeeds. (Values and counts are
-	// kept so that no afterimage, which path-copies values, passes the log's
-	// entry limit either.)
-	mid := big[:3<<20]
+	// A pipeline of two more 4 MiB SETs (the daemon runs big commands in
+	// batches of their own).
 	p := c.Pipeline()
-	for i := range 6 {
-		p.Set(ctx, "mid"+string(rune('0'+i)), mid, 0)
+	for i := range 2 {
+		p.Set(ctx, "big"+string(rune('0'+i)), big, 0)
 	}
 	if _, err := p.Exec(ctx); err != nil {
-		t.Fatalf("pipeline of 6 x 3 MiB SETs: %v", err)
+		t.Fatalf("pipeline of 4 MiB SETs: %v", err)
 	}
-	for i := range 6 {
-		if n := must[int64](t, c.StrLen(ctx, "mid"+string(rune('0'+i)))); n != 3<<20 {
-			t.Fatalf("STRLEN mid%d = %d", i, n)
+	for i := range 2 {
+		if n := must[int64](t, c.StrLen(ctx, "big"+string(rune('0'+i)))); n != 4<<20 {
+			t.Fatalf("STRLEN big%d = %d", i, n)
 		}
+	}
+	// One transaction over the log's entry limit (16 MiB): an error, and
+	// nothing written.
+	wantErr(t, c.MSet(ctx, "t1", big, "t2", big, "t3", big, "t4", big, "t5", big).Err(), "ERR transaction too large")
+	if n := must[int64](t, c.Exists(ctx, "t1", "t5")); n != 0 {
+		t.Fatal("part of a too large MSET was written")
 	}
 	// Over the database's value limit (8 MiB): an error, nothing written.
 	huge := make([]byte, 8<<20+1)

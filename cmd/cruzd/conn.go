@@ -15,9 +15,11 @@ const (
 	// readBufSize is the connection's read buffer: a pipeline batch is what
 	// is already in it after a command is parsed.
 	readBufSize = 16 << 10
-	// maxBatch and maxBatchBytes bound one batch of pipelined commands.
+	// maxBatch and maxBatchBytes bound one batch of pipelined commands. The
+	// byte bound keeps big values in transactions of their own, so that a
+	// batch's intention and afterimage stay close to a single command's.
 	maxBatch      = 1024
-	maxBatchBytes = 8 << 20
+	maxBatchBytes = 1 << 20
 	// keepReplyBuf is the largest reply buffer kept between batches.
 	keepReplyBuf = 1 << 20
 )

@@ -169,6 +169,9 @@ func cmdExec(c *conn, _ *cruzdb.Txn, _ [][]byte) {
 		for _, q := range c.queued {
 			q.spec.run(c, tx, q.args)
 		}
+		if hook := c.s.beforeExecCommit.Load(); hook != nil {
+			(*hook)()
+		}
 		t0 := time.Now()
 		err = tx.Commit()
 		if writable {

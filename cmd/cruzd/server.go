@@ -58,6 +58,9 @@ type server struct {
 	totalConns atomic.Int64
 	totalCmds  atomic.Int64
 	started    time.Time
+
+	// beforeExecCommit, if set, runs just before EXEC commits (tests).
+	beforeExecCommit atomic.Pointer[func()]
 }
 
 func newServer(cfg config) (*server, error) {

@@ -573,9 +573,11 @@ func (l *Log) committer() {
 			}
 			l.commitGroup(l.group, failed)
 			clear(l.group)
-			if zzGosched {
-				runtime.Gosched()
-			}
+			// Let the requesters just woken run before taking the next
+			// group: those that append again join it, instead of waiting a
+			// whole commit for the one after. This waits for no timer, only
+			// for goroutines that are already runnable.
+			runtime.Gosched()
 		}
 	}
 }
@@ -849,5 +851,3 @@ func (l *Log) preallocate(tx *bolt.Tx) {
 		l.zeroedTo += int64(n)
 	}
 }
-
-var zzGosched = os.Getenv("ZZGOSCHED") != ""

@@ -39,8 +39,11 @@
 // commits with one fsync (bbolt issues two fdatasyncs per commit: data pages,
 // then the meta page), and wakes every requester. Requests that arrive while
 // a transaction commits wait for the next one. There is no batching delay:
-// one appender gets one transaction per append, and n concurrent appenders
-// share transactions in groups of up to about n.
+// after waking a group the committer only yields the processor once, so that
+// the requesters it woke (already runnable) can queue their next requests
+// before it takes the next group. One appender gets one transaction per
+// append; n concurrent appenders share transactions in groups of up to n
+// (about 0.7n on average with 64 appenders on two cores).
 //
 // Within a group all requests are concurrent, so the committer orders them
 // freely: trims first, then fills, then appends in arrival order.
