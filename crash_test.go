@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
@@ -372,8 +373,15 @@ func TestCrashAtEveryBoundary(t *testing.T) {
 		}
 		a := &acks{m: map[string]string{}}
 		crashWork(db, a, 0, 20, seed)
+		// A crashed writer leaves three holes; other writers' intentions
+		// land behind them before anyone fills them.
+		ctx := context.Background()
+		snap := uint64(db.Stats().Position)
 		drop.Store(3)
-		crashWork(db, a, 1, 10, seed)
+		for i := range 8 {
+			in := &intention.Intention{Snapshot: snap, Token: uint64(i), Ops: []intention.Op{{Kind: intention.OpPut, Key: fmt.Appendf(nil, "late-%d", i), Value: []byte("x")}}}
+			ml.Append(ctx, entry.AppendIntention(nil, in))
+		}
 		first := ml.CrashClone() // the node dies; its unflushed deltas and holes remain
 		acked := a.snapshot()
 		db.Close()

@@ -298,7 +298,7 @@ func TestDeterministicDeltas(t *testing.T) {
 	open := func(i int) *DB {
 		o := &Options{Log: l}
 		o.deltaHook = func(d *processor.Delta) {
-			ai, _ := flusher.Serialize(d, nil)
+			ai, _ := flusher.Serialize(d, d.Pos, nil)
 			b := entry.AppendAfterimage(nil, ai)
 			mu.Lock()
 			deltas[i][d.Pos] = b

@@ -21,21 +21,27 @@ const (
 // Ptr is a child pointer.
 type Ptr struct {
 	Kind PtrKind
-	Pos  uint64 // PtrAfterimage, PtrIntention
 	Off  uint32 // PtrSelf, PtrAfterimage, PtrIntention
+	Pos  uint64 // PtrAfterimage, PtrIntention
 }
 
 // Node is one tree node of an afterimage.
 type Node struct {
-	Key       []byte
-	Value     []byte
-	Pos       uint64 // position of the intention that last wrote this entry
-	Tombstone bool   // the entry is a delete marker
-	MaxPos    uint64 // highest Pos in this node's subtree
-	MinTomb   uint64 // lowest tombstone Pos in the subtree; math.MaxUint64 if none
-	Height    uint8  // subtree height (balancing)
-	Left      Ptr
-	Right     Ptr
+	Key   []byte
+	Value []byte
+	Pos   uint64 // position of the intention that last wrote this entry
+	// Tombstone: the entry is a delete marker.
+	Tombstone bool
+	// ValueInIntention: the value is not stored here; it is the value of
+	// the last put of Key in the intention at Pos (large values are written
+	// once, in the intention, not again in every afterimage that copies the
+	// node). Value is then nil.
+	ValueInIntention bool
+	Height           uint8  // subtree height (balancing)
+	MaxPos           uint64 // highest Pos in this node's subtree
+	MinTomb          uint64 // lowest tombstone Pos in the subtree; math.MaxUint64 if none
+	Left             Ptr
+	Right            Ptr
 }
 
 // Afterimage is the delta of the intention at log position Intention: the
@@ -43,5 +49,13 @@ type Node struct {
 // with no nodes describes an empty tree.
 type Afterimage struct {
 	Intention uint64
-	Nodes     []Node
+	// Base is the newest intention whose tree is fully in the log once this
+	// afterimage is: Intention itself when every earlier delta's afterimage
+	// was confirmed when this one was written (so every pointer in it, and
+	// in what it reaches, resolves); otherwise an older committed intention
+	// all of whose predecessors were confirmed, or 0 for the empty tree.
+	// Startup resumes from Base, never from a tree that could point at an
+	// afterimage a crash prevented from being written.
+	Base  uint64
+	Nodes []Node
 }

@@ -18,17 +18,17 @@ const NoTombstone = math.MaxUint64
 
 // Field counts of the payload's arrays (see AppendPayload).
 const (
-	numFields  = 2
-	nodeFields = 9
+	numFields  = 3
+	nodeFields = 10
 
 	// Smallest encodings, to refuse impossible lengths: a node is a
-	// fixarray and nine one-byte values.
-	minNodeSize = 10
+	// fixarray and ten one-byte values.
+	minNodeSize = 11
 )
 
 // EncodedSize is the exact number of bytes AppendPayload appends.
 func (a *Afterimage) EncodedSize() int {
-	n := 1 + wire.UintSize(a.Intention) + wire.ArrayLenSize(len(a.Nodes))
+	n := 1 + wire.UintSize(a.Intention) + wire.UintSize(a.Base) + wire.ArrayLenSize(len(a.Nodes))
 	for i := range a.Nodes {
 		n += a.Nodes[i].encodedSize()
 	}
@@ -52,7 +52,7 @@ func (a *Afterimage) maxSize() int {
 
 func (nd *Node) encodedSize() int {
 	n := 1 + wire.BytesSize(nd.Key) + wire.BytesSize(nd.Value) +
-		wire.UintSize(nd.Pos) + 1 + wire.UintSize(nd.MaxPos) +
+		wire.UintSize(nd.Pos) + 2 + wire.UintSize(nd.MaxPos) +
 		wire.UintSize(uint64(nd.Height)) + nd.Left.encodedSize() + nd.Right.encodedSize()
 	if nd.MinTomb == NoTombstone {
 		n++
@@ -77,10 +77,11 @@ func (p Ptr) encodedSize() int {
 // The payload is one msgpack array in canonical (shortest) form, byte for
 // byte what msgpack.Encoder's primitives write:
 //
-//	[intention uint, [node, ...]]
+//	[intention uint, base uint, [node, ...]]
 //
 //	node = [key bin|nil, value bin|nil, pos uint, tombstone bool,
-//	        maxpos uint, mintomb uint|nil, height uint, left ptr, right ptr]
+//	        maxpos uint, mintomb uint|nil, height uint, left ptr, right ptr,
+//	        value-in-intention bool]
 //
 //	ptr  = nil                        PtrNil
 //	     | [1, off uint]              PtrSelf
@@ -106,6 +107,7 @@ func (a *Afterimage) AppendPayload(dst []byte) []byte {
 	}
 	dst = wire.AppendArrayLen(dst, numFields)
 	dst = wire.AppendUint(dst, a.Intention)
+	dst = wire.AppendUint(dst, a.Base)
 	dst = wire.AppendArrayLen(dst, len(a.Nodes))
 	for i := range a.Nodes {
 		nd := &a.Nodes[i]
@@ -123,6 +125,7 @@ func (a *Afterimage) AppendPayload(dst []byte) []byte {
 		dst = wire.AppendUint(dst, uint64(nd.Height))
 		dst = nd.Left.appendTo(dst)
 		dst = nd.Right.appendTo(dst)
+		dst = wire.AppendBool(dst, nd.ValueInIntention)
 	}
 	return dst
 }
@@ -214,26 +217,33 @@ func malformedf(format string, args ...any) error {
 // readHeader reads the record up to the node count and returns the count;
 // the Intention field is read and dropped.
 func readHeader(r *wire.Reader) (int, error) {
-	_, n, err := readIntentionAndCount(r)
+	_, _, n, err := readIntentionAndCount(r)
 	return n, err
 }
 
-func readIntentionAndCount(r *wire.Reader) (uint64, int, error) {
+func readIntentionAndCount(r *wire.Reader) (uint64, uint64, int, error) {
 	n, err := r.ArrayLen(1)
 	if err != nil {
-		return 0, 0, malformed("record", err)
+		return 0, 0, 0, malformed("record", err)
 	}
 	if n != numFields {
-		return 0, 0, malformedf("record has %d fields, want %d", n, numFields)
+		return 0, 0, 0, malformedf("record has %d fields, want %d", n, numFields)
 	}
 	pos, err := r.Uint()
 	if err != nil {
-		return 0, 0, malformed("intention", err)
+		return 0, 0, 0, malformed("intention", err)
+	}
+	base, err := r.Uint()
+	if err != nil {
+		return 0, 0, 0, malformed("base", err)
+	}
+	if base > pos {
+		return 0, 0, 0, malformedf("base %d after the intention %d", base, pos)
 	}
 	if n, err = r.ArrayLen(minNodeSize); err != nil {
-		return 0, 0, malformed("nodes", err)
+		return 0, 0, 0, malformed("nodes", err)
 	}
-	return pos, n, nil
+	return pos, base, n, nil
 }
 
 // DecodeInto decodes and validates payload into a, reusing the capacity of
@@ -262,11 +272,11 @@ func decode(payload []byte) (*Afterimage, int, error) {
 // returns the total length of its byte slices.
 func decodeInto(a *Afterimage, payload []byte) (int, error) {
 	r := wire.NewReader(payload)
-	pos, n, err := readIntentionAndCount(&r)
+	pos, base, n, err := readIntentionAndCount(&r)
 	if err != nil {
 		return 0, err
 	}
-	a.Intention = pos
+	a.Intention, a.Base = pos, base
 	if n <= cap(a.Nodes) {
 		a.Nodes = a.Nodes[:n]
 	} else {
@@ -326,6 +336,9 @@ func (nd *Node) decode(r *wire.Reader, i int) error {
 	}
 	if nd.Right, err = decodePtr(r); err != nil {
 		return malformed(fmt.Sprintf("node %d right", i), err)
+	}
+	if nd.ValueInIntention, err = r.Bool(); err != nil {
+		return malformed(fmt.Sprintf("node %d value-in-intention", i), err)
 	}
 	return nd.check(i)
 }

@@ -122,6 +122,9 @@ func (a *Afterimage) Validate() error {
 	if uint64(len(a.Nodes)) > 1<<32 {
 		return malformedf("%d nodes, more than offsets can address", len(a.Nodes))
 	}
+	if a.Base > a.Intention {
+		return malformedf("base %d after the intention %d", a.Base, a.Intention)
+	}
 	for i := range a.Nodes {
 		if err := a.Nodes[i].check(i); err != nil {
 			return err
@@ -134,6 +137,9 @@ func (a *Afterimage) Validate() error {
 func (n *Node) check(i int) error {
 	if n.Height == 0 {
 		return malformedf("node %d: height 0", i)
+	}
+	if n.ValueInIntention && (n.Value != nil || n.Tombstone) {
+		return malformedf("node %d: value in the intention, yet a value or a tombstone here", i)
 	}
 	if err := n.Left.check(i); err != nil {
 		return fmt.Errorf("%w: node %d: left: %s", ErrMalformed, i, err)

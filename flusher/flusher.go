@@ -137,6 +137,7 @@ type Stats struct {
 
 type pending struct {
 	d      *processor.Delta
+	prev   uint64 // the committed intention before d (or the start)
 	local  bool
 	since  time.Time
 	queued bool
@@ -148,6 +149,7 @@ type Flusher struct {
 	idx   *index
 	pager *pager
 	start uint64 // intentions at or below were replayed before this flusher
+	last  uint64 // the last committed intention produced (processor goroutine)
 
 	mu       sync.Mutex
 	pend     map[uint64]*pending
@@ -203,6 +205,7 @@ func New(o Options, start uint64) (*Flusher, error) {
 		o:        o,
 		idx:      newIndex(o.IndexEntries),
 		start:    start,
+		last:     start,
 		pend:     map[uint64]*pending{},
 		room:     make(chan struct{}),
 		kick:     make(chan struct{}, 1),
@@ -238,7 +241,8 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 	if f.stopped {
 		return
 	}
-	p := &pending{d: d, local: local, since: time.Now()}
+	p := &pending{d: d, prev: f.last, local: local, since: time.Now()}
+	f.last = d.Pos
 	f.pend[d.Pos] = p
 	f.fifo = append(f.fifo, d.Pos)
 	f.unflush += d.Bytes
@@ -355,6 +359,24 @@ func (f *Flusher) Flush(ctx context.Context, upTo uint64) error {
 	}
 }
 
+// baseFor returns the Base of the afterimage of p written now: p itself if
+// every earlier delta is confirmed, else the committed intention before the
+// oldest unconfirmed one (all deltas up to it are confirmed).
+func (f *Flusher) baseFor(p uint64) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.fifo) > 0 {
+		if _, ok := f.pend[f.fifo[0]]; ok {
+			break
+		}
+		f.fifo = f.fifo[1:]
+	}
+	if len(f.fifo) > 0 && f.fifo[0] < p {
+		return f.pend[f.fifo[0]].prev
+	}
+	return p
+}
+
 // confirmedBefore reports whether every delta before pos is confirmed.
 func (f *Flusher) confirmedBefore(pos uint64) (bool, chan struct{}) {
 	f.mu.Lock()
@@ -453,7 +475,7 @@ func (f *Flusher) writeSerial(p *pending) bool {
 // write serializes and appends p, retrying failed appends until the flusher
 // stops. It reports false when stopped.
 func (f *Flusher) write(p *pending, phys Physical) bool {
-	ai, counts := Serialize(p.d, phys)
+	ai, counts := Serialize(p.d, f.baseFor(p.d.Pos), phys)
 	data := entry.AppendAfterimage(nil, ai)
 	if len(data) > log.MaxEntrySize {
 		f.appendErrs.Add(1)

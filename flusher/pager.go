@@ -1,6 +1,7 @@
 package flusher
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 )
@@ -110,7 +112,16 @@ func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 			return nil, fmt.Errorf("flusher: node %d of afterimage at %d: only %d nodes: %w", a.Off, at, len(ai.Nodes), entry.ErrCorrupt)
 		}
 		own := cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: a.Off}
-		return cowtree.NewLoaded(own, nodeFields(at, &ai.Nodes[a.Off])), nil
+		nd := &ai.Nodes[a.Off]
+		fields := nodeFields(at, nd)
+		if nd.ValueInIntention {
+			v, err := p.valueFromIntention(nd.Pos, nd.Key)
+			if err != nil {
+				return nil, err
+			}
+			fields.Value = v
+		}
+		return cowtree.NewLoaded(own, fields), nil
 	})
 	if err != nil {
 		return nil, err
@@ -198,6 +209,30 @@ func (p *pager) afterimage(pos uint64) (*afterimage.Afterimage, error) {
 	}
 	p.aiMu.Unlock()
 	return ai, nil
+}
+
+// valueFromIntention returns the value of the last put of key in the
+// intention at pos.
+func (p *pager) valueFromIntention(pos uint64, key []byte) ([]byte, error) {
+	data, err := p.log.Read(context.Background(), log.Position(pos))
+	if err != nil {
+		return nil, fmt.Errorf("flusher: read value of %q in intention %d: %w", key, pos, err)
+	}
+	in, err := entry.DecodeIntentionEntry(pos, data)
+	if err != nil {
+		return nil, err
+	}
+	var v []byte
+	found := false
+	for _, op := range in.Ops {
+		if op.Kind == intention.OpPut && bytes.Equal(op.Key, key) {
+			v, found = op.Value, true
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("flusher: intention %d has no put of %q for a node that says it does: %w", pos, key, entry.ErrCorrupt)
+	}
+	return v, nil
 }
 
 // resolveIntention returns the position of the active afterimage of the

@@ -10,13 +10,20 @@ import (
 // afterimage, if known.
 type Physical func(intention uint64) (afterimage uint64, ok bool)
 
-// Serialize turns a delta into its afterimage record. A child in the same
-// delta becomes a self pointer; a child of another delta a physical pointer
-// when phys knows that delta's active afterimage, else an intention pointer.
-// With a nil phys every cross-delta pointer is an intention pointer: the
+// InlineValueMax is the largest value an afterimage node stores itself.
+// Larger values are left in the intention that wrote them (already durable
+// in the log) and read from there when the node is loaded, so that path
+// copying never writes a large value again.
+const InlineValueMax = 1024
+
+// Serialize turns a delta into its afterimage record, with base as its
+// Base (see afterimage.Afterimage). A child in the same delta becomes a self
+// pointer; a child of another delta a physical pointer when phys knows that
+// delta's active afterimage, else an intention pointer. With a nil phys and
+// base = d.Pos, every cross-delta pointer is an intention pointer: the
 // canonical form, identical on every node for the same log.
-func Serialize(d *processor.Delta, phys Physical) (*afterimage.Afterimage, afterimage.PointerCounts) {
-	ai := &afterimage.Afterimage{Intention: d.Pos, Nodes: make([]afterimage.Node, len(d.Nodes))}
+func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afterimage, afterimage.PointerCounts) {
+	ai := &afterimage.Afterimage{Intention: d.Pos, Base: base, Nodes: make([]afterimage.Node, len(d.Nodes))}
 	var counts afterimage.PointerCounts
 	ptr := func(r *cowtree.Ref) afterimage.Ptr {
 		a := r.Addr()
@@ -43,9 +50,14 @@ func Serialize(d *processor.Delta, phys Physical) (*afterimage.Afterimage, after
 		return p
 	}
 	for i, n := range d.Nodes {
+		v, inIntention := n.Value(), false
+		if len(v) > InlineValueMax {
+			v, inIntention = nil, true
+		}
 		ai.Nodes[i] = afterimage.Node{
-			Key:       n.Key(),
-			Value:     n.Value(),
+			Key:              n.Key(),
+			Value:            v,
+			ValueInIntention: inIntention,
 			Pos:       n.Pos(),
 			Tombstone: n.Tombstone(),
 			MaxPos:    n.MaxPos(),

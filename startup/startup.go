@@ -65,6 +65,7 @@ func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error
 	var best uint64               // highest intention named by an afterimage seen
 	oldest := map[uint64]uint64{} // intention -> oldest afterimage seen
 	nodes := map[uint64]int{}     // afterimage position -> node count
+	bases := map[uint64]uint64{}  // afterimage position -> its Base
 	for p := uint64(tail); p > 1; {
 		p--
 		if best != 0 && p <= best {
@@ -114,6 +115,7 @@ func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error
 		}
 		oldest[ai.Intention] = p // scanning backwards: the last seen is the oldest
 		nodes[p] = len(ai.Nodes)
+		bases[p] = ai.Base
 		best = max(best, ai.Intention)
 	}
 	if best == 0 {
@@ -132,9 +134,64 @@ func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error
 		return SafePoint{}, fmt.Errorf("startup: afterimage names position %d, which holds a %v: %w", best, typ, entry.ErrCorrupt)
 	}
 	sp.Intention, sp.Afterimage = best, oldest[best]
-	if n := nodes[sp.Afterimage]; n > 0 {
+	n := nodes[sp.Afterimage]
+	if base := bases[sp.Afterimage]; base != best {
+		// When this afterimage was written, some earlier delta was not yet
+		// confirmed, and a crash may have kept it from ever being written:
+		// its tree may point at an afterimage that does not exist. Resume
+		// instead from its Base, all of whose tree is in the log, and let
+		// replay make the missing deltas again.
+		if base == 0 {
+			logger.Info("startup: newest afterimage is based on the empty tree; replaying from the start",
+				"intention", best, "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
+			return SafePoint{Tail: sp.Tail, Reads: sp.Reads, Fills: sp.Fills}, nil
+		}
+		at, count, reads, err := findAfterimage(ctx, l, base)
+		sp.Reads += reads
+		if err != nil {
+			return SafePoint{}, err
+		}
+		sp.Intention, sp.Afterimage, n = base, at, count
+	}
+	if n > 0 {
 		sp.Root = cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: sp.Afterimage, Off: uint32(n - 1)}
 	}
 	logger.Info("startup: safe point found", "intention", sp.Intention, "afterimage", sp.Afterimage, "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
 	return sp, nil
+}
+
+// findAfterimage scans forward from intention in for its active afterimage
+// and returns its position and node count. Every position on the way was
+// resolved (written or filled) before that afterimage was confirmed, so a
+// hole there means the log lost an entry.
+func findAfterimage(ctx context.Context, l log.Log, in uint64) (pos uint64, nodes int, reads uint64, err error) {
+	tail, err := l.Tail(ctx)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("startup: read tail: %w", err)
+	}
+	for p := in + 1; p < uint64(tail); p++ {
+		data, err := l.Read(ctx, log.Position(p))
+		reads++
+		if errors.Is(err, log.ErrFilled) {
+			continue
+		}
+		if err != nil {
+			return 0, 0, reads, fmt.Errorf("startup: looking for the afterimage of intention %d: read %d: %w", in, p, err)
+		}
+		typ, payload, err := entry.Decode(p, data)
+		if err != nil {
+			return 0, 0, reads, err
+		}
+		if typ != entry.TypeAfterimage {
+			continue
+		}
+		ai, err := afterimage.DecodeNoCopy(payload)
+		if err != nil {
+			return 0, 0, reads, entry.Corrupt(p, err)
+		}
+		if ai.Intention == in {
+			return p, len(ai.Nodes), reads, nil
+		}
+	}
+	return 0, 0, reads, fmt.Errorf("startup: no afterimage for intention %d, which a newer afterimage names as its base: %w", in, entry.ErrCorrupt)
 }

@@ -298,6 +298,9 @@ func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 		for k, args := range batch {
 			specs[k].run(c, tx, args)
 		}
+		if hook := c.s.beforeBatchCommit.Load(); hook != nil {
+			(*hook)()
+		}
 		t0 := time.Now()
 		err = tx.Commit()
 		c.s.metrics.commitDuration.Observe(time.Since(t0).Seconds())

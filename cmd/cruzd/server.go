@@ -61,6 +61,9 @@ type server struct {
 
 	// beforeExecCommit, if set, runs just before EXEC commits (tests).
 	beforeExecCommit atomic.Pointer[func()]
+	// beforeBatchCommit, if set, runs just before a writing batch of plain
+	// commands commits (tests).
+	beforeBatchCommit atomic.Pointer[func()]
 }
 
 func newServer(cfg config) (*server, error) {
