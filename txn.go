@@ -34,6 +34,7 @@ type Txn struct {
 	writes map[string]*pending
 	reads  map[string]struct{}
 	ranges []intention.Range
+	pos    log.Position // the intention's position, once appended
 }
 
 type pending struct {
@@ -104,6 +105,10 @@ func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
 	}
 	return fmt.Errorf("cruzdb: update gave up after %d retries: %w", db.opts.MaxConflictRetries, err)
 }
+
+// Position returns the log position of the transaction's intention once
+// Commit has appended it (whatever the decision), else 0.
+func (tx *Txn) Position() log.Position { return tx.pos }
 
 // Snapshot returns the log position whose state the transaction reads.
 func (tx *Txn) Snapshot() log.Position { return log.Position(tx.snap.pos) }
@@ -374,6 +379,7 @@ func (tx *Txn) Commit() error {
 		return fmt.Errorf("cruzdb: commit: append intention: %w (%w)", err, ErrCommitUnknown)
 	}
 	db.stats.appended.Add(1)
+	tx.pos = pos
 	db.runner.Notify()
 	for {
 		select {

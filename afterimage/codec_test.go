@@ -91,8 +91,27 @@ func randPtr(r *rand.Rand, i int) Ptr {
 	return IntentionPtr(randUint(r), randOff(r))
 }
 
+// randBase returns a valid Base for an afterimage of intention in: 0, in
+// itself, just behind it, or anywhere up to it.
+func randBase(r *rand.Rand, in uint64) uint64 {
+	switch r.IntN(5) {
+	case 0:
+		return 0
+	case 1:
+		return in
+	case 2:
+		return in - min(in, uint64(1+r.IntN(3)))
+	}
+	b := randUint(r)
+	if in != math.MaxUint64 {
+		b %= in + 1
+	}
+	return b
+}
+
 func randAfterimage(r *rand.Rand) *Afterimage {
 	a := &Afterimage{Intention: randUint(r)}
+	a.Base = randBase(r, a.Intention)
 	n := r.IntN(6)
 	switch r.IntN(10) {
 	case 0:
@@ -106,8 +125,16 @@ func randAfterimage(r *rand.Rand) *Afterimage {
 	for i := range a.Nodes {
 		nd := &a.Nodes[i]
 		nd.Key = randBytes(r)
-		nd.Tombstone = r.IntN(4) == 0
-		if !nd.Tombstone || r.IntN(5) == 0 {
+		switch x := r.IntN(8); {
+		case x < 2:
+			nd.Tombstone = true
+			if r.IntN(5) == 0 {
+				nd.Value = randBytes(r)
+			}
+		case x < 4:
+			// The value is in the intention: no value, no tombstone.
+			nd.ValueInIntention = true
+		default:
 			nd.Value = randBytes(r)
 		}
 		nd.Pos = randUint(r)
@@ -125,9 +152,11 @@ func randAfterimage(r *rand.Rand) *Afterimage {
 
 // typical returns an afterimage of n nodes of 16-byte keys and 100-byte
 // values shaped like a delta: a path in post-order, each node pointing to
-// the one before it and to a node of an older afterimage.
+// the one before it and to a node of an older afterimage. Its Base is older
+// than the intentions it points at by intention (whose afterimages were not
+// confirmed when it was written).
 func typical(n int) *Afterimage {
-	a := &Afterimage{Intention: 1_234_567, Nodes: make([]Node, n)}
+	a := &Afterimage{Intention: 1_234_567, Base: 1_234_000, Nodes: make([]Node, n)}
 	for i := range a.Nodes {
 		nd := &a.Nodes[i]
 		nd.Key = bytes.Repeat([]byte{byte('a' + i%26)}, 16)
@@ -145,6 +174,32 @@ func typical(n int) *Afterimage {
 		}
 	}
 	return a
+}
+
+// typicalInIntention is typical(n) with every value in the intention (as
+// large values are), and Base the intention itself.
+func typicalInIntention(n int) *Afterimage {
+	a := typical(n)
+	a.Base = a.Intention
+	for i := range a.Nodes {
+		a.Nodes[i].Value = nil
+		a.Nodes[i].ValueInIntention = true
+	}
+	return a
+}
+
+// kinds returns a small afterimage with a node of every sort: a tombstone, a
+// value in the intention, empty key and value, a nil key, a bin16 value,
+// every pointer kind, extreme offsets and positions.
+func kinds() *Afterimage {
+	return &Afterimage{Intention: 1 << 40, Base: 1 << 32, Nodes: []Node{
+		{Key: []byte("t"), Pos: 4, Tombstone: true, MaxPos: 4, MinTomb: 4, Height: 1},
+		{Key: []byte("v"), Pos: 3, ValueInIntention: true, MaxPos: 3, MinTomb: NoTombstone, Height: 1},
+		{Key: []byte{}, Value: []byte{}, MaxPos: 4, MinTomb: 0, Height: 2,
+			Left: SelfPtr(0), Right: AfterimagePtr(math.MaxUint64, math.MaxUint32)},
+		{Value: make([]byte, 300), MaxPos: 1 << 40, MinTomb: 4, Height: 255,
+			Left: IntentionPtr(7, 0), Right: SelfPtr(2)},
+	}}
 }
 
 var decoders = map[string]func([]byte) (*Afterimage, error){

@@ -58,13 +58,13 @@ func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afte
 			Key:              n.Key(),
 			Value:            v,
 			ValueInIntention: inIntention,
-			Pos:       n.Pos(),
-			Tombstone: n.Tombstone(),
-			MaxPos:    n.MaxPos(),
-			MinTomb:   n.MinTomb(),
-			Height:    uint8(n.Height()),
-			Left:      ptr(n.Left()),
-			Right:     ptr(n.Right()),
+			Pos:              n.Pos(),
+			Tombstone:        n.Tombstone(),
+			MaxPos:           n.MaxPos(),
+			MinTomb:          n.MinTomb(),
+			Height:           uint8(n.Height()),
+			Left:             ptr(n.Left()),
+			Right:            ptr(n.Right()),
 		}
 	}
 	return ai, counts
