@@ -5,8 +5,23 @@ import "testing"
 // The typical afterimage: 40 nodes of 16-byte keys and 100-byte values.
 const benchNodes = 40
 
-func BenchmarkEncode(b *testing.B) {
-	a := typical(benchNodes)
+func BenchmarkEncode(b *testing.B) { benchEncode(b, typical(benchNodes)) }
+
+// BenchmarkEncodeValueInIntention encodes the typical afterimage with every
+// value in the intention.
+func BenchmarkEncodeValueInIntention(b *testing.B) {
+	benchEncode(b, typicalInIntention(benchNodes))
+}
+
+func BenchmarkDecode(b *testing.B) { benchDecode(b, typical(benchNodes)) }
+
+// BenchmarkDecodeValueInIntention decodes the typical afterimage with every
+// value in the intention.
+func BenchmarkDecodeValueInIntention(b *testing.B) {
+	benchDecode(b, typicalInIntention(benchNodes))
+}
+
+func benchEncode(b *testing.B, a *Afterimage) {
 	buf := make([]byte, 0, 16384)
 	b.SetBytes(int64(a.EncodedSize()))
 	b.ReportAllocs()
@@ -15,8 +30,9 @@ func BenchmarkEncode(b *testing.B) {
 	}
 }
 
-func BenchmarkDecode(b *testing.B) {
-	enc := typical(benchNodes).AppendPayload(nil)
+func benchDecode(b *testing.B, a *Afterimage) {
+	enc := a.AppendPayload(nil)
+	last := uint32(len(a.Nodes) - 1)
 	b.Run("copy", func(b *testing.B) {
 		b.SetBytes(int64(len(enc)))
 		b.ReportAllocs()
@@ -48,7 +64,7 @@ func BenchmarkDecode(b *testing.B) {
 	b.Run("node-last", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := DecodeNode(enc, benchNodes-1); err != nil {
+			if _, err := DecodeNode(enc, last); err != nil {
 				b.Fatal(err)
 			}
 		}

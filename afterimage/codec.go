@@ -36,14 +36,14 @@ func (a *Afterimage) EncodedSize() int {
 }
 
 // maxNodeOverhead bounds what a node's encoding takes beyond its key and
-// value: array header, two bin headers, three uints, a bool, the height and
-// two pointers of at most an array header and three uints.
-const maxNodeOverhead = 1 + 2*wire.MaxBytesOverhead + 3*wire.MaxUintSize + 1 + 2 +
+// value: array header, two bin headers, three uints, two bools, the height
+// and two pointers of at most an array header and three uints.
+const maxNodeOverhead = 1 + 2*wire.MaxBytesOverhead + 3*wire.MaxUintSize + 2 + 2 +
 	2*(1+3*wire.MaxUintSize)
 
 // maxSize is a cheap upper bound of EncodedSize.
 func (a *Afterimage) maxSize() int {
-	n := 1 + wire.MaxUintSize + wire.MaxArrayLenSize
+	n := 1 + 2*wire.MaxUintSize + wire.MaxArrayLenSize
 	for i := range a.Nodes {
 		n += maxNodeOverhead + len(a.Nodes[i].Key) + len(a.Nodes[i].Value)
 	}

@@ -228,9 +228,30 @@ func checkRoundTrip(t *testing.T, a *Afterimage) {
 	if got := a.EncodedSize(); got != len(enc) {
 		t.Fatalf("EncodedSize %d, encoded %d bytes", got, len(enc))
 	}
+	if a.maxSize() < len(enc) {
+		t.Fatalf("maxSize %d below the encoded size %d", a.maxSize(), len(enc))
+	}
 	prefixed := a.AppendPayload([]byte("xyz"))
 	if string(prefixed[:3]) != "xyz" || !bytes.Equal(prefixed[3:], enc) {
 		t.Fatalf("AppendPayload to a non-empty buffer differs")
+	}
+	// A buffer with room is used as is; one without is grown once, to
+	// exactly the size needed.
+	for _, room := range []int{0, len(enc) - 1, len(enc), len(enc) + 1} {
+		if room < 0 {
+			continue
+		}
+		dst := make([]byte, 3, 3+room)
+		out := a.AppendPayload(dst)
+		if !bytes.Equal(out[3:], enc) {
+			t.Fatalf("room %d: AppendPayload differs", room)
+		}
+		switch {
+		case room >= len(enc) && &out[0] != &dst[0]:
+			t.Fatalf("room %d for %d bytes: the buffer was grown", room, len(enc))
+		case room < len(enc) && cap(out) != 3+len(enc):
+			t.Fatalf("room %d for %d bytes: grown to capacity %d, want %d", room, len(enc), cap(out), 3+len(enc))
+		}
 	}
 	for name, dec := range decoders {
 		got, err := dec(bytes.Clone(enc))
@@ -270,27 +291,45 @@ func TestRoundTripTable(t *testing.T) {
 	}
 	tomb := leaf("t")
 	tomb.Tombstone, tomb.Value, tomb.MinTomb = true, nil, 5
+	tombValue := leaf("tv")
+	tombValue.Tombstone, tombValue.MinTomb = true, 5
+	inIntention := leaf("i")
+	inIntention.Value, inIntention.ValueInIntention = nil, true
 	cases := map[string]*Afterimage{
-		"empty tree":   {Intention: 3},
-		"one leaf":     {Intention: 5, Nodes: []Node{leaf("k")}},
-		"tombstone":    {Intention: 5, Nodes: []Node{tomb}},
+		"empty tree":             {Intention: 3},
+		"empty tree base":        {Intention: 3, Base: 3},
+		"empty tree max":         {Intention: math.MaxUint64, Base: math.MaxUint64},
+		"empty tree max base 0":  {Intention: math.MaxUint64},
+		"one leaf":               {Intention: 5, Base: 5, Nodes: []Node{leaf("k")}},
+		"base behind":            {Intention: 1 << 40, Base: 1<<40 - 1, Nodes: []Node{leaf("k")}},
+		"base uint8 intention 8": {Intention: 1 << 16, Base: 200, Nodes: []Node{leaf("k")}},
+		"tombstone":              {Intention: 5, Nodes: []Node{tomb}},
+		"tombstone with value":   {Intention: 5, Nodes: []Node{tombValue}},
+		"value in intention":     {Intention: 5, Base: 4, Nodes: []Node{inIntention}},
+		"in intention, nil key":  {Nodes: []Node{{ValueInIntention: true, Height: 1, MinTomb: NoTombstone}}},
+		"in intention, mixed": {Intention: 9, Base: 2, Nodes: []Node{
+			inIntention, tomb, withPtrs(SelfPtr(0), SelfPtr(1)), leaf("z"), inIntention,
+		}},
 		"nil key":      {Nodes: []Node{{Height: 1, MinTomb: NoTombstone}}},
 		"empty key":    {Nodes: []Node{{Key: []byte{}, Value: []byte{}, Height: 1}}},
 		"mintomb 0":    {Nodes: []Node{{Key: []byte("k"), MinTomb: 0, Height: 1}}},
 		"mintomb max1": {Nodes: []Node{{Key: []byte("k"), MinTomb: math.MaxUint64 - 1, Height: 1}}},
-		"max ints": {Intention: math.MaxUint64, Nodes: []Node{{
+		"max ints": {Intention: math.MaxUint64, Base: math.MaxUint64, Nodes: []Node{{
 			Key: []byte("k"), Pos: math.MaxUint64, MaxPos: math.MaxUint64, MinTomb: math.MaxUint64, Height: 255,
-			Left:  AfterimagePtr(math.MaxUint64, math.MaxUint32),
-			Right: IntentionPtr(math.MaxUint64, math.MaxUint32),
+			ValueInIntention: true,
+			Left:             AfterimagePtr(math.MaxUint64, math.MaxUint32),
+			Right:            IntentionPtr(math.MaxUint64, math.MaxUint32),
 		}}},
-		"self ptrs":      {Nodes: []Node{leaf("a"), leaf("c"), withPtrs(SelfPtr(0), SelfPtr(1))}},
-		"physical ptrs":  {Nodes: []Node{withPtrs(AfterimagePtr(10, 0), IntentionPtr(7, 3))}},
-		"bin16 value":    {Nodes: []Node{{Key: []byte("k"), Value: make([]byte, 300), Height: 1}}},
-		"bin32 value":    {Nodes: []Node{{Key: []byte("k"), Value: make([]byte, 70000), Height: 1}}},
-		"typical 40":     typical(40),
-		"array16 nodes":  typical(100),
-		"zero off/pos":   {Nodes: []Node{withPtrs(AfterimagePtr(0, 0), IntentionPtr(0, 0))}},
-		"self ptr off 0": {Nodes: []Node{leaf("a"), withPtrs(Ptr{}, SelfPtr(0))}},
+		"self ptrs":            {Nodes: []Node{leaf("a"), leaf("c"), withPtrs(SelfPtr(0), SelfPtr(1))}},
+		"physical ptrs":        {Nodes: []Node{withPtrs(AfterimagePtr(10, 0), IntentionPtr(7, 3))}},
+		"bin16 value":          {Nodes: []Node{{Key: []byte("k"), Value: make([]byte, 300), Height: 1}}},
+		"bin32 value":          {Nodes: []Node{{Key: []byte("k"), Value: make([]byte, 70000), Height: 1}}},
+		"typical 40":           typical(40),
+		"array16 nodes":        typical(100),
+		"typical in intention": typicalInIntention(40),
+		"kinds":                kinds(),
+		"zero off/pos":         {Nodes: []Node{withPtrs(AfterimagePtr(0, 0), IntentionPtr(0, 0))}},
+		"self ptr off 0":       {Nodes: []Node{leaf("a"), withPtrs(Ptr{}, SelfPtr(0))}},
 	}
 	for name, a := range cases {
 		t.Run(name, func(t *testing.T) { checkRoundTrip(t, a) })
@@ -299,8 +338,97 @@ func TestRoundTripTable(t *testing.T) {
 
 func TestRoundTripRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(testSeed(t), 1))
+	var base, baseZero, baseBehind, inIntention int
 	for range 1000 {
-		checkRoundTrip(t, randAfterimage(r))
+		a := randAfterimage(r)
+		checkRoundTrip(t, a)
+		switch {
+		case a.Base == a.Intention:
+			base++
+		case a.Base == 0:
+			baseZero++
+		default:
+			baseBehind++
+		}
+		for i := range a.Nodes {
+			if a.Nodes[i].ValueInIntention {
+				inIntention++
+			}
+		}
+	}
+	// The generator must cover the new fields.
+	if base == 0 || baseZero == 0 || baseBehind == 0 || inIntention == 0 {
+		t.Fatalf("poor coverage: base=intention %d, base 0 %d, base behind %d, values in intention %d",
+			base, baseZero, baseBehind, inIntention)
+	}
+}
+
+// breakAfterimage breaks a valid afterimage in one of the ways the new
+// fields allow, and returns the index of the broken node, or -1 when the
+// record itself is broken.
+func breakAfterimage(r *rand.Rand, a *Afterimage) (string, int) {
+	if len(a.Nodes) == 0 || r.IntN(3) == 0 {
+		if a.Intention == math.MaxUint64 {
+			a.Intention--
+		}
+		a.Base = a.Intention + 1 + r.Uint64N(math.MaxUint64-a.Intention)
+		return "base after intention", -1
+	}
+	i := r.IntN(len(a.Nodes))
+	nd := &a.Nodes[i]
+	nd.ValueInIntention = true
+	switch r.IntN(3) {
+	case 0:
+		nd.Tombstone = false
+		if nd.Value = randBytes(r); nd.Value == nil {
+			nd.Value = []byte{}
+		}
+		return "value in intention, with a value", i
+	case 1:
+		nd.Tombstone, nd.Value = true, nil
+		return "value in intention, with a tombstone", i
+	}
+	nd.Tombstone = true
+	if nd.Value = randBytes(r); nd.Value == nil {
+		nd.Value = []byte("v")
+	}
+	return "value in intention, with a value and a tombstone", i
+}
+
+// TestInvalidRandom breaks random afterimages: Validate and every decoder
+// refuse them (the encoder writes them as they are); DecodeNode refuses the
+// broken node and every node of a broken record, and still decodes the
+// nodes before a broken one.
+func TestInvalidRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(testSeed(t), 3))
+	for range 500 {
+		a := randAfterimage(r)
+		how, broken := breakAfterimage(r, a)
+		if err := a.Validate(); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s: Validate %v", how, err)
+		}
+		enc := a.AppendPayload(nil)
+		if len(enc) != a.EncodedSize() {
+			t.Fatalf("%s: EncodedSize %d, encoded %d", how, a.EncodedSize(), len(enc))
+		}
+		for name, dec := range decoders {
+			if _, err := dec(enc); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%s: %s: err %v", how, name, err)
+			}
+		}
+		for i := range a.Nodes {
+			nd, err := DecodeNode(enc, uint32(i))
+			switch {
+			case broken < 0 || i >= broken:
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("%s (node %d): DecodeNode(%d): err %v", how, broken, i, err)
+				}
+			case err != nil:
+				t.Fatalf("%s (node %d): DecodeNode(%d): %v", how, broken, i, err)
+			case !reflect.DeepEqual(nd, a.Nodes[i]):
+				t.Fatalf("%s (node %d): DecodeNode(%d) = %+v, want %+v", how, broken, i, nd, a.Nodes[i])
+			}
+		}
 	}
 }
 
@@ -328,11 +456,12 @@ func libEncode(t testing.TB, a *Afterimage) []byte {
 			must(e.EncodeUint(uint64(p.Off)))
 		}
 	}
-	must(e.EncodeArrayLen(2))
+	must(e.EncodeArrayLen(3))
 	must(e.EncodeUint(a.Intention))
+	must(e.EncodeUint(a.Base))
 	must(e.EncodeArrayLen(len(a.Nodes)))
 	for _, n := range a.Nodes {
-		must(e.EncodeArrayLen(9))
+		must(e.EncodeArrayLen(10))
 		must(e.EncodeBytes(n.Key))
 		must(e.EncodeBytes(n.Value))
 		must(e.EncodeUint(n.Pos))
@@ -346,42 +475,123 @@ func libEncode(t testing.TB, a *Afterimage) []byte {
 		must(e.EncodeUint(uint64(n.Height)))
 		ptr(n.Left)
 		ptr(n.Right)
+		must(e.EncodeBool(n.ValueInIntention))
 	}
 	return buf.Bytes()
+}
+
+// asUint returns a generically decoded msgpack integer as a uint64.
+func asUint(v any) (uint64, bool) {
+	switch x := v.(type) {
+	case uint8:
+		return uint64(x), true
+	case uint16:
+		return uint64(x), true
+	case uint32:
+		return uint64(x), true
+	case uint64:
+		return x, true
+	case int8:
+		return uint64(x), x >= 0
+	case int16:
+		return uint64(x), x >= 0
+	case int32:
+		return uint64(x), x >= 0
+	case int64:
+		return uint64(x), x >= 0
+	}
+	return 0, false
+}
+
+// checkGeneric decodes enc with the library's generic decoder and checks the
+// record's shape and its new fields against a.
+func checkGeneric(t *testing.T, a *Afterimage, enc []byte) {
+	t.Helper()
+	d := msgpack.NewDecoder(bytes.NewReader(enc))
+	v, err := d.DecodeInterface()
+	if err != nil {
+		t.Fatalf("generic decode: %v", err)
+	}
+	if _, err := d.DecodeInterface(); err == nil {
+		t.Fatalf("payload is more than one msgpack value")
+	}
+	rec, ok := v.([]any)
+	if !ok || len(rec) != 3 {
+		t.Fatalf("record is %T of %d elements, want 3", v, len(rec))
+	}
+	if in, ok := asUint(rec[0]); !ok || in != a.Intention {
+		t.Fatalf("intention %v, want %d", rec[0], a.Intention)
+	}
+	if base, ok := asUint(rec[1]); !ok || base != a.Base {
+		t.Fatalf("base %v, want %d", rec[1], a.Base)
+	}
+	nodes, ok := rec[2].([]any)
+	if !ok || len(nodes) != len(a.Nodes) {
+		t.Fatalf("nodes are %T of %d elements, want %d", rec[2], len(nodes), len(a.Nodes))
+	}
+	for i, v := range nodes {
+		nd, ok := v.([]any)
+		if !ok || len(nd) != 10 {
+			t.Fatalf("node %d is %T of %d elements, want 10", i, v, len(nd))
+		}
+		if nd[3] != a.Nodes[i].Tombstone {
+			t.Fatalf("node %d: tombstone %v, want %t", i, nd[3], a.Nodes[i].Tombstone)
+		}
+		if nd[9] != a.Nodes[i].ValueInIntention {
+			t.Fatalf("node %d: value-in-intention %v, want %t", i, nd[9], a.Nodes[i].ValueInIntention)
+		}
+	}
+}
+
+// firstDiff returns the first offset where a and b differ.
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
 
 func TestMsgpackCompatible(t *testing.T) {
 	r := rand.New(rand.NewPCG(testSeed(t), 2))
 	for i := range 300 {
 		a := randAfterimage(r)
-		if i == 0 {
+		switch i {
+		case 0:
 			a = typical(40)
+		case 1:
+			a = typicalInIntention(20)
+		case 2:
+			a = kinds()
 		}
 		enc := a.AppendPayload(nil)
 		if lib := libEncode(t, a); !bytes.Equal(lib, enc) {
-			t.Fatalf("library encoding differs:\n lib %x\nours %x", lib, enc)
+			at := firstDiff(lib, enc)
+			t.Fatalf("library encoding differs at byte %d of %d/%d:\n lib %x\nours %x",
+				at, len(lib), len(enc), lib[at:min(len(lib), at+32)], enc[at:min(len(enc), at+32)])
 		}
-		d := msgpack.NewDecoder(bytes.NewReader(enc))
-		if _, err := d.DecodeInterface(); err != nil {
-			t.Fatalf("generic decode: %v", err)
-		}
-		if _, err := d.DecodeInterface(); err == nil {
-			t.Fatalf("payload is more than one msgpack value")
-		}
+		checkGeneric(t, a, enc)
 	}
 }
 
-// TestDecodeLenient feeds non-canonical but valid msgpack.
-func TestDecodeLenient(t *testing.T) {
+// lenientPayload is a valid payload in non-canonical msgpack: fixed-width
+// and signed integers, str keys and values, NoTombstone as a number.
+func lenientPayload() []byte {
 	var buf bytes.Buffer
 	e := msgpack.NewEncoder(&buf)
-	e.EncodeArrayLen(2)
+	e.EncodeArrayLen(3)
 	e.EncodeUint64(7)
+	e.EncodeInt32(6) // base
 	e.EncodeArrayLen(2)
 	for i := range 2 {
-		e.EncodeArrayLen(9)
+		e.EncodeArrayLen(10)
 		e.EncodeString("key")
-		e.EncodeNil()
+		if i == 0 {
+			e.EncodeString("v")
+		} else {
+			e.EncodeNil() // the value is in the intention
+		}
 		e.EncodeInt64(3)
 		e.EncodeBool(false)
 		e.EncodeUint32(4)
@@ -398,18 +608,37 @@ func TestDecodeLenient(t *testing.T) {
 			e.EncodeInt8(1)
 			e.EncodeInt32(0)
 		}
+		e.EncodeBool(i == 1)
 	}
+	return buf.Bytes()
+}
+
+// TestDecodeLenient feeds non-canonical but valid msgpack.
+func TestDecodeLenient(t *testing.T) {
 	n := Node{Key: []byte("key"), Pos: 3, MaxPos: 4, MinTomb: NoTombstone, Height: 1}
 	n0, n1 := n, n
+	n0.Value = []byte("v")
 	n0.Right = AfterimagePtr(9, 1)
 	n1.Right = SelfPtr(0)
-	want := &Afterimage{Intention: 7, Nodes: []Node{n0, n1}}
-	got, err := Decode(buf.Bytes())
-	if err != nil {
-		t.Fatal(err)
+	n1.ValueInIntention = true
+	want := &Afterimage{Intention: 7, Base: 6, Nodes: []Node{n0, n1}}
+	p := lenientPayload()
+	for name, dec := range decoders {
+		got, err := dec(bytes.Clone(p))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: got %+v\nwant %+v", name, got, want)
+		}
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v\nwant %+v", got, want)
+	for i := range want.Nodes {
+		if nd, err := DecodeNode(p, uint32(i)); err != nil || !reflect.DeepEqual(nd, want.Nodes[i]) {
+			t.Fatalf("DecodeNode(%d) = %+v, %v", i, nd, err)
+		}
+	}
+	if canon := want.AppendPayload(nil); bytes.Equal(canon, p) || len(canon) >= len(p) {
+		t.Fatalf("the lenient payload is canonical")
 	}
 }
 
@@ -457,119 +686,275 @@ func TestDecodeAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts differ under the race detector")
 	}
-	enc := typical(40).AppendPayload(nil)
 	check := func(name string, max float64, f func()) {
 		t.Helper()
 		if n := testing.AllocsPerRun(50, f); n > max {
 			t.Errorf("%s: %v allocs, want at most %v", name, n, max)
 		}
 	}
-	check("Decode", 3, func() { Decode(enc) })
-	check("DecodeNoCopy", 2, func() { DecodeNoCopy(enc) })
-	var a Afterimage
-	check("DecodeInto", 0, func() { DecodeInto(&a, enc) })
-	check("DecodeNode", 1, func() { DecodeNode(enc, 39) })
-	buf := make([]byte, 0, 8192)
-	ai := typical(40)
-	check("AppendPayload", 0, func() { buf = ai.AppendPayload(buf[:0]) })
+	for _, ai := range []*Afterimage{typical(40), typicalInIntention(40)} {
+		enc := ai.AppendPayload(nil)
+		check("Decode", 3, func() { Decode(enc) })
+		check("DecodeNoCopy", 2, func() { DecodeNoCopy(enc) })
+		var a Afterimage
+		check("DecodeInto", 0, func() { DecodeInto(&a, enc) })
+		check("DecodeNode", 1, func() { DecodeNode(enc, 39) })
+		buf := make([]byte, 0, 8192)
+		check("AppendPayload", 0, func() { buf = ai.AppendPayload(buf[:0]) })
+	}
 }
 
-// node9 is a valid node body after its fixarray header, for hand-made
-// malformed payloads: key "k", nil value, pos 1, false, maxpos 1, nil
-// mintomb, height 1; the two pointers follow.
-var node9 = []byte{0x99, 0xc4, 1, 'k', 0xc0, 1, 0xc2, 1, 0xc0, 1}
+// Node field indexes, for hand-made payloads.
+const (
+	fKey = iota
+	fValue
+	fPos
+	fTomb
+	fMaxPos
+	fMinTomb
+	fHeight
+	fLeft
+	fRight
+	fInIntention
+)
 
+// nodeFieldBytes returns the encoded fields of a valid node: key "k", nil
+// value, pos 1, no tombstone, maxpos 1, nil mintomb, height 1, nil
+// pointers, value not in the intention.
+func nodeFieldBytes() [][]byte {
+	return [][]byte{{0xc4, 1, 'k'}, {0xc0}, {1}, {0xc2}, {1}, {0xc0}, {1}, {0xc0}, {0xc0}, {0xc2}}
+}
+
+// rawNode encodes fields as a node (a fixarray of them).
+func rawNode(fields [][]byte) []byte {
+	b := []byte{0x90 | byte(len(fields))}
+	for _, f := range fields {
+		b = append(b, f...)
+	}
+	return b
+}
+
+// nf sets encoded node fields by index.
+type nf map[int][]byte
+
+// node returns the valid node of nodeFieldBytes with the fields of set
+// replaced.
+func node(set nf) []byte {
+	fields := nodeFieldBytes()
+	for i, f := range set {
+		fields[i] = f
+	}
+	return rawNode(fields)
+}
+
+// payload is a record of intention 5, base 4 and nodes.
 func payload(nodes ...[]byte) []byte {
-	b := []byte{0x92, 0x05, 0x90 | byte(len(nodes))}
+	return record(5, 4, nodes...)
+}
+
+// record is a record of the intention, base (both below 128) and nodes.
+func record(in, base byte, nodes ...[]byte) []byte {
+	b := []byte{0x93, in, base, 0x90 | byte(len(nodes))}
 	for _, n := range nodes {
 		b = append(b, n...)
 	}
 	return b
 }
 
-func node(ptrs ...byte) []byte { return append(bytes.Clone(node9), ptrs...) }
+var maxUint64 = []byte{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+func TestDecodeHandMade(t *testing.T) {
+	n := Node{Key: []byte("k"), Pos: 1, MaxPos: 1, MinTomb: NoTombstone, Height: 1}
+	with := func(f func(*Node)) Node {
+		m := n
+		f(&m)
+		return m
+	}
+	maxBoth := append(append([]byte{0x93}, maxUint64...), maxUint64...)
+	cases := map[string]struct {
+		data []byte
+		want *Afterimage
+	}{
+		"empty":            {payload(), &Afterimage{Intention: 5, Base: 4}},
+		"base = intention": {record(5, 5), &Afterimage{Intention: 5, Base: 5}},
+		"base 0":           {record(5, 0), &Afterimage{Intention: 5}},
+		"all 0":            {record(0, 0), &Afterimage{}},
+		"base = max":       {append(maxBoth, 0x90), &Afterimage{Intention: math.MaxUint64, Base: math.MaxUint64}},
+		"one node":         {payload(node(nil)), &Afterimage{Intention: 5, Base: 4, Nodes: []Node{n}}},
+		"value in intention": {payload(node(nf{fInIntention: {0xc3}})), &Afterimage{Intention: 5, Base: 4,
+			Nodes: []Node{with(func(m *Node) { m.ValueInIntention = true })}}},
+		"tombstone": {payload(node(nf{fTomb: {0xc3}})), &Afterimage{Intention: 5, Base: 4,
+			Nodes: []Node{with(func(m *Node) { m.Tombstone = true })}}},
+		"value": {payload(node(nf{fValue: {0xa1, 'v'}})), &Afterimage{Intention: 5, Base: 4,
+			Nodes: []Node{with(func(m *Node) { m.Value = []byte("v") })}}},
+		"pointers": {payload(node(nil), node(nf{fLeft: {0x92, 1, 0}, fRight: {0x93, 2, 7, 0}, fInIntention: {0xc3}})),
+			&Afterimage{Intention: 5, Base: 4, Nodes: []Node{n, with(func(m *Node) {
+				m.Left, m.Right, m.ValueInIntention = SelfPtr(0), AfterimagePtr(7, 0), true
+			})}}},
+	}
+	for name, c := range cases {
+		for dname, dec := range decoders {
+			got, err := dec(c.data)
+			if err != nil {
+				t.Errorf("%s: %s: %v", name, dname, err)
+			} else if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("%s: %s: got %+v\nwant %+v", name, dname, got, c.want)
+			}
+		}
+	}
+}
 
 func TestDecodeMalformed(t *testing.T) {
-	enc := typical(4).AppendPayload(nil)
-	for n := range len(enc) {
-		if _, err := Decode(enc[:n]); !errors.Is(err, ErrMalformed) {
-			t.Fatalf("truncation to %d bytes: err %v", n, err)
+	for _, a := range []*Afterimage{typical(4), kinds()} {
+		enc := a.AppendPayload(nil)
+		for n := range len(enc) {
+			if _, err := Decode(enc[:n]); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("truncation to %d bytes: err %v", n, err)
+			}
+		}
+		if _, err := Decode(append(bytes.Clone(enc), 0xc0)); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("trailing byte: err %v", err)
 		}
 	}
-	if _, err := Decode(append(bytes.Clone(enc), 0xc0)); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("trailing byte: err %v", err)
-	}
-	// The hand-made payloads are well-formed with valid pointers.
-	for _, ok := range [][]byte{
-		payload(),
-		payload(node(0xc0, 0xc0)),
-		payload(node(0xc0, 0xc0), node(0x92, 1, 0, 0x93, 2, 7, 0)),
-	} {
-		if _, err := Decode(ok); err != nil {
-			t.Fatalf("%x: %v", ok, err)
-		}
-	}
-	height := func(h ...byte) []byte {
-		n := bytes.Clone(node9)
-		return append(append(n[:len(n)-1], h...), 0xc0, 0xc0)
-	}
+	height := func(h ...byte) []byte { return node(nf{fHeight: h}) }
+	ptrs := func(l, r []byte) []byte { return node(nf{fLeft: l, fRight: r}) }
+	nilPtr := []byte{0xc0}
+	// oldNode is a node of the previous format: nine fields, no
+	// value-in-intention.
+	oldNode := rawNode(nodeFieldBytes()[:9])
 	cases := map[string][]byte{
-		"nil":                  nil,
-		"not an array":         {0xc0},
-		"1 field":              {0x91, 0x05},
-		"3 fields":             {0x93, 0x05, 0x90, 0x90},
-		"nodes not array":      {0x92, 0x05, 0xc0},
-		"node 8 fields":        payload([]byte{0x98, 0xc0, 0xc0, 1, 0xc2, 1, 0xc0, 1, 0xc0, 0xc0}),
-		"node 10 fields":       payload(node(0xc0, 0xc0, 0xc0)),
-		"height 0":             payload(height(0)),
-		"height 256":           payload(height(0xcd, 1, 0)),
-		"tombstone not bool":   payload([]byte{0x99, 0xc0, 0xc0, 1, 0x01, 1, 0xc0, 1, 0xc0, 0xc0}),
-		"self ptr to itself":   payload(node(0x92, 1, 0, 0xc0)),
-		"self ptr forward":     payload(node(0xc0, 0xc0), node(0xc0, 0x92, 1, 5)),
-		"self ptr 3 fields":    payload(node(0xc0, 0xc0), node(0x93, 1, 0, 0, 0xc0)),
-		"ptr kind 0 as array":  payload(node(0x92, 0, 0, 0xc0)),
-		"ptr kind 4":           payload(node(0x93, 4, 1, 1, 0xc0)),
-		"ptr kind 256":         payload(node(0x93, 0xcd, 1, 2, 1, 1, 0xc0)),
-		"phys ptr 2 fields":    payload(node(0x92, 2, 1, 0xc0)),
-		"phys ptr 4 fields":    payload(node(0x94, 2, 1, 1, 1, 0xc0)),
-		"ptr 1 field":          payload(node(0x91, 2, 0xc0)),
-		"ptr 0 fields":         payload(node(0x90, 0xc0)),
-		"off > uint32":         payload(node(0x93, 2, 1, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0, 0xc0)),
-		"ptr is int":           payload(node(0x01, 0xc0)),
-		"huge node count":      {0x92, 0x05, 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0},
-		"node count > bytes":   {0x92, 0x05, 0x92, 0x99, 0xc0, 0xc0, 1, 0xc2, 1, 0xc0, 1, 0xc0, 0xc0},
-		"huge key":             payload([]byte{0x99, 0xc6, 0x7f, 0xff, 0xff, 0xff, 0xc0, 1, 0xc2, 1, 0xc0}),
-		"negative pos":         payload([]byte{0x99, 0xc0, 0xc0, 0xff, 0xc2, 1, 0xc0, 1, 0xc0, 0xc0}),
-		"mintomb bool":         payload([]byte{0x99, 0xc0, 0xc0, 1, 0xc2, 1, 0xc2, 1, 0xc0, 0xc0}),
-		"intention not uint":   {0x92, 0xc0, 0x90},
-		"self ptr off > index": payload(node(0xc0, 0xc0), node(0xc0, 0xc0), node(0x92, 1, 2, 0xc0)),
+		// The record.
+		"nil":                   nil,
+		"not an array":          {0xc0},
+		"1 field":               {0x91, 0x05},
+		"2 fields (old format)": {0x92, 0x05, 0x90},
+		"old format, one node":  append([]byte{0x92, 0x05, 0x91}, oldNode...),
+		"4 fields":              {0x94, 0x05, 0x04, 0x90, 0x90},
+		"nodes not array":       {0x93, 0x05, 0x04, 0xc0},
+		"nodes missing":         {0x93, 0x05, 0x04},
+		"intention not uint":    {0x93, 0xc0, 0x00, 0x90},
+		"intention negative":    {0x93, 0xff, 0x00, 0x90},
+		"huge node count":       {0x93, 0x05, 0x04, 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0},
+		"node count > bytes":    append([]byte{0x93, 0x05, 0x04, 0x92}, node(nil)...),
+		// Base.
+		"base after intention":            record(5, 6),
+		"base after intention 0":          record(0, 1),
+		"base after intention, with node": record(5, 6, node(nil)),
+		"base max, intention 0":           append(append([]byte{0x93, 0x00}, maxUint64...), 0x90),
+		"base max, intention max-1": append(append([]byte{0x93, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe},
+			maxUint64...), 0x90),
+		"base not uint":  {0x93, 0x05, 0xc0, 0x90},
+		"base bool":      {0x93, 0x05, 0xc2, 0x90},
+		"base negative":  {0x93, 0x05, 0xff, 0x90},
+		"base missing":   {0x93, 0x05, 0x90},
+		"base truncated": {0x93, 0x05, 0xcd, 0x00},
+		// Node shape.
+		"node 9 fields (old format)": payload(oldNode),
+		"node 9 fields, then a node": payload(oldNode, node(nil)),
+		"node 10 fields, 9 given":    payload(append([]byte{0x9a}, oldNode[1:]...)),
+		"node 11 fields":             payload(rawNode(append(nodeFieldBytes(), []byte{0xc2}))),
+		"node not array":             payload(append([]byte{0xc0}, make([]byte, 10)...)),
+		"height 0":                   payload(height(0)),
+		"height 256":                 payload(height(0xcd, 1, 0)),
+		"tombstone not bool":         payload(node(nf{fTomb: {0x01}})),
+		"tombstone nil":              payload(node(nf{fTomb: {0xc0}})),
+		"huge key":                   payload(node(nf{fKey: {0xc6, 0x7f, 0xff, 0xff, 0xff}})),
+		"negative pos":               payload(node(nf{fPos: {0xff}})),
+		"mintomb bool":               payload(node(nf{fMinTomb: {0xc2}})),
+		// Value in the intention.
+		"in intention nil":        payload(node(nf{fInIntention: {0xc0}})),
+		"in intention 0":          payload(node(nf{fInIntention: {0x00}})),
+		"in intention 1":          payload(node(nf{fInIntention: {0x01}})),
+		"in intention str":        payload(node(nf{fInIntention: {0xa1, 't'}})),
+		"in intention array":      payload(node(nf{fInIntention: {0x90}})),
+		"in intention, value":     payload(node(nf{fValue: {0xc4, 1, 'v'}, fInIntention: {0xc3}})),
+		"in intention, str value": payload(node(nf{fValue: {0xa1, 'v'}, fInIntention: {0xc3}})),
+		"in intention, empty bin": payload(node(nf{fValue: {0xc4, 0}, fInIntention: {0xc3}})),
+		"in intention, empty str": payload(node(nf{fValue: {0xa0}, fInIntention: {0xc3}})),
+		"in intention, tombstone": payload(node(nf{fTomb: {0xc3}, fInIntention: {0xc3}})),
+		"in intention, both":      payload(node(nf{fValue: {0xc4, 1, 'v'}, fTomb: {0xc3}, fInIntention: {0xc3}})),
+		"in intention, 2nd node":  payload(node(nil), node(nf{fTomb: {0xc3}, fInIntention: {0xc3}})),
+		// Pointers.
+		"self ptr to itself":   payload(ptrs([]byte{0x92, 1, 0}, nilPtr)),
+		"self ptr forward":     payload(node(nil), ptrs(nilPtr, []byte{0x92, 1, 5})),
+		"self ptr 3 fields":    payload(node(nil), ptrs([]byte{0x93, 1, 0, 0}, nilPtr)),
+		"self ptr off > index": payload(node(nil), node(nil), ptrs([]byte{0x92, 1, 2}, nilPtr)),
+		"ptr kind 0 as array":  payload(ptrs([]byte{0x92, 0, 0}, nilPtr)),
+		"ptr kind 4":           payload(ptrs([]byte{0x93, 4, 1, 1}, nilPtr)),
+		"ptr kind 256":         payload(ptrs([]byte{0x93, 0xcd, 1, 0, 1, 1}, nilPtr)),
+		"phys ptr 2 fields":    payload(ptrs([]byte{0x92, 2, 1}, nilPtr)),
+		"phys ptr 4 fields":    payload(ptrs([]byte{0x94, 2, 1, 1, 1}, nilPtr)),
+		"ptr 1 field":          payload(ptrs([]byte{0x91, 2}, nilPtr)),
+		"ptr 0 fields":         payload(ptrs([]byte{0x90}, nilPtr)),
+		"off > uint32":         payload(ptrs([]byte{0x93, 2, 1, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0}, nilPtr)),
+		"ptr is int":           payload(ptrs([]byte{0x01}, nilPtr)),
+		"right ptr is bool":    payload(ptrs(nilPtr, []byte{0xc2})),
 	}
 	for name, data := range cases {
-		_, err := Decode(data)
-		if !errors.Is(err, ErrMalformed) {
-			t.Errorf("%s: err %v, want ErrMalformed", name, err)
-			continue
+		for dname, dec := range decoders {
+			_, err := dec(data)
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("%s: %s: err %v, want ErrMalformed", name, dname, err)
+				continue
+			}
+			if !strings.HasPrefix(err.Error(), "afterimage: ") {
+				t.Errorf("%s: %s: error text %q", name, dname, err)
+			}
+			if dname == "Decode" {
+				t.Logf("%s: %v", name, err)
+			}
 		}
-		if !strings.HasPrefix(err.Error(), "afterimage: ") {
-			t.Errorf("%s: error text %q", name, err)
+		// DecodeNode reads only up to its node: it may accept a node
+		// before the fault, but never panics and fails only with
+		// ErrMalformed.
+		for off := range uint32(4) {
+			if _, err := DecodeNode(data, off); err != nil && !errors.Is(err, ErrMalformed) {
+				t.Errorf("%s: DecodeNode(%d): err %v", name, off, err)
+			}
 		}
-		t.Logf("%s: %v", name, err)
+	}
+	// Faults in the record, and in the first node, fail DecodeNode of
+	// every node.
+	for _, name := range []string{
+		"base after intention, with node", "old format, one node", "node 9 fields, then a node",
+		"in intention, value", "in intention, tombstone", "in intention nil", "in intention 1",
+	} {
+		for off := range uint32(2) {
+			if _, err := DecodeNode(cases[name], off); !errors.Is(err, ErrMalformed) {
+				t.Errorf("%s: DecodeNode(%d): err %v", name, off, err)
+			}
+		}
+	}
+	// A fault in node 1 leaves node 0 readable on its own.
+	if _, err := DecodeNode(cases["in intention, 2nd node"], 0); err != nil {
+		t.Errorf("DecodeNode before the fault: %v", err)
+	}
+	if _, err := DecodeNode(cases["in intention, 2nd node"], 1); !errors.Is(err, ErrMalformed) {
+		t.Errorf("DecodeNode of the faulty node: %v", err)
 	}
 }
 
 func TestValidate(t *testing.T) {
 	ok := Node{Key: []byte("k"), Height: 1}
 	bad := map[string]Node{
-		"height 0":           {Key: []byte("k")},
-		"unknown kind":       {Height: 1, Left: Ptr{Kind: 7}},
-		"nil with pos":       {Height: 1, Right: Ptr{Pos: 1}},
-		"nil with off":       {Height: 1, Right: Ptr{Off: 1}},
-		"self with pos":      {Height: 1, Left: Ptr{Kind: PtrSelf, Pos: 1}},
-		"self to itself":     {Height: 1, Left: SelfPtr(1)},
-		"self to later node": {Height: 1, Right: SelfPtr(2)},
+		"height 0":                  {Key: []byte("k")},
+		"unknown kind":              {Height: 1, Left: Ptr{Kind: 7}},
+		"nil with pos":              {Height: 1, Right: Ptr{Pos: 1}},
+		"nil with off":              {Height: 1, Right: Ptr{Off: 1}},
+		"self with pos":             {Height: 1, Left: Ptr{Kind: PtrSelf, Pos: 1}},
+		"self to itself":            {Height: 1, Left: SelfPtr(1)},
+		"self to later node":        {Height: 1, Right: SelfPtr(2)},
+		"in intention, value":       {Height: 1, ValueInIntention: true, Value: []byte("v")},
+		"in intention, empty":       {Height: 1, ValueInIntention: true, Value: []byte{}},
+		"in intention, tombstone":   {Height: 1, ValueInIntention: true, Tombstone: true},
+		"in intention, both":        {Height: 1, ValueInIntention: true, Tombstone: true, Value: []byte("v")},
+		"in intention, height 0":    {ValueInIntention: true},
+		"in intention, bad ptr":     {Height: 1, ValueInIntention: true, Left: SelfPtr(5)},
+		"tombstone, in intention":   {Height: 1, Tombstone: true, ValueInIntention: true, Key: []byte("t")},
+		"in intention, nil ptr off": {Height: 1, ValueInIntention: true, Right: Ptr{Off: 3}},
 	}
 	for name, n := range bad {
-		a := &Afterimage{Nodes: []Node{ok, n}}
+		a := &Afterimage{Intention: 2, Base: 1, Nodes: []Node{ok, n}}
 		if err := a.Validate(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: Validate %v", name, err)
 		}
@@ -581,9 +966,27 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: decoded to the same invalid afterimage", name)
 		}
 	}
-	good := &Afterimage{Nodes: []Node{ok, {Height: 1, Left: SelfPtr(0), Right: IntentionPtr(3, 9)}}}
-	if err := good.Validate(); err != nil {
-		t.Fatal(err)
+	for _, a := range []*Afterimage{
+		{Intention: 3, Base: 4},
+		{Intention: 0, Base: 1},
+		{Intention: math.MaxUint64 - 1, Base: math.MaxUint64, Nodes: []Node{ok}},
+	} {
+		if err := a.Validate(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("base %d, intention %d: Validate %v", a.Base, a.Intention, err)
+		}
+		if _, err := Decode(a.AppendPayload(nil)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("base %d, intention %d: Decode %v", a.Base, a.Intention, err)
+		}
+	}
+	good := []*Afterimage{
+		{Nodes: []Node{ok, {Height: 1, Left: SelfPtr(0), Right: IntentionPtr(3, 9)}}},
+		{Intention: 5, Base: 5, Nodes: []Node{ok, {Height: 1, ValueInIntention: true, Left: SelfPtr(0)}}},
+		{Intention: math.MaxUint64, Base: math.MaxUint64},
+	}
+	for _, a := range good {
+		if err := a.Validate(); err != nil {
+			t.Errorf("%+v: %v", a, err)
+		}
 	}
 }
 

@@ -178,7 +178,7 @@ func (r *respReader) readInline(dst [][]byte) ([][]byte, error) {
 	if errors.Is(err, bufio.ErrBufferFull) {
 		r.line = append(r.line[:0], line...)
 		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(r.line) > maxInline {
+			if len(r.line) >= maxInline {
 				return nil, protoErr("too big inline request")
 			}
 			line, err = r.br.ReadSlice('\n')

@@ -1,0 +1,132 @@
+package processor
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/intention"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log/memlog"
+)
+
+func benchKey(i uint64) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, i*0x9E3779B97F4A7C15)
+	binary.BigEndian.PutUint64(k[8:], i)
+	return k
+}
+
+var (
+	baseTrees   = map[int]cowtree.Tree{}
+	baseTreesMu sync.Mutex
+)
+
+// baseTree returns a tree of n keys (16 B keys, 100 B values) at position 1,
+// built once per process: trees are immutable, so benchmarks share it.
+func baseTree(b *testing.B, n int) cowtree.Tree {
+	baseTreesMu.Lock()
+	defer baseTreesMu.Unlock()
+	if t, ok := baseTrees[n]; ok {
+		return t
+	}
+	var t cowtree.Tree
+	d := t.Begin(1)
+	val := make([]byte, 100)
+	for i := range n {
+		d.Put(benchKey(uint64(i)), val)
+	}
+	t, _, err := d.Finish()
+	if err != nil {
+		b.Fatal(err)
+	}
+	baseTrees[n] = t
+	runtime.GC()
+	return t
+}
+
+// intentions makes n read-modify-write intentions of w keys each, at
+// positions 2.., each reading the state just before it (no conflicts).
+func intentions(n, w, keys int, seed uint64) []*intention.Intention {
+	r := rand.New(rand.NewPCG(seed, 1))
+	val := make([]byte, 100)
+	out := make([]*intention.Intention, n)
+	for i := range out {
+		in := &intention.Intention{Snapshot: uint64(i + 1), Token: r.Uint64()}
+		for range w {
+			k := benchKey(r.Uint64N(uint64(keys)))
+			in.Reads = append(in.Reads, k)
+			in.Ops = append(in.Ops, intention.Op{Kind: intention.OpPut, Key: k, Value: val})
+		}
+		out[i] = in
+	}
+	return out
+}
+
+var header = entry.Header{FormatVersion: 1, ConflictWindow: 1 << 20, MaxKeySize: 1 << 14, MaxValueSize: 8 << 20}
+
+// BenchmarkApply is the deterministic core alone (meld): conflict checks
+// and path copying of decoded intentions into a tree of 1M keys.
+func BenchmarkApply(b *testing.B) {
+	for _, w := range []int{2, 8} {
+		b.Run(fmt.Sprintf("writes=%d/keys=1M", w), func(b *testing.B) {
+			tree := baseTree(b, 1<<20)
+			ins := intentions(b.N, w, 1<<20, 7)
+			st := NewState(header, tree, 1)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i, in := range ins {
+				if d, _, err := st.Apply(uint64(i+2), in); err != nil || d.Outcome != Committed {
+					b.Fatalf("%v %v", d.Outcome, err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "intentions/s")
+		})
+	}
+}
+
+// BenchmarkReplay is replay end to end: the Runner reading encoded entries
+// from a memlog, decoding them on its reader goroutine and applying them.
+func BenchmarkReplay(b *testing.B) {
+	for _, w := range []int{2, 8} {
+		b.Run(fmt.Sprintf("writes=%d/keys=1M", w), func(b *testing.B) {
+			tree := baseTree(b, 1<<20)
+			l := memlog.New(nil)
+			ctx := b.Context()
+			l.Append(ctx, entry.EncodeHeader(&header))
+			l.Append(ctx, entry.EncodeHeader(&header)) // position 1: the base tree's
+			for _, in := range intentions(b.N, w, 1<<20, 7) {
+				if _, err := l.Append(ctx, entry.AppendIntention(nil, in)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			last := uint64(b.N + 1)
+			done := make(chan struct{})
+			var commits int
+			b.ReportAllocs()
+			b.ResetTimer()
+			r, err := Start(Config{Log: l, State: NewState(header, tree, 1), OnEvent: func(ev Event) {
+				if ev.Decision != nil && ev.Decision.Outcome == Committed {
+					commits++
+				}
+				if ev.Pos == last {
+					close(done)
+				}
+			}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			<-done
+			b.StopTimer()
+			r.Stop()
+			if commits != b.N {
+				b.Fatalf("%d commits of %d", commits, b.N)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "intentions/s")
+		})
+	}
+}
