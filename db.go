@@ -27,12 +27,13 @@ const LogFileName = "log.db"
 // DB is a cruzdb database: a view of a shared log kept current by a
 // transaction processor. A DB is safe for concurrent use.
 type DB struct {
-	opts    Options
-	log     log.Log
-	ownsLog bool
-	header  entry.Header
-	runner  *processor.Runner
-	flusher *flusher.Flusher
+	opts      Options
+	log       log.Log
+	ownsLog   bool
+	header    entry.Header
+	runner    *processor.Runner
+	runnerRef atomic.Pointer[processor.Runner] // for the flusher's callback
+	flusher   *flusher.Flusher
 
 	cur atomic.Pointer[version]
 
@@ -167,6 +168,11 @@ func (db *DB) start() error {
 		TakeoverDelay:     db.opts.TakeoverDelay,
 		HoleTimeout:       db.opts.HoleTimeout,
 		Logger:            db.opts.Logger,
+		Appended: func() {
+			if r := db.runnerRef.Load(); r != nil {
+				r.Notify()
+			}
+		},
 	}, sp.Intention)
 	if err != nil {
 		return err
@@ -190,6 +196,7 @@ func (db *DB) start() error {
 		db.flusher.Stop()
 		return err
 	}
+	db.runnerRef.Store(db.runner)
 	go db.watchRunner()
 	stopProgress := db.reportReplay(sp)
 	err = db.Sync(ctx)

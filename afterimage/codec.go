@@ -421,3 +421,12 @@ func (c *copier) take(b []byte) []byte {
 	c.off += copy(c.buf[start:], b)
 	return c.buf[start:c.off:c.off]
 }
+
+// DecodeHeader reads only the record's header: the intention, the base and
+// the number of nodes, without decoding or checking the nodes. Replay uses it
+// to match afterimages cheaply; the nodes are decoded (and checked) when a
+// node is loaded. An error wraps ErrMalformed.
+func DecodeHeader(payload []byte) (intention, base uint64, nodes int, err error) {
+	r := wire.NewReader(payload)
+	return readIntentionAndCount(&r)
+}

@@ -111,6 +111,9 @@ type Options struct {
 	HoleTimeout time.Duration
 	// Logger receives problems. Default: discard.
 	Logger *slog.Logger
+	// Appended, if set, is called after each afterimage append, so the
+	// processor can be told to look for it (and confirm it) at once.
+	Appended func()
 }
 
 // Stats are passive counters; nothing steers by them.
@@ -323,25 +326,22 @@ func (f *Flusher) WaitRoom(ctx context.Context) error {
 // It makes sure each of them is being written by this node, whatever the
 // policy, so it cannot wait on a dead originator.
 func (f *Flusher) Flush(ctx context.Context, upTo uint64) error {
+	f.mu.Lock()
+	for _, pos := range f.fifo {
+		if pos > upTo {
+			break
+		}
+		if p, ok := f.pend[pos]; ok && !p.queued {
+			f.enqueue(p)
+		}
+	}
+	f.mu.Unlock()
 	for {
 		f.mu.Lock()
-		for len(f.fifo) > 0 {
-			if _, ok := f.pend[f.fifo[0]]; ok {
-				break
-			}
-			f.fifo = f.fifo[1:]
-		}
+		f.dropConfirmedLocked()
 		if len(f.fifo) == 0 || f.fifo[0] > upTo {
 			f.mu.Unlock()
 			return nil
-		}
-		for _, pos := range f.fifo {
-			if pos > upTo {
-				break
-			}
-			if p, ok := f.pend[pos]; ok && !p.queued {
-				f.enqueue(p)
-			}
 		}
 		room := f.room
 		stopped := f.stopped
@@ -359,18 +359,27 @@ func (f *Flusher) Flush(ctx context.Context, upTo uint64) error {
 	}
 }
 
+// dropConfirmedLocked pops confirmed positions off the front of fifo.
+func (f *Flusher) dropConfirmedLocked() {
+	i := 0
+	for i < len(f.fifo) {
+		if _, ok := f.pend[f.fifo[i]]; ok {
+			break
+		}
+		i++
+	}
+	if i > 0 {
+		f.fifo = f.fifo[i:]
+	}
+}
+
 // baseFor returns the Base of the afterimage of p written now: p itself if
 // every earlier delta is confirmed, else the committed intention before the
 // oldest unconfirmed one (all deltas up to it are confirmed).
 func (f *Flusher) baseFor(p uint64) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for len(f.fifo) > 0 {
-		if _, ok := f.pend[f.fifo[0]]; ok {
-			break
-		}
-		f.fifo = f.fifo[1:]
-	}
+	f.dropConfirmedLocked()
 	if len(f.fifo) > 0 && f.fifo[0] < p {
 		return f.pend[f.fifo[0]].prev
 	}
@@ -381,13 +390,9 @@ func (f *Flusher) baseFor(p uint64) uint64 {
 func (f *Flusher) confirmedBefore(pos uint64) (bool, chan struct{}) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, q := range f.fifo {
-		if q >= pos {
-			break
-		}
-		if _, ok := f.pend[q]; ok {
-			return false, f.room
-		}
+	f.dropConfirmedLocked()
+	if len(f.fifo) > 0 && f.fifo[0] < pos {
+		return false, f.room
 	}
 	return true, nil
 }
@@ -504,6 +509,9 @@ func (f *Flusher) write(p *pending, phys Physical) bool {
 			return false
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+	if f.o.Appended != nil {
+		f.o.Appended()
 	}
 	f.written.Add(1)
 	f.writtenBytes.Add(uint64(len(data)))

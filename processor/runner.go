@@ -25,7 +25,7 @@ type Event struct {
 	Decision  *Decision
 	Delta     *Delta // committed intentions only
 	// Afterimage entries.
-	Afterimage *afterimage.Afterimage
+	Afterimage *AfterimageHeader
 }
 
 // Intention is an alias so that callers need not import the intention
@@ -75,8 +75,15 @@ type item struct {
 	pos  uint64
 	typ  entry.Type
 	in   *intention.Intention
-	ai   *afterimage.Afterimage
+	ai   *AfterimageHeader
 	fail error
+}
+
+// AfterimageHeader is what replay reads of an afterimage entry: whose it is,
+// its base and its size. The nodes are decoded only when loaded.
+type AfterimageHeader struct {
+	Intention, Base uint64
+	Nodes           int
 }
 
 // Start begins replay after cfg.State.Pos().
@@ -274,12 +281,15 @@ func (r *Runner) decode(it *item, data []byte) {
 		}
 		it.in = in
 	case entry.TypeAfterimage:
-		ai, err := afterimage.DecodeNoCopy(payload)
+		in, base, n, err := afterimage.DecodeHeader(payload)
+		if err == nil && in >= it.pos {
+			err = fmt.Errorf("%w: afterimage names intention %d, not before it", afterimage.ErrMalformed, in)
+		}
 		if err != nil {
 			it.fail = entry.Corrupt(it.pos, err)
 			return
 		}
-		it.ai = ai
+		it.ai = &AfterimageHeader{Intention: in, Base: base, Nodes: n}
 	}
 }
 

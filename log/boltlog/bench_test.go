@@ -47,7 +47,7 @@ func BenchmarkAppend(b *testing.B) {
 func benchAppend(b *testing.B, size, appenders int) {
 	var commits atomic.Int64
 	ps, _ := strconv.Atoi(os.Getenv("BOLTLOG_BENCH_PAGESIZE"))
-	l := mustOpen(b, benchPath(b), &Options{PageSize: ps, commitTx: func(tx *bolt.Tx) error {
+	l := mustOpen(b, benchPath(b), &Options{PageSize: ps, NoPreallocate: os.Getenv("BOLTLOG_BENCH_NOPREALLOC") != "", commitTx: func(tx *bolt.Tx) error {
 		commits.Add(1)
 		return tx.Commit()
 	}})

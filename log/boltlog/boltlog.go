@@ -68,8 +68,10 @@ type Log struct {
 
 	// Preallocation (committer-owned, nil file when off): the file is written
 	// with real blocks below zeroedTo.
-	zfile    *os.File
-	zeroedTo int64
+	zfile     *os.File
+	zeroedTo  int64
+	lastHW    int64 // high-water mark seen by the previous group
+	avgGrowth int64 // moving average of the growth per group, in bytes
 
 	reclaimKick chan struct{} // cap 1
 	reclaimStop chan struct{}
@@ -823,9 +825,17 @@ func (l *Log) reclaimBatch(keys [][]byte) (more bool, _ [][]byte, err error) {
 // Preallocation keeps ahead(hw) bytes beyond bbolt's high-water mark hw
 // written with zeros, a quarter of that at a time: as much as the file holds
 // already, between 64 KiB and preallocAhead, so that small logs stay small.
+//
+// It pays while groups are small: avoiding a journal commit saves a fixed
+// cost per fdatasync, while the zeros cost bandwidth in proportion to the
+// growth. Measured here, it made fdatasync ~20% faster with one appender of
+// 100 B or 4 KiB entries (6 KiB of growth per commit), and ~15% slower with
+// 64 appenders of 4 KiB (360 KiB per commit). So it is skipped while the
+// average growth per group exceeds preallocMaxGrowth.
 const (
-	preallocMin   = 64 << 10
-	preallocAhead = 4 << 20
+	preallocMin       = 64 << 10
+	preallocAhead     = 4 << 20
+	preallocMaxGrowth = 32 << 10
 )
 
 var zeroChunk = make([]byte, preallocAhead/4)
@@ -842,6 +852,13 @@ func (l *Log) preallocate(tx *bolt.Tx) {
 		return
 	}
 	hw := tx.Size()
+	if l.lastHW > 0 {
+		l.avgGrowth += (hw - l.lastHW - l.avgGrowth) / 8
+	}
+	l.lastHW = hw
+	if l.avgGrowth > preallocMaxGrowth {
+		return
+	}
 	ahead := min(max(hw, preallocMin), preallocAhead)
 	l.zeroedTo = max(l.zeroedTo, hw)
 	if l.zeroedTo >= hw+ahead {
