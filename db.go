@@ -335,7 +335,7 @@ func (db *DB) onEvent(ev processor.Event) {
 	case ev.Afterimage != nil:
 		db.flusher.Saw(ev.Pos, ev.Afterimage.Intention)
 	}
-	db.flusher.Evict()
+	db.flusher.Evict(v.tree)
 }
 
 // watchRunner fails everything waiting once replay stops for good.

@@ -283,8 +283,13 @@ func (d *Delta) Finish() (Tree, []*Node, error) {
 	var number func(n *Node)
 	number = func(n *Node) {
 		for _, r := range [2]*Ref{&n.left, &n.right} {
-			c := r.Node()
-			if c != nil && c.delta == d.id && c.addr.Kind == AddrNone {
+			// A child from an earlier delta has an address in its ref; only
+			// this delta's new children lack one (so old children are not
+			// even looked at).
+			if r.addr.Kind != AddrNone {
+				continue
+			}
+			if c := r.Node(); c != nil && c.delta == d.id {
 				number(c)
 				r.addr = c.addr
 			}
@@ -299,14 +304,6 @@ func (d *Delta) Finish() (Tree, []*Node, error) {
 			number(d.root)
 		}
 		nt.root.set(d.root)
-	}
-	// Record where each child of a new node now hangs, for eviction.
-	for _, n := range nodes {
-		for _, r := range [2]*Ref{&n.left, &n.right} {
-			if c := r.Node(); c != nil {
-				c.home = r
-			}
-		}
 	}
 	return nt, nodes, nil
 }

@@ -50,6 +50,7 @@ const NoTombstone = math.MaxUint64
 // eviction), atomically.
 type Node struct {
 	kp      uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
+	touched uint32 // set on access, cleared by the cache's clock hand (same cache line as kp)
 	kv      []byte // key then value, one allocation
 	klen    uint32
 	off     uint32 // offset within the delta, valid after Finish
@@ -62,8 +63,6 @@ type Node struct {
 	addr    Addr
 	left    Ref
 	right   Ref
-	home    *Ref   // the ref this node was last linked under (eviction); nil for a root
-	touched uint32 // set on access, cleared by the cache's clock hand
 }
 
 func (n *Node) touch() {
@@ -75,26 +74,6 @@ func (n *Node) touch() {
 // Touched reports whether the node was read since the last call, and clears
 // the mark (the cache's clock hand).
 func (n *Node) Touched() bool { return atomic.SwapUint32(&n.touched, 0) == 1 }
-
-// Evict unlinks the node from the ref it was last linked under, so that the
-// tree reloads it from the log when it is next needed. It refuses (false) a
-// root, or a node with children in memory (the tree stays resident from the
-// root down, so nothing evicted keeps memory alive). Only a node whose
-// afterimage is durable and confirmed active may be evicted. Evict must be
-// called on the goroutine that finishes deltas.
-func (n *Node) Evict() bool {
-	h := n.home
-	if h == nil || n.left.Node() != nil || n.right.Node() != nil {
-		return false
-	}
-	return atomic.CompareAndSwapPointer(&h.p, unsafe.Pointer(n), nil)
-}
-
-// Linked reports whether the node hangs under a parent (a root does not).
-func (n *Node) Linked() bool { return n.home != nil }
-
-// Resident reports whether the node is still linked under its home ref.
-func (n *Node) Resident() bool { return n.home == nil || n.home.Node() == n }
 
 // Ref is a child pointer: the child's address in the log and, when it is in
 // memory, the child itself. Fresh nodes (not yet reachable by readers) have

@@ -70,7 +70,6 @@ func resolve(r *Ref, ld Loader) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cowtree: load %v: %w", r.addr, err)
 	}
-	n.home = r
 	if !atomic.CompareAndSwapPointer(&r.p, nil, unsafe.Pointer(n)) {
 		// Another reader installed it first; use theirs.
 		if o := r.Node(); o != nil {
@@ -183,4 +182,46 @@ func (t *Tree) Count() (int, error) {
 		c++
 	}
 	return c, it.Err()
+}
+
+// Evict unlinks n from this version of the tree, so that the tree reloads
+// it from the log through its parent's pointer when it is next needed. It
+// finds n's parent by searching n's key from the root through nodes in
+// memory. It reports stale when n is not in memory in this version (it was
+// replaced by a newer copy, or an ancestor was evicted): n is then held only
+// by older versions still being read, and needs no eviction. It keeps (false,
+// false) a root, or a node with children in memory: the tree stays resident
+// from the root down, so nothing evicted keeps memory alive. Only nodes whose
+// afterimage is durable and confirmed active may be evicted, and only on the
+// goroutine that makes deltas, on the latest version.
+func (t *Tree) Evict(n *Node) (evicted, stale bool) {
+	if t.root == nil {
+		return false, true
+	}
+	kp, key := n.kp, n.Key()
+	ref := t.root
+	var parent *Node
+	for {
+		m := ref.Node()
+		if m == nil {
+			return false, true
+		}
+		c := m.compare(kp, key)
+		if c == 0 {
+			if m != n {
+				return false, true
+			}
+			break
+		}
+		parent = m
+		if c < 0 {
+			ref = &m.left
+		} else {
+			ref = &m.right
+		}
+	}
+	if parent == nil || n.left.Node() != nil || n.right.Node() != nil || ref.addr.Kind == AddrNone {
+		return false, false
+	}
+	return atomic.CompareAndSwapPointer(&ref.p, unsafe.Pointer(n), nil), false
 }

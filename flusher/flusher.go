@@ -290,8 +290,9 @@ func (f *Flusher) Saw(pos, intention uint64) {
 	}
 }
 
-// Evict trims clean nodes to the cache budget. Processor goroutine only.
-func (f *Flusher) Evict() { f.pager.evict(f.o.CacheBytes) }
+// Evict trims clean nodes to the cache budget, unlinking them from tree, the
+// latest version. Processor goroutine only.
+func (f *Flusher) Evict(tree cowtree.Tree) { f.pager.evict(f.o.CacheBytes, tree) }
 
 // WaitRoom blocks while pinned delta memory is over MaxUnflushedBytes.
 func (f *Flusher) WaitRoom(ctx context.Context) error {

@@ -143,9 +143,10 @@ func (p *pager) add(nodes []*cowtree.Node) {
 	p.bytes.Add(b)
 }
 
-// evict runs the clock until the clean nodes in memory fit in budget. It
-// must run on the goroutine that finishes deltas (see cowtree.Node.Evict).
-func (p *pager) evict(budget int64) {
+// evict runs the clock until the clean nodes in memory fit in budget,
+// unlinking them from tree, the latest version. It must run on the goroutine
+// that makes deltas (see cowtree.Tree.Evict).
+func (p *pager) evict(budget int64, tree cowtree.Tree) {
 	if p.bytes.Load() <= budget {
 		return
 	}
@@ -157,16 +158,15 @@ func (p *pager) evict(budget int64) {
 		}
 		n := p.ring[p.hand]
 		drop := false
-		switch {
-		case !n.Linked() || !n.Resident():
-			drop = true // a root (of some version), or already unlinked
-		case n.Touched():
+		if n.Touched() {
 			p.hand++
-		case n.Evict():
+		} else if evicted, stale := tree.Evict(n); evicted || stale {
 			drop = true
-			p.evictions.Add(1)
-		default:
-			p.hand++ // a root, or children still in memory
+			if evicted {
+				p.evictions.Add(1)
+			}
+		} else {
+			p.hand++ // the root, or children still in memory
 		}
 		if drop {
 			last := len(p.ring) - 1

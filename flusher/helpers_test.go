@@ -1,0 +1,183 @@
+package flusher
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cruzlog/cruzdb/afterimage"
+	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/intention"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/memlog"
+	"github.com/cruzlog/cruzdb/processor"
+)
+
+// waitLong bounds every wait for something that must happen; tests never
+// assert that something happens quickly.
+const waitLong = 10 * time.Second
+
+var testHeader = entry.Header{FormatVersion: entry.FormatVersion, ConflictWindow: 1 << 20, MaxKeySize: 256, MaxValueSize: 1 << 20}
+
+func putOp(k, v string) intention.Op {
+	return intention.Op{Kind: intention.OpPut, Key: []byte(k), Value: []byte(v)}
+}
+
+func delOp(k string) intention.Op { return intention.Op{Kind: intention.OpDelete, Key: []byte(k)} }
+
+// newLog returns a memlog holding the header at position 0.
+func newLog(t *testing.T, o *memlog.Options) *memlog.Log {
+	t.Helper()
+	l := memlog.New(o)
+	if _, err := l.Append(context.Background(), entry.EncodeHeader(&testHeader)); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func appendData(t *testing.T, l log.Log, data []byte) uint64 {
+	t.Helper()
+	p, err := l.Append(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint64(p)
+}
+
+func appendIntention(t *testing.T, l log.Log, in *intention.Intention) uint64 {
+	t.Helper()
+	return appendData(t, l, entry.AppendIntention(nil, in))
+}
+
+func appendAfterimage(t *testing.T, l log.Log, ai *afterimage.Afterimage) uint64 {
+	t.Helper()
+	if err := ai.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return appendData(t, l, entry.AppendAfterimage(nil, ai))
+}
+
+// hole takes a position whose writer dies, and returns it.
+func hole(t *testing.T, l *memlog.Log) uint64 {
+	t.Helper()
+	prev := l.SetInject(func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpAppend {
+			return memlog.Fault{Drop: true}
+		}
+		return memlog.Fault{}
+	})
+	defer l.SetInject(prev)
+	if _, err := l.Append(context.Background(), []byte("lost")); err == nil {
+		t.Fatal("dropped append succeeded")
+	}
+	tail, _ := l.Tail(context.Background())
+	return uint64(tail) - 1
+}
+
+func leaf(key, val string, pos uint64) afterimage.Node {
+	return afterimage.Node{Key: []byte(key), Value: []byte(val), Pos: pos, MaxPos: pos, MinTomb: afterimage.NoTombstone, Height: 1}
+}
+
+func readAfterimage(t *testing.T, l log.Log, pos uint64) *afterimage.Afterimage {
+	t.Helper()
+	data, err := l.Read(context.Background(), log.Position(pos))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai, err := entry.DecodeAfterimageEntry(pos, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ai
+}
+
+// afterimagesIn returns every afterimage in l, by position.
+func afterimagesIn(t *testing.T, l log.Log) map[uint64]*afterimage.Afterimage {
+	t.Helper()
+	ctx := context.Background()
+	tail, err := l.Tail(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64]*afterimage.Afterimage{}
+	for p := log.Position(1); p < tail; p++ {
+		data, err := l.Read(ctx, p)
+		if err != nil {
+			continue
+		}
+		if typ, _, err := entry.Decode(uint64(p), data); err != nil || typ != entry.TypeAfterimage {
+			continue
+		}
+		out[uint64(p)] = readAfterimage(t, l, uint64(p))
+	}
+	return out
+}
+
+// treeDump lists the live entries of tr, loading what is not in memory.
+func treeDump(t *testing.T, tr cowtree.Tree) string {
+	t.Helper()
+	var b bytes.Buffer
+	it := tr.Ascend(nil)
+	for it.Next() {
+		fmt.Fprintf(&b, "%s=%s ", it.Key(), it.Value())
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// mustApply applies in at pos to st and fails unless it commits.
+func mustApply(t *testing.T, st *processor.State, pos uint64, in *intention.Intention) *processor.Delta {
+	t.Helper()
+	d, delta, err := st.Apply(pos, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Outcome != processor.Committed {
+		t.Fatalf("position %d: %v", pos, d.Outcome)
+	}
+	return delta
+}
+
+// residentNodes returns the nodes of tr reachable in memory from its root,
+// without loading anything.
+func residentNodes(tr cowtree.Tree) map[*cowtree.Node]bool {
+	out := map[*cowtree.Node]bool{}
+	var walk func(n *cowtree.Node)
+	walk = func(n *cowtree.Node) {
+		if n == nil {
+			return
+		}
+		out[n] = true
+		walk(n.Left().Node())
+		walk(n.Right().Node())
+	}
+	walk(tr.Root().Node())
+	return out
+}
+
+func within(t *testing.T, what string, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(waitLong):
+		t.Fatalf("%s did not return", what)
+	}
+	return nil
+}
+
+// blocked checks that nothing arrives on ch for d.
+func blocked(t *testing.T, what string, ch <-chan error, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-ch:
+		t.Fatalf("%s returned early: %v", what, err)
+	case <-time.After(d):
+	}
+}
