@@ -503,7 +503,11 @@ func TestInflightDuplicateAtStartup(t *testing.T) {
 			armed.Store(true)
 			close(hb.release) // a's afterimage append takes position 2 and holds there: a hole
 			<-gate.Held()
-			// b writes its afterimage of the same intention after the hole.
+			// b writes its afterimage of the same intention after the hole,
+			// once it has replayed the intention.
+			for b.Stats().Position < 1 {
+				time.Sleep(time.Millisecond)
+			}
 			go b.Flush(context.Background())
 			for b.Stats().AfterimagesWritten == 0 {
 				time.Sleep(time.Millisecond)

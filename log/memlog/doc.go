@@ -19,9 +19,10 @@
 // are waiting (they return ErrClosed; appends among them leave holes), and
 // a second Close returns ErrClosed like every other call after the first.
 //
-// A Log keeps the entries in one slice behind a read-write mutex. Without
-// latency or hooks, Append and Read take the lock once each and allocate one
-// copy of the entry; see the benchmarks for figures.
+// A Log keeps its positions in fixed-size chunks (so appending never copies
+// older entries, and trimming frees whole chunks) behind one read-write
+// mutex. Without latency or hooks, Append and Read take the lock once each and
+// allocate one copy of the entry; no goroutine is started per call.
 //
 // # Latency
 //
@@ -40,9 +41,10 @@
 // waiting call, so the CPU cost stays bounded however many appends are in
 // flight; the waker exists only while some call is waiting. A wait never ends
 // early, except when the call's context ends or the log is closed. How late
-// it ends depends on the load: BenchmarkSleep and
-// BenchmarkAppendLatencyParallel report the mean overshoot (see the figures
-// in bench_test.go).
+// it ends depends on the load; BenchmarkSleep reports it. Measured on that
+// machine while other builds kept it busy (load average about 11 on 2 CPUs),
+// the median overshoot was about 1.2 µs for 20 µs and 100 µs waits and 4 µs
+// for 3 ms waits, the 99th percentile 30-50 µs and 0.6 ms.
 //
 // # Faults
 //

@@ -29,7 +29,9 @@ type Options struct {
 	// Inject, if set, is called once per operation (once per attempt for
 	// Append, after the position is taken) and the Fault it returns is
 	// applied to that operation. It can be replaced at run time with
-	// SetInject. r is the log's random source, seeded from Seed.
+	// SetInject. r is the log's random source, seeded from Seed. For Append
+	// it runs while the log's lock is held: it must not call the log's
+	// operations (Stats and SetInject are fine).
 	Inject func(c Call, r *rand.Rand) Fault
 	// Seed seeds the random source handed to Latency and Inject.
 	Seed uint64
@@ -598,8 +600,10 @@ func (l *Log) Close() error {
 // leaves: every written and filled position (also those filled beyond the
 // tail), the trim point and the tail. Appends still in flight are lost: their
 // positions stay holes in the clone forever. The clone is open even if l is
-// closed, has l's latency options and seed, no Inject hook (arm one with
-// SetInject) and zeroed Stats. l keeps running unaffected.
+// closed, has l's latency options and seed (a fresh random source from it;
+// the Latency function itself is shared, so both logs may call it), no
+// Inject hook (arm one with SetInject) and zeroed Stats. l keeps running
+// unaffected.
 func (l *Log) CrashClone() *Log {
 	c := &Log{
 		done:          make(chan struct{}),
