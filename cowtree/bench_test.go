@@ -59,3 +59,28 @@ func BenchmarkGet(b *testing.B) {
 		tr.Get(key16(r.Uint64N(1 << 20)))
 	}
 }
+
+// BenchmarkDepth reports the average and maximum depth of a key in a tree of
+// 1M random keys: path copying copies one node per level, so depth is the
+// cost of a write.
+func BenchmarkDepth(b *testing.B) {
+	tr := bigTree(b, 1<<20)
+	var sum, maxd, n int
+	var walk func(nd *Node, d int)
+	walk = func(nd *Node, d int) {
+		if nd == nil {
+			return
+		}
+		sum += d
+		n++
+		maxd = max(maxd, d)
+		walk(nd.left.Node(), d+1)
+		walk(nd.right.Node(), d+1)
+	}
+	for range b.N {
+		sum, maxd, n = 0, 0, 0
+		walk(tr.root.Node(), 1)
+	}
+	b.ReportMetric(float64(sum)/float64(n), "avg-depth")
+	b.ReportMetric(float64(maxd), "max-depth")
+}
