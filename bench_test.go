@@ -278,3 +278,72 @@ func BenchmarkReadEvicted(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUpdate is durable one-put transactions on the embedded log
+// (fsync on), from 1, 16 and 64 concurrent clients.
+func BenchmarkUpdate(b *testing.B) {
+	for _, clients := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			db, err := Open(b.TempDir(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			ctx := context.Background()
+			var next atomic.Uint64
+			val := make([]byte, 100)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1)
+						if i > uint64(b.N) {
+							return
+						}
+						if err := db.Update(ctx, func(tx *Txn) error { return tx.Put(benchKey(i), val) }); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txns/s")
+		})
+	}
+}
+
+// BenchmarkView is point reads through View on 100K keys held in memory.
+func BenchmarkView(b *testing.B) {
+	db, err := Open("", &Options{Log: memlog.New(nil)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	const keys = 100_000
+	val := make([]byte, 100)
+	for i := 0; i < keys; i += 1000 {
+		db.Update(ctx, func(tx *Txn) error {
+			for j := i; j < i+1000; j++ {
+				tx.Put(benchKey(uint64(j)), val)
+			}
+			return nil
+		})
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		for pb.Next() {
+			db.View(ctx, func(tx *Txn) error {
+				_, err := tx.Get(benchKey(r.Uint64N(keys)))
+				return err
+			})
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+}

@@ -15,11 +15,12 @@ var ErrDeltaOrder = errors.New("cowtree: delta id not above the tree's positions
 // the same delta modify the copy in place. A Delta is used by one goroutine;
 // the version it starts from is never modified.
 type Delta struct {
-	id   uint64
-	root *Node
-	ld   Loader
-	err  error
-	done bool
+	id       uint64
+	root     *Node
+	ld       Loader
+	err      error
+	done     bool
+	replaced []*Node
 }
 
 // Begin starts delta id on top of t. Every entry written through the delta
@@ -83,6 +84,7 @@ func (d *Delta) own(n *Node) *Node {
 	if n.delta == d.id {
 		return n
 	}
+	d.replaced = append(d.replaced, n)
 	c := &Node{
 		kp:      n.kp,
 		kv:      n.kv,
@@ -252,6 +254,9 @@ func (d *Delta) remove(n *Node, key []byte) *Node {
 		r.set(d.remove(d.child(r), key))
 		return d.balance(m)
 	}
+	if n.delta != d.id {
+		d.replaced = append(d.replaced, n)
+	}
 	l, r := d.child(&n.left), d.child(&n.right)
 	switch {
 	case l == nil:
@@ -270,6 +275,11 @@ func (d *Delta) remove(n *Node, key []byte) *Node {
 	m.right.set(newRight)
 	return d.balance(m)
 }
+
+// Replaced returns the nodes of earlier versions that this delta copied or
+// removed: they are not part of the version Finish returns (a node may be
+// listed twice). Caches use it to stop counting them at once.
+func (d *Delta) Replaced() []*Node { return d.replaced }
 
 // Finish ends the delta: it numbers the delta's new nodes in post-order (the
 // afterimage order, root last), gives each its intention address, and

@@ -51,6 +51,7 @@ const NoTombstone = math.MaxUint64
 type Node struct {
 	kp      uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
 	touched uint32 // set on access, cleared by the cache's clock hand (same cache line as kp)
+	cached  uint32 // cache accounting: 0 not counted, 1 counted, 2 out of the latest version
 	kv      []byte // key then value, one allocation
 	klen    uint32
 	off     uint32 // offset within the delta, valid after Finish
@@ -74,6 +75,19 @@ func (n *Node) touch() {
 // Touched reports whether the node was read since the last call, and clears
 // the mark (the cache's clock hand).
 func (n *Node) Touched() bool { return atomic.SwapUint32(&n.touched, 0) == 1 }
+
+// MarkCached records that a cache counts the node, unless it already does
+// or the node has left the latest version (Replaced). It reports whether
+// the cache should count it now.
+func (n *Node) MarkCached() bool { return atomic.CompareAndSwapUint32(&n.cached, 0, 1) }
+
+// Replaced records that the node is no longer part of the latest version
+// (a delta copied or removed it, or it was evicted). It reports whether a
+// cache was counting it, so the cache can stop; only the first call does.
+func (n *Node) Replaced() bool { return atomic.SwapUint32(&n.cached, 2) == 1 }
+
+// IsReplaced reports whether Replaced was called.
+func (n *Node) IsReplaced() bool { return atomic.LoadUint32(&n.cached) == 2 }
 
 // Ref is a child pointer: the child's address in the log and, when it is in
 // memory, the child itself. Fresh nodes (not yet reachable by readers) have

@@ -244,6 +244,7 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 	if f.stopped {
 		return
 	}
+	f.pager.replaced(d.Replaced)
 	p := &pending{d: d, prev: f.last, local: local, since: time.Now()}
 	f.last = d.Pos
 	f.pend[d.Pos] = p
@@ -269,25 +270,24 @@ func (f *Flusher) Saw(pos, intention uint64) {
 	if intention <= f.start {
 		return // its earlier duplicates were not seen: not indexed from here
 	}
-	if _, ok := f.idx.get(intention); ok {
+	f.mu.Lock()
+	p, ok := f.pend[intention]
+	if !ok {
+		// Not pending: its active afterimage was seen before (the bounded
+		// index may have dropped it since), or it never committed.
+		f.mu.Unlock()
 		f.dups.Add(1)
 		return
 	}
-	f.idx.put(intention, pos)
-	f.mu.Lock()
-	p, ok := f.pend[intention]
-	if ok {
-		delete(f.pend, intention)
-		f.unflush -= p.d.Bytes
-		close(f.room)
-		f.room = make(chan struct{})
-	}
+	f.idx.put(intention, pos) // before waking waiters: serial mode looks it up
+	delete(f.pend, intention)
+	f.unflush -= p.d.Bytes
+	close(f.room)
+	f.room = make(chan struct{})
 	f.mu.Unlock()
-	if ok {
-		f.confirmed.Add(1)
-		f.latency.Add(int64(time.Since(p.since)))
-		f.pager.add(p.d.Nodes)
-	}
+	f.confirmed.Add(1)
+	f.latency.Add(int64(time.Since(p.since)))
+	f.pager.add(p.d.Nodes)
 }
 
 // Evict trims clean nodes to the cache budget, unlinking them from tree, the

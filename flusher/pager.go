@@ -134,13 +134,26 @@ func (p *pager) Installed(n *cowtree.Node) { p.add([]*cowtree.Node{n}) }
 
 func (p *pager) add(nodes []*cowtree.Node) {
 	var b int64
-	for _, n := range nodes {
-		b += n.Size()
-	}
 	p.clockMu.Lock()
-	p.ring = append(p.ring, nodes...)
+	for _, n := range nodes {
+		if n.MarkCached() {
+			b += n.Size()
+			p.ring = append(p.ring, n)
+		}
+	}
 	p.clockMu.Unlock()
 	p.bytes.Add(b)
+}
+
+// replaced stops counting nodes that left the latest version.
+func (p *pager) replaced(nodes []*cowtree.Node) {
+	var b int64
+	for _, n := range nodes {
+		if n.Replaced() {
+			b += n.Size()
+		}
+	}
+	p.bytes.Add(-b)
 }
 
 // evict runs the clock until the clean nodes in memory fit in budget,
@@ -158,22 +171,29 @@ func (p *pager) evict(budget int64, tree cowtree.Tree) {
 		}
 		n := p.ring[p.hand]
 		drop := false
-		if n.Touched() {
+		switch {
+		case n.IsReplaced():
+			drop = true // already uncounted
+		case n.Touched():
 			p.hand++
-		} else if evicted, stale := tree.Evict(n); evicted || stale {
-			drop = true
-			if evicted {
-				p.evictions.Add(1)
+		default:
+			if evicted, stale := tree.Evict(n); evicted || stale {
+				drop = true
+				if evicted {
+					p.evictions.Add(1)
+				}
+				if n.Replaced() {
+					p.bytes.Add(-n.Size())
+				}
+			} else {
+				p.hand++ // the root, or children still in memory
 			}
-		} else {
-			p.hand++ // the root, or children still in memory
 		}
 		if drop {
 			last := len(p.ring) - 1
 			p.ring[p.hand] = p.ring[last]
 			p.ring[last] = nil
 			p.ring = p.ring[:last]
-			p.bytes.Add(-n.Size())
 		}
 	}
 }

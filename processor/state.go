@@ -83,6 +83,9 @@ type Delta struct {
 	Tree  cowtree.Tree
 	Nodes []*cowtree.Node
 	Bytes int64 // memory held by Nodes
+	// Replaced are nodes of the previous version that this one no longer
+	// holds (see cowtree.Delta.Replaced).
+	Replaced []*cowtree.Node
 }
 
 // State is the deterministic replay state: the tree after position Pos.
@@ -171,7 +174,7 @@ func (s *State) Apply(pos uint64, in *intention.Intention) (Decision, *Delta, er
 	}
 	s.tree, s.pos = tree, pos
 	d.Outcome = Committed
-	return d, &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes}, nil
+	return d, &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: delta.Replaced()}, nil
 }
 
 // check looks for a write after the snapshot to anything the intention read.
