@@ -190,8 +190,22 @@ func (r *Runner) read(out chan<- []item) {
 		}
 		n := min(uint64(tail)-next, uint64(r.cfg.ReadAhead))
 		batch := make([]item, 0, n)
+		// Before waiting on a hole, hand over the entries already read, so
+		// that a slow or dead writer does not hold back decisions that
+		// precede its position.
+		handOverAndWait := func() bool {
+			if len(batch) > 0 {
+				select {
+				case out <- batch:
+				case <-r.ctx.Done():
+					return false
+				}
+				batch = make([]item, 0, n)
+			}
+			return wait()
+		}
 		for i := uint64(0); i < n; i++ {
-			it, ok := r.fetch(next, wait)
+			it, ok := r.fetch(next, handOverAndWait)
 			if !ok {
 				return
 			}

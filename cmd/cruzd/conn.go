@@ -195,7 +195,7 @@ func (c *conn) runBatch(batch [][][]byte) {
 		start := time.Now()
 		switch {
 		case spec == nil:
-			c.s.metrics.commands.WithLabelValues("unknown").Inc()
+			c.s.metrics.unknownCommands.Inc()
 			c.w.err(unknownCommand(args))
 			if c.inMulti {
 				c.multiDirty = true
@@ -275,6 +275,11 @@ func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 			specs[k].run(c, tx, args)
 		}
 		tx.Rollback()
+		return
+	}
+
+	if isBlind(batch, specs) {
+		c.s.comb.run(c, batch, specs)
 		return
 	}
 

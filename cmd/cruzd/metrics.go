@@ -28,6 +28,7 @@ type metrics struct {
 	connections     prometheus.Counter
 	rejected        prometheus.Counter
 	protocolErrors  prometheus.Counter
+	unknownCommands prometheus.Counter
 }
 
 // Latency buckets from 10µs to ~5s.
@@ -82,6 +83,7 @@ func newMetrics(s *server) *metrics {
 			Help: "Connections closed for a malformed frame.",
 		}),
 	}
+	m.unknownCommands = m.commands.WithLabelValues("unknown")
 	stats := func(f func(cruzdb.Stats) float64) func() float64 {
 		return func() float64 {
 			if s.db == nil {
@@ -148,7 +150,17 @@ func (s *server) adminHandler() http.Handler {
 // It changes nothing else.
 type timedLog struct {
 	log.Log
-	m *metrics
+	m      *metrics
+	byType [entry.TypeCheckpoint + 1]prometheus.Observer // [0]: other
+}
+
+func newTimedLog(l log.Log, m *metrics) *timedLog {
+	t := &timedLog{Log: l, m: m}
+	t.byType[0] = m.appendDuration.WithLabelValues("other")
+	for typ := entry.TypeHeader; typ <= entry.TypeCheckpoint; typ++ {
+		t.byType[typ] = m.appendDuration.WithLabelValues(typ.String())
+	}
+	return t
 }
 
 func (l *timedLog) Append(ctx context.Context, data []byte) (log.Position, error) {
@@ -156,15 +168,12 @@ func (l *timedLog) Append(ctx context.Context, data []byte) (log.Position, error
 	p, err := l.Log.Append(ctx, data)
 	if err == nil {
 		d := time.Since(start).Seconds()
-		typ := "other"
-		if len(data) >= entry.FrameSize && data[0] == entry.Magic0 && data[1] == entry.Magic1 {
-			switch t := entry.Type(data[3]); t {
-			case entry.TypeIntention, entry.TypeAfterimage, entry.TypeHeader, entry.TypeCheckpoint:
-				typ = t.String()
-			}
+		t := entry.Type(0)
+		if len(data) >= entry.FrameSize && data[0] == entry.Magic0 && data[1] == entry.Magic1 && entry.Type(data[3]).Known() {
+			t = entry.Type(data[3])
 		}
-		l.m.appendDuration.WithLabelValues(typ).Observe(d)
-		if typ == "afterimage" {
+		l.byType[t].Observe(d)
+		if t == entry.TypeAfterimage {
 			l.m.flushDuration.Observe(d)
 		}
 	}

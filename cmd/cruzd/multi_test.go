@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/cruzlog/cruzdb"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -215,6 +217,9 @@ func TestExecConflictRetry(t *testing.T) {
 	if n := attempts.Load(); n != 2 {
 		t.Fatalf("EXEC ran %d times, want 2", n)
 	}
+	if n := counterValue(s.metrics.retries); n != 1 {
+		t.Fatalf("retries = %v, want 1", n)
+	}
 
 	// Watched: the watched key is written after EXEC checked it, before
 	// its commit: nil, and no re-run.
@@ -232,6 +237,12 @@ func TestExecConflictRetry(t *testing.T) {
 	}
 	if n := attempts.Load(); n != 1 {
 		t.Fatalf("EXEC ran %d times, want 1", n)
+	}
+	if n := counterValue(s.metrics.retries); n != 1 {
+		t.Fatalf("a conflict on a watched key was retried (retries = %v)", n)
+	}
+	if n := counterValue(s.metrics.watchAborts); n != 1 {
+		t.Fatalf("watch aborts = %v, want 1", n)
 	}
 	if n := c.Exists(ctx, "r:3").Val(); n != 0 {
 		t.Fatal("an EXEC that replied nil wrote")
@@ -276,4 +287,12 @@ func TestConcurrentIncr(t *testing.T) {
 	if n, err := client(t, s).Get(ctx, "hot").Int(); err != nil || n != want {
 		t.Fatalf("hot = %d, %v; want %d", n, err, want)
 	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -145,4 +146,63 @@ func TestPipelineBatchConflictRetry(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("batch ran %d times, want 2", n)
 	}
+}
+
+// TestCombinedBlindWrites has many clients pipeline blind writes at once,
+// which the daemon commits together across connections; every write must
+// land, every reply must be right (errors stay with their command), and
+// the clients' own orders must hold.
+func TestCombinedBlindWrites(t *testing.T) {
+	s := testServer(t, nil)
+	ctx := ctxT(t)
+	const clients, rounds, per = 8, 10, 20
+	before := s.db.Stats().IntentionsAppended
+	var wg sync.WaitGroup
+	for i := range clients {
+		c := client(t, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				p := c.Pipeline()
+				var cmds []redis.Cmder
+				for j := range per {
+					cmds = append(cmds, p.Set(ctx, fmt.Sprintf("c%d:%d", i, j), fmt.Sprint(r), 0))
+				}
+				bad := p.MSet(ctx, "ok", "1", "", "x") // an empty key: an error for this command only
+				last := p.Set(ctx, fmt.Sprintf("last:%d", i), fmt.Sprint(r), 0)
+				p.Exec(ctx)
+				for _, cmd := range cmds {
+					if cmd.Err() != nil {
+						t.Error(cmd.Err())
+						return
+					}
+				}
+				if bad.Err() == nil || !strings.Contains(bad.Err().Error(), "empty keys") {
+					t.Errorf("MSET with an empty key: %v", bad.Err())
+					return
+				}
+				if last.Err() != nil {
+					t.Error(last.Err())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c := client(t, s)
+	for i := range clients {
+		for j := range per {
+			if v := c.Get(ctx, fmt.Sprintf("c%d:%d", i, j)).Val(); v != fmt.Sprint(rounds-1) {
+				t.Fatalf("c%d:%d = %q, want %d", i, j, v, rounds-1)
+			}
+		}
+		if v := c.Get(ctx, fmt.Sprintf("last:%d", i)).Val(); v != fmt.Sprint(rounds-1) {
+			t.Fatalf("last:%d = %q", i, v)
+		}
+	}
+	if n := c.Exists(ctx, "ok").Val(); n != 0 {
+		t.Fatal("a failed MSET wrote")
+	}
+	t.Logf("%d pipelines appended %d intentions", clients*rounds, s.db.Stats().IntentionsAppended-before)
 }

@@ -98,8 +98,12 @@ func (r *respReader) readCommand(dst [][]byte) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if line[0] != '$' {
-			return nil, protoErr("expected '$', got '" + printable(line[0]) + "'")
+		if len(line) == 0 || line[0] != '$' {
+			got := byte('\r')
+			if len(line) > 0 {
+				got = line[0]
+			}
+			return nil, protoErr("expected '$', got '" + printable(got) + "'")
 		}
 		blen, ok := parseInt(line[1:])
 		if !ok || blen < 0 {

@@ -30,6 +30,7 @@ type server struct {
 	ownLog  log.Log // the bbolt log this server opened, nil with cfg.log
 	metrics *metrics
 	specs   map[string]*cmdSpec
+	comb    *combiner
 	locks   *keyLocks
 	cursors *cursorTable
 
@@ -99,6 +100,7 @@ func (s *server) Start() (err error) {
 	if err := s.openDB(); err != nil {
 		return err
 	}
+	s.comb = newCombiner(s)
 	s.ln, err = net.Listen("tcp", s.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.ListenAddr, err)
@@ -137,7 +139,7 @@ func (s *server) openDB() error {
 		}
 		s.ownLog, base = l, l
 	}
-	s.log = &timedLog{Log: base, m: s.metrics}
+	s.log = newTimedLog(base, s.metrics)
 	opts := s.cfg.dbOptions(s.logger.With("component", "cruzdb"))
 	opts.Log = s.log
 	t0 := time.Now()
@@ -283,6 +285,9 @@ func (s *server) doClose() error {
 	}
 	if s.ln != nil && !s.shutting.Load() {
 		s.ln.Close()
+	}
+	if s.comb != nil {
+		s.comb.close() // no connection is left to submit
 	}
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {

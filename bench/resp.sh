@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# cruzd against a durable redis-server under redis-benchmark, in one run.
+#
+#   bench/resp.sh                 # the full run (200000 requests per test)
+#   N=20000 bench/resp.sh         # shorter
+#   CRUZD_CACHE_BYTES=4GiB bench/resp.sh   # cruzd flags via CRUZD_* variables
+#   PROFILE=1 bench/resp.sh       # also save a 10 s CPU profile of cruzd
+#                                 # under the pipelined SET test
+#
+# Both servers are durable: cruzd fsyncs its log (group commit), redis-server
+# runs with --appendonly yes --appendfsync always. Each runs
+#   redis-benchmark -t set,get -n N -c 50 -P 16 -r 100000 -d 100
+# and the same with -P 1. Targets (issue cruzd): cruzd SET >= 1.0x and
+# GET >= 0.5x redis-server with -P 16. Installs redis-tools and
+# redis-server with apt-get if they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-200000}
+C=${C:-50}
+R=${R:-100000}
+D=${D:-100}
+
+if ! command -v redis-benchmark >/dev/null || ! command -v redis-server >/dev/null; then
+  echo "installing redis-tools and redis-server" >&2
+  apt-get update -qq && apt-get install -y -qq redis-tools redis-server >/dev/null
+fi
+
+tmp=$(mktemp -d)
+cruzd_pid=
+redis_pid=
+cleanup() {
+  for p in $cruzd_pid $redis_pid; do
+    kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+go build -o "$tmp/cruzd" ./cmd/cruzd
+"$tmp/cruzd" serve --data-dir "$tmp/cruzd-data" --listen-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
+  --log-format json 2>"$tmp/cruzd.log" &
+cruzd_pid=$!
+cruzd_addr=
+admin_addr=
+for _ in $(seq 1 200); do
+  cruzd_addr=$(sed -n 's/.*"msg":"resp listening","addr":"\([^"]*\)".*/\1/p' "$tmp/cruzd.log" 2>/dev/null)
+  admin_addr=$(sed -n 's/.*"msg":"admin listening","addr":"\([^"]*\)".*/\1/p' "$tmp/cruzd.log" 2>/dev/null)
+  [ -n "$cruzd_addr" ] && break
+  sleep 0.05
+done
+[ -n "$cruzd_addr" ] || { cat "$tmp/cruzd.log"; echo "cruzd did not start" >&2; exit 1; }
+cruzd_port=${cruzd_addr##*:}
+
+# A free port for redis-server.
+redis_port=
+for _ in $(seq 1 50); do
+  p=$((20000 + RANDOM % 30000))
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then redis_port=$p; break; fi
+done
+[ -n "$redis_port" ] || { echo "no free port" >&2; exit 1; }
+mkdir -p "$tmp/redis"
+redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \
+  --dir "$tmp/redis" --daemonize no --logfile "$tmp/redis.log" &
+redis_pid=$!
+for _ in $(seq 1 200); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
+
+# bench PORT PIPELINE: prints "SET <rps>" and "GET <rps>" lines.
+bench() {
+  redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -n "$N" -c "$C" -P "$2" -r "$R" -d "$D" -q 2>&1 |
+    tr '\r' '\n' | awk '/requests per second/ { sub(":", "", $1); print $1, $2, $0 }' |
+    awk '{ p50 = ""; for (i = 1; i <= NF; i++) if ($i ~ /^p50=/) p50 = substr($i, 5); print $1, $2, p50 }'
+}
+
+echo "redis-benchmark -t set,get -n $N -c $C -r $R -d $D; cruzd on 127.0.0.1:$cruzd_port, redis-server $(redis-server --version | awk '{print $3}') (appendfsync always) on 127.0.0.1:$redis_port"
+declare -A rps p50
+for P in 16 1; do
+  if [ "$P" = 16 ] && [ -n "${PROFILE:-}" ] && [ -n "$admin_addr" ]; then
+    curl -s -o "$tmp/cpu.pprof" "http://$admin_addr/debug/pprof/profile?seconds=10" &
+    prof_pid=$!
+  fi
+  while read -r t v l; do rps[cruzd,$P,$t]=$v; p50[cruzd,$P,$t]=$l; done < <(bench "$cruzd_port" "$P")
+  if [ -n "${prof_pid:-}" ]; then
+    wait "$prof_pid" || true
+    prof_pid=
+    mkdir -p bench/results
+    cp "$tmp/cpu.pprof" bench/results/cruzd-resp-cpu.pprof
+    echo "CPU profile: bench/results/cruzd-resp-cpu.pprof (go tool pprof -top $tmp/cruzd bench/results/cruzd-resp-cpu.pprof)"
+    go tool pprof -top -nodecount=25 "$tmp/cruzd" "$tmp/cpu.pprof" 2>/dev/null | head -35 || true
+  fi
+  while read -r t v l; do rps[redis,$P,$t]=$v; p50[redis,$P,$t]=$l; done < <(bench "$redis_port" "$P")
+done
+
+printf '\n| test | -P | cruzd req/s | cruzd p50 ms | redis-server req/s | redis p50 ms | cruzd / redis | target |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
+for P in 16 1; do
+  for t in SET GET; do
+    c=${rps[cruzd,$P,$t]:-0}
+    r=${rps[redis,$P,$t]:-0}
+    ratio=$(awk -v c="$c" -v r="$r" 'BEGIN { if (r > 0) printf "%.2fx", c / r; else print "-" }')
+    target=-
+    if [ "$P" = 16 ]; then
+      if [ "$t" = SET ]; then target=">= 1.0x"; else target=">= 0.5x"; fi
+    fi
+    printf '| %s | %s | %.0f | %s | %.0f | %s | %s | %s |\n' "$t" "$P" "$c" "${p50[cruzd,$P,$t]:-}" "$r" "${p50[redis,$P,$t]:-}" "$ratio" "$target"
+  done
+done
+
+echo
+redis-cli -p "$cruzd_port" info cruzdb | tr -d '\r' | grep -E '^(commits|aborts|intentions_appended|afterimages_written|processor_position|log_tail):' | paste -sd' ' - | sed 's/^/cruzd: /'
+kill -TERM "$cruzd_pid"
+wait "$cruzd_pid" || { echo "cruzd exited non-zero" >&2; exit 1; }
+cruzd_pid=
+kill -TERM "$redis_pid" 2>/dev/null || true
+wait "$redis_pid" 2>/dev/null || true
+redis_pid=

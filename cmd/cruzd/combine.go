@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cruzlog/cruzdb"
+)
+
+// Group commit across connections for blind writes.
+//
+// A batch made only of blind writes (SET without options, MSET) reads
+// nothing, so it can never conflict, and its replies do not depend on
+// anything another client does. Batches like that from different
+// connections are therefore committed together: a connection hands its
+// batch to a combiner worker and waits; a free worker takes every batch
+// waiting, runs them one after the other in one transaction, commits once
+// (one intention) and wakes their connections. With many clients this
+// turns N concurrent intentions into a few, which is what the log and the
+// processor pay for. Each command's effect still happens between its
+// arrival and its reply, in each connection's order, so clients see
+// exactly what running them alone would give.
+type combiner struct {
+	s    *server
+	reqs chan *blindReq
+	stop chan struct{}
+	done chan struct{}
+}
+
+type blindReq struct {
+	c     *conn
+	batch [][][]byte
+	specs []*cmdSpec
+	mark  int        // c.w length before this batch's replies
+	done  chan error // nil: replies are in c.w; else reply this error to all
+}
+
+const (
+	combineWorkers  = 4       // commits in flight at once
+	combineMaxBatch = 256     // connection batches per transaction
+	combineMaxBytes = 4 << 20 // argument bytes per transaction
+)
+
+func newCombiner(s *server) *combiner {
+	cb := &combiner{s: s, reqs: make(chan *blindReq, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+	finished := make(chan struct{}, combineWorkers)
+	for range combineWorkers {
+		go func() {
+			cb.worker()
+			finished <- struct{}{}
+		}()
+	}
+	go func() {
+		for range combineWorkers {
+			<-finished
+		}
+		close(cb.done)
+	}()
+	return cb
+}
+
+// close stops the workers once no connection can submit any more.
+func (cb *combiner) close() {
+	close(cb.stop)
+	<-cb.done
+}
+
+// isBlind reports whether every command of the batch is a blind write.
+func isBlind(batch [][][]byte, specs []*cmdSpec) bool {
+	for k, sp := range specs {
+		if sp.flags&flagBlind == 0 || (sp.name == "set" && len(batch[k]) != 3) {
+			return false
+		}
+	}
+	return true
+}
+
+// run commits the batch through the combiner, writing its replies to c.w.
+func (cb *combiner) run(c *conn, batch [][][]byte, specs []*cmdSpec) {
+	r := &blindReq{c: c, batch: batch, specs: specs, mark: len(c.w.b), done: make(chan error, 1)}
+	cb.reqs <- r
+	if err := <-r.done; err != nil {
+		c.w.b = c.w.b[:r.mark]
+		c.errorAll(len(batch), err)
+	}
+}
+
+func (cb *combiner) worker() {
+	var group []*blindReq
+	var locks []lockReq
+	for {
+		var first *blindReq
+		select {
+		case first = <-cb.reqs:
+		case <-cb.stop:
+			return
+		}
+		group = append(group[:0], first)
+		size := batchBytes(first.batch)
+	gather:
+		for len(group) < combineMaxBatch && size < combineMaxBytes {
+			select {
+			case r := <-cb.reqs:
+				group = append(group, r)
+				size += batchBytes(r.batch)
+			default:
+				break gather
+			}
+		}
+		locks = locks[:0]
+		for _, r := range group {
+			for k, args := range r.batch {
+				locks = r.specs[k].appendLocks(cb.s.locks, locks, args)
+			}
+		}
+		held := cb.s.locks.acquire(locks)
+		err := cb.commit(group)
+		cb.s.locks.release(held)
+		if errors.Is(err, cruzdb.ErrTxnTooLarge) && len(group) > 1 {
+			// Together they do not fit in one intention: one at a time.
+			for _, r := range group {
+				r.c.w.b = r.c.w.b[:r.mark]
+				r.done <- cb.commit([]*blindReq{r})
+			}
+			continue
+		}
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+}
+
+// commit runs the group's commands in one transaction and commits it.
+// Blind writes read nothing, so only an intention whose snapshot fell out
+// of the conflict window can abort; that is retried.
+func (cb *combiner) commit(group []*blindReq) error {
+	for attempt := 0; ; attempt++ {
+		tx, err := cb.s.db.Begin(cb.s.ctx, true)
+		if err != nil {
+			return err
+		}
+		for _, r := range group {
+			for k, args := range r.batch {
+				r.specs[k].run(r.c, tx, args)
+			}
+		}
+		if hook := cb.s.beforeBatchCommit.Load(); hook != nil {
+			(*hook)()
+		}
+		t0 := time.Now()
+		err = tx.Commit()
+		cb.s.metrics.commitDuration.Observe(time.Since(t0).Seconds())
+		if err == nil || !errors.Is(err, cruzdb.ErrConflict) || attempt >= cb.s.cfg.MaxConflictRetries {
+			return err
+		}
+		cb.s.metrics.retries.Inc()
+		for _, r := range group {
+			r.c.w.b = r.c.w.b[:r.mark]
+		}
+	}
+}
+
+func batchBytes(batch [][][]byte) int {
+	n := 0
+	for _, args := range batch {
+		for _, a := range args {
+			n += len(a)
+		}
+	}
+	return n
+}
