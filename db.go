@@ -83,6 +83,10 @@ type Stats struct {
 	IntentionsAppended uint64
 	// HolesFilled counts holes the processor filled.
 	HolesFilled uint64
+	// FlushedThrough is the newest committed position up to which every
+	// delta is durable as an afterimage and confirmed (Position minus it is
+	// the flush lag).
+	FlushedThrough log.Position
 	// AfterimagesWritten counts afterimages this DB appended, and
 	// AfterimageBytes their size.
 	AfterimagesWritten, AfterimageBytes uint64
@@ -437,6 +441,7 @@ func (db *DB) Stats() Stats {
 	db.mu.Unlock()
 	fs := db.flusher.Stats()
 	return Stats{
+		FlushedThrough:     log.Position(fs.FlushedThrough),
 		AfterimagesWritten: fs.AfterimagesWritten,
 		AfterimageBytes:    fs.AfterimageBytes,
 		PointersPhysical:   fs.PointersPhysical,
@@ -461,6 +466,12 @@ func (db *DB) Stats() Stats {
 		HolesFilled:        db.runner.HolesFilled(),
 		OpenTxns:           openTxns,
 	}
+}
+
+// Limits returns the largest key and value this database accepts, as its
+// header at log position 0 says.
+func (db *DB) Limits() (maxKey, maxValue int) {
+	return int(db.header.MaxKeySize), int(db.header.MaxValueSize)
 }
 
 // Log returns the shared log the DB runs on.

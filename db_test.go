@@ -506,3 +506,27 @@ func TestOptionsValidated(t *testing.T) {
 		t.Fatal("Open modified the caller's options")
 	}
 }
+
+func TestKeysAndLimits(t *testing.T) {
+	db := openMem(t, nil)
+	for _, k := range []string{"a", "b", "c"} {
+		put(t, db, k, "v"+k)
+	}
+	var got []string
+	db.View(context.Background(), func(tx *Txn) error {
+		for k := range tx.Keys([]byte("b"), nil) {
+			got = append(got, string(k))
+		}
+		return nil
+	})
+	if fmt.Sprint(got) != "[b c]" {
+		t.Fatalf("keys = %v", got)
+	}
+	if k, v := db.Limits(); k != DefaultMaxKeySize || v != DefaultMaxValueSize {
+		t.Fatalf("limits %d %d", k, v)
+	}
+	db.Flush(context.Background())
+	if st := db.Stats(); st.FlushedThrough == 0 || st.FlushedThrough > st.Position {
+		t.Fatalf("flushed through %d at position %d", st.FlushedThrough, st.Position)
+	}
+}

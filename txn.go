@@ -233,7 +233,9 @@ func (tx *Txn) checkWrite(key []byte) error {
 // of the range actually iterated joins the read set: a write committed there
 // after the snapshot aborts the transaction (no phantoms). An error stops the
 // iteration; Err reports it.
-func (tx *Txn) Range(lo, hi []byte) iter.Seq2[[]byte, []byte] {
+func (tx *Txn) Range(lo, hi []byte) iter.Seq2[[]byte, []byte] { return tx.rangeOf(lo, hi, true) }
+
+func (tx *Txn) rangeOf(lo, hi []byte, values bool) iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
 		if tx.closed {
 			tx.setErr(ErrTxnClosed)
@@ -289,7 +291,11 @@ func (tx *Txn) Range(lo, hi []byte) iter.Seq2[[]byte, []byte] {
 				continue
 			}
 			last = k
-			if !yield(bytes.Clone(k), bytes.Clone(v)) {
+			var vc []byte
+			if values {
+				vc = bytes.Clone(v)
+			}
+			if !yield(bytes.Clone(k), vc) {
 				stopped = true
 				if tx.writable && !tx.closed {
 					// Only [lo, last] was observed.
@@ -300,6 +306,18 @@ func (tx *Txn) Range(lo, hi []byte) iter.Seq2[[]byte, []byte] {
 		}
 		if tx.writable && !tx.closed {
 			tx.ranges = append(tx.ranges, intention.Range{Lo: bytes.Clone(lo), Hi: bytes.Clone(hi)})
+		}
+	}
+}
+
+// Keys iterates the keys in [lo, hi) like Range, without copying values.
+// It records the iterated range in the read set the same way.
+func (tx *Txn) Keys(lo, hi []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for k := range tx.rangeOf(lo, hi, false) {
+			if !yield(k) {
+				return
+			}
 		}
 	}
 }

@@ -118,6 +118,9 @@ type Options struct {
 
 // Stats are passive counters; nothing steers by them.
 type Stats struct {
+	// FlushedThrough is the newest committed intention such that it and
+	// every delta before it are confirmed (the flush watermark).
+	FlushedThrough     uint64
 	AfterimagesWritten uint64 // appended by this node
 	AfterimageBytes    uint64 // bytes of those appends
 	PointersPhysical   uint64 // cross-delta pointers written physical
@@ -560,8 +563,14 @@ func (f *Flusher) takeover() {
 func (f *Flusher) Stats() Stats {
 	f.mu.Lock()
 	unflush, npend := f.unflush, len(f.pend)
+	f.dropConfirmedLocked()
+	through := f.last
+	if len(f.fifo) > 0 {
+		through = f.pend[f.fifo[0]].prev
+	}
 	f.mu.Unlock()
 	return Stats{
+		FlushedThrough:     through,
 		AfterimagesWritten: f.written.Load(),
 		AfterimageBytes:    f.writtenBytes.Load(),
 		PointersPhysical:   f.phys.Load(),
