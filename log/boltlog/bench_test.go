@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,10 +43,22 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-func benchAppend(b *testing.B, size, appenders int) {
+// BenchmarkAppendNoSync is BenchmarkAppend without fsync (Options.NoSync):
+// not a durable figure, but the ceiling that CPU and bbolt's in-memory work
+// put on appends, to read BenchmarkAppend against.
+func BenchmarkAppendNoSync(b *testing.B) {
+	for _, appenders := range []int{1, 64} {
+		b.Run(fmt.Sprintf("size=100/appenders=%d", appenders), func(b *testing.B) {
+			benchAppendOpts(b, 100, appenders, true)
+		})
+	}
+}
+
+func benchAppend(b *testing.B, size, appenders int) { benchAppendOpts(b, size, appenders, false) }
+
+func benchAppendOpts(b *testing.B, size, appenders int, noSync bool) {
 	var commits atomic.Int64
-	ps, _ := strconv.Atoi(os.Getenv("BOLTLOG_BENCH_PAGESIZE"))
-	l := mustOpen(b, benchPath(b), &Options{PageSize: ps, NoPreallocate: os.Getenv("BOLTLOG_BENCH_NOPREALLOC") != "", commitTx: func(tx *bolt.Tx) error {
+	l := mustOpen(b, benchPath(b), &Options{NoSync: noSync, commitTx: func(tx *bolt.Tx) error {
 		commits.Add(1)
 		return tx.Commit()
 	}})
@@ -148,4 +159,70 @@ func benchBoltPut(b *testing.B, size int, tuned bool) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "puts/s")
+}
+
+// BenchmarkOneAppenderVsBoltPut compares one appender with the baseline of
+// BenchmarkBoltPut (default bbolt options) fairly on a disk whose speed
+// drifts: the two alternate in bursts of 50 operations on the same disk, and
+// the medians of the bursts' per-operation times are compared. One op is one
+// Append plus one bbolt put. "ratio" is put-µs / append-µs: at least 1 means
+// one appender is at least as fast as a single durable bbolt put.
+func BenchmarkOneAppenderVsBoltPut(b *testing.B) {
+	for _, size := range []int{100, 4096} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			l := mustOpen(b, benchPath(b), nil)
+			defer l.Close()
+			db, err := bolt.Open(benchPath(b), 0o600, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			bucket := []byte("b")
+			if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucket); return err }); err != nil {
+				b.Fatal(err)
+			}
+			data := make([]byte, size)
+			var key uint64
+			put := func() {
+				key++
+				if err := db.Update(func(tx *bolt.Tx) error {
+					return tx.Bucket(bucket).Put(binary.BigEndian.AppendUint64(nil, key), data)
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			appendOne := func() {
+				if _, err := l.Append(bg, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			const burst = 50
+			var appendUS, putUS []float64
+			timeBurst := func(n int, op func()) float64 {
+				start := time.Now()
+				for range n {
+					op()
+				}
+				return float64(time.Since(start).Nanoseconds()) / float64(n) / 1e3
+			}
+			b.ResetTimer()
+			for done, i := 0, 0; done < b.N; done, i = done+burst, i+1 {
+				n := min(burst, b.N-done)
+				if i%2 == 0 {
+					appendUS = append(appendUS, timeBurst(n, appendOne))
+					putUS = append(putUS, timeBurst(n, put))
+				} else {
+					putUS = append(putUS, timeBurst(n, put))
+					appendUS = append(appendUS, timeBurst(n, appendOne))
+				}
+			}
+			b.StopTimer()
+			slices.Sort(appendUS)
+			slices.Sort(putUS)
+			a, p := appendUS[len(appendUS)/2], putUS[len(putUS)/2]
+			b.ReportMetric(a, "append-µs")
+			b.ReportMetric(p, "put-µs")
+			b.ReportMetric(p/a, "ratio")
+		})
+	}
 }

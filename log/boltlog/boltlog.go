@@ -48,30 +48,28 @@ type Log struct {
 	path string
 	opts Options
 
-	// tail and trim are the committed values; only the committer (and Open)
+	// tail and trim are the committed values; only the token holder (and Open)
 	// store them.
 	tail   atomic.Uint64
 	trim   atomic.Uint64
 	closed atomic.Bool
 
 	mu     sync.Mutex
-	queue  []*request // submitted, not yet taken by the committer
+	queue  []*request // submitted, not yet taken into a group
 	shut   bool       // Close has begun
 	failed error      // sticky write failure; writes are refused once set
 
-	wake          chan struct{} // cap 1: the queue may be non-empty, or shut
+	// token is held by whoever commits groups, the committer goroutine or
+	// a requester committing inline; it has a value when free. Close takes
+	// it for good.
+	token         chan struct{}
+	wake          chan struct{} // cap 1: the queue may be non-empty
+	stop          chan struct{} // closed by Close
 	committerDone chan struct{}
 
-	// Committer-owned scratch, reused across groups.
+	// Token-owned scratch, reused across groups.
 	group []*request
 	arena []byte
-
-	// Preallocation (committer-owned, nil file when off): the file is written
-	// with real blocks below zeroedTo.
-	zfile     *os.File
-	zeroedTo  int64
-	lastHW    int64 // high-water mark seen by the previous group
-	avgGrowth int64 // moving average of the growth per group, in bytes
 
 	reclaimKick chan struct{} // cap 1
 	reclaimStop chan struct{}
@@ -88,7 +86,7 @@ const (
 	opTrim
 )
 
-// Request states: the committer claims a queued request, or its waiter
+// Request states: the token holder claims a queued request, or its waiter
 // cancels it (context done) before that; whoever wins the CAS owns the
 // outcome.
 const (
@@ -104,7 +102,7 @@ type request struct {
 	err   error
 	state atomic.Int32
 	done  chan struct{} // cap 1; signalled once the outcome is set
-	write bool          // committer: this request writes in the current tx
+	write bool          // token holder: this request writes in the current tx
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
@@ -165,7 +163,9 @@ func Open(path string, opts *Options) (*Log, error) {
 		db:            db,
 		path:          path,
 		opts:          o,
+		token:         make(chan struct{}, 1),
 		wake:          make(chan struct{}, 1),
+		stop:          make(chan struct{}),
 		committerDone: make(chan struct{}),
 		reclaimKick:   make(chan struct{}, 1),
 		reclaimStop:   make(chan struct{}),
@@ -175,12 +175,7 @@ func Open(path string, opts *Options) (*Log, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if !o.NoPreallocate {
-		if l.zfile, err = os.OpenFile(path, os.O_WRONLY, 0); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("boltlog: open %s: %w", path, err)
-		}
-	}
+	l.token <- struct{}{}
 	go l.committer()
 	go l.reclaimer()
 	if l.needsReclaim() {
@@ -325,7 +320,11 @@ func posKey(dst []byte, p uint64) []byte {
 	return binary.BigEndian.AppendUint64(dst, p)
 }
 
-// submit queues r for the committer.
+// submit queues r and sees to it that a group takes it. If no group is being
+// committed, the caller commits one itself, right away and on its own
+// goroutine: a lone appender pays no goroutine handoff, only bbolt's commit.
+// Otherwise it wakes the committer goroutine, which takes r in the next group
+// once the token is free.
 func (l *Log) submit(r *request) error {
 	l.mu.Lock()
 	if l.shut {
@@ -340,10 +339,29 @@ func (l *Log) submit(r *request) error {
 	l.queue = append(l.queue, r)
 	l.mu.Unlock()
 	select {
+	case <-l.token:
+		// The group holds r, unless MaxGroupBytes cut it short before r; the
+		// committer goroutine then takes what is left.
+		l.commitNext()
+		l.token <- struct{}{}
+		l.mu.Lock()
+		more := len(l.queue) > 0
+		l.mu.Unlock()
+		if more {
+			l.signal()
+		}
+	default:
+		l.signal()
+	}
+	return nil
+}
+
+// signal wakes the committer goroutine.
+func (l *Log) signal() {
+	select {
 	case l.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // wait blocks until r has an outcome, or until ctx is done while r is still
@@ -361,7 +379,7 @@ func (l *Log) wait(ctx context.Context, r *request) (cancelled error) {
 		return nil
 	case <-done:
 		if r.state.CompareAndSwap(stQueued, stCancelled) {
-			return ctx.Err() // the committer drops r; it is not pooled
+			return ctx.Err() // the group taker drops r; it is not pooled
 		}
 		<-r.done
 		return nil
@@ -427,7 +445,7 @@ func (l *Log) do(ctx context.Context, op opKind, pos log.Position, name string) 
 }
 
 // Read returns a copy of the entry at pos. It runs in a bbolt read
-// transaction, concurrently with the committer.
+// transaction, concurrently with commits.
 func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 	ctx = orBackground(ctx)
 	if err := ctx.Err(); err != nil {
@@ -500,20 +518,12 @@ func (l *Log) Close() error {
 			r.complete()
 		}
 	}
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	<-l.token // wait for the group being committed; no other group starts
+	close(l.stop)
 	<-l.committerDone
 	close(l.reclaimStop)
 	<-l.reclaimDone
-	err := l.db.Close()
-	if l.zfile != nil {
-		if zerr := l.zfile.Close(); err == nil {
-			err = zerr
-		}
-	}
-	if err != nil {
+	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("boltlog: close %s: %w", l.path, err)
 	}
 	return nil
@@ -543,45 +553,59 @@ func (l *Log) setFailed(cause error) error {
 	return l.failed
 }
 
-// committer takes every request waiting at the moment (up to MaxGroupBytes)
-// and commits them in one transaction, until Close.
+// committer commits the groups of requests that arrive while another group
+// is being committed, until Close.
 func (l *Log) committer() {
 	defer close(l.committerDone)
-	for range l.wake {
-		for {
-			l.mu.Lock()
-			if l.shut {
-				l.mu.Unlock()
-				return
-			}
-			n, size := 0, 0
-			for n < len(l.queue) {
-				if r := l.queue[n]; r.op == opAppend {
-					if n > 0 && size+len(r.data) > l.opts.MaxGroupBytes {
-						break
-					}
-					size += len(r.data)
-				}
-				n++
-			}
-			l.group = append(l.group[:0], l.queue[:n]...)
-			rest := copy(l.queue, l.queue[n:])
-			clear(l.queue[rest:])
-			l.queue = l.queue[:rest]
-			failed := l.failed
-			l.mu.Unlock()
-			if n == 0 {
-				break
-			}
-			l.commitGroup(l.group, failed)
-			clear(l.group)
+	for {
+		select {
+		case <-l.wake:
+		case <-l.stop:
+			return
+		}
+		select {
+		case <-l.token:
+		case <-l.stop:
+			return
+		}
+		for l.commitNext() {
 			// Let the requesters just woken run before taking the next
 			// group: those that append again join it, instead of waiting a
 			// whole commit for the one after. This waits for no timer, only
 			// for goroutines that are already runnable.
 			runtime.Gosched()
 		}
+		l.token <- struct{}{}
 	}
+}
+
+// commitNext takes every request waiting at the moment (up to MaxGroupBytes
+// of entry data) and commits them as one group. It reports false if nothing
+// was waiting. The caller holds the token.
+func (l *Log) commitNext() bool {
+	l.mu.Lock()
+	n, size := 0, 0
+	for n < len(l.queue) {
+		if r := l.queue[n]; r.op == opAppend {
+			if n > 0 && size+len(r.data) > l.opts.MaxGroupBytes {
+				break
+			}
+			size += len(r.data)
+		}
+		n++
+	}
+	l.group = append(l.group[:0], l.queue[:n]...)
+	rest := copy(l.queue, l.queue[n:])
+	clear(l.queue[rest:])
+	l.queue = l.queue[:rest]
+	failed := l.failed
+	l.mu.Unlock()
+	if n == 0 {
+		return false
+	}
+	l.commitGroup(l.group, failed)
+	clear(l.group)
+	return true
 }
 
 // commitGroup runs one transaction for group. Within a group the requests are
@@ -645,7 +669,6 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 	// commit hook) closed tx.
 	defer func() { _ = tx.Rollback() }()
 	dirty := false
-	l.preallocate(tx)
 	meta := tx.Bucket(bucketMeta)
 	entries := tx.Bucket(bucketEntries)
 	entries.FillPercent = 1.0 // keys only ever grow: pack leaves full
@@ -762,7 +785,7 @@ func (l *Log) needsReclaim() bool {
 }
 
 // reclaimer deletes trimmed entries in batches, each in its own transaction,
-// interleaving with the committer's transactions.
+// interleaving with the groups' transactions.
 func (l *Log) reclaimer() {
 	defer close(l.reclaimDone)
 	var keys [][]byte
@@ -820,51 +843,4 @@ func (l *Log) reclaimBatch(keys [][]byte) (more bool, _ [][]byte, err error) {
 	more = len(keys) == l.opts.ReclaimBatch
 	clear(keys)
 	return more, keys, l.opts.commitTx(tx)
-}
-
-// Preallocation keeps ahead(hw) bytes beyond bbolt's high-water mark hw
-// written with zeros, a quarter of that at a time: as much as the file holds
-// already, between 64 KiB and preallocAhead, so that small logs stay small.
-//
-// It pays while groups are small: avoiding a journal commit saves a fixed
-// cost per fdatasync, while the zeros cost bandwidth in proportion to the
-// growth. Measured here, it made fdatasync ~20% faster with one appender of
-// 100 B or 4 KiB entries (6 KiB of growth per commit), and ~15% slower with
-// 64 appenders of 4 KiB (360 KiB per commit). So it is skipped while the
-// average growth per group exceeds preallocMaxGrowth.
-const (
-	preallocMin       = 64 << 10
-	preallocAhead     = 4 << 20
-	preallocMaxGrowth = 32 << 10
-)
-
-var zeroChunk = make([]byte, preallocAhead/4)
-
-// preallocate writes zeros ahead of the high-water mark of tx, a write
-// transaction. Nothing at or beyond the high-water mark is in use, and no
-// other writer can move it while tx is open, so the zeros never land on a
-// live page; the commit of tx makes them durable along with its own pages.
-// bbolt grows the file only when it is smaller than needed, so it never
-// truncates the zeros. Preallocation is an optimisation: a failed write is
-// ignored (the commit reports a real I/O problem itself).
-func (l *Log) preallocate(tx *bolt.Tx) {
-	if l.zfile == nil {
-		return
-	}
-	hw := tx.Size()
-	if l.lastHW > 0 {
-		l.avgGrowth += (hw - l.lastHW - l.avgGrowth) / 8
-	}
-	l.lastHW = hw
-	if l.avgGrowth > preallocMaxGrowth {
-		return
-	}
-	ahead := min(max(hw, preallocMin), preallocAhead)
-	l.zeroedTo = max(l.zeroedTo, hw)
-	if l.zeroedTo >= hw+ahead {
-		return
-	}
-	if n, err := l.zfile.WriteAt(zeroChunk[:ahead/4], l.zeroedTo); err == nil {
-		l.zeroedTo += int64(n)
-	}
 }

@@ -501,6 +501,7 @@ func TestContext(t *testing.T) {
 func TestOptions(t *testing.T) {
 	for _, o := range []Options{
 		{LockTimeout: -1}, {MaxGroupBytes: -1}, {ReclaimBatch: -1}, {InitialMmapSize: -1},
+		{PageSize: -1}, {PageSize: 512}, {PageSize: 3000}, {PageSize: 128 << 10},
 	} {
 		if _, err := Open(tempPath(t), &o); err == nil || !strings.Contains(err.Error(), "boltlog: invalid options") {
 			t.Errorf("Open(%+v) = %v, want invalid options", o, err)
@@ -509,7 +510,7 @@ func TestOptions(t *testing.T) {
 	o := &Options{NoSync: true}
 	l := mustOpen(t, tempPath(t), o)
 	defer l.Close()
-	if !o.NoSync || o.LockTimeout != 0 || o.MaxGroupBytes != 0 || o.ReclaimBatch != 0 || o.InitialMmapSize != 0 || o.FileMode != 0 || o.commitTx != nil {
+	if !o.NoSync || o.LockTimeout != 0 || o.MaxGroupBytes != 0 || o.ReclaimBatch != 0 || o.InitialMmapSize != 0 || o.PageSize != 0 || o.FileMode != 0 || o.commitTx != nil {
 		t.Fatalf("Open modified the caller's options: %+v", *o)
 	}
 	if l.opts.LockTimeout != defaultLockTimeout || l.opts.MaxGroupBytes != defaultMaxGroupBytes {
@@ -854,45 +855,6 @@ func TestTrimWhileReading(t *testing.T) {
 	waitReclaimed(t, l, n)
 	close(stop)
 	wg.Wait()
-}
-
-func TestPreallocate(t *testing.T) {
-	for _, off := range []bool{false, true} {
-		path := tempPath(t)
-		l := mustOpen(t, path, &Options{NoPreallocate: off})
-		for i := range 100 {
-			mustAppend(t, l, fmt.Appendf(nil, "entry %d", i))
-		}
-		var hw int64
-		if err := l.db.View(func(tx *bolt.Tx) error { hw = tx.Size(); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Allocated bytes, not the size: bbolt grows the file sparsely.
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			t.Skip("no block count on this platform")
-		}
-		if prealloc := st.Blocks*512 >= hw+preallocMin/2; prealloc == off {
-			t.Fatalf("NoPreallocate=%v: %d bytes allocated (size %d)", off, st.Blocks*512, fi.Size())
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-		l = mustOpen(t, path, &Options{NoPreallocate: !off})
-		for i := range 100 {
-			wantRead(t, l, log.Position(i), fmt.Appendf(nil, "entry %d", i), nil)
-		}
-		if p := mustAppend(t, l, []byte("more")); p != 100 {
-			t.Fatalf("append after reopen at %d", p)
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // An entry with an unknown tag is reported as corrupt, never as data or junk.

@@ -44,8 +44,9 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceSmallGroups bounds groups to one small entry each, so that
-// concurrent appends and fills spread over many transactions.
+// concurrent appends and fills spread over many transactions, on a file with
+// 16 KiB pages.
 func TestConformanceSmallGroups(t *testing.T) {
-	opts := &Options{NoSync: true, MaxGroupBytes: 1, ReclaimBatch: 1}
+	opts := &Options{NoSync: true, MaxGroupBytes: 1, ReclaimBatch: 1, PageSize: 16 << 10}
 	logtest.Run(t, openFresh(opts), logtest.Persistent(reopenWith(opts)), logtest.RaceRounds(100))
 }

@@ -33,42 +33,42 @@
 //
 // # Group commit
 //
-// Appends, Fills and Trims are queued for one committer goroutine. Each time
-// it is free, the committer takes everything waiting (up to
+// Appends, Fills and Trims join one queue. One group is committed at a time:
+// whoever commits takes everything waiting at that moment (up to
 // Options.MaxGroupBytes of entry data), writes it in one bbolt transaction,
-// commits with one fsync (bbolt issues two fdatasyncs per commit: data pages,
-// then the meta page), and wakes every requester. Requests that arrive while
-// a transaction commits wait for the next one. There is no batching delay:
-// after waking a group the committer only yields the processor once, so that
-// the requesters it woke (already runnable) can queue their next requests
-// before it takes the next group. One appender gets one transaction per
-// append; n concurrent appenders share transactions in groups of up to n
-// (about 0.7n on average with 64 appenders on two cores).
+// commits it with one fsync (bbolt issues two fdatasyncs per commit: data
+// pages, then the meta page), and wakes every requester of the group.
+// Requests that arrive meanwhile wait for the next group. There is no
+// batching delay.
 //
-// Within a group all requests are concurrent, so the committer orders them
+// Who commits: a request that finds no group being committed commits one
+// itself, on its own goroutine, so a lone appender pays bbolt's commit and
+// no goroutine handoff. A request that finds a commit in progress wakes the
+// committer goroutine, which commits group after group until the queue is
+// empty; between groups it yields the processor once, so that the requesters
+// it just woke (already runnable, no timer involved) can queue their next
+// requests and join the next group. n concurrent appenders share
+// transactions in groups of up to n.
+//
+// Within a group all requests are concurrent, so whoever commits orders them
 // freely: trims first, then fills, then appends in arrival order.
-//
-// Each commit adds pages at the end of the file. By default the committer
-// keeps a few MiB beyond the last page written with zeros, so that those
-// pages overwrite blocks the file system has already allocated and fdatasync
-// needs no file-system journal commit (Options.NoPreallocate turns this off).
 //
 // # What blocks what
 //
 //   - Append, Fill and Trim wait for the commit of their group, and for the
 //     group ahead of them. A context that is done while the request is still
 //     queued withdraws it (it is never written) and returns the context's
-//     error; once the committer has taken it, the request waits for the
-//     commit, which decides its outcome.
-//   - Read runs in its own bbolt read transaction and never waits for the
-//     committer, nor the committer for it, except that bbolt cannot grow its
+//     error; once a group has taken it, the request waits for the commit,
+//     which decides its outcome.
+//   - Read runs in its own bbolt read transaction and never waits for a
+//     commit, nor a commit for it, except that bbolt cannot grow its
 //     memory map while read transactions are open: Options.InitialMmapSize
 //     (1 GiB by default) keeps that rare.
 //   - Tail reads an in-memory value and blocks on nothing.
-//   - Trim makes the trim point durable in the committer's transaction; the
+//   - Trim makes the trim point durable in its group's transaction; the
 //     trimmed entries are deleted afterwards by a background reclaimer, in
 //     transactions of Options.ReclaimBatch deletes, which take turns with the
-//     committer's transactions on bbolt's single writer lock.
+//     groups' transactions on bbolt's single writer lock.
 //   - Close waits for the group being committed, fails the requests still
 //     queued with log.ErrClosed, stops the reclaimer, waits for reads in
 //     progress and closes the file.
@@ -76,8 +76,8 @@
 // # Opening
 //
 // Open takes bbolt's exclusive file lock; a second opener, in this process or
-// another, fails after Options.LockTimeout with an error saying the file is in
-// use. A missing or empty file becomes a new log. An existing file is first
+// another, fails within Options.LockTimeout with an error saying the file is
+// in use. A missing or empty file becomes a new log. An existing file is first
 // checked through a read-only bbolt open; garbage, another program's bbolt
 // file, or a newer format version is refused with an error saying so, and
 // the file is left byte for byte unchanged.
@@ -94,6 +94,10 @@
 //     much was trimmed), so Open takes time proportional to the untrimmed
 //     data: about 0.2 s for a million 100-byte entries (128 MB) in the page
 //     cache here.
-//   - Entries up to log.MaxEntrySize (16 MiB) are accepted; larger ones are
-//     refused with log.ErrTooLarge and nothing is written.
+//   - An entry that does not fit in a page takes whole pages of its own: with
+//     4 KiB pages a 4 KiB entry takes 8 KiB. Options.PageSize sets the page
+//     size of a new file.
+//   - Zero-length entries are allowed. Entries up to log.MaxEntrySize (16
+//     MiB) are accepted; larger ones are refused with log.ErrTooLarge and
+//     nothing is written.
 package boltlog

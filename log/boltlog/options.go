@@ -39,21 +39,14 @@ type Options struct {
 
 	// InitialMmapSize is the size, in bytes, of bbolt's initial memory map.
 	// Read transactions block bbolt from growing the map, so a generous map
-	// keeps Reads from stalling the committer while the file grows. It costs
+	// keeps Reads from stalling commits while the file grows. It costs
 	// address space, not memory. Default 1 GiB. Must not be negative.
 	InitialMmapSize int
 
-	// NoPreallocate turns off preallocation. By default the committer keeps
-	// the file written with zeros a few MiB beyond bbolt's high-water mark, so
-	// that the pages a commit adds overwrite blocks the file system has
-	// already allocated: an fdatasync then needs no journal commit, which on
-	// ext4 makes it cheaper and keeps it out of other writers' way. On
-	// copy-on-write file systems (btrfs, ZFS) preallocation buys nothing.
-	// Default false.
-	NoPreallocate bool
-
-	// PageSize is the bbolt page size of a new file, in bytes; an existing
-	// file keeps the page size it was created with. Default: the operating
+	// PageSize is the bbolt page size of a new file, in bytes: a power of two
+	// from 1 KiB to 64 KiB. An existing file keeps the page size it was
+	// created with. Larger pages suit large entries (an entry that does not
+	// fit in a page takes whole pages of its own). Default: the operating
 	// system's page size.
 	PageSize int
 
@@ -92,8 +85,8 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("boltlog: invalid options: MaxGroupBytes %d is negative", c.MaxGroupBytes)
 	case c.ReclaimBatch < 0:
 		return c, fmt.Errorf("boltlog: invalid options: ReclaimBatch %d is negative", c.ReclaimBatch)
-	case c.PageSize < 0:
-		return c, fmt.Errorf("boltlog: invalid options: PageSize %d is negative", c.PageSize)
+	case c.PageSize != 0 && (c.PageSize < 1<<10 || c.PageSize > 64<<10 || c.PageSize&(c.PageSize-1) != 0):
+		return c, fmt.Errorf("boltlog: invalid options: PageSize %d is not a power of two from 1 KiB to 64 KiB", c.PageSize)
 	case c.InitialMmapSize < 0:
 		return c, fmt.Errorf("boltlog: invalid options: InitialMmapSize %d is negative", c.InitialMmapSize)
 	}
