@@ -26,7 +26,7 @@ type Delta struct {
 // Begin starts delta id on top of t. Every entry written through the delta
 // carries position id, which must be greater than every position in t.
 func (t *Tree) Begin(id uint64) *Delta {
-	d := &Delta{id: id, ld: t.ld}
+	d := &Delta{id: id, ld: t.ld, replaced: make([]*Node, 0, 32)}
 	d.root, d.err = resolve(t.root, t.ld)
 	if d.err == nil && d.root != nil && d.root.maxPos >= id {
 		d.err = fmt.Errorf("%w: delta %d, tree has %d", ErrDeltaOrder, id, d.root.maxPos)
@@ -289,7 +289,8 @@ func (d *Delta) Finish() (Tree, []*Node, error) {
 		return Tree{}, nil, d.err
 	}
 	d.done = true
-	var nodes []*Node
+	// Fresh nodes are about as many as replaced ones, plus new leaves.
+	nodes := make([]*Node, 0, len(d.replaced)+4)
 	var number func(n *Node)
 	number = func(n *Node) {
 		for _, r := range [2]*Ref{&n.left, &n.right} {
