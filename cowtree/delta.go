@@ -72,6 +72,9 @@ func (d *Delta) child(r *Ref) *Node {
 	if d.err != nil {
 		return nil
 	}
+	if n := r.Node(); n != nil {
+		return n // the processor's own walks do not count as use for the cache
+	}
 	n, err := resolve(r, d.ld)
 	if err != nil {
 		d.err = err
