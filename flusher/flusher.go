@@ -86,6 +86,11 @@ func (p Policy) String() string {
 // ErrStopped is returned by waits once the flusher is stopped.
 var ErrStopped = errors.New("flusher: stopped")
 
+// ErrCannotFlush is returned by WaitRoom when memory is over budget and the
+// last afterimage append failed: the flusher keeps retrying, but the commit
+// should not wait on it blindly.
+var ErrCannotFlush = errors.New("flusher: cannot write afterimages")
+
 // Options configure a Flusher.
 type Options struct {
 	// Log receives the afterimages. Required.
@@ -170,6 +175,8 @@ type Flusher struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	inflight chan struct{} // worker slots
+
+	appendErr atomic.Pointer[error] // the last append failure, nil after a success
 
 	written, writtenBytes, phys, intent, self atomic.Uint64
 	confirmed, dups, appendErrs, bpWaits      atomic.Uint64
@@ -312,6 +319,11 @@ func (f *Flusher) WaitRoom(ctx context.Context) error {
 		}
 		room := f.room
 		f.mu.Unlock()
+		if e := f.appendErr.Load(); e != nil {
+			// Over budget and the log refuses afterimages: waiting could
+			// last forever, so say why instead.
+			return fmt.Errorf("%w: %w", ErrCannotFlush, *e)
+		}
 		if !waited {
 			waited = true
 			f.bpWaits.Add(1)
@@ -495,8 +507,10 @@ func (f *Flusher) write(p *pending, phys Physical) bool {
 	for {
 		_, err := f.o.Log.Append(f.ctx, data)
 		if err == nil {
+			f.appendErr.Store(nil)
 			break
 		}
+		f.appendErr.Store(&err)
 		select {
 		case <-f.stopCh:
 			return false

@@ -894,3 +894,35 @@ func TestAppendErrorsRetried(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestWaitRoomFailsWhenTheLogRefuses: over budget with afterimage appends
+// failing, a commit gets an error instead of waiting forever.
+func TestWaitRoomFailsWhenTheLogRefuses(t *testing.T) {
+	var fail atomic.Bool
+	l := newLog(t, &memlog.Options{Inject: func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpAppend && fail.Load() {
+			return memlog.Fault{Err: errors.New("disk on fire")}
+		}
+		return memlog.Fault{}
+	}})
+	f, err := New(Options{Log: l, MaxUnflushedBytes: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	in := &intention.Intention{Snapshot: 0, Ops: []intention.Op{putOp("k", "v")}}
+	pos := appendIntention(t, l, in)
+	fail.Store(true)
+	st := processor.NewState(testHeader, cowtree.New(f.Loader()), pos-1)
+	f.Produced(mustApply(t, st, pos, in), true)
+	for f.Stats().AppendErrors == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := f.WaitRoom(context.Background()); !errors.Is(err, ErrCannotFlush) {
+		t.Fatalf("WaitRoom over budget with a failing log: %v", err)
+	}
+	fail.Store(false) // the retry lands; room again once confirmed
+	for f.Stats().AfterimagesWritten == 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
