@@ -63,6 +63,7 @@ func runReplay(e *Env) error {
 	t.Note("the log is the one the builder wrote: each intention followed (soon) by its afterimage, which the replaying node reads, decodes and matches but does not write again")
 	t.Note("allocs and bytes are runtime.MemStats Mallocs/TotalAlloc deltas over the timed part, divided by intentions (the whole process: nothing else runs)")
 	t.Note("16 B keys, 100 B values, keys of one intention distinct and chosen uniformly among the loaded keys (every write replaces a value)")
+	t.Note("both nodes run with CacheBytes %d GiB: %s", builderCacheBytes>>30, builderCacheWhy)
 	t.Note("Hyder's figures are for meld alone on one core; the targets (issue 3) are for a 1M-key tree")
 	if err := e.Emit(t); err != nil {
 		return err
@@ -94,7 +95,7 @@ func (e *Env) replayOne(n, w, m int) ([]Sample, error) {
 	ctx := context.Background()
 	ml := memlog.New(nil)
 	defer ml.Close()
-	db, err := cruzdb.Open("", &cruzdb.Options{Log: ml})
+	db, err := cruzdb.Open("", &cruzdb.Options{Log: ml, CacheBytes: builderCacheBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +152,7 @@ func (e *Env) replayOne(n, w, m int) ([]Sample, error) {
 	}
 	return e.repeatN(4, func() ([]float64, error) {
 		g := newGateLog(ml, prefix)
-		db, err := cruzdb.Open("", &cruzdb.Options{Log: g, CacheBytes: 4 << 30})
+		db, err := cruzdb.Open("", &cruzdb.Options{Log: g, CacheBytes: builderCacheBytes})
 		if err != nil {
 			return nil, err
 		}

@@ -20,7 +20,9 @@ import (
 // redis-server with appendfsync always (both durable), as issue 6 asks:
 // `redis-benchmark -t set,get -n N -c 50 -P 16 -r 100000 -d 100`, and the
 // same without pipelining. This is a Go rendering of what bench/resp.sh (the
-// cruzd issue's script) does, so that the suite needs no shell.
+// cruzd issue's script) does, so that the suite needs no shell and reports
+// like every other experiment; unlike the script it installs nothing (a
+// missing redis-benchmark or redis-server is reported in the table).
 func runResp(e *Env) error {
 	n := pick(e, 200_000, 20_000, 2_000)
 	pipelines := pick(e, []int{16, 1}, []int{16, 1}, []int{16})
@@ -45,7 +47,7 @@ func runResp(e *Env) error {
 			if err != nil {
 				return nil, err
 			}
-			return startCmd(cruzd, "--data-dir", filepath.Join(dir, "data"),
+			return startCmd(cruzd, "serve", "--data-dir", filepath.Join(dir, "data"),
 				"--listen-addr", fmt.Sprintf("127.0.0.1:%d", port), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", admin))
 		}},
 		{name: "redis-server (appendfsync always)", start: func(dir string, port int) (*exec.Cmd, error) {
@@ -97,10 +99,14 @@ func runResp(e *Env) error {
 		c2, ok2 := got[key{"cruzd", p, "GET"}]
 		r1, ok3 := got[key{servers[1].name, p, "SET"}]
 		r2, ok4 := got[key{servers[1].name, p, "GET"}]
-		if ok1 && ok2 && ok3 && ok4 {
+		switch {
+		case ok1 && ok2 && ok3 && ok4 && p == 16:
 			t.Rows[i][4] = fmt.Sprintf("SET %.2fx (target ≥ 1.0x: %s), GET %.2fx (target ≥ 0.5x: %s)",
 				c1.Median()/r1.Median(), metStr(c1.Median() >= r1.Median()),
 				c2.Median()/r2.Median(), metStr(c2.Median() >= 0.5*r2.Median()))
+		case ok1 && ok2 && ok3 && ok4:
+			t.Rows[i][4] = fmt.Sprintf("SET %.2fx, GET %.2fx (no target without pipelining)",
+				c1.Median()/r1.Median(), c2.Median()/r2.Median())
 		}
 	}
 	if cruzdWhy != "" {
