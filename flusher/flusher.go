@@ -48,6 +48,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
@@ -174,7 +176,7 @@ type Flusher struct {
 	ctx      context.Context // cancelled by Stop
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	inflight chan struct{} // worker slots
+	workers  *semaphore.Weighted // bounds appends in flight
 
 	appendErr atomic.Pointer[error] // the last append failure, nil after a success
 
@@ -223,7 +225,7 @@ func New(o Options, start uint64) (*Flusher, error) {
 		room:     make(chan struct{}),
 		kick:     make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
-		inflight: make(chan struct{}, o.Workers),
+		workers:  semaphore.NewWeighted(int64(o.Workers)),
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.pager = newPager(o.Log, f.idx, o.HoleTimeout)
@@ -449,15 +451,13 @@ func (f *Flusher) dispatch() {
 			}
 			continue
 		}
-		select {
-		case f.inflight <- struct{}{}:
-		case <-f.stopCh:
-			return
+		if err := f.workers.Acquire(f.ctx, 1); err != nil {
+			return // stopped
 		}
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			defer func() { <-f.inflight }()
+			defer f.workers.Release(1)
 			f.write(p, f.pager.physical)
 		}()
 	}
