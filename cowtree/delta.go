@@ -104,7 +104,7 @@ func (d *Delta) own(n *Node) *Node {
 	return c
 }
 
-func (d *Delta) put(n *Node, kp uint64, kv []byte, klen uint32, tomb bool) (*Node, error) {
+func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*Node, error) {
 	if n == nil {
 		m := &Node{kp: kp, kv: kv, klen: klen, tomb: tomb, pos: d.id, delta: d.id, height: 1, maxPos: d.id, minTomb: NoTombstone}
 		m.left.minTomb, m.right.minTomb = NoTombstone, NoTombstone

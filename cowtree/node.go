@@ -49,10 +49,10 @@ const NoTombstone = math.MaxUint64
 // pointers to its children may be installed (after a load) or cleared (on
 // eviction), atomically.
 type Node struct {
-	kp      uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
-	touched uint32 // set on access, cleared by the cache's clock hand (same cache line as kp)
-	cached  uint32 // cache accounting: 0 not counted, 1 counted, 2 out of the latest version
-	kv      []byte // key then value, one allocation
+	kp      keyPrefix // the key's first 16 bytes: most comparisons end here
+	touched uint32    // set on access, cleared by the cache's clock hand (same cache line as kp)
+	cached  uint32    // cache accounting: 0 not counted, 1 counted, 2 out of the latest version
+	kv      []byte    // key then value, one allocation
 	klen    uint32
 	off     uint32 // offset within the delta, valid after Finish
 	height  int8
@@ -231,23 +231,31 @@ func NewLoaded(addr Addr, f NodeFields) *Node {
 	return n
 }
 
-// prefix returns key's first 8 bytes as a big-endian number, zero-padded.
-// Comparing prefixes orders keys correctly whenever the prefixes differ.
-func prefix(key []byte) uint64 {
-	if len(key) >= 8 {
-		return binary.BigEndian.Uint64(key)
+// keyPrefix is a key's first 16 bytes as two big-endian numbers,
+// zero-padded. Comparing prefixes orders keys correctly whenever the prefixes
+// differ, and it reads only the node itself, not the key's separate
+// allocation; 16 bytes cover keys that share a namespace ("user:0000...").
+type keyPrefix struct{ hi, lo uint64 }
+
+func prefix(key []byte) keyPrefix {
+	if len(key) >= 16 {
+		return keyPrefix{binary.BigEndian.Uint64(key), binary.BigEndian.Uint64(key[8:])}
 	}
-	var b [8]byte
+	var b [16]byte
 	copy(b[:], key)
-	return binary.BigEndian.Uint64(b[:])
+	return keyPrefix{binary.BigEndian.Uint64(b[:]), binary.BigEndian.Uint64(b[8:])}
 }
 
 // compare orders key (with prefix kp) against n's key.
-func (n *Node) compare(kp uint64, key []byte) int {
+func (n *Node) compare(kp keyPrefix, key []byte) int {
 	switch {
-	case kp < n.kp:
+	case kp.hi < n.kp.hi:
 		return -1
-	case kp > n.kp:
+	case kp.hi > n.kp.hi:
+		return 1
+	case kp.lo < n.kp.lo:
+		return -1
+	case kp.lo > n.kp.lo:
 		return 1
 	}
 	return bytes.Compare(key, n.Key())

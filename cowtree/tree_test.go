@@ -218,3 +218,43 @@ func TestDeltaOrder(t *testing.T) {
 		t.Fatal("delta below the tree's positions accepted")
 	}
 }
+
+// TestPrefixOrder: keys that differ only after 8 or 16 bytes, or only in
+// length or trailing zero bytes, still come out in byte order.
+func TestPrefixOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []byte{0, 1, 'a', 0xff}
+	var tr Tree
+	want := map[string]bool{}
+	for pos := uint64(1); pos <= 400; pos++ {
+		d := tr.Begin(pos)
+		k := make([]byte, 1+r.IntN(24))
+		for i := range k {
+			k[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		if r.IntN(2) == 0 { // a long shared prefix
+			k = append([]byte("namespace:000000"), k...)
+		}
+		d.Put(k, k)
+		want[string(k)] = true
+		tr, _, _ = d.Finish()
+	}
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var got []string
+	for it := tr.Ascend(nil); it.Next(); {
+		got = append(got, string(it.Key()))
+	}
+	if !slices.Equal(got, keys) {
+		t.Fatal("ascending order differs from byte order")
+	}
+	for _, k := range keys {
+		if v, ok, _ := tr.Get([]byte(k)); !ok || string(v) != k {
+			t.Fatalf("lookup %q failed", k)
+		}
+	}
+	check(t, tr)
+}
