@@ -164,19 +164,19 @@ type Flusher struct {
 	start uint64 // intentions at or below were replayed before this flusher
 	last  uint64 // the last committed intention produced (processor goroutine)
 
-	mu       sync.Mutex
-	pend     map[uint64]*pending
-	fifo     []uint64 // pending positions, ascending
-	queue    []*pending
-	room     chan struct{} // closed and replaced on every confirmation
-	kick     chan struct{}
-	stopped  bool
-	unflush  int64
-	stopCh   chan struct{}
-	ctx      context.Context // cancelled by Stop
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	workers  *semaphore.Weighted // bounds appends in flight
+	mu      sync.Mutex
+	pend    map[uint64]*pending
+	fifo    []uint64 // pending positions, ascending
+	queue   []*pending
+	room    chan struct{} // closed and replaced on every confirmation
+	kick    chan struct{}
+	stopped bool
+	unflush int64
+	stopCh  chan struct{}
+	ctx     context.Context // cancelled by Stop
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	workers *semaphore.Weighted // bounds appends in flight
 
 	appendErr atomic.Pointer[error] // the last append failure, nil after a success
 
@@ -217,15 +217,15 @@ func New(o Options, start uint64) (*Flusher, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Flusher{
-		o:        o,
-		idx:      newIndex(o.IndexEntries),
-		start:    start,
-		last:     start,
-		pend:     map[uint64]*pending{},
-		room:     make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-		stopCh:   make(chan struct{}),
-		workers:  semaphore.NewWeighted(int64(o.Workers)),
+		o:       o,
+		idx:     newIndex(o.IndexEntries),
+		start:   start,
+		last:    start,
+		pend:    map[uint64]*pending{},
+		room:    make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+		stopCh:  make(chan struct{}),
+		workers: semaphore.NewWeighted(int64(o.Workers)),
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.pager = newPager(o.Log, f.idx, o.HoleTimeout)
