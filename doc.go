@@ -27,6 +27,17 @@
 // its function on conflict. Open replays the log to its tail before it
 // returns.
 //
+// # Durability and memory
+//
+// A commit is acknowledged once its intention is durable in the log and the
+// processor has decided it; the tree it makes is written back as an
+// afterimage in the background (Flush waits for that). Memory is bounded by
+// Options.MaxUnflushedBytes (deltas not yet written back: commits wait past
+// it) and Options.CacheBytes (written-back nodes kept in memory: the rest are
+// read back from the log on demand). Open resumes from the newest afterimage
+// whose whole tree is in the log and replays only what follows it. Values
+// over 1 KiB are stored once, in their intention; afterimages point at them.
+//
 // # Caveats
 //
 // Values returned by Get and Range are copies. Keys are 1 to MaxKeySize
