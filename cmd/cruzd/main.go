@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 )
@@ -89,6 +90,9 @@ func runServe(args []string, stderr io.Writer) int {
 	}
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	cfg.logger = logger
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	if cfg.NoSync {
 		logger.Warn("--no-sync: the log is not fsynced; a machine crash loses acknowledged writes (for tests only)")
 	}
