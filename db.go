@@ -514,6 +514,8 @@ func (db *DB) Close() error {
 	fctx, cancel := context.WithTimeout(context.Background(), db.opts.CloseFlushTimeout)
 	if err := db.flush(fctx); err != nil {
 		errs = append(errs, fmt.Errorf("cruzdb: close: %w", err))
+	} else if err := db.flusher.Seal(fctx); err != nil {
+		errs = append(errs, fmt.Errorf("cruzdb: close: %w", err))
 	}
 	cancel()
 	db.flusher.Stop()

@@ -163,6 +163,10 @@ type Flusher struct {
 	pager *pager
 	start uint64 // intentions at or below were replayed before this flusher
 	last  uint64 // the last committed intention produced (processor goroutine)
+	// lastDelta is the newest delta produced (under mu); sealed the newest
+	// intention whose afterimage was written with itself as Base.
+	lastDelta *processor.Delta
+	sealed    atomic.Uint64
 
 	mu      sync.Mutex
 	pend    map[uint64]*pending
@@ -257,6 +261,7 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 		return
 	}
 	f.pager.replaced(d.Replaced)
+	f.lastDelta = d
 	p := &pending{d: d, prev: f.last, local: local, since: time.Now()}
 	f.last = d.Pos
 	f.pend[d.Pos] = p
@@ -391,6 +396,37 @@ func (f *Flusher) dropConfirmedLocked() {
 	}
 }
 
+func (f *Flusher) markSealed(pos uint64) {
+	for {
+		s := f.sealed.Load()
+		if s >= pos || f.sealed.CompareAndSwap(s, pos) {
+			return
+		}
+	}
+}
+
+// Seal is for a clean shutdown, after Flush. Afterimages written in
+// parallel name as their Base an older tree whenever an earlier delta was
+// still in flight, so the newest one may prove only an older tree, and a
+// restart would resume (and replay) from there. When every delta is
+// confirmed, Seal writes one more afterimage of the newest delta, with
+// itself as Base, unless one was written already: a duplicate for matching,
+// and the place the next startup resumes from.
+func (f *Flusher) Seal(ctx context.Context) error {
+	f.mu.Lock()
+	d, pending := f.lastDelta, len(f.pend)
+	f.mu.Unlock()
+	if d == nil || pending > 0 || f.sealed.Load() >= d.Pos {
+		return nil
+	}
+	ai, _ := Serialize(d, d.Pos, f.pager.physical)
+	if _, err := f.o.Log.Append(ctx, entry.AppendAfterimage(nil, ai)); err != nil {
+		return fmt.Errorf("flusher: seal at intention %d: %w", d.Pos, err)
+	}
+	f.markSealed(d.Pos)
+	return nil
+}
+
 // baseFor returns the Base of the afterimage of p written now: p itself if
 // every earlier delta is confirmed, else the committed intention before the
 // oldest unconfirmed one (all deltas up to it are confirmed).
@@ -496,7 +532,8 @@ func (f *Flusher) writeSerial(p *pending) bool {
 // write serializes and appends p, retrying failed appends until the flusher
 // stops. It reports false when stopped.
 func (f *Flusher) write(p *pending, phys Physical) bool {
-	ai, counts := Serialize(p.d, f.baseFor(p.d.Pos), phys)
+	base := f.baseFor(p.d.Pos)
+	ai, counts := Serialize(p.d, base, phys)
 	data := entry.AppendAfterimage(nil, ai)
 	if len(data) > log.MaxEntrySize {
 		f.appendErrs.Add(1)
@@ -530,6 +567,9 @@ func (f *Flusher) write(p *pending, phys Physical) bool {
 	}
 	if f.o.Appended != nil {
 		f.o.Appended()
+	}
+	if base == p.d.Pos {
+		f.markSealed(base)
 	}
 	f.written.Add(1)
 	f.writtenBytes.Add(uint64(len(data)))

@@ -133,25 +133,33 @@ func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error
 	} else if typ != entry.TypeIntention {
 		return SafePoint{}, fmt.Errorf("startup: afterimage names position %d, which holds a %v: %w", best, typ, entry.ErrCorrupt)
 	}
-	sp.Intention, sp.Afterimage = best, oldest[best]
-	n := nodes[sp.Afterimage]
-	if base := bases[sp.Afterimage]; base != best {
-		// When this afterimage was written, some earlier delta was not yet
-		// confirmed, and a crash may have kept it from ever being written:
-		// its tree may point at an afterimage that does not exist. Resume
-		// instead from its Base, all of whose tree is in the log, and let
-		// replay make the missing deltas again.
-		if base == 0 {
-			logger.Info("startup: newest afterimage is based on the empty tree; replaying from the start",
-				"intention", best, "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
-			return SafePoint{Tail: sp.Tail, Reads: sp.Reads, Fills: sp.Fills}, nil
-		}
-		at, count, reads, err := findAfterimage(ctx, l, base)
+	// An afterimage of intention I proves that the tree of its Base is
+	// wholly in the log (Base == I when every earlier delta was confirmed
+	// when it was written). A crash may have kept an unconfirmed earlier
+	// delta from ever being written, so a newer afterimage's own tree may
+	// point at one that does not exist: resume from the newest proven tree
+	// among the afterimages seen, and let replay make the rest again.
+	safe := uint64(0)
+	for _, base := range bases {
+		safe = max(safe, base)
+	}
+	if safe == 0 {
+		logger.Info("startup: the afterimages found are based on the empty tree; replaying from the start",
+			"newest", best, "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
+		return SafePoint{Tail: sp.Tail, Reads: sp.Reads, Fills: sp.Fills}, nil
+	}
+	var n int
+	if safe == best {
+		sp.Intention, sp.Afterimage = best, oldest[best] // the scan covered all of (best, tail)
+		n = nodes[sp.Afterimage]
+	} else {
+		// The first afterimage after safe may lie below the scanned range.
+		at, count, reads, err := findAfterimage(ctx, l, safe)
 		sp.Reads += reads
 		if err != nil {
 			return SafePoint{}, err
 		}
-		sp.Intention, sp.Afterimage, n = base, at, count
+		sp.Intention, sp.Afterimage, n = safe, at, count
 	}
 	if n > 0 {
 		sp.Root = cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: sp.Afterimage, Off: uint32(n - 1)}

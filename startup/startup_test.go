@@ -563,3 +563,28 @@ func TestReadsIndependentOfHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestNewestProvenTreeWins: the safe point is the newest tree any scanned
+// afterimage proves, not only the newest afterimage's own Base — a seal
+// written at a clean shutdown (a duplicate with itself as Base) moves it to
+// the newest intention.
+func TestNewestProvenTreeWins(t *testing.T) {
+	b := newBuilder(t)
+	i1, i2, i3 := b.in(), b.in(), b.in()
+	a1 := b.ai(i1, i1, 2) // complete
+	b.ai(i3, i1, 3)       // written while i2 was in flight
+	b.ai(i2, i1, 2)
+	sp := find(t, b.l)
+	expect(t, sp, i1, a1, root(a1, 2))
+
+	seal := b.ai(i3, i3, 3) // the shutdown seal: a duplicate of i3, complete
+	sp = find(t, b.l)
+	if sp.Intention != i3 {
+		t.Fatalf("safe point %d, want the sealed intention %d", sp.Intention, i3)
+	}
+	// The root comes from i3's active afterimage (the first after it), an
+	// equal copy of the seal's nodes.
+	if sp.Afterimage == seal || sp.Root.Off != 2 {
+		t.Fatalf("safe point %+v: want i3's active afterimage, before the seal at %d", sp, seal)
+	}
+}
