@@ -177,6 +177,12 @@ func (db *DB) start() error {
 				r.Notify()
 			}
 		},
+		Latest: func() (cowtree.Tree, bool) {
+			if v := db.cur.Load(); v != nil {
+				return v.tree, true
+			}
+			return cowtree.Tree{}, false
+		},
 	}, sp.Intention)
 	if err != nil {
 		return err

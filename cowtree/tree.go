@@ -192,8 +192,12 @@ func (t *Tree) Count() (int, error) {
 // by older versions still being read, and needs no eviction. It keeps (false,
 // false) a root, or a node with children in memory: the tree stays resident
 // from the root down, so nothing evicted keeps memory alive. Only nodes whose
-// afterimage is durable and confirmed active may be evicted, and only on the
-// goroutine that makes deltas, on the latest version.
+// afterimage is durable and confirmed active may be evicted, on the latest
+// version. Evict may run while a delta is being made on the same version:
+// unlinking is one atomic swap, and a delta that copies the parent meanwhile
+// either keeps the node in memory (it stays valid; a cache merely stops
+// counting it) or copies the cleared pointer and reloads the node from the
+// log when it needs it.
 func (t *Tree) Evict(n *Node) (evicted, stale bool) {
 	if t.root == nil {
 		return false, true

@@ -121,6 +121,11 @@ type Options struct {
 	// Appended, if set, is called after each afterimage append, so the
 	// processor can be told to look for it (and confirm it) at once.
 	Appended func()
+	// Latest, if set, returns the latest version of the tree. The flusher
+	// then also trims the cache on its own every few milliseconds, so reads
+	// that load nodes cannot grow it past the budget while no delta is made.
+	// ok is false while there is no version yet.
+	Latest func() (tree cowtree.Tree, ok bool)
 }
 
 // Stats are passive counters; nothing steers by them.
@@ -239,7 +244,30 @@ func New(o Options, start uint64) (*Flusher, error) {
 		f.wg.Add(1)
 		go f.takeover()
 	}
+	if o.Latest != nil {
+		f.wg.Add(1)
+		go f.trimLoop()
+	}
 	return f, nil
+}
+
+// trimLoop keeps the cache within budget while replay is idle.
+func (f *Flusher) trimLoop() {
+	defer f.wg.Done()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stopCh:
+			return
+		case <-t.C:
+			if f.pager.bytes.Load() > f.o.CacheBytes {
+				if tree, ok := f.o.Latest(); ok {
+					f.pager.evict(f.o.CacheBytes, tree)
+				}
+			}
+		}
+	}
 }
 
 // Known seeds the index with an intention's active afterimage found by
@@ -308,7 +336,8 @@ func (f *Flusher) Saw(pos, intention uint64) {
 }
 
 // Evict trims clean nodes to the cache budget, unlinking them from tree, the
-// latest version. Processor goroutine only.
+// latest version. Called after each replayed position; with Options.Latest
+// the flusher also trims on its own.
 func (f *Flusher) Evict(tree cowtree.Tree) { f.pager.evict(f.o.CacheBytes, tree) }
 
 // WaitRoom blocks while pinned delta memory is over MaxUnflushedBytes.

@@ -157,8 +157,8 @@ func (p *pager) replaced(nodes []*cowtree.Node) {
 }
 
 // evict runs the clock until the clean nodes in memory fit in budget,
-// unlinking them from tree, the latest version. It must run on the goroutine
-// that makes deltas (see cowtree.Tree.Evict).
+// unlinking them from tree, the latest version (see cowtree.Tree.Evict for
+// why this may run beside the processor). Calls are serialized by clockMu.
 func (p *pager) evict(budget int64, tree cowtree.Tree) {
 	if p.bytes.Load() <= budget {
 		return
