@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 
@@ -34,6 +35,7 @@ func run() error {
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of every random key and value")
 	fs.StringVar(&cfg.CruzdBin, "cruzd", "", "cruzd binary for the resp experiment (default: build ../cmd/cruzd)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	memlimit := fs.Int64("memlimit", 12<<10, "soft memory limit of the run in MiB (runtime/debug.SetMemoryLimit), so that the 1M-key runs leave the machine room")
 	memprofile := fs.String("memprofile", "", "write an allocation profile at the end of the run to `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run . <experiment>... [flags]\n\nexperiments (or all):\n")
@@ -67,6 +69,9 @@ func run() error {
 		names = suite.Names()
 	}
 	cfg.Stdout, cfg.Progress = os.Stdout, os.Stderr
+	if *memlimit > 0 {
+		debug.SetMemoryLimit(*memlimit << 20)
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

@@ -74,6 +74,11 @@ func runRead(e *Env) error {
 				keysPerSec = r.rate() * float64(keys) / float64(max(all, 1))
 				return r.rate(), err
 			})
+			if c, ok := db.(*cruzKV); ok {
+				st := c.db.Stats()
+				t.Note("cruzdb, cache %s, after the runs: CachedBytes %s, cache hits %s, misses %s, evictions %s",
+					m.name, humanInt(st.CachedBytes), humanInt(int64(st.CacheHits)), humanInt(int64(st.CacheMisses)), humanInt(int64(st.Evictions)))
+			}
 			cleanup()
 			if err != nil {
 				return fmt.Errorf("%s scan: %w", sys.name, err)

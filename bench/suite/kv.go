@@ -69,7 +69,7 @@ type system struct {
 }
 
 var systems = []system{
-	{"cruzdb", openCruz, "CacheBytes (takes effect with the flusher, issue 4: until then every node stays in memory)"},
+	{"cruzdb", openCruz, "CacheBytes (clean nodes beyond it are evicted and reloaded from their afterimages)"},
 	{"bbolt", openBolt, "none: bbolt reads through mmap, the OS page cache holds the file"},
 	{"pebble", openPebble, "block cache (pebble.NewCache)"},
 	{"badger", openBadger, "block cache (BlockCacheSize)"},

@@ -39,6 +39,7 @@ type countingLog struct {
 	appendB    [numKinds]atomic.Uint64
 	appendNs   [numKinds]atomic.Uint64
 	reads      atomic.Uint64
+	readKinds  [numKinds]atomic.Uint64
 	readB      atomic.Uint64
 	readsNotWr atomic.Uint64
 	tails      atomic.Uint64
@@ -64,6 +65,7 @@ func (c *countingLog) Read(ctx context.Context, p log.Position) ([]byte, error) 
 	b, err := c.Log.Read(ctx, p)
 	if err == nil {
 		c.readB.Add(uint64(len(b)))
+		c.readKinds[entryKind(b)].Add(1)
 	} else {
 		c.readsNotWr.Add(1)
 	}
@@ -83,6 +85,7 @@ func (c *countingLog) Fill(ctx context.Context, p log.Position) error {
 // logCounts is a snapshot of a countingLog's counters.
 type logCounts struct {
 	appends, appendB, appendNs [numKinds]uint64
+	readKinds                  [numKinds]uint64
 	reads, readB, tails, fills uint64
 }
 
@@ -92,6 +95,7 @@ func (c *countingLog) counts() logCounts {
 		s.appends[k] = c.appends[k].Load()
 		s.appendB[k] = c.appendB[k].Load()
 		s.appendNs[k] = c.appendNs[k].Load()
+		s.readKinds[k] = c.readKinds[k].Load()
 	}
 	s.reads, s.readB, s.tails, s.fills = c.reads.Load(), c.readB.Load(), c.tails.Load(), c.fills.Load()
 	return s
@@ -102,6 +106,7 @@ func (s logCounts) sub(o logCounts) logCounts {
 		s.appends[k] -= o.appends[k]
 		s.appendB[k] -= o.appendB[k]
 		s.appendNs[k] -= o.appendNs[k]
+		s.readKinds[k] -= o.readKinds[k]
 	}
 	s.reads -= o.reads
 	s.readB -= o.readB
