@@ -418,10 +418,15 @@ func TestCrashAtEveryBoundary(t *testing.T) {
 		acked := a.snapshot()
 		var clone *memlog.Log
 		var closing atomic.Bool
+		var cloneMu sync.Mutex
 		h.setHook(func(op string, typ entry.Type, ph string) {
-			if closing.Load() && op == "append" && typ == entry.TypeAfterimage && ph == "after" && clone == nil {
-				clone = ml.CrashClone()
-				mark("during-close")
+			if closing.Load() && op == "append" && typ == entry.TypeAfterimage && ph == "after" {
+				cloneMu.Lock()
+				defer cloneMu.Unlock()
+				if clone == nil {
+					clone = ml.CrashClone()
+					mark("during-close")
+				}
 			}
 		})
 		if db.Stats().PendingDeltas == 0 {
@@ -429,6 +434,8 @@ func TestCrashAtEveryBoundary(t *testing.T) {
 		}
 		closing.Store(true)
 		db.Close()
+		cloneMu.Lock()
+		defer cloneMu.Unlock()
 		if clone == nil {
 			clone = ml.CrashClone()
 			mark("during-close")

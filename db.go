@@ -42,6 +42,7 @@ type DB struct {
 	syncs     []syncWaiter
 	open      map[uint64]*Txn
 	nextTxnID uint64
+	released  uint64 // the last position whose event was fully handled (under mu)
 	closed    bool
 	closing   chan struct{}
 
@@ -194,6 +195,7 @@ func (db *DB) start() error {
 	}
 	st := processor.NewState(*h, tree, sp.Intention)
 	db.cur.Store(&version{tree: st.Tree(), pos: sp.Intention})
+	db.released = sp.Intention
 	db.runner, err = processor.Start(processor.Config{
 		Log:          db.log,
 		State:        st,
@@ -323,17 +325,6 @@ func (db *DB) onEvent(ev processor.Event) {
 			local = true
 		}
 	}
-	if len(db.syncs) > 0 {
-		kept := db.syncs[:0]
-		for _, s := range db.syncs {
-			if s.target <= ev.Pos {
-				close(s.ch)
-			} else {
-				kept = append(kept, s)
-			}
-		}
-		db.syncs = kept
-	}
 	db.mu.Unlock()
 
 	switch {
@@ -346,6 +337,22 @@ func (db *DB) onEvent(ev processor.Event) {
 		db.flusher.Saw(ev.Pos, ev.Afterimage.Intention)
 	}
 	db.flusher.Evict(v.tree)
+
+	// Sync waiters last: once released they may look at anything above.
+	db.mu.Lock()
+	db.released = ev.Pos
+	if len(db.syncs) > 0 {
+		kept := db.syncs[:0]
+		for _, s := range db.syncs {
+			if s.target <= ev.Pos {
+				close(s.ch)
+			} else {
+				kept = append(kept, s)
+			}
+		}
+		db.syncs = kept
+	}
+	db.mu.Unlock()
 }
 
 // watchRunner fails everything waiting once replay stops for good.
@@ -378,7 +385,7 @@ func (db *DB) waitApplied(ctx context.Context, target uint64) error {
 	}
 	ch := make(chan struct{})
 	db.mu.Lock()
-	if db.runner.Applied() >= target {
+	if db.released >= target {
 		db.mu.Unlock()
 		return nil
 	}
@@ -392,7 +399,10 @@ func (db *DB) waitApplied(ctx context.Context, target uint64) error {
 	db.mu.Unlock()
 	select {
 	case <-ch:
-		if db.runner.Applied() >= target {
+		db.mu.Lock()
+		ok := db.released >= target
+		db.mu.Unlock()
+		if ok {
 			return nil
 		}
 		return db.replayErr()

@@ -333,8 +333,10 @@ func (r *Runner) apply(in <-chan []item) {
 				}
 				ev.Afterimage = it.ai
 			}
-			r.applied.Store(it.pos)
 			r.cfg.OnEvent(ev)
+			// Applied moves only once the event is handled, so whoever
+			// waits for a position sees everything OnEvent did for it.
+			r.applied.Store(it.pos)
 			if r.ctx.Err() != nil {
 				return
 			}
