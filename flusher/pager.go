@@ -265,7 +265,7 @@ func (p *pager) resolveIntention(in uint64) (uint64, error) {
 	}
 	p.scans.Add(1)
 	ctx := context.Background()
-	var holeSince time.Time
+	var holeSince, tailSince time.Time
 	for pos := in + 1; ; {
 		data, err := p.log.Read(ctx, log.Position(pos))
 		switch {
@@ -290,21 +290,32 @@ func (p *pager) resolveIntention(in uint64) (uint64, error) {
 			holeSince = time.Time{}
 			pos++
 		case errors.Is(err, log.ErrNotWritten):
-			if holeSince.IsZero() {
-				holeSince = time.Now()
-			}
 			tail, terr := p.log.Tail(ctx)
 			if terr != nil {
 				return 0, fmt.Errorf("flusher: resolve intention %d: %w", in, terr)
 			}
-			if uint64(tail) > pos && time.Since(holeSince) >= p.holeTimeout {
+			if uint64(tail) <= pos {
+				// At the tail: not a hole (yet); the afterimage is still to
+				// come. Re-read, and time the hole only once it is one.
+				holeSince = time.Time{}
+				if tailSince.IsZero() {
+					tailSince = time.Now()
+				}
+				if time.Since(tailSince) >= 10*p.holeTimeout+10*time.Second {
+					return 0, fmt.Errorf("flusher: no afterimage for intention %d up to the tail %d", in, tail)
+				}
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			tailSince = time.Time{}
+			if holeSince.IsZero() {
+				holeSince = time.Now()
+			}
+			if time.Since(holeSince) >= p.holeTimeout {
 				if ferr := p.log.Fill(ctx, log.Position(pos)); ferr != nil && !errors.Is(ferr, log.ErrWritten) {
 					return 0, fmt.Errorf("flusher: resolve intention %d: fill %d: %w", in, pos, ferr)
 				}
 				continue
-			}
-			if uint64(tail) <= pos && time.Since(holeSince) >= 10*p.holeTimeout+10*time.Second {
-				return 0, fmt.Errorf("flusher: no afterimage for intention %d up to the tail %d", in, tail)
 			}
 			time.Sleep(time.Millisecond)
 		default:
