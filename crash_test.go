@@ -527,7 +527,10 @@ func TestInflightDuplicateAtStartup(t *testing.T) {
 					if op == "fill" && ph == "before" {
 						once.Do(func() {
 							gate.Release()
-							time.Sleep(20 * time.Millisecond) // let it land
+							// Let it land before the fill goes ahead.
+							for deadline := time.Now().Add(5 * time.Second); ml.Stats().InFlight > 0 && time.Now().Before(deadline); {
+								time.Sleep(time.Millisecond)
+							}
 						})
 					}
 				})
