@@ -66,13 +66,9 @@ func (h *hookLog) Fill(ctx context.Context, pos log.Position) error {
 
 // modelReplay replays the intentions of l with the conflict rule written
 // plainly over maps: the reference the database must agree with.
-func modelReplay(t *testing.T, l log.Log) map[string]string {
+func modelReplay(t *testing.T, l log.Log, tail log.Position) map[string]string {
 	t.Helper()
 	ctx := context.Background()
-	tail, err := l.Tail(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h, err := readOrWriteHeader(ctx, l, DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +208,9 @@ func verifyRecovery(t *testing.T, name string, clone *memlog.Log, acked map[stri
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	want := dumpMap(modelReplay(t, clone))
+	// Intentions are all below the tail startup saw (the reopened node
+	// appends only afterimages, which may be in flight above it).
+	want := dumpMap(modelReplay(t, clone, log.Position(db.SafePoint().Tail)))
 	if got := dump(t, db); got != want {
 		t.Fatalf("%s: state differs from the model replay of the surviving log\n got %d bytes\nwant %d bytes", name, len(got), len(want))
 	}
