@@ -130,19 +130,6 @@ func (r *Ref) copyFrom(o *Ref) {
 	r.addr, r.h, r.maxPos, r.minTomb = o.addr, o.h, o.maxPos, o.minTomb
 }
 
-// Install makes n the in-memory child of a published node, if none is there.
-func (r *Ref) Install(n *Node) { atomic.CompareAndSwapPointer(&r.p, nil, unsafe.Pointer(n)) }
-
-// Evict drops the in-memory child of a published node; it is reloaded through
-// its address when needed. Only a child with an address can be evicted.
-func (r *Ref) Evict() bool {
-	if r.addr.Kind == AddrNone {
-		return false
-	}
-	atomic.StorePointer(&r.p, nil)
-	return true
-}
-
 // Key returns the entry's key. The slice must not be modified.
 func (n *Node) Key() []byte { return n.kv[:n.klen:n.klen] }
 
