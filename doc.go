@@ -37,6 +37,8 @@
 // read back from the log on demand). Open resumes from the newest afterimage
 // whose whole tree is in the log and replays only what follows it. Values
 // over 1 KiB are stored once, in their intention; afterimages point at them.
+// So do the unchanged values of path-copied nodes high in the tree, which
+// every write would otherwise write again (flusher.InlineHeight).
 //
 // # Caveats
 //

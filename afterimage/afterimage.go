@@ -33,9 +33,10 @@ type Node struct {
 	// Tombstone: the entry is a delete marker.
 	Tombstone bool
 	// ValueInIntention: the value is not stored here; it is the value of
-	// the last put of Key in the intention at Pos (large values are written
-	// once, in the intention, not again in every afterimage that copies the
-	// node). Value is then nil.
+	// the last put of Key in the intention at Pos (large values, and the
+	// unchanged values of path copies high in the tree, are written once, in
+	// the intention, not again in every afterimage that copies the node).
+	// Value is then nil.
 	ValueInIntention bool
 	Height           uint8  // subtree height (balancing)
 	MaxPos           uint64 // highest Pos in this node's subtree

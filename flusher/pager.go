@@ -74,9 +74,8 @@ type pager struct {
 
 	loads singleflight.Group
 
-	aiMu    sync.Mutex
-	aiCache map[uint64]*afterimage.Afterimage // recently decoded afterimages
-	aiOrder []uint64
+	aiCache fifo[*afterimage.Afterimage] // recently decoded afterimages
+	inCache fifo[*intention.Intention]   // recently decoded intentions, for values left in them
 
 	clockMu sync.Mutex
 	ring    []*cowtree.Node
@@ -88,8 +87,40 @@ type pager struct {
 
 const aiCacheSize = 64
 
+// fifo is a small map of recently decoded entries by position, dropping the
+// oldest past its size.
+type fifo[T any] struct {
+	mu    sync.Mutex
+	m     map[uint64]T
+	order []uint64
+	size  int
+}
+
+func newFIFO[T any](size int) fifo[T] { return fifo[T]{m: map[uint64]T{}, size: size} }
+
+func (c *fifo[T]) get(pos uint64) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[pos]
+	return v, ok
+}
+
+func (c *fifo[T]) put(pos uint64, v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[pos]; ok {
+		return
+	}
+	c.m[pos] = v
+	c.order = append(c.order, pos)
+	if len(c.order) > c.size {
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
 func newPager(l log.Log, idx *index, holeTimeout time.Duration) *pager {
-	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, aiCache: map[uint64]*afterimage.Afterimage{}}
+	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, aiCache: newFIFO[*afterimage.Afterimage](aiCacheSize), inCache: newFIFO[*intention.Intention](aiCacheSize)}
 }
 
 // LoadNode implements cowtree.Loader.
@@ -200,10 +231,7 @@ func (p *pager) evict(budget int64, tree cowtree.Tree) {
 
 // afterimage returns the decoded afterimage at pos.
 func (p *pager) afterimage(pos uint64) (*afterimage.Afterimage, error) {
-	p.aiMu.Lock()
-	ai, ok := p.aiCache[pos]
-	p.aiMu.Unlock()
-	if ok {
+	if ai, ok := p.aiCache.get(pos); ok {
 		p.hits.Add(1)
 		return ai, nil
 	}
@@ -211,36 +239,30 @@ func (p *pager) afterimage(pos uint64) (*afterimage.Afterimage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
 	}
-	ai, err = entry.DecodeAfterimageEntry(pos, data)
+	ai, err := entry.DecodeAfterimageEntry(pos, data)
 	if err != nil {
 		if errors.Is(err, entry.ErrWrongType) {
 			return nil, fmt.Errorf("flusher: position %d is not an afterimage: %w", pos, entry.ErrCorrupt)
 		}
 		return nil, err
 	}
-	p.aiMu.Lock()
-	if _, ok := p.aiCache[pos]; !ok {
-		p.aiCache[pos] = ai
-		p.aiOrder = append(p.aiOrder, pos)
-		if len(p.aiOrder) > aiCacheSize {
-			delete(p.aiCache, p.aiOrder[0])
-			p.aiOrder = p.aiOrder[1:]
-		}
-	}
-	p.aiMu.Unlock()
+	p.aiCache.put(pos, ai)
 	return ai, nil
 }
 
 // valueFromIntention returns the value of the last put of key in the
 // intention at pos.
 func (p *pager) valueFromIntention(pos uint64, key []byte) ([]byte, error) {
-	data, err := p.log.Read(context.Background(), log.Position(pos))
-	if err != nil {
-		return nil, fmt.Errorf("flusher: read value of %q in intention %d: %w", key, pos, err)
-	}
-	in, err := entry.DecodeIntentionEntry(pos, data)
-	if err != nil {
-		return nil, err
+	in, ok := p.inCache.get(pos)
+	if !ok {
+		data, err := p.log.Read(context.Background(), log.Position(pos))
+		if err != nil {
+			return nil, fmt.Errorf("flusher: read value of %q in intention %d: %w", key, pos, err)
+		}
+		if in, err = entry.DecodeIntentionEntry(pos, data); err != nil {
+			return nil, err
+		}
+		p.inCache.put(pos, in)
 	}
 	var v []byte
 	found := false

@@ -16,6 +16,32 @@ type Physical func(intention uint64) (afterimage uint64, ok bool)
 // copying never writes a large value again.
 const InlineValueMax = 1024
 
+// InlineHeight is the greatest height of a node that carries a value it did
+// not write itself. Path copying rewrites every ancestor of a changed entry,
+// each of which would otherwise write its unchanged value again (about
+// 10x write amplification for 100-byte values at 100K keys). A node stores its
+// value when its delta wrote the entry, or when it sits within InlineHeight
+// of the leaves (three quarters of all nodes, rarely copied, and the ones
+// most likely to be cold); the rest point at the intention at their Pos,
+// which holds the value and is durable before any afterimage refers to it.
+// The upper nodes are the ones every reader passes, so they are rarely
+// evicted; loading one costs an extra log read (the pager caches decoded
+// intentions).
+const InlineHeight = 2
+
+// storedValue returns what the afterimage node for n stores: its value, or
+// nil and true when the value is left in the intention at n.Pos().
+func storedValue(n *cowtree.Node, delta uint64) (v []byte, inIntention bool) {
+	if n.Tombstone() {
+		return nil, false
+	}
+	v = n.Value()
+	if len(v) > InlineValueMax || (n.Pos() != delta && n.Height() > InlineHeight) {
+		return nil, true
+	}
+	return v, false
+}
+
 // Serialize turns a delta into its afterimage record, with base as its
 // Base (see afterimage.Afterimage). A child in the same delta becomes a self
 // pointer; a child of another delta a physical pointer when phys knows that
@@ -50,10 +76,7 @@ func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afte
 		return p
 	}
 	for i, n := range d.Nodes {
-		v, inIntention := n.Value(), false
-		if len(v) > InlineValueMax {
-			v, inIntention = nil, true
-		}
+		v, inIntention := storedValue(n, d.Pos)
 		ai.Nodes[i] = afterimage.Node{
 			Key:              n.Key(),
 			Value:            v,

@@ -2,9 +2,12 @@ package flusher
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
@@ -64,7 +67,7 @@ func checkSerialized(t *testing.T, d *processor.Delta, base uint64, phys Physica
 	for i, n := range d.Nodes {
 		nd := ai.Nodes[i]
 		v, vii := n.Value(), false
-		if len(v) > InlineValueMax {
+		if !n.Tombstone() && (len(v) > InlineValueMax || (n.Pos() != d.Pos && n.Height() > InlineHeight)) {
 			v, vii = nil, true
 		}
 		if !bytes.Equal(nd.Key, n.Key()) || !bytes.Equal(nd.Value, v) || (nd.Value == nil) != (v == nil) || nd.ValueInIntention != vii ||
@@ -255,4 +258,68 @@ func TestSerializeLargeValuesStayInIntention(t *testing.T) {
 			t.Fatalf("%q not in the delta", k)
 		}
 	}
+}
+
+// Path copies above InlineHeight leave their unchanged values in the
+// intention that wrote them; the written entry and the nodes near the leaves
+// carry theirs. Evicted and reloaded, every node reads its value back.
+func TestSerializeCopiedValuesStayInIntention(t *testing.T) {
+	l := newLog(t, nil)
+	ctx := context.Background()
+	in := &intention.Intention{Snapshot: 0}
+	for i := range 64 {
+		in.Ops = append(in.Ops, putOp(fmt.Sprintf("k%02d", i), fmt.Sprintf("v%02d", i)))
+	}
+	st := processor.NewState(testHeader, cowtree.New(nil), 0)
+	if _, err := l.Append(ctx, entry.AppendIntention(nil, in)); err != nil { // position 1
+		t.Fatal(err)
+	}
+	mustApply(t, st, 1, in)
+	up := &intention.Intention{Snapshot: 1, Ops: []intention.Op{putOp("k17", "new")}}
+	if _, err := l.Append(ctx, entry.AppendIntention(nil, up)); err != nil { // position 2
+		t.Fatal(err)
+	}
+	d := mustApply(t, st, 2, up)
+	ai, counts := Serialize(d, 2, nil)
+	checkSerialized(t, d, 2, nil, ai, counts)
+	var byRef, inline int
+	for _, nd := range ai.Nodes {
+		switch {
+		case string(nd.Key) == "k17":
+			if string(nd.Value) != "new" || nd.ValueInIntention {
+				t.Fatalf("the written entry: %v", &nd)
+			}
+		case nd.ValueInIntention:
+			byRef++
+			if nd.Height <= InlineHeight || nd.Pos != 1 {
+				t.Fatalf("value left in the intention at height %d, pos %d", nd.Height, nd.Pos)
+			}
+		default:
+			inline++
+		}
+	}
+	if byRef == 0 {
+		t.Fatalf("no path copy left its value in the intention (%d nodes)", len(ai.Nodes))
+	}
+	// Load every node back through a pager that has never seen the values.
+	data := entry.AppendAfterimage(nil, ai)
+	at, err := l.Append(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPager(l, newIndex(16), time.Second)
+	for off, nd := range ai.Nodes {
+		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: uint64(at), Off: uint32(off)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "v" + string(nd.Key[1:])
+		if string(nd.Key) == "k17" {
+			want = "new"
+		}
+		if string(n.Value()) != want {
+			t.Fatalf("%s reloaded with %q, want %q", nd.Key, n.Value(), want)
+		}
+	}
+	t.Logf("%d nodes: %d values by reference, %d inline besides the written one", len(ai.Nodes), byRef, inline)
 }

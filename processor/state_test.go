@@ -900,6 +900,7 @@ func TestDeterministicDeltas(t *testing.T) {
 type logLoader struct {
 	t     *testing.T
 	ais   map[uint64][]byte
+	ins   map[uint64]*intention.Intention // for values left in their intention
 	loads int
 }
 
@@ -929,6 +930,21 @@ func (l *logLoader) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 		l.t.Errorf("canonical afterimage with a %v pointer", p)
 		return cowtree.Addr{}
 	}
+	if nd.ValueInIntention {
+		in, ok := l.ins[nd.Pos]
+		if !ok {
+			return nil, fmt.Errorf("node %q: no intention at %d", nd.Key, nd.Pos)
+		}
+		found := false
+		for _, op := range in.Ops {
+			if op.Kind == intention.OpPut && bytes.Equal(op.Key, nd.Key) {
+				nd.Value, found = op.Value, true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("node %q: intention %d does not put it", nd.Key, nd.Pos)
+		}
+	}
 	return cowtree.NewLoaded(a, cowtree.NodeFields{
 		Key: nd.Key, Value: nd.Value, Pos: nd.Pos, Tombstone: nd.Tombstone,
 		MaxPos: nd.MaxPos, MinTomb: nd.MinTomb, Height: int(nd.Height),
@@ -952,7 +968,12 @@ func TestDeterministicFromLoadedTree(t *testing.T) {
 				at = s.pos
 			}
 		}
-		ld := &logLoader{t: t, ais: full.deltas}
+		ld := &logLoader{t: t, ais: full.deltas, ins: map[uint64]*intention.Intention{}}
+		for _, s := range steps {
+			if s.in != nil {
+				ld.ins[s.pos] = s.in
+			}
+		}
 		ai, err := entry.DecodeAfterimageEntry(0, full.deltas[at])
 		if err != nil {
 			t.Fatal(err)
