@@ -123,6 +123,44 @@ func (t *Tree) Get(key []byte) ([]byte, bool, error) {
 	return n.Value(), true, nil
 }
 
+// KeyWrittenAfter returns key's entry if its last write is after position
+// s (tombstones included), else nil. It is the conflict check of a point
+// read, and it stops as soon as a subtree's highest position is at most s —
+// read from the child pointer's summary when known, so with a recent
+// snapshot it visits only the few nodes written since. Unlike Lookup, it
+// does not count as use of the nodes for the cache.
+func (t *Tree) KeyWrittenAfter(key []byte, s uint64) (*Node, error) {
+	kp := prefix(key)
+	r := t.root
+	for r != nil {
+		if r.h >= 0 && r.maxPos <= s {
+			return nil, nil // known summary (0 for an empty subtree)
+		}
+		n := r.Node()
+		if n == nil {
+			var err error
+			if n, err = resolve(r, t.ld); n == nil || err != nil {
+				return nil, err
+			}
+		}
+		if n.maxPos <= s {
+			return nil, nil
+		}
+		switch c := n.compare(kp, key); {
+		case c == 0:
+			if n.pos > s {
+				return n, nil
+			}
+			return nil, nil
+		case c < 0:
+			r = &n.left
+		default:
+			r = &n.right
+		}
+	}
+	return nil, nil
+}
+
 // WrittenAfter returns the first entry (in key order) within [lo, hi) whose
 // last write is after position s, tombstones included, or nil. A nil lo or
 // hi is unbounded. Subtrees whose highest position is at most s are skipped

@@ -112,6 +112,21 @@ func TestModel(t *testing.T) {
 				t.Fatalf("version %d: %q = %q@%d tomb %v, want %q@%d tomb %v", i, k, n.Value(), n.pos, n.tomb, e.val, e.pos, e.tomb)
 			}
 		}
+		// The pruned point check agrees with the model for present and
+		// absent keys, at snapshots below, at and above each entry.
+		for j := range 300 {
+			k := fmt.Sprintf("k%03d", j)
+			e, ok := m[k]
+			for _, s := range []uint64{0, e.pos - 1, e.pos, e.pos + 1, uint64(i + 1)} {
+				n, err := v.KeyWrittenAfter([]byte(k), s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := ok && e.pos > s; (n != nil) != want || (n != nil && (n.pos != e.pos || string(n.Key()) != k)) {
+					t.Fatalf("version %d: KeyWrittenAfter(%q, %d) = %v, want %v (entry at %d)", i, k, s, n, want, e.pos)
+				}
+			}
+		}
 		var keys []string
 		for k, e := range m {
 			if !e.tomb {

@@ -180,11 +180,11 @@ func (s *State) Apply(pos uint64, in *intention.Intention) (Decision, *Delta, er
 // check looks for a write after the snapshot to anything the intention read.
 func (s *State) check(in *intention.Intention, d *Decision) error {
 	for _, k := range in.Reads {
-		n, err := s.tree.Lookup(k)
+		n, err := s.tree.KeyWrittenAfter(k, in.Snapshot)
 		if err != nil {
 			return fmt.Errorf("processor: check position %d: %w", d.Pos, err)
 		}
-		if n != nil && n.Pos() > in.Snapshot {
+		if n != nil {
 			d.Outcome, d.ConflictKey, d.ConflictPos = Conflict, k, n.Pos()
 			return nil
 		}
