@@ -56,10 +56,7 @@ func (d *Delta) write(key, value []byte, tomb bool) error {
 	if d.done {
 		return errors.New("cowtree: delta already finished")
 	}
-	kv := make([]byte, len(key)+len(value))
-	copy(kv, key)
-	copy(kv[len(key):], value)
-	root, err := d.put(d.root, prefix(key), kv, uint32(len(key)), tomb)
+	root, err := d.put(d.root, prefix(key), joinKV(key, value), uint32(len(key)), tomb)
 	if err != nil {
 		d.err = err
 		return err
@@ -84,7 +81,7 @@ func (d *Delta) child(r *Ref) *Node {
 
 // own returns n itself when this delta created it, else a fresh copy.
 func (d *Delta) own(n *Node) *Node {
-	if n.delta == d.id {
+	if n.akind == AddrIntention && n.apos == d.id {
 		return n
 	}
 	d.replaced = append(d.replaced, n)
@@ -92,12 +89,14 @@ func (d *Delta) own(n *Node) *Node {
 		kp:      n.kp,
 		kv:      n.kv,
 		klen:    n.klen,
+		vlen:    n.vlen,
 		height:  n.height,
 		tomb:    n.tomb,
 		pos:     n.pos,
 		maxPos:  n.maxPos,
 		minTomb: n.minTomb,
-		delta:   d.id,
+		akind:   AddrIntention,
+		apos:    d.id,
 	}
 	c.left.copyFrom(&n.left)
 	c.right.copyFrom(&n.right)
@@ -106,7 +105,8 @@ func (d *Delta) own(n *Node) *Node {
 
 func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*Node, error) {
 	if n == nil {
-		m := &Node{kp: kp, kv: kv, klen: klen, tomb: tomb, pos: d.id, delta: d.id, height: 1, maxPos: d.id, minTomb: NoTombstone}
+		m := &Node{tomb: tomb, pos: d.id, akind: AddrIntention, apos: d.id, height: 1, maxPos: d.id, minTomb: NoTombstone}
+		m.setKV(kv, int(klen))
 		m.left.minTomb, m.right.minTomb = NoTombstone, NoTombstone
 		if tomb {
 			m.minTomb = d.id
@@ -116,7 +116,8 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 	c := n.compare(kp, kv[:klen])
 	m := d.own(n)
 	if c == 0 {
-		m.kv, m.klen, m.tomb, m.pos = kv, klen, tomb, d.id
+		m.setKV(kv, int(klen))
+		m.tomb, m.pos = tomb, d.id
 		d.update(m)
 		return m, d.err
 	}
@@ -257,7 +258,7 @@ func (d *Delta) remove(n *Node, key []byte) *Node {
 		r.set(d.remove(d.child(r), key))
 		return d.balance(m)
 	}
-	if n.delta != d.id {
+	if n.delta() != d.id {
 		d.replaced = append(d.replaced, n)
 	}
 	l, r := d.child(&n.left), d.child(&n.right)
@@ -297,24 +298,20 @@ func (d *Delta) Finish() (Tree, []*Node, error) {
 	var number func(n *Node)
 	number = func(n *Node) {
 		for _, r := range [2]*Ref{&n.left, &n.right} {
-			// A child from an earlier delta has an address in its ref; only
-			// this delta's new children lack one (so old children are not
-			// even looked at).
-			if r.addr.Kind != AddrNone {
-				continue
-			}
-			if c := r.Node(); c != nil && c.delta == d.id {
+			// The ref says whether the child is this delta's (so old
+			// children are not even looked at).
+			if r.kind == AddrIntention && r.pos == d.id {
+				c := r.Node()
 				number(c)
-				r.addr = c.addr
+				r.off = c.off
 			}
 		}
 		n.off = uint32(len(nodes))
-		n.addr = Addr{Kind: AddrIntention, Pos: d.id, Off: n.off}
 		nodes = append(nodes, n)
 	}
 	nt := Tree{ld: d.ld, root: &Ref{minTomb: NoTombstone}}
 	if d.root != nil {
-		if d.root.delta == d.id {
+		if d.root.delta() == d.id {
 			number(d.root)
 		}
 		nt.root.set(d.root)

@@ -48,22 +48,31 @@ const NoTombstone = math.MaxUint64
 // immutable once the delta that made it is finished; only the in-memory
 // pointers to its children may be installed (after a load) or cleared (on
 // eviction), atomically.
+//
+// The layout is for the processor's walks: 160 bytes (a size class), with
+// the key prefix, the clock mark and the left child pointer in the first 64
+// bytes and the right child pointer at the start of the next, so a lookup
+// step reads one or two cache lines.
 type Node struct {
 	kp      keyPrefix // the key's first 16 bytes: most comparisons end here
-	touched uint32    // set on access, cleared by the cache's clock hand (same cache line as kp)
+	touched uint32    // set on access, cleared by the cache's clock hand
 	cached  uint32    // cache accounting: 0 not counted, 1 counted, 2 out of the latest version
-	kv      []byte    // key then value, one allocation
+	left    Ref
+	right   Ref
+	kv      *byte // key then value, one allocation
 	klen    uint32
-	off     uint32 // offset within the delta, valid after Finish
-	height  int8
-	tomb    bool
+	vlen    uint32
 	pos     uint64 // position of the intention that last wrote the entry
 	maxPos  uint64 // highest pos in the subtree
 	minTomb uint64 // lowest tombstone pos in the subtree, or NoTombstone
-	delta   uint64 // the delta (intention position) that created this node; 0 for loaded nodes
-	addr    Addr
-	left    Ref
-	right   Ref
+	// The node's own address. A node made by a delta has kind AddrIntention
+	// and apos the delta's id from the moment it is made (that is how a
+	// delta recognises its own nodes); off is set when the delta finishes.
+	apos   uint64
+	off    uint32
+	akind  AddrKind
+	height int8
+	tomb   bool
 }
 
 func (n *Node) touch() {
@@ -94,14 +103,17 @@ func (n *Node) IsReplaced() bool { return atomic.LoadUint32(&n.cached) == 2 }
 // their refs written plainly; refs of published nodes only change through
 // atomic install/clear.
 type Ref struct {
-	p    unsafe.Pointer // *Node
-	addr Addr
-	// The child's summaries, copied from it when the ref is set, so that a
-	// parent's summaries are recomputed without touching its children. h is
-	// -1 when unknown (a child of a node loaded from the log).
-	h       int8
+	p unsafe.Pointer // *Node
+	// The child's address (kind, pos, off) and its summaries, copied from
+	// it when the ref is set, so that a parent's summaries are recomputed
+	// without touching its children. h is -1 when unknown (a child of a
+	// node loaded from the log).
+	pos     uint64
 	maxPos  uint64
 	minTomb uint64
+	off     uint32
+	kind    AddrKind
+	h       int8
 }
 
 // Node returns the in-memory child, or nil if it is empty or not resident.
@@ -109,29 +121,32 @@ func (r *Ref) Node() *Node { return (*Node)(atomic.LoadPointer(&r.p)) }
 
 // Addr returns the child's address (Kind AddrNone for an empty child, or for
 // a child of an unfinished delta).
-func (r *Ref) Addr() Addr { return r.addr }
+func (r *Ref) Addr() Addr { return Addr{Kind: r.kind, Off: r.off, Pos: r.pos} }
+
+func (r *Ref) setAddr(a Addr) { r.kind, r.off, r.pos = a.Kind, a.Off, a.Pos }
 
 // IsNil reports whether the child is an empty subtree.
-func (r *Ref) IsNil() bool { return r.addr.Kind == AddrNone && r.Node() == nil }
+func (r *Ref) IsNil() bool { return r.kind == AddrNone && r.Node() == nil }
 
 // set points a fresh node's ref at n (plain write: the owner is unpublished).
 func (r *Ref) set(n *Node) {
 	r.p = unsafe.Pointer(n)
 	if n == nil {
-		r.addr, r.h, r.maxPos, r.minTomb = Addr{}, 0, 0, NoTombstone
+		*r = Ref{minTomb: NoTombstone}
 	} else {
-		r.addr, r.h, r.maxPos, r.minTomb = n.addr, n.height, n.maxPos, n.minTomb
+		r.kind, r.off, r.pos = n.akind, n.off, n.apos
+		r.h, r.maxPos, r.minTomb = n.height, n.maxPos, n.minTomb
 	}
 }
 
 // copyFrom copies another ref into a fresh node's ref.
 func (r *Ref) copyFrom(o *Ref) {
-	r.p = atomic.LoadPointer(&o.p)
-	r.addr, r.h, r.maxPos, r.minTomb = o.addr, o.h, o.maxPos, o.minTomb
+	r.p = atomic.LoadPointer(&o.p) // may be cleared by Evict meanwhile
+	r.pos, r.maxPos, r.minTomb, r.off, r.kind, r.h = o.pos, o.maxPos, o.minTomb, o.off, o.kind, o.h
 }
 
 // Key returns the entry's key. The slice must not be modified.
-func (n *Node) Key() []byte { return n.kv[:n.klen:n.klen] }
+func (n *Node) Key() []byte { return unsafe.Slice(n.kv, n.klen) }
 
 // Value returns the entry's value (nil for a tombstone). The slice must not
 // be modified.
@@ -139,7 +154,10 @@ func (n *Node) Value() []byte {
 	if n.tomb {
 		return nil
 	}
-	return n.kv[n.klen:]
+	if n.vlen == 0 {
+		return []byte{}
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(n.kv), n.klen)), n.vlen)
 }
 
 // Pos is the position of the intention that last wrote the entry.
@@ -158,11 +176,18 @@ func (n *Node) MinTomb() uint64 { return n.minTomb }
 func (n *Node) Height() int { return int(n.height) }
 
 // Addr is the node's own address (valid once its delta is finished).
-func (n *Node) Addr() Addr { return n.addr }
+func (n *Node) Addr() Addr { return Addr{Kind: n.akind, Off: n.off, Pos: n.apos} }
 
 // Delta is the intention position of the delta that created the node, or 0
 // for a node loaded from the log.
-func (n *Node) Delta() uint64 { return n.delta }
+func (n *Node) Delta() uint64 { return n.delta() }
+
+func (n *Node) delta() uint64 {
+	if n.akind == AddrIntention {
+		return n.apos
+	}
+	return 0
+}
 
 // Off is the node's offset in its delta's post-order numbering.
 func (n *Node) Off() uint32 { return n.off }
@@ -173,7 +198,7 @@ func (n *Node) Right() *Ref { return &n.right }
 
 // Size is the node's approximate memory footprint in bytes, used for cache
 // and backpressure accounting.
-func (n *Node) Size() int64 { return int64(len(n.kv)) + nodeOverhead }
+func (n *Node) Size() int64 { return int64(n.klen) + int64(n.vlen) + nodeOverhead }
 
 const nodeOverhead = int64(unsafe.Sizeof(Node{})) + 16
 
@@ -194,28 +219,43 @@ type NodeFields struct {
 // value are copied.
 func NewLoaded(addr Addr, f NodeFields) *Node {
 	n := &Node{
-		klen:    uint32(len(f.Key)),
 		height:  int8(f.Height),
 		tomb:    f.Tombstone,
 		pos:     f.Pos,
 		maxPos:  f.MaxPos,
 		minTomb: f.MinTomb,
-		addr:    addr,
+		akind:   addr.Kind,
+		apos:    addr.Pos,
+		off:     addr.Off,
 	}
-	n.kv = make([]byte, len(f.Key)+len(f.Value))
-	copy(n.kv, f.Key)
-	copy(n.kv[len(f.Key):], f.Value)
-	n.kp = prefix(f.Key)
+	n.setKV(joinKV(f.Key, f.Value), len(f.Key))
 	for _, c := range [2]struct {
 		r *Ref
 		a Addr
 	}{{&n.left, f.Left}, {&n.right, f.Right}} {
-		c.r.addr, c.r.minTomb = c.a, NoTombstone
+		c.r.setAddr(c.a)
+		c.r.minTomb = NoTombstone
 		if c.a.Kind != AddrNone {
 			c.r.h = -1 // summaries unknown until the child is loaded
 		}
 	}
 	return n
+}
+
+// joinKV copies key and value into one allocation.
+func joinKV(key, value []byte) []byte {
+	kv := make([]byte, len(key)+len(value))
+	copy(kv, key)
+	copy(kv[len(key):], value)
+	return kv
+}
+
+// setKV points the node at kv, whose first klen bytes are the key (keys are
+// never empty, so kv always has a first byte to point at), and sets the
+// key prefix.
+func (n *Node) setKV(kv []byte, klen int) {
+	n.kv, n.klen, n.vlen = unsafe.SliceData(kv), uint32(klen), uint32(len(kv)-klen)
+	n.kp = prefix(kv[:klen])
 }
 
 // keyPrefix is a key's first 16 bytes as two big-endian numbers,

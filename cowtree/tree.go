@@ -33,7 +33,8 @@ func New(ld Loader) Tree { return Tree{ld: ld} }
 
 // FromRoot returns the tree whose root is at addr, loaded lazily through ld.
 func FromRoot(addr Addr, ld Loader) Tree {
-	r := &Ref{addr: addr, minTomb: NoTombstone}
+	r := &Ref{minTomb: NoTombstone}
+	r.setAddr(addr)
 	if addr.Kind != AddrNone {
 		r.h = -1
 	}
@@ -60,15 +61,15 @@ func resolve(r *Ref, ld Loader) (*Node, error) {
 		n.touch()
 		return n, nil
 	}
-	if r.addr.Kind == AddrNone {
+	if r.kind == AddrNone {
 		return nil, nil
 	}
 	if ld == nil {
-		return nil, fmt.Errorf("cowtree: resolve %v: %w", r.addr, ErrNotResident)
+		return nil, fmt.Errorf("cowtree: resolve %v: %w", r.Addr(), ErrNotResident)
 	}
-	n, err := ld.LoadNode(r.addr)
+	n, err := ld.LoadNode(r.Addr())
 	if err != nil {
-		return nil, fmt.Errorf("cowtree: load %v: %w", r.addr, err)
+		return nil, fmt.Errorf("cowtree: load %v: %w", r.Addr(), err)
 	}
 	if !atomic.CompareAndSwapPointer(&r.p, nil, unsafe.Pointer(n)) {
 		// Another reader installed it first; use theirs.
@@ -262,7 +263,7 @@ func (t *Tree) Evict(n *Node) (evicted, stale bool) {
 			ref = &m.right
 		}
 	}
-	if parent == nil || n.left.Node() != nil || n.right.Node() != nil || ref.addr.Kind == AddrNone {
+	if parent == nil || n.left.Node() != nil || n.right.Node() != nil || ref.kind == AddrNone {
 		return false, false
 	}
 	return atomic.CompareAndSwapPointer(&ref.p, unsafe.Pointer(n), nil), false

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 type modelEntry struct {
@@ -39,7 +40,7 @@ func check(t *testing.T, tr Tree) {
 		if h != n.height || mp != n.maxPos || mt != n.minTomb {
 			t.Fatalf("summary wrong at %q: h %d/%d max %d/%d tomb %d/%d", n.Key(), h, n.height, mp, n.maxPos, mt, n.minTomb)
 		}
-		if n.addr.Kind == AddrNone {
+		if n.akind == AddrNone {
 			t.Fatalf("node %q has no address", n.Key())
 		}
 		return h, mp, mt
@@ -88,8 +89,8 @@ func TestModel(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, n := range nodes {
-			if n.off != uint32(i) || n.delta != pos {
-				t.Fatalf("node %d numbered %d delta %d", i, n.off, n.delta)
+			if n.off != uint32(i) || n.delta() != pos || n.Addr() != (Addr{Kind: AddrIntention, Pos: pos, Off: uint32(i)}) {
+				t.Fatalf("node %d numbered %d delta %d", i, n.off, n.delta())
 			}
 		}
 		if len(nodes) > 0 && nodes[len(nodes)-1] != nt.root.Node() {
@@ -272,4 +273,19 @@ func TestPrefixOrder(t *testing.T) {
 		}
 	}
 	check(t, tr)
+}
+
+// The node layout is chosen for the processor's walks (see Node); a field
+// added carelessly pushes it into the next size class.
+func TestNodeLayout(t *testing.T) {
+	var n Node
+	if s := unsafe.Sizeof(n); s != 160 {
+		t.Errorf("Node is %d bytes, want 160", s)
+	}
+	if o := unsafe.Offsetof(n.left) + unsafe.Offsetof(n.left.p); o+8 > 64 {
+		t.Errorf("left child pointer at offset %d, outside the first cache line", o)
+	}
+	if o := unsafe.Offsetof(n.touched); o+4 > 64 {
+		t.Errorf("clock mark at offset %d, outside the first cache line", o)
+	}
 }
