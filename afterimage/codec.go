@@ -35,17 +35,17 @@ func (a *Afterimage) EncodedSize() int {
 	return n
 }
 
-// maxNodeOverhead bounds what a node's encoding takes beyond its key and
+// MaxNodeOverhead bounds what a node's encoding takes beyond its key and
 // value: array header, two bin headers, three uints, two bools, the height
 // and two pointers of at most an array header and three uints.
-const maxNodeOverhead = 1 + 2*wire.MaxBytesOverhead + 3*wire.MaxUintSize + 2 + 2 +
+const MaxNodeOverhead = 1 + 2*wire.MaxBytesOverhead + 3*wire.MaxUintSize + 2 + 2 +
 	2*(1+3*wire.MaxUintSize)
 
 // maxSize is a cheap upper bound of EncodedSize.
 func (a *Afterimage) maxSize() int {
-	n := 1 + 2*wire.MaxUintSize + wire.MaxArrayLenSize
+	n := MaxHeaderSize
 	for i := range a.Nodes {
-		n += maxNodeOverhead + len(a.Nodes[i].Key) + len(a.Nodes[i].Value)
+		n += a.Nodes[i].MaxEncodedSize()
 	}
 	return n
 }
@@ -105,29 +105,48 @@ func (a *Afterimage) AppendPayload(dst []byte) []byte {
 			dst = grown
 		}
 	}
-	dst = wire.AppendArrayLen(dst, numFields)
-	dst = wire.AppendUint(dst, a.Intention)
-	dst = wire.AppendUint(dst, a.Base)
-	dst = wire.AppendArrayLen(dst, len(a.Nodes))
+	dst = AppendHeader(dst, a.Intention, a.Base, len(a.Nodes))
 	for i := range a.Nodes {
-		nd := &a.Nodes[i]
-		dst = wire.AppendArrayLen(dst, nodeFields)
-		dst = wire.AppendBytes(dst, nd.Key)
-		dst = wire.AppendBytes(dst, nd.Value)
-		dst = wire.AppendUint(dst, nd.Pos)
-		dst = wire.AppendBool(dst, nd.Tombstone)
-		dst = wire.AppendUint(dst, nd.MaxPos)
-		if nd.MinTomb == NoTombstone {
-			dst = wire.AppendNil(dst)
-		} else {
-			dst = wire.AppendUint(dst, nd.MinTomb)
-		}
-		dst = wire.AppendUint(dst, uint64(nd.Height))
-		dst = nd.Left.appendTo(dst)
-		dst = nd.Right.appendTo(dst)
-		dst = wire.AppendBool(dst, nd.ValueInIntention)
+		dst = a.Nodes[i].AppendTo(dst)
 	}
 	return dst
+}
+
+// MaxHeaderSize bounds what AppendHeader appends.
+const MaxHeaderSize = 1 + 2*wire.MaxUintSize + wire.MaxArrayLenSize
+
+// AppendHeader appends the start of an afterimage payload: the intention,
+// the base and the number of nodes that must follow, each appended with
+// Node.AppendTo. Together they give exactly the bytes of AppendPayload; they
+// let a writer encode nodes as it makes them, without an Afterimage record.
+func AppendHeader(dst []byte, intention, base uint64, nodes int) []byte {
+	dst = wire.AppendArrayLen(dst, numFields)
+	dst = wire.AppendUint(dst, intention)
+	dst = wire.AppendUint(dst, base)
+	return wire.AppendArrayLen(dst, nodes)
+}
+
+// MaxEncodedSize bounds the bytes AppendTo appends for nd.
+func (nd *Node) MaxEncodedSize() int { return MaxNodeOverhead + len(nd.Key) + len(nd.Value) }
+
+// AppendTo appends the encoding of one node of an afterimage payload (see
+// AppendHeader). nd is only read.
+func (nd *Node) AppendTo(dst []byte) []byte {
+	dst = wire.AppendArrayLen(dst, nodeFields)
+	dst = wire.AppendBytes(dst, nd.Key)
+	dst = wire.AppendBytes(dst, nd.Value)
+	dst = wire.AppendUint(dst, nd.Pos)
+	dst = wire.AppendBool(dst, nd.Tombstone)
+	dst = wire.AppendUint(dst, nd.MaxPos)
+	if nd.MinTomb == NoTombstone {
+		dst = wire.AppendNil(dst)
+	} else {
+		dst = wire.AppendUint(dst, nd.MinTomb)
+	}
+	dst = wire.AppendUint(dst, uint64(nd.Height))
+	dst = nd.Left.appendTo(dst)
+	dst = nd.Right.appendTo(dst)
+	return wire.AppendBool(dst, nd.ValueInIntention)
 }
 
 func (p Ptr) appendTo(dst []byte) []byte {

@@ -2,14 +2,20 @@ package flusher
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
+	"github.com/cruzlog/cruzdb/processor"
 )
 
 // BenchmarkLoad is the cost of reading back one evicted node: through a
@@ -69,5 +75,127 @@ func BenchmarkLoad(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkFlushThroughput is the flusher alone: b.N deltas (intentions of
+// 2 writes into 10K keys, made beforehand by a processor.State) are handed
+// over at once, and every afterimage is appended to a memlog with an
+// injected append latency. A reader goroutine stands in for the processor:
+// it reads the log in order and confirms each afterimage (Saw), as replay
+// does. Replay's own CPU is not in this figure (BenchmarkFlush in the root
+// package has both). ideal/s is workers/latency (serial: 1/latency).
+func BenchmarkFlushThroughput(b *testing.B) {
+	for _, lat := range []time.Duration{500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond} {
+		for _, workers := range []int{0, 1, 4, 16, 64, 256} {
+			name := fmt.Sprintf("latency=%v/workers=%d", lat, workers)
+			if workers == 0 {
+				name = fmt.Sprintf("latency=%v/serial", lat)
+			}
+			b.Run(name, func(b *testing.B) { benchFlushThroughput(b, lat, workers) })
+		}
+	}
+}
+
+func benchFlushThroughput(b *testing.B, lat time.Duration, workers int) {
+	ctx := context.Background()
+	var slow atomic.Bool
+	l := memlog.New(&memlog.Options{Latency: func(op memlog.Op, _ *rand.Rand) time.Duration {
+		if op == memlog.OpAppend && slow.Load() {
+			return lat
+		}
+		return 0
+	}})
+	hdr := *entry.NewHeader(1<<20, 1<<14, 8<<20)
+	l.Append(ctx, entry.EncodeHeader(&hdr))
+	st := processor.NewState(hdr, cowtree.New(nil), 0)
+	r := rand.New(rand.NewPCG(1, 5))
+	val := make([]byte, 100)
+	deltas := make([]*processor.Delta, b.N)
+	var last uint64
+	for i := range deltas {
+		in := &intention.Intention{Snapshot: last, Token: r.Uint64()}
+		for range 2 {
+			k := fmt.Appendf(nil, "key%08d", r.IntN(10000))
+			in.Ops = append(in.Ops, intention.Op{Kind: intention.OpPut, Key: k, Value: val})
+		}
+		p, err := l.Append(ctx, entry.AppendIntention(nil, in))
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec, d, err := st.Apply(uint64(p), in)
+		if err != nil || dec.Outcome != processor.Committed {
+			b.Fatalf("%v %v", dec.Outcome, err)
+		}
+		deltas[i], last = d, uint64(p)
+	}
+	appended := make(chan struct{}, 1)
+	f, err := New(Options{Log: l, Workers: max(workers, 1), Serial: workers == 0, Policy: PolicyAll,
+		MaxUnflushedBytes: 1 << 40, Appended: func() {
+			select {
+			case appended <- struct{}{}:
+			default:
+			}
+		}}, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Stop()
+	stop := make(chan struct{})
+	confirmerDone := make(chan struct{})
+	go func() { // the processor's part: confirm afterimages in log order
+		defer close(confirmerDone)
+		for p := log.Position(last + 1); ; {
+			data, err := l.Read(ctx, p)
+			if err != nil {
+				if !errors.Is(err, log.ErrNotWritten) {
+					b.Error(err)
+					return
+				}
+				select {
+				case <-appended:
+				case <-time.After(100 * time.Microsecond):
+				case <-stop:
+					return
+				}
+				continue
+			}
+			typ, payload, err := entry.Decode(uint64(p), data)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if typ == entry.TypeAfterimage {
+				in, _, _, err := afterimage.DecodeHeader(payload)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				f.Saw(uint64(p), in)
+			}
+			p++
+		}
+	}()
+	slow.Store(true)
+	b.ResetTimer()
+	for _, d := range deltas {
+		f.Produced(d, true)
+	}
+	if err := f.Flush(ctx, last); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	close(stop)
+	<-confirmerDone
+	s := f.Stats()
+	secs := b.Elapsed().Seconds()
+	rate := float64(s.AfterimagesWritten) / secs
+	ideal := float64(max(workers, 1)) / lat.Seconds()
+	b.ReportMetric(rate, "afterimages/s")
+	b.ReportMetric(float64(s.AfterimageBytes)/secs/1e6, "MB/s")
+	b.ReportMetric(ideal, "ideal/s")
+	b.ReportMetric(100*rate/ideal, "eff%")
+	if tot := s.PointersPhysical + s.PointersIntention; tot > 0 {
+		b.ReportMetric(100*float64(s.PointersIntention)/float64(tot), "intention-ptr%")
 	}
 }

@@ -562,8 +562,14 @@ func (f *Flusher) writeSerial(p *pending) bool {
 // stops. It reports false when stopped.
 func (f *Flusher) write(p *pending, phys Physical) bool {
 	base := f.baseFor(p.d.Pos)
-	ai, counts := Serialize(p.d, base, phys)
-	data := entry.AppendAfterimage(nil, ai)
+	buf := entryBufs.Get().(*[]byte)
+	data, counts := AppendEntry((*buf)[:0], p.d, base, phys)
+	defer func() {
+		if cap(data) <= maxPooledEntry {
+			*buf = data[:0]
+			entryBufs.Put(buf) // the log keeps no reference after Append
+		}
+	}()
 	if len(data) > log.MaxEntrySize {
 		f.appendErrs.Add(1)
 		f.o.Logger.Error("afterimage larger than a log entry; delta stays pinned", "intention", p.d.Pos, "bytes", len(data))
@@ -607,6 +613,12 @@ func (f *Flusher) write(p *pending, phys Physical) bool {
 	f.self.Add(uint64(counts.Self))
 	return true
 }
+
+// entryBufs recycles encoded afterimage entries between appends.
+var entryBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledEntry is the largest buffer kept for reuse.
+const maxPooledEntry = 1 << 20
 
 // physical is the parallel mode's pointer choice: known afterimages only.
 func (p *pager) physical(in uint64) (uint64, bool) { return p.idx.get(in) }

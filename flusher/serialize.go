@@ -2,6 +2,7 @@ package flusher
 
 import (
 	"github.com/cruzlog/cruzdb/afterimage"
+	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/processor"
 )
@@ -50,47 +51,78 @@ func storedValue(n *cowtree.Node, delta uint64) (v []byte, inIntention bool) {
 // canonical form, identical on every node for the same log.
 func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afterimage, afterimage.PointerCounts) {
 	ai := &afterimage.Afterimage{Intention: d.Pos, Base: base, Nodes: make([]afterimage.Node, len(d.Nodes))}
-	var counts afterimage.PointerCounts
-	ptr := func(r *cowtree.Ref) afterimage.Ptr {
-		a := r.Addr()
-		var p afterimage.Ptr
-		switch {
-		case a.Kind == cowtree.AddrNone:
-			counts.Nil++
-		case a.Kind == cowtree.AddrIntention && a.Pos == d.Pos:
-			p = afterimage.SelfPtr(a.Off)
-			counts.Self++
-		case a.Kind == cowtree.AddrAfterimage:
-			p = afterimage.AfterimagePtr(a.Pos, a.Off)
-			counts.Afterimage++
-		default:
-			if phys != nil {
-				if at, ok := phys(a.Pos); ok {
-					counts.Afterimage++
-					return afterimage.AfterimagePtr(at, a.Off)
-				}
-			}
-			p = afterimage.IntentionPtr(a.Pos, a.Off)
-			counts.Intention++
-		}
-		return p
-	}
+	s := serializer{d: d, phys: phys}
 	for i, n := range d.Nodes {
-		v, inIntention := storedValue(n, d.Pos)
-		ai.Nodes[i] = afterimage.Node{
-			Key:              n.Key(),
-			Value:            v,
-			ValueInIntention: inIntention,
-			Pos:              n.Pos(),
-			Tombstone:        n.Tombstone(),
-			MaxPos:           n.MaxPos(),
-			MinTomb:          n.MinTomb(),
-			Height:           uint8(n.Height()),
-			Left:             ptr(n.Left()),
-			Right:            ptr(n.Right()),
+		s.node(n, &ai.Nodes[i])
+	}
+	return ai, s.counts
+}
+
+// AppendEntry appends the complete log entry of d's afterimage to dst: the
+// bytes of entry.AppendAfterimage(dst, Serialize(d, base, phys)), encoded
+// node by node without building the record (the flusher's path: one
+// allocation at most, none when dst has room).
+func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]byte, afterimage.PointerCounts) {
+	s := serializer{d: d, phys: phys}
+	size := afterimage.MaxHeaderSize
+	for _, n := range d.Nodes {
+		v, _ := storedValue(n, d.Pos)
+		size += afterimage.MaxNodeOverhead + len(n.Key()) + len(v)
+	}
+	dst, start := entry.Begin(dst, size)
+	dst = afterimage.AppendHeader(dst, d.Pos, base, len(d.Nodes))
+	var nd afterimage.Node
+	for _, n := range d.Nodes {
+		s.node(n, &nd)
+		dst = nd.AppendTo(dst)
+	}
+	return entry.Seal(dst, start, entry.TypeAfterimage), s.counts
+}
+
+// serializer converts one delta's nodes, counting pointer kinds.
+type serializer struct {
+	d      *processor.Delta
+	phys   Physical
+	counts afterimage.PointerCounts
+}
+
+func (s *serializer) node(n *cowtree.Node, nd *afterimage.Node) {
+	v, inIntention := storedValue(n, s.d.Pos)
+	*nd = afterimage.Node{
+		Key:              n.Key(),
+		Value:            v,
+		ValueInIntention: inIntention,
+		Pos:              n.Pos(),
+		Tombstone:        n.Tombstone(),
+		MaxPos:           n.MaxPos(),
+		MinTomb:          n.MinTomb(),
+		Height:           uint8(n.Height()),
+		Left:             s.ptr(n.Left()),
+		Right:            s.ptr(n.Right()),
+	}
+}
+
+func (s *serializer) ptr(r *cowtree.Ref) afterimage.Ptr {
+	a := r.Addr()
+	switch {
+	case a.Kind == cowtree.AddrNone:
+		s.counts.Nil++
+		return afterimage.Ptr{}
+	case a.Kind == cowtree.AddrIntention && a.Pos == s.d.Pos:
+		s.counts.Self++
+		return afterimage.SelfPtr(a.Off)
+	case a.Kind == cowtree.AddrAfterimage:
+		s.counts.Afterimage++
+		return afterimage.AfterimagePtr(a.Pos, a.Off)
+	}
+	if s.phys != nil {
+		if at, ok := s.phys(a.Pos); ok {
+			s.counts.Afterimage++
+			return afterimage.AfterimagePtr(at, a.Off)
 		}
 	}
-	return ai, counts
+	s.counts.Intention++
+	return afterimage.IntentionPtr(a.Pos, a.Off)
 }
 
 // nodeFields converts a stored node of the afterimage at pos into the fields

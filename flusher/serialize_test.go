@@ -84,6 +84,10 @@ func checkSerialized(t *testing.T, d *processor.Delta, base uint64, phys Physica
 	if err := ai.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// The flusher's in-place encoding gives the same bytes and counts.
+	if data, c := AppendEntry([]byte("prefix"), d, base, phys); string(data[6:]) != string(entry.AppendAfterimage(nil, ai)) || c != counts || string(data[:6]) != "prefix" {
+		t.Fatalf("AppendEntry differs from the encoded record (counts %+v, want %+v)", c, counts)
+	}
 	// The record survives its encoding.
 	got, err := entry.DecodeAfterimageEntry(9, entry.AppendAfterimage(nil, ai))
 	if err != nil {

@@ -54,6 +54,15 @@ func Encode(dst []byte, t Type, payload []byte) []byte {
 	return seal(dst, start, t)
 }
 
+// Begin starts an entry in dst whose payload the caller appends next
+// (growing dst for about size payload bytes), and returns where the entry
+// starts, for Seal. It lets an encoder write its payload in place.
+func Begin(dst []byte, size int) ([]byte, int) { return begin(dst, size) }
+
+// Seal finishes the entry of type t started at dst[start:] by Begin, once
+// its whole payload has been appended.
+func Seal(dst []byte, start int, t Type) []byte { return seal(dst, start, t) }
+
 // begin appends room for the framing, growing dst for about size more
 // payload bytes, and returns where the frame starts.
 func begin(dst []byte, size int) ([]byte, int) {
