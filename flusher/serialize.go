@@ -2,8 +2,8 @@ package flusher
 
 import (
 	"github.com/cruzlog/cruzdb/afterimage"
-	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/processor"
 )
 
