@@ -80,7 +80,8 @@ func BenchmarkLoad(b *testing.B) {
 
 // BenchmarkFlushThroughput is the flusher alone: b.N deltas (intentions of
 // 2 writes into 10K keys, made beforehand by a processor.State) are handed
-// over at once, and every afterimage is appended to a memlog with an
+// over as fast as the default MaxUnflushedBytes lets them in (WaitRoom, as
+// commits wait), and every afterimage is appended to a memlog with an
 // injected append latency. A reader goroutine stands in for the processor:
 // it reads the log in order and confirms each afterimage (Saw), as replay
 // does. Replay's own CPU is not in this figure (BenchmarkFlush in the root
@@ -130,8 +131,9 @@ func benchFlushThroughput(b *testing.B, lat time.Duration, workers int) {
 		deltas[i], last = d, uint64(p)
 	}
 	appended := make(chan struct{}, 1)
-	f, err := New(Options{Log: l, Workers: max(workers, 1), Serial: workers == 0, Policy: PolicyAll,
-		MaxUnflushedBytes: 1 << 40, Appended: func() {
+	tl := &timedLog{Log: l}
+	f, err := New(Options{Log: tl, Workers: max(workers, 1), Serial: workers == 0, Policy: PolicyAll,
+		Appended: func() {
 			select {
 			case appended <- struct{}{}:
 			default:
@@ -178,8 +180,12 @@ func benchFlushThroughput(b *testing.B, lat time.Duration, workers int) {
 	}()
 	slow.Store(true)
 	b.ResetTimer()
-	for _, d := range deltas {
+	for i, d := range deltas {
+		if err := f.WaitRoom(ctx); err != nil { // as commits do
+			b.Fatal(err)
+		}
 		f.Produced(d, true)
+		deltas[i] = nil // the flusher holds it until it is confirmed
 	}
 	if err := f.Flush(ctx, last); err != nil {
 		b.Fatal(err)
@@ -195,7 +201,24 @@ func benchFlushThroughput(b *testing.B, lat time.Duration, workers int) {
 	b.ReportMetric(float64(s.AfterimageBytes)/secs/1e6, "MB/s")
 	b.ReportMetric(ideal, "ideal/s")
 	b.ReportMetric(100*rate/ideal, "eff%")
+	if n := tl.n.Load(); n > 0 {
+		b.ReportMetric(float64(tl.total.Load())/float64(n)/1e3, "append-µs")
+	}
 	if tot := s.PointersPhysical + s.PointersIntention; tot > 0 {
 		b.ReportMetric(100*float64(s.PointersIntention)/float64(tot), "intention-ptr%")
 	}
+}
+
+// timedLog measures how long appends take, latency included.
+type timedLog struct {
+	log.Log
+	total, n atomic.Int64
+}
+
+func (l *timedLog) Append(ctx context.Context, data []byte) (log.Position, error) {
+	start := time.Now()
+	p, err := l.Log.Append(ctx, data)
+	l.total.Add(int64(time.Since(start)))
+	l.n.Add(1)
+	return p, err
 }

@@ -35,7 +35,11 @@
 // # Goroutines
 //
 // Produced, Saw and Evict are called on the processor goroutine. WaitRoom,
-// Flush and Stats may be called from anywhere.
+// Flush and Stats may be called from anywhere. Options.Workers goroutines
+// take queued deltas oldest first and each writes one afterimage at a time
+// (serialize, append, next), so an append that returns leads straight to
+// the next one; serial mode has one such goroutine that also waits for each
+// confirmation.
 package flusher
 
 import (
@@ -47,8 +51,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/semaphore"
 
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/internal/entry"
@@ -178,14 +180,13 @@ type Flusher struct {
 	fifo    []uint64 // pending positions, ascending
 	queue   []*pending
 	room    chan struct{} // closed and replaced on every confirmation
-	kick    chan struct{}
 	stopped bool
 	unflush int64
 	stopCh  chan struct{}
 	ctx     context.Context // cancelled by Stop
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	workers *semaphore.Weighted // bounds appends in flight
+	more    *sync.Cond // on mu: the queue grew, or the flusher stopped
 
 	appendErr atomic.Pointer[error] // the last append failure, nil after a success
 
@@ -226,20 +227,26 @@ func New(o Options, start uint64) (*Flusher, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Flusher{
-		o:       o,
-		idx:     newIndex(o.IndexEntries),
-		start:   start,
-		last:    start,
-		pend:    map[uint64]*pending{},
-		room:    make(chan struct{}),
-		kick:    make(chan struct{}, 1),
-		stopCh:  make(chan struct{}),
-		workers: semaphore.NewWeighted(int64(o.Workers)),
+		o:      o,
+		idx:    newIndex(o.IndexEntries),
+		start:  start,
+		last:   start,
+		pend:   map[uint64]*pending{},
+		room:   make(chan struct{}),
+		stopCh: make(chan struct{}),
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.pager = newPager(o.Log, f.idx, o.HoleTimeout)
-	f.wg.Add(1)
-	go f.dispatch()
+	f.more = sync.NewCond(&f.mu)
+	if o.Serial {
+		f.wg.Add(1)
+		go f.serial()
+	} else {
+		f.wg.Add(o.Workers)
+		for range o.Workers {
+			go f.worker()
+		}
+	}
 	if o.Policy == PolicyTakeover {
 		f.wg.Add(1)
 		go f.takeover()
@@ -303,10 +310,7 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 func (f *Flusher) enqueue(p *pending) {
 	p.queued = true
 	f.queue = append(f.queue, p)
-	select {
-	case f.kick <- struct{}{}:
-	default:
-	}
+	f.more.Signal()
 }
 
 // Saw reports an afterimage entry at pos for the intention ai, in log order.
@@ -487,45 +491,57 @@ func (f *Flusher) isConfirmed(pos uint64) (bool, chan struct{}) {
 	return !ok, f.room
 }
 
-// dispatch hands queued deltas to workers.
-func (f *Flusher) dispatch() {
+// worker is one of Options.Workers goroutines of the parallel mode: each
+// takes the oldest queued delta, writes it, and goes back for the next, so
+// a finished append leads straight to the next one without a handoff.
+func (f *Flusher) worker() {
 	defer f.wg.Done()
 	for {
-		f.mu.Lock()
-		var p *pending
-		if len(f.queue) > 0 {
-			p = f.queue[0]
-			f.queue[0] = nil
-			f.queue = f.queue[1:]
-		}
-		f.mu.Unlock()
+		p := f.take()
 		if p == nil {
-			select {
-			case <-f.kick:
-				continue
-			case <-f.stopCh:
-				return
-			}
+			return // stopped
 		}
 		if ok, _ := f.isConfirmed(p.d.Pos); ok {
 			continue // someone else's afterimage won meanwhile
 		}
-		if f.o.Serial {
-			if !f.writeSerial(p) {
-				return
-			}
+		if !f.write(p, f.pager.physical) {
+			return
+		}
+	}
+}
+
+// serial is serial mode's only writer: one delta at a time, in order.
+func (f *Flusher) serial() {
+	defer f.wg.Done()
+	for {
+		p := f.take()
+		if p == nil {
+			return
+		}
+		if ok, _ := f.isConfirmed(p.d.Pos); ok {
 			continue
 		}
-		if err := f.workers.Acquire(f.ctx, 1); err != nil {
-			return // stopped
+		if !f.writeSerial(p) {
+			return
 		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer f.workers.Release(1)
-			f.write(p, f.pager.physical)
-		}()
 	}
+}
+
+// take removes and returns the oldest queued delta, waiting for one; nil
+// once the flusher stops.
+func (f *Flusher) take() *pending {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.queue) == 0 {
+		if f.stopped {
+			return nil
+		}
+		f.more.Wait()
+	}
+	p := f.queue[0]
+	f.queue[0] = nil
+	f.queue = f.queue[1:]
+	return p
 }
 
 // writeSerial waits for every earlier delta, writes p with physical
@@ -698,6 +714,7 @@ func (f *Flusher) Stop() {
 	f.stopped = true
 	close(f.stopCh)
 	f.cancel()
+	f.more.Broadcast()
 	f.mu.Unlock()
 	f.wg.Wait()
 }
