@@ -30,7 +30,7 @@ func benchKey(i uint64) []byte {
 
 // blindIntentions appends n intentions of w blind writes (16 B keys out of
 // keys, 100 B values) to l, after a header if the log is empty.
-func blindIntentions(b *testing.B, l log.Log, n, w, keys int, seed uint64) {
+func blindIntentions(b testing.TB, l log.Log, n, w, keys int, seed uint64) {
 	ctx := context.Background()
 	if tail, _ := l.Tail(ctx); tail == 0 {
 		l.Append(ctx, entry.EncodeHeader(entry.NewHeader(1<<20, DefaultMaxKeySize, DefaultMaxValueSize)))
