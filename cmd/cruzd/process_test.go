@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -330,5 +331,60 @@ func TestProcessSignalRestart(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, "inspect", "--data-dir", filepath.Join(dir, "nosuch")).CombinedOutput(); err == nil {
 		t.Fatalf("inspect of a missing dir succeeded:\n%s", out)
+	}
+}
+
+// TestProcessSecondSignal: while a graceful shutdown waits for a connection
+// that is still executing (its client stopped reading a large reply), a
+// second signal makes the real binary exit at once, with status 1.
+func TestProcessSecondSignal(t *testing.T) {
+	bin := buildCruzd(t)
+	p := startProc(t, bin, t.TempDir(), "--shutdown-timeout", "60s")
+	ctx := ctxT(t)
+	c := redis.NewClient(&redis.Options{Addr: p.addr, Protocol: 2})
+	defer c.Close()
+	big := strings.Repeat("x", 1<<20)
+	if err := c.Set(ctx, "big", big, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A client that asks for 64 MiB of replies and reads none of them: the
+	// server blocks writing once the socket buffers are full.
+	nc, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write(bytes.Repeat([]byte("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n"), 64)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr.String(), "shutting down") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutdown logged:\n%s", p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-p.done:
+		t.Fatalf("cruzd exited (%v) while a connection was still executing; the test needs it to wait:\n%s", err, p.stderr.String())
+	case <-time.After(time.Second):
+	}
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var exitErr *exec.ExitError
+	if err := p.wait(t); !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+		t.Fatalf("after a second signal: %v, want exit status 1:\n%s", err, p.stderr.String())
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("second signal took %v to end the process", took)
+	}
+	if !strings.Contains(p.stderr.String(), "second signal") {
+		t.Fatalf("the forced exit is not logged:\n%s", p.stderr.String())
 	}
 }
