@@ -318,10 +318,11 @@ func (db *DB) onEvent(ev processor.Event) {
 	// Deltas of intentions found in the log at open are ours to flush: their
 	// originator may be this node's previous, crashed incarnation.
 	local := ev.Pos < db.safePoint.Tail
+	var committer *commitWaiter
 	if d := ev.Decision; d != nil {
 		if w, ok := db.waiters[d.Token]; ok {
 			delete(db.waiters, d.Token)
-			w.ch <- *d
+			committer = w
 			local = true
 		}
 	}
@@ -335,6 +336,11 @@ func (db *DB) onEvent(ev processor.Event) {
 		db.flusher.Produced(ev.Delta, local)
 	case ev.Afterimage != nil:
 		db.flusher.Saw(ev.Pos, ev.Afterimage.Intention)
+	}
+	// The committer learns its decision only once its delta is with the
+	// flusher, so a Flush it calls next includes it.
+	if committer != nil {
+		committer.ch <- *ev.Decision
 	}
 	db.flusher.Evict(v.tree)
 
@@ -441,7 +447,9 @@ func (db *DB) Flush(ctx context.Context) error {
 }
 
 func (db *DB) flush(ctx context.Context) error {
-	if err := db.flusher.Flush(ctx, db.runner.Applied()); err != nil {
+	// Every delta produced so far: a commit's delta is produced before its
+	// committer returns, while Applied may still lag behind it.
+	if err := db.flusher.Flush(ctx, db.flusher.Last()); err != nil {
 		if errors.Is(err, flusher.ErrStopped) {
 			return db.replayErr()
 		}

@@ -619,3 +619,36 @@ func TestReadsAloneStayWithinCache(t *testing.T) {
 		t.Fatalf("read-only load: cached %d bytes (budget %d), %d evictions", st.CachedBytes, budget, st.Evictions)
 	}
 }
+
+// TestFlushAfterCommitIncludesIt: a commit's delta reaches the flusher
+// before its committer returns, so a Flush called right after the commit
+// waits for that delta too, however late replay's bookkeeping is (the
+// delta hook holds the processor between deciding and handing over).
+func TestFlushAfterCommitIncludesIt(t *testing.T) {
+	o := &Options{Log: memlog.New(&memlog.Options{AppendLatency: 100 * time.Microsecond})}
+	o.deltaHook = func(*processor.Delta) { time.Sleep(20 * time.Millisecond) }
+	db, err := Open("", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for i := range 5 {
+		tx, err := db.Begin(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Put(fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st := db.Stats(); st.FlushedThrough < tx.Position() {
+			t.Fatalf("Flush returned with the flush watermark at %d, below the commit at %d", st.FlushedThrough, tx.Position())
+		}
+	}
+}

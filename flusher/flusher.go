@@ -307,6 +307,14 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 	}
 }
 
+// Last returns the newest intention whose delta was produced (or the start
+// position if none was).
+func (f *Flusher) Last() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
 func (f *Flusher) enqueue(p *pending) {
 	p.queued = true
 	f.queue = append(f.queue, p)
