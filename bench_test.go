@@ -207,6 +207,7 @@ func BenchmarkOpen(b *testing.B) {
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("history=%d", n), func(b *testing.B) {
 			base := historyLog(b, n)
+			b.ResetTimer() // building the history (once per process) is not an open
 			var reads int64
 			for range b.N {
 				b.StopTimer()
