@@ -19,36 +19,34 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 )
 
-// index maps intention positions to their active afterimage positions. It is
-// bounded: the oldest entries are dropped first. It is a hint: a miss is
-// resolved from the log by a forward scan.
-type index struct {
+// fifo is a map from log positions to T bounded to limit entries: the
+// oldest entry inserted is dropped first, and a put over an existing entry
+// is ignored (it neither changes nor refreshes it). Safe for concurrent use.
+type fifo[T any] struct {
 	mu    sync.RWMutex
-	m     map[uint64]uint64
+	m     map[uint64]T
 	order []uint64 // insertion order, for dropping the oldest
 	head  int
 	limit int
 }
 
-func newIndex(limit int) *index {
-	return &index{m: make(map[uint64]uint64), limit: limit}
-}
+func newFIFO[T any](limit int) *fifo[T] { return &fifo[T]{m: make(map[uint64]T), limit: limit} }
 
-func (x *index) get(in uint64) (uint64, bool) {
+func (x *fifo[T]) get(pos uint64) (T, bool) {
 	x.mu.RLock()
-	a, ok := x.m[in]
+	v, ok := x.m[pos]
 	x.mu.RUnlock()
-	return a, ok
+	return v, ok
 }
 
-func (x *index) put(in, a uint64) {
+func (x *fifo[T]) put(pos uint64, v T) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.m[in]; ok {
+	if _, ok := x.m[pos]; ok {
 		return
 	}
-	x.m[in] = a
-	x.order = append(x.order, in)
+	x.m[pos] = v
+	x.order = append(x.order, pos)
 	for len(x.m) > x.limit {
 		delete(x.m, x.order[x.head])
 		x.head++
@@ -59,11 +57,18 @@ func (x *index) put(in, a uint64) {
 	}
 }
 
-func (x *index) len() int {
+func (x *fifo[T]) len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return len(x.m)
 }
+
+// index maps intention positions to their active afterimage positions. It is
+// bounded: the oldest entries are dropped first. It is a hint: a miss is
+// resolved from the log by a forward scan.
+type index = fifo[uint64]
+
+func newIndex(limit int) *index { return newFIFO[uint64](limit) }
 
 // pager loads evicted nodes back from the log and keeps the clock of clean
 // nodes in memory.
@@ -74,8 +79,8 @@ type pager struct {
 
 	loads singleflight.Group
 
-	aiCache fifo[*afterimage.Afterimage] // recently decoded afterimages
-	inCache fifo[*intention.Intention]   // recently decoded intentions, for values left in them
+	aiCache *fifo[*afterimage.Afterimage] // recently decoded afterimages
+	inCache *fifo[*intention.Intention]   // recently decoded intentions, for values left in them
 
 	clockMu sync.Mutex
 	ring    []*cowtree.Node
@@ -86,38 +91,6 @@ type pager struct {
 }
 
 const aiCacheSize = 64
-
-// fifo is a small map of recently decoded entries by position, dropping the
-// oldest past its size.
-type fifo[T any] struct {
-	mu    sync.Mutex
-	m     map[uint64]T
-	order []uint64
-	size  int
-}
-
-func newFIFO[T any](size int) fifo[T] { return fifo[T]{m: map[uint64]T{}, size: size} }
-
-func (c *fifo[T]) get(pos uint64) (T, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.m[pos]
-	return v, ok
-}
-
-func (c *fifo[T]) put(pos uint64, v T) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[pos]; ok {
-		return
-	}
-	c.m[pos] = v
-	c.order = append(c.order, pos)
-	if len(c.order) > c.size {
-		delete(c.m, c.order[0])
-		c.order = c.order[1:]
-	}
-}
 
 func newPager(l log.Log, idx *index, holeTimeout time.Duration) *pager {
 	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, aiCache: newFIFO[*afterimage.Afterimage](aiCacheSize), inCache: newFIFO[*intention.Intention](aiCacheSize)}
