@@ -106,17 +106,20 @@ func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error
 		if typ != entry.TypeAfterimage {
 			continue
 		}
-		ai, err := afterimage.DecodeNoCopy(payload)
+		// The header is all the scan needs (replay reads no more of an
+		// afterimage either); the chosen one's nodes are decoded, and
+		// checked, when the tree loads them.
+		in, base, count, err := afterimage.DecodeHeader(payload)
 		if err != nil {
 			return SafePoint{}, entry.Corrupt(p, err)
 		}
-		if ai.Intention >= p {
-			return SafePoint{}, fmt.Errorf("startup: afterimage at %d names intention %d, not before it: %w", p, ai.Intention, entry.ErrCorrupt)
+		if in >= p {
+			return SafePoint{}, fmt.Errorf("startup: afterimage at %d names intention %d, not before it: %w", p, in, entry.ErrCorrupt)
 		}
-		oldest[ai.Intention] = p // scanning backwards: the last seen is the oldest
-		nodes[p] = len(ai.Nodes)
-		bases[p] = ai.Base
-		best = max(best, ai.Intention)
+		oldest[in] = p // scanning backwards: the last seen is the oldest
+		nodes[p] = count
+		bases[p] = base
+		best = max(best, in)
 	}
 	if best == 0 {
 		logger.Info("startup: no safe point; replaying from the start", "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
