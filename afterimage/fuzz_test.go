@@ -94,7 +94,10 @@ func FuzzDecode(f *testing.F) {
 		if a.maxSize() < len(enc) {
 			t.Fatalf("maxSize %d below the encoded size %d", a.maxSize(), len(enc))
 		}
-		if len(enc) > len(data) {
+		// The canonical form is never longer than the input, except that a
+		// key or value sent as a fixstr (1-byte header, accepted like the
+		// msgpack library accepts it) is written back as bin8 (2 bytes).
+		if len(enc) > len(data)+2*len(a.Nodes) {
 			t.Fatalf("canonical encoding of %d bytes longer than the %d-byte input", len(enc), len(data))
 		}
 		again, err := Decode(enc)
