@@ -44,10 +44,20 @@ func FuzzDecode(f *testing.F) {
 			if intoErr := DecodeInto(&into, data); intoErr == nil {
 				t.Fatalf("DecodeInto accepts what Decode refuses")
 			}
-			// DecodeNode may succeed on a prefix; it must not panic.
+			// DecodeNode and NodeIndex may succeed on a prefix; they must
+			// not panic, and their errors wrap ErrMalformed.
+			x, xerr := NewNodeIndex(data)
+			if xerr != nil && !errors.Is(xerr, ErrMalformed) {
+				t.Fatalf("NewNodeIndex: error %v does not wrap ErrMalformed", xerr)
+			}
 			for off := range uint32(4) {
 				if _, err := DecodeNode(data, off); err != nil && !errors.Is(err, ErrMalformed) {
 					t.Fatalf("DecodeNode(%d): error %v does not wrap ErrMalformed", off, err)
+				}
+				if x != nil {
+					if _, err := x.Node(3 - off); err != nil && !errors.Is(err, ErrMalformed) {
+						t.Fatalf("NodeIndex.Node(%d): error %v does not wrap ErrMalformed", 3-off, err)
+					}
 				}
 			}
 			return
@@ -82,6 +92,21 @@ func FuzzDecode(f *testing.F) {
 			if err != nil || !reflect.DeepEqual(nd, a.Nodes[i]) {
 				t.Fatalf("DecodeNode(%d) differs (err %v)", i, err)
 			}
+		}
+		// NodeIndex reads the same nodes, in any order (last first, so
+		// that the first read parses all the way).
+		x, err := NewNodeIndex(data)
+		if err != nil || x.Len() != len(a.Nodes) || x.Intention() != a.Intention || x.Base() != a.Base {
+			t.Fatalf("NewNodeIndex: %v", err)
+		}
+		for i := len(a.Nodes) - 1; i >= 0; i-- {
+			nd, err := x.Node(uint32(i))
+			if err != nil || !reflect.DeepEqual(nd, a.Nodes[i]) {
+				t.Fatalf("NodeIndex.Node(%d) differs (err %v)", i, err)
+			}
+		}
+		if _, err := x.Node(uint32(len(a.Nodes))); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("NodeIndex.Node past the end: err %v", err)
 		}
 		if _, err := DecodeNode(data, uint32(len(a.Nodes))); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("DecodeNode past the end: err %v", err)

@@ -79,8 +79,8 @@ type pager struct {
 
 	loads singleflight.Group
 
-	aiCache *fifo[*afterimage.Afterimage] // recently decoded afterimages
-	inCache *fifo[*intention.Intention]   // recently decoded intentions, for values left in them
+	aiCache *entryCache                 // recently read afterimages, their nodes decoded on demand
+	inCache *fifo[*intention.Intention] // recently decoded intentions, for values left in them
 
 	clockMu sync.Mutex
 	ring    []*cowtree.Node
@@ -90,10 +90,58 @@ type pager struct {
 	hits, misses, evictions, scans atomic.Uint64
 }
 
+// aiCacheSize bounds the decoded intentions kept for values left in them.
 const aiCacheSize = 64
 
+// aiCacheBytes bounds the recently read afterimage entries the pager keeps
+// to load more of their nodes without reading them again. It is memory on
+// top of Options.CacheBytes (which counts nodes linked into the tree).
+const aiCacheBytes = 64 << 20
+
+// entryCache keeps recently read afterimages, as node indexes over their
+// payloads, up to a number of bytes; the oldest read is dropped first.
+type entryCache struct {
+	mu    sync.Mutex
+	m     map[uint64]*afterimage.NodeIndex
+	order []uint64
+	bytes int64
+	limit int64
+}
+
+func newEntryCache(limit int64) *entryCache {
+	return &entryCache{m: map[uint64]*afterimage.NodeIndex{}, limit: limit}
+}
+
+// weight is what an index may come to hold (fixed, so that the sum stays
+// exact as its offsets fill in).
+func weight(x *afterimage.NodeIndex) int64 { return x.MaxSize() }
+
+func (c *entryCache) get(pos uint64) (*afterimage.NodeIndex, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	x, ok := c.m[pos]
+	return x, ok
+}
+
+func (c *entryCache) put(pos uint64, x *afterimage.NodeIndex) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[pos]; ok {
+		return
+	}
+	c.m[pos] = x
+	c.order = append(c.order, pos)
+	c.bytes += weight(x)
+	for c.bytes > c.limit && len(c.order) > 1 { // the newest stays, however large
+		old := c.order[0]
+		c.order = c.order[1:]
+		c.bytes -= weight(c.m[old])
+		delete(c.m, old)
+	}
+}
+
 func newPager(l log.Log, idx *index, holeTimeout time.Duration) *pager {
-	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, aiCache: newFIFO[*afterimage.Afterimage](aiCacheSize), inCache: newFIFO[*intention.Intention](aiCacheSize)}
+	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, aiCache: newEntryCache(aiCacheBytes), inCache: newFIFO[*intention.Intention](aiCacheSize)}
 }
 
 // LoadNode implements cowtree.Loader.
@@ -112,11 +160,15 @@ func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if int(a.Off) >= len(ai.Nodes) {
-			return nil, fmt.Errorf("flusher: node %d of afterimage at %d: only %d nodes: %w", a.Off, at, len(ai.Nodes), entry.ErrCorrupt)
+		if int(a.Off) >= ai.Len() {
+			return nil, fmt.Errorf("flusher: node %d of afterimage at %d: only %d nodes: %w", a.Off, at, ai.Len(), entry.ErrCorrupt)
 		}
 		own := cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: a.Off}
-		nd := &ai.Nodes[a.Off]
+		nodeAt, err := ai.Node(a.Off)
+		if err != nil {
+			return nil, entry.Corrupt(at, err)
+		}
+		nd := &nodeAt
 		fields := nodeFields(at, nd)
 		if nd.ValueInIntention {
 			v, err := p.valueFromIntention(nd.Pos, nd.Key)
@@ -202,8 +254,9 @@ func (p *pager) evict(budget int64, tree cowtree.Tree) {
 	}
 }
 
-// afterimage returns the decoded afterimage at pos.
-func (p *pager) afterimage(pos uint64) (*afterimage.Afterimage, error) {
+// afterimage returns the afterimage at pos, as an index that decodes its
+// nodes one at a time.
+func (p *pager) afterimage(pos uint64) (*afterimage.NodeIndex, error) {
 	if ai, ok := p.aiCache.get(pos); ok {
 		p.hits.Add(1)
 		return ai, nil
@@ -212,12 +265,16 @@ func (p *pager) afterimage(pos uint64) (*afterimage.Afterimage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
 	}
-	ai, err := entry.DecodeAfterimageEntry(pos, data)
+	typ, payload, err := entry.Decode(pos, data)
 	if err != nil {
-		if errors.Is(err, entry.ErrWrongType) {
-			return nil, fmt.Errorf("flusher: position %d is not an afterimage: %w", pos, entry.ErrCorrupt)
-		}
 		return nil, err
+	}
+	if typ != entry.TypeAfterimage {
+		return nil, fmt.Errorf("flusher: position %d holds %s, not an afterimage: %w", pos, typ, entry.ErrCorrupt)
+	}
+	ai, err := afterimage.NewNodeIndex(payload)
+	if err != nil {
+		return nil, entry.Corrupt(pos, err)
 	}
 	p.aiCache.put(pos, ai)
 	return ai, nil

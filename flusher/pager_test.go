@@ -572,3 +572,49 @@ func TestClockSecondChance(t *testing.T) {
 		t.Fatalf("touched %q was evicted again (second victim %q)", first, second)
 	}
 }
+
+// The entry cache keeps recently read afterimages up to its byte budget
+// (one at least), dropping the oldest read first; nodes load the same
+// whether their afterimage is still cached or read again.
+func TestPagerEntryCacheBounded(t *testing.T) {
+	l := newLog(t, nil)
+	var afters []uint64
+	for i := range 40 {
+		ai := &afterimage.Afterimage{Intention: uint64(i + 1), Base: uint64(i + 1)}
+		for j := range 20 {
+			ai.Nodes = append(ai.Nodes, leaf(fmt.Sprintf("k%02d-%02d", i, j), strings.Repeat("v", 100), uint64(i+1)))
+		}
+		afters = append(afters, appendAfterimage(t, l, ai))
+	}
+	p := newPager(l, newIndex(16), time.Second)
+	p.aiCache = newEntryCache(10 << 10) // room for a few of them
+	for round := range 2 {
+		for i, at := range afters {
+			for _, off := range []uint32{19, 3} { // last first: a full parse, then a lookup
+				n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: off})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := fmt.Sprintf("k%02d-%02d", i, off); string(n.Key()) != want {
+					t.Fatalf("round %d: node %d of afterimage %d is %q, want %q", round, off, at, n.Key(), want)
+				}
+			}
+			if c := p.aiCache; c.bytes > c.limit || len(c.m) != len(c.order) {
+				t.Fatalf("entry cache holds %d bytes in %d entries (%d in order), limit %d", c.bytes, len(c.m), len(c.order), c.limit)
+			}
+		}
+	}
+	var sum int64
+	for _, x := range p.aiCache.m {
+		sum += weight(x)
+	}
+	if sum != p.aiCache.bytes {
+		t.Fatalf("entry cache counts %d bytes, its entries weigh %d", p.aiCache.bytes, sum)
+	}
+	if n := len(p.aiCache.m); n < 2 || n >= len(afters)/2 {
+		t.Fatalf("entry cache keeps %d of %d afterimages within 10 KiB", n, len(afters))
+	}
+	if h := p.hits.Load(); h < 80 { // the second load of each afterimage
+		t.Fatalf("%d cache hits, want at least one per afterimage per round", h)
+	}
+}

@@ -1,0 +1,76 @@
+package afterimage
+
+import (
+	"sync"
+
+	"github.com/cruzlog/cruzdb/internal/entry/wire"
+)
+
+// NodeIndex reads single nodes of one afterimage payload on demand. It
+// remembers where each node parsed so far starts, so reading any number of
+// nodes of the payload parses it at most once, and reading node off parses
+// only up to it. Loading evicted nodes one at a time (a cold scan reads one
+// or two nodes of each of many afterimages) costs then a fraction of
+// decoding whole afterimages. Safe for concurrent use.
+type NodeIndex struct {
+	payload         []byte
+	intention, base uint64
+	n               int
+	mu              sync.Mutex
+	starts          []uint32 // byte offsets of nodes 0..len(starts)-1
+	next            int      // byte offset after the last node parsed
+	err             error    // the first parse error, sticky
+}
+
+// NewNodeIndex reads the header of payload, which the index then owns: the
+// caller must not modify it. An error wraps ErrMalformed.
+func NewNodeIndex(payload []byte) (*NodeIndex, error) {
+	r := wire.NewReader(payload)
+	in, base, n, err := readIntentionAndCount(&r)
+	if err != nil {
+		return nil, err
+	}
+	return &NodeIndex{payload: payload, intention: in, base: base, n: n, next: r.Offset()}, nil
+}
+
+// Intention, Base and Len are the afterimage's header fields.
+func (x *NodeIndex) Intention() uint64 { return x.intention }
+func (x *NodeIndex) Base() uint64      { return x.base }
+func (x *NodeIndex) Len() int          { return x.n }
+
+// MaxSize bounds the memory the index holds, in bytes, however many of its
+// nodes are read: the payload and the node offsets (with append's spare
+// capacity).
+func (x *NodeIndex) MaxSize() int64 { return int64(len(x.payload)) + 8*int64(x.n) }
+
+// Node decodes node off, checked as Decode checks it. Its key and value
+// alias the payload. An error wraps ErrMalformed, also when off is not a
+// node of the afterimage.
+func (x *NodeIndex) Node(off uint32) (Node, error) {
+	if uint64(off) >= uint64(x.n) {
+		return Node{}, malformedf("node %d requested of an afterimage of %d nodes", off, x.n)
+	}
+	x.mu.Lock()
+	for len(x.starts) <= int(off) && x.err == nil {
+		i := len(x.starts)
+		r := wire.NewReader(x.payload[x.next:])
+		var nd Node
+		if x.err = nd.decode(&r, i); x.err == nil {
+			x.starts = append(x.starts, uint32(x.next))
+			x.next += r.Offset()
+		}
+	}
+	if len(x.starts) <= int(off) {
+		err := x.err
+		x.mu.Unlock()
+		return Node{}, err
+	}
+	at := x.starts[off]
+	x.mu.Unlock()
+	r := wire.NewReader(x.payload[at:])
+	var nd Node
+	if err := nd.decode(&r, int(off)); err != nil {
+		return Node{}, err // parsed once already: cannot fail
+	}
+	return nd, nil
+}
