@@ -23,8 +23,10 @@ type Options struct {
 	// loses acknowledged commits. Default false.
 	NoSync bool
 
-	// CacheBytes bounds the memory held by clean (flushed) tree nodes.
-	// Default 256 MiB. Takes effect with the flusher.
+	// CacheBytes bounds the memory held by clean (flushed) tree nodes; the
+	// rest are evicted and read back from their afterimages on demand.
+	// Default 256 MiB. Reading nodes back also keeps up to 64 MiB of
+	// recently read afterimage entries, outside this budget.
 	CacheBytes int64
 
 	// FlushWorkers is how many afterimages are written in parallel. Default

@@ -30,7 +30,9 @@
 // commits (never readers). Confirmed nodes join a clock of clean nodes
 // bounded by Options.CacheBytes; evicted nodes are reloaded through their
 // pointers: physical directly, intention through the index, or, on an index
-// miss, by scanning the log forward from the intention.
+// miss, by scanning the log forward from the intention. A reload decodes
+// only the node it needs; the entry it read stays in a 64 MiB cache, with
+// the offsets of the nodes parsed so far, for its neighbours.
 //
 // # Goroutines
 //
