@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -617,4 +618,39 @@ func TestPagerEntryCacheBounded(t *testing.T) {
 	if h := p.hits.Load(); h < 80 { // the second load of each afterimage
 		t.Fatalf("%d cache hits, want at least one per afterimage per round", h)
 	}
+}
+
+// Concurrent loads of different nodes of the same afterimages share its
+// node index safely (run with -race) and read the right nodes.
+func TestPagerConcurrentLoadsOfOneAfterimage(t *testing.T) {
+	l := newLog(t, nil)
+	var afters []uint64
+	for i := range 4 {
+		ai := &afterimage.Afterimage{Intention: uint64(i + 1), Base: uint64(i + 1)}
+		for j := range 200 {
+			ai.Nodes = append(ai.Nodes, leaf(fmt.Sprintf("k%d-%03d", i, j), "v", uint64(i+1)))
+		}
+		afters = append(afters, appendAfterimage(t, l, ai))
+	}
+	p := newPager(l, newIndex(16), time.Second)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 400 {
+				i, off := (g+k)%4, uint32((k*37+g*11)%200)
+				n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: afters[i], Off: off})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if want := fmt.Sprintf("k%d-%03d", i, off); string(n.Key()) != want {
+					t.Errorf("got %q, want %q", n.Key(), want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
