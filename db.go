@@ -108,6 +108,10 @@ type Stats struct {
 	ForwardScans uint64
 	// BackpressureWaits counts commits that waited for the flusher.
 	BackpressureWaits uint64
+	// Piggybacked counts afterimages appended in one batch with one of this
+	// node's intentions (on logs that batch appends, such as the embedded
+	// one, while few clients commit).
+	Piggybacked uint64
 	// OpenTxns is the number of transactions not yet closed.
 	OpenTxns int
 }
@@ -480,6 +484,7 @@ func (db *DB) Stats() Stats {
 		Evictions:          fs.Evictions,
 		ForwardScans:       fs.ForwardScans,
 		BackpressureWaits:  fs.BackpressureWaits,
+		Piggybacked:        fs.Piggybacked,
 		Position:           log.Position(db.runner.Applied()),
 		Commits:            db.stats.commits.Load(),
 		Aborts:             db.stats.aborts.Load(),

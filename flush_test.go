@@ -652,3 +652,47 @@ func TestFlushAfterCommitIncludesIt(t *testing.T) {
 		}
 	}
 }
+
+// TestAfterimagesRideWithIntentions: on the embedded log, one client's
+// commits carry the previous deltas' afterimages in their group commit
+// (Stats.Piggybacked), and the database reads back whole after a reopen.
+func TestAfterimagesRideWithIntentions(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 300
+	for i := range n {
+		if err := db.Update(ctx, func(tx *Txn) error {
+			return tx.Put(fmt.Appendf(nil, "k%04d", i), fmt.Appendf(nil, "v%d", i))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := db.Stats()
+	if st.Piggybacked == 0 {
+		t.Fatalf("no afterimage rode with an intention in %d sequential commits (%+v)", n, st)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d of %d afterimages rode with an intention", st.Piggybacked, st.AfterimagesWritten)
+	db, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.View(ctx, func(tx *Txn) error {
+		for i := range n {
+			v, err := tx.Get(fmt.Appendf(nil, "k%04d", i))
+			if err != nil || string(v) != fmt.Sprintf("v%d", i) {
+				return fmt.Errorf("k%04d = %q, %v", i, v, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -373,6 +373,7 @@ func (tx *Txn) Commit() error {
 		}
 		return fmt.Errorf("cruzdb: commit: waiting for the flusher: %w", err)
 	}
+	defer db.flusher.CommitBegins()()
 	w := &commitWaiter{ch: make(chan processor.Decision, 1)}
 	db.mu.Lock()
 	if db.closed {
@@ -386,7 +387,7 @@ func (tx *Txn) Commit() error {
 	db.waiters[in.Token] = w
 	db.mu.Unlock()
 
-	pos, err := db.log.Append(tx.ctx, data)
+	pos, err := db.flusher.AppendIntention(tx.ctx, data)
 	if err != nil {
 		db.mu.Lock()
 		delete(db.waiters, in.Token)

@@ -50,6 +50,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,6 +155,7 @@ type Stats struct {
 	IndexEntries       int
 	ForwardScans       uint64 // index misses resolved by scanning the log
 	BackpressureWaits  uint64 // commits that waited for room
+	Piggybacked        uint64 // afterimages appended in one batch with a local intention
 	FlushLatencyTotal  time.Duration
 }
 
@@ -189,11 +191,13 @@ type Flusher struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	more    *sync.Cond // on mu: the queue grew, or the flusher stopped
+	lane    *lane      // afterimages riding with local intentions; nil if off
 
 	appendErr atomic.Pointer[error] // the last append failure, nil after a success
 
 	written, writtenBytes, phys, intent, self atomic.Uint64
 	confirmed, dups, appendErrs, bpWaits      atomic.Uint64
+	riders                                    atomic.Uint64
 	latency                                   atomic.Int64
 }
 
@@ -240,6 +244,9 @@ func New(o Options, start uint64) (*Flusher, error) {
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.pager = newPager(o.Log, f.idx, o.HoleTimeout)
 	f.more = sync.NewCond(&f.mu)
+	if ba, ok := o.Log.(log.BatchAppender); ok && !o.Serial {
+		f.lane = &lane{batch: ba}
+	}
 	if o.Serial {
 		f.wg.Add(1)
 		go f.serial()
@@ -603,7 +610,7 @@ func (f *Flusher) write(p *pending, phys Physical) bool {
 	}
 	backoff := time.Millisecond
 	for {
-		_, err := f.o.Log.Append(f.ctx, data)
+		_, err := f.appendAfterimage(data)
 		if err == nil {
 			f.appendErr.Store(nil)
 			break
@@ -709,6 +716,7 @@ func (f *Flusher) Stats() Stats {
 		IndexEntries:       f.idx.len(),
 		ForwardScans:       f.pager.scans.Load(),
 		BackpressureWaits:  f.bpWaits.Load(),
+		Piggybacked:        f.riders.Load(),
 		FlushLatencyTotal:  time.Duration(f.latency.Load()),
 	}
 }
@@ -727,4 +735,122 @@ func (f *Flusher) Stop() {
 	f.more.Broadcast()
 	f.mu.Unlock()
 	f.wg.Wait()
+}
+
+// Afterimages ride with intentions. On a log where every append is a commit
+// of its own (boltlog: a transaction and an fsync), an afterimage appended
+// just before this node's next intention makes that intention wait for the
+// afterimage's commit: measured, one client's commits took twice as long
+// (2.9K against 5.5K txns/s). So while few clients commit on this node (an
+// intention of its own was appended within piggybackWindow, and at most
+// maxRidingCommitters commits are under way), an afterimage waits up to
+// piggybackWindow for the next local intention and is appended with it, in
+// one batch (log.BatchAppender), or alone when none comes. Busy, replaying
+// and idle nodes append at once. Serial mode never waits.
+
+// piggybackWindow is how recent a local intention must be for afterimages to
+// wait for the next one, and how long they wait.
+const piggybackWindow = 2 * time.Millisecond
+
+// maxRidingCommitters: with more local commits under way than this,
+// afterimages do not wait (group commit merges them with the intentions
+// anyway; waiting measured 40 % slower with 64 clients).
+const maxRidingCommitters = 2
+
+// CommitBegins tells the flusher that a local commit is under way, until
+// the returned function is called (when the commit has its decision).
+func (f *Flusher) CommitBegins() (ends func()) {
+	if f.lane == nil {
+		return func() {}
+	}
+	f.lane.committing.Add(1)
+	return func() { f.lane.committing.Add(-1) }
+}
+
+type lane struct {
+	batch      log.BatchAppender
+	lastLocal  atomic.Int64 // UnixNano of the last local intention append
+	committing atomic.Int32 // local commits under way (CommitBegins)
+	mu         sync.Mutex
+	riders     []*rider
+}
+
+type rider struct {
+	data []byte
+	pos  log.Position
+	err  error
+	done chan struct{}
+}
+
+// appendAfterimage appends an afterimage entry, riding with the next local
+// intention when this node is committing.
+func (f *Flusher) appendAfterimage(data []byte) (log.Position, error) {
+	ln := f.lane
+	if ln == nil || ln.committing.Load() > maxRidingCommitters || time.Since(time.Unix(0, ln.lastLocal.Load())) > piggybackWindow {
+		// Idle, or many commits under way (group commit then takes this
+		// append along with their intentions).
+		return f.o.Log.Append(f.ctx, data)
+	}
+	r := &rider{data: data, done: make(chan struct{})}
+	ln.mu.Lock()
+	ln.riders = append(ln.riders, r)
+	ln.mu.Unlock()
+	t := time.NewTimer(piggybackWindow)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return r.pos, r.err
+	case <-t.C:
+	case <-f.stopCh:
+	}
+	ln.mu.Lock()
+	i := slices.Index(ln.riders, r)
+	if i >= 0 {
+		ln.riders = slices.Delete(ln.riders, i, i+1)
+	}
+	ln.mu.Unlock()
+	if i < 0 { // an intention took it meanwhile
+		<-r.done
+		return r.pos, r.err
+	}
+	return f.o.Log.Append(f.ctx, data)
+}
+
+// AppendIntention appends an intention this node commits, together with the
+// afterimages waiting to ride with one (see appendAfterimage), and returns
+// the intention's position. An error is the intention's append error (the
+// riders' appends are retried by their writers).
+func (f *Flusher) AppendIntention(ctx context.Context, data []byte) (log.Position, error) {
+	ln := f.lane
+	if ln == nil || ln.committing.Load() > maxRidingCommitters+1 {
+		return f.o.Log.Append(ctx, data) // busy: nothing rides (see appendAfterimage)
+	}
+	ln.lastLocal.Store(time.Now().UnixNano())
+	ln.mu.Lock()
+	riders := ln.riders
+	ln.riders = nil
+	ln.mu.Unlock()
+	if len(riders) == 0 {
+		return f.o.Log.Append(ctx, data)
+	}
+	batch := make([][]byte, 0, len(riders)+1)
+	for _, r := range riders {
+		batch = append(batch, r.data)
+	}
+	pos, err := ln.batch.AppendBatch(ctx, append(batch, data))
+	for i, r := range riders {
+		if err != nil {
+			r.err = err
+		} else {
+			r.pos = pos[i]
+		}
+		close(r.done)
+	}
+	if err == nil {
+		f.riders.Add(uint64(len(riders)))
+	}
+	if err != nil {
+		return 0, err
+	}
+	return pos[len(pos)-1], nil
 }

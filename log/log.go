@@ -71,6 +71,16 @@ var (
 	ErrTooLarge = errors.New("log: entry too large")
 )
 
+// BatchAppender is implemented by logs that can append several entries as
+// one unit of work (for boltlog: one transaction and one fsync), so that
+// entries that would otherwise wait for each other's commits share one.
+// AppendBatch returns the entries' positions, ascending in the order given;
+// the positions need not be contiguous. On an error each entry may or may not
+// have been written, as with Append. data is not retained after it returns.
+type BatchAppender interface {
+	AppendBatch(ctx context.Context, data [][]byte) ([]Position, error)
+}
+
 // Log is a shared, write-once, totally ordered log. Implementations are safe
 // for concurrent use by multiple goroutines.
 type Log interface {

@@ -325,7 +325,11 @@ func posKey(dst []byte, p uint64) []byte {
 // goroutine: a lone appender pays no goroutine handoff, only bbolt's commit.
 // Otherwise it wakes the committer goroutine, which takes r in the next group
 // once the token is free.
-func (l *Log) submit(r *request) error {
+func (l *Log) submit(r *request) error { return l.submitAll(r) }
+
+// submitAll queues rs together, so that one group holds them all (unless
+// MaxGroupBytes cuts the group between them), in order.
+func (l *Log) submitAll(rs ...*request) error {
 	l.mu.Lock()
 	if l.shut {
 		l.mu.Unlock()
@@ -336,11 +340,11 @@ func (l *Log) submit(r *request) error {
 		l.mu.Unlock()
 		return err
 	}
-	l.queue = append(l.queue, r)
+	l.queue = append(l.queue, rs...)
 	l.mu.Unlock()
 	select {
 	case <-l.token:
-		// The group holds r, unless MaxGroupBytes cut it short before r; the
+		// The group holds rs, unless MaxGroupBytes cut it short before; the
 		// committer goroutine then takes what is left.
 		l.commitNext()
 		l.token <- struct{}{}
@@ -410,6 +414,52 @@ func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 	pos, err := r.pos, r.err
 	putRequest(r)
 	return pos, err
+}
+
+// AppendBatch appends the entries in order, in one group commit (one bbolt
+// transaction, one fsync) unless Options.MaxGroupBytes splits them, and
+// returns their positions, ascending. It implements log.BatchAppender. On an
+// error each entry may or may not have been written, as with Append.
+func (l *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, error) {
+	ctx = orBackground(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("boltlog: append: %w", err)
+	}
+	for _, d := range data {
+		if len(d) > log.MaxEntrySize {
+			return nil, fmt.Errorf("boltlog: append of %d bytes (limit %d): %w", len(d), log.MaxEntrySize, log.ErrTooLarge)
+		}
+	}
+	rs := make([]*request, len(data))
+	for i, d := range data {
+		rs[i] = getRequest(opAppend)
+		rs[i].data = d
+	}
+	if err := l.submitAll(rs...); err != nil {
+		for _, r := range rs {
+			putRequest(r)
+		}
+		return nil, fmt.Errorf("boltlog: append: %w", err)
+	}
+	pos := make([]log.Position, len(rs))
+	var first error
+	for i, r := range rs {
+		if err := l.wait(ctx, r); err != nil {
+			if first == nil {
+				first = fmt.Errorf("boltlog: append: %w", err)
+			}
+			continue // withdrawn: not pooled (see wait)
+		}
+		pos[i] = r.pos
+		if r.err != nil && first == nil {
+			first = r.err
+		}
+		putRequest(r)
+	}
+	if first != nil {
+		return nil, first
+	}
+	return pos, nil
 }
 
 // Fill makes pos junk forever. See log.Log.

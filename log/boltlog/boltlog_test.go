@@ -874,3 +874,33 @@ func TestCorruptEntry(t *testing.T) {
 		t.Fatalf("Fill(corrupt) = %v", err)
 	}
 }
+
+// AppendBatch writes its entries in order in one commit, and refuses a batch
+// with an oversized entry before writing any of it.
+func TestAppendBatch(t *testing.T) {
+	g := &gate{}
+	l := mustOpen(t, tempPath(t), &Options{commitTx: g.commit})
+	defer l.Close()
+	var _ log.BatchAppender = l
+	mustAppend(t, l, []byte("first"))
+	before := g.commits.Load()
+	pos, err := l.AppendBatch(bg, [][]byte{[]byte("a"), {}, []byte("c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.commits.Load() - before; got != 1 {
+		t.Fatalf("batch of 3 took %d commits", got)
+	}
+	if len(pos) != 3 || pos[0] != 1 || pos[1] != 2 || pos[2] != 3 {
+		t.Fatalf("positions %v", pos)
+	}
+	for i, want := range []string{"a", "", "c"} {
+		wantRead(t, l, pos[i], []byte(want), nil)
+	}
+	if _, err := l.AppendBatch(bg, [][]byte{[]byte("x"), make([]byte, log.MaxEntrySize+1)}); !errors.Is(err, log.ErrTooLarge) {
+		t.Fatalf("oversized batch: %v", err)
+	}
+	if tail := mustTail(t, l); tail != 4 {
+		t.Fatalf("tail %d after a refused batch, want 4", tail)
+	}
+}
