@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,8 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 func TestAdminHTTP(t *testing.T) {
-	s := testServer(t, nil)
+	dir := t.TempDir()
+	s := testServer(t, func(c *config) { c.DataDir = dir }) // the embedded log
 	ctx := ctxT(t)
 	c := client(t, s)
 	for range 5 {
@@ -62,6 +64,12 @@ func TestAdminHTTP(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	// One client committing one command at a time: the afterimages ride in
+	// the group commits of the next intentions (the log wrapper that times
+	// appends keeps the embedded log's batch appends).
+	if m := regexp.MustCompile(`(?m)^cruzdb_afterimages_piggybacked_total (\d+)$`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+		t.Errorf("/metrics: afterimages_piggybacked %v, want some", m)
 	}
 	if t.Failed() {
 		t.Log(body)

@@ -139,7 +139,7 @@ func (s *server) openDB() error {
 		}
 		s.ownLog, base = l, l
 	}
-	s.log = newTimedLog(base, s.metrics)
+	s.log = wrapTimed(base, s.metrics)
 	opts := s.cfg.dbOptions(s.logger.With("component", "cruzdb"))
 	opts.Log = s.log
 	t0 := time.Now()
