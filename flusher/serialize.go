@@ -84,29 +84,6 @@ type serializer struct {
 	d      *processor.Delta
 	phys   Physical
 	counts afterimage.PointerCounts
-	// The last few answers of phys: a delta's pointers into other deltas
-	// mostly go to a handful of recent ones.
-	memo [4]struct {
-		in, at uint64
-		ok     bool
-	}
-	memoNext int
-}
-
-// physical asks phys once per intention per delta.
-func (s *serializer) physical(in uint64) (uint64, bool) {
-	for i := range s.memo {
-		if m := &s.memo[i]; m.in == in {
-			return m.at, m.ok
-		}
-	}
-	at, ok := s.phys(in)
-	s.memo[s.memoNext] = struct {
-		in, at uint64
-		ok     bool
-	}{in, at, ok}
-	s.memoNext = (s.memoNext + 1) % len(s.memo)
-	return at, ok
 }
 
 func (s *serializer) node(n *cowtree.Node, nd *afterimage.Node) {
@@ -139,7 +116,7 @@ func (s *serializer) ptr(r *cowtree.Ref) afterimage.Ptr {
 		return afterimage.AfterimagePtr(a.Pos, a.Off)
 	}
 	if s.phys != nil {
-		if at, ok := s.physical(a.Pos); ok {
+		if at, ok := s.phys(a.Pos); ok {
 			s.counts.Afterimage++
 			return afterimage.AfterimagePtr(at, a.Off)
 		}
