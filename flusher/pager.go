@@ -19,18 +19,33 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 )
 
-// fifo is a map from log positions to T bounded to limit entries: the
-// oldest entry inserted is dropped first, and a put over an existing entry
-// is ignored (it neither changes nor refreshes it). Safe for concurrent use.
+// fifo is a map from log positions to T bounded by the total weight of its
+// entries (each weighs 1 unless a weight function says otherwise): the
+// oldest entry inserted is dropped first, but the newest always stays, and
+// a put over an existing entry is ignored (it neither changes nor
+// refreshes it). Safe for concurrent use.
 type fifo[T any] struct {
-	mu    sync.RWMutex
-	m     map[uint64]T
-	order []uint64 // insertion order, for dropping the oldest
-	head  int
-	limit int
+	mu     sync.RWMutex
+	m      map[uint64]T
+	order  []uint64 // insertion order, for dropping the oldest
+	head   int
+	weight func(T) int64 // nil: 1 an entry
+	total  int64
+	limit  int64
 }
 
-func newFIFO[T any](limit int) *fifo[T] { return &fifo[T]{m: make(map[uint64]T), limit: limit} }
+func newFIFO[T any](limit int) *fifo[T] { return &fifo[T]{m: make(map[uint64]T), limit: int64(limit)} }
+
+func newWeightedFIFO[T any](limit int64, weight func(T) int64) *fifo[T] {
+	return &fifo[T]{m: make(map[uint64]T), limit: limit, weight: weight}
+}
+
+func (x *fifo[T]) weigh(v T) int64 {
+	if x.weight == nil {
+		return 1
+	}
+	return x.weight(v)
+}
 
 func (x *fifo[T]) get(pos uint64) (T, bool) {
 	x.mu.RLock()
@@ -47,8 +62,11 @@ func (x *fifo[T]) put(pos uint64, v T) {
 	}
 	x.m[pos] = v
 	x.order = append(x.order, pos)
-	for len(x.m) > x.limit {
-		delete(x.m, x.order[x.head])
+	x.total += x.weigh(v)
+	for x.total > x.limit && len(x.order)-x.head > 1 {
+		old := x.order[x.head]
+		x.total -= x.weigh(x.m[old])
+		delete(x.m, old)
 		x.head++
 	}
 	if x.head > len(x.order)/2 && x.head > 1024 {
@@ -79,8 +97,8 @@ type pager struct {
 
 	loads singleflight.Group
 
-	aiCache *entryCache                 // recently read afterimages, their nodes decoded on demand
-	inCache *fifo[*intention.Intention] // recently decoded intentions, for values left in them
+	aiCache *fifo[*afterimage.NodeIndex] // recently read afterimages, their nodes decoded on demand
+	inCache *fifo[*intention.Intention]  // recently decoded intentions, for values left in them
 
 	clockMu sync.Mutex
 	ring    []*cowtree.Node
@@ -98,46 +116,11 @@ const aiCacheSize = 64
 // top of Options.CacheBytes (which counts nodes linked into the tree).
 const aiCacheBytes = 64 << 20
 
-// entryCache keeps recently read afterimages, as node indexes over their
-// payloads, up to a number of bytes; the oldest read is dropped first.
-type entryCache struct {
-	mu    sync.Mutex
-	m     map[uint64]*afterimage.NodeIndex
-	order []uint64
-	bytes int64
-	limit int64
-}
-
-func newEntryCache(limit int64) *entryCache {
-	return &entryCache{m: map[uint64]*afterimage.NodeIndex{}, limit: limit}
-}
-
-// weight is what an index may come to hold (fixed, so that the sum stays
-// exact as its offsets fill in).
-func weight(x *afterimage.NodeIndex) int64 { return x.MaxSize() }
-
-func (c *entryCache) get(pos uint64) (*afterimage.NodeIndex, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	x, ok := c.m[pos]
-	return x, ok
-}
-
-func (c *entryCache) put(pos uint64, x *afterimage.NodeIndex) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[pos]; ok {
-		return
-	}
-	c.m[pos] = x
-	c.order = append(c.order, pos)
-	c.bytes += weight(x)
-	for c.bytes > c.limit && len(c.order) > 1 { // the newest stays, however large
-		old := c.order[0]
-		c.order = c.order[1:]
-		c.bytes -= weight(c.m[old])
-		delete(c.m, old)
-	}
+// newEntryCache returns the cache of recently read afterimages, as node
+// indexes over their entries, bounded by bytes.
+func newEntryCache(limit int64) *fifo[*afterimage.NodeIndex] {
+	// MaxSize is fixed, so that the total stays exact as offsets fill in.
+	return newWeightedFIFO(limit, (*afterimage.NodeIndex).MaxSize)
 }
 
 func newPager(l log.Log, idx *index, holeTimeout time.Duration) *pager {

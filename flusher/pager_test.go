@@ -600,17 +600,17 @@ func TestPagerEntryCacheBounded(t *testing.T) {
 					t.Fatalf("round %d: node %d of afterimage %d is %q, want %q", round, off, at, n.Key(), want)
 				}
 			}
-			if c := p.aiCache; c.bytes > c.limit || len(c.m) != len(c.order) {
-				t.Fatalf("entry cache holds %d bytes in %d entries (%d in order), limit %d", c.bytes, len(c.m), len(c.order), c.limit)
+			if c := p.aiCache; c.total > c.limit || len(c.m) != len(c.order)-c.head {
+				t.Fatalf("entry cache holds %d bytes in %d entries (%d in order), limit %d", c.total, len(c.m), len(c.order)-c.head, c.limit)
 			}
 		}
 	}
 	var sum int64
 	for _, x := range p.aiCache.m {
-		sum += weight(x)
+		sum += x.MaxSize()
 	}
-	if sum != p.aiCache.bytes {
-		t.Fatalf("entry cache counts %d bytes, its entries weigh %d", p.aiCache.bytes, sum)
+	if sum != p.aiCache.total {
+		t.Fatalf("entry cache counts %d bytes, its entries weigh %d", p.aiCache.total, sum)
 	}
 	if n := len(p.aiCache.m); n < 2 || n >= len(afters)/2 {
 		t.Fatalf("entry cache keeps %d of %d afterimages within 10 KiB", n, len(afters))
