@@ -56,7 +56,6 @@ import (
 	"time"
 
 	"github.com/cruzlog/cruzdb/cowtree"
-	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/processor"
 )
@@ -469,8 +468,8 @@ func (f *Flusher) Seal(ctx context.Context) error {
 	if d == nil || pending > 0 || f.sealed.Load() >= d.Pos {
 		return nil
 	}
-	ai, _ := Serialize(d, d.Pos, f.pager.physical)
-	if _, err := f.o.Log.Append(ctx, entry.AppendAfterimage(nil, ai)); err != nil {
+	data, _ := AppendEntry(nil, d, d.Pos, f.pager.physical)
+	if _, err := f.o.Log.Append(ctx, data); err != nil {
 		return fmt.Errorf("flusher: seal at intention %d: %w", d.Pos, err)
 	}
 	f.markSealed(d.Pos)
