@@ -821,8 +821,8 @@ func (f *Flusher) appendAfterimage(data []byte) (log.Position, error) {
 // riders' appends are retried by their writers).
 func (f *Flusher) AppendIntention(ctx context.Context, data []byte) (log.Position, error) {
 	ln := f.lane
-	if ln == nil || ln.committing.Load() > maxRidingCommitters+1 {
-		return f.o.Log.Append(ctx, data) // busy: nothing rides (see appendAfterimage)
+	if ln == nil {
+		return f.o.Log.Append(ctx, data)
 	}
 	ln.lastLocal.Store(time.Now().UnixNano())
 	ln.mu.Lock()
@@ -845,11 +845,9 @@ func (f *Flusher) AppendIntention(ctx context.Context, data []byte) (log.Positio
 		}
 		close(r.done)
 	}
-	if err == nil {
-		f.riders.Add(uint64(len(riders)))
-	}
 	if err != nil {
 		return 0, err
 	}
+	f.riders.Add(uint64(len(riders)))
 	return pos[len(pos)-1], nil
 }
