@@ -262,3 +262,24 @@ func (c *config) dbOptions(logger *slog.Logger) cruzdb.Options {
 }
 
 func lookupEnv(k string) (string, bool) { return os.LookupEnv(k) }
+
+// parseArgs sets fs from CRUZD_* variables, then from args (which win). ok
+// false means the command ends with code: 0 after --help, 2 on bad input
+// (the error is written to stderr, prefixed with prog).
+func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer, prog string) (code int, ok bool) {
+	if err := applyEnv(fs, lookupEnv); err != nil {
+		fmt.Fprintln(stderr, prog+":", err)
+		return 2, false
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments: %q\n", prog, fs.Args())
+		return 2, false
+	}
+	return 0, true
+}

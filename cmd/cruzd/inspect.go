@@ -52,19 +52,8 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		usage(fs, stderr, "Usage: cruzd inspect --data-dir DIR [--from P] [--to P] [--verbose]\n\nDecodes and prints every log position: its entry type; an intention's snapshot and\nread, range and write counts; an afterimage's intention, node count and pointer kinds;\njunk (filled) positions, holes, trimmed positions, and corrupt entries with the error.\nStop cruzd first: the log file is locked while it runs.")
 	}
-	if err := applyEnv(fs, lookupEnv); err != nil {
-		fmt.Fprintln(stderr, "cruzd inspect:", err)
-		return 2
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "cruzd inspect: unexpected arguments: %q\n", fs.Args())
-		return 2
+	if code, ok := parseArgs(fs, args, stderr, "cruzd inspect"); !ok {
+		return code
 	}
 	path := filepath.Join(*dir, cruzdb.LogFileName)
 	// boltlog has no read-only mode; Open writes nothing to an existing

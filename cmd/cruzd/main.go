@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -70,19 +69,8 @@ func runServe(args []string, stderr io.Writer) int {
 	fs.Usage = func() {
 		usage(fs, stderr, "Usage: cruzd [serve] [flags]\n\nServes the database in --data-dir over the Redis protocol (RESP2) on --listen-addr,\nwith /metrics, /healthz and /debug/pprof on --admin-addr. SIGINT or SIGTERM shuts it\ndown gracefully (in-flight commands finish, the database is flushed and closed);\na second signal exits at once.")
 	}
-	if err := applyEnv(fs, lookupEnv); err != nil {
-		fmt.Fprintln(stderr, "cruzd:", err)
-		return 2
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "cruzd: unexpected arguments: %q\n", fs.Args())
-		return 2
+	if code, ok := parseArgs(fs, args, stderr, "cruzd"); !ok {
+		return code
 	}
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(stderr, "cruzd:", err)
