@@ -132,6 +132,7 @@ func Run(t *testing.T, open func(t *testing.T) log.Log, opts ...Option) {
 		{"ConcurrentAppends", s.testConcurrentAppends},
 		{"AppendFillRace", s.testAppendFillRace},
 		{"Persistence", s.testPersistence},
+		{"AppendBatch", s.testAppendBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.f)
@@ -913,5 +914,106 @@ func (s *suite) testPersistence(t *testing.T) {
 		m.trim(3 + log.Position(round))
 		m.check(t, l)
 		wantTail(t, l, t1)
+	}
+}
+
+// ---- log.BatchAppender (optional) ----
+
+// testAppendBatch checks the optional batch append, when the log has one:
+// positions ascend in the order given, the data is copied, concurrent
+// batches and appends interleave without losing anything, and a batch with
+// an oversized entry is refused.
+func (s *suite) testAppendBatch(t *testing.T) {
+	l := s.newLog(t)
+	ba, ok := l.(log.BatchAppender)
+	if !ok {
+		t.Skipf("%T does not implement log.BatchAppender (optional)", l)
+	}
+	ctx := t.Context()
+	appendAt(t, l, 0, entry("first"))
+	bufs := [][]byte{entry("b0"), {}, entry("b2")}
+	pos, err := ba.AppendBatch(ctx, bufs)
+	if err != nil {
+		t.Fatalf("AppendBatch: %v", err)
+	}
+	if len(pos) != len(bufs) {
+		t.Fatalf("AppendBatch returned %d positions for %d entries", len(pos), len(bufs))
+	}
+	for i := range bufs {
+		for j := range bufs[i] {
+			bufs[i][j] = 'Z' // the log must have copied
+		}
+	}
+	for i, want := range [][]byte{entry("b0"), {}, entry("b2")} {
+		if pos[i] < 1 || (i > 0 && pos[i] <= pos[i-1]) {
+			t.Fatalf("AppendBatch positions %v: not ascending after position 0", pos)
+		}
+		readData(t, l, pos[i], want)
+	}
+	wantTail(t, l, pos[2]+1)
+
+	if pos, err := ba.AppendBatch(ctx, nil); err != nil || len(pos) != 0 {
+		t.Fatalf("AppendBatch(nil) = %v, %v; want no positions and no error", pos, err)
+	}
+	before := tail(t, l)
+	if _, err := ba.AppendBatch(ctx, [][]byte{entry("x"), make([]byte, log.MaxEntrySize+1)}); !errors.Is(err, log.ErrTooLarge) {
+		t.Fatalf("AppendBatch with an oversized entry = %v, want ErrTooLarge", err)
+	}
+	wantTail(t, l, before) // refused whole: nothing taken
+
+	// Concurrent batches and single appends: every entry lands once, each
+	// batch in its order.
+	const writers, rounds = 8, 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[log.Position][]byte{}
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				if w%2 == 0 {
+					data := [][]byte{entry("w%d-r%d-a", w, r), entry("w%d-r%d-b", w, r)}
+					ps, err := ba.AppendBatch(ctx, data)
+					if err != nil {
+						t.Errorf("concurrent AppendBatch: %v", err)
+						return
+					}
+					if ps[0] >= ps[1] {
+						t.Errorf("concurrent AppendBatch positions %v not ascending", ps)
+					}
+					mu.Lock()
+					got[ps[0]], got[ps[1]] = data[0], data[1]
+					mu.Unlock()
+					continue
+				}
+				data := entry("w%d-r%d", w, r)
+				p, err := l.Append(ctx, data)
+				if err != nil {
+					t.Errorf("concurrent Append: %v", err)
+					return
+				}
+				mu.Lock()
+				got[p] = data
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if want := writers / 2 * rounds * 3; len(got) != want {
+		t.Fatalf("%d distinct positions for %d entries", len(got), want)
+	}
+	for p, want := range got {
+		readData(t, l, p, want)
+	}
+
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := ba.AppendBatch(ctx, [][]byte{entry("late")}); !errors.Is(err, log.ErrClosed) {
+		t.Fatalf("AppendBatch after Close = %v, want ErrClosed", err)
 	}
 }

@@ -24,6 +24,10 @@
 // mutex. Without latency or hooks, Append and Read take the lock once each and
 // allocate one copy of the entry; no goroutine is started per call.
 //
+// AppendBatch (log.BatchAppender) appends several entries as one round trip:
+// their positions are taken together, the latency is paid once, and they land
+// together, ascending in the order given; faults are drawn per entry.
+//
 // # Latency
 //
 // Options.AppendLatency is added to every Append attempt after its position

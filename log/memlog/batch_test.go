@@ -1,0 +1,195 @@
+package memlog_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/memlog"
+)
+
+func batchOf(s ...string) [][]byte {
+	out := make([][]byte, len(s))
+	for i, x := range s {
+		out[i] = []byte(x)
+	}
+	return out
+}
+
+type batchResult struct {
+	pos []log.Position
+	err error
+}
+
+func goAppendBatch(l *memlog.Log, s ...string) <-chan batchResult {
+	ch := make(chan batchResult, 1)
+	go func() {
+		p, err := l.AppendBatch(context.Background(), batchOf(s...))
+		ch <- batchResult{p, err}
+	}()
+	return ch
+}
+
+// faultAt returns an Inject hook giving f to the Append call with sequence
+// number seq (first attempt).
+func faultAt(seq uint64, f memlog.Fault) func(memlog.Call, *rand.Rand) memlog.Fault {
+	return func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpAppend && c.Seq == seq && c.Attempt == 0 {
+			return f
+		}
+		return memlog.Fault{}
+	}
+}
+
+// A batch pays the append latency once, not once per entry.
+func TestAppendBatchOneRoundTrip(t *testing.T) {
+	const lat = 20 * time.Millisecond
+	l := memlog.New(&memlog.Options{AppendLatency: lat})
+	start := time.Now()
+	pos, err := l.AppendBatch(context.Background(), batchOf("a", "b", "c", "d"))
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pos {
+		if p != log.Position(i) {
+			t.Fatalf("positions %v, want 0..3", pos)
+		}
+	}
+	// Four appends one after the other would take 80 ms.
+	if took < lat || took >= 3*lat {
+		t.Fatalf("batch of 4 took %v with %v latency, want one round trip", took, lat)
+	}
+	if s := l.Stats(); s.Appends != 4 || s.InFlight != 0 {
+		t.Fatalf("Stats = %+v, want 4 appends counted, none in flight", s)
+	}
+}
+
+// While a batch is in flight its positions are holes; a crash then loses
+// the whole batch.
+func TestAppendBatchInFlightIsHoles(t *testing.T) {
+	g := memlog.NewGate()
+	l := memlog.New(&memlog.Options{Inject: faultAt(1, memlog.Fault{Hold: g})})
+	mustAppend(t, l, "x")
+	res := goAppendBatch(l, "a", "b", "c")
+	<-g.Held()
+	wantTail(t, l, 4)
+	for p := log.Position(1); p < 4; p++ {
+		wantReadErr(t, l, p, log.ErrNotWritten)
+	}
+	clone := l.CrashClone()
+	g.Release()
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for i, want := range []string{"a", "b", "c"} {
+		wantData(t, l, r.pos[i], want)
+		wantReadErr(t, clone, r.pos[i], log.ErrNotWritten)
+	}
+}
+
+// A fill that wins one entry's position while the batch is in flight: that
+// entry and the ones after it are appended again, after it, so the
+// positions still ascend; the positions given up are junk.
+func TestAppendBatchFillDuringFlight(t *testing.T) {
+	g := memlog.NewGate()
+	l := memlog.New(&memlog.Options{Inject: faultAt(0, memlog.Fault{Hold: g})})
+	res := goAppendBatch(l, "a", "b", "c")
+	<-g.Held()
+	if err := l.Fill(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	g.Release()
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.pos[0] != 0 || r.pos[1] <= 2 || r.pos[2] <= r.pos[1] {
+		t.Fatalf("positions %v: want a at 0, then b and c ascending after the junk", r.pos)
+	}
+	for i, want := range []string{"a", "b", "c"} {
+		wantData(t, l, r.pos[i], want)
+	}
+	wantReadErr(t, l, 1, log.ErrFilled)
+	wantReadErr(t, l, 2, log.ErrFilled)
+	if s := l.Stats(); s.Retries != 1 || s.InFlight != 0 {
+		t.Fatalf("Stats = %+v, want one retry", s)
+	}
+}
+
+// A dropped entry: the writer died mid-batch. Entries before it landed,
+// it and the rest stay holes.
+func TestAppendBatchDrop(t *testing.T) {
+	l := memlog.New(&memlog.Options{Inject: faultAt(1, memlog.Fault{Drop: true})})
+	_, err := l.AppendBatch(context.Background(), batchOf("a", "b", "c"))
+	if !errors.Is(err, memlog.ErrInjected) || !strings.Contains(err.Error(), "position 1") {
+		t.Fatalf("AppendBatch = %v, want ErrInjected naming position 1", err)
+	}
+	wantData(t, l, 0, "a")
+	wantReadErr(t, l, 1, log.ErrNotWritten)
+	wantReadErr(t, l, 2, log.ErrNotWritten)
+	wantTail(t, l, 3)
+}
+
+// A failure before sequencing fails the whole batch: nothing is written and
+// the positions it had taken read as junk, never as holes.
+func TestAppendBatchFailsWhole(t *testing.T) {
+	l := memlog.New(&memlog.Options{Inject: faultAt(2, memlog.Fault{Err: errBoom})})
+	_, err := l.AppendBatch(context.Background(), batchOf("a", "b", "c"))
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("AppendBatch = %v, want %v", err, errBoom)
+	}
+	for p := log.Position(0); p < 3; p++ {
+		wantReadErr(t, l, p, log.ErrFilled)
+	}
+	if p := mustAppend(t, l, "next"); p != 3 {
+		t.Fatalf("next Append at %d, want 3", p)
+	}
+}
+
+// A lost acknowledgement: everything landed, the caller hears an error.
+func TestAppendBatchAckLost(t *testing.T) {
+	l := memlog.New(&memlog.Options{Inject: faultAt(1, memlog.Fault{AckLost: true})})
+	_, err := l.AppendBatch(context.Background(), batchOf("a", "b"))
+	if !errors.Is(err, memlog.ErrInjected) {
+		t.Fatalf("AppendBatch = %v, want ErrInjected", err)
+	}
+	wantData(t, l, 0, "a")
+	wantData(t, l, 1, "b")
+}
+
+// Close while a batch is in flight: ErrClosed, and its positions stay holes.
+func TestAppendBatchClosedInFlight(t *testing.T) {
+	l := memlog.New(&memlog.Options{AppendLatency: time.Hour})
+	res := goAppendBatch(l, "a", "b")
+	for l.Stats().InFlight != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	clone := l.CrashClone()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-res; !errors.Is(r.err, log.ErrClosed) {
+		t.Fatalf("AppendBatch = %v, want ErrClosed", r.err)
+	}
+	wantReadErr(t, clone, 0, log.ErrNotWritten)
+	wantReadErr(t, clone, 1, log.ErrNotWritten)
+}
+
+// Positions filled ahead of the tail are skipped by a batch too.
+func TestAppendBatchSkipsFilledAhead(t *testing.T) {
+	l := memlog.New(nil)
+	if err := l.Fill(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := l.AppendBatch(context.Background(), batchOf("a", "b"))
+	if err != nil || len(pos) != 2 || pos[0] != 0 || pos[1] != 2 {
+		t.Fatalf("AppendBatch = %v, %v; want [0 2]", pos, err)
+	}
+	wantReadErr(t, l, 1, log.ErrFilled)
+}
