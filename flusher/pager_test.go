@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -19,8 +20,8 @@ import (
 	"github.com/cruzlog/cruzdb/processor"
 )
 
-func TestIndexDropsOldest(t *testing.T) {
-	x := newIndex(3)
+func TestFIFODropsOldest(t *testing.T) {
+	x := newFIFO[uint64](3)
 	for i := uint64(1); i <= 5; i++ {
 		x.put(i, 100+i)
 	}
@@ -33,8 +34,8 @@ func TestIndexDropsOldest(t *testing.T) {
 			t.Fatalf("get(%d) = %d %v", i, a, ok)
 		}
 	}
-	// The first mapping of an intention stays: a later put is ignored and
-	// does not refresh its age.
+	// The first mapping of a key stays: a later put is ignored and does
+	// not refresh its age.
 	x.put(3, 999)
 	if a, _ := x.get(3); a != 103 {
 		t.Fatalf("put over an entry changed it to %d", a)
@@ -44,7 +45,7 @@ func TestIndexDropsOldest(t *testing.T) {
 		t.Fatal("3 is the oldest and should have been dropped")
 	}
 	// Long runs keep the bookkeeping bounded and the newest entries.
-	y := newIndex(10)
+	y := newFIFO[uint64](10)
 	for i := uint64(1); i <= 50000; i++ {
 		y.put(i, i)
 	}
@@ -56,6 +57,77 @@ func TestIndexDropsOldest(t *testing.T) {
 			t.Fatalf("%d missing", i)
 		}
 	}
+}
+
+// The index keeps the most recent intentions (one per slot), keeps the first
+// afterimage recorded for an intention, never answers for an intention it
+// does not hold, and takes what does not pack into a word too.
+func TestIndex(t *testing.T) {
+	x := newIndex(5) // 8 slots
+	if len(x.slots) != 8 {
+		t.Fatalf("%d slots for a limit of 5", len(x.slots))
+	}
+	for i := uint64(1); i <= 20; i++ {
+		x.put(i, i+3)
+	}
+	if x.len() != 8 {
+		t.Fatalf("len %d, want 8", x.len())
+	}
+	for i := uint64(0); i <= 30; i++ {
+		a, ok := x.get(i)
+		if want := i >= 13 && i <= 20; ok != want || (ok && a != i+3) {
+			t.Fatalf("get(%d) = %d %v, want %v", i, a, ok, want)
+		}
+	}
+	x.put(15, 99) // a duplicate: the first stays
+	if a, _ := x.get(15); a != 18 {
+		t.Fatalf("a later put changed 15 to %d", a)
+	}
+	x.put(23, 24) // same slot as 15: evicts it
+	if _, ok := x.get(15); ok {
+		t.Fatal("15 still answered after 23 took its slot")
+	}
+	if a, ok := x.get(23); !ok || a != 24 {
+		t.Fatalf("get(23) = %d %v", a, ok)
+	}
+	// Far afterimages and huge positions do not pack: kept aside.
+	for _, e := range [][2]uint64{{7, 7 + 1<<32}, {1 << 60, 1<<60 + 1}, {math.MaxUint64 - 1, math.MaxUint64}} {
+		x.put(e[0], e[1])
+		if a, ok := x.get(e[0]); !ok || a != e[1] {
+			t.Fatalf("get(%d) = %d %v, want %d", e[0], a, ok, e[1])
+		}
+	}
+	if _, ok := x.get(1<<60 + 8); ok {
+		t.Fatal("an absent huge position answered")
+	}
+	if x.len() != 11 {
+		t.Fatalf("len %d, want 11", x.len())
+	}
+}
+
+// Concurrent puts and gets never pair an intention with another's
+// afterimage (run with -race).
+func TestIndexConcurrent(t *testing.T) {
+	x := newIndex(64)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := uint64(1); i < 20000; i++ {
+				in := i*4 + uint64(w)
+				x.put(in, in*3+1)
+				for k := uint64(0); k < 30 && k*7 < in; k++ {
+					j := in - k*7
+					if a, ok := x.get(j); ok && a != j*3+1 {
+						t.Errorf("get(%d) = %d, want %d", j, a, j*3+1)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func TestFlusherIndexBounded(t *testing.T) {
