@@ -295,26 +295,30 @@ func (d *Delta) Finish() (Tree, []*Node, error) {
 	d.done = true
 	// Fresh nodes are about as many as replaced ones, plus new leaves.
 	nodes := make([]*Node, 0, len(d.replaced)+4)
-	var number func(n *Node)
-	number = func(n *Node) {
-		for _, r := range [2]*Ref{&n.left, &n.right} {
-			// The ref says whether the child is this delta's (so old
-			// children are not even looked at).
-			if r.kind == AddrIntention && r.pos == d.id {
-				c := r.Node()
-				number(c)
-				r.off = c.off
-			}
-		}
-		n.off = uint32(len(nodes))
-		nodes = append(nodes, n)
-	}
 	nt := Tree{ld: d.ld, root: &Ref{minTomb: NoTombstone}}
 	if d.root != nil {
 		if d.root.delta() == d.id {
-			number(d.root)
+			nodes = d.number(d.root, nodes)
 		}
 		nt.root.set(d.root)
 	}
 	return nt, nodes, nil
+}
+
+// number appends the delta's nodes of the subtree at n (n is one) to nodes
+// in post-order, setting their offsets and their refs' offsets. A ref says
+// whether its child is this delta's, so old children are not looked at.
+func (d *Delta) number(n *Node, nodes []*Node) []*Node {
+	if r := &n.left; r.kind == AddrIntention && r.pos == d.id {
+		c := (*Node)(r.p) // unpublished: plain reads are safe
+		nodes = d.number(c, nodes)
+		r.off = c.off
+	}
+	if r := &n.right; r.kind == AddrIntention && r.pos == d.id {
+		c := (*Node)(r.p)
+		nodes = d.number(c, nodes)
+		r.off = c.off
+	}
+	n.off = uint32(len(nodes))
+	return append(nodes, n)
 }
