@@ -104,8 +104,8 @@ func (l *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, e
 	}
 	l.mu.Lock()
 	l.inFlight.Add(-int64(n))
-	if err == nil && l.closed {
-		err = log.ErrClosed
+	if l.closed {
+		err, land = log.ErrClosed, n
 	}
 	if err != nil && land == n {
 		// The writer gave up (context, close): nothing lands, and its
