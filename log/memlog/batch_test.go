@@ -3,6 +3,7 @@ package memlog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -192,4 +193,99 @@ func TestAppendBatchSkipsFilledAhead(t *testing.T) {
 		t.Fatalf("AppendBatch = %v, %v; want [0 2]", pos, err)
 	}
 	wantReadErr(t, l, 1, log.ErrFilled)
+}
+
+// Batches race single appends and fills of the positions they hold, under
+// latency: every batch that succeeds has its entries, in order, at
+// ascending positions; every successful fill is junk; no position holds two
+// things; the log's in-flight count returns to zero.
+func TestAppendBatchRacesFills(t *testing.T) {
+	l := memlog.New(&memlog.Options{AppendLatency: 200 * time.Microsecond})
+	ctx := context.Background()
+	const writers, rounds = 6, 40
+	type landed struct {
+		pos  log.Position
+		data string
+	}
+	results := make(chan []landed, writers*rounds)
+	fills := make(chan log.Position, 100000)
+	stop := make(chan struct{})
+	fillerDone := make(chan struct{})
+	go func() { // fill just below the tail: the positions batches hold
+		defer close(fillerDone)
+		r := rand.New(rand.NewPCG(3, 4))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tail, err := l.Tail(ctx)
+			if err != nil || tail == 0 {
+				continue
+			}
+			p := tail - 1 - log.Position(r.IntN(int(min(tail, 4))))
+			if l.Fill(ctx, p) == nil {
+				fills <- p
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for r := range rounds {
+				var data []string
+				for i := range 1 + (w+r)%4 {
+					data = append(data, fmt.Sprintf("w%d-r%d-%d", w, r, i))
+				}
+				pos, err := l.AppendBatch(ctx, batchOf(data...))
+				if err != nil {
+					errs <- err
+					return
+				}
+				got := make([]landed, len(pos))
+				for i, p := range pos {
+					if i > 0 && p <= pos[i-1] {
+						errs <- fmt.Errorf("batch positions %v not ascending", pos)
+						return
+					}
+					got[i] = landed{p, data[i]}
+				}
+				results <- got
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-fillerDone
+	close(results)
+	close(fills)
+	owner := map[log.Position]string{}
+	for batch := range results {
+		for _, e := range batch {
+			if prev, ok := owner[e.pos]; ok {
+				t.Fatalf("position %d holds both %q and %q", e.pos, prev, e.data)
+			}
+			owner[e.pos] = e.data
+			wantData(t, l, e.pos, e.data)
+		}
+	}
+	nfills := 0
+	for p := range fills {
+		if d, ok := owner[p]; ok {
+			t.Fatalf("position %d filled and also holding %q", p, d)
+		}
+		wantReadErr(t, l, p, log.ErrFilled)
+		nfills++
+	}
+	if s := l.Stats(); s.InFlight != 0 {
+		t.Fatalf("InFlight %d after every call returned", s.InFlight)
+	}
+	t.Logf("%d entries, %d fills won, %d retries", len(owner), nfills, l.Stats().Retries)
 }
