@@ -141,9 +141,16 @@ func (x *index) get(in uint64) (uint64, bool) {
 func (x *index) put(in, ai uint64) {
 	slot, w, ok := x.pack(in, ai)
 	if !ok {
-		x.far.put(in, ai)
-		x.nfar.Store(int64(x.far.len()))
+		if _, known := x.get(in); !known {
+			x.far.put(in, ai)
+			x.nfar.Store(int64(x.far.len()))
+		}
 		return
+	}
+	if x.nfar.Load() > 0 {
+		if _, known := x.far.get(in); known {
+			return
+		}
 	}
 	for {
 		old := slot.Load()

@@ -100,7 +100,17 @@ func TestIndex(t *testing.T) {
 	if _, ok := x.get(1<<60 + 8); ok {
 		t.Fatal("an absent huge position answered")
 	}
-	if x.len() != 11 {
+	// The first afterimage stays whichever of the two stores holds it.
+	x.put(7, 8) // 7 is kept aside with a far afterimage
+	if a, _ := x.get(7); a != 7+1<<32 {
+		t.Fatalf("get(7) = %d after a later put, want the first, %d", a, uint64(7+1<<32))
+	}
+	x.put(9, 10)
+	x.put(9, 9+1<<33) // does not pack: must not shadow the first
+	if a, _ := x.get(9); a != 10 {
+		t.Fatalf("get(9) = %d, want 10", a)
+	}
+	if x.len() != 11 { // 8 slots (9 took 17's) and 3 aside
 		t.Fatalf("len %d, want 11", x.len())
 	}
 }
