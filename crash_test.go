@@ -591,3 +591,99 @@ func TestInflightDuplicateAtStartup(t *testing.T) {
 		})
 	}
 }
+
+// TestRandomAppendFaultsWhileRiding injects seeded random faults into every
+// append (drops, lost acknowledgements, failures before sequencing, extra
+// delay) while two clients commit, so afterimages ride in batches that the
+// faults hit too, and crashes at a random point. Recovery from the crash
+// clone keeps every acknowledged write and agrees with a model replay, and
+// the live database agrees with a replay of the whole log.
+func TestRandomAppendFaultsWhileRiding(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	var armed atomic.Bool
+	var injected [4]atomic.Int64
+	ml := memlog.New(&memlog.Options{Seed: seed, AppendLatency: 100 * time.Microsecond,
+		Inject: func(c memlog.Call, r *rand.Rand) memlog.Fault {
+			if c.Op != memlog.OpAppend || !armed.Load() {
+				return memlog.Fault{}
+			}
+			switch x := r.IntN(100); {
+			case x < 2:
+				injected[0].Add(1)
+				return memlog.Fault{Drop: true}
+			case x < 4:
+				injected[1].Add(1)
+				return memlog.Fault{AckLost: true}
+			case x < 6:
+				injected[2].Add(1)
+				return memlog.Fault{Err: errors.New("injected: refused")}
+			case x < 10:
+				injected[3].Add(1)
+				return memlog.Fault{Delay: time.Duration(r.IntN(2000)) * time.Microsecond}
+			}
+			return memlog.Fault{}
+		}})
+	h := &hookLog{Log: ml}
+	var batches atomic.Int64
+	h.setHook(func(op string, _ entry.Type, ph string) {
+		if op == "batch" && ph == "before" {
+			batches.Add(1)
+		}
+	})
+	db, err := Open("", &Options{Log: h, HoleTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &acks{m: map[string]string{}}
+	armed.Store(true)
+	crashAfter := 20 + rand.New(rand.NewPCG(seed, 9)).IntN(60) // commits attempted
+	var attempts atomic.Int64
+	var clone *memlog.Log
+	var ackedAtCrash map[string]string
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 6 {
+				crashWork(db, a, 10*w+round, 15, seed)
+				if attempts.Add(15) >= int64(crashAfter) {
+					once.Do(func() {
+						ackedAtCrash = a.snapshot()
+						clone = ml.CrashClone()
+					})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	armed.Store(false)
+	if err := db.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := db.Stats()
+	live := dump(t, db)
+	acked := a.snapshot()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("faults: %d drops, %d lost acks, %d refusals, %d delays; %d batches, %d afterimages rode; %d commits acknowledged",
+		injected[0].Load(), injected[1].Load(), injected[2].Load(), injected[3].Load(), batches.Load(), st.Piggybacked, len(acked))
+	if st.Piggybacked == 0 || batches.Load() == 0 {
+		t.Fatalf("no afterimage rode with an intention (batches %d): the test did not cover riding", batches.Load())
+	}
+	if injected[0].Load()+injected[1].Load()+injected[2].Load() == 0 {
+		t.Fatal("no fault was injected")
+	}
+	verifyRecovery(t, "crash under faults", clone, ackedAtCrash)
+	verifyRecovery(t, "after close", ml, acked)
+	tail, err := ml.Tail(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := dumpMap(modelReplay(t, ml, tail)); live != want {
+		t.Fatalf("live state differs from the model replay of the whole log")
+	}
+}
