@@ -117,8 +117,8 @@ type Options struct {
 	TakeoverDelay time.Duration
 	// IndexEntries bounds the intention -> afterimage index: it keeps about
 	// the most recent IndexEntries intention positions (rounded up to a power
-	// of two; 8 bytes each), and a lookup that misses scans the log forward
-	// from the intention. Default 1<<20.
+	// of two, at most 1<<24; 8 bytes each), and a lookup that misses scans
+	// the log forward from the intention. Default 1<<20.
 	IndexEntries int
 	// HoleTimeout is how long a forward scan waits on a hole before filling
 	// it. Default 1s.

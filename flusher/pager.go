@@ -104,9 +104,12 @@ type index struct {
 
 const farEntries = 4096
 
+// maxIndexBits caps the table at 2^24 slots (128 MiB).
+const maxIndexBits = 24
+
 func newIndex(limit int) *index {
 	bits := uint(0)
-	for 1<<bits < limit {
+	for 1<<bits < limit && bits < maxIndexBits {
 		bits++
 	}
 	return &index{slots: make([]atomic.Uint64, 1<<bits), bits: bits, far: newFIFO[uint64](farEntries)}

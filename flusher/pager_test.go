@@ -67,6 +67,9 @@ func TestIndex(t *testing.T) {
 	if len(x.slots) != 8 {
 		t.Fatalf("%d slots for a limit of 5", len(x.slots))
 	}
+	if n := len(newIndex(1 << 40).slots); n != 1<<maxIndexBits {
+		t.Fatalf("%d slots for a limit of 1<<40, want the cap %d", n, 1<<maxIndexBits)
+	}
 	for i := uint64(1); i <= 20; i++ {
 		x.put(i, i+3)
 	}
