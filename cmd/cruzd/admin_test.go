@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,10 @@ func TestAdminHTTP(t *testing.T) {
 		"cruzdb_flush_duration_seconds_count",
 		"cruzdb_unflushed_bytes",
 		"cruzdb_cached_bytes",
+		"cruzdb_backpressure_waits_total 0",
+		"cruzdb_node_loads_total 0",
+		"cruzdb_node_load_hits_total 0",
+		"cruzdb_node_evictions_total 0",
 		"cruzdb_log_tail",
 		"cruzdb_processor_position",
 		"cruzdb_connected_clients",
@@ -167,5 +172,53 @@ func TestConfigFlagsAndEnv(t *testing.T) {
 		if _, err := parseBytes(bad); err == nil {
 			t.Errorf("parseBytes(%q) accepted", bad)
 		}
+	}
+}
+
+// With a cache far smaller than the data, the node metrics move: nodes are
+// evicted, and reading every key back loads some from the log (INFO agrees).
+func TestNodeCacheMetrics(t *testing.T) {
+	s := testServer(t, func(c *config) { c.CacheBytes = 64 << 10 })
+	ctx := ctxT(t)
+	c := client(t, s)
+	val := strings.Repeat("v", 100)
+	const keys = 4000
+	for b := 0; b < keys; b += 100 {
+		args := make([]any, 0, 200)
+		for i := b; i < b+100; i++ {
+			args = append(args, "k"+strconv.Itoa(i), val)
+		}
+		if err := c.MSet(ctx, args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range keys {
+		if v, err := c.Get(ctx, "k"+strconv.Itoa(i)).Result(); err != nil || v != val {
+			t.Fatalf("GET k%d = %q, %v", i, v, err)
+		}
+	}
+	_, body := httpGet(t, "http://"+s.AdminAddr().String()+"/metrics")
+	metric := func(name string) int {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\d+)$`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("/metrics lacks %s", name)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	ev, loads := metric("cruzdb_node_evictions_total"), metric("cruzdb_node_loads_total")
+	if ev == 0 || loads == 0 {
+		t.Fatalf("with a 64 KiB cache and %d keys: %d evictions, %d node loads; want both above 0", keys, ev, loads)
+	}
+	info, err := c.Info(ctx, "cruzdb").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`node_loads:(\d+)`).FindStringSubmatch(info)
+	if m == nil {
+		t.Fatalf("INFO lacks node_loads:\n%s", info)
+	}
+	if n, _ := strconv.Atoi(m[1]); n < loads {
+		t.Fatalf("INFO node_loads %d below the /metrics figure %d read before it", n, loads)
 	}
 }
