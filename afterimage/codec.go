@@ -198,25 +198,20 @@ func DecodeNoCopy(payload []byte) (*Afterimage, error) {
 }
 
 // DecodeNode decodes only node off of an afterimage payload, for resolving
-// one pointer without decoding the whole afterimage. The nodes before off
-// are parsed but not kept, the nodes after it are not looked at, and the
+// one pointer without decoding the whole afterimage (a NodeIndex used once:
+// to read several nodes of one payload, keep a NodeIndex). The nodes before
+// off are parsed but not kept, the nodes after it are not looked at, and the
 // returned node is checked as Decode checks it. Its key and value share one
 // new allocation; they do not alias payload. An error wraps ErrMalformed,
 // also when off is not a node of the afterimage.
 func DecodeNode(payload []byte, off uint32) (Node, error) {
-	r := wire.NewReader(payload)
-	n, err := readHeader(&r)
+	x, err := NewNodeIndex(payload)
 	if err != nil {
 		return Node{}, err
 	}
-	if uint64(off) >= uint64(n) {
-		return Node{}, malformedf("node %d requested of an afterimage of %d nodes", off, n)
-	}
-	var nd Node
-	for i := 0; i <= int(off); i++ {
-		if err := nd.decode(&r, i); err != nil {
-			return Node{}, err
-		}
+	nd, err := x.Node(off)
+	if err != nil {
+		return Node{}, err
 	}
 	var c copier
 	c.buf = make([]byte, len(nd.Key)+len(nd.Value))
@@ -231,13 +226,6 @@ func malformed(what string, err error) error {
 
 func malformedf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
-}
-
-// readHeader reads the record up to the node count and returns the count;
-// the Intention field is read and dropped.
-func readHeader(r *wire.Reader) (int, error) {
-	_, _, n, err := readIntentionAndCount(r)
-	return n, err
 }
 
 func readIntentionAndCount(r *wire.Reader) (uint64, uint64, int, error) {

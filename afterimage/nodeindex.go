@@ -30,7 +30,10 @@ func NewNodeIndex(payload []byte) (*NodeIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &NodeIndex{payload: payload, intention: in, base: base, n: n, next: r.Offset()}, nil
+	// Every node takes at least one byte, which bounds the offsets a
+	// malformed count can make room for.
+	starts := make([]uint32, 0, min(n, len(payload)-r.Offset()))
+	return &NodeIndex{payload: payload, intention: in, base: base, n: n, starts: starts, next: r.Offset()}, nil
 }
 
 // Intention, Base and Len are the afterimage's header fields.
@@ -39,9 +42,8 @@ func (x *NodeIndex) Base() uint64      { return x.base }
 func (x *NodeIndex) Len() int          { return x.n }
 
 // MaxSize bounds the memory the index holds, in bytes, however many of its
-// nodes are read: the payload and the node offsets (with append's spare
-// capacity).
-func (x *NodeIndex) MaxSize() int64 { return int64(len(x.payload)) + 8*int64(x.n) }
+// nodes are read: the payload and the node offsets.
+func (x *NodeIndex) MaxSize() int64 { return int64(len(x.payload)) + 4*int64(cap(x.starts)) }
 
 // Node decodes node off, checked as Decode checks it. Its key and value
 // alias the payload. An error wraps ErrMalformed, also when off is not a
