@@ -251,11 +251,11 @@ func New(o Options, start uint64) (*Flusher, error) {
 	}
 	if o.Serial {
 		f.wg.Add(1)
-		go f.serial()
+		go f.run(f.writeSerial)
 	} else {
 		f.wg.Add(o.Workers)
 		for range o.Workers {
-			go f.worker()
+			go f.run(f.writeParallel)
 		}
 	}
 	if o.Policy == PolicyTakeover {
@@ -510,10 +510,11 @@ func (f *Flusher) isConfirmed(pos uint64) (bool, chan struct{}) {
 	return !ok, f.room
 }
 
-// worker is one of Options.Workers goroutines of the parallel mode: each
-// takes the oldest queued delta, writes it, and goes back for the next, so
-// a finished append leads straight to the next one without a handoff.
-func (f *Flusher) worker() {
+// run is a writer goroutine: Options.Workers of them in parallel mode, each
+// writing with write (f.writeParallel) and going back for the next delta, so
+// a finished append leads straight to the next one without a handoff; one
+// in serial mode (f.writeSerial), one delta at a time, in order.
+func (f *Flusher) run(write func(*pending) bool) {
 	defer f.wg.Done()
 	for {
 		p := f.take()
@@ -523,28 +524,15 @@ func (f *Flusher) worker() {
 		if ok, _ := f.isConfirmed(p.d.Pos); ok {
 			continue // someone else's afterimage won meanwhile
 		}
-		if !f.write(p, f.pager.physical) {
+		if !write(p) {
 			return
 		}
 	}
 }
 
-// serial is serial mode's only writer: one delta at a time, in order.
-func (f *Flusher) serial() {
-	defer f.wg.Done()
-	for {
-		p := f.take()
-		if p == nil {
-			return
-		}
-		if ok, _ := f.isConfirmed(p.d.Pos); ok {
-			continue
-		}
-		if !f.writeSerial(p) {
-			return
-		}
-	}
-}
+// writeParallel writes p with a physical pointer wherever the child's
+// afterimage is known, else an intention pointer.
+func (f *Flusher) writeParallel(p *pending) bool { return f.write(p, f.pager.physical) }
 
 // take removes and returns the oldest queued delta, waiting for one; nil
 // once the flusher stops.
