@@ -181,3 +181,19 @@ func blocked(t *testing.T, what string, ch <-chan error, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// appendLeafAfterimages appends count afterimages of nodes leaves each (for
+// intentions 1..count; leaf j of afterimage i has key fmt.Sprintf(keyf, i,
+// j) and value v) and returns their positions.
+func appendLeafAfterimages(t *testing.T, l log.Log, count, nodes int, keyf, v string) []uint64 {
+	t.Helper()
+	var afters []uint64
+	for i := range count {
+		ai := &afterimage.Afterimage{Intention: uint64(i + 1), Base: uint64(i + 1)}
+		for j := range nodes {
+			ai.Nodes = append(ai.Nodes, leaf(fmt.Sprintf(keyf, i, j), v, uint64(i+1)))
+		}
+		afters = append(afters, appendAfterimage(t, l, ai))
+	}
+	return afters
+}

@@ -664,14 +664,7 @@ func TestClockSecondChance(t *testing.T) {
 // whether their afterimage is still cached or read again.
 func TestPagerEntryCacheBounded(t *testing.T) {
 	l := newLog(t, nil)
-	var afters []uint64
-	for i := range 40 {
-		ai := &afterimage.Afterimage{Intention: uint64(i + 1), Base: uint64(i + 1)}
-		for j := range 20 {
-			ai.Nodes = append(ai.Nodes, leaf(fmt.Sprintf("k%02d-%02d", i, j), strings.Repeat("v", 100), uint64(i+1)))
-		}
-		afters = append(afters, appendAfterimage(t, l, ai))
-	}
+	afters := appendLeafAfterimages(t, l, 40, 20, "k%02d-%02d", strings.Repeat("v", 100))
 	p := newPager(l, newIndex(16), time.Second)
 	p.aiCache = newEntryCache(10 << 10) // room for a few of them
 	for round := range 2 {
@@ -709,14 +702,7 @@ func TestPagerEntryCacheBounded(t *testing.T) {
 // node index safely (run with -race) and read the right nodes.
 func TestPagerConcurrentLoadsOfOneAfterimage(t *testing.T) {
 	l := newLog(t, nil)
-	var afters []uint64
-	for i := range 4 {
-		ai := &afterimage.Afterimage{Intention: uint64(i + 1), Base: uint64(i + 1)}
-		for j := range 200 {
-			ai.Nodes = append(ai.Nodes, leaf(fmt.Sprintf("k%d-%03d", i, j), "v", uint64(i+1)))
-		}
-		afters = append(afters, appendAfterimage(t, l, ai))
-	}
+	afters := appendLeafAfterimages(t, l, 4, 200, "k%d-%03d", "v")
 	p := newPager(l, newIndex(16), time.Second)
 	var wg sync.WaitGroup
 	for g := range 8 {
