@@ -89,7 +89,10 @@ type Stats struct {
 	// the flush lag).
 	FlushedThrough log.Position
 	// AfterimagesWritten counts afterimages this DB appended, and
-	// AfterimageBytes their size.
+	// AfterimageBytes their size. An append is counted when it returns,
+	// which can be just after replay confirmed the afterimage, so right
+	// after Flush the count may still miss the last ones; after Close it is
+	// final.
 	AfterimagesWritten, AfterimageBytes uint64
 	// PointersPhysical and PointersIntention count the cross-delta child
 	// pointers written, by kind.

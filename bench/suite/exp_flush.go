@@ -410,10 +410,12 @@ func (e *Env) flushBacklog(lats []time.Duration, workers []int) error {
 			replayMs = float64(time.Since(start)) / 1e6
 			err = db.Flush(ctx)
 			el := time.Since(start)
-			st := db.Stats()
+			// Stats after Close: an afterimage append can return (and be
+			// counted) just after Flush saw it confirmed.
 			if cerr := db.Close(); err == nil {
 				err = cerr
 			}
+			st := db.Stats()
 			if err != nil {
 				return 0, err
 			}
