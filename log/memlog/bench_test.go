@@ -2,8 +2,11 @@ package memlog_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +159,58 @@ func BenchmarkAppendLatencyParallel(b *testing.B) {
 		mu.Unlock()
 	})
 	reportPercentiles(b, over)
+}
+
+// BenchmarkAppendLatencyCeiling is what the simulation of a remote log can
+// deliver on this machine, with nothing else running: 64 appenders of
+// 2,400-byte entries (the size of the flusher benchmark's afterimages) under
+// 0.5, 1 and 2 ms of AppendLatency, and one reader reading every entry in
+// order, as replay does. A flush benchmark on memlog cannot beat this line;
+// "ideal" is appenders/latency.
+func BenchmarkAppendLatencyCeiling(b *testing.B) {
+	const appenders = 64
+	data := make([]byte, 2400)
+	for _, lat := range []time.Duration{500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond} {
+		b.Run(fmt.Sprintf("latency=%v/appenders=%d", lat, appenders), func(b *testing.B) {
+			l := memlog.New(&memlog.Options{AppendLatency: lat})
+			ctx := context.Background()
+			read := make(chan error, 1)
+			go func() {
+				for p := log.Position(0); p < log.Position(b.N); {
+					if _, err := l.Read(ctx, p); err != nil {
+						if !errors.Is(err, log.ErrNotWritten) {
+							read <- err
+							return
+						}
+						time.Sleep(50 * time.Microsecond)
+						continue
+					}
+					p++
+				}
+				read <- nil
+			}()
+			var left atomic.Int64
+			left.Store(int64(b.N))
+			var wg sync.WaitGroup
+			b.SetBytes(int64(len(data)))
+			b.ResetTimer()
+			for range appenders {
+				wg.Go(func() {
+					for left.Add(-1) >= 0 {
+						if _, err := l.Append(ctx, data); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := <-read; err != nil {
+				b.Fatal(err)
+			}
+			rate := float64(b.N) / b.Elapsed().Seconds()
+			b.ReportMetric(rate, "appends/s")
+			b.ReportMetric(100*rate*lat.Seconds()/appenders, "%ideal")
+		})
+	}
 }
