@@ -17,12 +17,18 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// On-disk format, version 1.
+// On-disk format, version 2.
 //
 // Bucket "meta" holds magic ("cruzdb-log"), version (uint32 big-endian) and
 // trim (uint64 big-endian: every position below it is trimmed). Bucket
 // "entries" maps a position (uint64 big-endian, so keys sort in log order) to
-// a tag byte followed by the entry: tagData + data, or tagJunk alone.
+// a tag byte followed by the entry: tagData + data, or tagJunk alone. An
+// entry too large for half a page is stored in parts (see partSize): the
+// position's key holds tagParts, the entry's length (uint32 big-endian) and
+// the first part; the rest follow under the position's key extended by the
+// part's index (uint32 big-endian, from 1), which sorts them right after it.
+// Version 1 is version 2 without parts: this build reads it, and marks a
+// file version 2 in the transaction that writes its first parted entry.
 var (
 	bucketMeta    = []byte("meta")
 	bucketEntries = []byte("entries")
@@ -33,11 +39,27 @@ var (
 )
 
 const (
-	formatVersion = 1
+	formatVersion   = 2
+	formatVersionV1 = 1 // no parted entries
 
-	tagData byte = 0x01
-	tagJunk byte = 0x02
+	tagData  byte = 0x01
+	tagJunk  byte = 0x02
+	tagParts byte = 0x03
+
+	posKeySize  = 8
+	partKeySize = posKeySize + 4
+	partsHeader = 1 + 4 // tagParts, entry length
 )
+
+// partSize is the largest value of an entry's key in a file of pageSize
+// pages: two such elements fill a leaf page exactly (16-byte page header,
+// 16-byte element headers, part keys). bbolt copies a dirty leaf whole into
+// new pages at every commit, and a leaf holds at least two elements however
+// large they are, so an entry stored as one value of 100 KB would be written
+// again by the next commit or two that append after it (about 8 bytes
+// written per byte appended, one append per commit); in parts, only the
+// last, partly filled leaf is written again.
+func partSize(pageSize int) int { return (pageSize-16)/2 - 16 - partKeySize }
 
 var junkValue = []byte{tagJunk}
 
@@ -47,6 +69,11 @@ type Log struct {
 	db   *bolt.DB
 	path string
 	opts Options
+	part int // partSize of the file's pages
+
+	// version is the file's format version; only the token holder (and
+	// Open) touch it.
+	version uint32
 
 	// tail and trim are the committed values; only the token holder (and Open)
 	// store them.
@@ -163,6 +190,7 @@ func Open(path string, opts *Options) (*Log, error) {
 		db:            db,
 		path:          path,
 		opts:          o,
+		part:          partSize(db.Info().PageSize),
 		token:         make(chan struct{}, 1),
 		wake:          make(chan struct{}, 1),
 		stop:          make(chan struct{}),
@@ -233,8 +261,8 @@ func checkFormat(path string, tx *bolt.Tx) (err error) {
 	if len(v) != 4 {
 		return fmt.Errorf("boltlog: open %s: corrupt cruzdb log (format version of %d bytes)", path, len(v))
 	}
-	if ver := binary.BigEndian.Uint32(v); ver != formatVersion {
-		return fmt.Errorf("boltlog: open %s: unsupported cruzdb log format version %d (this build reads version %d)", path, ver, formatVersion)
+	if ver := binary.BigEndian.Uint32(v); ver != formatVersion && ver != formatVersionV1 {
+		return fmt.Errorf("boltlog: open %s: unsupported cruzdb log format version %d (this build reads versions %d and %d)", path, ver, formatVersionV1, formatVersion)
 	}
 	if t := meta.Get(keyTrim); len(t) != 8 {
 		return fmt.Errorf("boltlog: open %s: corrupt cruzdb log (trim point of %d bytes)", path, len(t))
@@ -288,14 +316,17 @@ func (l *Log) load(fresh bool) error {
 		tail := trim
 		c := tx.Bucket(bucketEntries).Cursor()
 		for k, v := c.Last(); k != nil; k, v = c.Prev() {
-			if len(k) != 8 || len(v) == 0 {
+			if len(k) == partKeySize {
+				continue // a part of the entry whose key comes before it
+			}
+			if len(k) != posKeySize || len(v) == 0 {
 				return fmt.Errorf("boltlog: open %s: corrupt cruzdb log (entry key of %d bytes, value of %d)", l.path, len(k), len(v))
 			}
 			p := binary.BigEndian.Uint64(k)
 			if p < trim {
 				break
 			}
-			if v[0] == tagData {
+			if v[0] == tagData || v[0] == tagParts {
 				if p+1 > tail {
 					tail = p + 1
 				}
@@ -304,6 +335,7 @@ func (l *Log) load(fresh bool) error {
 		}
 		l.trim.Store(trim)
 		l.tail.Store(tail)
+		l.version = binary.BigEndian.Uint32(tx.Bucket(bucketMeta).Get(keyVersion))
 		return nil
 	})
 }
@@ -318,6 +350,11 @@ func orBackground(ctx context.Context) context.Context {
 
 func posKey(dst []byte, p uint64) []byte {
 	return binary.BigEndian.AppendUint64(dst, p)
+}
+
+// partKey is the key of part i (from 1) of the entry at p.
+func partKey(dst []byte, p uint64, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(posKey(dst, p), i)
 }
 
 // submit queues r and sees to it that a group takes it. If no group is being
@@ -529,10 +566,39 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 		out := make([]byte, len(v)-1)
 		copy(out, v[1:])
 		return out, nil
+	case v[0] == tagParts:
+		return readParts(tx.Bucket(bucketEntries), uint64(pos), v)
 	case v[0] == tagJunk && len(v) == 1:
 		return nil, fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrFilled)
 	}
 	return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (tag %#x, %d bytes)", pos, v[0], len(v))
+}
+
+// readParts gathers the parted entry at pos whose first value is head.
+func readParts(b *bolt.Bucket, pos uint64, head []byte) ([]byte, error) {
+	if len(head) < partsHeader {
+		return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (parted entry head of %d bytes)", pos, len(head))
+	}
+	n := int(binary.BigEndian.Uint32(head[1:partsHeader]))
+	if n > log.MaxEntrySize || n < len(head)-partsHeader {
+		return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (parted entry of %d bytes with a head of %d)", pos, n, len(head))
+	}
+	out := make([]byte, 0, n)
+	out = append(out, head[partsHeader:]...)
+	var kb [partKeySize]byte
+	c := b.Cursor()
+	k, v := c.Seek(partKey(kb[:0], pos, 1))
+	for i := uint32(1); len(out) < n; i++ {
+		if len(k) != partKeySize || binary.BigEndian.Uint64(k) != pos || binary.BigEndian.Uint32(k[posKeySize:]) != i {
+			return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (part %d of a %d-byte entry missing after %d bytes)", pos, i, n, len(out))
+		}
+		if len(out)+len(v) > n {
+			return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (parts longer than the entry's %d bytes)", pos, n)
+		}
+		out = append(out, v...)
+		k, v = c.Next()
+	}
+	return out, nil
 }
 
 // Tail returns the next position to be assigned. Positions filled at or
@@ -751,7 +817,7 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 				return err
 			}
 			r.write, dirty = true, true
-		case len(v) > 0 && v[0] == tagData:
+		case len(v) > 0 && (v[0] == tagData || v[0] == tagParts):
 			r.err = fmt.Errorf("boltlog: fill position %d: %w", r.pos, log.ErrWritten)
 		case len(v) != 1 || v[0] != tagJunk:
 			r.err = fmt.Errorf("boltlog: fill position %d: corrupt entry (%d bytes)", r.pos, len(v))
@@ -771,7 +837,14 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 		if r.op != opAppend {
 			continue
 		}
-		for k != nil && binary.BigEndian.Uint64(k) == p {
+		for k != nil {
+			if len(k) == partKeySize {
+				k, _ = c.Next() // a part of the entry before: no position of its own
+				continue
+			}
+			if binary.BigEndian.Uint64(k) != p {
+				break
+			}
 			p++
 			k, _ = c.Next()
 		}
@@ -781,7 +854,13 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 		}
 		r.pos, r.write = log.Position(p), true
 		p++
-		size += 8 + 1 + len(r.data)
+		if 1+len(r.data) <= l.part {
+			size += posKeySize + 1 + len(r.data)
+		} else {
+			// The head's key and value, and the other parts' keys: their
+			// values are slices of r.data, which outlives the commit.
+			size += posKeySize + l.part + (len(r.data)/l.part+1)*partKeySize
+		}
 	}
 	if size > 0 {
 		if cap(l.arena) < size {
@@ -792,13 +871,8 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 			if r.op != opAppend || !r.write {
 				continue
 			}
-			start := len(buf)
-			buf = posKey(buf, uint64(r.pos))
-			key := buf[start:len(buf):len(buf)]
-			start = len(buf)
-			buf = append(buf, tagData)
-			buf = append(buf, r.data...)
-			if err := entries.Put(key, buf[start:len(buf):len(buf)]); err != nil {
+			var err error
+			if buf, err = l.putEntry(entries, meta, buf, uint64(r.pos), r.data); err != nil {
 				return err
 			}
 			newTail = max(newTail, uint64(r.pos)+1)
@@ -814,6 +888,44 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 	}
 	*trim, *tail = newTrim, newTail
 	return nil
+}
+
+// putEntry writes data at pos, whole or in parts, taking keys (and the head's
+// value) from buf, which must have room for them: Put keeps references
+// until the commit. It returns buf extended by what it used.
+func (l *Log) putEntry(entries, meta *bolt.Bucket, buf []byte, pos uint64, data []byte) ([]byte, error) {
+	start := len(buf)
+	buf = posKey(buf, pos)
+	key := buf[start:len(buf):len(buf)]
+	start = len(buf)
+	if 1+len(data) <= l.part {
+		buf = append(buf, tagData)
+		buf = append(buf, data...)
+		return buf, entries.Put(key, buf[start:len(buf):len(buf)])
+	}
+	if l.version < formatVersion {
+		var v [4]byte
+		binary.BigEndian.PutUint32(v[:], formatVersion)
+		if err := meta.Put(keyVersion, v[:]); err != nil {
+			return buf, err
+		}
+		l.version = formatVersion // if the commit fails, the log refuses writes until reopened
+	}
+	first := l.part - partsHeader
+	buf = append(buf, tagParts)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(data)))
+	buf = append(buf, data[:first]...)
+	if err := entries.Put(key, buf[start:len(buf):len(buf)]); err != nil {
+		return buf, err
+	}
+	for i, off := uint32(1), first; off < len(data); i, off = i+1, off+l.part {
+		start = len(buf)
+		buf = partKey(buf, pos, i)
+		if err := entries.Put(buf[start:len(buf):len(buf)], data[off:min(off+l.part, len(data)):min(off+l.part, len(data))]); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 func (l *Log) kickReclaim() {

@@ -898,3 +898,183 @@ func TestAppendBatch(t *testing.T) {
 		wantRead(t, l, pos[i], []byte(want), nil)
 	}
 }
+
+// entryKeys returns how many keys the entries bucket holds (heads and parts).
+func entryKeys(t testing.TB, l *Log) int {
+	t.Helper()
+	n := 0
+	if err := l.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketEntries).Stats().KeyN
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func fileVersion(t testing.TB, l *Log) uint32 {
+	t.Helper()
+	var v uint32
+	if err := l.db.View(func(tx *bolt.Tx) error {
+		v = binary.BigEndian.Uint32(tx.Bucket(bucketMeta).Get(keyVersion))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// Entries larger than half a page are stored in parts, and read back whole,
+// through Append and AppendBatch, before and after a reopen; each part is a
+// key of its own.
+func TestPartedEntries(t *testing.T) {
+	path := tempPath(t)
+	l := mustOpen(t, path, &Options{PageSize: 4096})
+	part := l.part
+	if part != 2012 {
+		t.Fatalf("part size %d for 4 KiB pages, want 2012 (two parts fill a leaf)", part)
+	}
+	sizes := []int{0, 1, part - 2, part - 1, part, part + 1, 2*part - partsHeader, 2*part - partsHeader + 1, 5*part + 17, 100_000, log.MaxEntrySize}
+	want := map[log.Position][]byte{}
+	keys := 0
+	keysFor := func(n int) int { // the head, then what it leaves in parts
+		if 1+n <= part {
+			return 1
+		}
+		rest := n - (part - partsHeader)
+		return 1 + (rest+part-1)/part
+	}
+	for i, n := range sizes {
+		data := make([]byte, n)
+		for j := range data {
+			data[j] = byte(i*31 + j*7 + j>>11)
+		}
+		p := mustAppend(t, l, data)
+		want[p] = data
+		keys += keysFor(n)
+	}
+	var batch [][]byte
+	for i := range 3 {
+		batch = append(batch, bytes.Repeat([]byte{byte(i + 1)}, 3*part))
+	}
+	pos, err := l.AppendBatch(bg, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pos {
+		want[p] = batch[i]
+		keys += keysFor(3 * part)
+	}
+	check := func(l *Log) {
+		t.Helper()
+		for p, data := range want {
+			got, err := l.Read(bg, p)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("Read(%d) = %d bytes, %v; want %d bytes", p, len(got), err, len(data))
+			}
+		}
+		if got := entryKeys(t, l); got != keys {
+			t.Fatalf("%d keys in the entries bucket, want %d", got, keys)
+		}
+	}
+	check(l)
+	if v := fileVersion(t, l); v != formatVersion {
+		t.Fatalf("version %d after parted appends", v)
+	}
+	tail := mustTail(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, path, nil)
+	defer l.Close()
+	check(l)
+	if got := mustTail(t, l); got != tail {
+		t.Fatalf("tail after reopen %d, want %d", got, tail)
+	}
+	if err := l.Fill(bg, pos[0]); !errors.Is(err, log.ErrWritten) {
+		t.Fatalf("Fill of a parted entry: %v", err)
+	}
+	// Trimming past parted entries reclaims their parts too.
+	if err := l.Trim(bg, tail); err != nil {
+		t.Fatal(err)
+	}
+	waitReclaimed(t, l, uint64(tail))
+	if n := entryKeys(t, l); n != 0 {
+		t.Fatalf("%d keys left after trimming everything", n)
+	}
+}
+
+// A version 1 file (no parts) is read as it is; it becomes version 2 only
+// when a parted entry is written into it.
+func TestVersion1File(t *testing.T) {
+	path := tempPath(t)
+	boltFile(t, path, func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		for _, kv := range [][2][]byte{{keyMagic, magic}, {keyVersion, {0, 0, 0, 1}}, {keyTrim, make([]byte, 8)}} {
+			if err := meta.Put(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		entries, err := tx.CreateBucket(bucketEntries)
+		if err != nil {
+			return err
+		}
+		big := append([]byte{tagData}, bytes.Repeat([]byte("v1"), 5000)...) // one value, as version 1 wrote it
+		if err := entries.Put(posKey(nil, 0), big); err != nil {
+			return err
+		}
+		return entries.Put(posKey(nil, 1), []byte{tagJunk})
+	})
+	l := mustOpen(t, path, nil)
+	defer l.Close()
+	wantRead(t, l, 0, bytes.Repeat([]byte("v1"), 5000), nil)
+	wantRead(t, l, 1, nil, log.ErrFilled)
+	if p := mustAppend(t, l, []byte("small")); p != 2 {
+		t.Fatalf("append at %d, want 2", p)
+	}
+	if v := fileVersion(t, l); v != formatVersionV1 {
+		t.Fatalf("version %d after a small append, want it left at 1", v)
+	}
+	big := bytes.Repeat([]byte("v2"), 5000)
+	p := mustAppend(t, l, big)
+	if v := fileVersion(t, l); v != formatVersion {
+		t.Fatalf("version %d after a parted append, want %d", v, formatVersion)
+	}
+	wantRead(t, l, p, big, nil)
+}
+
+// A parted entry with a part missing, an extra part, or a bad head is
+// reported as corrupt, naming the position; nothing panics.
+func TestCorruptParts(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		corrupt func(b *bolt.Bucket, p uint64) error
+		wants   string
+	}{
+		{"missing part", func(b *bolt.Bucket, p uint64) error { return b.Delete(partKey(nil, p, 2)) }, "part 2 of a"},
+		{"short part", func(b *bolt.Bucket, p uint64) error { return b.Put(partKey(nil, p, 1), []byte("x")) }, "missing after"},
+		{"long part", func(b *bolt.Bucket, p uint64) error {
+			return b.Put(partKey(nil, p, 3), bytes.Repeat([]byte("x"), 3000))
+		}, "parts longer than"},
+		{"short head", func(b *bolt.Bucket, p uint64) error { return b.Put(posKey(nil, p), []byte{tagParts, 0}) }, "head of 2 bytes"},
+		{"length over the limit", func(b *bolt.Bucket, p uint64) error {
+			return b.Put(posKey(nil, p), []byte{tagParts, 0xff, 0xff, 0xff, 0xff})
+		}, "parted entry of"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := mustOpen(t, tempPath(t), &Options{NoSync: true, PageSize: 4096})
+			defer l.Close()
+			p := mustAppend(t, l, make([]byte, 4*l.part))
+			if err := l.db.Update(func(tx *bolt.Tx) error { return c.corrupt(tx.Bucket(bucketEntries), uint64(p)) }); err != nil {
+				t.Fatal(err)
+			}
+			_, err := l.Read(bg, p)
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("position %d: corrupt entry", p)) || !strings.Contains(err.Error(), c.wants) {
+				t.Fatalf("Read = %v, want a corrupt entry error with %q", err, c.wants)
+			}
+		})
+	}
+}
