@@ -185,9 +185,10 @@ type pager struct {
 	inCache *fifo[*intention.Intention]  // recently decoded intentions, for values left in them
 
 	clockMu sync.Mutex
-	ring    []*cowtree.Node
+	ring    []*cowtree.Node // counted nodes, and replaced ones not yet swept out
 	hand    int
-	bytes   atomic.Int64
+	bytes   atomic.Int64 // Size of the counted nodes
+	counted atomic.Int64 // how many nodes are counted
 
 	hits, misses, evictions, scans atomic.Uint64
 }
@@ -256,27 +257,59 @@ func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 func (p *pager) Installed(n *cowtree.Node) { p.add([]*cowtree.Node{n}) }
 
 func (p *pager) add(nodes []*cowtree.Node) {
-	var b int64
+	var b, c int64
 	p.clockMu.Lock()
 	for _, n := range nodes {
 		if n.MarkCached() {
 			b += n.Size()
+			c++
 			p.ring = append(p.ring, n)
 		}
 	}
-	p.clockMu.Unlock()
 	p.bytes.Add(b)
+	if int64(len(p.ring)) > 2*p.counted.Add(c)+ringSlack {
+		p.sweep()
+	}
+	p.clockMu.Unlock()
+}
+
+// ringSlack is how many replaced nodes the ring may hold beyond as many as
+// it counts before add sweeps them out.
+const ringSlack = 4096
+
+// sweep drops the replaced nodes from the ring, keeping the hand on the
+// node it was on (or the next one kept). The clock drops the replaced nodes
+// it passes, but it only turns when the cache is over its budget: with a
+// working set under the budget, every node a later delta replaced would stay
+// in the ring, and in memory, for good. Sweeping when replaced nodes are at
+// least half the ring keeps the ring within twice the counted nodes (plus
+// ringSlack) at an amortized cost of a few steps per node added. Called
+// with clockMu held.
+func (p *pager) sweep() {
+	kept := p.ring[:0]
+	for i, n := range p.ring {
+		if i == p.hand {
+			p.hand = len(kept)
+		}
+		if !n.IsReplaced() {
+			kept = append(kept, n)
+		}
+	}
+	clear(p.ring[len(kept):])
+	p.ring = kept
 }
 
 // replaced stops counting nodes that left the latest version.
 func (p *pager) replaced(nodes []*cowtree.Node) {
-	var b int64
+	var b, c int64
 	for _, n := range nodes {
 		if n.Replaced() {
 			b += n.Size()
+			c++
 		}
 	}
 	p.bytes.Add(-b)
+	p.counted.Add(-c)
 }
 
 // evict runs the clock until the clean nodes in memory fit in budget,
@@ -307,6 +340,7 @@ func (p *pager) evict(budget int64, tree cowtree.Tree) {
 				}
 				if n.Replaced() {
 					p.bytes.Add(-n.Size())
+					p.counted.Add(-1)
 				}
 			} else {
 				p.hand++ // the root, or children still in memory

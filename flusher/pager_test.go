@@ -523,6 +523,9 @@ func (r *evictRig) checkAccounting() {
 	if got, want := r.p.bytes.Load(), residentBytes(r.st.Tree()); got != want {
 		r.t.Fatalf("pager counts %d bytes, the latest version holds %d in memory", got, want)
 	}
+	if got, want := r.p.counted.Load(), int64(len(residentNodes(r.st.Tree()))); got != want {
+		r.t.Fatalf("pager counts %d nodes, the latest version holds %d in memory", got, want)
+	}
 }
 
 // evictChecked runs one clock pass and checks what it unlinked: never the
@@ -602,6 +605,41 @@ func TestClockEvictionBudget(t *testing.T) {
 	r.checkAccounting()
 	r.check()
 	r.checkAccounting()
+}
+
+// With the working set under the budget the clock never turns, yet the
+// nodes later deltas replaced must not stay in the ring: the ring would keep
+// them in memory for good (an overwrite-heavy workload grew the heap by
+// ~2 KB per write). Overwriting 300 keys 3,000 times replaces ~60,000 nodes.
+func TestRingDropsReplacedNodesUnderBudget(t *testing.T) {
+	r := newEvictRig(t, 3000, 4)
+	r.checkAccounting()
+	counted := r.p.counted.Load()
+	if bound := 2*counted + ringSlack + 64; int64(len(r.p.ring)) > bound {
+		t.Fatalf("ring holds %d nodes for %d counted (bound %d)", len(r.p.ring), counted, bound)
+	}
+	var replaced int
+	for _, n := range r.all {
+		if n.IsReplaced() {
+			replaced++
+		}
+	}
+	if replaced < 10*ringSlack {
+		t.Fatalf("only %d nodes replaced: the test does not exercise the sweep", replaced)
+	}
+	if r.p.hand > len(r.p.ring) {
+		t.Fatalf("hand %d beyond the ring (%d)", r.p.hand, len(r.p.ring))
+	}
+	t.Logf("%d nodes made, %d replaced; ring %d, counted %d", len(r.all), replaced, len(r.p.ring), counted)
+	// The clock still works over the swept ring.
+	budget := r.p.bytes.Load() / 4
+	for i := 0; i < 20 && r.p.bytes.Load() > budget; i++ {
+		r.evictChecked(budget)
+	}
+	if got := r.p.bytes.Load(); got > budget {
+		t.Fatalf("cached %d after eviction, budget %d", got, budget)
+	}
+	r.check()
 }
 
 func TestClockEvictionUnderBudgetDoesNothing(t *testing.T) {
