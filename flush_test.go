@@ -339,6 +339,49 @@ func TestDeterministicDeltas(t *testing.T) {
 	}
 }
 
+// TestOverwritesKeepHeapFlat: overwriting a small key space, whose nodes
+// fit the cache budget many times over, must not grow the heap: every
+// write replaces a path of nodes, and nothing may keep the replaced ones
+// (the clock ring once did, ~2 KB per write).
+func TestOverwritesKeepHeapFlat(t *testing.T) {
+	db, err := Open(t.TempDir(), &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	val := bytes.Repeat([]byte("v"), 100)
+	heap := func(updates int, seed uint64) uint64 {
+		r := rand.New(rand.NewPCG(seed, 9))
+		for range updates {
+			err := db.Update(ctx, func(tx *Txn) error {
+				for range 10 {
+					if err := tx.Put(fmt.Appendf(nil, "key%03d", r.IntN(200)), val); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	warm := heap(1000, 1)
+	after := heap(6000, 2)
+	t.Logf("heap after 1,000 updates %d KiB, after 6,000 more %d KiB; cached %d KiB", warm>>10, after>>10, db.Stats().CachedBytes>>10)
+	if after > warm+16<<20 {
+		t.Fatalf("heap grew from %d to %d KiB over 60,000 overwrites of 200 keys", warm>>10, after>>10)
+	}
+}
+
 // TestBackpressureBoundsMemory: 64 writers against 1 ms appends and a small
 // unflushed budget; heap stays bounded and nothing is lost.
 func TestBackpressureBoundsMemory(t *testing.T) {
