@@ -70,3 +70,37 @@ func benchDecode(b *testing.B, a *Afterimage) {
 		}
 	})
 }
+
+// BenchmarkLoadOneNode is what loading one evicted node costs in decoding:
+// a fresh NodeIndex over an afterimage of 2,000 nodes (one of cruzd's
+// combined commits) and one node read from it, the nodes taken in turn.
+// "no-offsets" is the same payload written without its node offsets, as
+// before they existed: the index parses every node up to the one read.
+func BenchmarkLoadOneNode(b *testing.B) {
+	const n = 2000
+	a := typical(n)
+	for i := range a.Nodes {
+		a.Nodes[i].Height = uint8(1 + i%250)
+	}
+	enc := a.AppendPayload(nil)
+	noOffsets := append([]byte{0x93}, enc[1:len(enc)-OffsetsSize(n)]...)
+	for _, c := range []struct {
+		name    string
+		payload []byte
+	}{{"offsets", enc}, {"no-offsets", noOffsets}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			off := uint32(0)
+			for b.Loop() {
+				x, err := NewNodeIndex(c.payload)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := x.Node(off); err != nil {
+					b.Fatal(err)
+				}
+				off = (off + 7919) % n
+			}
+		})
+	}
+}

@@ -1,6 +1,8 @@
 package afterimage
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -18,8 +20,11 @@ const NoTombstone = math.MaxUint64
 
 // Field counts of the payload's arrays (see AppendPayload).
 const (
-	numFields  = 3
-	nodeFields = 10
+	numFields = 4
+	// numFieldsNoOffsets is the record written before the node offsets
+	// existed; it is still read.
+	numFieldsNoOffsets = 3
+	nodeFields         = 10
 
 	// Smallest encodings, to refuse impossible lengths: a node is a
 	// fixarray and ten one-byte values.
@@ -28,12 +33,20 @@ const (
 
 // EncodedSize is the exact number of bytes AppendPayload appends.
 func (a *Afterimage) EncodedSize() int {
-	n := 1 + wire.UintSize(a.Intention) + wire.UintSize(a.Base) + wire.ArrayLenSize(len(a.Nodes))
+	n := a.headerSize()
 	for i := range a.Nodes {
 		n += a.Nodes[i].encodedSize()
 	}
-	return n
+	return n + OffsetsSize(len(a.Nodes))
 }
+
+func (a *Afterimage) headerSize() int {
+	return 1 + wire.UintSize(a.Intention) + wire.UintSize(a.Base) + wire.ArrayLenSize(len(a.Nodes))
+}
+
+// OffsetsSize is the number of bytes of the offsets field of an afterimage
+// of n nodes (see AppendOffsets).
+func OffsetsSize(n int) int { return wire.BinHeaderSize(4*n) + 4*n }
 
 // MaxNodeOverhead bounds what a node's encoding takes beyond its key and
 // value: array header, two bin headers, three uints, two bools, the height
@@ -43,7 +56,7 @@ const MaxNodeOverhead = 1 + 2*wire.MaxBytesOverhead + 3*wire.MaxUintSize + 2 + 2
 
 // maxSize is a cheap upper bound of EncodedSize.
 func (a *Afterimage) maxSize() int {
-	n := MaxHeaderSize
+	n := MaxHeaderSize + OffsetsSize(len(a.Nodes))
 	for i := range a.Nodes {
 		n += a.Nodes[i].MaxEncodedSize()
 	}
@@ -77,7 +90,7 @@ func (p Ptr) encodedSize() int {
 // The payload is one msgpack array in canonical (shortest) form, byte for
 // byte what msgpack.Encoder's primitives write:
 //
-//	[intention uint, base uint, [node, ...]]
+//	[intention uint, base uint, [node, ...], offsets bin]
 //
 //	node = [key bin|nil, value bin|nil, pos uint, tombstone bool,
 //	        maxpos uint, mintomb uint|nil, height uint, left ptr, right ptr,
@@ -87,6 +100,13 @@ func (p Ptr) encodedSize() int {
 //	     | [1, off uint]              PtrSelf
 //	     | [2, pos uint, off uint]    PtrAfterimage
 //	     | [3, pos uint, off uint]    PtrIntention
+//
+// offsets holds, for each node in order, the byte offset of its encoding
+// from the start of the payload (uint32, big-endian), in a bin written in its
+// shortest form, so that a reader finds it from the end of the payload
+// without parsing the nodes and reads any one node alone (NodeIndex); it
+// costs 4 bytes a node, about 6 % of a typical afterimage. Records of three
+// fields, written before the offsets existed, are still read.
 //
 // mintomb is nil for NoTombstone, the common case, which would otherwise take
 // 9 bytes. A nil key or value is written as msgpack nil and an empty one as
@@ -109,6 +129,12 @@ func (a *Afterimage) AppendPayload(dst []byte) []byte {
 	for i := range a.Nodes {
 		dst = a.Nodes[i].AppendTo(dst)
 	}
+	dst = wire.AppendBinHeader(dst, 4*len(a.Nodes))
+	off := a.headerSize()
+	for i := range a.Nodes {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(off))
+		off += a.Nodes[i].encodedSize()
+	}
 	return dst
 }
 
@@ -117,13 +143,25 @@ const MaxHeaderSize = 1 + 2*wire.MaxUintSize + wire.MaxArrayLenSize
 
 // AppendHeader appends the start of an afterimage payload: the intention,
 // the base and the number of nodes that must follow, each appended with
-// Node.AppendTo. Together they give exactly the bytes of AppendPayload; they
-// let a writer encode nodes as it makes them, without an Afterimage record.
+// Node.AppendTo, and then AppendOffsets. Together they give exactly the bytes
+// of AppendPayload; they let a writer encode nodes as it makes them, without
+// an Afterimage record.
 func AppendHeader(dst []byte, intention, base uint64, nodes int) []byte {
 	dst = wire.AppendArrayLen(dst, numFields)
 	dst = wire.AppendUint(dst, intention)
 	dst = wire.AppendUint(dst, base)
 	return wire.AppendArrayLen(dst, nodes)
+}
+
+// AppendOffsets appends the last field of an afterimage payload: where each
+// node starts, in bytes from the start of the payload (starts[i] for node i,
+// as the writer of AppendHeader and Node.AppendTo saw them).
+func AppendOffsets(dst []byte, starts []uint32) []byte {
+	dst = wire.AppendBinHeader(dst, 4*len(starts))
+	for _, s := range starts {
+		dst = binary.BigEndian.AppendUint32(dst, s)
+	}
+	return dst
 }
 
 // MaxEncodedSize bounds the bytes AppendTo appends for nd.
@@ -199,9 +237,9 @@ func DecodeNoCopy(payload []byte) (*Afterimage, error) {
 
 // DecodeNode decodes only node off of an afterimage payload, for resolving
 // one pointer without decoding the whole afterimage (a NodeIndex used once:
-// to read several nodes of one payload, keep a NodeIndex). The nodes before
-// off are parsed but not kept, the nodes after it are not looked at, and the
-// returned node is checked as Decode checks it. Its key and value share one
+// to read several nodes of one payload, keep a NodeIndex). Only node off is
+// parsed (in a record without offsets, the nodes before it too, not kept),
+// and it is checked as Decode checks it. Its key and value share one
 // new allocation; they do not alias payload. An error wraps ErrMalformed,
 // also when off is not a node of the afterimage.
 func DecodeNode(payload []byte, off uint32) (Node, error) {
@@ -229,13 +267,30 @@ func malformedf(format string, args ...any) error {
 }
 
 func readIntentionAndCount(r *wire.Reader) (uint64, uint64, int, error) {
-	n, err := r.ArrayLen(1)
+	pos, base, n, _, err := readHeader(r)
+	return pos, base, n, err
+}
+
+// readHeader reads the record's header, and reports whether the record ends
+// with the node offsets.
+func readHeader(r *wire.Reader) (uint64, uint64, int, bool, error) {
+	pos, base, n, fields, err := readHeaderFields(r)
+	return pos, base, n, fields == numFields, err
+}
+
+func readHeaderFields(r *wire.Reader) (uint64, uint64, int, int, error) {
+	fields, err := r.ArrayLen(1)
 	if err != nil {
-		return 0, 0, 0, malformed("record", err)
+		return 0, 0, 0, 0, malformed("record", err)
 	}
-	if n != numFields {
-		return 0, 0, 0, malformedf("record has %d fields, want %d", n, numFields)
+	if fields != numFields && fields != numFieldsNoOffsets {
+		return 0, 0, 0, 0, malformedf("record has %d fields, want %d", fields, numFields)
 	}
+	pos, base, n, err := readCounts(r)
+	return pos, base, n, fields, err
+}
+
+func readCounts(r *wire.Reader) (uint64, uint64, int, error) {
 	pos, err := r.Uint()
 	if err != nil {
 		return 0, 0, 0, malformed("intention", err)
@@ -247,10 +302,38 @@ func readIntentionAndCount(r *wire.Reader) (uint64, uint64, int, error) {
 	if base > pos {
 		return 0, 0, 0, malformedf("base %d after the intention %d", base, pos)
 	}
-	if n, err = r.ArrayLen(minNodeSize); err != nil {
+	n, err := r.ArrayLen(minNodeSize)
+	if err != nil {
 		return 0, 0, 0, malformed("nodes", err)
 	}
 	return pos, base, n, nil
+}
+
+// layout reads the header of payload and finds its node offsets: the last
+// field, a bin of 4 bytes a node in its shortest form (which a reader can
+// find from the end of the payload, without parsing the nodes). offsets is
+// nil for a record written without them; nodesEnd is where the nodes must
+// end. nodesStart is where node 0 starts.
+func layout(payload []byte) (pos, base uint64, n, nodesStart, nodesEnd int, offsets []byte, err error) {
+	r := wire.NewReader(payload)
+	pos, base, n, has, err := readHeader(&r)
+	if err != nil {
+		return 0, 0, 0, 0, 0, nil, err
+	}
+	nodesStart, nodesEnd = r.Offset(), len(payload)
+	if has {
+		size := OffsetsSize(n)
+		if size > len(payload)-nodesStart {
+			return 0, 0, 0, 0, 0, nil, malformedf("no room for the offsets of %d nodes", n)
+		}
+		at := len(payload) - size
+		want := wire.AppendBinHeader(make([]byte, 0, 5), 4*n)
+		if !bytes.Equal(payload[at:at+len(want)], want) {
+			return 0, 0, 0, 0, 0, nil, malformedf("the payload does not end with the offsets of %d nodes", n)
+		}
+		nodesEnd, offsets = at, payload[at+len(want):]
+	}
+	return pos, base, n, nodesStart, nodesEnd, offsets, nil
 }
 
 // DecodeInto decodes and validates payload into a, reusing the capacity of
@@ -278,11 +361,11 @@ func decode(payload []byte) (*Afterimage, int, error) {
 // decodeInto decodes payload into a, whose slices then alias payload, and
 // returns the total length of its byte slices.
 func decodeInto(a *Afterimage, payload []byte) (int, error) {
-	r := wire.NewReader(payload)
-	pos, base, n, err := readIntentionAndCount(&r)
+	pos, base, n, start, end, offsets, err := layout(payload)
 	if err != nil {
 		return 0, err
 	}
+	r := wire.NewReaderAt(payload[:end], start)
 	a.Intention, a.Base = pos, base
 	if n <= cap(a.Nodes) {
 		a.Nodes = a.Nodes[:n]
@@ -291,6 +374,11 @@ func decodeInto(a *Afterimage, payload []byte) (int, error) {
 	}
 	total := 0
 	for i := range a.Nodes {
+		if offsets != nil {
+			if at := binary.BigEndian.Uint32(offsets[4*i:]); int(at) != r.Offset() {
+				return 0, malformedf("node %d starts at byte %d, the offsets say %d", i, r.Offset(), at)
+			}
+		}
 		nd := &a.Nodes[i]
 		if err := nd.decode(&r, i); err != nil {
 			return 0, err

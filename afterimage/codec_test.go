@@ -2,6 +2,7 @@ package afterimage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -398,7 +399,7 @@ func breakAfterimage(r *rand.Rand, a *Afterimage) (string, int) {
 // TestInvalidRandom breaks random afterimages: Validate and every decoder
 // refuse them (the encoder writes them as they are); DecodeNode refuses the
 // broken node and every node of a broken record, and still decodes the
-// nodes before a broken one.
+// other nodes (the payload's offsets lead to each node alone).
 func TestInvalidRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(testSeed(t), 3))
 	for range 500 {
@@ -419,7 +420,7 @@ func TestInvalidRandom(t *testing.T) {
 		for i := range a.Nodes {
 			nd, err := DecodeNode(enc, uint32(i))
 			switch {
-			case broken < 0 || i >= broken:
+			case broken < 0 || i == broken:
 				if !errors.Is(err, ErrMalformed) {
 					t.Fatalf("%s (node %d): DecodeNode(%d): err %v", how, broken, i, err)
 				}
@@ -456,11 +457,13 @@ func libEncode(t testing.TB, a *Afterimage) []byte {
 			must(e.EncodeUint(uint64(p.Off)))
 		}
 	}
-	must(e.EncodeArrayLen(3))
+	must(e.EncodeArrayLen(4))
 	must(e.EncodeUint(a.Intention))
 	must(e.EncodeUint(a.Base))
 	must(e.EncodeArrayLen(len(a.Nodes)))
+	var offsets []byte
 	for _, n := range a.Nodes {
+		offsets = binary.BigEndian.AppendUint32(offsets, uint32(buf.Len()))
 		must(e.EncodeArrayLen(10))
 		must(e.EncodeBytes(n.Key))
 		must(e.EncodeBytes(n.Value))
@@ -477,6 +480,10 @@ func libEncode(t testing.TB, a *Afterimage) []byte {
 		ptr(n.Right)
 		must(e.EncodeBool(n.ValueInIntention))
 	}
+	if offsets == nil {
+		offsets = []byte{}
+	}
+	must(e.EncodeBytes(offsets))
 	return buf.Bytes()
 }
 
@@ -516,8 +523,11 @@ func checkGeneric(t *testing.T, a *Afterimage, enc []byte) {
 		t.Fatalf("payload is more than one msgpack value")
 	}
 	rec, ok := v.([]any)
-	if !ok || len(rec) != 3 {
-		t.Fatalf("record is %T of %d elements, want 3", v, len(rec))
+	if !ok || len(rec) != 4 {
+		t.Fatalf("record is %T of %d elements, want 4", v, len(rec))
+	}
+	if offsets, ok := rec[3].([]byte); !ok || len(offsets) != 4*len(a.Nodes) {
+		t.Fatalf("offsets are %T of %d bytes, want %d", rec[3], len(offsets), 4*len(a.Nodes))
 	}
 	if in, ok := asUint(rec[0]); !ok || in != a.Intention {
 		t.Fatalf("intention %v, want %d", rec[0], a.Intention)

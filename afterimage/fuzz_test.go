@@ -122,7 +122,7 @@ func FuzzDecode(f *testing.F) {
 		// The canonical form is never longer than the input, except that a
 		// key or value sent as a fixstr (1-byte header, accepted like the
 		// msgpack library accepts it) is written back as bin8 (2 bytes).
-		if len(enc) > len(data)+2*len(a.Nodes) {
+		if len(enc) > len(data)+2*len(a.Nodes)+OffsetsSize(len(a.Nodes)) { // the input may have had no offsets
 			t.Fatalf("canonical encoding of %d bytes longer than the %d-byte input", len(enc), len(data))
 		}
 		again, err := Decode(enc)
@@ -157,6 +157,11 @@ func fuzzSeeds() map[string]fuzzSeed {
 	withValue.Nodes[1].Value = []byte("v")
 	withTomb := typicalInIntention(3)
 	withTomb.Nodes[2].Tombstone = true
+	// typical(3) as written before the node offsets: a 3-field record.
+	noOffsets := append([]byte{0x93}, typ3[1:len(typ3)-OffsetsSize(3)]...)
+	badOffset := bytes.Clone(typ3)
+	badOffset[len(badOffset)-1]++ // node 2 starts a byte later than it does
+	offsetsMissing := append([]byte{0x94}, noOffsets[1:]...)
 	return map[string]fuzzSeed{
 		"seed-empty-tree":    {enc(&Afterimage{Intention: 9, Base: 9}), true},
 		"seed-empty-base0":   {enc(&Afterimage{Intention: 9}), true},
@@ -174,6 +179,9 @@ func fuzzSeeds() map[string]fuzzSeed {
 		"seed-vii-tombstone": {enc(withTomb), false},
 		"seed-vii-not-bool":  {payload(node(nil), node(nf{fInIntention: {0xc0}})), false},
 		"seed-node9":         {payload(rawNode(nodeFieldBytes()[:9])), false},
+		"seed-no-offsets":    {noOffsets, true},
+		"seed-bad-offset":    {badOffset, false},
+		"seed-no-room":       {offsetsMissing, false},
 		// typical(3) in the format before Base and value-in-intention.
 		"seed-old-format": {nil, false},
 	}

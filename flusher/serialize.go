@@ -64,18 +64,22 @@ func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afte
 // allocation at most, none when dst has room).
 func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]byte, afterimage.PointerCounts) {
 	s := serializer{d: d, phys: phys}
-	size := afterimage.MaxHeaderSize
+	size := afterimage.MaxHeaderSize + afterimage.OffsetsSize(len(d.Nodes))
 	for _, n := range d.Nodes {
 		v, _ := storedValue(n, d.Pos)
 		size += afterimage.MaxNodeOverhead + len(n.Key()) + len(v)
 	}
 	dst, start := entry.Begin(dst, size)
+	payload := len(dst)
 	dst = afterimage.AppendHeader(dst, d.Pos, base, len(d.Nodes))
+	starts := make([]uint32, len(d.Nodes))
 	var nd afterimage.Node
-	for _, n := range d.Nodes {
+	for i, n := range d.Nodes {
 		s.node(n, &nd)
+		starts[i] = uint32(len(dst) - payload)
 		dst = nd.AppendTo(dst)
 	}
+	dst = afterimage.AppendOffsets(dst, starts)
 	return entry.Seal(dst, start, entry.TypeAfterimage), s.counts
 }
 

@@ -138,16 +138,30 @@ func AppendBytes(b []byte, v []byte) []byte {
 	if v == nil {
 		return append(b, codeNil)
 	}
-	n := len(v)
+	return append(AppendBinHeader(b, len(v)), v...)
+}
+
+// AppendBinHeader appends the header of a msgpack bin of n bytes, in its
+// shortest form; the caller appends the n bytes.
+func AppendBinHeader(b []byte, n int) []byte {
 	switch {
 	case n <= math.MaxUint8:
-		b = append(b, codeBin8, byte(n))
+		return append(b, codeBin8, byte(n))
 	case n <= math.MaxUint16:
-		b = append(b, codeBin16, byte(n>>8), byte(n))
-	default:
-		b = append(b, codeBin32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		return append(b, codeBin16, byte(n>>8), byte(n))
 	}
-	return append(b, v...)
+	return append(b, codeBin32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// BinHeaderSize is the number of bytes AppendBinHeader appends for n.
+func BinHeaderSize(n int) int {
+	switch {
+	case n <= math.MaxUint8:
+		return 2
+	case n <= math.MaxUint16:
+		return 3
+	}
+	return 5
 }
 
 // MaxBytesOverhead is the most bytes AppendBytes writes beyond len(v).
@@ -177,6 +191,10 @@ type Reader struct {
 
 // NewReader returns a Reader over b. Slices the Reader returns alias b.
 func NewReader(b []byte) Reader { return Reader{b: b} }
+
+// NewReaderAt returns a Reader over b that starts at byte off (clamped to
+// len(b)); offsets stay counted from the start of b.
+func NewReaderAt(b []byte, off int) Reader { return Reader{b: b, off: min(max(off, 0), len(b))} }
 
 // Offset is the number of bytes consumed so far.
 func (r *Reader) Offset() int { return r.off }
