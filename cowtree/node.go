@@ -148,6 +148,20 @@ func (r *Ref) copyFrom(o *Ref) {
 // Key returns the entry's key. The slice must not be modified.
 func (n *Node) Key() []byte { return unsafe.Slice(n.kv, n.klen) }
 
+// KeyInto returns the entry's key like Key, but a key of at most 16 bytes
+// is rebuilt in buf from the prefix the node keeps inline, without reading
+// the key's own allocation: serializing a path of copied nodes then reads
+// only their headers (one cache miss a node fewer). The result is buf's or
+// the node's; it must not be modified.
+func (n *Node) KeyInto(buf *[16]byte) []byte {
+	if n.klen > 16 {
+		return n.Key()
+	}
+	binary.BigEndian.PutUint64(buf[:8], n.kp.hi)
+	binary.BigEndian.PutUint64(buf[8:], n.kp.lo)
+	return buf[:n.klen]
+}
+
 // Value returns the entry's value (nil for a tombstone). The slice must not
 // be modified.
 func (n *Node) Value() []byte {

@@ -289,3 +289,37 @@ func TestNodeLayout(t *testing.T) {
 		t.Errorf("clock mark at offset %d, outside the first cache line", o)
 	}
 }
+
+// KeyInto gives every node's key, short ones rebuilt from the inline
+// prefix, including keys that end in zero bytes (the prefix is zero-padded)
+// and keys longer than the prefix.
+func TestKeyInto(t *testing.T) {
+	var keys [][]byte
+	for n := 1; n <= 24; n++ {
+		keys = append(keys, bytes.Repeat([]byte{byte('a' + n)}, n))
+		zero := bytes.Repeat([]byte{'z'}, n)
+		zero[n-1] = 0
+		keys = append(keys, zero)
+	}
+	var tr Tree
+	d := tr.Begin(1)
+	for _, k := range keys {
+		if err := d.Put(k, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, _, err := d.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf [16]byte
+	for _, k := range keys {
+		n, err := tr.Lookup(k)
+		if err != nil || n == nil {
+			t.Fatalf("Lookup(%q): %v %v", k, n, err)
+		}
+		if got := n.KeyInto(&buf); !bytes.Equal(got, k) {
+			t.Fatalf("KeyInto = %q, want %q", got, k)
+		}
+	}
+}

@@ -54,6 +54,7 @@ func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afte
 	s := serializer{d: d, phys: phys}
 	for i, n := range d.Nodes {
 		s.node(n, &ai.Nodes[i])
+		ai.Nodes[i].Key = n.Key() // not s.key: the record keeps every key
 	}
 	return ai, s.counts
 }
@@ -88,12 +89,14 @@ type serializer struct {
 	d      *processor.Delta
 	phys   Physical
 	counts afterimage.PointerCounts
+	key    [16]byte // a short key of the node being converted
 }
 
+// node converts n into nd; nd.Key may alias s.key until the next call.
 func (s *serializer) node(n *cowtree.Node, nd *afterimage.Node) {
 	v, inIntention := storedValue(n, s.d.Pos)
 	*nd = afterimage.Node{
-		Key:              n.Key(),
+		Key:              n.KeyInto(&s.key),
 		Value:            v,
 		ValueInIntention: inIntention,
 		Pos:              n.Pos(),
