@@ -684,6 +684,9 @@ func failureCheck(t *testing.T, path string, l *Log, errs []error, cause error, 
 	}
 	wantRead(t, l, before-1, []byte("blocker"), nil)
 	wantRead(t, l, before, nil, log.ErrNotWritten)
+	if n := entryKeys(t, l); n != int(before) {
+		t.Fatalf("%d keys in the entries bucket after reopen, want the %d entries before the group: parts of the failed group survived", n, before)
+	}
 	if p := mustAppend(t, l, []byte("reopened")); p != before {
 		t.Fatalf("append after reopen at %d, want %d", p, before)
 	}
@@ -691,7 +694,8 @@ func failureCheck(t *testing.T, path string, l *Log, errs []error, cause error, 
 
 // failGroup appends entry 0..4, then queues n appenders behind a held
 // blocker commit (position 5), lets the blocker commit, holds the group's
-// commit, calls breakIt, and lets the group commit. It returns the group's
+// commit, calls breakIt, and lets the group commit. Every second appender's
+// entry is large enough to be stored in parts. It returns the group's
 // errors.
 func failGroup(t *testing.T, l *Log, g *gate, n int, breakIt func()) []error {
 	t.Helper()
@@ -702,7 +706,11 @@ func failGroup(t *testing.T, l *Log, g *gate, n int, breakIt func()) []error {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { _, errs[i] = l.Append(bg, fmt.Appendf(nil, "lost %d", i)) })
+		lost := fmt.Appendf(nil, "lost %d", i)
+		if i%2 == 1 {
+			lost = append(lost, make([]byte, 3*l.part)...) // stored in parts
+		}
+		wg.Go(func() { _, errs[i] = l.Append(bg, lost) })
 	}
 	waitQueued(t, l, n)
 	held, hold := g.arm()
