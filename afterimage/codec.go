@@ -273,21 +273,16 @@ func readIntentionAndCount(r *wire.Reader) (uint64, uint64, int, error) {
 
 // readHeader reads the record's header, and reports whether the record ends
 // with the node offsets.
-func readHeader(r *wire.Reader) (uint64, uint64, int, bool, error) {
-	pos, base, n, fields, err := readHeaderFields(r)
-	return pos, base, n, fields == numFields, err
-}
-
-func readHeaderFields(r *wire.Reader) (uint64, uint64, int, int, error) {
+func readHeader(r *wire.Reader) (pos, base uint64, n int, hasOffsets bool, err error) {
 	fields, err := r.ArrayLen(1)
 	if err != nil {
-		return 0, 0, 0, 0, malformed("record", err)
+		return 0, 0, 0, false, malformed("record", err)
 	}
 	if fields != numFields && fields != numFieldsNoOffsets {
-		return 0, 0, 0, 0, malformedf("record has %d fields, want %d", fields, numFields)
+		return 0, 0, 0, false, malformedf("record has %d fields, want %d", fields, numFields)
 	}
-	pos, base, n, err := readCounts(r)
-	return pos, base, n, fields, err
+	pos, base, n, err = readCounts(r)
+	return pos, base, n, fields == numFields, err
 }
 
 func readCounts(r *wire.Reader) (uint64, uint64, int, error) {
