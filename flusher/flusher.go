@@ -725,6 +725,7 @@ func (f *Flusher) Stop() {
 	f.more.Broadcast()
 	f.mu.Unlock()
 	f.wg.Wait()
+	f.pager.sweeps.Wait()
 }
 
 // Afterimages ride with intentions. On a log where every append is a commit

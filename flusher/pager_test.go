@@ -613,6 +613,7 @@ func TestClockEvictionBudget(t *testing.T) {
 // ~2 KB per write). Overwriting 300 keys 3,000 times replaces ~60,000 nodes.
 func TestRingDropsReplacedNodesUnderBudget(t *testing.T) {
 	r := newEvictRig(t, 3000, 4)
+	r.p.sweeps.Wait()
 	r.checkAccounting()
 	counted := r.p.counted.Load()
 	if bound := 2*counted + ringSlack + 64; int64(len(r.p.ring)) > bound {
