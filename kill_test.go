@@ -34,6 +34,11 @@ func TestKill9Child(t *testing.T) {
 			defer wg.Done()
 			for i := start + w; ; i += 4 {
 				k, v := fmt.Sprintf("key%08d", i), fmt.Sprintf("value-%d", i)
+				if i%8 == 0 {
+					// Intentions and afterimages larger than half a bbolt
+					// page: boltlog stores them in parts.
+					v += strings.Repeat("x", 5000)
+				}
 				err := db.Update(context.Background(), func(tx *Txn) error {
 					// A read-modify-write on a shared counter makes conflicts.
 					c, _ := tx.Get([]byte("counter"))
