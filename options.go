@@ -26,10 +26,10 @@ type Options struct {
 	// CacheBytes bounds the memory held by clean (flushed) tree nodes; the
 	// rest are evicted and read back from their afterimages on demand.
 	// Default 256 MiB. Reading nodes back also keeps up to 64 MiB of
-	// recently read afterimage entries, outside this budget; nodes that
-	// later commits replaced are released in sweeps, so the nodes in memory
-	// can briefly reach about twice the budget. Measured with the default,
-	// cruzd holding 2M keys: 356 MB of live heap.
+	// recently read afterimage entries, outside this budget; and nodes that
+	// later commits replaced are let go in sweeps, once they are as many as
+	// the counted ones, so nodes can take up to about twice the budget.
+	// Measured with the default, cruzd holding 2M keys: 356 MB of live heap.
 	CacheBytes int64
 
 	// FlushWorkers is how many afterimages are written in parallel. Default
