@@ -81,6 +81,17 @@ type BatchAppender interface {
 	AppendBatch(ctx context.Context, data [][]byte) ([]Position, error)
 }
 
+// RangeReader is implemented by logs that can read part of an entry without
+// copying the rest of it (for boltlog: only the parts of a large entry that
+// hold the range). ReadRange returns a copy of bytes [off, off+n) of the
+// entry at pos, cut short where the entry ends (empty when off is at or past
+// its end), and the entry's length. Its errors are Read's; a negative off or
+// n is an error too. A caller that reads part of an entry cannot check the
+// entry's envelope checksum, and must check what it reads some other way.
+type RangeReader interface {
+	ReadRange(ctx context.Context, pos Position, off, n int) ([]byte, int, error)
+}
+
 // Log is a shared, write-once, totally ordered log. Implementations are safe
 // for concurrent use by multiple goroutines.
 type Log interface {

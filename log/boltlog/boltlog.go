@@ -103,7 +103,10 @@ type Log struct {
 	reclaimDone chan struct{}
 }
 
-var _ log.Log = (*Log)(nil)
+var (
+	_ log.Log         = (*Log)(nil)
+	_ log.RangeReader = (*Log)(nil)
+)
 
 type opKind uint8
 
@@ -534,54 +537,140 @@ func (l *Log) do(ctx context.Context, op opKind, pos log.Position, name string) 
 // Read returns a copy of the entry at pos. It runs in a bbolt read
 // transaction, concurrently with commits.
 func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
+	var out []byte
+	err := l.view(ctx, pos, func(b *bolt.Bucket, v []byte) (err error) {
+		if v[0] == tagData {
+			out = make([]byte, len(v)-1)
+			copy(out, v[1:])
+			return nil
+		}
+		out, err = readParts(b, uint64(pos), v)
+		return err
+	})
+	return out, err
+}
+
+// ReadRange implements log.RangeReader: of an entry stored in parts, it
+// reads only the parts that hold the range.
+func (l *Log) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]byte, int, error) {
+	if off < 0 || n < 0 {
+		return nil, 0, fmt.Errorf("boltlog: read position %d: range of %d bytes at %d", pos, n, off)
+	}
+	var out []byte
+	var size int
+	err := l.view(ctx, pos, func(b *bolt.Bucket, v []byte) (err error) {
+		if v[0] == tagData {
+			data := v[1:]
+			size = len(data)
+			lo := min(off, size)
+			out = append([]byte{}, data[lo:lo+min(n, size-lo)]...)
+			return nil
+		}
+		out, size, err = l.readPartsRange(b, uint64(pos), v, off, n)
+		return err
+	})
+	return out, size, err
+}
+
+// view runs fn on the value of the data entry at pos, in a read
+// transaction, or returns the error that reading pos gives: not written,
+// junk, trimmed, closed, corrupt.
+func (l *Log) view(ctx context.Context, pos log.Position, fn func(b *bolt.Bucket, v []byte) error) error {
 	ctx = orBackground(ctx)
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("boltlog: read position %d: %w", pos, err)
+		return fmt.Errorf("boltlog: read position %d: %w", pos, err)
 	}
 	if l.closed.Load() {
-		return nil, fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrClosed)
+		return fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrClosed)
 	}
 	tx, err := l.db.Begin(false)
 	if err != nil {
 		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			err = log.ErrClosed
 		}
-		return nil, fmt.Errorf("boltlog: read position %d: %w", pos, err)
+		return fmt.Errorf("boltlog: read position %d: %w", pos, err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	b := tx.Bucket(bucketEntries)
 	var kb [8]byte
-	v := tx.Bucket(bucketEntries).Get(posKey(kb[:0], uint64(pos)))
+	v := b.Get(posKey(kb[:0], uint64(pos)))
 	// The trim point is loaded after the read transaction began: the
 	// reclaimer deletes an entry only after the trim point covering it was
 	// published, so a missing entry below the trim point reads as trimmed.
 	if uint64(pos) < l.trim.Load() {
-		return nil, fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrTrimmed)
+		return fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrTrimmed)
 	}
 	switch {
 	case v == nil:
-		return nil, fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrNotWritten)
+		return fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrNotWritten)
 	case len(v) == 0:
-		return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (empty value)", pos)
-	case v[0] == tagData:
-		out := make([]byte, len(v)-1)
-		copy(out, v[1:])
-		return out, nil
-	case v[0] == tagParts:
-		return readParts(tx.Bucket(bucketEntries), uint64(pos), v)
+		return fmt.Errorf("boltlog: read position %d: corrupt entry (empty value)", pos)
+	case v[0] == tagData, v[0] == tagParts:
+		return fn(b, v)
 	case v[0] == tagJunk && len(v) == 1:
-		return nil, fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrFilled)
+		return fmt.Errorf("boltlog: read position %d: %w", pos, log.ErrFilled)
 	}
-	return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (tag %#x, %d bytes)", pos, v[0], len(v))
+	return fmt.Errorf("boltlog: read position %d: corrupt entry (tag %#x, %d bytes)", pos, v[0], len(v))
+}
+
+// partsSize returns the length of the parted entry at pos whose first value
+// is head.
+func partsSize(pos uint64, head []byte) (int, error) {
+	if len(head) < partsHeader {
+		return 0, fmt.Errorf("boltlog: read position %d: corrupt entry (parted entry head of %d bytes)", pos, len(head))
+	}
+	n := int(binary.BigEndian.Uint32(head[1:partsHeader]))
+	if n > log.MaxEntrySize || n < len(head)-partsHeader {
+		return 0, fmt.Errorf("boltlog: read position %d: corrupt entry (parted entry of %d bytes with a head of %d)", pos, n, len(head))
+	}
+	return n, nil
+}
+
+// readPartsRange copies bytes [off, off+n) of the parted entry at pos whose
+// first value is head, reading only the parts that hold them (every part
+// but the last is l.part bytes), and returns them and the entry's length.
+func (l *Log) readPartsRange(b *bolt.Bucket, pos uint64, head []byte, off, n int) ([]byte, int, error) {
+	size, err := partsSize(pos, head)
+	if err != nil {
+		return nil, 0, err
+	}
+	lo := min(off, size)
+	hi := lo + min(n, size-lo)
+	out := make([]byte, 0, hi-lo)
+	first := len(head) - partsHeader // bytes of the entry in the head
+	if lo < first {
+		out = append(out, head[partsHeader+lo:partsHeader+min(hi, first)]...)
+	}
+	if hi <= first {
+		return out, size, nil
+	}
+	i := uint32(1 + (max(lo, first)-first)/l.part)
+	at := first + int(i-1)*l.part // where part i starts in the entry
+	var kb [partKeySize]byte
+	c := b.Cursor()
+	k, v := c.Seek(partKey(kb[:0], pos, i))
+	for ; at < hi; i++ {
+		if len(k) != partKeySize || binary.BigEndian.Uint64(k) != pos || binary.BigEndian.Uint32(k[posKeySize:]) != i {
+			return nil, 0, fmt.Errorf("boltlog: read position %d: corrupt entry (part %d of a %d-byte entry missing)", pos, i, size)
+		}
+		if end := at + len(v); end > size || (len(v) != l.part && end != size) {
+			return nil, 0, fmt.Errorf("boltlog: read position %d: corrupt entry (part %d of %d bytes at byte %d of a %d-byte entry, parts of %d)", pos, i, len(v), at, size, l.part)
+		}
+		s, e := max(lo, at)-at, min(hi, at+len(v))-at
+		if s < e {
+			out = append(out, v[s:e]...)
+		}
+		at += len(v)
+		k, v = c.Next()
+	}
+	return out, size, nil
 }
 
 // readParts gathers the parted entry at pos whose first value is head.
 func readParts(b *bolt.Bucket, pos uint64, head []byte) ([]byte, error) {
-	if len(head) < partsHeader {
-		return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (parted entry head of %d bytes)", pos, len(head))
-	}
-	n := int(binary.BigEndian.Uint32(head[1:partsHeader]))
-	if n > log.MaxEntrySize || n < len(head)-partsHeader {
-		return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (parted entry of %d bytes with a head of %d)", pos, n, len(head))
+	n, err := partsSize(pos, head)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]byte, 0, n)
 	out = append(out, head[partsHeader:]...)

@@ -1083,6 +1083,10 @@ func TestCorruptParts(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("position %d: corrupt entry", p)) || !strings.Contains(err.Error(), c.wants) {
 				t.Fatalf("Read = %v, want a corrupt entry error with %q", err, c.wants)
 			}
+			// A range over the whole entry meets the same damage.
+			if _, _, err := l.ReadRange(bg, p, 0, 4*l.part); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("position %d: corrupt entry", p)) {
+				t.Fatalf("ReadRange = %v, want a corrupt entry error", err)
+			}
 		})
 	}
 }

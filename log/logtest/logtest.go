@@ -36,6 +36,8 @@
 //     them; positions unique and dense, each holding its own data.
 //   - AppendFillRace: a writer and a filler race for the tail position hundreds
 //     of times; exactly one wins every time.
+//   - ReadRange (for a log.RangeReader): every range is the same slice of
+//     the entry Read returns, with the entry's length; errors as Read's.
 //   - Persistence (with the Persistent option): data, zero-length entries,
 //     junk, fills beyond the tail, trims, holes and the tail survive Close and
 //     reopen, twice, and appends carry on where they stopped.
@@ -52,6 +54,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"sync"
@@ -133,6 +136,7 @@ func Run(t *testing.T, open func(t *testing.T) log.Log, opts ...Option) {
 		{"AppendFillRace", s.testAppendFillRace},
 		{"Persistence", s.testPersistence},
 		{"AppendBatch", s.testAppendBatch},
+		{"ReadRange", s.testReadRange},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.f)
@@ -1015,5 +1019,67 @@ func (s *suite) testAppendBatch(t *testing.T) {
 	}
 	if _, err := ba.AppendBatch(ctx, [][]byte{entry("late")}); !errors.Is(err, log.ErrClosed) {
 		t.Fatalf("AppendBatch after Close = %v, want ErrClosed", err)
+	}
+}
+
+// testReadRange checks any log.RangeReader: every range of entries of many
+// sizes (with the range running past the end, or starting there) is the
+// same slice of what Read returns, with the entry's length; junk, holes
+// beyond the tail and trimmed positions answer as Read does; a negative
+// range is an error.
+func (s *suite) testReadRange(t *testing.T) {
+	l := s.newLog(t)
+	rr, ok := l.(log.RangeReader)
+	if !ok {
+		t.Skipf("%T does not implement log.RangeReader (optional)", l)
+	}
+	ctx := t.Context()
+	r := rand.New(rand.NewPCG(7, 7))
+	var entries [][]byte
+	for _, n := range []int{0, 1, 100, 2011, 2012, 2013, 4100, 10000, 70000} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(r.Uint32())
+		}
+		appendAt(t, l, log.Position(len(entries)), data)
+		entries = append(entries, data)
+	}
+	for p, data := range entries {
+		n := len(data)
+		ranges := [][2]int{{0, n}, {0, 1}, {1, 50}, {max(n-1, 0), 10}, {n, 5}, {n + 10, 5}, {0, n + 100}, {0, 0}}
+		for range 20 {
+			off := r.IntN(n + 1)
+			ranges = append(ranges, [2]int{off, r.IntN(n - off + 2)})
+		}
+		for _, rg := range ranges {
+			got, size, err := rr.ReadRange(ctx, log.Position(p), rg[0], rg[1])
+			lo := min(rg[0], n)
+			want := data[lo : lo+min(rg[1], n-lo)]
+			if err != nil || size != n || !bytes.Equal(got, want) {
+				t.Fatalf("ReadRange(%d, %d, %d) = %d bytes, size %d, %v; want %d bytes, size %d", p, rg[0], rg[1], len(got), size, err, len(want), n)
+			}
+		}
+	}
+	if _, _, err := rr.ReadRange(ctx, 3, -1, 5); err == nil {
+		t.Fatal("ReadRange with a negative offset: no error")
+	}
+	if _, _, err := rr.ReadRange(ctx, 3, 0, -5); err == nil {
+		t.Fatal("ReadRange with a negative length: no error")
+	}
+	tail := log.Position(len(entries))
+	if err := l.Fill(ctx, tail); err != nil {
+		t.Fatalf("Fill(%d): %v", tail, err)
+	}
+	if _, _, err := rr.ReadRange(ctx, tail, 0, 1); !errors.Is(err, log.ErrFilled) {
+		t.Fatalf("ReadRange of junk: %v, want ErrFilled", err)
+	}
+	if _, _, err := rr.ReadRange(ctx, tail+5, 0, 1); !errors.Is(err, log.ErrNotWritten) {
+		t.Fatalf("ReadRange beyond the tail: %v, want ErrNotWritten", err)
+	}
+	if err := l.Trim(ctx, 2); err != nil {
+		t.Fatalf("Trim: %v", err)
+	}
+	if _, _, err := rr.ReadRange(ctx, 1, 0, 1); !errors.Is(err, log.ErrTrimmed) {
+		t.Fatalf("ReadRange of a trimmed position: %v, want ErrTrimmed", err)
 	}
 }

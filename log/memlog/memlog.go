@@ -404,6 +404,34 @@ func (l *Log) takeLocked() (log.Position, error) {
 
 // Read returns a copy of the data at pos.
 func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
+	data, err := l.read(ctx, pos)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, len(data))
+	copy(out, data)
+	return out, nil
+}
+
+// ReadRange implements log.RangeReader. It is a Read (counted, delayed and
+// faulted as one) that copies only the range.
+func (l *Log) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]byte, int, error) {
+	if off < 0 || n < 0 {
+		return nil, 0, fmt.Errorf("memlog: read position %d: range of %d bytes at %d", pos, n, off)
+	}
+	data, err := l.read(ctx, pos)
+	if err != nil {
+		return nil, 0, err
+	}
+	lo := min(off, len(data))
+	hi := lo + min(n, len(data)-lo)
+	out := make([]byte, hi-lo)
+	copy(out, data[lo:hi])
+	return out, len(data), nil
+}
+
+// read returns the data at pos, which the caller must not modify or keep.
+func (l *Log) read(ctx context.Context, pos log.Position) ([]byte, error) {
 	ctx = ctxOf(ctx)
 	seq := l.calls[OpRead].Add(1) - 1
 	if err := ctx.Err(); err != nil {
@@ -446,9 +474,7 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 	if err != nil {
 		return nil, wrap(OpRead, pos, err)
 	}
-	out := make([]byte, len(s.data))
-	copy(out, s.data)
-	return out, nil
+	return s.data, nil
 }
 
 // Fill turns pos into junk unless it holds data. It is idempotent on junk and
