@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 
 	"github.com/cruzlog/cruzdb/internal/entry/wire"
@@ -46,7 +47,22 @@ func (a *Afterimage) headerSize() int {
 
 // OffsetsSize is the number of bytes of the offsets field of an afterimage
 // of n nodes (see AppendOffsets).
-func OffsetsSize(n int) int { return wire.BinHeaderSize(4*n) + 4*n }
+func OffsetsSize(n int) int { return wire.BinHeaderSize(offsetEntry*n) + offsetEntry*n }
+
+// offsetEntry is the size of one node's entry in the offsets field: where
+// the node starts, and the CRC-32C of its bytes.
+const offsetEntry = 8
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func nodeSum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// appendOffsetEntry appends the entry of the node encoded in b, which
+// starts at byte at of the payload.
+func appendOffsetEntry(dst []byte, at int, b []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(at))
+	return binary.BigEndian.AppendUint32(dst, nodeSum(b))
+}
 
 // MaxNodeOverhead bounds what a node's encoding takes beyond its key and
 // value: array header, two bin headers, three uints, two bools, the height
@@ -102,11 +118,14 @@ func (p Ptr) encodedSize() int {
 //	     | [3, pos uint, off uint]    PtrIntention
 //
 // offsets holds, for each node in order, the byte offset of its encoding
-// from the start of the payload (uint32, big-endian), in a bin written in its
-// shortest form, so that a reader finds it from the end of the payload
-// without parsing the nodes and reads any one node alone (NodeIndex); it
-// costs 4 bytes a node, about 6 % of a typical afterimage. Records of three
-// fields, written before the offsets existed, are still read.
+// from the start of the payload and the CRC-32C of that encoding (two
+// uint32, big-endian), in a bin written in its shortest form, so that a
+// reader finds it from the end of the payload without parsing the nodes and
+// reads any one node alone, from the whole payload (NodeIndex) or from just
+// the bytes it needs (Head), with the node's own checksum standing in for the
+// envelope's; it costs 8 bytes a node, about 12 % of a typical afterimage.
+// Records of three fields, written before the offsets existed, are still
+// read.
 //
 // mintomb is nil for NoTombstone, the common case, which would otherwise take
 // 9 bytes. A nil key or value is written as msgpack nil and an empty one as
@@ -125,15 +144,17 @@ func (a *Afterimage) AppendPayload(dst []byte) []byte {
 			dst = grown
 		}
 	}
+	p0 := len(dst)
 	dst = AppendHeader(dst, a.Intention, a.Base, len(a.Nodes))
 	for i := range a.Nodes {
 		dst = a.Nodes[i].AppendTo(dst)
 	}
-	dst = wire.AppendBinHeader(dst, 4*len(a.Nodes))
+	dst = wire.AppendBinHeader(dst, offsetEntry*len(a.Nodes))
 	off := a.headerSize()
 	for i := range a.Nodes {
-		dst = binary.BigEndian.AppendUint32(dst, uint32(off))
-		off += a.Nodes[i].encodedSize()
+		size := a.Nodes[i].encodedSize()
+		dst = appendOffsetEntry(dst, off, dst[p0+off:p0+off+size])
+		off += size
 	}
 	return dst
 }
@@ -153,13 +174,20 @@ func AppendHeader(dst []byte, intention, base uint64, nodes int) []byte {
 	return wire.AppendArrayLen(dst, nodes)
 }
 
-// AppendOffsets appends the last field of an afterimage payload: where each
-// node starts, in bytes from the start of the payload (starts[i] for node i,
-// as the writer of AppendHeader and Node.AppendTo saw them).
-func AppendOffsets(dst []byte, starts []uint32) []byte {
-	dst = wire.AppendBinHeader(dst, 4*len(starts))
-	for _, s := range starts {
-		dst = binary.BigEndian.AppendUint32(dst, s)
+// AppendOffsets appends the last field of an afterimage payload that starts
+// at dst[payload:] and whose nodes end dst: for each node, where it starts
+// (starts[i] for node i, in bytes from the start of the payload, as the
+// writer of AppendHeader and Node.AppendTo saw them) and the checksum of its
+// bytes.
+func AppendOffsets(dst []byte, payload int, starts []uint32) []byte {
+	end := len(dst) - payload
+	dst = wire.AppendBinHeader(dst, offsetEntry*len(starts))
+	for i, s := range starts {
+		next := end
+		if i+1 < len(starts) {
+			next = int(starts[i+1])
+		}
+		dst = appendOffsetEntry(dst, int(s), dst[payload+int(s):payload+next])
 	}
 	return dst
 }
@@ -305,7 +333,7 @@ func readCounts(r *wire.Reader) (uint64, uint64, int, error) {
 }
 
 // layout reads the header of payload and finds its node offsets: the last
-// field, a bin of 4 bytes a node in its shortest form (which a reader can
+// field, a bin of 8 bytes a node in its shortest form (which a reader can
 // find from the end of the payload, without parsing the nodes). offsets is
 // nil for a record written without them; nodesEnd is where the nodes must
 // end. nodesStart is where node 0 starts.
@@ -322,7 +350,7 @@ func layout(payload []byte) (pos, base uint64, n, nodesStart, nodesEnd int, offs
 			return 0, 0, 0, 0, 0, nil, malformedf("no room for the offsets of %d nodes", n)
 		}
 		at := len(payload) - size
-		want := wire.AppendBinHeader(make([]byte, 0, 5), 4*n)
+		want := wire.AppendBinHeader(make([]byte, 0, 5), offsetEntry*n)
 		if !bytes.Equal(payload[at:at+len(want)], want) {
 			return 0, 0, 0, 0, 0, nil, malformedf("the payload does not end with the offsets of %d nodes", n)
 		}
@@ -369,14 +397,20 @@ func decodeInto(a *Afterimage, payload []byte) (int, error) {
 	}
 	total := 0
 	for i := range a.Nodes {
+		at := r.Offset()
 		if offsets != nil {
-			if at := binary.BigEndian.Uint32(offsets[4*i:]); int(at) != r.Offset() {
-				return 0, malformedf("node %d starts at byte %d, the offsets say %d", i, r.Offset(), at)
+			if want := binary.BigEndian.Uint32(offsets[offsetEntry*i:]); int(want) != at {
+				return 0, malformedf("node %d starts at byte %d, the offsets say %d", i, at, want)
 			}
 		}
 		nd := &a.Nodes[i]
 		if err := nd.decode(&r, i); err != nil {
 			return 0, err
+		}
+		if offsets != nil {
+			if sum := binary.BigEndian.Uint32(offsets[offsetEntry*i+4:]); nodeSum(payload[at:r.Offset()]) != sum {
+				return 0, malformedf("node %d does not match its checksum", i)
+			}
 		}
 		total += len(nd.Key) + len(nd.Value)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -463,7 +464,8 @@ func libEncode(t testing.TB, a *Afterimage) []byte {
 	must(e.EncodeArrayLen(len(a.Nodes)))
 	var offsets []byte
 	for _, n := range a.Nodes {
-		offsets = binary.BigEndian.AppendUint32(offsets, uint32(buf.Len()))
+		start := buf.Len()
+		offsets = binary.BigEndian.AppendUint32(offsets, uint32(start))
 		must(e.EncodeArrayLen(10))
 		must(e.EncodeBytes(n.Key))
 		must(e.EncodeBytes(n.Value))
@@ -479,6 +481,7 @@ func libEncode(t testing.TB, a *Afterimage) []byte {
 		ptr(n.Left)
 		ptr(n.Right)
 		must(e.EncodeBool(n.ValueInIntention))
+		offsets = binary.BigEndian.AppendUint32(offsets, crc32.Checksum(buf.Bytes()[start:], crc32.MakeTable(crc32.Castagnoli)))
 	}
 	if offsets == nil {
 		offsets = []byte{}
@@ -526,8 +529,8 @@ func checkGeneric(t *testing.T, a *Afterimage, enc []byte) {
 	if !ok || len(rec) != 4 {
 		t.Fatalf("record is %T of %d elements, want 4", v, len(rec))
 	}
-	if offsets, ok := rec[3].([]byte); !ok || len(offsets) != 4*len(a.Nodes) {
-		t.Fatalf("offsets are %T of %d bytes, want %d", rec[3], len(offsets), 4*len(a.Nodes))
+	if offsets, ok := rec[3].([]byte); !ok || len(offsets) != 8*len(a.Nodes) {
+		t.Fatalf("offsets are %T of %d bytes, want %d", rec[3], len(offsets), 8*len(a.Nodes))
 	}
 	if in, ok := asUint(rec[0]); !ok || in != a.Intention {
 		t.Fatalf("intention %v, want %d", rec[0], a.Intention)

@@ -51,6 +51,9 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("NewNodeIndex: error %v does not wrap ErrMalformed", xerr)
 			}
 			for off := range uint32(4) {
+				if _, err := headNode(data, off); err != nil && !errors.Is(err, ErrMalformed) {
+					t.Fatalf("Head path, node %d: error %v does not wrap ErrMalformed", off, err)
+				}
 				if _, err := DecodeNode(data, off); err != nil && !errors.Is(err, ErrMalformed) {
 					t.Fatalf("DecodeNode(%d): error %v does not wrap ErrMalformed", off, err)
 				}
@@ -91,6 +94,11 @@ func FuzzDecode(f *testing.F) {
 			nd, err := DecodeNode(data, uint32(i))
 			if err != nil || !reflect.DeepEqual(nd, a.Nodes[i]) {
 				t.Fatalf("DecodeNode(%d) differs (err %v)", i, err)
+			}
+			if h, _ := ReadHead(data[:min(len(data), MaxHeadSize)]); h.HasOffsets {
+				if nd, err := headNode(data, uint32(i)); err != nil || !reflect.DeepEqual(nd, a.Nodes[i]) {
+					t.Fatalf("Head path, node %d differs (err %v)", i, err)
+				}
 			}
 		}
 		// NodeIndex reads the same nodes, in any order (last first, so
@@ -265,4 +273,22 @@ func TestFuzzSeeds(t *testing.T) {
 			t.Errorf("%s: %v", e.Name(), err)
 		}
 	}
+}
+
+// headNode reads node off the way a ranged load does: the header from the
+// payload's first bytes, then the offsets entries, then the node's bytes.
+func headNode(payload []byte, off uint32) (Node, error) {
+	h, err := ReadHead(payload[:min(len(payload), MaxHeadSize)])
+	if err != nil {
+		return Node{}, err
+	}
+	es, ee, err := h.EntryRange(len(payload), off)
+	if err != nil {
+		return Node{}, err
+	}
+	start, end, sum, err := h.NodeSpan(payload[es:ee], len(payload), off)
+	if err != nil {
+		return Node{}, err
+	}
+	return DecodeNodeBytes(payload[start:end], off, sum)
 }

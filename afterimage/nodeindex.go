@@ -1,7 +1,6 @@
 package afterimage
 
 import (
-	"encoding/binary"
 	"sync"
 
 	"github.com/cruzlog/cruzdb/internal/entry/wire"
@@ -19,7 +18,7 @@ type NodeIndex struct {
 	payload         []byte
 	intention, base uint64
 	n               int
-	offsets         []byte // 4 bytes a node, big-endian; nil if the payload has none
+	offsets         []byte // 8 bytes a node (offset, checksum); nil if the payload has none
 	nodesEnd        int    // where the nodes end (the offsets field starts)
 
 	mu     sync.Mutex // for payloads without offsets:
@@ -89,26 +88,17 @@ func (x *NodeIndex) Node(off uint32) (Node, error) {
 	return nd, nil
 }
 
-// nodeAt decodes node off from the span the offsets give it: from its
-// offset to the next node's (or to the offsets field), which the node must
-// fill exactly. Nodes are self-delimiting, so offsets that pass this check
-// for every node are the nodes' true starts (Decode checks them all).
+// nodeAt decodes node off from the span the offsets give it, checked
+// against its checksum (Decode checks every node's).
 func (x *NodeIndex) nodeAt(off uint32) (Node, error) {
-	at := int64(binary.BigEndian.Uint32(x.offsets[4*off:]))
-	end := int64(x.nodesEnd)
-	if int(off)+1 < x.n {
-		end = int64(binary.BigEndian.Uint32(x.offsets[4*(off+1):]))
-	}
-	if at < int64(x.next) || at >= end || end > int64(x.nodesEnd) {
-		return Node{}, malformedf("node %d at bytes [%d, %d) of a payload whose nodes are at [%d, %d)", off, at, end, x.next, x.nodesEnd)
-	}
-	r := wire.NewReader(x.payload[at:end])
-	var nd Node
-	if err := nd.decode(&r, int(off)); err != nil {
+	h := Head{Nodes: x.n, NodesStart: x.next, HasOffsets: true}
+	es, ee, err := h.EntryRange(len(x.payload), off)
+	if err != nil {
 		return Node{}, err
 	}
-	if r.Len() != 0 {
-		return Node{}, malformedf("node %d ends %d bytes before the next node's offset", off, r.Len())
+	start, end, sum, err := h.NodeSpan(x.payload[es:ee], len(x.payload), off)
+	if err != nil {
+		return Node{}, err
 	}
-	return nd, nil
+	return DecodeNodeBytes(x.payload[start:end], off, sum)
 }

@@ -80,7 +80,7 @@ func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]
 		starts[i] = uint32(len(dst) - payload)
 		dst = nd.AppendTo(dst)
 	}
-	dst = afterimage.AppendOffsets(dst, starts)
+	dst = afterimage.AppendOffsets(dst, payload, starts)
 	return entry.Seal(dst, start, entry.TypeAfterimage), s.counts
 }
 

@@ -90,6 +90,27 @@ func checksum(frame []byte) uint32 {
 	return crc32.Update(c, castagnoli, frame[FrameSize:])
 }
 
+// PeekType returns the type of the entry at log position pos whose first
+// bytes are prefix (at least FrameSize), checking its magic, version and type
+// but not its checksum, which covers the whole entry: for a reader of part of
+// an entry, which must check what it reads some other way. Errors are
+// Decode's.
+func PeekType(pos uint64, prefix []byte) (Type, error) {
+	switch {
+	case len(prefix) < FrameSize:
+		return 0, corruptf(pos, "short frame of %d bytes", len(prefix))
+	case prefix[0] != Magic0 || prefix[1] != Magic1:
+		return 0, corruptf(pos, "bad magic 0x%02x%02x", prefix[0], prefix[1])
+	case prefix[2] != Version:
+		return 0, corruptf(pos, "unknown envelope version %d", prefix[2])
+	}
+	t := Type(prefix[3])
+	if !t.Known() {
+		return 0, corruptf(pos, "unknown entry type %d", prefix[3])
+	}
+	return t, nil
+}
+
 // Decode checks the envelope of the entry at log position pos and returns its
 // type and payload. The payload is a sub-slice of data (data is not copied,
 // and the payload's capacity ends where data's length does); it is only as

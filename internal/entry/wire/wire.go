@@ -354,6 +354,32 @@ func (r *Reader) ArrayLen(minElem int) (int, error) {
 	return r.arrayLenSlow(minElem)
 }
 
+// ArrayLenOfPrefix reads an array header without checking that its
+// elements fit in the bytes that remain: for a reader of the first bytes of
+// a value whose length is checked some other way. Do not allocate from it.
+func (r *Reader) ArrayLenOfPrefix() (int, error) {
+	if r.off >= len(r.b) {
+		return 0, r.short()
+	}
+	c := r.b[r.off]
+	switch {
+	case c&0xf0 == fixArrayLow:
+		r.off++
+		return int(c & 0x0f), nil
+	case c == codeArray16 && r.need(2):
+		n := int(binary.BigEndian.Uint16(r.b[r.off+1:]))
+		r.off += 3
+		return n, nil
+	case c == codeArray32 && r.need(4):
+		n := int(binary.BigEndian.Uint32(r.b[r.off+1:]))
+		r.off += 5
+		return n, nil
+	case c == codeArray16 || c == codeArray32:
+		return 0, r.short()
+	}
+	return 0, r.badType("array")
+}
+
 func (r *Reader) arrayLenSlow(minElem int) (int, error) {
 	if r.off >= len(r.b) {
 		return 0, r.short()
