@@ -193,6 +193,7 @@ type pager struct {
 	counted  atomic.Int64   // how many nodes are counted
 
 	hits, misses, evictions, scans atomic.Uint64
+	ranged                         atomic.Uint64 // nodes read alone (rangedNode)
 }
 
 // aiCacheSize bounds the decoded intentions kept for values left in them.
@@ -226,17 +227,10 @@ func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 				return nil, err
 			}
 		}
-		ai, err := p.afterimage(at)
+		own := cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: a.Off}
+		nodeAt, err := p.node(at, a.Off)
 		if err != nil {
 			return nil, err
-		}
-		if int(a.Off) >= ai.Len() {
-			return nil, fmt.Errorf("flusher: node %d of afterimage at %d: only %d nodes: %w", a.Off, at, ai.Len(), entry.ErrCorrupt)
-		}
-		own := cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: a.Off}
-		nodeAt, err := ai.Node(a.Off)
-		if err != nil {
-			return nil, entry.Corrupt(at, err)
 		}
 		nd := &nodeAt
 		fields := nodeFields(at, nd)
@@ -368,6 +362,115 @@ func (p *pager) evict(budget int64, tree cowtree.Tree) {
 	}
 }
 
+// node reads node off of the afterimage at pos: from the entry cache; or,
+// when the log reads ranges and the entry is larger than rangedMin, from
+// just the bytes the node needs (see rangedNode); or else from the whole
+// entry, which the cache then keeps.
+func (p *pager) node(pos uint64, off uint32) (afterimage.Node, error) {
+	if ai, ok := p.aiCache.get(pos); ok {
+		p.hits.Add(1)
+		return nodeOf(ai, pos, off)
+	}
+	var ai *afterimage.NodeIndex
+	var err error
+	if rr, ok := p.log.(log.RangeReader); ok {
+		var first []byte
+		var size int
+		if first, size, err = rr.ReadRange(context.Background(), log.Position(pos), 0, rangedMin); err != nil {
+			return afterimage.Node{}, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
+		}
+		if len(first) < size {
+			nd, err := p.rangedNode(rr, pos, off, first, size)
+			if !errors.Is(err, errWholeEntry) {
+				return nd, err
+			}
+			ai, err = p.afterimage(pos)
+		} else {
+			ai, err = p.index(pos, first) // the whole entry
+		}
+	} else {
+		ai, err = p.afterimage(pos)
+	}
+	if err != nil {
+		return afterimage.Node{}, err
+	}
+	return nodeOf(ai, pos, off)
+}
+
+func nodeOf(ai *afterimage.NodeIndex, pos uint64, off uint32) (afterimage.Node, error) {
+	if int(off) >= ai.Len() {
+		return afterimage.Node{}, fmt.Errorf("flusher: node %d of afterimage at %d: only %d nodes: %w", off, pos, ai.Len(), entry.ErrCorrupt)
+	}
+	nd, err := ai.Node(off)
+	if err != nil {
+		return afterimage.Node{}, entry.Corrupt(pos, err)
+	}
+	return nd, nil
+}
+
+// rangedMin is the smallest afterimage entry whose nodes are read alone:
+// smaller ones are read whole (in the one read that learns their size) and
+// cached, as a scan may want more of them. cruzd's combined commits make
+// afterimages of ~100 KB, of which a load needs one node of ~60 bytes.
+const rangedMin = 16 << 10
+
+// errWholeEntry says to read the entry whole instead.
+var errWholeEntry = errors.New("flusher: read the whole entry")
+
+// rangedNode reads node off of the afterimage at pos, an entry of size
+// bytes whose first ones are prefix, in two more small reads (the node's
+// offsets entries, then the node) and checks the node against its own
+// checksum, since the envelope's needs the whole entry. It returns
+// errWholeEntry for an afterimage written without node offsets.
+func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []byte, size int) (afterimage.Node, error) {
+	read := func(from, n int) ([]byte, error) {
+		b, _, err := rr.ReadRange(context.Background(), log.Position(pos), from, n)
+		if err != nil {
+			return nil, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
+		}
+		return b, nil
+	}
+	typ, err := entry.PeekType(pos, prefix)
+	if err != nil {
+		return afterimage.Node{}, err
+	}
+	if typ != entry.TypeAfterimage {
+		return afterimage.Node{}, fmt.Errorf("flusher: position %d holds %s, not an afterimage: %w", pos, typ, entry.ErrCorrupt)
+	}
+	h, err := afterimage.ReadHead(prefix[entry.FrameSize:min(len(prefix), entry.FrameSize+afterimage.MaxHeadSize)])
+	if err != nil {
+		return afterimage.Node{}, entry.Corrupt(pos, err)
+	}
+	if !h.HasOffsets {
+		return afterimage.Node{}, errWholeEntry
+	}
+	payload := size - entry.FrameSize
+	es, ee, err := h.EntryRange(payload, off)
+	if err != nil {
+		return afterimage.Node{}, entry.Corrupt(pos, err)
+	}
+	entries, err := read(entry.FrameSize+es, ee-es)
+	if err != nil {
+		return afterimage.Node{}, err
+	}
+	start, end, sum, err := h.NodeSpan(entries, payload, off)
+	if err != nil {
+		return afterimage.Node{}, entry.Corrupt(pos, err)
+	}
+	var b []byte
+	if entry.FrameSize+end <= len(prefix) {
+		b = prefix[entry.FrameSize+start : entry.FrameSize+end]
+	} else if b, err = read(entry.FrameSize+start, end-start); err != nil {
+		return afterimage.Node{}, err
+	}
+	nd, err := afterimage.DecodeNodeBytes(b, off, sum)
+	if err != nil {
+		return afterimage.Node{}, entry.Corrupt(pos, err)
+	}
+	p.ranged.Add(1)
+	return nd, nil
+}
+
 // afterimage returns the afterimage at pos, as an index that decodes its
 // nodes one at a time.
 func (p *pager) afterimage(pos uint64) (*afterimage.NodeIndex, error) {
@@ -379,6 +482,12 @@ func (p *pager) afterimage(pos uint64) (*afterimage.NodeIndex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
 	}
+	return p.index(pos, data)
+}
+
+// index checks and indexes data, the whole afterimage entry at pos, and
+// caches it.
+func (p *pager) index(pos uint64, data []byte) (*afterimage.NodeIndex, error) {
 	typ, payload, err := entry.Decode(pos, data)
 	if err != nil {
 		return nil, err

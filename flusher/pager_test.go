@@ -1,11 +1,13 @@
 package flusher
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -763,4 +765,82 @@ func TestPagerConcurrentLoadsOfOneAfterimage(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// wholeReads hides a log's ReadRange, so the pager reads entries whole.
+type wholeReads struct{ log.Log }
+
+// A node of a large afterimage is read alone, in three small ranged reads,
+// and checked against its own checksum: the same node a whole read gives,
+// nothing cached. A damaged node is corrupt either way (its checksum, or
+// the envelope's); its intact neighbours still load by range. An afterimage
+// under rangedMin is read whole and cached.
+func TestPagerRangedLoad(t *testing.T) {
+	l := newLog(t, nil)
+	in := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("k", "v")}})
+	ai := &afterimage.Afterimage{Intention: in, Base: in}
+	for i := range 400 {
+		ai.Nodes = append(ai.Nodes, leaf(fmt.Sprintf("key%04d", i), strings.Repeat(string(rune('a'+i%26)), 100), in))
+	}
+	data := entry.AppendAfterimage(nil, ai)
+	if len(data) < rangedMin {
+		t.Fatalf("afterimage of %d bytes: not above rangedMin", len(data))
+	}
+	pos := appendData(t, l, data)
+	bad := bytes.Clone(data)
+	bad[bytes.Index(bad, []byte("key0007"))+12] ^= 0xff // in node 7's value
+	badPos := appendData(t, l, bad)
+
+	check := func(p *pager, at uint64, off uint32) {
+		t.Helper()
+		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: off})
+		if err != nil {
+			t.Fatalf("node %d at %d: %v", off, at, err)
+		}
+		want := &ai.Nodes[off]
+		if !bytes.Equal(n.Key(), want.Key) || !bytes.Equal(n.Value(), want.Value) {
+			t.Fatalf("node %d at %d: %q=%.10q, want %q", off, at, n.Key(), n.Value(), want.Key)
+		}
+	}
+	p := newPager(l, newIndex(16), waitLong)
+	reads := l.Stats().Reads
+	for _, off := range []uint32{0, 7, 399} {
+		check(p, pos, off)
+	}
+	if got := p.ranged.Load(); got != 3 {
+		t.Fatalf("%d nodes read by range, want 3", got)
+	}
+	// Each load reads the first rangedMin bytes (and learns the size), the
+	// node's offsets entries, and the node unless it lies in those first
+	// bytes, as nodes 0 and 7 do.
+	if got := l.Stats().Reads - reads; got != 2+2+3 {
+		t.Fatalf("%d log reads for 3 ranged loads, want 7", got)
+	}
+	if _, ok := p.aiCache.get(pos); ok {
+		t.Fatal("a ranged load cached the entry")
+	}
+	if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: badPos, Off: 7}); !errors.Is(err, entry.ErrCorrupt) || !strings.Contains(err.Error(), strconv.FormatUint(badPos, 10)) {
+		t.Fatalf("damaged node by range: %v, want ErrCorrupt naming %d", err, badPos)
+	}
+	check(p, badPos, 8)
+
+	whole := newPager(wholeReads{l}, newIndex(16), waitLong)
+	check(whole, pos, 7)
+	if _, err := whole.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: badPos, Off: 8}); !errors.Is(err, entry.ErrCorrupt) {
+		t.Fatalf("intact node of a damaged entry, read whole: %v, want ErrCorrupt", err)
+	}
+	if whole.ranged.Load() != 0 {
+		t.Fatal("read by range through a log without ReadRange")
+	}
+
+	small := &afterimage.Afterimage{Intention: in, Base: in, Nodes: ai.Nodes[:10]}
+	smallPos := appendData(t, l, entry.AppendAfterimage(nil, small))
+	ranged := p.ranged.Load()
+	check(p, smallPos, 3)
+	if p.ranged.Load() != ranged {
+		t.Fatal("a small afterimage was read by range")
+	}
+	if _, ok := p.aiCache.get(smallPos); !ok {
+		t.Fatal("a small afterimage read whole was not cached")
+	}
 }

@@ -214,11 +214,25 @@ func (l *timedBatchLog) AppendBatch(ctx context.Context, data [][]byte) ([]log.P
 	return p, err
 }
 
-// wrapTimed wraps l in a timedLog, keeping its batch appends if it has them.
+// timedRangeBatchLog is a timedBatchLog over a log that also reads ranges
+// of entries (boltlog and memlog do both), and keeps that visible too: the
+// pager loads a node of a large afterimage by reading just its bytes.
+type timedRangeBatchLog struct {
+	*timedBatchLog
+	log.RangeReader
+}
+
+// wrapTimed wraps l in a timedLog, keeping its batch appends and range
+// reads if it has them (range reads only together with batch appends).
 func wrapTimed(l log.Log, m *metrics) log.Log {
 	t := newTimedLog(l, m)
-	if b, ok := l.(log.BatchAppender); ok {
-		return &timedBatchLog{timedLog: t, batch: b}
+	b, ok := l.(log.BatchAppender)
+	if !ok {
+		return t
 	}
-	return t
+	tb := &timedBatchLog{timedLog: t, batch: b}
+	if rr, ok := l.(log.RangeReader); ok {
+		return &timedRangeBatchLog{timedBatchLog: tb, RangeReader: rr}
+	}
+	return tb
 }
