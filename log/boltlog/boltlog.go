@@ -544,7 +544,7 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 			copy(out, v[1:])
 			return nil
 		}
-		out, err = readParts(b, uint64(pos), v)
+		out, _, err = l.readPartsRange(b, uint64(pos), v, 0, log.MaxEntrySize)
 		return err
 	})
 	return out, err
@@ -664,30 +664,6 @@ func (l *Log) readPartsRange(b *bolt.Bucket, pos uint64, head []byte, off, n int
 		k, v = c.Next()
 	}
 	return out, size, nil
-}
-
-// readParts gathers the parted entry at pos whose first value is head.
-func readParts(b *bolt.Bucket, pos uint64, head []byte) ([]byte, error) {
-	n, err := partsSize(pos, head)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, n)
-	out = append(out, head[partsHeader:]...)
-	var kb [partKeySize]byte
-	c := b.Cursor()
-	k, v := c.Seek(partKey(kb[:0], pos, 1))
-	for i := uint32(1); len(out) < n; i++ {
-		if len(k) != partKeySize || binary.BigEndian.Uint64(k) != pos || binary.BigEndian.Uint32(k[posKeySize:]) != i {
-			return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (part %d of a %d-byte entry missing after %d bytes)", pos, i, n, len(out))
-		}
-		if len(out)+len(v) > n {
-			return nil, fmt.Errorf("boltlog: read position %d: corrupt entry (parts longer than the entry's %d bytes)", pos, n)
-		}
-		out = append(out, v...)
-		k, v = c.Next()
-	}
-	return out, nil
 }
 
 // Tail returns the next position to be assigned. Positions filled at or

@@ -1063,10 +1063,10 @@ func TestCorruptParts(t *testing.T) {
 		wants   string
 	}{
 		{"missing part", func(b *bolt.Bucket, p uint64) error { return b.Delete(partKey(nil, p, 2)) }, "part 2 of a"},
-		{"short part", func(b *bolt.Bucket, p uint64) error { return b.Put(partKey(nil, p, 1), []byte("x")) }, "missing after"},
+		{"short part", func(b *bolt.Bucket, p uint64) error { return b.Put(partKey(nil, p, 1), []byte("x")) }, "part 1 of 1 bytes"},
 		{"long part", func(b *bolt.Bucket, p uint64) error {
 			return b.Put(partKey(nil, p, 3), bytes.Repeat([]byte("x"), 3000))
-		}, "parts longer than"},
+		}, "part 3 of 3000 bytes"},
 		{"short head", func(b *bolt.Bucket, p uint64) error { return b.Put(posKey(nil, p), []byte{tagParts, 0}) }, "head of 2 bytes"},
 		{"length over the limit", func(b *bolt.Bucket, p uint64) error {
 			return b.Put(posKey(nil, p), []byte{tagParts, 0xff, 0xff, 0xff, 0xff})
