@@ -380,11 +380,11 @@ func (p *pager) node(pos uint64, off uint32) (afterimage.Node, error) {
 			return afterimage.Node{}, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
 		}
 		if len(first) < size {
-			nd, err := p.rangedNode(rr, pos, off, first, size)
-			if !errors.Is(err, errWholeEntry) {
-				return nd, err
+			nd, rerr := p.rangedNode(rr, pos, off, first, size)
+			if !errors.Is(rerr, errWholeEntry) {
+				return nd, rerr
 			}
-			ai, err = p.afterimage(pos)
+			ai, err = p.afterimage(pos) // written without node offsets
 		} else {
 			ai, err = p.index(pos, first) // the whole entry
 		}

@@ -833,9 +833,26 @@ func TestPagerRangedLoad(t *testing.T) {
 		t.Fatal("read by range through a log without ReadRange")
 	}
 
+	// A large afterimage written before the node offsets is read whole; a
+	// damaged one is corrupt.
+	payload := ai.AppendPayload(nil)
+	old := append([]byte{0x93}, payload[1:len(payload)-afterimage.OffsetsSize(len(ai.Nodes))]...)
+	oldPos := appendData(t, l, entry.Encode(nil, entry.TypeAfterimage, old))
+	damagedOld := entry.Encode(nil, entry.TypeAfterimage, old)
+	damagedOld[len(damagedOld)-3] ^= 0xff
+	damagedOldPos := appendData(t, l, damagedOld)
+	ranged := p.ranged.Load()
+	check(p, oldPos, 123)
+	if p.ranged.Load() != ranged {
+		t.Fatal("an afterimage without node offsets was read by range")
+	}
+	if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: damagedOldPos, Off: 1}); !errors.Is(err, entry.ErrCorrupt) {
+		t.Fatalf("damaged afterimage without offsets: %v, want ErrCorrupt", err)
+	}
+
 	small := &afterimage.Afterimage{Intention: in, Base: in, Nodes: ai.Nodes[:10]}
 	smallPos := appendData(t, l, entry.AppendAfterimage(nil, small))
-	ranged := p.ranged.Load()
+	ranged = p.ranged.Load()
 	check(p, smallPos, 3)
 	if p.ranged.Load() != ranged {
 		t.Fatal("a small afterimage was read by range")
