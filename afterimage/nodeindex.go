@@ -18,8 +18,8 @@ type NodeIndex struct {
 	payload         []byte
 	intention, base uint64
 	n               int
-	offsets         []byte // 8 bytes a node (offset, checksum); nil if the payload has none
-	nodesEnd        int    // where the nodes end (the offsets field starts)
+	hasOffsets      bool // the payload ends with its nodes' offsets and checksums
+	nodesEnd        int  // where the nodes end (the offsets field starts)
 
 	mu     sync.Mutex // for payloads without offsets:
 	starts []uint32   // byte offsets of nodes 0..len(starts)-1
@@ -34,7 +34,7 @@ func NewNodeIndex(payload []byte) (*NodeIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &NodeIndex{payload: payload, intention: in, base: base, n: n, offsets: offsets, nodesEnd: end, next: start}
+	x := &NodeIndex{payload: payload, intention: in, base: base, n: n, hasOffsets: offsets != nil, nodesEnd: end, next: start}
 	if offsets == nil {
 		// Every node takes at least one byte, which bounds the offsets a
 		// malformed count can make room for.
@@ -60,7 +60,7 @@ func (x *NodeIndex) Node(off uint32) (Node, error) {
 	if uint64(off) >= uint64(x.n) {
 		return Node{}, malformedf("node %d requested of an afterimage of %d nodes", off, x.n)
 	}
-	if x.offsets != nil {
+	if x.hasOffsets {
 		return x.nodeAt(off)
 	}
 	x.mu.Lock()
