@@ -47,6 +47,7 @@ var breakages = []struct {
 	{"racy-fill", "AppendFillRace"},
 	{"racy-append", "ConcurrentAppends"},
 	{"forgets-on-reopen", "Persistence"},
+	{"range-one-byte-late", "ReadRange"},
 }
 
 func TestKitCatchesBrokenBackends(t *testing.T) {
@@ -286,6 +287,16 @@ func (b *broken) Close() error {
 }
 
 // strip drops the position from errors, in mode errors-without-position.
+// ReadRange is memlog's, except that range-one-byte-late starts every
+// range after the first byte one byte late.
+func (b *broken) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]byte, int, error) {
+	if b.mode == "range-one-byte-late" && off > 0 {
+		off++
+	}
+	data, size, err := b.inner.ReadRange(ctx, pos, off, n)
+	return data, size, b.strip(err)
+}
+
 func (b *broken) strip(err error) error {
 	if err == nil || b.mode != "errors-without-position" {
 		return err
