@@ -19,25 +19,15 @@ command -v redis-benchmark >/dev/null || {
   apt-get update -qq && apt-get install -y -qq redis-tools >/dev/null
 }
 tmp=$(mktemp -d)
-pid=
+cruzd_pid=
 cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+  [ -n "$cruzd_pid" ] && kill -9 "$cruzd_pid" 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-go build -o "$tmp/cruzd" ./cmd/cruzd
-"$tmp/cruzd" serve --data-dir "$tmp/data" --listen-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
-  --log-format json 2>"$tmp/cruzd.log" &
-pid=$!
-addr= admin=
-for _ in $(seq 1 200); do
-  addr=$(sed -n 's/.*"msg":"resp listening","addr":"\([^"]*\)".*/\1/p' "$tmp/cruzd.log")
-  admin=$(sed -n 's/.*"msg":"admin listening","addr":"\([^"]*\)".*/\1/p' "$tmp/cruzd.log")
-  [ -n "$addr" ] && [ -n "$admin" ] && break
-  sleep 0.05
-done
-[ -n "$addr" ] || { cat "$tmp/cruzd.log"; echo "cruzd did not start" >&2; exit 1; }
+. bench/start-cruzd.sh
+start_cruzd "$tmp"
+admin=$admin_addr addr=$cruzd_addr
 
 metric() { curl -s "http://$admin/metrics" | awk -v m="$1" '$1 == m { printf "%.0f", $2 }'; }
 echo "| round | SETs/s | evictions | node loads | live heap MB |"
@@ -49,6 +39,6 @@ for round in $(seq 1 "$ROUNDS"); do
   heap=$(metric go_memstats_heap_alloc_bytes)
   echo "| $round | $rps | $(metric cruzdb_node_evictions_total) | $(metric cruzdb_node_loads_total) | $((heap / 1000000)) |"
 done
-kill -TERM "$pid"
-wait "$pid" || { echo "cruzd exited non-zero" >&2; exit 1; }
-pid=
+kill -TERM "$cruzd_pid"
+wait "$cruzd_pid" || { echo "cruzd exited non-zero" >&2; exit 1; }
+cruzd_pid=

@@ -36,19 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$tmp/cruzd" ./cmd/cruzd
-"$tmp/cruzd" serve --data-dir "$tmp/cruzd-data" --listen-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
-  --log-format json 2>"$tmp/cruzd.log" &
-cruzd_pid=$!
-cruzd_addr=
-admin_addr=
-for _ in $(seq 1 200); do
-  cruzd_addr=$(sed -n 's/.*"msg":"resp listening","addr":"\([^"]*\)".*/\1/p' "$tmp/cruzd.log" 2>/dev/null)
-  admin_addr=$(sed -n 's/.*"msg":"admin listening","addr":"\([^"]*\)".*/\1/p' "$tmp/cruzd.log" 2>/dev/null)
-  [ -n "$cruzd_addr" ] && break
-  sleep 0.05
-done
-[ -n "$cruzd_addr" ] || { cat "$tmp/cruzd.log"; echo "cruzd did not start" >&2; exit 1; }
+. bench/start-cruzd.sh
+start_cruzd "$tmp"
 cruzd_port=${cruzd_addr##*:}
 
 # A free port for redis-server.
