@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"os"
@@ -231,24 +232,35 @@ func (c *conn) runBatch(batch [][][]byte) {
 	}
 }
 
-// unknownCommand is Redis's error for an unknown command.
+// unknownCommand is Redis's error for an unknown command. Redis formats
+// the name and arguments with printf's %.*s, so each stops at its first NUL
+// byte, and the arguments shown are cut at 128 bytes in all.
 func unknownCommand(args [][]byte) string {
 	var b strings.Builder
 	b.WriteString("ERR unknown command '")
-	b.Write(args[0][:min(len(args[0]), 128)])
+	b.Write(cString(args[0], 128))
 	b.WriteString("', with args beginning with: ")
 	n := 0
 	for _, a := range args[1:] {
 		if n >= 128 {
 			break
 		}
-		room := 128 - n
+		a = cString(a, 128-n)
 		b.WriteByte('\'')
-		b.Write(a[:min(len(a), room)])
+		b.Write(a)
 		b.WriteString("' ")
-		n += min(len(a), room) + 3
+		n += len(a) + 3
 	}
 	return b.String()
+}
+
+// cString is what printf's %.*s prints of a with precision max: a up to its
+// first NUL byte, at most max bytes.
+func cString(a []byte, max int) []byte {
+	if i := bytes.IndexByte(a, 0); i >= 0 {
+		a = a[:i]
+	}
+	return a[:min(len(a), max)]
 }
 
 // runPoint runs a run of point commands as one transaction: read-only if
