@@ -49,7 +49,7 @@ func TestDifferentialAgainstRedis(t *testing.T) {
 	g := &cmdGen{r: rand.New(rand.NewPCG(*diffSeed, 0x5eed))}
 	var history []string
 	mismatches := 0
-	var execs, watchAborts, execAborts int
+	var execs, watchAborts, execAborts, scans int
 	check := func(p *connPair, cmds [][]string) {
 		t.Helper()
 		got, want := p.do(t, cmds)
@@ -91,6 +91,33 @@ func TestDifferentialAgainstRedis(t *testing.T) {
 			}
 			check(ca, cmds)
 			steps += len(cmds)
+		case n < 78: // a full SCAN on each server, compared as sets of keys
+			opts, bad := g.scanArgs()
+			if bad || g.r.IntN(20) == 0 {
+				cursor := "0"
+				if !bad {
+					cursor = []string{"x", "18446744073709551616", "1.5", "0x10"}[g.r.IntN(4)]
+				}
+				check(ca, [][]string{append([]string{"SCAN", cursor}, opts...)})
+				steps++
+				continue
+			}
+			got, err := ca.cruzd.scanAll(opts)
+			if err != nil {
+				t.Fatalf("cruzd: SCAN %q: %v", opts, err)
+			}
+			want, err := ca.redis.scanAll(opts)
+			if err != nil {
+				t.Fatalf("redis-server: SCAN %q: %v", opts, err)
+			}
+			history = append(history, "SCAN (full) "+strings.Join(opts, " "))
+			scans++
+			if !slices.Equal(got, want) {
+				mismatches++
+				t.Errorf("seed %d, command %d: full SCAN %q\n cruzd:        %q\n redis-server: %q",
+					*diffSeed, len(history)-1, opts, got, want)
+			}
+			steps++
 		case n < 88: // MULTI ... EXEC or DISCARD, with mistakes now and then
 			cmds := [][]string{{"MULTI"}}
 			for range g.r.IntN(5) {
@@ -134,20 +161,37 @@ func TestDifferentialAgainstRedis(t *testing.T) {
 		check(ca, [][]string{{"GET", k}})
 	}
 	check(ca, [][]string{{"DBSIZE"}})
-	t.Logf("seed %d: %d commands compared; EXEC ran %d transactions, %d aborted by WATCH, %d by queueing errors",
-		*diffSeed, len(history), execs, watchAborts, execAborts)
+	t.Logf("seed %d: %d commands compared; EXEC ran %d transactions, %d aborted by WATCH, %d by queueing errors; %d full SCANs",
+		*diffSeed, len(history), execs, watchAborts, execAborts, scans)
 	// The stream must reach the cases it is for (a change to the generator
 	// could quietly stop producing them).
-	if *diffSteps >= 1000 && (execs == 0 || watchAborts == 0 || execAborts == 0) {
-		t.Errorf("the stream did not exercise every kind of EXEC: %d ran, %d WATCH aborts, %d EXECABORTs",
-			execs, watchAborts, execAborts)
+	if *diffSteps >= 1000 && (execs == 0 || watchAborts == 0 || execAborts == 0 || scans == 0) {
+		t.Errorf("the stream did not exercise every case: %d EXECs ran, %d WATCH aborts, %d EXECABORTs, %d full SCANs",
+			execs, watchAborts, execAborts, scans)
 	}
 }
 
 // cmdGen makes random commands over a few keys and awkward values.
 type cmdGen struct{ r *rand.Rand }
 
-var diffKeys = []string{"a", "b", "c", "counter", "k:1", "k:2"}
+// diffKeys are the keys the stream writes: a few for contention, and some
+// with the glob's special bytes for KEYS and SCAN patterns to match.
+var diffKeys = []string{"a", "b", "c", "counter", "k:1", "k:2", "k:10", "ab",
+	"-", "]", "^", "a-b", "[x]", "x*", `\`, "a?c"}
+
+// patternTokens are what KEYS and SCAN patterns are made of.
+var patternTokens = []string{"a", "b", "c", "k", ":", "1", "0", "x", "-", "]",
+	"^", "*", "*", "?", "[", `\`, "[ab]", "[^a]", "[a-c]", "[c-a]", "[a-]",
+	"[-a]", "[]", "[^]", `[\]]`, `\*`, `\[`, "[x", "**"}
+
+// pattern is a random glob pattern (never empty).
+func (g *cmdGen) pattern() string {
+	var b strings.Builder
+	for range 1 + g.r.IntN(4) {
+		b.WriteString(patternTokens[g.r.IntN(len(patternTokens))])
+	}
+	return b.String()
+}
 
 var diffValues = []string{
 	"", "0", "1", "-1", "42", "007", "+5", " 3", "3 ", "abc", "1.5", "1e3",
@@ -266,8 +310,31 @@ func (g *cmdGen) command() []string {
 	case 28:
 		return []string{"SETNX", k, v}
 	default:
-		return []string{"KEYS", "*"}
+		if g.r.IntN(3) == 0 {
+			return []string{"KEYS", "*"}
+		}
+		return []string{"KEYS", g.pattern()}
 	}
+}
+
+// scanArgs are the options of a SCAN: a pattern and a count now and then,
+// and mistakes now and then (both servers must refuse them alike).
+func (g *cmdGen) scanArgs() (opts []string, bad bool) {
+	if g.r.IntN(2) == 0 {
+		opts = append(opts, "MATCH", g.pattern())
+	}
+	if g.r.IntN(2) == 0 {
+		opts = append(opts, "COUNT", strconv.Itoa(1+g.r.IntN(20)))
+	}
+	if g.r.IntN(3) == 0 {
+		opts = append(opts, "TYPE", []string{"string", "STRING", "list", "hash"}[g.r.IntN(4)])
+	}
+	if g.r.IntN(10) == 0 {
+		bad = true
+		opts = append(opts, [][]string{{"COUNT", "0"}, {"COUNT", "x"}, {"COUNT", "-1"},
+			{"MATCH"}, {"BOGUS", "1"}, {"count"}}[g.r.IntN(6)]...)
+	}
+	return opts, bad
 }
 
 // connPair is one connection to cruzd and one to redis-server.
@@ -325,6 +392,72 @@ func (c *diffConn) do(t *testing.T, cmds [][]string) []string {
 		out[i] = r
 	}
 	return out
+}
+
+// scanAll runs SCAN with opts from cursor 0 until the server returns cursor
+// 0 and returns the keys it returned, sorted and without duplicates (SCAN
+// may return a key twice).
+func (c *diffConn) scanAll(opts []string) ([]string, error) {
+	var keys []string
+	cursor := "0"
+	for range 10000 {
+		var b strings.Builder
+		cmd := append([]string{"SCAN", cursor}, opts...)
+		fmt.Fprintf(&b, "*%d\r\n", len(cmd))
+		for _, a := range cmd {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.nc.Write([]byte(b.String())); err != nil {
+			return nil, err
+		}
+		r, err := readReply(c.br)
+		if err != nil {
+			return nil, err
+		}
+		elems, err := parseBulkArray(r)
+		if err != nil || len(elems) < 1 {
+			return nil, fmt.Errorf("reply %q: %v", r, err)
+		}
+		more, err := parseBulkArray(strings.Join(strings.SplitAfter(r, "\r\n")[3:], ""))
+		if err != nil {
+			return nil, fmt.Errorf("reply %q: %v", r, err)
+		}
+		cursor = elems[0]
+		keys = append(keys, more...)
+		if cursor == "0" {
+			slices.Sort(keys)
+			return slices.Compact(keys), nil
+		}
+	}
+	return nil, fmt.Errorf("SCAN did not finish in 10,000 calls")
+}
+
+// parseBulkArray returns the bulk strings of the RESP array at the start
+// of r, stopping at the first element that is not a bulk string.
+func parseBulkArray(r string) ([]string, error) {
+	line, rest, ok := strings.Cut(r, "\r\n")
+	if !ok || !strings.HasPrefix(line, "*") {
+		return nil, fmt.Errorf("not an array")
+	}
+	n, err := strconv.Atoi(line[1:])
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for range n {
+		if !strings.HasPrefix(rest, "$") {
+			break
+		}
+		line, after, _ := strings.Cut(rest, "\r\n")
+		l, err := strconv.Atoi(line[1:])
+		if err != nil || l < 0 || len(after) < l+2 {
+			return nil, fmt.Errorf("bad bulk %q", line)
+		}
+		out = append(out, after[:l])
+		rest = after[l+2:]
+	}
+	return out, nil
 }
 
 // sortedArray puts the elements of a RESP array of bulk strings in order:

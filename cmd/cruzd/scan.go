@@ -201,7 +201,7 @@ func matchOne(p []byte, c byte) (int, bool) {
 					match = true
 				}
 				i += 2
-			case i+2 < len(p) && p[i+1] == '-' && p[i+2] != ']':
+			case i+2 < len(p) && p[i+1] == '-': // as in Redis, even "[a-]" is a range (to ']')
 				lo, hi := p[i], p[i+2]
 				if lo > hi {
 					lo, hi = hi, lo

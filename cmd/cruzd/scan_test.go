@@ -167,6 +167,13 @@ func TestGlobMatch(t *testing.T) {
 		{"*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
 		{"[abc", "a", true},
 		{"user:*", "user:1", true},
+		// "[a-]" is a range from 'a' to ']' (Redis 7.0 reads any x-y as a
+		// range), and the class then runs on to the next ']' or the end.
+		{"[a-]", "^", true},
+		{"[a-]", "-", false},
+		{"[k[a-]^", "]", true},
+		{"[a-]x]", "_", true},
+		{"[a-]x]", "_x]", false},
 	}
 	for _, tc := range cases {
 		if got := globMatch([]byte(tc.pat), []byte(tc.s)); got != tc.want {
