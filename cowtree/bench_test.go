@@ -3,7 +3,9 @@ package cowtree
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -192,5 +194,134 @@ func BenchmarkApplyTextbook(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// wide is a persistent B+tree with path copying: leaves hold up to fan keys
+// and values, inner nodes up to fan children and each child's lowest key.
+// Like textbook it keeps no summaries, addresses or cache state, and copies
+// every node on the path for every write. BenchmarkApplyWide runs it on
+// BenchmarkApply's workload: what a wide-node tree would cost on the machine
+// the benchmarks run on, against textbook's floor for binary trees.
+type wide struct {
+	keys [][]byte // leaf: its keys; inner: each child's lowest key
+	vals [][]byte // leaf only
+	kids []*wide  // inner only
+}
+
+// wideCopy returns a copy of n with room for one more entry.
+func wideCopy(n *wide) *wide {
+	m := &wide{}
+	k := len(n.keys)
+	if n.kids == nil {
+		kv := make([][]byte, 2*(k+1))
+		m.keys, m.vals = kv[:k:k+1], kv[k+1:k+1+k:2*(k+1)]
+		copy(m.keys, n.keys)
+		copy(m.vals, n.vals)
+		return m
+	}
+	m.keys = append(make([][]byte, 0, k+1), n.keys...)
+	m.kids = append(make([]*wide, 0, k+1), n.kids...)
+	return m
+}
+
+// widePut returns n with key set to value, and the new right sibling if
+// the node split.
+func widePut(n *wide, fan int, key, value []byte) (*wide, *wide) {
+	m := wideCopy(n)
+	i, found := slices.BinarySearchFunc(m.keys, key, bytes.Compare)
+	if m.kids == nil {
+		if found {
+			m.vals[i] = value
+			return m, nil
+		}
+		m.keys = slices.Insert(m.keys, i, key)
+		m.vals = slices.Insert(m.vals, i, value)
+	} else {
+		if !found && i > 0 {
+			i-- // the child whose range holds key
+		}
+		kid, split := widePut(m.kids[i], fan, key, value)
+		m.kids[i] = kid
+		m.keys[i] = kid.keys[0]
+		if split == nil {
+			return m, nil
+		}
+		m.keys = slices.Insert(m.keys, i+1, split.keys[0])
+		m.kids = slices.Insert(m.kids, i+1, split)
+	}
+	if len(m.keys) <= fan {
+		return m, nil
+	}
+	h := len(m.keys) / 2
+	r := &wide{keys: slices.Clone(m.keys[h:])}
+	m.keys = m.keys[:h:h]
+	if m.kids == nil {
+		r.vals = slices.Clone(m.vals[h:])
+		m.vals = m.vals[:h:h]
+	} else {
+		r.kids = slices.Clone(m.kids[h:])
+		m.kids = m.kids[:h:h]
+	}
+	return m, r
+}
+
+func wideInsert(root *wide, fan int, key, value []byte) *wide {
+	m, split := widePut(root, fan, key, value)
+	if split == nil {
+		return m
+	}
+	return &wide{keys: [][]byte{m.keys[0], split.keys[0]}, kids: []*wide{m, split}}
+}
+
+func (n *wide) get(key []byte) []byte {
+	for {
+		i, found := slices.BinarySearchFunc(n.keys, key, bytes.Compare)
+		if n.kids == nil {
+			if found {
+				return n.vals[i]
+			}
+			return nil
+		}
+		if !found {
+			if i == 0 {
+				return nil
+			}
+			i--
+		}
+		n = n.kids[i]
+	}
+}
+
+// BenchmarkApplyWide is BenchmarkApply's workload (1M keys, deltas of 2 and
+// 8 random writes, keys and values copied in) on wide with 8 to 64 entries
+// a node.
+func BenchmarkApplyWide(b *testing.B) {
+	val := make([]byte, 100)
+	for _, fan := range []int{8, 16, 32, 64} {
+		root := &wide{}
+		for i := range 1 << 20 {
+			root = wideInsert(root, fan, key16(uint64(i)), bytes.Clone(val))
+		}
+		for _, i := range []uint64{0, 12345, 1<<20 - 1} {
+			if root.get(key16(i)) == nil {
+				b.Fatalf("fan %d: key %d missing", fan, i)
+			}
+		}
+		if root.get(key16(1<<20)) != nil {
+			b.Fatalf("fan %d: a key never written is there", fan)
+		}
+		for _, w := range []int{2, 8} {
+			b.Run(fmt.Sprintf("fan=%d/writes=%d", fan, w), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 2))
+				t := root
+				b.ReportAllocs()
+				for b.Loop() {
+					for range w {
+						t = wideInsert(t, fan, key16(r.Uint64N(1<<21)), bytes.Clone(val))
+					}
+				}
+			})
+		}
 	}
 }

@@ -3,6 +3,7 @@ package suite
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -27,11 +28,23 @@ type Machine struct {
 	// durable commit on this disk.
 	FsyncPerSec float64
 	FsyncMean   time.Duration
+	// LoadLatency is the time of one dependent load from a random cache
+	// line of a MemSet-byte buffer (a pointer chase): what each node visit
+	// of a tree much larger than the CPU caches costs, TLB misses included.
+	LoadLatency time.Duration
+	MemSet      int
+	// PageTouch is the time of the first write to a fresh 4 KiB page of
+	// anonymous memory (the page fault; 0 where not measured). Heap growth
+	// and every byte a memlog keeps pay it; under some hypervisors it is
+	// tens of times a native fault.
+	PageTouch time.Duration
 }
 
-// DescribeMachine reads the CPU and memory from /proc (where there is one)
-// and measures the fdatasync rate in dataDir for about d.
-func DescribeMachine(dataDir string, d time.Duration) (*Machine, error) {
+// DescribeMachine reads the CPU and memory from /proc (where there is one),
+// measures the fdatasync rate in dataDir for about d, and measures memory:
+// load latency over a buffer of memSet bytes, and the first touch of fresh
+// pages.
+func DescribeMachine(dataDir string, d time.Duration, memSet int) (*Machine, error) {
 	m := &Machine{
 		Date:       time.Now(),
 		Cores:      runtime.NumCPU(),
@@ -61,7 +74,42 @@ func DescribeMachine(dataDir string, d time.Duration) (*Machine, error) {
 	}
 	m.FsyncPerSec = float64(n) / el.Seconds()
 	m.FsyncMean = el / time.Duration(n)
+	m.MemSet = memSet
+	m.LoadLatency = loadLatency(memSet)
+	m.PageTouch = pageTouch(min(memSet/4, 64<<20))
 	return m, nil
+}
+
+// loadLatency follows a random cycle through the cache lines of a buffer
+// of set bytes, each load's address coming from the previous load, and
+// returns the mean time of a load.
+func loadLatency(set int) time.Duration {
+	const words = 64 / 4 // uint32s in a cache line
+	lines := max(set/64, 2)
+	buf := make([]uint32, lines*words)
+	next := make([]uint32, lines)
+	for i := range next {
+		next[i] = uint32(i)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := lines - 1; i > 0; i-- { // Sattolo's shuffle: a single cycle
+		j := r.IntN(i)
+		next[i], next[j] = next[j], next[i]
+	}
+	for i, n := range next {
+		buf[i*words] = n
+	}
+	steps := min(2_000_000, 4*lines)
+	p := uint32(0)
+	start := time.Now()
+	for range steps {
+		p = buf[int(p)*words]
+	}
+	el := time.Since(start)
+	if p == uint32(lines) { // never: keeps the loop from being optimised away
+		fmt.Fprintln(os.Stderr, p)
+	}
+	return el / time.Duration(steps)
 }
 
 func procField(path, name string) string {
@@ -132,5 +180,11 @@ func (m *Machine) Markdown() string {
 	abs, _ := filepath.Abs(m.DataDir)
 	row("data directory", abs)
 	row("4 KiB overwrite + fdatasync", fmt.Sprintf("%s/s (mean %s)", humanFloat(m.FsyncPerSec), m.FsyncMean.Round(100*time.Nanosecond)))
+	if m.LoadLatency > 0 {
+		row(fmt.Sprintf("dependent load, random line of %d MiB", m.MemSet>>20), fmt.Sprintf("%.0f ns", float64(m.LoadLatency.Nanoseconds())))
+	}
+	if m.PageTouch > 0 {
+		row("first write to a fresh 4 KiB page", fmt.Sprintf("%.2f µs", float64(m.PageTouch.Nanoseconds())/1e3))
+	}
 	return b.String()
 }

@@ -125,7 +125,9 @@ func NewEnv(cfg Config) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Config: cfg}
-	m, err := DescribeMachine(cfg.DataDir, e.pick(time.Second, 200*time.Millisecond, 50*time.Millisecond))
+	// 256 MiB is about a 1M-key tree (the replay experiment's target size).
+	m, err := DescribeMachine(cfg.DataDir, e.pick(time.Second, 200*time.Millisecond, 50*time.Millisecond),
+		pick(e, 256<<20, 256<<20, 16<<20))
 	if err != nil {
 		return nil, fmt.Errorf("describe machine: %w", err)
 	}

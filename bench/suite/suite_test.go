@@ -8,8 +8,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cruzlog/cruzdb"
 	"github.com/cruzlog/cruzdb/log"
@@ -173,5 +175,24 @@ func TestTableCSVAndMarkdown(t *testing.T) {
 	}
 	if k := makeKey(42); len(k) != keySize || string(k) != "k000000000000042" {
 		t.Errorf("key %q", k)
+	}
+}
+
+func TestDescribeMachine(t *testing.T) {
+	m, err := DescribeMachine(t.TempDir(), 10*time.Millisecond, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.FsyncPerSec <= 0 || m.LoadLatency <= 0 || m.MemSet != 1<<20 {
+		t.Fatalf("fsync %v/s, load latency %v over %d bytes", m.FsyncPerSec, m.LoadLatency, m.MemSet)
+	}
+	if runtime.GOOS == "linux" && m.PageTouch <= 0 {
+		t.Fatalf("page touch not measured on linux")
+	}
+	md := m.Markdown()
+	for _, want := range []string{"fdatasync", "dependent load, random line of 1 MiB"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("machine table lacks %q:\n%s", want, md)
+		}
 	}
 }
