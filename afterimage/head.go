@@ -56,15 +56,12 @@ func ReadHead(prefix []byte) (Head, error) {
 // entry of node off lies, followed by the next node's (which bounds it), if
 // any: bytes [start, end) of the payload.
 func (h Head) EntryRange(payloadLen int, off uint32) (start, end int, err error) {
-	if !h.HasOffsets {
-		return 0, 0, malformedf("record without node offsets")
+	table, _, err := h.TableRange(payloadLen)
+	if err != nil {
+		return 0, 0, err
 	}
 	if uint64(off) >= uint64(h.Nodes) {
 		return 0, 0, malformedf("node %d requested of an afterimage of %d nodes", off, h.Nodes)
-	}
-	table := payloadLen - offsetEntry*h.Nodes
-	if table-h.NodesStart < wire.BinHeaderSize(offsetEntry*h.Nodes)+minNodeSize*h.Nodes {
-		return 0, 0, malformedf("no room for %d nodes and their offsets in %d bytes", h.Nodes, payloadLen)
 	}
 	start = table + offsetEntry*int(off)
 	end = start + offsetEntry
@@ -72,6 +69,23 @@ func (h Head) EntryRange(payloadLen int, off uint32) (start, end int, err error)
 		end += offsetEntry
 	}
 	return start, end, nil
+}
+
+// TableRange returns where, in a payload of payloadLen bytes, the offsets
+// entries of all the nodes lie, in node order: bytes [start, end) of the
+// payload, end being payloadLen.
+func (h Head) TableRange(payloadLen int) (start, end int, err error) {
+	if !h.HasOffsets {
+		return 0, 0, malformedf("record without node offsets")
+	}
+	if h.Nodes < 0 || h.Nodes > payloadLen/offsetEntry {
+		return 0, 0, malformedf("no room for the offsets of %d nodes in %d bytes", h.Nodes, payloadLen)
+	}
+	start = payloadLen - offsetEntry*h.Nodes
+	if start-h.NodesStart < wire.BinHeaderSize(offsetEntry*h.Nodes)+minNodeSize*h.Nodes {
+		return 0, 0, malformedf("no room for %d nodes and their offsets in %d bytes", h.Nodes, payloadLen)
+	}
+	return start, payloadLen, nil
 }
 
 // NodeSpan reads, from entries (the bytes EntryRange named), where node off

@@ -182,6 +182,7 @@ type pager struct {
 	loads singleflight.Group
 
 	aiCache *fifo[*afterimage.NodeIndex] // recently read afterimages, their nodes decoded on demand
+	heads   *fifo[*rangedHead]           // what ranged loads learnt of large afterimages
 	inCache *fifo[*intention.Intention]  // recently decoded intentions, for values left in them
 
 	clockMu  sync.Mutex
@@ -211,8 +212,31 @@ func newEntryCache(limit int64) *fifo[*afterimage.NodeIndex] {
 	return newWeightedFIFO(limit, (*afterimage.NodeIndex).MaxSize)
 }
 
+// headsBytes bounds the heads and offsets tables of large afterimages the
+// pager keeps, so that a later load of another node of one of them is one
+// read of the log instead of three.
+const headsBytes = 4 << 20
+
+// rangedHead is what a ranged load needs of a large afterimage before it can
+// read a node: the entry's size, its head and, unless the afterimage has
+// more than maxCachedTable nodes, its node offsets table.
+type rangedHead struct {
+	size  int
+	head  afterimage.Head
+	table []byte // the offsets entries of every node, or nil
+}
+
+// maxCachedTable is the most nodes an afterimage may have for the pager to
+// read and keep its whole offsets table (8 bytes a node): larger ones
+// (cruzd's combined commits make afterimages of ~2,000 nodes) have the
+// entries of one node read at each load.
+const maxCachedTable = 512
+
+func (r *rangedHead) weight() int64 { return int64(64 + len(r.table)) }
+
 func newPager(l log.Log, idx *index, holeTimeout time.Duration) *pager {
-	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, aiCache: newEntryCache(aiCacheBytes), inCache: newFIFO[*intention.Intention](aiCacheSize)}
+	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, aiCache: newEntryCache(aiCacheBytes),
+		heads: newWeightedFIFO(headsBytes, (*rangedHead).weight), inCache: newFIFO[*intention.Intention](aiCacheSize)}
 }
 
 // LoadNode implements cowtree.Loader.
@@ -374,6 +398,9 @@ func (p *pager) node(pos uint64, off uint32) (afterimage.Node, error) {
 	var ai *afterimage.NodeIndex
 	var err error
 	if rr, ok := p.log.(log.RangeReader); ok {
+		if rh, ok := p.heads.get(pos); ok {
+			return p.rangedNodeOf(rr, pos, off, rh, nil)
+		}
 		var first []byte
 		var size int
 		if first, size, err = rr.ReadRange(context.Background(), log.Position(pos), 0, rangedMin); err != nil {
@@ -418,18 +445,11 @@ const rangedMin = 16 << 10
 var errWholeEntry = errors.New("flusher: read the whole entry")
 
 // rangedNode reads node off of the afterimage at pos, an entry of size
-// bytes whose first ones are prefix, in two more small reads (the node's
-// offsets entries, then the node) and checks the node against its own
-// checksum, since the envelope's needs the whole entry. It returns
-// errWholeEntry for an afterimage written without node offsets.
+// bytes whose first ones are prefix: it reads the head from prefix, then the
+// offsets table (an afterimage of up to maxCachedTable nodes) or the node's
+// own offsets entries, keeps what it learnt in p.heads, and reads the node.
+// It returns errWholeEntry for an afterimage written without node offsets.
 func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []byte, size int) (afterimage.Node, error) {
-	read := func(from, n int) ([]byte, error) {
-		b, _, err := rr.ReadRange(context.Background(), log.Position(pos), from, n)
-		if err != nil {
-			return nil, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
-		}
-		return b, nil
-	}
 	typ, err := entry.PeekType(pos, prefix)
 	if err != nil {
 		return afterimage.Node{}, err
@@ -444,23 +464,43 @@ func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []
 	if !h.HasOffsets {
 		return afterimage.Node{}, errWholeEntry
 	}
-	payload := size - entry.FrameSize
-	es, ee, err := h.EntryRange(payload, off)
+	rh := &rangedHead{size: size, head: h}
+	if h.Nodes <= maxCachedTable {
+		ts, te, err := h.TableRange(size - entry.FrameSize)
+		if err != nil {
+			return afterimage.Node{}, entry.Corrupt(pos, err)
+		}
+		if rh.table, err = p.readRange(rr, pos, prefix, entry.FrameSize+ts, te-ts); err != nil {
+			return afterimage.Node{}, err
+		}
+	}
+	p.heads.put(pos, rh)
+	return p.rangedNodeOf(rr, pos, off, rh, prefix)
+}
+
+// rangedNodeOf reads node off of the afterimage at pos, which rh describes,
+// in one read (two without a table), and checks the node against its own
+// checksum (the envelope's covers only the whole entry). prefix, if not
+// nil, holds the entry's first bytes.
+func (p *pager) rangedNodeOf(rr log.RangeReader, pos uint64, off uint32, rh *rangedHead, prefix []byte) (afterimage.Node, error) {
+	payload := rh.size - entry.FrameSize
+	es, ee, err := rh.head.EntryRange(payload, off)
 	if err != nil {
 		return afterimage.Node{}, entry.Corrupt(pos, err)
 	}
-	entries, err := read(entry.FrameSize+es, ee-es)
-	if err != nil {
+	var entries []byte
+	if rh.table != nil {
+		ts, _, _ := rh.head.TableRange(payload) // checked by EntryRange
+		entries = rh.table[es-ts : ee-ts]
+	} else if entries, err = p.readRange(rr, pos, prefix, entry.FrameSize+es, ee-es); err != nil {
 		return afterimage.Node{}, err
 	}
-	start, end, sum, err := h.NodeSpan(entries, payload, off)
+	start, end, sum, err := rh.head.NodeSpan(entries, payload, off)
 	if err != nil {
 		return afterimage.Node{}, entry.Corrupt(pos, err)
 	}
-	var b []byte
-	if entry.FrameSize+end <= len(prefix) {
-		b = prefix[entry.FrameSize+start : entry.FrameSize+end]
-	} else if b, err = read(entry.FrameSize+start, end-start); err != nil {
+	b, err := p.readRange(rr, pos, prefix, entry.FrameSize+start, end-start)
+	if err != nil {
 		return afterimage.Node{}, err
 	}
 	nd, err := afterimage.DecodeNodeBytes(b, off, sum)
@@ -469,6 +509,22 @@ func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []
 	}
 	p.ranged.Add(1)
 	return nd, nil
+}
+
+// readRange returns n bytes of the entry at pos from byte from: from
+// prefix, the entry's first bytes, if it holds them, else from the log.
+func (p *pager) readRange(rr log.RangeReader, pos uint64, prefix []byte, from, n int) ([]byte, error) {
+	if from+n <= len(prefix) {
+		return prefix[from : from+n], nil
+	}
+	b, _, err := rr.ReadRange(context.Background(), log.Position(pos), from, n)
+	if err != nil {
+		return nil, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
+	}
+	if len(b) != n {
+		return nil, fmt.Errorf("flusher: read afterimage at %d: %d bytes at %d, want %d: %w", pos, len(b), from, n, entry.ErrCorrupt)
+	}
+	return b, nil
 }
 
 // afterimage returns the afterimage at pos, as an index that decodes its

@@ -810,11 +810,11 @@ func TestPagerRangedLoad(t *testing.T) {
 	if got := p.ranged.Load(); got != 3 {
 		t.Fatalf("%d nodes read by range, want 3", got)
 	}
-	// Each load reads the first rangedMin bytes (and learns the size), the
-	// node's offsets entries, and the node unless it lies in those first
-	// bytes, as nodes 0 and 7 do.
-	if got := l.Stats().Reads - reads; got != 2+2+3 {
-		t.Fatalf("%d log reads for 3 ranged loads, want 7", got)
+	// The first load reads the first rangedMin bytes (and learns the size)
+	// and the offsets table (400 nodes: kept), and finds node 0 in those
+	// first bytes; the later loads read just their node.
+	if got := l.Stats().Reads - reads; got != 2+1+1 {
+		t.Fatalf("%d log reads for 3 ranged loads, want 4", got)
 	}
 	if _, ok := p.aiCache.get(pos); ok {
 		t.Fatal("a ranged load cached the entry")
@@ -823,6 +823,29 @@ func TestPagerRangedLoad(t *testing.T) {
 		t.Fatalf("damaged node by range: %v, want ErrCorrupt naming %d", err, badPos)
 	}
 	check(p, badPos, 8)
+
+	// An afterimage of more nodes than maxCachedTable: its head is kept,
+	// not its table, so each load reads the node's offsets entries and the
+	// node (unless it lies in the first bytes).
+	big := &afterimage.Afterimage{Intention: in, Base: in}
+	for i := range maxCachedTable + 100 {
+		big.Nodes = append(big.Nodes, leaf(fmt.Sprintf("key%04d", i), strings.Repeat("v", 40), in))
+	}
+	bigData := entry.AppendAfterimage(nil, big)
+	bigPos := appendData(t, l, bigData)
+	reads = l.Stats().Reads
+	for _, off := range []uint32{3, 500, 600} {
+		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: bigPos, Off: off})
+		if err != nil || !bytes.Equal(n.Key(), big.Nodes[off].Key) {
+			t.Fatalf("node %d of %d: %v", off, len(big.Nodes), err)
+		}
+	}
+	if got := l.Stats().Reads - reads; got != 2+2+2 {
+		t.Fatalf("%d log reads for 3 loads from an afterimage of %d nodes, want 6", got, len(big.Nodes))
+	}
+	if rh, ok := p.heads.get(bigPos); !ok || rh.table != nil {
+		t.Fatalf("head of the big afterimage kept %t, with a table %t", ok, ok && rh.table != nil)
+	}
 
 	whole := newPager(wholeReads{l}, newIndex(16), waitLong)
 	check(whole, pos, 7)
