@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -732,6 +733,97 @@ func TestAfterimagesRideWithIntentions(t *testing.T) {
 			v, err := tx.Get(fmt.Appendf(nil, "k%04d", i))
 			if err != nil || string(v) != fmt.Sprintf("v%d", i) {
 				return fmt.Errorf("k%04d = %q, %v", i, v, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSmallCacheUnderConcurrentWrites: writers of large transactions over a
+// database many times the cache keep the clean nodes in memory near the
+// budget while the flusher's trimmer runs beside replay, and every write
+// reads back. (The race between the trimmer and a delta that once left
+// nodes uncounted for good is replayed deterministically by the flusher's
+// TestEvictionRacingADelta; at this size it does not stall anything.)
+func TestSmallCacheUnderConcurrentWrites(t *testing.T) {
+	const (
+		budget  = 512 << 10
+		writers = 8
+		txns    = 25 // per writer
+		puts    = 64 // per transaction
+		keys    = 20000
+	)
+	db, err := Open("", &Options{Log: memlog.New(nil), CacheBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	var maxCached atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if c := db.Stats().CachedBytes; c > maxCached.Load() {
+				maxCached.Store(c)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	// Writer w owns the keys congruent to w: its last write of each is what
+	// must read back.
+	want := make([]map[string]string, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		want[w] = map[string]string{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 11))
+			for i := range txns {
+				batch := map[string]string{}
+				err := db.Update(ctx, func(tx *Txn) error {
+					clear(batch)
+					for range puts {
+						k := fmt.Sprintf("k%06d", r.IntN(keys/writers)*writers+w)
+						v := fmt.Sprintf("%d/%d/%s", w, i, k)
+						if err := tx.Put([]byte(k), []byte(v)); err != nil {
+							return err
+						}
+						batch[k] = v
+					}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				maps.Copy(want[w], batch)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	st := db.Stats()
+	t.Logf("highest cached %d bytes (budget %d); %d evictions, %d loads", maxCached.Load(), budget, st.Evictions, st.CacheMisses)
+	if st.Evictions == 0 || maxCached.Load() > 2*budget {
+		t.Fatalf("cached up to %d bytes (budget %d), %d evictions", maxCached.Load(), budget, st.Evictions)
+	}
+	if err := db.View(ctx, func(tx *Txn) error {
+		for _, m := range want {
+			for k, v := range m {
+				got, err := tx.Get([]byte(k))
+				if err != nil || string(got) != v {
+					return fmt.Errorf("%s = %q, %v; want %q", k, got, err, v)
+				}
 			}
 		}
 		return nil

@@ -98,6 +98,16 @@ func (n *Node) Replaced() bool { return atomic.SwapUint32(&n.cached, 2) == 1 }
 // IsReplaced reports whether Replaced was called.
 func (n *Node) IsReplaced() bool { return atomic.LoadUint32(&n.cached) == 2 }
 
+// IsCounted reports whether a cache counts the node (MarkCached, and not
+// Replaced since): a node the flusher counts is durable and confirmed.
+func (n *Node) IsCounted() bool { return atomic.LoadUint32(&n.cached) == 1 }
+
+// Recount counts a Replaced node again, for a cache that found it in memory
+// in the latest version after all: a delta made while an eviction ran can
+// keep a node the eviction had just stopped counting (see Tree.Evict). It
+// reports whether the cache should count it now; only one call does.
+func (n *Node) Recount() bool { return atomic.CompareAndSwapUint32(&n.cached, 2, 1) }
+
 // Ref is a child pointer: the child's address in the log and, when it is in
 // memory, the child itself. Fresh nodes (not yet reachable by readers) have
 // their refs written plainly; refs of published nodes only change through

@@ -223,6 +223,80 @@ func (t *Tree) Count() (int, error) {
 	return c, it.Err()
 }
 
+// EvictSubtree is Evict for n together with the nodes in memory below it:
+// deepest first, it unlinks each node that ok accepts once neither of its
+// children is in memory any more, calling evicted for it, for as long as
+// more reports true, and then n the same way. A node ok refuses (one not
+// yet durable and confirmed, say) keeps itself and its ancestors. It reports
+// whether n itself was unlinked, and stale as Evict does (nothing is then
+// unlinked).
+//
+// Evict alone frees a path of nodes in memory one node per turn of a clock,
+// bottom first, since a node with a child in memory stays; after writes
+// spread over a large tree most of what is in memory is such paths, and a
+// clock that evicts only leaves turns many times to free a little.
+// EvictSubtree frees a path, or a whole cold subtree, in one step. The
+// concurrency rules are Evict's, node by node.
+func (t *Tree) EvictSubtree(n *Node, ok func(*Node) bool, evicted func(*Node), more func() bool) (nEvicted, stale bool) {
+	if t.root == nil {
+		return false, true
+	}
+	kp, key := n.kp, n.Key()
+	ref := t.root
+	var parent *Node
+	for {
+		m := ref.Node()
+		if m == nil {
+			return false, true
+		}
+		c := m.compare(kp, key)
+		if c == 0 {
+			if m != n {
+				return false, true
+			}
+			break
+		}
+		parent = m
+		if c < 0 {
+			ref = &m.left
+		} else {
+			ref = &m.right
+		}
+	}
+	l := evictBelow(&n.left, ok, evicted, more)
+	r := evictBelow(&n.right, ok, evicted, more)
+	if !l || !r || parent == nil || ref.kind == AddrNone || !more() {
+		return false, false
+	}
+	if atomic.CompareAndSwapPointer(&ref.p, unsafe.Pointer(n), nil) {
+		evicted(n)
+		return true, false
+	}
+	return false, false
+}
+
+// evictBelow unlinks the node ref holds and what is in memory below it, as
+// EvictSubtree says, and reports whether nothing is left in memory there.
+func evictBelow(ref *Ref, ok func(*Node) bool, evicted func(*Node), more func() bool) bool {
+	m := ref.Node()
+	if m == nil {
+		return true
+	}
+	if ref.kind == AddrNone || !ok(m) || !more() {
+		return false
+	}
+	l := evictBelow(&m.left, ok, evicted, more)
+	r := evictBelow(&m.right, ok, evicted, more)
+	if !l || !r || !more() {
+		return false
+	}
+	if atomic.CompareAndSwapPointer(&ref.p, unsafe.Pointer(m), nil) {
+		evicted(m)
+		return true
+	}
+	return false
+}
+
 // Evict unlinks n from this version of the tree, so that the tree reloads
 // it from the log through its parent's pointer when it is next needed. It
 // finds n's parent by searching n's key from the root through nodes in

@@ -191,10 +191,14 @@ type pager struct {
 	sweeping bool           // a sweep holds the ring's older part (see sweep)
 	sweeps   sync.WaitGroup // the sweep running, if any
 	bytes    atomic.Int64   // Size of the counted nodes
-	counted  atomic.Int64   // how many nodes are counted
+	// addedSince counts the nodes counted since the last evict call: the
+	// clock's allowance for the next (see evict).
+	addedSince atomic.Int64
+	counted    atomic.Int64 // how many nodes are counted
 
 	hits, misses, evictions, scans atomic.Uint64
 	ranged                         atomic.Uint64 // nodes read alone (rangedNode)
+	recounted                      atomic.Uint64 // replaced nodes found in the latest version (see evict)
 }
 
 // aiCacheSize bounds the decoded intentions kept for values left in them.
@@ -287,6 +291,7 @@ func (p *pager) add(nodes []*cowtree.Node) {
 		}
 	}
 	p.bytes.Add(b)
+	p.addedSince.Add(c)
 	if counted := p.counted.Add(c); !p.sweeping && int64(len(p.ring)) > 2*counted+ringSlack {
 		p.sweeping = true
 		old := p.ring
@@ -343,16 +348,66 @@ func (p *pager) replaced(nodes []*cowtree.Node) {
 	p.counted.Add(-c)
 }
 
+// evictSteps is the clock's allowance per evict call, on top of
+// evictStepsPerNode for each node counted since the last call.
+const (
+	evictSteps        = 256
+	evictStepsPerNode = 4
+)
+
 // evict runs the clock until the clean nodes in memory fit in budget,
 // unlinking them from tree, the latest version (see cowtree.Tree.Evict for
-// why this may run beside the processor). Calls are serialized by clockMu.
+// why this may run beside the processor). The node under the hand, if not
+// touched since the hand last passed, goes with the counted nodes in memory
+// below it (cowtree.Tree.EvictSubtree), deepest first, until the budget is
+// met. Each step searches the tree for its node, so a call takes at most
+// evictSteps plus evictStepsPerNode for every node counted since the last
+// call (and never more than two turns of the ring): the clock's work stays
+// proportional to what joins the cache.
+//
+// Both limits are measured: evicting only nodes without children in memory,
+// with up to two turns of the ring a call, a cache of paths the clock could
+// not free fast enough made every call (one per replayed position) walk the
+// whole ring twice while holding clockMu, and the loads of replay waited
+// for it (8 writers of 64-put transactions over 400K keys, 4 MiB cache:
+// ~500 transactions/s fell to ~1/s; the steps kept 30 nodes for each one
+// evicted). A call that finds the clock busy returns at once: the other
+// caller is doing the work, and the allowance carries over.
 func (p *pager) evict(budget int64, tree cowtree.Tree) {
 	if p.bytes.Load() <= budget {
 		return
 	}
-	p.clockMu.Lock()
+	if !p.clockMu.TryLock() {
+		return
+	}
 	defer p.clockMu.Unlock()
-	for steps := 2 * len(p.ring); steps > 0 && p.bytes.Load() > budget && len(p.ring) > 0; steps-- {
+	over := func() bool { return p.bytes.Load() > budget }
+	gone := func(m *cowtree.Node) {
+		p.evictions.Add(1)
+		if m.Replaced() {
+			p.bytes.Add(-m.Size())
+			p.counted.Add(-1)
+		}
+	}
+	// Below the hand, a node is evicted if counted, or if replaced yet in
+	// memory in the latest version (a delta made while an eviction ran kept
+	// it): uncounted, such a node would stay in memory for good, and keep
+	// every ancestor from being evicted.
+	ok := func(m *cowtree.Node) bool {
+		if m.IsCounted() {
+			return true
+		}
+		if m.Recount() {
+			p.bytes.Add(m.Size())
+			p.counted.Add(1)
+			p.ring = append(p.ring, m)
+			p.recounted.Add(1)
+			return true
+		}
+		return false // not yet durable and confirmed
+	}
+	allowance := evictSteps + evictStepsPerNode*p.addedSince.Swap(0)
+	for steps := min(allowance, 2*int64(len(p.ring))); steps > 0 && p.bytes.Load() > budget && len(p.ring) > 0; steps-- {
 		if p.hand >= len(p.ring) {
 			p.hand = 0
 		}
@@ -364,12 +419,11 @@ func (p *pager) evict(budget int64, tree cowtree.Tree) {
 		case n.Touched():
 			p.hand++
 		default:
-			if evicted, stale := tree.Evict(n); evicted || stale {
+			// Nodes evicted below n stay in the ring, replaced, until the
+			// hand drops them.
+			if evicted, stale := tree.EvictSubtree(n, ok, gone, over); evicted || stale {
 				drop = true
-				if evicted {
-					p.evictions.Add(1)
-				}
-				if n.Replaced() {
+				if stale && n.Replaced() {
 					p.bytes.Add(-n.Size())
 					p.counted.Add(-1)
 				}

@@ -884,3 +884,66 @@ func TestPagerRangedLoad(t *testing.T) {
 		t.Fatal("a small afterimage read whole was not cached")
 	}
 }
+
+// TestEvictionRacingADelta replays the race Tree.Evict allows: a delta
+// copies n's parent while the clock unlinks n from the version the delta
+// started from, so the latest version keeps n in memory although the pager
+// stopped counting it. The clock must count such a node again when it
+// finds it below the hand, and evict it: before it did, n stayed in memory
+// uncounted for good and kept every ancestor from being evicted.
+func TestEvictionRacingADelta(t *testing.T) {
+	r := newEvictRig(t, 200, 3)
+	old := r.st.Tree()
+	// n: a node in memory with no children in memory, under a parent p.
+	var n, p *cowtree.Node
+	for m := range residentNodes(old) {
+		for _, c := range []*cowtree.Node{m.Left().Node(), m.Right().Node()} {
+			if c != nil && c.Left().Node() == nil && c.Right().Node() == nil && (n == nil || string(c.Key()) < string(n.Key())) {
+				n, p = c, m
+			}
+		}
+	}
+	if n == nil {
+		t.Fatal("no node to evict")
+	}
+	// The delta rewrites p's value: its copy of p points at n in memory.
+	in := &intention.Intention{Snapshot: r.st.Pos(), Ops: []intention.Op{putOp(string(p.Key()), "racing")}}
+	pos := appendIntention(t, r.l, in)
+	for r.st.Pos()+1 < pos {
+		r.st.Skip(r.st.Pos() + 1)
+	}
+	d := mustApply(t, r.st, pos, in)
+	r.model[string(p.Key())] = "racing"
+	// Meanwhile the clock evicts n from the version the delta started from.
+	if evicted, stale := old.Evict(n); !evicted || stale {
+		t.Fatalf("Evict(n) on the old version = %v, %v", evicted, stale)
+	}
+	if n.Replaced() {
+		r.p.bytes.Add(-n.Size())
+		r.p.counted.Add(-1)
+	}
+	// The delta is handed over and confirmed, as Produced and Saw do.
+	r.p.replaced(d.Replaced)
+	ai, _ := Serialize(d, d.Pos, r.p.physical)
+	r.p.idx.put(d.Pos, appendAfterimage(t, r.l, ai))
+	r.p.add(d.Nodes)
+	if !residentNodes(r.st.Tree())[n] || !n.IsReplaced() {
+		t.Fatal("the race did not leave n in memory, uncounted, in the latest version")
+	}
+	// Evicting everything the clock may leaves the root alone, with n gone
+	// and the accounting exact.
+	for range 20 {
+		r.evictChecked(0)
+	}
+	if residentNodes(r.st.Tree())[n] {
+		t.Fatalf("n (%q) is still in memory after the clock turned", n.Key())
+	}
+	if resident := len(residentNodes(r.st.Tree())); resident != 1 {
+		t.Fatalf("%d nodes in memory after evicting to a budget of 0, want the root alone", resident)
+	}
+	if r.p.recounted.Load() == 0 {
+		t.Fatal("no node was counted again")
+	}
+	r.check()
+	r.checkAccounting()
+}
