@@ -238,30 +238,9 @@ func (t *Tree) Count() (int, error) {
 // EvictSubtree frees a path, or a whole cold subtree, in one step. The
 // concurrency rules are Evict's, node by node.
 func (t *Tree) EvictSubtree(n *Node, ok func(*Node) bool, evicted func(*Node), more func() bool) (nEvicted, stale bool) {
-	if t.root == nil {
+	ref, parent, found := t.findInMemory(n)
+	if !found {
 		return false, true
-	}
-	kp, key := n.kp, n.Key()
-	ref := t.root
-	var parent *Node
-	for {
-		m := ref.Node()
-		if m == nil {
-			return false, true
-		}
-		c := m.compare(kp, key)
-		if c == 0 {
-			if m != n {
-				return false, true
-			}
-			break
-		}
-		parent = m
-		if c < 0 {
-			ref = &m.left
-		} else {
-			ref = &m.right
-		}
 	}
 	l := evictBelow(&n.left, ok, evicted, more)
 	r := evictBelow(&n.right, ok, evicted, more)
@@ -297,6 +276,33 @@ func evictBelow(ref *Ref, ok func(*Node) bool, evicted func(*Node), more func() 
 	return false
 }
 
+// findInMemory searches n's key from the root through nodes in memory and
+// returns the ref that holds n and n's parent (nil for the root); found is
+// false when n is not in memory in this version.
+func (t *Tree) findInMemory(n *Node) (ref *Ref, parent *Node, found bool) {
+	if t.root == nil {
+		return nil, nil, false
+	}
+	kp, key := n.kp, n.Key()
+	ref = t.root
+	for {
+		m := ref.Node()
+		if m == nil {
+			return nil, nil, false
+		}
+		c := m.compare(kp, key)
+		if c == 0 {
+			return ref, parent, m == n
+		}
+		parent = m
+		if c < 0 {
+			ref = &m.left
+		} else {
+			ref = &m.right
+		}
+	}
+}
+
 // Evict unlinks n from this version of the tree, so that the tree reloads
 // it from the log through its parent's pointer when it is next needed. It
 // finds n's parent by searching n's key from the root through nodes in
@@ -312,30 +318,9 @@ func evictBelow(ref *Ref, ok func(*Node) bool, evicted func(*Node), more func() 
 // counting it) or copies the cleared pointer and reloads the node from the
 // log when it needs it.
 func (t *Tree) Evict(n *Node) (evicted, stale bool) {
-	if t.root == nil {
+	ref, parent, found := t.findInMemory(n)
+	if !found {
 		return false, true
-	}
-	kp, key := n.kp, n.Key()
-	ref := t.root
-	var parent *Node
-	for {
-		m := ref.Node()
-		if m == nil {
-			return false, true
-		}
-		c := m.compare(kp, key)
-		if c == 0 {
-			if m != n {
-				return false, true
-			}
-			break
-		}
-		parent = m
-		if c < 0 {
-			ref = &m.left
-		} else {
-			ref = &m.right
-		}
 	}
 	if parent == nil || n.left.Node() != nil || n.right.Node() != nil || ref.kind == AddrNone {
 		return false, false

@@ -229,6 +229,15 @@ func (g *cmdGen) txnCommand() []string {
 	}
 }
 
+// withKeys is name followed by 1 to most keys.
+func (g *cmdGen) withKeys(name string, most int) []string {
+	c := []string{name}
+	for range 1 + g.r.IntN(most) {
+		c = append(c, g.key())
+	}
+	return c
+}
+
 func (g *cmdGen) command() []string {
 	k, v := g.key(), g.value()
 	switch g.r.IntN(30) {
@@ -250,11 +259,7 @@ func (g *cmdGen) command() []string {
 	case 7:
 		return []string{"GETSET", k, v}
 	case 8:
-		c := []string{"MGET"}
-		for range 1 + g.r.IntN(4) {
-			c = append(c, g.key())
-		}
-		return c
+		return g.withKeys("MGET", 4)
 	case 9:
 		c := []string{"MSET"}
 		for range 1 + g.r.IntN(3) {
@@ -265,17 +270,9 @@ func (g *cmdGen) command() []string {
 		}
 		return c
 	case 10, 11:
-		c := []string{"DEL"}
-		for range 1 + g.r.IntN(3) {
-			c = append(c, g.key())
-		}
-		return c
+		return g.withKeys("DEL", 3)
 	case 12:
-		c := []string{"EXISTS"}
-		for range 1 + g.r.IntN(4) {
-			c = append(c, g.key())
-		}
-		return c
+		return g.withKeys("EXISTS", 4)
 	case 13, 14:
 		return []string{"INCR", k}
 	case 15:
