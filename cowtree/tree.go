@@ -318,12 +318,6 @@ func (t *Tree) findInMemory(n *Node) (ref *Ref, parent *Node, found bool) {
 // counting it) or copies the cleared pointer and reloads the node from the
 // log when it needs it.
 func (t *Tree) Evict(n *Node) (evicted, stale bool) {
-	ref, parent, found := t.findInMemory(n)
-	if !found {
-		return false, true
-	}
-	if parent == nil || n.left.Node() != nil || n.right.Node() != nil || ref.kind == AddrNone {
-		return false, false
-	}
-	return atomic.CompareAndSwapPointer(&ref.p, unsafe.Pointer(n), nil), false
+	keep := func(*Node) bool { return false }
+	return t.EvictSubtree(n, keep, func(*Node) {}, func() bool { return true })
 }

@@ -370,7 +370,7 @@ const (
 // not free fast enough made every call (one per replayed position) walk the
 // whole ring twice while holding clockMu, and the loads of replay waited
 // for it (8 writers of 64-put transactions over 400K keys, 4 MiB cache:
-// ~500 transactions/s fell to ~1/s; the steps kept 30 nodes for each one
+// ~500 transactions/s fell to ~1/s; the steps kept 13 nodes for each one
 // evicted). A call that finds the clock busy returns at once: the other
 // caller is doing the work, and the allowance carries over.
 func (p *pager) evict(budget int64, tree cowtree.Tree) {
@@ -407,7 +407,7 @@ func (p *pager) evict(budget int64, tree cowtree.Tree) {
 		return false // not yet durable and confirmed
 	}
 	allowance := evictSteps + evictStepsPerNode*p.addedSince.Swap(0)
-	for steps := min(allowance, 2*int64(len(p.ring))); steps > 0 && p.bytes.Load() > budget && len(p.ring) > 0; steps-- {
+	for steps := min(allowance, 2*int64(len(p.ring))); steps > 0 && over() && len(p.ring) > 0; steps-- {
 		if p.hand >= len(p.ring) {
 			p.hand = 0
 		}
@@ -524,9 +524,12 @@ func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []
 		if err != nil {
 			return afterimage.Node{}, entry.Corrupt(pos, err)
 		}
-		if rh.table, err = p.readRange(rr, pos, prefix, entry.FrameSize+ts, te-ts); err != nil {
+		table, err := p.readRange(rr, pos, prefix, entry.FrameSize+ts, te-ts)
+		if err != nil {
 			return afterimage.Node{}, err
 		}
+		rh.table = bytes.Clone(table) // not a slice of prefix, kept whole with it
+
 	}
 	p.heads.put(pos, rh)
 	return p.rangedNodeOf(rr, pos, off, rh, prefix)

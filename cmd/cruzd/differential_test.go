@@ -364,8 +364,8 @@ func (p *connPair) do(t *testing.T, cmds [][]string) (cruzd, redis []string) {
 	return p.cruzd.do(t, cmds), p.redis.do(t, cmds)
 }
 
-func (c *diffConn) do(t *testing.T, cmds [][]string) []string {
-	t.Helper()
+// send writes cmds in one write, as RESP arrays of bulk strings.
+func (c *diffConn) send(cmds ...[]string) error {
 	var b strings.Builder
 	for _, cmd := range cmds {
 		fmt.Fprintf(&b, "*%d\r\n", len(cmd))
@@ -374,7 +374,13 @@ func (c *diffConn) do(t *testing.T, cmds [][]string) []string {
 		}
 	}
 	c.nc.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.nc.Write([]byte(b.String())); err != nil {
+	_, err := c.nc.Write([]byte(b.String()))
+	return err
+}
+
+func (c *diffConn) do(t *testing.T, cmds [][]string) []string {
+	t.Helper()
+	if err := c.send(cmds...); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 	out := make([]string, len(cmds))
@@ -398,14 +404,7 @@ func (c *diffConn) scanAll(opts []string) ([]string, error) {
 	var keys []string
 	cursor := "0"
 	for range 10000 {
-		var b strings.Builder
-		cmd := append([]string{"SCAN", cursor}, opts...)
-		fmt.Fprintf(&b, "*%d\r\n", len(cmd))
-		for _, a := range cmd {
-			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-		}
-		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
-		if _, err := c.nc.Write([]byte(b.String())); err != nil {
+		if err := c.send(append([]string{"SCAN", cursor}, opts...)); err != nil {
 			return nil, err
 		}
 		r, err := readReply(c.br)
