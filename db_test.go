@@ -276,6 +276,78 @@ func TestRangeMergesOwnWrites(t *testing.T) {
 	}
 }
 
+func TestRangeReverse(t *testing.T) {
+	db := openMem(t, nil)
+	ctx := context.Background()
+	for _, k := range []string{"b", "d", "f", "h"} {
+		put(t, db, k, "db")
+	}
+	tx, _ := db.Begin(ctx, true)
+	defer tx.Rollback()
+	tx.Put([]byte("a"), []byte("tx"))
+	tx.Put([]byte("d"), []byte("tx"))
+	tx.Delete([]byte("f"))
+	tx.Put([]byte("g"), []byte("tx"))
+	tx.Put([]byte("h"), []byte("tx")) // at hi: outside [lo, hi)
+	var got []string
+	for k, v := range tx.RangeReverse([]byte("a"), []byte("h")) {
+		got = append(got, string(k)+"="+string(v))
+	}
+	if want := "[g=tx d=tx b=db a=tx]"; fmt.Sprint(got) != want {
+		t.Fatalf("reverse range = %v, want %s", got, want)
+	}
+	got = got[:0]
+	for k := range tx.KeysReverse(nil, nil) {
+		got = append(got, string(k))
+	}
+	if want := "[h g d b a]"; fmt.Sprint(got) != want {
+		t.Fatalf("reverse keys = %v, want %s", got, want)
+	}
+	if err := tx.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRangeReverseReadSet: a reverse scan stopped early observed [last key
+// yielded, hi): a write below that does not conflict, a write inside does,
+// and a phantom inserted into a fully scanned reverse range does.
+func TestRangeReverseReadSet(t *testing.T) {
+	db := openMem(t, nil)
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c", "d"} {
+		put(t, db, k, "v")
+	}
+	stopAt := func(tx *Txn, at string) {
+		for k := range tx.RangeReverse(nil, nil) {
+			if string(k) == at {
+				break
+			}
+		}
+	}
+	t1, _ := db.Begin(ctx, true)
+	stopAt(t1, "c")
+	t1.Put([]byte("z"), []byte("1"))
+	put(t, db, "b", "changed") // below what t1 saw
+	if err := t1.Commit(); err != nil {
+		t.Fatalf("write below the iterated part aborted: %v", err)
+	}
+	t2, _ := db.Begin(ctx, true)
+	stopAt(t2, "c")
+	t2.Put([]byte("z"), []byte("2"))
+	put(t, db, "c", "changed") // the last key t2 saw
+	if err := t2.Commit(); !errors.Is(err, ErrConflict) {
+		t.Fatalf("write inside the iterated part: %v", err)
+	}
+	t3, _ := db.Begin(ctx, true)
+	for range t3.RangeReverse([]byte("a"), []byte("c")) {
+	}
+	t3.Put([]byte("z"), []byte("3"))
+	put(t, db, "a5", "phantom")
+	if err := t3.Commit(); !errors.Is(err, ErrConflict) {
+		t.Fatalf("phantom in a reverse-scanned range: %v", err)
+	}
+}
+
 // TestBank runs transfers between accounts while readers check the total in
 // every snapshot.
 func TestBank(t *testing.T) {

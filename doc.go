@@ -46,7 +46,7 @@
 //
 // # Caveats
 //
-// Values returned by Get and Range are copies. Keys are 1 to MaxKeySize
+// Values returned by Get, Range and RangeReverse are copies. Keys are 1 to MaxKeySize
 // bytes (16 KiB by default), values up to MaxValueSize (8 MiB); one
 // transaction's intention must fit in one log entry (16 MiB). A transaction
 // whose snapshot is more than the conflict window of positions old when its

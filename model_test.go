@@ -109,8 +109,26 @@ func runModel(t *testing.T, db *DB, r *rand.Rand) {
 				if hi != "" {
 					hib = []byte(hi)
 				}
+				// Half the scans run in reverse; some stop early, and
+				// then only the part iterated joins the read set.
+				reverse := r.IntN(2) == 0
+				limit := -1
+				if r.IntN(3) == 0 {
+					limit = r.IntN(4)
+				}
+				scan := m.tx.Range
+				if reverse {
+					scan = m.tx.RangeReverse
+				}
 				var got []string
-				for k, v := range m.tx.Range([]byte(lo), hib) {
+				var last string
+				stoppedEarly := false
+				for k, v := range scan([]byte(lo), hib) {
+					last = string(k) // the scan observed it, even if we stop here
+					if len(got) == limit {
+						stoppedEarly = true
+						break
+					}
 					got = append(got, string(k)+"="+string(v))
 				}
 				var want []string
@@ -131,10 +149,23 @@ func runModel(t *testing.T, db *DB, r *rand.Rand) {
 					}
 				}
 				slices.Sort(want)
-				if !slices.Equal(got, want) {
-					t.Fatalf("range [%s,%s) at %d: %v, model %v", lo, hi, m.snap, got, want)
+				if reverse {
+					slices.Reverse(want)
 				}
-				m.ranges = append(m.ranges, [2]string{lo, hi})
+				if stoppedEarly {
+					want = want[:limit]
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("range [%s,%s) reverse=%v limit=%d at %d: %v, model %v", lo, hi, reverse, limit, m.snap, got, want)
+				}
+				switch {
+				case !stoppedEarly:
+					m.ranges = append(m.ranges, [2]string{lo, hi})
+				case reverse:
+					m.ranges = append(m.ranges, [2]string{last, hi})
+				default:
+					m.ranges = append(m.ranges, [2]string{lo, last + "\x00"})
+				}
 			default:
 				open = slices.Delete(open, i, i+1)
 				err := m.tx.Commit()

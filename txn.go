@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
@@ -233,9 +234,38 @@ func (tx *Txn) checkWrite(key []byte) error {
 // of the range actually iterated joins the read set: a write committed there
 // after the snapshot aborts the transaction (no phantoms). An error stops the
 // iteration; Err reports it.
-func (tx *Txn) Range(lo, hi []byte) iter.Seq2[[]byte, []byte] { return tx.rangeOf(lo, hi, true) }
+func (tx *Txn) Range(lo, hi []byte) iter.Seq2[[]byte, []byte] {
+	return tx.rangeOf(lo, hi, true, false)
+}
 
-func (tx *Txn) rangeOf(lo, hi []byte, values bool) iter.Seq2[[]byte, []byte] {
+// RangeReverse iterates the keys in [lo, hi) like Range, in descending
+// order: from the last key below hi down to lo. Stopping early records only
+// the part iterated, [last key yielded, hi), in the read set.
+func (tx *Txn) RangeReverse(lo, hi []byte) iter.Seq2[[]byte, []byte] {
+	return tx.rangeOf(lo, hi, true, true)
+}
+
+// Keys iterates the keys in [lo, hi) like Range, without copying values.
+// It records the iterated range in the read set the same way.
+func (tx *Txn) Keys(lo, hi []byte) iter.Seq[[]byte] { return tx.keysOf(lo, hi, false) }
+
+// KeysReverse iterates the keys in [lo, hi) like RangeReverse, without
+// copying values.
+func (tx *Txn) KeysReverse(lo, hi []byte) iter.Seq[[]byte] { return tx.keysOf(lo, hi, true) }
+
+func (tx *Txn) keysOf(lo, hi []byte, reverse bool) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for k := range tx.rangeOf(lo, hi, false, reverse) {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// rangeOf merges the snapshot's entries in [lo, hi) with the transaction's
+// own writes there, in ascending order or, with reverse, descending.
+func (tx *Txn) rangeOf(lo, hi []byte, values, reverse bool) iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
 		if tx.closed {
 			tx.setErr(ErrTxnClosed)
@@ -249,17 +279,34 @@ func (tx *Txn) rangeOf(lo, hi []byte, values bool) iter.Seq2[[]byte, []byte] {
 				}
 			}
 			slices.Sort(local)
+			if reverse {
+				slices.Reverse(local)
+			}
 		}
-		it := tx.snap.tree.Ascend(lo)
+		// inRange reports whether a snapshot key is still inside the range
+		// on the side the iteration moves towards; before orders a before b
+		// in iteration order.
+		var it *cowtree.Iterator
+		var inRange func(k []byte) bool
+		var before func(a, b string) bool
+		if reverse {
+			it = tx.snap.tree.Descend(hi)
+			inRange = func(k []byte) bool { return lo == nil || bytes.Compare(k, lo) >= 0 }
+			before = func(a, b string) bool { return a > b }
+		} else {
+			it = tx.snap.tree.Ascend(lo)
+			inRange = func(k []byte) bool { return hi == nil || bytes.Compare(k, hi) < 0 }
+			before = func(a, b string) bool { return a < b }
+		}
 		has := it.Next()
 		var last []byte
 		stopped := false
 		for !stopped {
 			var k, v []byte
 			switch {
-			case has && (hi == nil || bytes.Compare(it.Key(), hi) < 0):
+			case has && inRange(it.Key()):
 				k = it.Key()
-				if len(local) > 0 && local[0] <= string(k) {
+				if len(local) > 0 && !before(string(k), local[0]) {
 					lk := local[0]
 					local = local[1:]
 					if lk == string(k) {
@@ -298,26 +345,19 @@ func (tx *Txn) rangeOf(lo, hi []byte, values bool) iter.Seq2[[]byte, []byte] {
 			if !yield(bytes.Clone(k), vc) {
 				stopped = true
 				if tx.writable && !tx.closed {
-					// Only [lo, last] was observed.
-					tx.ranges = append(tx.ranges, intention.Range{Lo: bytes.Clone(lo), Hi: append(bytes.Clone(last), 0)})
+					// Only the part up to last was observed: [lo, last]
+					// ascending, [last, hi) descending.
+					r := intention.Range{Lo: bytes.Clone(lo), Hi: append(bytes.Clone(last), 0)}
+					if reverse {
+						r = intention.Range{Lo: bytes.Clone(last), Hi: bytes.Clone(hi)}
+					}
+					tx.ranges = append(tx.ranges, r)
 				}
 				return
 			}
 		}
 		if tx.writable && !tx.closed {
 			tx.ranges = append(tx.ranges, intention.Range{Lo: bytes.Clone(lo), Hi: bytes.Clone(hi)})
-		}
-	}
-}
-
-// Keys iterates the keys in [lo, hi) like Range, without copying values.
-// It records the iterated range in the read set the same way.
-func (tx *Txn) Keys(lo, hi []byte) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
-		for k := range tx.rangeOf(lo, hi, false) {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }
