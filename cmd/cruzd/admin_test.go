@@ -76,6 +76,9 @@ func TestAdminHTTP(t *testing.T) {
 	if m := regexp.MustCompile(`(?m)^cruzdb_afterimages_piggybacked_total (\d+)$`).FindStringSubmatch(body); m == nil || m[1] == "0" {
 		t.Errorf("/metrics: afterimages_piggybacked %v, want some", m)
 	}
+	if m := regexp.MustCompile(`(?m)^cruzdb_afterimage_bytes_total (\d+)$`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+		t.Errorf("/metrics: afterimage_bytes %v, want some", m)
+	}
 	if t.Failed() {
 		t.Log(body)
 	}

@@ -96,7 +96,7 @@ func TestConnectionCommands(t *testing.T) {
 	// INFO: every section asked for, the cruzdb one included.
 	must[string](t, c.Set(ctx, "k", "v", 0))
 	inf := must[string](t, c.Info(ctx))
-	for _, want := range []string{"# Server", "redis_version:", "# Keyspace", "db0:keys=1,expires=0", "# Cruzdb", "log_tail:", "processor_position:", "commits:", "aborts:", "unflushed_bytes:", "cached_bytes:", "backpressure_waits:0", "node_loads:0", "node_evictions:0"} {
+	for _, want := range []string{"# Server", "redis_version:", "# Keyspace", "db0:keys=1,expires=0", "# Cruzdb", "log_tail:", "processor_position:", "commits:", "aborts:", "afterimage_bytes:", "unflushed_bytes:", "cached_bytes:", "backpressure_waits:0", "node_loads:0", "node_evictions:0"} {
 		if !strings.Contains(inf, want) {
 			t.Errorf("INFO lacks %q:\n%s", want, inf)
 		}

@@ -106,6 +106,7 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		field(b, "rejected", st.Rejected)
 		field(b, "intentions_appended", st.IntentionsAppended)
 		field(b, "afterimages_written", st.AfterimagesWritten)
+		field(b, "afterimage_bytes", st.AfterimageBytes)
 		field(b, "afterimages_piggybacked", st.Piggybacked)
 		field(b, "holes_filled", st.HolesFilled)
 		field(b, "unflushed_bytes", st.UnflushedBytes)

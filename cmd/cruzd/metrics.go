@@ -105,6 +105,8 @@ func newMetrics(s *server) *metrics {
 			stats(func(st cruzdb.Stats) float64 { return float64(st.IntentionsAppended) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cruzdb_afterimages_written_total", Help: "Afterimages this daemon appended."},
 			stats(func(st cruzdb.Stats) float64 { return float64(st.AfterimagesWritten) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cruzdb_afterimage_bytes_total", Help: "Bytes of the afterimages this daemon appended."},
+			stats(func(st cruzdb.Stats) float64 { return float64(st.AfterimageBytes) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cruzdb_afterimages_piggybacked_total", Help: "Afterimages appended in one group commit with one of this daemon's intentions."},
 			stats(func(st cruzdb.Stats) float64 { return float64(st.Piggybacked) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cruzdb_backpressure_waits_total", Help: "Commits that waited for the flusher (unflushed deltas over --max-unflushed-bytes)."},
