@@ -6,6 +6,10 @@
 #   CRUZD_CACHE_BYTES=4GiB bench/resp.sh   # cruzd flags via CRUZD_* variables
 #   PROFILE=1 bench/resp.sh       # also save a 10 s CPU profile of cruzd
 #                                 # under the pipelined SET test
+#   ROUNDS=5 bench/resp.sh        # 5 interleaved rounds (cruzd, redis, cruzd,
+#                                 # ...): the table shows each figure's median
+#                                 # and range; on a shared VM single runs of
+#                                 # the same build differ by up to +-20 %
 #
 # Both servers are durable: cruzd fsyncs its log (group commit), redis-server
 # runs with --appendonly yes --appendfsync always. Each runs
@@ -19,6 +23,8 @@ N=${N:-200000}
 C=${C:-50}
 R=${R:-100000}
 D=${D:-100}
+ROUNDS=${ROUNDS:-1}
+case $ROUNDS in '' | *[!0-9]* | 0) echo "ROUNDS must be a positive integer, not '$ROUNDS'" >&2; exit 2 ;; esac
 
 if ! command -v redis-benchmark >/dev/null || ! command -v redis-server >/dev/null; then
   echo "installing redis-tools and redis-server" >&2
@@ -65,35 +71,54 @@ bench() {
 
 echo "redis-benchmark -t set,get -n $N -c $C -r $R -d $D; cruzd on 127.0.0.1:$cruzd_port, redis-server $(redis-server --version | awk '{print $3}') (appendfsync always) on 127.0.0.1:$redis_port"
 declare -A rps p50
-for P in 16 1; do
-  if [ "$P" = 16 ] && [ -n "${PROFILE:-}" ] && [ -n "$admin_addr" ]; then
-    curl -s -o "$tmp/cpu.pprof" "http://$admin_addr/debug/pprof/profile?seconds=10" &
-    prof_pid=$!
-  fi
-  while read -r t v l; do rps[cruzd,$P,$t]=$v; p50[cruzd,$P,$t]=$l; done < <(bench "$cruzd_port" "$P")
-  if [ -n "${prof_pid:-}" ]; then
-    wait "$prof_pid" || true
-    prof_pid=
-    mkdir -p bench/results
-    cp "$tmp/cpu.pprof" bench/results/cruzd-resp-cpu.pprof
-    echo "CPU profile: bench/results/cruzd-resp-cpu.pprof (go tool pprof -top $tmp/cruzd bench/results/cruzd-resp-cpu.pprof)"
-    go tool pprof -top -nodecount=25 "$tmp/cruzd" "$tmp/cpu.pprof" 2>/dev/null | head -35 || true
-  fi
-  while read -r t v l; do rps[redis,$P,$t]=$v; p50[redis,$P,$t]=$l; done < <(bench "$redis_port" "$P")
+# Each round runs both servers, so slow spells of the machine hit both.
+for round in $(seq 1 "$ROUNDS"); do
+  for P in 16 1; do
+    if [ "$round" = 1 ] && [ "$P" = 16 ] && [ -n "${PROFILE:-}" ] && [ -n "$admin_addr" ]; then
+      curl -s -o "$tmp/cpu.pprof" "http://$admin_addr/debug/pprof/profile?seconds=10" &
+      prof_pid=$!
+    fi
+    while read -r t v l; do rps[cruzd,$P,$t]+="$v "; p50[cruzd,$P,$t]+="$l "; done < <(bench "$cruzd_port" "$P")
+    if [ -n "${prof_pid:-}" ]; then
+      wait "$prof_pid" || true
+      prof_pid=
+      mkdir -p bench/results
+      cp "$tmp/cpu.pprof" bench/results/cruzd-resp-cpu.pprof
+      echo "CPU profile: bench/results/cruzd-resp-cpu.pprof (go tool pprof -top $tmp/cruzd bench/results/cruzd-resp-cpu.pprof)"
+      go tool pprof -top -nodecount=25 "$tmp/cruzd" "$tmp/cpu.pprof" 2>/dev/null | head -35 || true
+    fi
+    while read -r t v l; do rps[redis,$P,$t]+="$v "; p50[redis,$P,$t]+="$l "; done < <(bench "$redis_port" "$P")
+  done
 done
 
-printf '\n| test | -P | cruzd req/s | cruzd p50 ms | redis-server req/s | redis p50 ms | cruzd / redis | target |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
+# median LIST: the median of the numbers in LIST (the lower middle one of an
+# even count); range LIST: "min-max".
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
+range() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f-%.0f", v[1], v[NR] }'; }
+
+if [ "$ROUNDS" = 1 ]; then
+  printf '\n| test | -P | cruzd req/s | cruzd p50 ms | redis-server req/s | redis p50 ms | cruzd / redis | target |\n'
+  printf '|---|---|---|---|---|---|---|---|\n'
+else
+  printf '\n%s rounds; req/s and p50 are medians, ranges are min-max of the rounds\n' "$ROUNDS"
+  printf '\n| test | -P | cruzd req/s | cruzd range | cruzd p50 ms | redis-server req/s | redis range | redis p50 ms | cruzd / redis | target |\n'
+  printf '|---|---|---|---|---|---|---|---|---|---|\n'
+fi
 for P in 16 1; do
   for t in SET GET; do
-    c=${rps[cruzd,$P,$t]:-0}
-    r=${rps[redis,$P,$t]:-0}
+    c=$(median "${rps[cruzd,$P,$t]:-}")
+    r=$(median "${rps[redis,$P,$t]:-}")
     ratio=$(awk -v c="$c" -v r="$r" 'BEGIN { if (r > 0) printf "%.2fx", c / r; else print "-" }')
     target=-
     if [ "$P" = 16 ]; then
       if [ "$t" = SET ]; then target=">= 1.0x"; else target=">= 0.5x"; fi
     fi
-    printf '| %s | %s | %.0f | %s | %.0f | %s | %s | %s |\n' "$t" "$P" "$c" "${p50[cruzd,$P,$t]:-}" "$r" "${p50[redis,$P,$t]:-}" "$ratio" "$target"
+    if [ "$ROUNDS" = 1 ]; then
+      printf '| %s | %s | %.0f | %s | %.0f | %s | %s | %s |\n' "$t" "$P" "$c" "$(median "${p50[cruzd,$P,$t]:-}")" "$r" "$(median "${p50[redis,$P,$t]:-}")" "$ratio" "$target"
+    else
+      printf '| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s |\n' "$t" "$P" "$c" "$(range "${rps[cruzd,$P,$t]:-}")" "$(median "${p50[cruzd,$P,$t]:-}")" \
+        "$r" "$(range "${rps[redis,$P,$t]:-}")" "$(median "${p50[redis,$P,$t]:-}")" "$ratio" "$target"
+    fi
   done
 done
 
