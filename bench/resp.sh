@@ -62,23 +62,35 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 
-# bench PORT PIPELINE: prints "SET <rps>" and "GET <rps>" lines.
+# bench PORT PIPELINE PID: prints "SET <rps> <p50> <cpu>" and "GET ..." lines,
+# cpu being the server's (PID's) CPU time per request in microseconds.
+tck=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 bench() {
-  redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -n "$N" -c "$C" -P "$2" -r "$R" -d "$D" -q 2>&1 |
-    tr '\r' '\n' | awk '/requests per second/ { sub(":", "", $1); print $1, $2, $0 }' |
-    awk '{ p50 = ""; for (i = 1; i <= NF; i++) if ($i ~ /^p50=/) p50 = substr($i, 5); print $1, $2, p50 }'
+  local t before after
+  for t in set get; do
+    before=$(cpu_ticks "$3")
+    redis-benchmark -h 127.0.0.1 -p "$1" -t "$t" -n "$N" -c "$C" -P "$2" -r "$R" -d "$D" -q 2>&1 |
+      tr '\r' '\n' | awk '/requests per second/ { sub(":", "", $1); print $1, $2, $0 }' |
+      awk '{ p50 = ""; for (i = 1; i <= NF; i++) if ($i ~ /^p50=/) p50 = substr($i, 5); print $1, $2, p50 }' |
+      tail -n 1 | tr '\n' ' '
+    after=$(cpu_ticks "$3")
+    awk -v d="$((after - before))" -v t="$tck" -v n="$N" 'BEGIN { printf "%.1f\n", d * 1e6 / t / n }'
+  done
 }
 
 echo "redis-benchmark -t set,get -n $N -c $C -r $R -d $D; cruzd on 127.0.0.1:$cruzd_port, redis-server $(redis-server --version | awk '{print $3}') (appendfsync always) on 127.0.0.1:$redis_port"
-declare -A rps p50
-# Each round runs both servers, so slow spells of the machine hit both.
+declare -A rps p50 cpu
+# Each round runs both servers, so slow spells of the machine hit both. Each
+# test is its own redis-benchmark run, so that the server's CPU time can be
+# charged to it.
 for round in $(seq 1 "$ROUNDS"); do
   for P in 16 1; do
     if [ "$round" = 1 ] && [ "$P" = 16 ] && [ -n "${PROFILE:-}" ] && [ -n "$admin_addr" ]; then
       curl -s -o "$tmp/cpu.pprof" "http://$admin_addr/debug/pprof/profile?seconds=10" &
       prof_pid=$!
     fi
-    while read -r t v l; do rps[cruzd,$P,$t]+="$v "; p50[cruzd,$P,$t]+="$l "; done < <(bench "$cruzd_port" "$P")
+    while read -r t v l u; do rps[cruzd,$P,$t]+="$v "; p50[cruzd,$P,$t]+="$l "; cpu[cruzd,$P,$t]+="$u "; done < <(bench "$cruzd_port" "$P" "$cruzd_pid")
     if [ -n "${prof_pid:-}" ]; then
       wait "$prof_pid" || true
       prof_pid=
@@ -87,7 +99,7 @@ for round in $(seq 1 "$ROUNDS"); do
       echo "CPU profile: bench/results/cruzd-resp-cpu.pprof (go tool pprof -top $tmp/cruzd bench/results/cruzd-resp-cpu.pprof)"
       go tool pprof -top -nodecount=25 "$tmp/cruzd" "$tmp/cpu.pprof" 2>/dev/null | head -35 || true
     fi
-    while read -r t v l; do rps[redis,$P,$t]+="$v "; p50[redis,$P,$t]+="$l "; done < <(bench "$redis_port" "$P")
+    while read -r t v l u; do rps[redis,$P,$t]+="$v "; p50[redis,$P,$t]+="$l "; cpu[redis,$P,$t]+="$u "; done < <(bench "$redis_port" "$P" "$redis_pid")
   done
 done
 
@@ -97,12 +109,12 @@ median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { if
 range() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f-%.0f", v[1], v[NR] }'; }
 
 if [ "$ROUNDS" = 1 ]; then
-  printf '\n| test | -P | cruzd req/s | cruzd p50 ms | redis-server req/s | redis p50 ms | cruzd / redis | target |\n'
-  printf '|---|---|---|---|---|---|---|---|\n'
+  printf '\n| test | -P | cruzd req/s | cruzd p50 ms | cruzd CPU µs/req | redis-server req/s | redis p50 ms | redis CPU µs/req | cruzd / redis | target |\n'
+  printf '|---|---|---|---|---|---|---|---|---|---|\n'
 else
   printf '\n%s rounds; req/s and p50 are medians, ranges are min-max of the rounds\n' "$ROUNDS"
-  printf '\n| test | -P | cruzd req/s | cruzd range | cruzd p50 ms | redis-server req/s | redis range | redis p50 ms | cruzd / redis | target |\n'
-  printf '|---|---|---|---|---|---|---|---|---|---|\n'
+  printf '\n| test | -P | cruzd req/s | cruzd range | cruzd p50 ms | cruzd CPU µs/req | redis-server req/s | redis range | redis p50 ms | redis CPU µs/req | cruzd / redis | target |\n'
+  printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 fi
 for P in 16 1; do
   for t in SET GET; do
@@ -114,10 +126,11 @@ for P in 16 1; do
       if [ "$t" = SET ]; then target=">= 1.0x"; else target=">= 0.5x"; fi
     fi
     if [ "$ROUNDS" = 1 ]; then
-      printf '| %s | %s | %.0f | %s | %.0f | %s | %s | %s |\n' "$t" "$P" "$c" "$(median "${p50[cruzd,$P,$t]:-}")" "$r" "$(median "${p50[redis,$P,$t]:-}")" "$ratio" "$target"
+      printf '| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s |\n' "$t" "$P" "$c" "$(median "${p50[cruzd,$P,$t]:-}")" "$(median "${cpu[cruzd,$P,$t]:-}")" \
+        "$r" "$(median "${p50[redis,$P,$t]:-}")" "$(median "${cpu[redis,$P,$t]:-}")" "$ratio" "$target"
     else
-      printf '| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s |\n' "$t" "$P" "$c" "$(range "${rps[cruzd,$P,$t]:-}")" "$(median "${p50[cruzd,$P,$t]:-}")" \
-        "$r" "$(range "${rps[redis,$P,$t]:-}")" "$(median "${p50[redis,$P,$t]:-}")" "$ratio" "$target"
+      printf '| %s | %s | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$P" "$c" "$(range "${rps[cruzd,$P,$t]:-}")" "$(median "${p50[cruzd,$P,$t]:-}")" "$(median "${cpu[cruzd,$P,$t]:-}")" \
+        "$r" "$(range "${rps[redis,$P,$t]:-}")" "$(median "${p50[redis,$P,$t]:-}")" "$(median "${cpu[redis,$P,$t]:-}")" "$ratio" "$target"
     fi
   done
 done
