@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkPipelinedSet is redis-benchmark's pipelined SET test in-process
+// (-c 50 -P 16 -r 100000 -d 100): 50 connections, each writing 16 SETs of a
+// 100-byte value to random keys among 100K in one write and reading the 16
+// replies before the next. An op is one SET. It reports SETs/s, the CPU time
+// of the whole process per SET (client goroutines included: they parse
+// "+OK" replies, a small share) and the cores busy, so that
+//
+//	go test -run '^$' -bench PipelinedSet -cpuprofile cpu.out ./cmd/cruzd
+//
+// profiles the daemon's write path without a script around it. "bolt" is
+// the default durable configuration (bbolt log, fsync); "bolt-nosync" shows
+// what fsync costs.
+func BenchmarkPipelinedSet(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		noSync bool
+	}{{"bolt", false}, {"bolt-nosync", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			s := testServer(b, func(c *config) {
+				c.DataDir = dir
+				c.NoSync = bc.noSync
+			})
+			benchPipelinedSet(b, s.Addr().String(), 50, 16)
+		})
+	}
+}
+
+func benchPipelinedSet(b *testing.B, addr string, conns, pipeline int) {
+	const keys, valueSize = 100_000, 100
+	value := bytes.Repeat([]byte("v"), valueSize)
+	// Each connection takes pipeline SETs at a time from left until none
+	// are left; b.N need not divide evenly.
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		cs[i] = c
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	start := time.Now()
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			r := bufio.NewReader(c)
+			var req []byte
+			for {
+				n := min(int64(pipeline), left.Add(-int64(pipeline))+int64(pipeline))
+				if n <= 0 {
+					return
+				}
+				req = req[:0]
+				for range n {
+					key := fmt.Sprintf("key:%012d", rng.IntN(keys))
+					req = fmt.Appendf(req, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n", len(key), key, len(value))
+					req = append(append(req, value...), "\r\n"...)
+				}
+				if _, err := c.Write(req); err != nil {
+					errs <- err
+					return
+				}
+				for range n {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						errs <- err
+						return
+					}
+					if line != "+OK\r\n" {
+						errs <- fmt.Errorf("SET replied %q, want +OK", line)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	cpu := processCPU(b) - cpu0
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "SETs/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
+}
+
+// processCPU is the user plus system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
