@@ -108,14 +108,9 @@ done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
 range() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f-%.0f", v[1], v[NR] }'; }
 
-if [ "$ROUNDS" = 1 ]; then
-  printf '\n| test | -P | cruzd req/s | cruzd p50 ms | cruzd CPU µs/req | redis-server req/s | redis p50 ms | redis CPU µs/req | cruzd / redis | target |\n'
-  printf '|---|---|---|---|---|---|---|---|---|---|\n'
-else
-  printf '\n%s rounds; req/s and p50 are medians, ranges are min-max of the rounds\n' "$ROUNDS"
-  printf '\n| test | -P | cruzd req/s | cruzd range | cruzd p50 ms | cruzd CPU µs/req | redis-server req/s | redis range | redis p50 ms | redis CPU µs/req | cruzd / redis | target |\n'
-  printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
-fi
+printf '\n%s round(s); req/s, p50 and CPU are medians, ranges are min-max of the rounds\n' "$ROUNDS"
+printf '\n| test | -P | cruzd req/s | cruzd range | cruzd p50 ms | cruzd CPU µs/req | redis-server req/s | redis range | redis p50 ms | redis CPU µs/req | cruzd / redis | target |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 for P in 16 1; do
   for t in SET GET; do
     c=$(median "${rps[cruzd,$P,$t]:-}")
@@ -125,13 +120,9 @@ for P in 16 1; do
     if [ "$P" = 16 ]; then
       if [ "$t" = SET ]; then target=">= 1.0x"; else target=">= 0.5x"; fi
     fi
-    if [ "$ROUNDS" = 1 ]; then
-      printf '| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s |\n' "$t" "$P" "$c" "$(median "${p50[cruzd,$P,$t]:-}")" "$(median "${cpu[cruzd,$P,$t]:-}")" \
-        "$r" "$(median "${p50[redis,$P,$t]:-}")" "$(median "${cpu[redis,$P,$t]:-}")" "$ratio" "$target"
-    else
-      printf '| %s | %s | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$P" "$c" "$(range "${rps[cruzd,$P,$t]:-}")" "$(median "${p50[cruzd,$P,$t]:-}")" "$(median "${cpu[cruzd,$P,$t]:-}")" \
-        "$r" "$(range "${rps[redis,$P,$t]:-}")" "$(median "${p50[redis,$P,$t]:-}")" "$(median "${cpu[redis,$P,$t]:-}")" "$ratio" "$target"
-    fi
+    printf '| %s | %s | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$P" \
+      "$c" "$(range "${rps[cruzd,$P,$t]:-}")" "$(median "${p50[cruzd,$P,$t]:-}")" "$(median "${cpu[cruzd,$P,$t]:-}")" \
+      "$r" "$(range "${rps[redis,$P,$t]:-}")" "$(median "${p50[redis,$P,$t]:-}")" "$(median "${cpu[redis,$P,$t]:-}")" "$ratio" "$target"
   done
 done
 

@@ -17,8 +17,8 @@ import (
 // (-c 50 -P 16 -r 100000 -d 100): 50 connections, each writing 16 SETs of a
 // 100-byte value to random keys among 100K in one write and reading the 16
 // replies before the next. An op is one SET. It reports SETs/s, the CPU time
-// of the whole process per SET (client goroutines included: they parse
-// "+OK" replies, a small share) and the cores busy, so that
+// of the whole process per SET (the client goroutines' share included: they
+// build requests and parse "+OK" replies) and the cores busy, so that
 //
 //	go test -run '^$' -bench PipelinedSet -cpuprofile cpu.out ./cmd/cruzd
 //
