@@ -27,12 +27,13 @@ func (l *Log) committer() {
 // commitNext takes a group of the waiting requests and commits it. It
 // reports false if nothing was waiting.
 //
-// The group is every fill and trim waiting, and the waiting appends in
-// arrival order up to Options.MaxGroupBytes of data; an append that does not
-// fit waits for the next group (with the rest of its batch, which keeps a
-// batch's positions in order), but smaller appends behind it still join if
-// they fit. So a small append (an intention) that arrives while a large
-// group of afterimages is being written waits for that group only.
+// The group is every fill and trim waiting, every small append (up to
+// smallEntry bytes) and the larger appends in arrival order up to
+// Options.MaxGroupBytes of data; a large append that does not fit waits for
+// the next group (with the rest of its batch, which keeps a batch's
+// positions in order). So a small append (an intention) that arrives while
+// a large group of afterimages is being written waits for that group, then
+// commits in the next one, never later.
 func (l *Log) commitNext() bool {
 	l.mu.Lock()
 	var group []*request
@@ -45,7 +46,7 @@ func (l *Log) commitNext() bool {
 				rest = append(rest, r)
 				continue
 			}
-			if size > 0 && size+len(r.data) > l.opts.MaxGroupBytes {
+			if len(r.data) > smallEntry && size > 0 && size+len(r.data) > l.opts.MaxGroupBytes {
 				rest = append(rest, r)
 				if r.batch != 0 {
 					deferred = append(deferred, r.batch)
@@ -84,6 +85,10 @@ func (l *Log) commitNext() bool {
 	}
 	return true
 }
+
+// smallEntry: appends up to this size always join the next group, however
+// many bytes it holds already.
+const smallEntry = 64 << 10
 
 // finish fails every request of group that has no outcome yet with err.
 func (l *Log) finish(group []*request, err error) {

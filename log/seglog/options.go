@@ -27,9 +27,9 @@ type Options struct {
 
 	// MaxGroupBytes bounds the bytes of entry data written in one group
 	// commit (one write, one fdatasync). Appends waiting beyond it go into
-	// the next group, except that small appends may pass a large one that
-	// does not fit: a group never makes a small append wait behind more
-	// than the group being written. A single entry larger than the bound is
+	// the next group, except appends of at most 64 KiB, which always join
+	// the next group: a small append never waits for more than the group
+	// being written and its own. A single entry larger than the bound is
 	// committed alone. Default 4 MiB; at most 1 GiB.
 	MaxGroupBytes int
 

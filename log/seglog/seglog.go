@@ -167,9 +167,19 @@ func (l *Log) load() error {
 			return err
 		}
 		l.segs = append(l.segs, s)
+		// Trims delete a prefix of the segments, so the rest are numbered
+		// consecutively; positions run on from one segment to the next,
+		// except for a gap below the trim point (a trim beyond the tail).
+		if i == 0 && s.base > trim {
+			return corruptf("the first segment %s starts at position %d, above the trim point %d: positions between are missing", s.path, s.base, trim)
+		}
 		if i > 0 {
-			if prev := l.segs[i-1]; s.base < prev.next() {
-				return corruptf("segment %s starts at position %d, before the end of %s (%d)", s.path, s.base, prev.path, prev.next())
+			prev := l.segs[i-1]
+			if seq != seqs[i-1]+1 {
+				return corruptf("segment %s follows %s: a segment is missing", s.path, prev.path)
+			}
+			if s.base < prev.next() || (s.base > prev.next() && s.base > trim) {
+				return corruptf("segment %s starts at position %d, but %s ends at %d (trim point %d)", s.path, s.base, prev.path, prev.next(), trim)
 			}
 		}
 	}

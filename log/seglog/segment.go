@@ -1,6 +1,7 @@
 package seglog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -244,6 +245,9 @@ func sameIndex(a, b segIndex) bool {
 // lastNonZero returns the index of the last non-zero byte of b, or -1.
 func lastNonZero(b []byte) int {
 	i := len(b)
+	for i >= len(zeroChunk) && bytes.Equal(b[i-len(zeroChunk):i], zeroChunk[:]) {
+		i -= len(zeroChunk)
+	}
 	for i >= 8 && binary.LittleEndian.Uint64(b[i-8:]) == 0 {
 		i -= 8
 	}
@@ -252,6 +256,8 @@ func lastNonZero(b []byte) int {
 	}
 	return i - 1
 }
+
+var zeroChunk [64 << 10]byte
 
 // loadLast opens the last segment by scanning its records, cuts a torn tail
 // (zeroing it on disk, durably) and returns the segment and the targets of
@@ -272,7 +278,9 @@ func loadLast(path string, seq uint64, noSync bool) (*segment, []uint64, error) 
 	if fi.Size() > 4<<30 {
 		return fail(corruptf("segment %s: %d bytes", path, fi.Size()))
 	}
-	data := make([]byte, fi.Size())
+	// Only the part that may hold data is read: the rest of a preallocated
+	// segment reads as zeros.
+	data := make([]byte, max(dataEnd(f, fi.Size()), min(fi.Size(), segHeaderSize)))
 	if _, err := f.ReadAt(data, 0); err != nil {
 		return fail(fmt.Errorf("segment %s: %w", path, err))
 	}
