@@ -19,9 +19,15 @@ func (l *Log) committer() {
 		case <-l.stop:
 			return
 		}
-		for l.commitNext() {
+		for l.commitLocked() {
 		}
 	}
+}
+
+func (l *Log) commitLocked() bool {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	return l.commitNext()
 }
 
 // commitNext takes a group of the waiting requests and commits it. It

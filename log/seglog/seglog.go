@@ -31,6 +31,10 @@ type Log struct {
 	pending map[uint64]struct{} // durable fills at or beyond the tail
 	closed  bool
 
+	// commitMu is held by the committer while it commits a group, and by
+	// CopyTo.
+	commitMu sync.Mutex
+
 	mu     sync.Mutex
 	queue  []*request
 	shut   bool

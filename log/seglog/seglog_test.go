@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -296,5 +297,75 @@ func TestFillAheadSurvivesTrimAndRoll(t *testing.T) {
 	}
 	if tail, _ := l.Tail(ctx); tail != 101 {
 		t.Fatalf("tail %d, want 101 (100 appends and the junk at 40)", tail)
+	}
+}
+
+// TestCopyTo copies a log while appenders run: every entry acknowledged
+// before the copy began is in the copy, which opens and takes appends.
+func TestCopyTo(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, t.TempDir(), &Options{NoSync: true, SegmentSize: minSegmentSize})
+	defer l.Close()
+	var mu sync.Mutex
+	acked := map[log.Position][]byte{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				data := payload(w*100000 + i)
+				p, err := l.Append(ctx, data)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				acked[p] = data
+				mu.Unlock()
+			}
+		}()
+	}
+	for round := range 3 {
+		for {
+			mu.Lock()
+			n := len(acked)
+			mu.Unlock()
+			if n > 300*(round+1) {
+				break
+			}
+			runtime.Gosched()
+		}
+		mu.Lock()
+		before := maps.Clone(acked)
+		mu.Unlock()
+		dst := filepath.Join(t.TempDir(), "copy")
+		if err := l.CopyTo(dst); err != nil {
+			t.Fatal(err)
+		}
+		c := mustOpen(t, dst, nil)
+		for p, data := range before {
+			if got, err := c.Read(ctx, p); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("round %d: copy Read(%d) = %d bytes, %v", round, p, len(got), err)
+			}
+		}
+		if _, err := c.Append(ctx, []byte("in the copy")); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	close(stop)
+	wg.Wait()
+	if err := l.CopyTo(t.TempDir()); err != nil {
+		t.Fatalf("CopyTo an empty existing directory: %v", err)
+	}
+	if err := l.CopyTo(l.dir); err == nil {
+		t.Fatal("CopyTo a non-empty directory succeeded")
 	}
 }
