@@ -45,8 +45,10 @@ type Options struct {
 	// past it, commits wait for the flusher. Default 64 MiB.
 	MaxUnflushedBytes int64
 
-	// MaxConflictRetries is how often Update re-runs its function after a
-	// conflict before returning ErrConflict. Default 10; negative means none.
+	// MaxConflictRetries bounds how often Update re-runs its function after
+	// a conflict before returning ErrConflict. Default 0: no bound, Update
+	// retries (with exponential backoff and jitter) until its context ends;
+	// negative means no retries.
 	MaxConflictRetries int
 
 	// Logger receives progress reports and problems. Default: discard.
@@ -93,16 +95,15 @@ const (
 // DefaultOptions returns the options Open uses for nil.
 func DefaultOptions() Options {
 	return Options{
-		CacheBytes:         256 << 20,
-		FlushWorkers:       8 * runtime.GOMAXPROCS(0),
-		MaxUnflushedBytes:  64 << 20,
-		MaxConflictRetries: 10,
-		Logger:             slog.New(slog.DiscardHandler),
-		ConflictWindow:     1 << 20,
-		HoleTimeout:        time.Second,
-		PollInterval:       time.Millisecond,
-		TakeoverDelay:      2 * time.Second,
-		CloseFlushTimeout:  30 * time.Second,
+		CacheBytes:        256 << 20,
+		FlushWorkers:      8 * runtime.GOMAXPROCS(0),
+		MaxUnflushedBytes: 64 << 20,
+		Logger:            slog.New(slog.DiscardHandler),
+		ConflictWindow:    1 << 20,
+		HoleTimeout:       time.Second,
+		PollInterval:      time.Millisecond,
+		TakeoverDelay:     2 * time.Second,
+		CloseFlushTimeout: 30 * time.Second,
 	}
 }
 
@@ -137,11 +138,6 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.MaxUnflushedBytes == 0 {
 		c.MaxUnflushedBytes = d.MaxUnflushedBytes
-	}
-	if c.MaxConflictRetries == 0 {
-		c.MaxConflictRetries = d.MaxConflictRetries
-	} else if c.MaxConflictRetries < 0 {
-		c.MaxConflictRetries = 0
 	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
