@@ -179,6 +179,7 @@ func (db *DB) start() error {
 		CacheBytes:        db.opts.CacheBytes,
 		Policy:            db.opts.FlushPolicy,
 		TakeoverDelay:     db.opts.TakeoverDelay,
+		IndexEntries:      flusher.DefaultIndexEntries,
 		HoleTimeout:       db.opts.HoleTimeout,
 		Logger:            db.opts.Logger,
 		Appended: func() {
@@ -210,6 +211,7 @@ func (db *DB) start() error {
 		OnEvent:      db.onEvent,
 		HoleTimeout:  db.opts.HoleTimeout,
 		PollInterval: db.opts.PollInterval,
+		ReadAhead:    processor.DefaultReadAhead,
 		Logger:       db.opts.Logger,
 	})
 	if err != nil {

@@ -60,7 +60,7 @@ func defaultConfig() config {
 		CacheBytes:         d.CacheBytes,
 		FlushWorkers:       d.FlushWorkers,
 		MaxUnflushedBytes:  d.MaxUnflushedBytes,
-		MaxConflictRetries: d.MaxConflictRetries,
+		MaxConflictRetries: 10, // cruzd's own retry loops; cruzdb.Update retries until its context ends
 		MaxBulkLen:         64 << 20,
 		MaxArgs:            1 << 20,
 		MaxClients:         10000,
