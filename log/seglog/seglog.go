@@ -170,6 +170,17 @@ func (l *Log) load() error {
 		if err != nil {
 			return err
 		}
+		if s.sealed && i == len(seqs)-1 {
+			// A crash between writing the index and cutting the file
+			// there leaves a segment that scans as sealed but whose
+			// trailer is not at the end of the file: seal it again.
+			if _, err := readSealed(path, s.f, segHeader{seq: s.seq, base: s.base}); err != nil {
+				if err := l.seal(s); err != nil {
+					s.f.Close()
+					return err
+				}
+			}
+		}
 		l.segs = append(l.segs, s)
 		// Trims delete a prefix of the segments, so the rest are numbered
 		// consecutively; positions run on from one segment to the next,
