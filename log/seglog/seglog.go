@@ -98,8 +98,11 @@ type request struct {
 	pos   log.Position
 	err   error
 	write bool // the committer assigned it a position
-	state atomic.Int32
-	done  chan struct{}
+	// passed: the committer left this large append for a later group so
+	// that small ones could go first (it does so once per request).
+	passed bool
+	state  atomic.Int32
+	done   chan struct{}
 }
 
 func newRequest(op opKind) *request { return &request{op: op, done: make(chan struct{}, 1)} }

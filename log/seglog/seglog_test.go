@@ -156,9 +156,8 @@ func TestOneSyncPerGroup(t *testing.T) {
 }
 
 // TestSmallAppendNotBehindLarge: while a large group is being written, a
-// large append and then a small one queue; the small one commits in the
-// next group, and the large one (which does not fit with the first) in
-// the same next group or later, never before it.
+// large append, a small one and another large one queue; the small one
+// commits in the next group, alone, and the large ones after it.
 func TestSmallAppendNotBehindLarge(t *testing.T) {
 	ctx := context.Background()
 	entered := make(chan struct{}, 8)
@@ -192,11 +191,11 @@ func TestSmallAppendNotBehindLarge(t *testing.T) {
 	close(release)
 	wg.Wait()
 	first, third := <-res, <-big3
-	// Group 2 holds big2 (it was first and the group empty) and the small
-	// append (small entries always join); big3 does not fit and waits for
-	// group 3.
-	if first != 0 || big2 != 1 || small != 2 || third != 3 {
-		t.Fatalf("positions: first large %d, second large %d, small %d, third large %d; want 0, 1, 2, 3", first, big2, small, third)
+	// Group 2 holds the small append alone (the large ones that waited
+	// with it are left for later, once); group 3 holds big2, and big3,
+	// which does not fit with it, waits for group 4.
+	if first != 0 || small != 1 || big2 != 2 || third != 3 {
+		t.Fatalf("positions: first large %d, small %d, second large %d, third large %d; want 0, 1, 2, 3", first, small, big2, third)
 	}
 }
 
