@@ -24,8 +24,10 @@
 // Append, AppendBatch, Fill and Trim queue requests for one committer
 // goroutine. It takes every request waiting (appends up to
 // Options.MaxGroupBytes of data, except that appends of at most 64 KiB always
-// join: an intention that arrives while a large group of afterimages is being
-// written commits in the next group, whatever else waits), assigns positions from the tail, writes all the group's records with
+// join, and that while one waits, larger appends are left for the next group,
+// once: an intention that arrives while a large group of afterimages is being
+// written commits in the next group, without the large entries that waited
+// with it), assigns positions from the tail, writes all the group's records with
 // one write and makes them durable with one fdatasync, then publishes them
 // (Read and Tail see an entry only once it is durable) and wakes every
 // requester. Requests that arrive meanwhile form the next group. There is no
