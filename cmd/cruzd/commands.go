@@ -130,14 +130,23 @@ func commandTable(m *metrics) map[string]*cmdSpec {
 		{name: "watch", arity: -2, flags: flagNoQueue, first: 1, last: -1, step: 1, run: cmdWatch},
 		{name: "unwatch", arity: 1, run: cmdUnwatch},
 	}
+	for _, more := range moreCommands {
+		list = append(list, more()...)
+	}
 	t := make(map[string]*cmdSpec, len(list))
 	for _, sp := range list {
 		sp.calls = m.commands.WithLabelValues(sp.name)
 		sp.dur = m.commandDuration.WithLabelValues(sp.name)
 		t[sp.name] = sp
 	}
+	addHelp(t)
 	return t
 }
+
+// moreCommands are the command groups defined in other files, each
+// registered by its file's init. A group returns new specs on every call:
+// each server sets its own metrics in them.
+var moreCommands []func() []*cmdSpec
 
 // Replies shared by several commands.
 const (

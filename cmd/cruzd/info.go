@@ -180,19 +180,20 @@ func (s *server) configParams() map[string]string {
 		fsync = "no"
 	}
 	return map[string]string{
-		"save":                   "",
-		"appendonly":             "yes",
-		"appendfsync":            fsync,
-		"databases":              "1",
-		"maxclients":             strconv.Itoa(s.cfg.MaxClients),
-		"timeout":                strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
-		"proto-max-bulk-len":     strconv.FormatInt(s.cfg.MaxBulkLen, 10),
-		"port":                   portOf(s.Addr().String()),
-		"dir":                    s.cfg.DataDir,
-		"maxmemory":              "0",
-		"maxmemory-policy":       "noeviction",
-		"cluster-enabled":        "no",
-		"notify-keyspace-events": "",
+		"save":                      "",
+		"appendonly":                "yes",
+		"appendfsync":               fsync,
+		"databases":                 "1",
+		"maxclients":                strconv.Itoa(s.cfg.MaxClients),
+		"timeout":                   strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
+		"proto-max-bulk-len":        strconv.FormatInt(s.cfg.MaxBulkLen, 10),
+		"client-query-buffer-limit": strconv.FormatInt(s.cfg.ClientQueryBufferLimit, 10),
+		"port":                      portOf(s.Addr().String()),
+		"dir":                       s.cfg.DataDir,
+		"maxmemory":                 "0",
+		"maxmemory-policy":          "noeviction",
+		"cluster-enabled":           "no",
+		"notify-keyspace-events":    "",
 	}
 }
 
