@@ -52,6 +52,11 @@ type config struct {
 	// DataDir (the caller owns it), and a logger.
 	log    log.Log
 	logger *slog.Logger
+	// For tests: the clock expiry is decided by (unix ms; nil: the wall
+	// clock), and how often the sweeper runs (0: every 100 ms; negative:
+	// never, a test calls it).
+	clock         func() int64
+	sweepInterval time.Duration
 }
 
 func defaultConfig() config {

@@ -399,6 +399,10 @@ func (c *conn) errorAll(n int, err error) {
 
 // errText is the Redis error reply for a database error.
 func errText(err error) string {
+	var re replyError
+	if errors.As(err, &re) {
+		return string(re)
+	}
 	s := err.Error()
 	for strings.HasPrefix(s, "cruzdb: ") {
 		s = strings.TrimPrefix(s, "cruzdb: ")

@@ -70,12 +70,12 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	})
 	section("Keyspace", func(b *strings.Builder) {
 		count := func(tx *cruzdb.Txn) error {
-			n, err := countKeys(tx)
+			n, expires, err := countKeys(tx)
 			if err != nil {
 				return err
 			}
 			if n > 0 {
-				field(b, "db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", n))
+				field(b, "db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", n, expires))
 			}
 			return nil
 		}
