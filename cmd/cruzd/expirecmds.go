@@ -62,11 +62,6 @@ func expireTimeLoose(now, n int64, unit byte) (int64, bool) {
 
 func expireCmd(name string, unit byte) handler {
 	return func(c *conn, tx *cruzdb.Txn, args [][]byte) {
-		n, ok := resp.ParseInt(args[2])
-		if !ok {
-			c.w.Err(errNotInt)
-			return
-		}
 		var nx, xx, gt, lt bool
 		for _, o := range args[3:] {
 			switch {
@@ -89,6 +84,11 @@ func expireCmd(name string, unit byte) handler {
 		}
 		if gt && lt {
 			c.w.Err("ERR GT and LT options at the same time are not compatible")
+			return
+		}
+		n, ok := resp.ParseInt(args[2])
+		if !ok {
+			c.w.Err(errNotInt)
 			return
 		}
 		at, ok := expireTimeLoose(c.s.now(), n, unit)
@@ -185,41 +185,35 @@ func setexCmd(name string, unit byte) handler {
 	}
 }
 
-// GETEX key [EX s | PX ms | EXAT ts | PXAT ms-ts | PERSIST]
+// GETEX key [EX s | PX ms | EXAT ts | PXAT ms-ts | PERSIST]: the options'
+// syntax is checked first, then the key, then the time (Redis's order).
 func cmdGetEx(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	var at int64
-	persist, set := false, false
+	var unit byte
+	var timeArg []byte
+	persist := false
 	for i := 2; i < len(args); i++ {
 		o := args[i]
-		var unit byte
+		var u byte
 		switch {
-		case eqFold(o, "persist") && !set:
-			persist, set = true, true
+		case eqFold(o, "persist") && unit == 0 && !persist:
+			persist = true
 			continue
 		case eqFold(o, "ex"):
-			unit = 's'
+			u = 's'
 		case eqFold(o, "px"):
-			unit = 'm'
+			u = 'm'
 		case eqFold(o, "exat"):
-			unit = 'S'
+			u = 'S'
 		case eqFold(o, "pxat"):
-			unit = 'M'
+			u = 'M'
 		}
-		if unit == 0 || set || i+1 >= len(args) {
+		if u == 0 || unit != 0 || persist || i+1 >= len(args) {
 			c.w.Err(errSyntax)
 			return
 		}
+		unit = u
 		i++
-		n, ok := resp.ParseInt(args[i])
-		if !ok {
-			c.w.Err(errNotInt)
-			return
-		}
-		if at, ok = expireTime(c.s.now(), n, unit); !ok {
-			c.w.Err("ERR invalid expire time in 'getex' command")
-			return
-		}
-		set = true
+		timeArg = args[i]
 	}
 	m, exists, err := c.loadTyped(tx, args[1], typeString)
 	switch {
@@ -229,6 +223,18 @@ func cmdGetEx(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	case !exists:
 		c.w.Null()
 		return
+	}
+	var at int64
+	if unit != 0 {
+		n, ok := resp.ParseInt(timeArg)
+		if !ok {
+			c.w.Err(errNotInt)
+			return
+		}
+		if at, ok = expireTime(c.s.now(), n, unit); !ok {
+			c.w.Err("ERR invalid expire time in 'getex' command")
+			return
+		}
 	}
 	switch {
 	case persist && m.expireAt != 0:

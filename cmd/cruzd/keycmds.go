@@ -257,9 +257,12 @@ func cmdSetRange(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	v := make([]byte, n)
 	copy(v, m.value)
 	copy(v[off:], val)
-	if putString(c, tx, args[1], v, m.expireAt) {
-		c.w.Int(n)
+	m.value, m.raw = v, true // Redis changes the string in place
+	if err := storeMeta(tx, args[1], m); err != nil {
+		c.w.Err(writeErrText(err))
+		return
 	}
+	c.w.Int(n)
 }
 
 func cmdGetRange(c *conn, tx *cruzdb.Txn, args [][]byte) {
@@ -298,14 +301,14 @@ func strRange(v []byte, start, end int64) []byte {
 }
 
 func cmdIncrByFloat(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	d, ok := parseLongDouble(args[2])
-	if !ok {
-		c.w.Err(errNotFloat)
-		return
-	}
 	m, exists, err := c.loadTyped(tx, args[1], typeString)
 	if err != nil {
 		c.w.Err(errText(err))
+		return
+	}
+	d, ok := parseLongDouble(args[2])
+	if !ok {
+		c.w.Err(errNotFloat)
 		return
 	}
 	cur := new(big.Float).SetPrec(longDoublePrec)
@@ -398,7 +401,7 @@ func cmdObject(c *conn, tx *cruzdb.Txn, args [][]byte) {
 			c.w.Err("ERR OBJECT " + strings.ToUpper(string(args[1])) + " is not supported by cruzd")
 			return
 		}
-		c.w.Err("ERR unknown subcommand or wrong number of arguments for '" + string(args[1]) + "'. Try OBJECT HELP.")
+		c.w.Err("ERR unknown subcommand '" + string(args[1]) + "'. Try OBJECT HELP.")
 		return
 	}
 	m, ok, err := c.loadMeta(tx, args[2])
@@ -424,6 +427,9 @@ func cmdObject(c *conn, tx *cruzdb.Txn, args [][]byte) {
 func encodingOf(tx *cruzdb.Txn, key []byte, m meta) (string, error) {
 	switch m.typ {
 	case typeString:
+		if m.raw {
+			return "raw", nil
+		}
 		if _, ok := resp.ParseInt(m.value); ok && len(m.value) <= 20 {
 			return "int", nil
 		}

@@ -35,6 +35,9 @@ const (
 
 	typeMask  = 0x0f
 	hasExpiry = 0x80
+	// rawHint marks a string Redis would hold "raw" whatever its value
+	// (one changed in place by APPEND or SETRANGE), for OBJECT ENCODING.
+	rawHint = 0x40
 )
 
 func (t keyType) String() string {
@@ -56,6 +59,7 @@ type meta struct {
 	value    []byte // a string's value
 	version  uint64 // a hash's or set's element version
 	count    int64  // a hash's or set's element count
+	raw      bool   // a string's rawHint
 }
 
 var errBadMeta = errors.New("corrupt key metadata")
@@ -110,6 +114,9 @@ func encodeMeta(m meta) []byte {
 	if m.expireAt != 0 {
 		t |= hasExpiry
 	}
+	if m.raw && m.typ == typeString {
+		t |= rawHint
+	}
 	b = append(b, t)
 	if m.expireAt != 0 {
 		b = binary.BigEndian.AppendUint64(b, uint64(m.expireAt))
@@ -125,7 +132,7 @@ func decodeMeta(b []byte) (meta, error) {
 	if len(b) == 0 {
 		return meta{}, errBadMeta
 	}
-	m := meta{typ: keyType(b[0] & typeMask)}
+	m := meta{typ: keyType(b[0] & typeMask), raw: b[0]&rawHint != 0}
 	rest := b[1:]
 	if b[0]&hasExpiry != 0 {
 		if len(rest) < 8 {

@@ -354,15 +354,22 @@ func incrBy(c *conn, tx *cruzdb.Txn, key []byte, d int64) {
 }
 
 func cmdAppend(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	m, _, err := c.loadTyped(tx, args[1], typeString)
+	m, exists, err := c.loadTyped(tx, args[1], typeString)
 	if err != nil {
 		c.w.Err(errText(err))
 		return
 	}
 	v := append(m.value, args[2]...)
-	if putString(c, tx, args[1], v, m.expireAt) {
-		c.w.Int(int64(len(v)))
+	if msg := checkWrite(args[1], v); msg != "" {
+		c.w.Err(msg)
+		return
 	}
+	m.value, m.raw = v, exists // Redis appends to an existing string in place
+	if err := storeMeta(tx, args[1], m); err != nil {
+		c.w.Err(writeErrText(err))
+		return
+	}
+	c.w.Int(int64(len(v)))
 }
 
 func cmdStrlen(c *conn, tx *cruzdb.Txn, args [][]byte) {
