@@ -287,4 +287,3 @@ func (c *conn) clientInfo() string {
 	return "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.nc.RemoteAddr().String() +
 		" laddr=" + c.nc.LocalAddr().String() + " name=" + c.name + " db=0"
 }
-
