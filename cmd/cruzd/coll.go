@@ -60,6 +60,16 @@ func (h *coll) put(tx *cruzdb.Txn, field, value []byte) (bool, error) {
 	return !had, nil
 }
 
+// add adds a set member and reports whether it is new; a member already
+// there changes nothing (the key is not written, so WATCH does not fire).
+func (h *coll) add(tx *cruzdb.Txn, member []byte) (bool, error) {
+	_, had, err := h.get(tx, member)
+	if err != nil || had {
+		return false, err
+	}
+	return h.put(tx, member, nil)
+}
+
 // del deletes one element and reports whether it existed.
 func (h *coll) del(tx *cruzdb.Txn, field []byte) (bool, error) {
 	_, had, err := h.get(tx, field)

@@ -35,6 +35,9 @@ var helpTexts = map[string][]string{
 	"object": {
 		"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 		"ENCODING <key>", "    Return the kind of internal representation used to store the value of <key>.",
+		"FREQ <key>", "    Refused: cruzd tracks no access frequency.",
+		"IDLETIME <key>", "    Always 0: cruzd tracks no access time.",
+		"REFCOUNT <key>", "    Always 1: cruzd shares no values.",
 		"HELP", "    Print this help.",
 	},
 }

@@ -166,7 +166,7 @@ func cmdConfig(c *conn, _ *cruzdb.Txn, args [][]byte) {
 			c.w.BulkString(s)
 		}
 	case eqFold(sub, "set") && len(args) >= 4:
-		c.w.Err("ERR CONFIG SET is not supported by cruzd: restart it with other flags")
+		c.configSet(args[2:])
 	case eqFold(sub, "resetstat") && len(args) == 2:
 		c.w.OK()
 	default:
@@ -179,7 +179,7 @@ func (s *server) configParams() map[string]string {
 	if s.cfg.NoSync {
 		fsync = "no"
 	}
-	return map[string]string{
+	m := map[string]string{
 		"save":                      "",
 		"appendonly":                "yes",
 		"appendfsync":               fsync,
@@ -195,6 +195,14 @@ func (s *server) configParams() map[string]string {
 		"cluster-enabled":           "no",
 		"notify-keyspace-events":    "",
 	}
+	for k, v := range ignoredTunables {
+		m[k] = v
+	}
+	s.tuning.Range(func(k, v any) bool {
+		m[k.(string)] = v.(string)
+		return true
+	})
+	return m
 }
 
 // COMMAND: enough for redis-cli and client libraries. COMMAND alone lists

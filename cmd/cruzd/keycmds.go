@@ -242,7 +242,7 @@ func cmdSetRange(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		c.w.Int(int64(len(m.value)))
 		return
 	}
-	if off+int64(len(val)) > maxStringSize {
+	if off > maxStringSize-int64(len(val)) {
 		c.w.Err("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 		return
 	}
@@ -396,12 +396,10 @@ func formatLongDouble(f *big.Float) string {
 }
 
 func cmdObject(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	if !eqFold(args[1], "encoding") || len(args) != 3 {
-		if eqFold(args[1], "freq") || eqFold(args[1], "idletime") || eqFold(args[1], "refcount") {
-			c.w.Err("ERR OBJECT " + strings.ToUpper(string(args[1])) + " is not supported by cruzd")
-			return
-		}
-		c.w.Err("ERR unknown subcommand '" + string(args[1]) + "'. Try OBJECT HELP.")
+	sub := args[1]
+	known := eqFold(sub, "encoding") || eqFold(sub, "refcount") || eqFold(sub, "idletime") || eqFold(sub, "freq")
+	if !known || len(args) != 3 {
+		c.w.Err("ERR unknown subcommand '" + string(sub) + "'. Try OBJECT HELP.")
 		return
 	}
 	m, ok, err := c.loadMeta(tx, args[2])
@@ -409,8 +407,18 @@ func cmdObject(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		c.w.Err(errText(err))
 		return
 	}
-	if !ok {
+	switch {
+	case !ok:
 		c.w.Null()
+		return
+	case eqFold(sub, "refcount"):
+		c.w.Int(1) // nothing is shared
+		return
+	case eqFold(sub, "idletime"):
+		c.w.Int(0) // access times are not tracked
+		return
+	case eqFold(sub, "freq"):
+		c.w.Err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
 		return
 	}
 	enc, err := encodingOf(tx, args[2], m)

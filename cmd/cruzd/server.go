@@ -32,6 +32,9 @@ type server struct {
 	specs   map[string]*cmdSpec
 	comb    *combiner
 	sweep   *sweeper
+	// tuning holds CONFIG SET values of Redis tunables cruzd accepts and
+	// ignores (compat.go).
+	tuning sync.Map
 	locks   *keyLocks
 	cursors *cursorTable
 

@@ -40,7 +40,7 @@ func cmdSAdd(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	c.hashOp(tx, args[1], typeSet, func(h *coll) error {
 		n := int64(0)
 		for _, m := range args[2:] {
-			added, err := h.put(tx, m, nil)
+			added, err := h.add(tx, m)
 			if err != nil {
 				return err
 			}
@@ -231,7 +231,7 @@ func cmdSMove(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	}
 	_, err = src.del(tx, member)
 	if err == nil {
-		_, err = dst.put(tx, member, nil)
+		_, err = dst.add(tx, member)
 	}
 	if err == nil {
 		err = src.save(tx)
@@ -371,11 +371,7 @@ func (c *conn) storeSet(tx *cruzdb.Txn, key []byte, members [][]byte) error {
 // SINTERCARD numkeys key [key ...] [LIMIT limit]
 func cmdSInterCard(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	n, ok := resp.ParseInt(args[1])
-	if !ok {
-		c.w.Err(errNotInt)
-		return
-	}
-	if n <= 0 {
+	if !ok || n <= 0 {
 		c.w.Err("ERR numkeys should be greater than 0")
 		return
 	}
@@ -389,11 +385,7 @@ func cmdSInterCard(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		if eqFold(args[i], "limit") && i+1 < len(args) {
 			i++
 			l, ok := resp.ParseInt(args[i])
-			if !ok {
-				c.w.Err(errNotInt)
-				return
-			}
-			if l < 0 {
+			if !ok || l < 0 {
 				c.w.Err("ERR LIMIT can't be negative")
 				return
 			}
