@@ -226,6 +226,10 @@ func cmdHello(c *conn, _ *cruzdb.Txn, args [][]byte) {
 			c.w.Err(errNoAuth)
 			return
 		case eqFold(args[i], "setname") && i+1 < len(args):
+			if !validClientName(args[i+1]) {
+				c.w.Err(errClientName)
+				return
+			}
 			c.name = string(args[i+1])
 			i++
 		default:
@@ -264,8 +268,14 @@ func cmdClient(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	sub := args[1]
 	switch {
 	case eqFold(sub, "setname") && len(args) == 3:
+		if !validClientName(args[2]) {
+			c.w.Err(errClientName)
+			return
+		}
 		c.name = string(args[2])
 		c.w.OK()
+	case eqFold(sub, "list"):
+		c.clientList(args[2:])
 	case eqFold(sub, "getname") && len(args) == 2:
 		if c.name == "" {
 			c.w.Null()
@@ -281,9 +291,4 @@ func cmdClient(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	default:
 		c.w.Err("ERR unknown subcommand or wrong number of arguments for '" + string(sub) + "'. Try CLIENT HELP.")
 	}
-}
-
-func (c *conn) clientInfo() string {
-	return "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.nc.RemoteAddr().String() +
-		" laddr=" + c.nc.LocalAddr().String() + " name=" + c.name + " db=0"
 }

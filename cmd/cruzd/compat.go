@@ -31,7 +31,7 @@ var ignoredTunables = map[string]string{
 	"list-max-listpack-size": "-2", "list-max-ziplist-size": "-2", "list-compress-depth": "0",
 	"active-expire-effort": "1", "lazyfree-lazy-user-del": "no", "lazyfree-lazy-user-flush": "no",
 	"latency-tracking": "yes", "slowlog-log-slower-than": "10000", "slowlog-max-len": "128",
-	"save": "", "appendonly": "yes",
+	"save": "", // cruzd persists every write; there are no snapshots to schedule
 }
 
 func (c *conn) configSet(args [][]byte) {

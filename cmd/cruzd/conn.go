@@ -42,6 +42,8 @@ type conn struct {
 	name    string     // CLIENT SETNAME
 	quit    bool
 	created time.Time
+	lastCmd string    // the last command run (CLIENT LIST's cmd)
+	active  time.Time // when the last batch began (CLIENT LIST's idle)
 
 	// MULTI / WATCH state.
 	inMulti    bool
@@ -209,6 +211,10 @@ func (c *conn) runBatch(batch [][][]byte) {
 		specs[i] = c.lookup(args[0])
 	}
 	c.s.totalCmds.Add(int64(len(batch)))
+	c.active = time.Now()
+	if sp := specs[len(specs)-1]; sp != nil {
+		c.lastCmd = sp.name
+	}
 	for i := 0; i < len(batch) && !c.quit; {
 		args, spec := batch[i], specs[i]
 		start := time.Now()

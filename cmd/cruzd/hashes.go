@@ -261,6 +261,10 @@ func cmdHIncrByFloat(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		c.w.Err(errNotFloat)
 		return
 	}
+	if d.IsInf() {
+		c.w.Err("ERR value is NaN or Infinity")
+		return
+	}
 	c.hashOp(tx, args[1], typeHash, func(h *coll) error {
 		old, had, err := h.get(tx, args[2])
 		if err != nil {

@@ -53,21 +53,27 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		field(b, "uptime_in_seconds", int64(time.Since(s.started).Seconds()))
 		field(b, "uptime_in_days", int64(time.Since(s.started).Hours()/24))
 		field(b, "data_dir", s.cfg.DataDir)
+		serverFields(b, s)
 	})
 	section("Clients", func(b *strings.Builder) {
 		field(b, "connected_clients", s.nclients.Load())
 		field(b, "maxclients", s.cfg.MaxClients)
+		clientsFields(b)
 	})
+	section("Memory", func(b *strings.Builder) { memoryFields(b) })
 	section("Stats", func(b *strings.Builder) {
 		field(b, "total_connections_received", s.totalConns.Load())
 		field(b, "total_commands_processed", s.totalCmds.Load())
+		statsFields(b, s)
 	})
 	section("Persistence", func(b *strings.Builder) {
 		field(b, "loading", 0)
 		// Every acknowledged write is in the log (fsynced unless --no-sync).
 		field(b, "aof_enabled", 1)
 		field(b, "fsync", map[bool]string{true: "no", false: "always"}[s.cfg.NoSync])
+		persistenceFields(b, s)
 	})
+	section("CPU", func(b *strings.Builder) { cpuFields(b) })
 	section("Keyspace", func(b *strings.Builder) {
 		count := func(tx *cruzdb.Txn) error {
 			n, expires, err := countKeys(tx)
@@ -226,7 +232,7 @@ func cmdCommand(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	case eqFold(sub, "count") && len(args) == 2:
 		c.w.Int(int64(len(names)))
 	case eqFold(sub, "docs"):
-		c.w.ArrayLen(0)
+		c.commandDocs(args[2:], names)
 	case eqFold(sub, "list") && len(args) == 2:
 		c.w.ArrayLen(len(names))
 		for _, n := range names {
