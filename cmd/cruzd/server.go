@@ -34,7 +34,7 @@ type server struct {
 	sweep   *sweeper
 	// tuning holds CONFIG SET values of Redis tunables cruzd accepts and
 	// ignores (compat.go).
-	tuning sync.Map
+	tuning  sync.Map
 	locks   *keyLocks
 	cursors *cursorTable
 
