@@ -111,15 +111,12 @@ func DefaultOptions() Options {
 // handling of options. The flusher and processor are given complete
 // configs built from the result.
 func (o *Options) withDefaults() (Options, error) {
-	var c Options
+	c := DefaultOptions()
 	if o != nil {
 		c = *o
+		c.ensureDefaults()
 	}
-	c.ensureDefaults()
-	if err := c.validate(); err != nil {
-		return Options{}, err
-	}
-	return c, nil
+	return c, c.validate()
 }
 
 // ensureDefaults sets every zero field to its DefaultOptions value.

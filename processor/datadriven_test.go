@@ -27,7 +27,8 @@ import (
 //	    between the last one and P hold no intention (afterimages, junk).
 //	    An empty LO or HI is unbounded.
 //	state
-//	    every entry of the tree: key=value @position, deletes as tombstones
+//	    every entry of the tree as key@position=value (a delete leaves
+//	    key@position=<tomb>), then the position the state is after
 //
 // Rewrite the expected output after a deliberate change with
 // `go test ./processor -run TestRuleScripts -rewrite`.
@@ -131,24 +132,9 @@ func parseRange(s string) (lo, hi string, ok bool) {
 	return strings.Cut(s[1:len(s)-1], ",")
 }
 
-// dumpState prints every entry of st's tree, tombstones included.
+// dumpState prints every entry of st's tree, tombstones included, one a
+// line, and the position the state is after.
 func dumpState(t *testing.T, st *processor.State) string {
-	tree := st.Tree()
-	it := tree.Ascend(nil).WithTombstones()
-	var b strings.Builder
-	for it.Next() {
-		n := it.Node()
-		if n.Tombstone() {
-			fmt.Fprintf(&b, "%s deleted @%d\n", n.Key(), n.Pos())
-		} else {
-			fmt.Fprintf(&b, "%s=%s @%d\n", n.Key(), n.Value(), n.Pos())
-		}
-	}
-	if err := it.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if b.Len() == 0 {
-		return "empty after " + strconv.FormatUint(st.Pos(), 10)
-	}
-	return b.String() + "after " + strconv.FormatUint(st.Pos(), 10)
+	entries := strings.Fields(dumpTree(t, st.Tree()))
+	return strings.Join(append(entries, "after "+strconv.FormatUint(st.Pos(), 10)), "\n")
 }
