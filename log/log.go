@@ -71,6 +71,12 @@ var (
 	ErrTooLarge = errors.New("log: entry too large")
 )
 
+// ErrCorrupt: a backend found its storage corrupt (a record that fails its
+// checksum, an index that does not match its segment). The error names the
+// file, and the position where one is known. A corrupt entry is reported,
+// never skipped, filled over or returned as data.
+var ErrCorrupt = errors.New("log: storage corrupt")
+
 // BatchAppender is implemented by logs that can append several entries as
 // one unit of work (for boltlog: one transaction and one fsync), so that
 // entries that would otherwise wait for each other's commits share one.

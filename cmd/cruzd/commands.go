@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/cruzlog/cruzdb"
+	"github.com/cruzlog/cruzdb/internal/resp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -167,7 +168,7 @@ func get(tx *cruzdb.Txn, key []byte) ([]byte, bool, error) {
 // put writes key, replying an error (and returning false) if it cannot.
 func put(c *conn, tx *cruzdb.Txn, key, value []byte) bool {
 	if err := tx.Put(key, value); err != nil {
-		c.w.err(writeErrText(err))
+		c.w.Err(writeErrText(err))
 		return false
 	}
 	return true
@@ -218,83 +219,83 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func cmdPing(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	switch len(args) {
 	case 1:
-		c.w.simple("PONG")
+		c.w.Simple("PONG")
 	case 2:
-		c.w.bulk(args[1])
+		c.w.Bulk(args[1])
 	default:
-		c.w.err(wrongArgs("ping"))
+		c.w.Err(wrongArgs("ping"))
 	}
 }
 
-func cmdEcho(c *conn, _ *cruzdb.Txn, args [][]byte) { c.w.bulk(args[1]) }
+func cmdEcho(c *conn, _ *cruzdb.Txn, args [][]byte) { c.w.Bulk(args[1]) }
 
 func cmdQuit(c *conn, _ *cruzdb.Txn, _ [][]byte) {
-	c.w.ok()
+	c.w.OK()
 	c.quit = true
 }
 
 func cmdSelect(c *conn, _ *cruzdb.Txn, args [][]byte) {
-	n, ok := parseInt(args[1])
+	n, ok := resp.ParseInt(args[1])
 	switch {
 	case !ok:
-		c.w.err(errNotInt)
+		c.w.Err(errNotInt)
 	case n != 0:
-		c.w.err("ERR DB index is out of range")
+		c.w.Err("ERR DB index is out of range")
 	default:
-		c.w.ok()
+		c.w.OK()
 	}
 }
 
 func cmdHello(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	if len(args) >= 2 {
-		v, ok := parseInt(args[1])
+		v, ok := resp.ParseInt(args[1])
 		if !ok {
-			c.w.err("ERR Protocol version is not an integer or out of range")
+			c.w.Err("ERR Protocol version is not an integer or out of range")
 			return
 		}
 		if v != 2 {
-			c.w.err("NOPROTO unsupported protocol version: cruzd speaks RESP2 only")
+			c.w.Err("NOPROTO unsupported protocol version: cruzd speaks RESP2 only")
 			return
 		}
 	}
 	for i := 2; i < len(args); i++ {
 		switch {
 		case eqFold(args[i], "auth") && i+2 < len(args):
-			c.w.err(errNoAuth)
+			c.w.Err(errNoAuth)
 			return
 		case eqFold(args[i], "setname") && i+1 < len(args):
 			c.name = string(args[i+1])
 			i++
 		default:
-			c.w.err("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
+			c.w.Err("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
 			return
 		}
 	}
-	c.w.arrayLen(14)
-	c.w.bulkString("server")
-	c.w.bulkString("redis")
-	c.w.bulkString("version")
-	c.w.bulkString(redisVersion)
-	c.w.bulkString("proto")
-	c.w.int(2)
-	c.w.bulkString("id")
-	c.w.int(c.id)
-	c.w.bulkString("mode")
-	c.w.bulkString("standalone")
-	c.w.bulkString("role")
-	c.w.bulkString("master")
-	c.w.bulkString("modules")
-	c.w.arrayLen(0)
+	c.w.ArrayLen(14)
+	c.w.BulkString("server")
+	c.w.BulkString("redis")
+	c.w.BulkString("version")
+	c.w.BulkString(redisVersion)
+	c.w.BulkString("proto")
+	c.w.Int(2)
+	c.w.BulkString("id")
+	c.w.Int(c.id)
+	c.w.BulkString("mode")
+	c.w.BulkString("standalone")
+	c.w.BulkString("role")
+	c.w.BulkString("master")
+	c.w.BulkString("modules")
+	c.w.ArrayLen(0)
 }
 
 const errNoAuth = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 
 func cmdAuth(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	if len(args) > 3 {
-		c.w.err(errSyntax)
+		c.w.Err(errSyntax)
 		return
 	}
-	c.w.err(errNoAuth)
+	c.w.Err(errNoAuth)
 }
 
 func cmdClient(c *conn, _ *cruzdb.Txn, args [][]byte) {
@@ -302,21 +303,21 @@ func cmdClient(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	switch {
 	case eqFold(sub, "setname") && len(args) == 3:
 		c.name = string(args[2])
-		c.w.ok()
+		c.w.OK()
 	case eqFold(sub, "getname") && len(args) == 2:
 		if c.name == "" {
-			c.w.null()
+			c.w.Null()
 		} else {
-			c.w.bulkString(c.name)
+			c.w.BulkString(c.name)
 		}
 	case eqFold(sub, "id") && len(args) == 2:
-		c.w.int(c.id)
+		c.w.Int(c.id)
 	case eqFold(sub, "setinfo") && len(args) == 4:
-		c.w.ok()
+		c.w.OK()
 	case eqFold(sub, "info") && len(args) == 2:
-		c.w.bulkString(c.clientInfo() + "\n")
+		c.w.BulkString(c.clientInfo() + "\n")
 	default:
-		c.w.err("ERR unknown subcommand or wrong number of arguments for '" + string(sub) + "'. Try CLIENT HELP.")
+		c.w.Err("ERR unknown subcommand or wrong number of arguments for '" + string(sub) + "'. Try CLIENT HELP.")
 	}
 }
 
@@ -331,11 +332,11 @@ func cmdGet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	v, ok, err := get(tx, args[1])
 	switch {
 	case err != nil:
-		c.w.err(errText(err))
+		c.w.Err(errText(err))
 	case !ok:
-		c.w.null()
+		c.w.Null()
 	default:
-		c.w.bulk(v)
+		c.w.Bulk(v)
 	}
 }
 
@@ -350,15 +351,15 @@ func cmdSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		case eqFold(o, "get"):
 			getOld = true
 		case eqFold(o, "ex"), eqFold(o, "px"), eqFold(o, "exat"), eqFold(o, "pxat"), eqFold(o, "keepttl"):
-			c.w.err(errNoExpiry)
+			c.w.Err(errNoExpiry)
 			return
 		default:
-			c.w.err(errSyntax)
+			c.w.Err(errSyntax)
 			return
 		}
 	}
 	if nx && xx {
-		c.w.err(errSyntax)
+		c.w.Err(errSyntax)
 		return
 	}
 	key, val := args[1], args[2]
@@ -368,7 +369,7 @@ func cmdSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		var err error
 		old, exists, err = get(tx, key)
 		if err != nil {
-			c.w.err(errText(err))
+			c.w.Err(errText(err))
 			return
 		}
 	}
@@ -378,13 +379,13 @@ func cmdSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	}
 	switch {
 	case getOld && exists:
-		c.w.bulk(old)
+		c.w.Bulk(old)
 	case getOld:
-		c.w.null()
+		c.w.Null()
 	case doSet:
-		c.w.ok()
+		c.w.OK()
 	default:
-		c.w.null()
+		c.w.Null()
 	}
 }
 
@@ -392,11 +393,11 @@ func cmdSetNX(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	_, exists, err := get(tx, args[1])
 	switch {
 	case err != nil:
-		c.w.err(errText(err))
+		c.w.Err(errText(err))
 	case exists:
-		c.w.int(0)
+		c.w.Int(0)
 	case put(c, tx, args[1], args[2]):
-		c.w.int(1)
+		c.w.Int(1)
 	}
 }
 
@@ -404,41 +405,41 @@ func cmdGetSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	old, exists, err := get(tx, args[1])
 	switch {
 	case err != nil:
-		c.w.err(errText(err))
+		c.w.Err(errText(err))
 	case !put(c, tx, args[1], args[2]):
 	case exists:
-		c.w.bulk(old)
+		c.w.Bulk(old)
 	default:
-		c.w.null()
+		c.w.Null()
 	}
 }
 
 func cmdMGet(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	mark := len(c.w.b)
-	c.w.arrayLen(len(args) - 1)
+	mark := len(c.w.B)
+	c.w.ArrayLen(len(args) - 1)
 	for _, k := range args[1:] {
 		v, ok, err := get(tx, k)
 		switch {
 		case err != nil:
-			c.w.b = c.w.b[:mark]
-			c.w.err(errText(err))
+			c.w.B = c.w.B[:mark]
+			c.w.Err(errText(err))
 			return
 		case ok:
-			c.w.bulk(v)
+			c.w.Bulk(v)
 		default:
-			c.w.null()
+			c.w.Null()
 		}
 	}
 }
 
 func cmdMSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	if len(args)%2 != 1 {
-		c.w.err(wrongArgs("mset"))
+		c.w.Err(wrongArgs("mset"))
 		return
 	}
 	for i := 1; i < len(args); i += 2 {
 		if msg := checkWrite(args[i], args[i+1]); msg != "" {
-			c.w.err(msg)
+			c.w.Err(msg)
 			return
 		}
 	}
@@ -447,7 +448,7 @@ func cmdMSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 			return
 		}
 	}
-	c.w.ok()
+	c.w.OK()
 }
 
 func cmdDel(c *conn, tx *cruzdb.Txn, args [][]byte) {
@@ -455,19 +456,19 @@ func cmdDel(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	for _, k := range args[1:] {
 		_, ok, err := get(tx, k)
 		if err != nil {
-			c.w.err(errText(err))
+			c.w.Err(errText(err))
 			return
 		}
 		if !ok {
 			continue
 		}
 		if err := tx.Delete(k); err != nil {
-			c.w.err(errText(err))
+			c.w.Err(errText(err))
 			return
 		}
 		n++
 	}
-	c.w.int(n)
+	c.w.Int(n)
 }
 
 func cmdExists(c *conn, tx *cruzdb.Txn, args [][]byte) {
@@ -475,36 +476,36 @@ func cmdExists(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	for _, k := range args[1:] {
 		_, ok, err := get(tx, k)
 		if err != nil {
-			c.w.err(errText(err))
+			c.w.Err(errText(err))
 			return
 		}
 		if ok {
 			n++
 		}
 	}
-	c.w.int(n)
+	c.w.Int(n)
 }
 
 func cmdIncr(c *conn, tx *cruzdb.Txn, args [][]byte) { incrBy(c, tx, args[1], 1) }
 func cmdDecr(c *conn, tx *cruzdb.Txn, args [][]byte) { incrBy(c, tx, args[1], -1) }
 
 func cmdIncrBy(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	d, ok := parseInt(args[2])
+	d, ok := resp.ParseInt(args[2])
 	if !ok {
-		c.w.err(errNotInt)
+		c.w.Err(errNotInt)
 		return
 	}
 	incrBy(c, tx, args[1], d)
 }
 
 func cmdDecrBy(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	d, ok := parseInt(args[2])
+	d, ok := resp.ParseInt(args[2])
 	if !ok {
-		c.w.err(errNotInt)
+		c.w.Err(errNotInt)
 		return
 	}
 	if d == math.MinInt64 {
-		c.w.err("ERR decrement would overflow")
+		c.w.Err("ERR decrement would overflow")
 		return
 	}
 	incrBy(c, tx, args[1], -d)
@@ -513,58 +514,58 @@ func cmdDecrBy(c *conn, tx *cruzdb.Txn, args [][]byte) {
 func incrBy(c *conn, tx *cruzdb.Txn, key []byte, d int64) {
 	old, exists, err := get(tx, key)
 	if err != nil {
-		c.w.err(errText(err))
+		c.w.Err(errText(err))
 		return
 	}
 	var v int64
 	if exists {
 		var ok bool
-		if v, ok = parseInt(old); !ok {
-			c.w.err(errNotInt)
+		if v, ok = resp.ParseInt(old); !ok {
+			c.w.Err(errNotInt)
 			return
 		}
 	}
 	if (d > 0 && v > math.MaxInt64-d) || (d < 0 && v < math.MinInt64-d) {
-		c.w.err(errOverflow)
+		c.w.Err(errOverflow)
 		return
 	}
 	v += d
 	var buf [20]byte
 	if put(c, tx, key, strconv.AppendInt(buf[:0], v, 10)) {
-		c.w.int(v)
+		c.w.Int(v)
 	}
 }
 
 func cmdAppend(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	old, _, err := get(tx, args[1])
 	if err != nil {
-		c.w.err(errText(err))
+		c.w.Err(errText(err))
 		return
 	}
 	v := append(old, args[2]...)
 	if put(c, tx, args[1], v) {
-		c.w.int(int64(len(v)))
+		c.w.Int(int64(len(v)))
 	}
 }
 
 func cmdStrlen(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	v, _, err := get(tx, args[1])
 	if err != nil {
-		c.w.err(errText(err))
+		c.w.Err(errText(err))
 		return
 	}
-	c.w.int(int64(len(v)))
+	c.w.Int(int64(len(v)))
 }
 
 func cmdType(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	_, ok, err := get(tx, args[1])
 	switch {
 	case err != nil:
-		c.w.err(errText(err))
+		c.w.Err(errText(err))
 	case ok:
-		c.w.simple("string")
+		c.w.Simple("string")
 	default:
-		c.w.simple("none")
+		c.w.Simple("none")
 	}
 }
 
@@ -575,15 +576,15 @@ func cmdType(c *conn, tx *cruzdb.Txn, args [][]byte) {
 func (c *conn) withTxn(tx *cruzdb.Txn, f func(tx *cruzdb.Txn) error) {
 	if tx != nil {
 		if err := f(tx); err != nil {
-			c.w.err(errText(err))
+			c.w.Err(errText(err))
 		}
 		return
 	}
-	mark := len(c.w.b)
+	mark := len(c.w.B)
 	err := c.s.db.View(c.s.ctx, f)
 	if err != nil {
-		c.w.b = c.w.b[:mark]
-		c.w.err(errText(err))
+		c.w.B = c.w.B[:mark]
+		c.w.Err(errText(err))
 	}
 }
 
@@ -593,7 +594,7 @@ func cmdDBSize(c *conn, tx *cruzdb.Txn, _ [][]byte) {
 		if err != nil {
 			return err
 		}
-		c.w.int(n)
+		c.w.Int(n)
 		return nil
 	})
 }
@@ -625,9 +626,9 @@ func cmdKeys(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		if err := tx.Err(); err != nil {
 			return err
 		}
-		c.w.arrayLen(len(keys))
+		c.w.ArrayLen(len(keys))
 		for _, k := range keys {
-			c.w.bulk(k)
+			c.w.Bulk(k)
 		}
 		return nil
 	})
@@ -636,7 +637,7 @@ func cmdKeys(c *conn, tx *cruzdb.Txn, args [][]byte) {
 func cmdScan(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	cur, ok := parseCursor(args[1])
 	if !ok {
-		c.w.err("ERR invalid cursor")
+		c.w.Err("ERR invalid cursor")
 		return
 	}
 	var pat []byte
@@ -644,33 +645,33 @@ func cmdScan(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	typeOK := true
 	for i := 2; i < len(args); i += 2 {
 		if i+1 >= len(args) {
-			c.w.err(errSyntax)
+			c.w.Err(errSyntax)
 			return
 		}
 		switch v := args[i+1]; {
 		case eqFold(args[i], "match"):
 			pat = v
 		case eqFold(args[i], "count"):
-			n, ok := parseInt(v)
+			n, ok := resp.ParseInt(v)
 			if !ok {
-				c.w.err(errNotInt)
+				c.w.Err(errNotInt)
 				return
 			}
 			if n < 1 {
-				c.w.err(errSyntax)
+				c.w.Err(errSyntax)
 				return
 			}
 			count = n
 		case eqFold(args[i], "type"):
 			typeOK = eqFold(v, "string")
 		default:
-			c.w.err(errSyntax)
+			c.w.Err(errSyntax)
 			return
 		}
 	}
 	lo, ok := c.s.cursors.decode(cur)
 	if !ok {
-		c.w.err("ERR invalid cursor")
+		c.w.Err("ERR invalid cursor")
 		return
 	}
 	var hi []byte
@@ -697,12 +698,12 @@ func cmdScan(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		if err := tx.Err(); err != nil {
 			return err
 		}
-		c.w.arrayLen(2)
+		c.w.ArrayLen(2)
 		var nb [20]byte
-		c.w.bulk(strconv.AppendUint(nb[:0], c.s.cursors.encode(next), 10))
-		c.w.arrayLen(len(keys))
+		c.w.Bulk(strconv.AppendUint(nb[:0], c.s.cursors.encode(next), 10))
+		c.w.ArrayLen(len(keys))
 		for _, k := range keys {
-			c.w.bulk(k)
+			c.w.Bulk(k)
 		}
 		return nil
 	})

@@ -120,7 +120,7 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		field(b, "flush_workers", s.cfg.FlushWorkers)
 		field(b, "flush_serial", boolInt(s.cfg.FlushSerial))
 	})
-	c.w.bulkString(b.String())
+	c.w.BulkString(b.String())
 }
 
 func boolInt(b bool) int {
@@ -161,16 +161,16 @@ func cmdConfig(c *conn, _ *cruzdb.Txn, args [][]byte) {
 				}
 			}
 		}
-		c.w.arrayLen(len(out))
+		c.w.ArrayLen(len(out))
 		for _, s := range out {
-			c.w.bulkString(s)
+			c.w.BulkString(s)
 		}
 	case eqFold(sub, "set") && len(args) >= 4:
-		c.w.err("ERR CONFIG SET is not supported by cruzd: restart it with other flags")
+		c.w.Err("ERR CONFIG SET is not supported by cruzd: restart it with other flags")
 	case eqFold(sub, "resetstat") && len(args) == 2:
-		c.w.ok()
+		c.w.OK()
 	default:
-		c.w.err("ERR unknown subcommand or wrong number of arguments for '" + string(sub) + "'. Try CONFIG HELP.")
+		c.w.Err("ERR unknown subcommand or wrong number of arguments for '" + string(sub) + "'. Try CONFIG HELP.")
 	}
 }
 
@@ -206,7 +206,7 @@ func cmdCommand(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	}
 	slices.Sort(names)
 	if len(args) == 1 {
-		c.w.arrayLen(len(names))
+		c.w.ArrayLen(len(names))
 		for _, n := range names {
 			c.commandInfo(c.s.specs[n])
 		}
@@ -215,25 +215,25 @@ func cmdCommand(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	sub := args[1]
 	switch {
 	case eqFold(sub, "count") && len(args) == 2:
-		c.w.int(int64(len(names)))
+		c.w.Int(int64(len(names)))
 	case eqFold(sub, "docs"):
-		c.w.arrayLen(0)
+		c.w.ArrayLen(0)
 	case eqFold(sub, "list") && len(args) == 2:
-		c.w.arrayLen(len(names))
+		c.w.ArrayLen(len(names))
 		for _, n := range names {
-			c.w.bulkString(n)
+			c.w.BulkString(n)
 		}
 	case eqFold(sub, "info"):
-		c.w.arrayLen(len(args) - 2)
+		c.w.ArrayLen(len(args) - 2)
 		for _, a := range args[2:] {
 			if sp := c.lookup(a); sp != nil {
 				c.commandInfo(sp)
 			} else {
-				c.w.nullArray()
+				c.w.NullArray()
 			}
 		}
 	default:
-		c.w.err("ERR unknown subcommand '" + string(sub) + "'. Try COMMAND HELP.")
+		c.w.Err("ERR unknown subcommand '" + string(sub) + "'. Try COMMAND HELP.")
 	}
 }
 
@@ -247,14 +247,14 @@ func (c *conn) commandInfo(sp *cmdSpec) {
 	if sp.flags&flagNoQueue != 0 {
 		flags = append(flags, "no-multi")
 	}
-	c.w.arrayLen(6)
-	c.w.bulkString(sp.name)
-	c.w.int(int64(sp.arity))
-	c.w.arrayLen(len(flags))
+	c.w.ArrayLen(6)
+	c.w.BulkString(sp.name)
+	c.w.Int(int64(sp.arity))
+	c.w.ArrayLen(len(flags))
 	for _, f := range flags {
-		c.w.simple(f)
+		c.w.Simple(f)
 	}
-	c.w.int(int64(sp.first))
-	c.w.int(int64(sp.last))
-	c.w.int(int64(sp.step))
+	c.w.Int(int64(sp.first))
+	c.w.Int(int64(sp.last))
+	c.w.Int(int64(sp.step))
 }
