@@ -68,7 +68,7 @@ func defaultConfig() config {
 		CacheBytes:             d.CacheBytes,
 		FlushWorkers:           d.FlushWorkers,
 		MaxUnflushedBytes:      d.MaxUnflushedBytes,
-		MaxConflictRetries:     d.MaxConflictRetries,
+		MaxConflictRetries:     10, // cruzd's own retry loops; cruzdb.Update retries until its context ends
 		MaxBulkLen:             64 << 20,
 		ClientQueryBufferLimit: 1 << 30,
 		MaxArgs:                1 << 20,
@@ -187,7 +187,7 @@ func formatBytes(n int64) string {
 
 // serveFlags defines the serve command's flags on fs, writing into c.
 func serveFlags(fs *flag.FlagSet, c *config) {
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database (its log is `dir`/"+cruzdb.LogFileName+"); created if missing")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database (its log: `dir`/"+cruzdb.SegLogDirName+"/, or "+cruzdb.LogFileName+" if that exists); created if missing")
 	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "`host:port` of the Redis protocol (RESP2) listener")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "`host:port` of the admin HTTP server (/metrics, /healthz, /debug/pprof); empty disables it")
 	fs.Var(byteSize{&c.CacheBytes}, "cache-bytes", "memory for clean cached tree `bytes` (cruzdb Options.CacheBytes)")

@@ -4,6 +4,7 @@
 //
 //	cruzd [serve] [flags]                         run the daemon
 //	cruzd inspect --data-dir DIR [--from P] [--to P]  decode and print the log
+//	cruzd copylog --from DIR --to DIR [--backend B]   copy a log to another backend
 //
 // Every flag can also be set with an environment variable: CRUZD_ and the
 // flag's name in upper case with '-' as '_' (--data-dir: CRUZD_DATA_DIR).
@@ -39,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServe(args, stderr)
 	case "inspect":
 		return runInspect(args, stdout, stderr)
+	case "copylog":
+		return runCopyLog(args, stdout, stderr)
 	case "help":
 		topUsage(stdout)
 		return 0
@@ -57,6 +60,7 @@ func topUsage(w io.Writer) {
 Usage:
   cruzd [serve] [flags]                              run the daemon (default)
   cruzd inspect --data-dir DIR [--from P] [--to P]   decode and print the log
+  cruzd copylog --from DIR --to DIR [--backend B]    copy a log to another backend
   cruzd version (or --version, -v)                   print the version
 
 Run "cruzd serve --help" or "cruzd inspect --help" for the flags.

@@ -8,14 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cruzlog/cruzdb"
 	"github.com/cruzlog/cruzdb/log"
-	"github.com/cruzlog/cruzdb/log/boltlog"
 )
 
 // server is one cruzd: a database, a RESP listener and an admin HTTP
@@ -27,7 +25,7 @@ type server struct {
 
 	db      *cruzdb.DB
 	log     log.Log // the log the DB runs on (wrapped for metrics)
-	ownLog  log.Log // the bbolt log this server opened, nil with cfg.log
+	ownLog  log.Log // the embedded log this server opened, nil with cfg.log
 	metrics *metrics
 	specs   map[string]*cmdSpec
 	comb    *combiner
@@ -138,7 +136,7 @@ func (s *server) openDB() error {
 		}
 		// The daemon opens the embedded log itself (as cruzdb.Open would) so
 		// that it can time appends; the DB does not own it.
-		l, err := boltlog.Open(filepath.Join(s.cfg.DataDir, cruzdb.LogFileName), &boltlog.Options{NoSync: s.cfg.NoSync})
+		l, err := cruzdb.OpenEmbeddedLog(s.cfg.DataDir, s.cfg.NoSync)
 		if err != nil {
 			return fmt.Errorf("open log: %w", err)
 		}
