@@ -97,7 +97,8 @@ func (g *cmdGen) extCommand() []string {
 		return c
 	case 20:
 		c := []string{"SET", k, v}
-		c = append(c, [][]string{{"EX", "36000"}, {"PX", "36000000"}, {"EXAT", farFuture[1]}, {"KEEPTTL"}, {"EX", "0"}, {"KEEPTTL", "GET"}}[g.r.IntN(7)]...)
+		opts := [][]string{{"EX", "36000"}, {"PX", "36000000"}, {"EXAT", farFuture[1]}, {"KEEPTTL"}, {"EX", "0"}, {"KEEPTTL", "GET"}}
+		c = append(c, opts[g.r.IntN(len(opts))]...)
 		return c
 	// Hashes.
 	case 21, 22, 23:
