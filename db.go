@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -16,12 +15,13 @@ import (
 	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
-	"github.com/cruzlog/cruzdb/log/boltlog"
 	"github.com/cruzlog/cruzdb/processor"
 	"github.com/cruzlog/cruzdb/startup"
 )
 
-// LogFileName is the embedded log's file inside the database directory.
+// LogFileName is the embedded boltlog log's file inside the database
+// directory, used by databases created before seglog became the default (see
+// EmbeddedLogBackend).
 const LogFileName = "log.db"
 
 // DB is a cruzdb database: a view of a shared log kept current by a
@@ -126,7 +126,8 @@ type Stats struct {
 }
 
 // Open opens the database in directory path (created if missing), on its
-// embedded bbolt log, or on opts.Log when that is set (path may then be "").
+// embedded log (seglog, or boltlog for a directory that holds LogFileName:
+// see EmbeddedLogBackend), or on opts.Log when that is set (path may then be "").
 // It replays the log up to the tail it finds before returning, so the DB
 // starts with every commit made before Open.
 func Open(path string, opts *Options) (*DB, error) {
@@ -151,7 +152,7 @@ func Open(path string, opts *Options) (*DB, error) {
 		if err := os.MkdirAll(path, 0o755); err != nil {
 			return nil, fmt.Errorf("cruzdb: open: %w", err)
 		}
-		l, err := boltlog.Open(filepath.Join(path, LogFileName), &boltlog.Options{NoSync: o.NoSync})
+		l, err := OpenEmbeddedLog(path, o.NoSync)
 		if err != nil {
 			return nil, fmt.Errorf("cruzdb: open: %w", err)
 		}

@@ -14,8 +14,8 @@ import (
 // fields and validates the result; it never modifies the caller's value.
 type Options struct {
 	// Log is the shared log to use. When set, the caller owns it: Close does
-	// not close it, and Open's path may be "" (no local files). Default: an
-	// embedded bbolt log in path.
+	// not close it, and Open's path may be "" (no local files). Default: the
+	// embedded log in path (seglog; see EmbeddedLogBackend).
 	Log log.Log
 
 	// NoSync turns off fsync on the embedded log. For tests only: a crash

@@ -81,7 +81,7 @@ func isConflict(err error) bool {
 	return errors.Is(err, cruzdb.ErrConflict) || errors.Is(err, badger.ErrConflict)
 }
 
-// cruzdb on its embedded bbolt log.
+// cruzdb on its embedded log (seglog for a new directory).
 type cruzKV struct{ db *cruzdb.DB }
 
 func openCruz(dir string, o kvOpts) (kv, error) {

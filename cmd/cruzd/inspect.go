@@ -3,17 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 
-	"github.com/cruzlog/cruzdb"
 	"github.com/cruzlog/cruzdb/internal/inspect"
-	"github.com/cruzlog/cruzdb/log/boltlog"
 )
 
 // positionFlag is an optional log position.
@@ -41,7 +36,7 @@ func (p *positionFlag) Set(s string) error {
 func runInspect(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cruzd inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("data-dir", "./cruzd-data", "database `directory` whose log ("+cruzdb.LogFileName+") to print")
+	dir := fs.String("data-dir", "./cruzd-data", "database `directory` whose log to print")
 	var from, to positionFlag
 	fs.Var(&from, "from", "first log `position` to print (default 0)")
 	fs.Var(&to, "to", "last log `position` to print (default the last written)")
@@ -52,17 +47,9 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseArgs(fs, args, stderr, "cruzd inspect"); !ok {
 		return code
 	}
-	path := filepath.Join(*dir, cruzdb.LogFileName)
-	// boltlog has no read-only mode; Open writes nothing to an existing
-	// log, but it would create a missing file, so check first.
-	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
-		if err == nil {
-			err = errors.New("empty file")
-		}
-		fmt.Fprintf(stderr, "cruzd inspect: no log at %s: %v\n", path, err)
-		return 1
-	}
-	l, err := boltlog.Open(path, nil)
+	// Neither backend has a read-only mode; opening writes nothing to an
+	// existing log, and openExistingLog creates none.
+	l, _, err := openExistingLog(*dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "cruzd inspect:", err)
 		return 1
