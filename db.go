@@ -37,6 +37,10 @@ type DB struct {
 
 	cur atomic.Pointer[version]
 
+	// mu guards the fields from waiters to closed (and the closing of
+	// closing): who waits for which decision or position, the open
+	// transactions, and how far replay's events have been handled. It is
+	// held only briefly, never across I/O or a wait.
 	mu        sync.Mutex
 	waiters   map[uint64]*commitWaiter // by intention token
 	syncs     []syncWaiter
@@ -45,6 +49,8 @@ type DB struct {
 	released  uint64 // the last position whose event was fully handled (under mu)
 	closed    bool
 	closing   chan struct{}
+
+	watchDone chan struct{} // closed when watchRunner returns; Close waits for it
 
 	stats     stats
 	safePoint startup.SafePoint
@@ -134,6 +140,8 @@ func Open(path string, opts *Options) (*DB, error) {
 		waiters: map[uint64]*commitWaiter{},
 		open:    map[uint64]*Txn{},
 		closing: make(chan struct{}),
+
+		watchDone: make(chan struct{}),
 	}
 	if o.Log != nil {
 		db.log = o.Log
@@ -225,6 +233,7 @@ func (db *DB) start() error {
 	stopProgress()
 	if err != nil {
 		db.runner.Stop()
+		<-db.watchDone
 		db.flusher.Stop()
 		return fmt.Errorf("cruzdb: open: replay: %w", err)
 	}
@@ -233,8 +242,9 @@ func (db *DB) start() error {
 
 // reportReplay logs replay progress every few seconds until stopped.
 func (db *DB) reportReplay(sp startup.SafePoint) (stop func()) {
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		start, last, lastAt := time.Now(), sp.Intention, time.Now()
@@ -252,7 +262,7 @@ func (db *DB) reportReplay(sp startup.SafePoint) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() { close(done); <-exited }
 }
 
 // SafePoint returns where this DB resumed at Open.
@@ -373,6 +383,7 @@ func (db *DB) onEvent(ev processor.Event) {
 
 // watchRunner fails everything waiting once replay stops for good.
 func (db *DB) watchRunner() {
+	defer close(db.watchDone)
 	<-db.runner.Done()
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -557,6 +568,7 @@ func (db *DB) Close() error {
 	if err := db.runner.Stop(); err != nil {
 		errs = append(errs, fmt.Errorf("cruzdb: close: replay had stopped: %w", err))
 	}
+	<-db.watchDone
 	if db.ownsLog {
 		if err := db.log.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cruzdb: close log: %w", err))

@@ -27,8 +27,8 @@ type Options struct {
 	// Default 256 MiB. Reading nodes back also keeps up to 64 MiB of
 	// recently read afterimage entries, outside this budget; and nodes that
 	// later commits replaced are let go in sweeps, once they are as many as
-	// the counted ones, so nodes can take up to about twice the budget.
-	// Measured with the default, cruzd holding 2M keys: 356 MB of live heap.
+	// the counted ones, so nodes can take up to about twice the budget
+	// (bench/RESULTS.md has the heap measured with the default).
 	CacheBytes int64
 
 	// FlushWorkers is how many afterimages are written in parallel. Default
@@ -111,15 +111,12 @@ func DefaultOptions() Options {
 // handling of options. The flusher and processor are given complete
 // configs built from the result.
 func (o *Options) withDefaults() (Options, error) {
-	var c Options
+	c := DefaultOptions()
 	if o != nil {
 		c = *o
+		c.ensureDefaults()
 	}
-	c.ensureDefaults()
-	if err := c.validate(); err != nil {
-		return Options{}, err
-	}
-	return c, nil
+	return c, c.validate()
 }
 
 // ensureDefaults sets every zero field to its DefaultOptions value.

@@ -98,6 +98,19 @@ type RangeReader interface {
 	ReadRange(ctx context.Context, pos Position, off, n int) ([]byte, int, error)
 }
 
+// TailWaiter is implemented by logs that can tell a reader when the tail
+// moves, so that it need not poll Tail (against a network log, a round trip
+// each time). WaitTail returns once the log's tail is beyond after, with a
+// tail it saw then (greater than after, never greater than the log's tail);
+// at once if it already is. Positions below the returned tail have been
+// assigned, though one may still be a hole. The notice may arrive some time
+// after the tail moved (a watch's delay), but WaitTail must not keep waiting
+// once the tail has passed after. When ctx ends first it returns an error
+// wrapping ctx's error; after Close, one wrapping ErrClosed.
+type TailWaiter interface {
+	WaitTail(ctx context.Context, after Position) (Position, error)
+}
+
 // Log is a shared, write-once, totally ordered log. Implementations are safe
 // for concurrent use by multiple goroutines.
 type Log interface {

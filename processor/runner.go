@@ -47,7 +47,9 @@ type Config struct {
 	// Zero means DefaultHoleTimeout.
 	HoleTimeout time.Duration
 	// PollInterval is how often the runner looks for appends made by other
-	// nodes when nothing wakes it. Zero means DefaultPollInterval.
+	// nodes when nothing wakes it. Zero means DefaultPollInterval. A
+	// log.TailWaiter is waited on instead; the interval then only paces
+	// waiting on a hole.
 	PollInterval time.Duration
 	// ReadAhead is how many entries the reader decodes ahead of the core.
 	// Zero means DefaultReadAhead.
@@ -162,8 +164,16 @@ func (r *Runner) read(out chan<- []item) {
 		}
 		return true
 	}
+	// A log that says when its tail moves is waited on instead of polled.
+	tw, _ := r.cfg.Log.(log.TailWaiter)
 	for {
-		tail, err := r.cfg.Log.Tail(r.ctx)
+		var tail log.Position
+		var err error
+		if tw != nil {
+			tail, err = tw.WaitTail(r.ctx, log.Position(next))
+		} else {
+			tail, err = r.cfg.Log.Tail(r.ctx)
+		}
 		if err != nil {
 			if r.ctx.Err() == nil {
 				r.fail(fmt.Errorf("processor: read tail: %w", err))
