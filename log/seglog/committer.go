@@ -260,7 +260,10 @@ func (l *Log) commitGroup(group []*request) error {
 	for _, q := range l.junked {
 		delete(l.pending, q)
 	}
-	l.tail = p
+	if p != l.tail {
+		l.tail = p
+		l.tailMovedLocked()
+	}
 	l.segMu.Unlock()
 	for _, rc := range l.recs {
 		if rc.r != nil {
@@ -305,6 +308,7 @@ func (l *Log) advanceTrim(trim uint64) error {
 	moved := trim > l.tail
 	if moved {
 		l.tail = trim
+		l.tailMovedLocked()
 	}
 	l.segMu.Unlock()
 	if moved {

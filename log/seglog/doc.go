@@ -63,7 +63,8 @@
 //
 // Reads run concurrently with each other and with group commits: Read looks
 // up the record in the in-memory index, reads it with one pread and checks it.
-// Tail reads an in-memory value. Close waits for the group being written,
+// Tail reads an in-memory value; WaitTail (log.TailWaiter) wakes when a group
+// commit is published or a trim moves the tail. Close waits for the group being written,
 // fails requests still queued with log.ErrClosed, waits for reads in progress
 // and closes the files. Open takes an exclusive lock on the directory; a
 // second opener fails at once.

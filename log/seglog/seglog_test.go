@@ -368,3 +368,43 @@ func TestCopyTo(t *testing.T) {
 		t.Fatal("CopyTo a non-empty directory succeeded")
 	}
 }
+
+// TestWaitTail: WaitTail returns at once when the tail is already beyond,
+// wakes when an append or a trim moves it, and ends with the context or
+// Close.
+func TestWaitTail(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, t.TempDir(), &Options{NoSync: true})
+	if _, err := l.Append(ctx, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if tail, err := l.WaitTail(ctx, 0); err != nil || tail != 1 {
+		t.Fatalf("WaitTail(0) = %d, %v; want 1 at once", tail, err)
+	}
+	got := make(chan log.Position, 1)
+	go func() { tail, _ := l.WaitTail(ctx, 1); got <- tail }()
+	if _, err := l.Append(ctx, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if tail := <-got; tail != 2 {
+		t.Fatalf("WaitTail(1) after an append = %d, want 2", tail)
+	}
+	go func() { tail, _ := l.WaitTail(ctx, 5); got <- tail }()
+	if err := l.Trim(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if tail := <-got; tail != 10 {
+		t.Fatalf("WaitTail(5) after Trim(10) = %d, want 10", tail)
+	}
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	if _, err := l.WaitTail(short, 100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitTail with an expiring context = %v", err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := l.WaitTail(ctx, 100); errc <- err }()
+	l.Close()
+	if err := <-errc; !errors.Is(err, log.ErrClosed) {
+		t.Fatalf("WaitTail across Close = %v, want ErrClosed", err)
+	}
+}
