@@ -208,6 +208,10 @@ func (c *conn) runBatch(batch [][][]byte) {
 		specs[i] = c.lookup(args[0])
 	}
 	c.s.totalCmds.Add(int64(len(batch)))
+	if err := c.readSync(specs); err != nil {
+		c.errorAll(len(batch), err)
+		return
+	}
 	for i := 0; i < len(batch) && !c.quit; {
 		args, spec := batch[i], specs[i]
 		start := time.Now()

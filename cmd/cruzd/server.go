@@ -125,6 +125,13 @@ func (s *server) Start() (err error) {
 
 func (s *server) openDB() error {
 	base := s.cfg.log
+	if base == nil && s.cfg.Cluster.enabled() {
+		l, err := s.openEtcdLog()
+		if err != nil {
+			return err
+		}
+		s.ownLog, base = l, l
+	}
 	if base == nil {
 		if err := os.MkdirAll(s.cfg.DataDir, 0o755); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
@@ -137,7 +144,7 @@ func (s *server) openDB() error {
 		}
 		s.ownLog, base = l, l
 	}
-	s.log = wrapTimed(base, s.metrics)
+	s.log = keepTailWaiter(wrapTimed(base, s.metrics), base)
 	opts := s.cfg.dbOptions(s.logger.With("component", "cruzdb"))
 	opts.Log = s.log
 	t0 := time.Now()
