@@ -176,7 +176,7 @@ type timedWaitLog struct {
 // reads are linearizable: a read then sees every write any node
 // acknowledged before it arrived.
 func (c *conn) readSync(specs []*cmdSpec) error {
-	if c.s.cfg.Cluster.ReadConsistency != "linearizable" {
+	if c.s.cfg.Cluster.ReadConsistency != "linearizable" || (!c.authed && c.s.cfg.Security.RequirePass != "") {
 		return nil
 	}
 	reads := false

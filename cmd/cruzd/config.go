@@ -45,7 +45,8 @@ type config struct {
 	// GCPercent is the Go garbage collector's target (GOGC) for the daemon.
 	GCPercent int
 
-	Cluster clusterConfig // the etcd log (cluster.go)
+	Cluster  clusterConfig  // the etcd log (cluster.go)
+	Security securityConfig // password, TLS, protected mode (security.go)
 
 	// For tests: a log to run on instead of the embedded bbolt log in
 	// DataDir (the caller owns it), and a logger.
@@ -71,6 +72,7 @@ func defaultConfig() config {
 		LogFormat:          "text",
 		GCPercent:          200,
 		Cluster:            defaultClusterConfig(),
+		Security:           defaultSecurityConfig(),
 	}
 }
 
@@ -198,6 +200,7 @@ func serveFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json (log/slog, on standard error)")
 	clusterFlags(fs, &c.Cluster)
+	securityFlags(fs, &c.Security)
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go garbage collector target (GOGC) for the daemon: the tree is many small objects, and 200 halves GC work against the default 100 for twice the headroom; the GOGC environment variable, when set, wins")
 }
 
@@ -226,6 +229,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.Cluster.validate(); err != nil {
+		return err
+	}
+	if err := c.Security.validate(c.ListenAddr, c.AdminAddr); err != nil {
 		return err
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {

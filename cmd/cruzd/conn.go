@@ -42,6 +42,7 @@ type conn struct {
 	name    string     // CLIENT SETNAME
 	quit    bool
 	created time.Time
+	authed  bool // AUTH succeeded (security.go)
 
 	// MULTI / WATCH state.
 	inMulti    bool
@@ -224,6 +225,7 @@ func (c *conn) runBatch(batch [][][]byte) {
 			}
 			i++
 			continue
+		case !c.authorized(spec):
 		case !spec.arityOK(len(args)):
 			c.w.Err("ERR wrong number of arguments for '" + spec.name + "' command")
 			if c.inMulti {

@@ -99,16 +99,16 @@ func (s *server) Start() (err error) {
 		return err
 	}
 	s.comb = newCombiner(s)
-	s.ln, err = net.Listen("tcp", s.cfg.ListenAddr)
+	s.ln, err = s.listen(s.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.ListenAddr, err)
 	}
 	if s.cfg.AdminAddr != "" {
-		s.adminLn, err = net.Listen("tcp", s.cfg.AdminAddr)
+		s.adminLn, err = s.listen(s.cfg.AdminAddr)
 		if err != nil {
 			return fmt.Errorf("admin listen on %s: %w", s.cfg.AdminAddr, err)
 		}
-		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.admin = &http.Server{Handler: s.adminAuth(s.adminHandler()), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := s.admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.logger.Error("admin server stopped", "err", err)
