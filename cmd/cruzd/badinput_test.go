@@ -76,7 +76,7 @@ func TestBadInput(t *testing.T) {
 		{"INCR s", "-ERR value is not an integer or out of range\r\n"},
 		{"INCRBY s 1.5", "-ERR value is not an integer or out of range\r\n"},
 		{"EXEC", "-ERR EXEC without MULTI\r\n"},
-		{"SET a b EX 10", "-ERR expiry options (EX, PX, EXAT, PXAT, KEEPTTL) are not supported by cruzd: keys never expire\r\n"},
+		{"SET a b EX 0", "-ERR invalid expire time in 'set' command\r\n"},
 		{"SELECT 2", "-ERR DB index is out of range\r\n"},
 		{"*0\r\n*-1\r\n\r\n   \r\nPING", "+PONG\r\n"}, // empty commands are skipped
 	} {

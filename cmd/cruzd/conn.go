@@ -42,7 +42,9 @@ type conn struct {
 	name    string     // CLIENT SETNAME
 	quit    bool
 	created time.Time
-	authed  bool // AUTH succeeded (security.go)
+	lastCmd string    // the last command run (CLIENT LIST's cmd)
+	active  time.Time // when the last batch began (CLIENT LIST's idle)
+	authed  bool      // AUTH succeeded (security.go)
 
 	// MULTI / WATCH state.
 	inMulti    bool
@@ -70,7 +72,7 @@ func newConn(s *server, nc net.Conn) *conn {
 		s:       s,
 		nc:      nc,
 		id:      s.nextID.Add(1),
-		rd:      resp.NewReader(nc, readBufSize, resp.Limits{MaxBulk: s.cfg.MaxBulkLen, MaxArgs: s.cfg.MaxArgs}),
+		rd:      resp.NewReader(nc, readBufSize, resp.Limits{MaxBulk: s.cfg.MaxBulkLen, MaxArgs: s.cfg.MaxArgs, MaxQuery: s.cfg.ClientQueryBufferLimit}),
 		created: time.Now(),
 	}
 }
@@ -127,8 +129,9 @@ func (c *conn) serve() {
 }
 
 // readBatch parses one command, blocking, and then every further command
-// the client has already sent (whatever is buffered), up to the batch
-// bounds. It returns the number of commands parsed into c.argBufs and the
+// the client has already sent whole (a command still arriving is left for
+// the next batch, so the ones before it are answered at once), up to the
+// batch bounds. It returns the number of commands parsed into c.argBufs and the
 // error that stopped it, if any (the commands before it are still run).
 func (c *conn) readBatch() (int, error) {
 	n, size := 0, 0
@@ -147,7 +150,7 @@ func (c *conn) readBatch() (int, error) {
 				size += len(a)
 			}
 		}
-		if n > 0 && (c.rd.Buffered() == 0 || n >= maxBatch || size >= maxBatchBytes) {
+		if n > 0 && (!c.rd.Ready() || n >= maxBatch || size >= maxBatchBytes) {
 			return n, nil
 		}
 	}
@@ -209,6 +212,10 @@ func (c *conn) runBatch(batch [][][]byte) {
 		specs[i] = c.lookup(args[0])
 	}
 	c.s.totalCmds.Add(int64(len(batch)))
+	c.active = time.Now()
+	if sp := specs[len(specs)-1]; sp != nil {
+		c.lastCmd = sp.name
+	}
 	if err := c.readSync(specs); err != nil {
 		c.errorAll(len(batch), err)
 		return
@@ -404,6 +411,10 @@ func (c *conn) errorAll(n int, err error) {
 
 // errText is the Redis error reply for a database error.
 func errText(err error) string {
+	var re replyError
+	if errors.As(err, &re) {
+		return string(re)
+	}
 	s := err.Error()
 	for strings.HasPrefix(s, "cruzdb: ") {
 		s = strings.TrimPrefix(s, "cruzdb: ")

@@ -53,29 +53,35 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		field(b, "uptime_in_seconds", int64(time.Since(s.started).Seconds()))
 		field(b, "uptime_in_days", int64(time.Since(s.started).Hours()/24))
 		field(b, "data_dir", s.cfg.DataDir)
+		serverFields(b, s)
 	})
 	section("Clients", func(b *strings.Builder) {
 		field(b, "connected_clients", s.nclients.Load())
 		field(b, "maxclients", s.cfg.MaxClients)
+		clientsFields(b)
 	})
+	section("Memory", func(b *strings.Builder) { memoryFields(b) })
 	section("Stats", func(b *strings.Builder) {
 		field(b, "total_connections_received", s.totalConns.Load())
 		field(b, "total_commands_processed", s.totalCmds.Load())
+		statsFields(b, s)
 	})
 	section("Persistence", func(b *strings.Builder) {
 		field(b, "loading", 0)
 		// Every acknowledged write is in the log (fsynced unless --no-sync).
 		field(b, "aof_enabled", 1)
 		field(b, "fsync", map[bool]string{true: "no", false: "always"}[s.cfg.NoSync])
+		persistenceFields(b, s)
 	})
+	section("CPU", func(b *strings.Builder) { cpuFields(b) })
 	section("Keyspace", func(b *strings.Builder) {
 		count := func(tx *cruzdb.Txn) error {
-			n, err := countKeys(tx)
+			n, expires, err := countKeys(tx)
 			if err != nil {
 				return err
 			}
 			if n > 0 {
-				field(b, "db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", n))
+				field(b, "db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", n, expires))
 			}
 			return nil
 		}
@@ -169,7 +175,7 @@ func cmdConfig(c *conn, _ *cruzdb.Txn, args [][]byte) {
 			c.w.BulkString(s)
 		}
 	case eqFold(sub, "set") && len(args) >= 4:
-		c.w.Err("ERR CONFIG SET is not supported by cruzd: restart it with other flags")
+		c.configSet(args[2:])
 	case eqFold(sub, "resetstat") && len(args) == 2:
 		c.w.OK()
 	default:
@@ -182,21 +188,30 @@ func (s *server) configParams() map[string]string {
 	if s.cfg.NoSync {
 		fsync = "no"
 	}
-	return map[string]string{
-		"save":                   "",
-		"appendonly":             "yes",
-		"appendfsync":            fsync,
-		"databases":              "1",
-		"maxclients":             strconv.Itoa(s.cfg.MaxClients),
-		"timeout":                strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
-		"proto-max-bulk-len":     strconv.FormatInt(s.cfg.MaxBulkLen, 10),
-		"port":                   portOf(s.Addr().String()),
-		"dir":                    s.cfg.DataDir,
-		"maxmemory":              "0",
-		"maxmemory-policy":       "noeviction",
-		"cluster-enabled":        "no",
-		"notify-keyspace-events": "",
+	m := map[string]string{
+		"save":                      "",
+		"appendonly":                "yes",
+		"appendfsync":               fsync,
+		"databases":                 "1",
+		"maxclients":                strconv.Itoa(s.cfg.MaxClients),
+		"timeout":                   strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
+		"proto-max-bulk-len":        strconv.FormatInt(s.cfg.MaxBulkLen, 10),
+		"client-query-buffer-limit": strconv.FormatInt(s.cfg.ClientQueryBufferLimit, 10),
+		"port":                      portOf(s.Addr().String()),
+		"dir":                       s.cfg.DataDir,
+		"maxmemory":                 "0",
+		"maxmemory-policy":          "noeviction",
+		"cluster-enabled":           "no",
+		"notify-keyspace-events":    "",
 	}
+	for k, v := range ignoredTunables {
+		m[k] = v
+	}
+	s.tuning.Range(func(k, v any) bool {
+		m[k.(string)] = v.(string)
+		return true
+	})
+	return m
 }
 
 // COMMAND: enough for redis-cli and client libraries. COMMAND alone lists
@@ -220,7 +235,7 @@ func cmdCommand(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	case eqFold(sub, "count") && len(args) == 2:
 		c.w.Int(int64(len(names)))
 	case eqFold(sub, "docs"):
-		c.w.ArrayLen(0)
+		c.commandDocs(args[2:], names)
 	case eqFold(sub, "list") && len(args) == 2:
 		c.w.ArrayLen(len(names))
 		for _, n := range names {

@@ -30,7 +30,9 @@ func main() {
 // run is main without os.Exit, returning the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-v") {
+		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -43,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help":
 		topUsage(stdout)
 		return 0
-	case "version":
+	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "cruzd", version)
 		return 0
 	}
@@ -59,7 +61,7 @@ Usage:
   cruzd [serve] [flags]                              run the daemon (default)
   cruzd inspect --data-dir DIR [--from P] [--to P]   decode and print the log
   cruzd copylog --from DIR --to DIR [--backend B]    copy a log to another backend
-  cruzd version                                      print the version
+  cruzd version (or --version, -v)                   print the version
 
 Run "cruzd serve --help" or "cruzd inspect --help" for the flags.
 `)

@@ -82,7 +82,7 @@ func cmdWatch(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	}
 	defer tx.Rollback()
 	for _, k := range args[1:] {
-		if c.watching(k) {
+		if c.watchingKey(k) {
 			continue // the first WATCH's position is the one that counts
 		}
 		pos, err := lastWrite(tx, k)
@@ -96,6 +96,14 @@ func cmdWatch(c *conn, _ *cruzdb.Txn, args [][]byte) {
 }
 
 func (c *conn) watching(k []byte) bool {
+	if len(k) == 0 || k[0] != metaPrefix {
+		return false
+	}
+	return c.watchingKey(k[1:]) // the Redis key of a metadata key
+}
+
+// watchingKey reports whether the Redis key k is watched.
+func (c *conn) watchingKey(k []byte) bool {
 	for _, w := range c.watches {
 		if bytes.Equal(w.key, k) {
 			return true
@@ -104,9 +112,10 @@ func (c *conn) watching(k []byte) bool {
 	return false
 }
 
-// lastWrite is Txn.LastWrite, with 0 for keys that cannot exist.
+// lastWrite is Txn.LastWrite of k's metadata (which every write to k
+// writes), with 0 for keys that cannot exist.
 func lastWrite(tx *cruzdb.Txn, k []byte) (uint64, error) {
-	pos, err := tx.LastWrite(k)
+	pos, err := tx.LastWrite(metaKey(k))
 	switch {
 	case err == nil:
 		return uint64(pos), nil

@@ -29,6 +29,10 @@ type server struct {
 	metrics *metrics
 	specs   map[string]*cmdSpec
 	comb    *combiner
+	sweep   *sweeper
+	// tuning holds CONFIG SET values of Redis tunables cruzd accepts and
+	// ignores (compat.go).
+	tuning  sync.Map
 	locks   *keyLocks
 	cursors *cursorTable
 
@@ -99,6 +103,7 @@ func (s *server) Start() (err error) {
 		return err
 	}
 	s.comb = newCombiner(s)
+	s.sweep = newSweeper(s)
 	s.ln, err = s.listen(s.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.ListenAddr, err)
@@ -293,6 +298,9 @@ func (s *server) doClose() error {
 	}
 	if s.comb != nil {
 		s.comb.close() // no connection is left to submit
+	}
+	if s.sweep != nil {
+		s.sweep.close()
 	}
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {

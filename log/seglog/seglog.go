@@ -52,6 +52,21 @@ type Log struct {
 	junked    []uint64
 	fills     []uint64
 	batchIDs  atomic.Uint64
+
+	stats struct{ groups, entries, bytes atomic.Uint64 }
+}
+
+// Stats are counters of a Log since Open.
+type Stats struct {
+	// Groups is the number of group commits written (each one write and
+	// one fdatasync); Entries and Bytes count the entries (data and junk)
+	// and the bytes of data they appended.
+	Groups, Entries, Bytes uint64
+}
+
+// Stats returns the log's counters.
+func (l *Log) Stats() Stats {
+	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load()}
 }
 
 var (
