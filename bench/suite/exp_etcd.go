@@ -208,7 +208,7 @@ func runEtcd(e *Env) error {
 		}
 	}
 	t := &Table{
-		Name:    "etcd-appends",
+		Name:    "etcd",
 		Title:   fmt.Sprintf("etcdlog appends vs raw etcd Puts of %d B on one embedded etcd member, fsync on (%s, %s per point, %d interleaved run(s))", size, e.mode(), d, e.Runs),
 		Columns: []string{"appenders", "raw Puts/s", "etcdlog appends/s", "÷ raw", "raw p50/p99 µs", "etcdlog p50/p99 µs"},
 	}
@@ -218,6 +218,16 @@ func runEtcd(e *Env) error {
 	}
 	t.Note("raw: clientv3 Put of a new key per operation through one client; etcdlog: Append through one Log (its committer batches concurrent appends into one transaction); latency quantiles from the last run")
 	if err := e.Emit(t); err != nil {
+		return err
+	}
+	var groups []string
+	rawS, appS := BarSeries{Name: "raw etcd Puts"}, BarSeries{Name: "etcdlog appends"}
+	for _, c := range conc {
+		groups = append(groups, fmt.Sprintf("%d clients", c))
+		rawS.Values = append(rawS.Values, raw[c].Median())
+		appS.Values = append(appS.Values, app[c].Median())
+	}
+	if err := e.BarPlot("etcd", fmt.Sprintf("%d B appends on one embedded etcd member", size), "operations/s", groups, []BarSeries{rawS, appS}); err != nil {
 		return err
 	}
 	one := nodeCfgs[0]
