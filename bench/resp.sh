@@ -126,7 +126,7 @@ for P in 16 1; do
     r=$(median "${rps[redis,$P,$t]:-}")
     ratio=$(awk -v c="$c" -v r="$r" 'BEGIN { if (r > 0) printf "%.2fx", c / r; else print "-" }')
     target=-
-    if [ "$P" = 16 ]; then
+    if [ "$P" = 16 ] && { [ "$t" = SET ] || [ "$t" = GET ]; }; then
       if [ "$t" = SET ]; then target=">= 1.0x"; else target=">= 0.5x"; fi
     fi
     printf '| %s | %s | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$P" \
