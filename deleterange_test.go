@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/intention"
-	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
 
@@ -86,5 +85,4 @@ func TestDeleteRange(t *testing.T) {
 	if err := reader.Commit(); !errors.Is(err, ErrConflict) {
 		t.Fatalf("a transaction that read a key the range delete removed committed: %v", err)
 	}
-	var _ log.Position
 }
