@@ -26,6 +26,18 @@ type Event struct {
 	Delta     *Delta // committed intentions only
 	// Afterimage entries.
 	Afterimage *AfterimageHeader
+	// Checkpoint entries: what kind, and the cut's token or the marker.
+	Checkpoint *CheckpointEntry
+	// Size is the entry's size in bytes (0 for junk).
+	Size int
+}
+
+// CheckpointEntry is what replay reads of a checkpoint entry. A cut's delta
+// is the Event's Delta.
+type CheckpointEntry struct {
+	Kind   byte // entry.CheckpointCut, CheckpointChunk or CheckpointMarker
+	Token  uint64
+	Marker *entry.Marker
 }
 
 // Intention is an alias so that callers need not import the intention
@@ -76,6 +88,8 @@ type item struct {
 	typ  entry.Type
 	in   *intention.Intention
 	ai   *AfterimageHeader
+	ck   *CheckpointEntry
+	size int
 	fail error
 }
 
@@ -286,7 +300,15 @@ func (r *Runner) decode(it *item, data []byte) {
 		return
 	}
 	it.typ = typ
+	it.size = len(data)
 	switch typ {
+	case entry.TypeCheckpoint:
+		ck, err := decodeCheckpoint(it.pos, payload)
+		if err != nil {
+			it.fail = entry.Corrupt(it.pos, err)
+			return
+		}
+		it.ck = ck
 	case entry.TypeIntention:
 		in, err := intention.DecodeNoCopy(payload)
 		if err != nil {
@@ -318,8 +340,15 @@ func (r *Runner) apply(in <-chan []item) {
 				r.fail(it.fail)
 				return
 			}
-			ev := Event{Pos: it.pos, Type: it.typ}
-			if it.in != nil {
+			ev := Event{Pos: it.pos, Type: it.typ, Size: it.size, Checkpoint: it.ck}
+			if it.ck != nil && it.ck.Kind == entry.CheckpointCut {
+				delta, err := st.Cut(it.pos)
+				if err != nil {
+					r.fail(err)
+					return
+				}
+				ev.Delta = delta
+			} else if it.in != nil {
 				d, delta, err := st.Apply(it.pos, it.in)
 				if err != nil {
 					r.fail(err)
@@ -342,4 +371,30 @@ func (r *Runner) apply(in <-chan []item) {
 			}
 		}
 	}
+}
+
+// decodeCheckpoint reads a checkpoint entry at pos: a cut's token, a
+// marker (whose chunks must lie between its cut and itself), or a chunk,
+// whose nodes are decoded only when loaded.
+func decodeCheckpoint(pos uint64, payload []byte) (*CheckpointEntry, error) {
+	kind, err := entry.CheckpointKind(payload)
+	if err != nil {
+		return nil, err
+	}
+	ck := &CheckpointEntry{Kind: kind}
+	switch kind {
+	case entry.CheckpointCut:
+		ck.Token, err = entry.DecodeCut(payload)
+	case entry.CheckpointMarker:
+		ck.Marker, err = entry.DecodeMarker(payload)
+		if err == nil && (ck.Marker.Cut >= pos || len(ck.Marker.Chunks) > 0 && ck.Marker.Chunks[len(ck.Marker.Chunks)-1].Pos >= pos) {
+			err = fmt.Errorf("%w: marker at %d names a cut or chunk not before it", entry.ErrCheckpointMalformed, pos)
+		}
+	case entry.CheckpointChunk:
+		_, _, err = entry.DecodeChunk(payload)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ck, nil
 }

@@ -86,6 +86,10 @@ type Delta struct {
 	// Replaced are nodes of the previous version that this one no longer
 	// holds (see cowtree.Delta.Replaced).
 	Replaced []*cowtree.Node
+	// Checkpoint marks the delta of a checkpoint cut at Pos: Nodes is the
+	// whole tree, relocated (see State.Cut), and its afterimage is the
+	// checkpoint's image, written in chunks and completed by a marker.
+	Checkpoint bool
 }
 
 // State is the deterministic replay state: the tree after position Pos.
@@ -175,6 +179,29 @@ func (s *State) Apply(pos uint64, in *intention.Intention) (Decision, *Delta, er
 	s.tree, s.pos = tree, pos
 	d.Outcome = Committed
 	return d, &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: delta.Replaced()}, nil
+}
+
+// Cut handles a checkpoint cut at pos: the tree is relocated (see
+// cowtree.Tree.Relocate), every node becoming node n of the cut's image, so
+// that deltas after the cut point only at the image and at later deltas.
+// Every cut is handled alike, whatever came before it, so a node needs no
+// memory of earlier checkpoints to decide the same as every other node; a
+// duplicate cut costs one more image, nothing else. An error means a node of
+// the tree could not be loaded; the state is then unchanged.
+func (s *State) Cut(pos uint64) (*Delta, error) {
+	if pos <= s.pos {
+		return nil, fmt.Errorf("processor: position %d replayed twice (state is at %d)", pos, s.pos)
+	}
+	tree, nodes, old, err := s.tree.Relocate(pos)
+	if err != nil {
+		return nil, fmt.Errorf("processor: checkpoint cut at %d: %w", pos, err)
+	}
+	var bytes int64
+	for _, n := range nodes {
+		bytes += n.Size()
+	}
+	s.tree, s.pos = tree, pos
+	return &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: old, Checkpoint: true}, nil
 }
 
 // check looks for a write after the snapshot to anything the intention read.
