@@ -78,6 +78,23 @@ type Options struct {
 	// CloseFlushTimeout bounds how long Close waits to flush. Default 30s.
 	CloseFlushTimeout time.Duration
 
+	// CheckpointSerial makes checkpoints sequential (seeds/000 §9): while
+	// one is prepared and given authority, this DB's commits wait. The
+	// authority steps (marker, then trim) are the same either way; only the
+	// overlap of the image's preparation with commits goes. Default false.
+	CheckpointSerial bool
+
+	// CheckpointLogRatio is the automatic trigger: a checkpoint starts when
+	// the log bytes replayed since the newest checkpoint's cut exceed this
+	// many times the size of its image (and CheckpointMinLogBytes). So the
+	// live log stays within about 1+ratio times the image. Default 4;
+	// negative turns automatic checkpoints off. Never time-based.
+	CheckpointLogRatio float64
+
+	// CheckpointMinLogBytes is the least log growth that triggers an
+	// automatic checkpoint. Default 1 MiB.
+	CheckpointMinLogBytes int64
+
 	// deltaHook, for tests, sees every delta on the processor goroutine.
 	deltaHook func(*processor.Delta)
 }
@@ -103,6 +120,9 @@ func DefaultOptions() Options {
 		PollInterval:       time.Millisecond,
 		TakeoverDelay:      2 * time.Second,
 		CloseFlushTimeout:  30 * time.Second,
+
+		CheckpointLogRatio:    4,
+		CheckpointMinLogBytes: 1 << 20,
 	}
 }
 
@@ -160,6 +180,15 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.CloseFlushTimeout <= 0 {
 		c.CloseFlushTimeout = d.CloseFlushTimeout
+	}
+	if c.CheckpointLogRatio == 0 {
+		c.CheckpointLogRatio = d.CheckpointLogRatio
+	}
+	if c.CheckpointMinLogBytes < 0 {
+		return bad("CheckpointMinLogBytes", c.CheckpointMinLogBytes)
+	}
+	if c.CheckpointMinLogBytes == 0 {
+		c.CheckpointMinLogBytes = d.CheckpointMinLogBytes
 	}
 	if c.FlushPolicy > flusher.PolicyOriginator {
 		return bad("FlushPolicy", c.FlushPolicy)

@@ -383,6 +383,7 @@ func (tx *Txn) close() {
 	tx.db.mu.Lock()
 	delete(tx.db.open, tx.id)
 	tx.db.mu.Unlock()
+	tx.db.txnClosed(tx.snap.pos)
 }
 
 // Commit ends the transaction. A read-only transaction, or one that wrote
@@ -414,6 +415,11 @@ func (tx *Txn) Commit() error {
 		return fmt.Errorf("cruzdb: commit: waiting for the flusher: %w", err)
 	}
 	defer db.flusher.CommitBegins()()
+	if db.opts.CheckpointSerial {
+		// The sequential checkpoint: no commit overlaps one.
+		db.ck.gate.RLock()
+		defer db.ck.gate.RUnlock()
+	}
 	w := &commitWaiter{ch: make(chan processor.Decision, 1)}
 	db.mu.Lock()
 	if db.closed {

@@ -384,7 +384,7 @@ func decodeCheckpoint(pos uint64, payload []byte) (*CheckpointEntry, error) {
 	ck := &CheckpointEntry{Kind: kind}
 	switch kind {
 	case entry.CheckpointCut:
-		ck.Token, err = entry.DecodeCut(payload)
+		ck.Token, _, err = entry.DecodeCut(payload)
 	case entry.CheckpointMarker:
 		ck.Marker, err = entry.DecodeMarker(payload)
 		if err == nil && (ck.Marker.Cut >= pos || len(ck.Marker.Chunks) > 0 && ck.Marker.Chunks[len(ck.Marker.Chunks)-1].Pos >= pos) {

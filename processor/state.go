@@ -90,6 +90,11 @@ type Delta struct {
 	// whole tree, relocated (see State.Cut), and its afterimage is the
 	// checkpoint's image, written in chunks and completed by a marker.
 	Checkpoint bool
+	// Epoch is the newest checkpoint cut before Pos that this state knows
+	// of (see State.SetEpoch): the log below it may be trimmed, so an
+	// afterimage of this delta must not leave a value in an intention
+	// before it.
+	Epoch uint64
 }
 
 // State is the deterministic replay state: the tree after position Pos.
@@ -97,7 +102,15 @@ type State struct {
 	header entry.Header
 	tree   cowtree.Tree
 	pos    uint64
+	epoch  uint64
 }
+
+// SetEpoch tells a state resumed from a safe point which positions may be
+// trimmed: everything below epoch. A state resumed from a checkpoint's
+// image has the cut; one resumed from an afterimage may use its own
+// position, which is never less than the newest cut before it. The epoch
+// only decides which values afterimages store inline, never a decision.
+func (s *State) SetEpoch(epoch uint64) { s.epoch = epoch }
 
 // NewState returns the state after position pos, whose tree is tree, under
 // the database header h.
@@ -178,7 +191,7 @@ func (s *State) Apply(pos uint64, in *intention.Intention) (Decision, *Delta, er
 	}
 	s.tree, s.pos = tree, pos
 	d.Outcome = Committed
-	return d, &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: delta.Replaced()}, nil
+	return d, &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: delta.Replaced(), Epoch: s.epoch}, nil
 }
 
 // Cut handles a checkpoint cut at pos: the tree is relocated (see
@@ -200,8 +213,8 @@ func (s *State) Cut(pos uint64) (*Delta, error) {
 	for _, n := range nodes {
 		bytes += n.Size()
 	}
-	s.tree, s.pos = tree, pos
-	return &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: old, Checkpoint: true}, nil
+	s.tree, s.pos, s.epoch = tree, pos, pos
+	return &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: old, Checkpoint: true, Epoch: pos}, nil
 }
 
 // check looks for a write after the snapshot to anything the intention read.

@@ -12,7 +12,9 @@ import (
 //   - a cut: a request to checkpoint the state at the cut's own position.
 //     Every node's processor handles it alike: the tree at the cut is
 //     relocated, each node becoming node n (post-order) of the cut's image.
-//     Payload: kind, token uvarint (recognises the requester's own cut).
+//     Payload: kind, token uvarint (recognises the requester's own cut),
+//     then the database header's payload: the log is trimmed below a cut,
+//     position 0 with it, and the cut at the trim point keeps the header.
 //   - a chunk: consecutive nodes of a cut's image. Payload: kind, first node
 //     number uvarint, then an afterimage payload (afterimage.AppendHeader
 //     with Intention = Base = the cut, its nodes and their offsets) whose
@@ -55,24 +57,30 @@ func CheckpointKind(payload []byte) (byte, error) {
 	return payload[0], nil
 }
 
-// AppendCut appends the complete log entry of a cut with token to dst.
-func AppendCut(dst []byte, token uint64) []byte {
-	dst, start := begin(dst, 1+binary.MaxVarintLen64)
+// AppendCut appends the complete log entry of a cut with token to dst,
+// carrying the database header h.
+func AppendCut(dst []byte, token uint64, h *Header) []byte {
+	dst, start := begin(dst, 1+binary.MaxVarintLen64+32)
 	dst = append(dst, CheckpointCut)
 	dst = binary.AppendUvarint(dst, token)
+	dst = h.AppendPayload(dst)
 	return seal(dst, start, TypeCheckpoint)
 }
 
-// DecodeCut returns the token of a cut payload.
-func DecodeCut(payload []byte) (uint64, error) {
+// DecodeCut returns the token and the header of a cut payload.
+func DecodeCut(payload []byte) (uint64, *Header, error) {
 	if k, err := CheckpointKind(payload); err != nil || k != CheckpointCut {
-		return 0, fmt.Errorf("%w: not a cut", ErrCheckpointMalformed)
+		return 0, nil, fmt.Errorf("%w: not a cut", ErrCheckpointMalformed)
 	}
 	tok, n := uvarint(payload[1:])
-	if n <= 0 || 1+n != len(payload) {
-		return 0, fmt.Errorf("%w: bad cut token", ErrCheckpointMalformed)
+	if n <= 0 {
+		return 0, nil, fmt.Errorf("%w: bad cut token", ErrCheckpointMalformed)
 	}
-	return tok, nil
+	h, err := decodeHeader(payload[1+n:])
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: cut header: %w", ErrCheckpointMalformed, err)
+	}
+	return tok, h, nil
 }
 
 // BeginChunk starts the payload of a chunk whose first node is first, in an

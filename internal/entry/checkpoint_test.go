@@ -8,13 +8,14 @@ import (
 )
 
 func TestCheckpointRoundTrip(t *testing.T) {
-	data := AppendCut(nil, 42)
+	hdr := NewHeader(100, 1024, 4096)
+	data := AppendCut(nil, 42, hdr)
 	typ, payload, err := Decode(9, data)
 	if err != nil || typ != TypeCheckpoint {
 		t.Fatalf("cut: %v %v", typ, err)
 	}
-	if tok, err := DecodeCut(payload); err != nil || tok != 42 {
-		t.Fatalf("cut token %d %v", tok, err)
+	if tok, h, err := DecodeCut(payload); err != nil || tok != 42 || *h != *hdr {
+		t.Fatalf("cut token %d %v %v", tok, h, err)
 	}
 	m := &Marker{Cut: 10, Nodes: 300, Bytes: 12345, Chunks: []ChunkRef{{11, 0}, {14, 100}, {20, 250}}}
 	typ, payload, err = Decode(30, AppendMarker(nil, m))
@@ -69,7 +70,7 @@ func TestMarkerRejectsDisorder(t *testing.T) {
 			t.Fatalf("%+v accepted: %v", m, err)
 		}
 	}
-	if _, err := DecodeCut([]byte{CheckpointCut}); !errors.Is(err, ErrCheckpointMalformed) {
+	if _, _, err := DecodeCut([]byte{CheckpointCut, 1}); !errors.Is(err, ErrCheckpointMalformed) {
 		t.Fatalf("empty token accepted: %v", err)
 	}
 }
@@ -77,7 +78,7 @@ func TestMarkerRejectsDisorder(t *testing.T) {
 func FuzzCheckpoint(f *testing.F) {
 	_, p, _ := Decode(0, AppendMarker(nil, &Marker{Cut: 3, Nodes: 9, Bytes: 100, Chunks: []ChunkRef{{4, 0}, {6, 5}}}))
 	f.Add(p)
-	_, p, _ = Decode(0, AppendCut(nil, 7))
+	_, p, _ = Decode(0, AppendCut(nil, 7, NewHeader(10, 20, 30)))
 	f.Add(p)
 	f.Add([]byte{CheckpointChunk, 5, 1, 2})
 	f.Fuzz(func(t *testing.T, payload []byte) {
@@ -87,8 +88,8 @@ func FuzzCheckpoint(f *testing.F) {
 		}
 		switch k {
 		case CheckpointCut:
-			if tok, err := DecodeCut(payload); err == nil {
-				_, p, _ := Decode(0, AppendCut(nil, tok))
+			if tok, h, err := DecodeCut(payload); err == nil {
+				_, p, _ := Decode(0, AppendCut(nil, tok, h))
 				if !bytes.Equal(p, payload) {
 					t.Fatalf("cut re-encodes differently")
 				}
