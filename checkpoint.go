@@ -65,6 +65,7 @@ type ckpt struct {
 	prepareNs atomic.Int64
 	authNs    atomic.Int64
 	autoRuns  atomic.Uint64
+	waits     atomic.Uint64 // commits held back by checkpointRoom
 
 	auto   chan struct{} // wakes the background loop for an automatic checkpoint
 	trim   chan struct{} // wakes it to trim (a confirmation, a closed snapshot)
@@ -92,10 +93,11 @@ func wake(ch chan struct{}) {
 	}
 }
 
-// startCheckpoints starts the background loop: automatic checkpoints and
-// deferred trims.
+// startCheckpoints starts the background goroutines: one for automatic
+// checkpoints, one for trims (a trim that waited for old snapshots goes as
+// soon as they close, even while the next checkpoint is under way).
 func (db *DB) startCheckpoints() {
-	db.ck.loopWG.Add(1)
+	db.ck.loopWG.Add(2)
 	go func() {
 		defer db.ck.loopWG.Done()
 		for {
@@ -104,6 +106,15 @@ func (db *DB) startCheckpoints() {
 				return
 			case <-db.ck.trim:
 				db.tryTrim(db.ck.ctx)
+			}
+		}
+	}()
+	go func() {
+		defer db.ck.loopWG.Done()
+		for {
+			select {
+			case <-db.ck.ctx.Done():
+				return
 			case <-db.ck.auto:
 				if db.ck.pending.Load() > 0 {
 					continue // one is under way; its end re-arms the trigger
@@ -201,9 +212,11 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 		delete(db.ck.tokens, ck.Token)
 		db.ck.cutAt[ev.Pos] = time.Now()
 		db.ck.cumAt[ev.Pos] = db.ck.cum.Load() - int64(ev.Size)
-		db.ck.mu.Unlock()
 		db.ck.pending.Add(1)
 		db.ck.sinceCut.Store(0)
+		close(db.ck.changed) // commits held back by checkpointRoom
+		db.ck.changed = make(chan struct{})
+		db.ck.mu.Unlock()
 	case entry.CheckpointMarker:
 		m := ck.Marker
 		if !db.flusher.SawCheckpoint(ev.Pos, m) {
@@ -254,9 +267,50 @@ func (db *DB) countReplayed(size int) {
 	if db.opts.CheckpointLogRatio < 0 || db.ck.pending.Load() > 0 {
 		return
 	}
-	limit := max(db.opts.CheckpointMinLogBytes, int64(db.opts.CheckpointLogRatio*float64(db.ck.lastImage.Load())))
-	if since > limit {
+	if since > db.autoLimit() {
 		wake(db.ck.auto)
+	}
+}
+
+// autoLimit is the log growth since the newest cut that triggers an
+// automatic checkpoint.
+func (db *DB) autoLimit() int64 {
+	return max(db.opts.CheckpointMinLogBytes, int64(db.opts.CheckpointLogRatio*float64(db.ck.lastImage.Load())))
+}
+
+// checkpointRoom holds a commit back while the log outgrows automatic
+// checkpoints: while one is under way and the log grew by more than the
+// trigger since its cut, or none is and it grew by twice the trigger. Like
+// the flusher's MaxUnflushedBytes, it only bites when writers outrun the
+// background work (here, a busy machine slow to schedule it); it keeps the
+// live log within about the image plus three triggers' worth.
+func (db *DB) checkpointRoom(ctx context.Context) error {
+	if db.opts.CheckpointLogRatio < 0 {
+		return nil
+	}
+	waited := false
+	for {
+		db.ck.mu.Lock()
+		changed := db.ck.changed
+		db.ck.mu.Unlock()
+		limit, since := db.autoLimit(), db.ck.sinceCut.Load()
+		if since <= limit || since <= 2*limit && db.ck.pending.Load() == 0 {
+			return nil
+		}
+		if !waited {
+			waited = true
+			db.ck.waits.Add(1)
+			wake(db.ck.auto)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-db.closing:
+			return ErrClosed
+		case <-db.runner.Done():
+			return db.replayErr()
+		}
 	}
 }
 

@@ -124,7 +124,9 @@ type Stats struct {
 	// wrote, in CheckpointBytes; CheckpointsAborted the images this DB
 	// abandoned because another node's was confirmed first;
 	// AutoCheckpoints the checkpoints the automatic trigger started here.
-	Checkpoints, CheckpointsWritten, CheckpointBytes, CheckpointsAborted, AutoCheckpoints uint64
+	// CheckpointWaits counts commits held back because the log outgrew
+	// automatic checkpoints (see Options.CheckpointLogRatio).
+	Checkpoints, CheckpointsWritten, CheckpointBytes, CheckpointsAborted, AutoCheckpoints, CheckpointWaits uint64
 	// CheckpointInProgress: a cut was replayed whose image is not yet
 	// confirmed.
 	CheckpointInProgress bool
@@ -542,6 +544,7 @@ func (db *DB) Stats() Stats {
 		CheckpointBytes:      fs.CheckpointBytes,
 		CheckpointsAborted:   fs.CheckpointsAborted,
 		AutoCheckpoints:      db.ck.autoRuns.Load(),
+		CheckpointWaits:      db.ck.waits.Load(),
 		CheckpointInProgress: db.ck.pending.Load() > 0,
 		LastCheckpoint:       log.Position(db.ck.lastCut.Load()),
 		TrimmedBelow:         log.Position(db.ck.trimmed.Load()),

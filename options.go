@@ -87,12 +87,14 @@ type Options struct {
 	// CheckpointLogRatio is the automatic trigger: a checkpoint starts when
 	// the log bytes replayed since the newest checkpoint's cut exceed this
 	// many times the size of its image (and CheckpointMinLogBytes). So the
-	// live log stays within about 1+ratio times the image. Default 4;
-	// negative turns automatic checkpoints off. Never time-based.
+	// live log stays within about 1+ratio times the image; commits wait if
+	// it grows past about 1+3*ratio times (the background work fell
+	// behind). Default 2; negative turns automatic checkpoints (and that
+	// wait) off. Never time-based.
 	CheckpointLogRatio float64
 
 	// CheckpointMinLogBytes is the least log growth that triggers an
-	// automatic checkpoint. Default 1 MiB.
+	// automatic checkpoint. Default 256 KiB.
 	CheckpointMinLogBytes int64
 
 	// deltaHook, for tests, sees every delta on the processor goroutine.
@@ -121,8 +123,8 @@ func DefaultOptions() Options {
 		TakeoverDelay:      2 * time.Second,
 		CloseFlushTimeout:  30 * time.Second,
 
-		CheckpointLogRatio:    4,
-		CheckpointMinLogBytes: 1 << 20,
+		CheckpointLogRatio:    2,
+		CheckpointMinLogBytes: 256 << 10,
 	}
 }
 

@@ -414,6 +414,9 @@ func (tx *Txn) Commit() error {
 		}
 		return fmt.Errorf("cruzdb: commit: waiting for the flusher: %w", err)
 	}
+	if err := db.checkpointRoom(tx.ctx); err != nil {
+		return fmt.Errorf("cruzdb: commit: waiting for a checkpoint: %w", err)
+	}
 	defer db.flusher.CommitBegins()()
 	if db.opts.CheckpointSerial {
 		// The sequential checkpoint: no commit overlaps one.
