@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/processor"
@@ -419,4 +420,62 @@ func headerAtTrimPoint(ctx context.Context, l log.Log) (*entry.Header, error) {
 		}
 	}
 	return nil, fmt.Errorf("cruzdb: open: the log is trimmed below %d, which holds no checkpoint cut: %w", lo, ErrCorrupt)
+}
+
+// rebootstrap is the processor's way on when replay fell behind the log's
+// trim point (processor.Config.Rebootstrap): it finds the newest safe point
+// as Open does, drops what the flusher held for the positions skipped, and
+// returns the state to resume from. Commits of this DB whose intentions lie
+// in the skipped part learn nothing of their outcome (ErrCommitUnknown);
+// readers keep their snapshots (a load below the trim fails with an error
+// wrapping log.ErrTrimmed).
+func (db *DB) rebootstrap(cause error) (*processor.State, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), db.opts.HoleTimeout+30*time.Second)
+	defer cancel()
+	sp, err := startup.Find(ctx, db.log, db.opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	db.flusher.Reset(sp.Intention)
+	tree := cowtree.New(db.flusher.Loader())
+	if sp.Marker != nil {
+		db.flusher.KnownCheckpoint(sp.Afterimage, sp.Marker)
+		db.resumeFromCheckpoint(sp)
+		tree = cowtree.FromRoot(sp.Root, db.flusher.Loader())
+	} else if sp.Intention != 0 {
+		db.flusher.Known(sp.Intention, sp.Afterimage)
+		tree = cowtree.FromRoot(sp.Root, db.flusher.Loader())
+	}
+	st := processor.NewState(db.header, tree, sp.Intention)
+	st.SetEpoch(sp.Intention)
+	db.cur.Store(&version{tree: tree, pos: sp.Intention})
+
+	db.ck.mu.Lock()
+	for c := range db.ck.cutAt {
+		if c <= sp.Intention {
+			delete(db.ck.cutAt, c)
+			db.ck.pending.Add(-1)
+		}
+	}
+	db.ck.mu.Unlock()
+	db.mu.Lock()
+	for tok, w := range db.waiters {
+		if p := w.pos.Load(); p == 0 || p <= sp.Intention {
+			delete(db.waiters, tok)
+			close(w.ch)
+		}
+	}
+	db.released = sp.Intention
+	kept := db.syncs[:0]
+	for _, s := range db.syncs {
+		if s.target <= sp.Intention {
+			close(s.ch)
+		} else {
+			kept = append(kept, s)
+		}
+	}
+	db.syncs = kept
+	db.mu.Unlock()
+	db.opts.Logger.Warn("replay fell behind the trimmed log; resuming from the newest safe point", "position", sp.Intention, "cause", cause)
+	return st, nil
 }

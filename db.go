@@ -58,7 +58,8 @@ type version struct {
 }
 
 type commitWaiter struct {
-	ch chan processor.Decision
+	ch  chan processor.Decision
+	pos atomic.Uint64 // the intention's position once appended
 }
 
 type syncWaiter struct {
@@ -118,6 +119,9 @@ type Stats struct {
 	Piggybacked uint64
 	// OpenTxns is the number of transactions not yet closed.
 	OpenTxns int
+	// Rebootstraps counts the times replay fell behind the log's trim
+	// point and resumed from a newer safe point.
+	Rebootstraps uint64
 
 	// Checkpoints counts checkpoint images confirmed while this DB
 	// replayed (whoever wrote them); CheckpointsWritten those this DB
@@ -242,6 +246,7 @@ func (db *DB) start() error {
 		HoleTimeout:  db.opts.HoleTimeout,
 		PollInterval: db.opts.PollInterval,
 		Logger:       db.opts.Logger,
+		Rebootstrap:  db.rebootstrap,
 	})
 	if err != nil {
 		db.flusher.Stop()
@@ -538,6 +543,7 @@ func (db *DB) Stats() Stats {
 		IntentionsAppended: db.stats.appended.Load(),
 		HolesFilled:        db.runner.HolesFilled(),
 		OpenTxns:           openTxns,
+		Rebootstraps:       db.runner.Rebootstraps(),
 
 		Checkpoints:          db.ck.count.Load(),
 		CheckpointsWritten:   fs.CheckpointsWritten,

@@ -446,6 +446,7 @@ func (tx *Txn) Commit() error {
 		}
 		return fmt.Errorf("cruzdb: commit: append intention: %w (%w)", err, ErrCommitUnknown)
 	}
+	w.pos.Store(uint64(pos))
 	db.stats.appended.Add(1)
 	tx.pos = pos
 	db.runner.Notify()

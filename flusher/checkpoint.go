@@ -87,16 +87,20 @@ func (c *cuts) setComplete(pos uint64, m *entry.Marker) {
 	}
 	c.complete[m.Cut] = cutImage{marker: pos, m: m}
 	c.newest = max(c.newest, m.Cut)
-	// Older images are never read again once a newer one exists: every
-	// tree that could still load them belongs to a snapshot taken before
-	// the newer cut, which holds the trim back on this node; on others it
-	// gets log.ErrTrimmed whether or not its image is remembered here.
-	for old := range c.complete {
-		if old < c.newest {
-			delete(c.complete, old)
+	// Keep the newest few: an older image is read only by a snapshot taken
+	// before a newer cut, and once the log is trimmed past it, its chunks
+	// are gone anyway (the load then fails with log.ErrTrimmed).
+	for len(c.complete) > keptImages {
+		oldest := c.newest
+		for k := range c.complete {
+			oldest = min(oldest, k)
 		}
+		delete(c.complete, oldest)
 	}
 }
+
+// keptImages is how many complete images the pager remembers.
+const keptImages = 16
 
 func (c *cuts) isCut(pos uint64) bool {
 	c.mu.RLock()
@@ -145,6 +149,7 @@ func (f *Flusher) SawCheckpoint(pos uint64, m *entry.Marker) bool {
 	}
 	delete(f.pend, m.Cut)
 	f.ckPinned -= p.d.Bytes
+	f.ckPending--
 	close(f.room)
 	f.room = make(chan struct{})
 	f.mu.Unlock()
@@ -310,6 +315,9 @@ func (p *pager) locate(in uint64, off uint32) (uint64, uint32, error) {
 	if ci, ok := p.cuts.image(in); ok { // the scan found a marker
 		return ci.m.Locate(uint64(off))
 	}
+	if p.cuts.isCut(in) {
+		return 0, 0, fmt.Errorf("flusher: node %d of the image of cut %d: image not known", off, in)
+	}
 	return at, off, nil
 }
 
@@ -374,4 +382,34 @@ func (p *pager) cutAtTrim(pos uint64) (uint64, bool) {
 	}
 	_, ok := p.cuts.image(lo)
 	return lo, ok
+}
+
+// dropPending forgets a cut whose image will not be written here.
+func (c *cuts) dropPending(cut uint64) {
+	c.mu.Lock()
+	delete(c.pending, cut)
+	c.mu.Unlock()
+}
+
+// Reset drops every pending delta and resumes at start, a newer safe point:
+// replay fell behind the log's trim point and jumps ahead, so the deltas
+// between were made by other nodes' replay (their afterimages, or a newer
+// checkpoint, hold them). Writers busy with a dropped delta finish it
+// harmlessly (a late duplicate). Processor goroutine only.
+func (f *Flusher) Reset(start uint64) {
+	f.mu.Lock()
+	for pos, p := range f.pend {
+		if p.d.Checkpoint {
+			f.pager.cuts.dropPending(pos)
+		}
+	}
+	clear(f.pend)
+	f.fifo = f.fifo[:0]
+	clear(f.queue)
+	f.queue = f.queue[:0]
+	f.unflush, f.ckPinned, f.ckPending = 0, 0, 0
+	f.start, f.last, f.lastDelta = start, start, nil
+	close(f.room)
+	f.room = make(chan struct{})
+	f.mu.Unlock()
 }

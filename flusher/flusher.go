@@ -153,7 +153,7 @@ type Stats struct {
 	Duplicates         uint64 // afterimages seen after the active one
 	AppendErrors       uint64
 	UnflushedBytes     int64
-	PendingDeltas      int
+	PendingDeltas      int // not counting checkpoint cuts (see CheckpointPinnedBytes)
 	CachedBytes        int64
 	CacheHits          uint64 // node loads served from decoded afterimages
 	CacheMisses        uint64 // node loads (evicted nodes read back)
@@ -214,6 +214,7 @@ type Flusher struct {
 
 	ckWritten, ckChunks, ckBytes, ckAborted atomic.Uint64
 	ckPinned                                int64 // under mu
+	ckPending                               int   // cut deltas in pend, under mu
 }
 
 // New starts a flusher. start is the last position replayed before the
@@ -328,6 +329,7 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 	if d.Checkpoint {
 		f.pager.cuts.setPending(d.Pos, d.Nodes)
 		f.ckPinned += d.Bytes
+		f.ckPending++
 	} else {
 		f.unflush += d.Bytes
 	}
@@ -704,7 +706,7 @@ func (f *Flusher) takeover() {
 // Stats returns the counters.
 func (f *Flusher) Stats() Stats {
 	f.mu.Lock()
-	unflush, npend, ckPinned := f.unflush, len(f.pend), f.ckPinned
+	unflush, npend, ckPinned := f.unflush, len(f.pend)-f.ckPending, f.ckPinned
 	f.dropConfirmedLocked()
 	through := f.last
 	if len(f.fifo) > 0 {
