@@ -67,6 +67,7 @@ type ckpt struct {
 	authNs    atomic.Int64
 	autoRuns  atomic.Uint64
 	waits     atomic.Uint64 // commits held back by checkpointRoom
+	skipped   atomic.Uint64 // replay jumped past this position (rebootstrap)
 
 	auto   chan struct{} // wakes the background loop for an automatic checkpoint
 	trim   chan struct{} // wakes it to trim (a confirmation, a closed snapshot)
@@ -191,6 +192,9 @@ func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
 				return info, fmt.Errorf("%w: trim below %d: %w", ErrCheckpoint, cut, err)
 			}
 			return info, nil
+		}
+		if cut <= db.ck.skipped.Load() {
+			return CheckpointInfo{Position: log.Position(cut)}, fmt.Errorf("%w: replay skipped the cut at %d after falling behind the trim point", ErrCheckpoint, cut)
 		}
 		select {
 		case <-changed:
@@ -450,6 +454,7 @@ func (db *DB) rebootstrap(cause error) (*processor.State, error) {
 	st.SetEpoch(sp.Intention)
 	db.cur.Store(&version{tree: tree, pos: sp.Intention})
 
+	db.ck.skipped.Store(sp.Intention)
 	db.ck.mu.Lock()
 	for c := range db.ck.cutAt {
 		if c <= sp.Intention {
@@ -457,6 +462,8 @@ func (db *DB) rebootstrap(cause error) (*processor.State, error) {
 			db.ck.pending.Add(-1)
 		}
 	}
+	close(db.ck.changed) // Checkpoint calls waiting for a skipped cut
+	db.ck.changed = make(chan struct{})
 	db.ck.mu.Unlock()
 	db.mu.Lock()
 	for tok, w := range db.waiters {
