@@ -375,10 +375,15 @@ func (db *DB) tryTrim(ctx context.Context) (uint64, error) {
 	return target, nil
 }
 
-// txnClosed lets a trim that waited for old snapshots go ahead.
+// txnClosed lets a trim that waited for old snapshots go ahead: the
+// transaction that held it back does it as it closes (a trim per
+// checkpoint), so that the log does not wait for a goroutine to be
+// scheduled on a busy machine.
 func (db *DB) txnClosed(snap uint64) {
-	if t := db.ck.trimmed.Load(); snap < db.ck.lastCut.Load() && t < db.ck.lastCut.Load() {
-		wake(db.ck.trim)
+	if last := db.ck.lastCut.Load(); snap < last && db.ck.trimmed.Load() < last && !db.isClosed() {
+		if _, err := db.tryTrim(context.Background()); err != nil {
+			db.opts.Logger.Warn("trim failed", "err", err)
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
@@ -548,13 +549,9 @@ func TestInflightDuplicateAtStartup(t *testing.T) {
 			<-gate.Held()
 			// b writes its afterimage of the same intention after the hole,
 			// once it has replayed the intention.
-			for b.Stats().Position < 1 {
-				time.Sleep(time.Millisecond)
-			}
+			testutil.Eventually(t, testutil.WaitLong, func() bool { return b.Stats().Position >= 1 })
 			go b.Flush(context.Background())
-			for b.Stats().AfterimagesWritten == 0 {
-				time.Sleep(time.Millisecond)
-			}
+			testutil.Eventually(t, testutil.WaitLong, func() bool { return b.Stats().AfterimagesWritten > 0 })
 			// c starts with the duplicate in flight in the hole.
 			hc := &hookLog{Log: ml}
 			if landFirst {
@@ -564,9 +561,7 @@ func TestInflightDuplicateAtStartup(t *testing.T) {
 						once.Do(func() {
 							gate.Release()
 							// Let it land before the fill goes ahead.
-							for deadline := time.Now().Add(5 * time.Second); ml.Stats().InFlight > 0 && time.Now().Before(deadline); {
-								time.Sleep(time.Millisecond)
-							}
+							testutil.Poll(testutil.WaitLong, func() bool { return ml.Stats().InFlight == 0 })
 						})
 					}
 				})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -16,12 +15,13 @@ import (
 	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
-	"github.com/cruzlog/cruzdb/log/boltlog"
 	"github.com/cruzlog/cruzdb/processor"
 	"github.com/cruzlog/cruzdb/startup"
 )
 
-// LogFileName is the embedded log's file inside the database directory.
+// LogFileName is the embedded boltlog log's file inside the database
+// directory, used by databases created before seglog became the default (see
+// EmbeddedLogBackend).
 const LogFileName = "log.db"
 
 // DB is a cruzdb database: a view of a shared log kept current by a
@@ -37,6 +37,10 @@ type DB struct {
 
 	cur atomic.Pointer[version]
 
+	// mu guards the fields from waiters to closed (and the closing of
+	// closing): who waits for which decision or position, the open
+	// transactions, and how far replay's events have been handled. It is
+	// held only briefly, never across I/O or a wait.
 	mu        sync.Mutex
 	waiters   map[uint64]*commitWaiter // by intention token
 	syncs     []syncWaiter
@@ -45,6 +49,8 @@ type DB struct {
 	released  uint64 // the last position whose event was fully handled (under mu)
 	closed    bool
 	closing   chan struct{}
+
+	watchDone chan struct{} // closed when watchRunner returns; Close waits for it
 
 	stats     stats
 	safePoint startup.SafePoint
@@ -149,7 +155,8 @@ type Stats struct {
 }
 
 // Open opens the database in directory path (created if missing), on its
-// embedded bbolt log, or on opts.Log when that is set (path may then be "").
+// embedded log (seglog, or boltlog for a directory that holds LogFileName:
+// see EmbeddedLogBackend), or on opts.Log when that is set (path may then be "").
 // It replays the log up to the tail it finds before returning, so the DB
 // starts with every commit made before Open.
 func Open(path string, opts *Options) (*DB, error) {
@@ -162,6 +169,8 @@ func Open(path string, opts *Options) (*DB, error) {
 		waiters: map[uint64]*commitWaiter{},
 		open:    map[uint64]*Txn{},
 		closing: make(chan struct{}),
+
+		watchDone: make(chan struct{}),
 	}
 	db.ck.init()
 	if o.Log != nil {
@@ -173,7 +182,7 @@ func Open(path string, opts *Options) (*DB, error) {
 		if err := os.MkdirAll(path, 0o755); err != nil {
 			return nil, fmt.Errorf("cruzdb: open: %w", err)
 		}
-		l, err := boltlog.Open(filepath.Join(path, LogFileName), &boltlog.Options{NoSync: o.NoSync})
+		l, err := OpenEmbeddedLog(path, o.NoSync)
 		if err != nil {
 			return nil, fmt.Errorf("cruzdb: open: %w", err)
 		}
@@ -208,6 +217,7 @@ func (db *DB) start() error {
 		CacheBytes:        db.opts.CacheBytes,
 		Policy:            db.opts.FlushPolicy,
 		TakeoverDelay:     db.opts.TakeoverDelay,
+		IndexEntries:      flusher.DefaultIndexEntries,
 		HoleTimeout:       db.opts.HoleTimeout,
 		Logger:            db.opts.Logger,
 		Appended: func() {
@@ -245,6 +255,7 @@ func (db *DB) start() error {
 		OnEvent:      db.onEvent,
 		HoleTimeout:  db.opts.HoleTimeout,
 		PollInterval: db.opts.PollInterval,
+		ReadAhead:    processor.DefaultReadAhead,
 		Logger:       db.opts.Logger,
 		Rebootstrap:  db.rebootstrap,
 	})
@@ -259,6 +270,7 @@ func (db *DB) start() error {
 	stopProgress()
 	if err != nil {
 		db.runner.Stop()
+		<-db.watchDone
 		db.flusher.Stop()
 		return fmt.Errorf("cruzdb: open: replay: %w", err)
 	}
@@ -268,8 +280,9 @@ func (db *DB) start() error {
 
 // reportReplay logs replay progress every few seconds until stopped.
 func (db *DB) reportReplay(sp startup.SafePoint) (stop func()) {
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		start, last, lastAt := time.Now(), sp.Intention, time.Now()
@@ -287,7 +300,7 @@ func (db *DB) reportReplay(sp startup.SafePoint) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() { close(done); <-exited }
 }
 
 // SafePoint returns where this DB resumed at Open.
@@ -416,6 +429,7 @@ func (db *DB) onEvent(ev processor.Event) {
 
 // watchRunner fails everything waiting once replay stops for good.
 func (db *DB) watchRunner() {
+	defer close(db.watchDone)
 	<-db.runner.Done()
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -615,6 +629,7 @@ func (db *DB) Close() error {
 	if err := db.runner.Stop(); err != nil {
 		errs = append(errs, fmt.Errorf("cruzdb: close: replay had stopped: %w", err))
 	}
+	<-db.watchDone
 	if db.ownsLog {
 		if err := db.log.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cruzdb: close log: %w", err))

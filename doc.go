@@ -24,8 +24,9 @@
 // Readers never block: a transaction reads the version it started on, and
 // replay publishes new versions without waiting for readers. Commit waits
 // for one log append and for replay to reach its intention. Update re-runs
-// its function on conflict. Open replays the log to its tail before it
-// returns.
+// its function on conflict, backing off with jitter, until its context ends
+// (Options.MaxConflictRetries can bound it). Open replays the log to its
+// tail before it returns.
 //
 // # Durability and memory
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,13 +62,25 @@ func TestKill9Child(t *testing.T) {
 	wg.Wait()
 }
 
-// TestKill9 kills a real process writing on the embedded bbolt log, several
-// times, and checks after each restart that every acknowledged commit is there.
-func TestKill9(t *testing.T) {
+// TestKill9 kills a real process writing on the default embedded log
+// (seglog), several times, and checks after each restart that every
+// acknowledged commit is there.
+func TestKill9(t *testing.T) { kill9(t, BackendSeglog) }
+
+// TestKill9Boltlog is TestKill9 on boltlog: the directory starts with an
+// empty log.db file, which makes Open choose boltlog.
+func TestKill9Boltlog(t *testing.T) { kill9(t, BackendBoltlog) }
+
+func kill9(t *testing.T, backend string) {
 	if os.Getenv("CRUZDB_KILL9_DIR") != "" {
 		t.Skip("in the child")
 	}
 	dir := t.TempDir()
+	if backend == BackendBoltlog {
+		if err := os.WriteFile(filepath.Join(dir, LogFileName), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	acked := map[string]string{}
 	next := 0
 	for cycle := range 4 {
@@ -112,6 +125,9 @@ func TestKill9(t *testing.T) {
 			return nil
 		})
 		sp := db.SafePoint()
+		if got, berr := EmbeddedLogBackend(dir); got != backend || berr != nil {
+			t.Fatalf("cycle %d: the directory's backend is %q (%v), want %q", cycle, got, berr, backend)
+		}
 		if cerr := db.Close(); cerr != nil {
 			t.Fatal(cerr)
 		}

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
 
@@ -20,11 +20,7 @@ import (
 // must equal the rule applied to the model's history. Replay a failure with
 // CRUZDB_SEED=<seed>.
 func TestModelRandom(t *testing.T) {
-	seed := uint64(rand.Int64())
-	if s := os.Getenv("CRUZDB_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (replay with CRUZDB_SEED=%d)", seed, seed)
+	seed := testutil.Seed(t, uint64(rand.Int64()))
 	r := rand.New(rand.NewPCG(seed, 11))
 	for _, cfg := range []Options{{}, {FlushSerial: true, CacheBytes: 8 << 10}, {CacheBytes: 4 << 10}} {
 		cfg.Log = memlog.New(nil)

@@ -3,7 +3,6 @@ package cruzdb
 import (
 	"fmt"
 	"log/slog"
-	"runtime"
 	"time"
 
 	"github.com/cruzlog/cruzdb/flusher"
@@ -15,8 +14,8 @@ import (
 // fields and validates the result; it never modifies the caller's value.
 type Options struct {
 	// Log is the shared log to use. When set, the caller owns it: Close does
-	// not close it, and Open's path may be "" (no local files). Default: an
-	// embedded bbolt log in path.
+	// not close it, and Open's path may be "" (no local files). Default: the
+	// embedded log in path (seglog; see EmbeddedLogBackend).
 	Log log.Log
 
 	// NoSync turns off fsync on the embedded log. For tests only: a crash
@@ -28,8 +27,8 @@ type Options struct {
 	// Default 256 MiB. Reading nodes back also keeps up to 64 MiB of
 	// recently read afterimage entries, outside this budget; and nodes that
 	// later commits replaced are let go in sweeps, once they are as many as
-	// the counted ones, so nodes can take up to about twice the budget.
-	// Measured with the default, cruzd holding 2M keys: 356 MB of live heap.
+	// the counted ones, so nodes can take up to about twice the budget
+	// (bench/RESULTS.md has the heap measured with the default).
 	CacheBytes int64
 
 	// FlushWorkers is how many afterimages are written in parallel. Default
@@ -45,8 +44,10 @@ type Options struct {
 	// past it, commits wait for the flusher. Default 64 MiB.
 	MaxUnflushedBytes int64
 
-	// MaxConflictRetries is how often Update re-runs its function after a
-	// conflict before returning ErrConflict. Default 10; negative means none.
+	// MaxConflictRetries bounds how often Update re-runs its function after
+	// a conflict before returning ErrConflict. Default 0: no bound, Update
+	// retries (with exponential backoff and jitter) until its context ends;
+	// negative means no retries.
 	MaxConflictRetries int
 
 	// Logger receives progress reports and problems. Default: discard.
@@ -109,91 +110,100 @@ const (
 	DefaultMaxValueSize = 8 << 20
 )
 
-// DefaultOptions returns the options Open uses for nil.
+// DefaultOptions returns the options Open uses for nil. The defaults of the
+// parts (flusher, processor) are written once, in those packages.
 func DefaultOptions() Options {
 	return Options{
-		CacheBytes:         256 << 20,
-		FlushWorkers:       8 * runtime.GOMAXPROCS(0),
-		MaxUnflushedBytes:  64 << 20,
-		MaxConflictRetries: 10,
-		Logger:             slog.New(slog.DiscardHandler),
-		ConflictWindow:     1 << 20,
-		HoleTimeout:        time.Second,
-		PollInterval:       time.Millisecond,
-		TakeoverDelay:      2 * time.Second,
-		CloseFlushTimeout:  30 * time.Second,
+		CacheBytes:        flusher.DefaultCacheBytes,
+		FlushWorkers:      flusher.DefaultWorkers(),
+		MaxUnflushedBytes: flusher.DefaultMaxUnflushedBytes,
+		Logger:            slog.New(slog.DiscardHandler),
+		ConflictWindow:    1 << 20,
+		HoleTimeout:       processor.DefaultHoleTimeout,
+		PollInterval:      processor.DefaultPollInterval,
+		TakeoverDelay:     flusher.DefaultTakeoverDelay,
+		CloseFlushTimeout: 30 * time.Second,
 
 		CheckpointLogRatio:    2,
 		CheckpointMinLogBytes: 256 << 10,
 	}
 }
 
-// withDefaults returns a copy of o with zero fields defaulted, or an error
-// for a value no default can fix.
+// withDefaults returns a copy of o, defaulted and validated: Open's only
+// handling of options. The flusher and processor are given complete
+// configs built from the result.
 func (o *Options) withDefaults() (Options, error) {
-	d := DefaultOptions()
-	if o == nil {
-		return d, nil
+	c := DefaultOptions()
+	if o != nil {
+		c = *o
+		c.ensureDefaults()
 	}
-	c := *o
-	bad := func(field string, v any) (Options, error) {
-		return Options{}, fmt.Errorf("%w: %s = %v", ErrInvalidOptions, field, v)
+	return c, c.validate()
+}
+
+// ensureDefaults sets every zero field to its DefaultOptions value.
+func (o *Options) ensureDefaults() {
+	d := DefaultOptions()
+	if o.CacheBytes == 0 {
+		o.CacheBytes = d.CacheBytes
+	}
+	if o.FlushWorkers == 0 {
+		o.FlushWorkers = d.FlushWorkers
+	}
+	if o.MaxUnflushedBytes == 0 {
+		o.MaxUnflushedBytes = d.MaxUnflushedBytes
+	}
+	if o.Logger == nil {
+		o.Logger = d.Logger
+	}
+	if o.ConflictWindow == 0 {
+		o.ConflictWindow = d.ConflictWindow
+	}
+	if o.HoleTimeout == 0 {
+		o.HoleTimeout = d.HoleTimeout
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = d.PollInterval
+	}
+	if o.TakeoverDelay == 0 {
+		o.TakeoverDelay = d.TakeoverDelay
+	}
+	if o.CloseFlushTimeout == 0 {
+		o.CloseFlushTimeout = d.CloseFlushTimeout
+	}
+	if o.CheckpointLogRatio == 0 {
+		o.CheckpointLogRatio = d.CheckpointLogRatio
+	}
+	if o.CheckpointMinLogBytes == 0 {
+		o.CheckpointMinLogBytes = d.CheckpointMinLogBytes
+	}
+}
+
+// validate reports the first field no default can fix.
+func (o *Options) validate() error {
+	bad := func(field string, v any) error {
+		return fmt.Errorf("%w: %s = %v", ErrInvalidOptions, field, v)
 	}
 	switch {
-	case c.CacheBytes < 0:
-		return bad("CacheBytes", c.CacheBytes)
-	case c.FlushWorkers < 0:
-		return bad("FlushWorkers", c.FlushWorkers)
-	case c.MaxUnflushedBytes < 0:
-		return bad("MaxUnflushedBytes", c.MaxUnflushedBytes)
-	case c.HoleTimeout < 0:
-		return bad("HoleTimeout", c.HoleTimeout)
-	case c.PollInterval < 0:
-		return bad("PollInterval", c.PollInterval)
+	case o.CacheBytes < 0:
+		return bad("CacheBytes", o.CacheBytes)
+	case o.FlushWorkers < 0:
+		return bad("FlushWorkers", o.FlushWorkers)
+	case o.MaxUnflushedBytes < 0:
+		return bad("MaxUnflushedBytes", o.MaxUnflushedBytes)
+	case o.HoleTimeout < 0:
+		return bad("HoleTimeout", o.HoleTimeout)
+	case o.PollInterval < 0:
+		return bad("PollInterval", o.PollInterval)
+	case o.TakeoverDelay < 0:
+		return bad("TakeoverDelay", o.TakeoverDelay)
+	case o.CloseFlushTimeout < 0:
+		return bad("CloseFlushTimeout", o.CloseFlushTimeout)
+	case o.FlushPolicy > flusher.PolicyOriginator:
+		return bad("FlushPolicy", o.FlushPolicy)
 	}
-	if c.CacheBytes == 0 {
-		c.CacheBytes = d.CacheBytes
+	if o.CheckpointMinLogBytes < 0 {
+		return bad("CheckpointMinLogBytes", o.CheckpointMinLogBytes)
 	}
-	if c.FlushWorkers == 0 {
-		c.FlushWorkers = d.FlushWorkers
-	}
-	if c.MaxUnflushedBytes == 0 {
-		c.MaxUnflushedBytes = d.MaxUnflushedBytes
-	}
-	if c.MaxConflictRetries == 0 {
-		c.MaxConflictRetries = d.MaxConflictRetries
-	} else if c.MaxConflictRetries < 0 {
-		c.MaxConflictRetries = 0
-	}
-	if c.Logger == nil {
-		c.Logger = d.Logger
-	}
-	if c.ConflictWindow == 0 {
-		c.ConflictWindow = d.ConflictWindow
-	}
-	if c.HoleTimeout == 0 {
-		c.HoleTimeout = d.HoleTimeout
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = d.PollInterval
-	}
-	if c.TakeoverDelay <= 0 {
-		c.TakeoverDelay = d.TakeoverDelay
-	}
-	if c.CloseFlushTimeout <= 0 {
-		c.CloseFlushTimeout = d.CloseFlushTimeout
-	}
-	if c.CheckpointLogRatio == 0 {
-		c.CheckpointLogRatio = d.CheckpointLogRatio
-	}
-	if c.CheckpointMinLogBytes < 0 {
-		return bad("CheckpointMinLogBytes", c.CheckpointMinLogBytes)
-	}
-	if c.CheckpointMinLogBytes == 0 {
-		c.CheckpointMinLogBytes = d.CheckpointMinLogBytes
-	}
-	if c.FlushPolicy > flusher.PolicyOriginator {
-		return bad("FlushPolicy", c.FlushPolicy)
-	}
-	return c, nil
+	return nil
 }

@@ -84,14 +84,18 @@ func (db *DB) View(ctx context.Context, fn func(*Txn) error) error {
 }
 
 // Update runs fn in a writable transaction and commits it. On a conflict it
-// runs fn again on a newer snapshot, up to Options.MaxConflictRetries times,
-// so fn must be safe to re-run; after that it returns an error wrapping
-// ErrConflict. An error from fn rolls back and is returned as is.
+// runs fn again on a newer snapshot, so fn must be safe to re-run: by
+// default until ctx ends, waiting a little longer (with random jitter)
+// before each retry after the first; Options.MaxConflictRetries can bound
+// the retries. When it stops retrying it returns an error wrapping
+// ErrConflict (and ctx's error if ctx ended). An error from fn rolls back
+// and is returned as is.
 func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
-	var err error
-	for attempt := 0; attempt <= db.opts.MaxConflictRetries; attempt++ {
-		var tx *Txn
-		tx, err = db.Begin(ctx, true)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	for retry := 0; ; retry++ {
+		tx, err := db.Begin(ctx, true)
 		if err != nil {
 			return err
 		}
@@ -103,8 +107,13 @@ func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
+		if limit := db.opts.MaxConflictRetries; limit != 0 && retry >= max(limit, 0) {
+			return fmt.Errorf("cruzdb: update gave up after %d retries: %w", retry, err)
+		}
+		if err := waitRetry(ctx, retry+1, err); err != nil {
+			return err
+		}
 	}
-	return fmt.Errorf("cruzdb: update gave up after %d retries: %w", db.opts.MaxConflictRetries, err)
 }
 
 // Position returns the log position of the transaction's intention once

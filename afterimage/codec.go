@@ -8,7 +8,7 @@ import (
 	"hash/crc32"
 	"math"
 
-	"github.com/cruzlog/cruzdb/internal/entry/wire"
+	"github.com/cruzlog/cruzdb/internal/wire"
 )
 
 // ErrMalformed marks a payload that does not decode as an afterimage, or an

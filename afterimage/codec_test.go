@@ -7,29 +7,14 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
-	"os"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
-)
 
-// testSeed returns the seed of a randomized test: CRUZDB_SEED if set, else a
-// fixed one. It is logged so a failure can be replayed.
-func testSeed(t testing.TB) uint64 {
-	seed := uint64(20240611)
-	if s := os.Getenv("CRUZDB_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CRUZDB_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with CRUZDB_SEED=%d)", seed, seed)
-	return seed
-}
+	"github.com/cruzlog/cruzdb/internal/testutil"
+)
 
 func randBytes(r *rand.Rand) []byte {
 	switch x := r.IntN(100); {
@@ -339,7 +324,7 @@ func TestRoundTripTable(t *testing.T) {
 }
 
 func TestRoundTripRandom(t *testing.T) {
-	r := rand.New(rand.NewPCG(testSeed(t), 1))
+	r := rand.New(rand.NewPCG(testutil.Seed(t, 20240611), 1))
 	var base, baseZero, baseBehind, inIntention int
 	for range 1000 {
 		a := randAfterimage(r)
@@ -402,7 +387,7 @@ func breakAfterimage(r *rand.Rand, a *Afterimage) (string, int) {
 // broken node and every node of a broken record, and still decodes the
 // other nodes (the payload's offsets lead to each node alone).
 func TestInvalidRandom(t *testing.T) {
-	r := rand.New(rand.NewPCG(testSeed(t), 3))
+	r := rand.New(rand.NewPCG(testutil.Seed(t, 20240611), 3))
 	for range 500 {
 		a := randAfterimage(r)
 		how, broken := breakAfterimage(r, a)
@@ -567,7 +552,7 @@ func firstDiff(a, b []byte) int {
 }
 
 func TestMsgpackCompatible(t *testing.T) {
-	r := rand.New(rand.NewPCG(testSeed(t), 2))
+	r := rand.New(rand.NewPCG(testutil.Seed(t, 20240611), 2))
 	for i := range 300 {
 		a := randAfterimage(r)
 		switch i {

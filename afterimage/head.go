@@ -3,7 +3,7 @@ package afterimage
 import (
 	"encoding/binary"
 
-	"github.com/cruzlog/cruzdb/internal/entry/wire"
+	"github.com/cruzlog/cruzdb/internal/wire"
 )
 
 // Head is what the first bytes of an afterimage payload say: enough, with

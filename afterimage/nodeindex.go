@@ -3,7 +3,7 @@ package afterimage
 import (
 	"sync"
 
-	"github.com/cruzlog/cruzdb/internal/entry/wire"
+	"github.com/cruzlog/cruzdb/internal/wire"
 )
 
 // NodeIndex reads single nodes of one afterimage payload on demand. A payload

@@ -2,8 +2,8 @@
 # cruzd with a database larger than its node cache, under redis-benchmark:
 # rounds of SETs over 2M random keys with the default 256 MiB CacheBytes,
 # printing per round the SETs/s, the cache's evictions and loads so far, and
-# the live heap after a forced GC (the figures of bench/RESULTS.md, session
-# 4, "A database larger than its cache").
+# the live heap after a forced GC (the figures of bench/RESULTS.md, "A
+# database larger than its cache").
 #
 #   bench/bigdb.sh                     # 6 rounds of 400000 SETs
 #   ROUNDS=4 N=200000 bench/bigdb.sh

@@ -49,7 +49,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -102,26 +101,27 @@ type Options struct {
 	// Log receives the afterimages. Required.
 	Log log.Log
 	// Workers is the number of afterimages appended in parallel.
-	// Default 8 x GOMAXPROCS.
+	// Zero means DefaultWorkers().
 	Workers int
 	// Serial writes one afterimage at a time, physical pointers only.
 	Serial bool
-	// MaxUnflushedBytes bounds pinned delta memory. Default 64 MiB.
+	// MaxUnflushedBytes bounds pinned delta memory. Zero means
+	// DefaultMaxUnflushedBytes.
 	MaxUnflushedBytes int64
-	// CacheBytes bounds clean nodes in memory. Default 256 MiB.
+	// CacheBytes bounds clean nodes in memory. Zero means DefaultCacheBytes.
 	CacheBytes int64
 	// Policy decides who writes an afterimage. Default PolicyTakeover.
 	Policy Policy
 	// TakeoverDelay is how long PolicyTakeover waits for another node's
-	// afterimage. Default 2s.
+	// afterimage. Zero means DefaultTakeoverDelay.
 	TakeoverDelay time.Duration
 	// IndexEntries bounds the intention -> afterimage index: it keeps about
 	// the most recent IndexEntries intention positions (rounded up to a power
 	// of two, at most 1<<24; 8 bytes each), and a lookup that misses scans
-	// the log forward from the intention. Default 1<<20.
+	// the log forward from the intention. Zero means DefaultIndexEntries.
 	IndexEntries int
 	// HoleTimeout is how long a forward scan waits on a hole before filling
-	// it. Default 1s.
+	// it. Zero means processor.DefaultHoleTimeout.
 	HoleTimeout time.Duration
 	// Logger receives problems. Default: discard.
 	Logger *slog.Logger
@@ -221,32 +221,11 @@ type Flusher struct {
 // flusher's processor began (afterimages of intentions at or before it are
 // not indexed from the stream, since their earlier duplicates were not seen).
 func New(o Options, start uint64) (*Flusher, error) {
-	if o.Log == nil {
-		return nil, errors.New("flusher: options need a Log")
-	}
-	if o.Workers <= 0 {
-		o.Workers = 8 * runtime.GOMAXPROCS(0)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	if o.Serial {
 		o.Workers = 1
-	}
-	if o.MaxUnflushedBytes <= 0 {
-		o.MaxUnflushedBytes = 64 << 20
-	}
-	if o.CacheBytes <= 0 {
-		o.CacheBytes = 256 << 20
-	}
-	if o.TakeoverDelay <= 0 {
-		o.TakeoverDelay = 2 * time.Second
-	}
-	if o.IndexEntries <= 0 {
-		o.IndexEntries = 1 << 20
-	}
-	if o.HoleTimeout <= 0 {
-		o.HoleTimeout = time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Flusher{
 		o:      o,

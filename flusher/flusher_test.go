@@ -15,6 +15,7 @@ import (
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/processor"
@@ -63,16 +64,13 @@ func (r *rig) aborted() uint64 {
 func (r *rig) stepTo(pos uint64) {
 	r.t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(waitLong)
 	for r.next <= pos {
-		data, err := r.l.Read(ctx, log.Position(r.next))
-		if errors.Is(err, log.ErrNotWritten) {
-			if time.Now().After(deadline) {
-				r.t.Fatalf("position %d never written", r.next)
-			}
-			time.Sleep(time.Millisecond)
-			continue
-		}
+		var data []byte
+		var err error
+		testutil.Eventually(r.t, waitLong, func() bool {
+			data, err = r.l.Read(ctx, log.Position(r.next))
+			return !errors.Is(err, log.ErrNotWritten)
+		})
 		if err != nil {
 			r.t.Fatal(err)
 		}
@@ -131,16 +129,13 @@ func (r *rig) findAfterimage(in, from uint64) (uint64, *afterimage.Afterimage) {
 // awaitAfterimage waits for the flusher to append an afterimage of in.
 func (r *rig) awaitAfterimage(in uint64) (uint64, *afterimage.Afterimage) {
 	r.t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for {
-		if p, ai := r.findAfterimage(in, in+1); p != 0 {
-			return p, ai
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("no afterimage of %d written", in)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	var p uint64
+	var ai *afterimage.Afterimage
+	testutil.Eventually(r.t, waitLong, func() bool {
+		p, ai = r.findAfterimage(in, in+1)
+		return p != 0
+	})
+	return p, ai
 }
 
 // noAfterimage checks that no afterimage of in is written for d.
@@ -915,14 +910,10 @@ func TestWaitRoomFailsWhenTheLogRefuses(t *testing.T) {
 	fail.Store(true)
 	st := processor.NewState(testHeader, cowtree.New(f.Loader()), pos-1)
 	f.Produced(mustApply(t, st, pos, in), true)
-	for f.Stats().AppendErrors == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, waitLong, func() bool { return f.Stats().AppendErrors > 0 })
 	if err := f.WaitRoom(context.Background()); !errors.Is(err, ErrCannotFlush) {
 		t.Fatalf("WaitRoom over budget with a failing log: %v", err)
 	}
 	fail.Store(false) // the retry lands; room again once confirmed
-	for f.Stats().AfterimagesWritten == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, waitLong, func() bool { return f.Stats().AfterimagesWritten > 0 })
 }

@@ -133,7 +133,11 @@ func (s *serializer) ptr(r *cowtree.Ref) afterimage.Ptr {
 			return afterimage.AfterimagePtr(at, a.Off)
 		}
 	}
-	s.counts.Intention++
+	if a.Pos == s.d.Epoch {
+		s.counts.Image++ // node n of the newest checkpoint's image
+	} else {
+		s.counts.Intention++
+	}
 	return afterimage.IntentionPtr(a.Pos, a.Off)
 }
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/cruzlog/cruzdb/internal/entry/wire"
+	"github.com/cruzlog/cruzdb/internal/wire"
 )
 
 // ErrMalformed marks a payload that does not decode as an intention. The

@@ -5,28 +5,13 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"os"
 	"reflect"
-	"strconv"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
-)
 
-// testSeed returns the seed of a randomized test: CRUZDB_SEED if set, else a
-// fixed one. It is logged so a failure can be replayed.
-func testSeed(t testing.TB) uint64 {
-	seed := uint64(20240611)
-	if s := os.Getenv("CRUZDB_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CRUZDB_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with CRUZDB_SEED=%d)", seed, seed)
-	return seed
-}
+	"github.com/cruzlog/cruzdb/internal/testutil"
+)
 
 // randBytes returns nil, empty, or random bytes of a length that exercises
 // every bin width now and then.
@@ -189,7 +174,7 @@ func TestRoundTripTable(t *testing.T) {
 }
 
 func TestRoundTripRandom(t *testing.T) {
-	r := rand.New(rand.NewPCG(testSeed(t), 1))
+	r := rand.New(rand.NewPCG(testutil.Seed(t, 20240611), 1))
 	for range 2000 {
 		checkRoundTrip(t, randIntention(r))
 	}
@@ -300,7 +285,7 @@ func libDecode(d *msgpack.Decoder) (*Intention, error) {
 // library writes with its Encoder primitives, that the library reads it
 // back to the same value, and that it is one well-formed msgpack value.
 func TestMsgpackCompatible(t *testing.T) {
-	r := rand.New(rand.NewPCG(testSeed(t), 2))
+	r := rand.New(rand.NewPCG(testutil.Seed(t, 20240611), 2))
 	for i := range 500 {
 		in := randIntention(r)
 		if i == 0 {

@@ -71,6 +71,12 @@ var (
 	ErrTooLarge = errors.New("log: entry too large")
 )
 
+// ErrCorrupt: a backend found its storage corrupt (a record that fails its
+// checksum, an index that does not match its segment). The error names the
+// file, and the position where one is known. A corrupt entry is reported,
+// never skipped, filled over or returned as data.
+var ErrCorrupt = errors.New("log: storage corrupt")
+
 // BatchAppender is implemented by logs that can append several entries as
 // one unit of work (for boltlog: one transaction and one fsync), so that
 // entries that would otherwise wait for each other's commits share one.
@@ -90,6 +96,19 @@ type BatchAppender interface {
 // entry's envelope checksum, and must check what it reads some other way.
 type RangeReader interface {
 	ReadRange(ctx context.Context, pos Position, off, n int) ([]byte, int, error)
+}
+
+// TailWaiter is implemented by logs that can tell a reader when the tail
+// moves, so that it need not poll Tail (against a network log, a round trip
+// each time). WaitTail returns once the log's tail is beyond after, with a
+// tail it saw then (greater than after, never greater than the log's tail);
+// at once if it already is. Positions below the returned tail have been
+// assigned, though one may still be a hole. The notice may arrive some time
+// after the tail moved (a watch's delay), but WaitTail must not keep waiting
+// once the tail has passed after. When ctx ends first it returns an error
+// wrapping ctx's error; after Close, one wrapping ErrClosed.
+type TailWaiter interface {
+	WaitTail(ctx context.Context, after Position) (Position, error)
 }
 
 // Log is a shared, write-once, totally ordered log. Implementations are safe

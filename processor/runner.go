@@ -56,13 +56,15 @@ type Config struct {
 	OnEvent func(Event)
 	// HoleTimeout is how long a position below the tail may stay unwritten
 	// before the runner fills it, so a dead writer cannot stall every node.
-	// Default 1s.
+	// Zero means DefaultHoleTimeout.
 	HoleTimeout time.Duration
 	// PollInterval is how often the runner looks for appends made by other
-	// nodes when nothing wakes it. Default 1ms.
+	// nodes when nothing wakes it. Zero means DefaultPollInterval. A
+	// log.TailWaiter is waited on instead; the interval then only paces
+	// waiting on a hole.
 	PollInterval time.Duration
 	// ReadAhead is how many entries the reader decodes ahead of the core.
-	// Default 256.
+	// Zero means DefaultReadAhead.
 	ReadAhead int
 	// Logger receives progress and problems. Default: discard.
 	Logger *slog.Logger
@@ -111,20 +113,8 @@ type AfterimageHeader struct {
 
 // Start begins replay after cfg.State.Pos().
 func Start(cfg Config) (*Runner, error) {
-	if cfg.Log == nil || cfg.State == nil || cfg.OnEvent == nil {
-		return nil, errors.New("processor: config needs Log, State and OnEvent")
-	}
-	if cfg.HoleTimeout <= 0 {
-		cfg.HoleTimeout = time.Second
-	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = time.Millisecond
-	}
-	if cfg.ReadAhead <= 0 {
-		cfg.ReadAhead = 256
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	r := &Runner{cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -205,8 +195,16 @@ func (r *Runner) read(ctx context.Context, out chan<- []item, next uint64) {
 		}
 		return true
 	}
+	// A log that says when its tail moves is waited on instead of polled.
+	tw, _ := r.cfg.Log.(log.TailWaiter)
 	for {
-		tail, err := r.cfg.Log.Tail(ctx)
+		var tail log.Position
+		var err error
+		if tw != nil {
+			tail, err = tw.WaitTail(ctx, log.Position(next))
+		} else {
+			tail, err = r.cfg.Log.Tail(ctx)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				r.fail(fmt.Errorf("processor: read tail: %w", err))

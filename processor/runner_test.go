@@ -14,25 +14,22 @@ import (
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/internal/testutil"
+	"github.com/cruzlog/cruzdb/internal/testutil/fixture"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/processor"
 )
 
-// waitLong bounds every wait for something that must happen; tests never
-// assert that something happens quickly.
-const waitLong = 10 * time.Second
+// waitLong bounds every wait for something that must happen.
+const waitLong = testutil.WaitLong
 
 var runnerHeader = hdr(1000)
 
 // newLog returns a memlog holding the header at position 0.
 func newLog(t *testing.T, o *memlog.Options) *memlog.Log {
 	t.Helper()
-	l := memlog.New(o)
-	if p, err := l.Append(context.Background(), entry.EncodeHeader(&runnerHeader)); err != nil || p != 0 {
-		t.Fatalf("header at %d: %v", p, err)
-	}
-	return l
+	return fixture.NewLog(t, o, runnerHeader)
 }
 
 func appendData(t *testing.T, l log.Log, data []byte) uint64 {

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -16,26 +14,13 @@ import (
 	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/internal/testutil"
+	"github.com/cruzlog/cruzdb/internal/testutil/fixture"
 	"github.com/cruzlog/cruzdb/processor"
 )
 
-// testSeed returns the seed of a randomized test, replayable with
-// CRUZDB_SEED.
-func testSeed(t testing.TB, def uint64) uint64 {
-	seed := def
-	if s := os.Getenv("CRUZDB_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CRUZDB_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with CRUZDB_SEED=%d)", seed, seed)
-	return seed
-}
-
 func hdr(window uint64) entry.Header {
-	return entry.Header{FormatVersion: entry.FormatVersion, ConflictWindow: window, MaxKeySize: 32, MaxValueSize: 4096}
+	return fixture.Header(window, 32, 4096)
 }
 
 func put(k, v string) intention.Op {
@@ -375,13 +360,13 @@ func TestTooOld(t *testing.T) {
 	if d.Outcome != processor.TooOld {
 		t.Fatalf("too old and invalid: %v, want too old", d.Outcome)
 	}
-	for _, o := range []processor.Outcome{processor.Committed, processor.Conflict, processor.TooOld, processor.Invalid, 0, 9} {
-		if o.String() == "" {
-			t.Fatalf("outcome %d has no name", o)
+	for o, want := range map[processor.Outcome]string{
+		processor.Committed: "committed", processor.Conflict: "conflict", processor.TooOld: "too old",
+		processor.Invalid: "invalid", 0: "outcome(0)", 9: "outcome(9)",
+	} {
+		if got := o.String(); got != want {
+			t.Errorf("Outcome(%d).String() = %q, want %q", uint8(o), got, want)
 		}
-	}
-	if processor.TooOld.String() != "too old" || processor.Outcome(9).String() != "outcome(9)" {
-		t.Fatalf("outcome names %q %q", processor.TooOld, processor.Outcome(9))
 	}
 }
 
@@ -749,7 +734,7 @@ func checkNodeSets(t *testing.T, pos uint64, prev cowtree.Tree, d *processor.Del
 // TestModelRandom checks decisions, conflict keys and the resulting tree,
 // tombstones included, against the map model over random sequences.
 func TestModelRandom(t *testing.T) {
-	seed := testSeed(t, 20250101)
+	seed := testutil.Seed(t, 20250101)
 	for run := range 3 {
 		r := rand.New(rand.NewPCG(seed, uint64(run)))
 		w := uint64(3 + r.IntN(30))
@@ -869,7 +854,7 @@ func compareResults(t *testing.T, a, b result) {
 // TestDeterministicDeltas: two states replaying one sequence make the same
 // decisions and byte-identical canonical afterimages.
 func TestDeterministicDeltas(t *testing.T) {
-	seed := testSeed(t, 4242)
+	seed := testutil.Seed(t, 4242)
 	const w = 12
 	steps := randomSteps(seed, 1200, w)
 	a := replay(t, processor.NewState(hdr(w), cowtree.New(nil), 0), steps)
@@ -956,7 +941,7 @@ func (l *logLoader) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 // lazily from afterimages (summaries unknown until loaded) makes the same
 // decisions and bytes as the state that kept everything in memory.
 func TestDeterministicFromLoadedTree(t *testing.T) {
-	seed := testSeed(t, 777)
+	seed := testutil.Seed(t, 777)
 	const w = 15
 	steps := randomSteps(seed, 900, w)
 	full := replay(t, processor.NewState(hdr(w), cowtree.New(nil), 0), steps)

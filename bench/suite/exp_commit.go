@@ -82,7 +82,7 @@ func runCommit(e *Env) error {
 		}
 		t.Note("%d client(s): cruzdb = %s", c, strings.Join(parts, ", "))
 	}
-	t.Note("cruzdb: embedded bbolt log (boltlog, group commit), Update with one Put; bbolt: one Update per txn; Pebble: Set with pebble.Sync; Badger: Update with SyncWrites=true")
+	t.Note("cruzdb: embedded log (seglog, the default; group commit), Update with one Put; bbolt: one Update per txn; Pebble: Set with pebble.Sync; Badger: Update with SyncWrites=true")
 	t.Note("latency quantiles are from the last run; keys are random over 10^15, so every write inserts a new key")
 	if err := e.Emit(t); err != nil {
 		return err

@@ -81,12 +81,13 @@ func isConflict(err error) bool {
 	return errors.Is(err, cruzdb.ErrConflict) || errors.Is(err, badger.ErrConflict)
 }
 
-// cruzdb on its embedded bbolt log.
+// cruzdb on its embedded log (seglog for a new directory).
 type cruzKV struct{ db *cruzdb.DB }
 
 func openCruz(dir string, o kvOpts) (kv, error) {
 	opts := cruzdb.DefaultOptions()
 	opts.NoSync = !o.Sync
+	opts.MaxConflictRetries = badgerRetries // give up like Badger does, not at ctx's end
 	if o.CacheBytes > 0 {
 		opts.CacheBytes = o.CacheBytes
 	}
@@ -367,8 +368,8 @@ func (b *badgerKV) Scan(start []byte, n int) (int, error) {
 	return got, err
 }
 
-// badgerRetries is how often Badger's RMW retries a conflict (cruzdb's
-// Update retries MaxConflictRetries times, 10 by default).
+// badgerRetries is how often Badger's RMW, and cruzdb's Update here,
+// retry a conflict.
 const badgerRetries = 10
 
 func (b *badgerKV) RMW(k []byte, f func([]byte) []byte) error {

@@ -61,6 +61,8 @@ var Experiments = []Experiment{
 	{"startup", "open time and log reads vs history length", runStartup},
 	{"resp", "cruzd vs redis-server with redis-benchmark", runResp},
 	{"workload", "YCSB-style A, B, C, F with a zipfian key chooser vs peers", runWorkload},
+	{"logappend", "log appends/s with fdatasync: seglog, boltlog, raft-wal, tidwall/wal; bytes written per byte appended", runLogAppend},
+	{"commitlogs", "durable 1-put transactions, cruzdb on seglog and on boltlog vs bbolt, Pebble, Badger, interleaved", runCommitLogs},
 }
 
 // builderCacheBytes is the CacheBytes of nodes that build a log or replay

@@ -36,10 +36,10 @@ type blindReq struct {
 }
 
 const (
-	// Commits in flight at once. Fewer, larger combined transactions share
-	// more of their path copies and let afterimages ride with intentions:
-	// redis-benchmark SET -c 50 -P 16, 7 interleaved rounds, 2 workers won 6
-	// (medians 90.3K vs 87.1K SET/s, ~10 % less CPU per SET); -P 1 21K vs 19-20K.
+	// Commits in flight at once: two let one batch run while another's
+	// intention is being appended, and fewer, larger combined transactions
+	// share more of their path copies than more, smaller ones (measured
+	// against other worker counts: bench/journal/2026-12-06-cruzd.md).
 	combineWorkers  = 2
 	combineMaxBatch = 256     // connection batches per transaction
 	combineMaxBytes = 4 << 20 // argument bytes per transaction
@@ -81,10 +81,10 @@ func isBlind(batch [][][]byte, specs []*cmdSpec) bool {
 
 // run commits the batch through the combiner, writing its replies to c.w.
 func (cb *combiner) run(c *conn, batch [][][]byte, specs []*cmdSpec) {
-	r := &blindReq{c: c, batch: batch, specs: specs, mark: len(c.w.b), done: make(chan error, 1)}
+	r := &blindReq{c: c, batch: batch, specs: specs, mark: len(c.w.B), done: make(chan error, 1)}
 	cb.reqs <- r
 	if err := <-r.done; err != nil {
-		c.w.b = c.w.b[:r.mark]
+		c.w.B = c.w.B[:r.mark]
 		c.errorAll(len(batch), err)
 	}
 }
@@ -123,7 +123,7 @@ func (cb *combiner) worker() {
 		if errors.Is(err, cruzdb.ErrTxnTooLarge) && len(group) > 1 {
 			// Together they do not fit in one intention: one at a time.
 			for _, r := range group {
-				r.c.w.b = r.c.w.b[:r.mark]
+				r.c.w.B = r.c.w.B[:r.mark]
 				r.done <- cb.commit([]*blindReq{r})
 			}
 			continue
@@ -159,7 +159,7 @@ func (cb *combiner) commit(group []*blindReq) error {
 		}
 		cb.s.metrics.retries.Inc()
 		for _, r := range group {
-			r.c.w.b = r.c.w.b[:r.mark]
+			r.c.w.B = r.c.w.B[:r.mark]
 		}
 	}
 }

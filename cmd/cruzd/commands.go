@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"math"
 	"strconv"
 
 	"github.com/cruzlog/cruzdb"
+	"github.com/cruzlog/cruzdb/internal/resp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -129,14 +127,23 @@ func commandTable(m *metrics) map[string]*cmdSpec {
 		{name: "watch", arity: -2, flags: flagNoQueue, first: 1, last: -1, step: 1, run: cmdWatch},
 		{name: "unwatch", arity: 1, run: cmdUnwatch},
 	}
+	for _, more := range moreCommands {
+		list = append(list, more()...)
+	}
 	t := make(map[string]*cmdSpec, len(list))
 	for _, sp := range list {
 		sp.calls = m.commands.WithLabelValues(sp.name)
 		sp.dur = m.commandDuration.WithLabelValues(sp.name)
 		t[sp.name] = sp
 	}
+	addHelp(t)
 	return t
 }
+
+// moreCommands are the command groups defined in other files, each
+// registered by its file's init. A group returns new specs on every call:
+// each server sets its own metrics in them.
+var moreCommands []func() []*cmdSpec
 
 // Replies shared by several commands.
 const (
@@ -144,54 +151,10 @@ const (
 	errNotInt   = "ERR value is not an integer or out of range"
 	errOverflow = "ERR increment or decrement would overflow"
 	errEmptyKey = "ERR empty keys are not supported by cruzd"
-	errNoExpiry = "ERR expiry options (EX, PX, EXAT, PXAT, KEEPTTL) are not supported by cruzd: keys never expire"
 )
 
 func wrongArgs(name string) string {
 	return "ERR wrong number of arguments for '" + name + "' command"
-}
-
-// get reads key: its value and whether it exists. A key that cannot exist
-// (empty, or longer than the database allows) does not.
-func get(tx *cruzdb.Txn, key []byte) ([]byte, bool, error) {
-	v, err := tx.Get(key)
-	switch {
-	case err == nil:
-		return v, true, nil
-	case errors.Is(err, cruzdb.ErrNotFound), errors.Is(err, cruzdb.ErrEmptyKey), errors.Is(err, cruzdb.ErrKeyTooLarge):
-		return nil, false, nil
-	}
-	return nil, false, err
-}
-
-// put writes key, replying an error (and returning false) if it cannot.
-func put(c *conn, tx *cruzdb.Txn, key, value []byte) bool {
-	if err := tx.Put(key, value); err != nil {
-		c.w.err(writeErrText(err))
-		return false
-	}
-	return true
-}
-
-func writeErrText(err error) string {
-	if errors.Is(err, cruzdb.ErrEmptyKey) {
-		return errEmptyKey
-	}
-	return errText(err)
-}
-
-// checkWrite checks key and value against the database's limits before a
-// multi-key write starts, so that it fails whole or not at all.
-func checkWrite(key, value []byte) string {
-	switch {
-	case len(key) == 0:
-		return errEmptyKey
-	case len(key) > cruzdb.DefaultMaxKeySize:
-		return "ERR key too large: " + strconv.Itoa(len(key)) + " bytes, limit " + strconv.Itoa(cruzdb.DefaultMaxKeySize)
-	case len(value) > cruzdb.DefaultMaxValueSize:
-		return "ERR value too large: " + strconv.Itoa(len(value)) + " bytes, limit " + strconv.Itoa(cruzdb.DefaultMaxValueSize)
-	}
-	return ""
 }
 
 // eqFold reports whether b equals the lower-case ASCII word s, ignoring case.
@@ -218,492 +181,114 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func cmdPing(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	switch len(args) {
 	case 1:
-		c.w.simple("PONG")
+		c.w.Simple("PONG")
 	case 2:
-		c.w.bulk(args[1])
+		c.w.Bulk(args[1])
 	default:
-		c.w.err(wrongArgs("ping"))
+		c.w.Err(wrongArgs("ping"))
 	}
 }
 
-func cmdEcho(c *conn, _ *cruzdb.Txn, args [][]byte) { c.w.bulk(args[1]) }
+func cmdEcho(c *conn, _ *cruzdb.Txn, args [][]byte) { c.w.Bulk(args[1]) }
 
 func cmdQuit(c *conn, _ *cruzdb.Txn, _ [][]byte) {
-	c.w.ok()
+	c.w.OK()
 	c.quit = true
 }
 
 func cmdSelect(c *conn, _ *cruzdb.Txn, args [][]byte) {
-	n, ok := parseInt(args[1])
+	n, ok := resp.ParseInt(args[1])
 	switch {
 	case !ok:
-		c.w.err(errNotInt)
+		c.w.Err(errNotInt)
 	case n != 0:
-		c.w.err("ERR DB index is out of range")
+		c.w.Err("ERR DB index is out of range")
 	default:
-		c.w.ok()
+		c.w.OK()
 	}
 }
 
 func cmdHello(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	if len(args) >= 2 {
-		v, ok := parseInt(args[1])
+		v, ok := resp.ParseInt(args[1])
 		if !ok {
-			c.w.err("ERR Protocol version is not an integer or out of range")
+			c.w.Err("ERR Protocol version is not an integer or out of range")
 			return
 		}
 		if v != 2 {
-			c.w.err("NOPROTO unsupported protocol version: cruzd speaks RESP2 only")
+			c.w.Err("NOPROTO unsupported protocol version: cruzd speaks RESP2 only")
 			return
 		}
 	}
 	for i := 2; i < len(args); i++ {
 		switch {
 		case eqFold(args[i], "auth") && i+2 < len(args):
-			c.w.err(errNoAuth)
+			c.w.Err(errNoAuth)
 			return
 		case eqFold(args[i], "setname") && i+1 < len(args):
+			if !validClientName(args[i+1]) {
+				c.w.Err(errClientName)
+				return
+			}
 			c.name = string(args[i+1])
 			i++
 		default:
-			c.w.err("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
+			c.w.Err("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
 			return
 		}
 	}
-	c.w.arrayLen(14)
-	c.w.bulkString("server")
-	c.w.bulkString("redis")
-	c.w.bulkString("version")
-	c.w.bulkString(redisVersion)
-	c.w.bulkString("proto")
-	c.w.int(2)
-	c.w.bulkString("id")
-	c.w.int(c.id)
-	c.w.bulkString("mode")
-	c.w.bulkString("standalone")
-	c.w.bulkString("role")
-	c.w.bulkString("master")
-	c.w.bulkString("modules")
-	c.w.arrayLen(0)
+	c.w.ArrayLen(14)
+	c.w.BulkString("server")
+	c.w.BulkString("redis")
+	c.w.BulkString("version")
+	c.w.BulkString(redisVersion)
+	c.w.BulkString("proto")
+	c.w.Int(2)
+	c.w.BulkString("id")
+	c.w.Int(c.id)
+	c.w.BulkString("mode")
+	c.w.BulkString("standalone")
+	c.w.BulkString("role")
+	c.w.BulkString("master")
+	c.w.BulkString("modules")
+	c.w.ArrayLen(0)
 }
 
 const errNoAuth = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 
 func cmdAuth(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	if len(args) > 3 {
-		c.w.err(errSyntax)
+		c.w.Err(errSyntax)
 		return
 	}
-	c.w.err(errNoAuth)
+	c.w.Err(errNoAuth)
 }
 
 func cmdClient(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	sub := args[1]
 	switch {
 	case eqFold(sub, "setname") && len(args) == 3:
+		if !validClientName(args[2]) {
+			c.w.Err(errClientName)
+			return
+		}
 		c.name = string(args[2])
-		c.w.ok()
+		c.w.OK()
+	case eqFold(sub, "list"):
+		c.clientList(args[2:])
 	case eqFold(sub, "getname") && len(args) == 2:
 		if c.name == "" {
-			c.w.null()
+			c.w.Null()
 		} else {
-			c.w.bulkString(c.name)
+			c.w.BulkString(c.name)
 		}
 	case eqFold(sub, "id") && len(args) == 2:
-		c.w.int(c.id)
+		c.w.Int(c.id)
 	case eqFold(sub, "setinfo") && len(args) == 4:
-		c.w.ok()
+		c.w.OK()
 	case eqFold(sub, "info") && len(args) == 2:
-		c.w.bulkString(c.clientInfo() + "\n")
+		c.w.BulkString(c.clientInfo() + "\n")
 	default:
-		c.w.err("ERR unknown subcommand or wrong number of arguments for '" + string(sub) + "'. Try CLIENT HELP.")
+		c.w.Err("ERR unknown subcommand or wrong number of arguments for '" + string(sub) + "'. Try CLIENT HELP.")
 	}
-}
-
-func (c *conn) clientInfo() string {
-	return "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.nc.RemoteAddr().String() +
-		" laddr=" + c.nc.LocalAddr().String() + " name=" + c.name + " db=0"
-}
-
-// --- strings ---
-
-func cmdGet(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	v, ok, err := get(tx, args[1])
-	switch {
-	case err != nil:
-		c.w.err(errText(err))
-	case !ok:
-		c.w.null()
-	default:
-		c.w.bulk(v)
-	}
-}
-
-func cmdSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	var nx, xx, getOld bool
-	for _, o := range args[3:] {
-		switch {
-		case eqFold(o, "nx"):
-			nx = true
-		case eqFold(o, "xx"):
-			xx = true
-		case eqFold(o, "get"):
-			getOld = true
-		case eqFold(o, "ex"), eqFold(o, "px"), eqFold(o, "exat"), eqFold(o, "pxat"), eqFold(o, "keepttl"):
-			c.w.err(errNoExpiry)
-			return
-		default:
-			c.w.err(errSyntax)
-			return
-		}
-	}
-	if nx && xx {
-		c.w.err(errSyntax)
-		return
-	}
-	key, val := args[1], args[2]
-	var old []byte
-	exists := false
-	if nx || xx || getOld {
-		var err error
-		old, exists, err = get(tx, key)
-		if err != nil {
-			c.w.err(errText(err))
-			return
-		}
-	}
-	doSet := (!nx || !exists) && (!xx || exists)
-	if doSet && !put(c, tx, key, val) {
-		return
-	}
-	switch {
-	case getOld && exists:
-		c.w.bulk(old)
-	case getOld:
-		c.w.null()
-	case doSet:
-		c.w.ok()
-	default:
-		c.w.null()
-	}
-}
-
-func cmdSetNX(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	_, exists, err := get(tx, args[1])
-	switch {
-	case err != nil:
-		c.w.err(errText(err))
-	case exists:
-		c.w.int(0)
-	case put(c, tx, args[1], args[2]):
-		c.w.int(1)
-	}
-}
-
-func cmdGetSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	old, exists, err := get(tx, args[1])
-	switch {
-	case err != nil:
-		c.w.err(errText(err))
-	case !put(c, tx, args[1], args[2]):
-	case exists:
-		c.w.bulk(old)
-	default:
-		c.w.null()
-	}
-}
-
-func cmdMGet(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	mark := len(c.w.b)
-	c.w.arrayLen(len(args) - 1)
-	for _, k := range args[1:] {
-		v, ok, err := get(tx, k)
-		switch {
-		case err != nil:
-			c.w.b = c.w.b[:mark]
-			c.w.err(errText(err))
-			return
-		case ok:
-			c.w.bulk(v)
-		default:
-			c.w.null()
-		}
-	}
-}
-
-func cmdMSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	if len(args)%2 != 1 {
-		c.w.err(wrongArgs("mset"))
-		return
-	}
-	for i := 1; i < len(args); i += 2 {
-		if msg := checkWrite(args[i], args[i+1]); msg != "" {
-			c.w.err(msg)
-			return
-		}
-	}
-	for i := 1; i < len(args); i += 2 {
-		if !put(c, tx, args[i], args[i+1]) {
-			return
-		}
-	}
-	c.w.ok()
-}
-
-func cmdDel(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	n := int64(0)
-	for _, k := range args[1:] {
-		_, ok, err := get(tx, k)
-		if err != nil {
-			c.w.err(errText(err))
-			return
-		}
-		if !ok {
-			continue
-		}
-		if err := tx.Delete(k); err != nil {
-			c.w.err(errText(err))
-			return
-		}
-		n++
-	}
-	c.w.int(n)
-}
-
-func cmdExists(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	n := int64(0)
-	for _, k := range args[1:] {
-		_, ok, err := get(tx, k)
-		if err != nil {
-			c.w.err(errText(err))
-			return
-		}
-		if ok {
-			n++
-		}
-	}
-	c.w.int(n)
-}
-
-func cmdIncr(c *conn, tx *cruzdb.Txn, args [][]byte) { incrBy(c, tx, args[1], 1) }
-func cmdDecr(c *conn, tx *cruzdb.Txn, args [][]byte) { incrBy(c, tx, args[1], -1) }
-
-func cmdIncrBy(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	d, ok := parseInt(args[2])
-	if !ok {
-		c.w.err(errNotInt)
-		return
-	}
-	incrBy(c, tx, args[1], d)
-}
-
-func cmdDecrBy(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	d, ok := parseInt(args[2])
-	if !ok {
-		c.w.err(errNotInt)
-		return
-	}
-	if d == math.MinInt64 {
-		c.w.err("ERR decrement would overflow")
-		return
-	}
-	incrBy(c, tx, args[1], -d)
-}
-
-func incrBy(c *conn, tx *cruzdb.Txn, key []byte, d int64) {
-	old, exists, err := get(tx, key)
-	if err != nil {
-		c.w.err(errText(err))
-		return
-	}
-	var v int64
-	if exists {
-		var ok bool
-		if v, ok = parseInt(old); !ok {
-			c.w.err(errNotInt)
-			return
-		}
-	}
-	if (d > 0 && v > math.MaxInt64-d) || (d < 0 && v < math.MinInt64-d) {
-		c.w.err(errOverflow)
-		return
-	}
-	v += d
-	var buf [20]byte
-	if put(c, tx, key, strconv.AppendInt(buf[:0], v, 10)) {
-		c.w.int(v)
-	}
-}
-
-func cmdAppend(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	old, _, err := get(tx, args[1])
-	if err != nil {
-		c.w.err(errText(err))
-		return
-	}
-	v := append(old, args[2]...)
-	if put(c, tx, args[1], v) {
-		c.w.int(int64(len(v)))
-	}
-}
-
-func cmdStrlen(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	v, _, err := get(tx, args[1])
-	if err != nil {
-		c.w.err(errText(err))
-		return
-	}
-	c.w.int(int64(len(v)))
-}
-
-func cmdType(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	_, ok, err := get(tx, args[1])
-	switch {
-	case err != nil:
-		c.w.err(errText(err))
-	case ok:
-		c.w.simple("string")
-	default:
-		c.w.simple("none")
-	}
-}
-
-// --- key space ---
-
-// withTxn runs f in tx, or in a read-only transaction of its own if tx is
-// nil, replying an error if that cannot begin.
-func (c *conn) withTxn(tx *cruzdb.Txn, f func(tx *cruzdb.Txn) error) {
-	if tx != nil {
-		if err := f(tx); err != nil {
-			c.w.err(errText(err))
-		}
-		return
-	}
-	mark := len(c.w.b)
-	err := c.s.db.View(c.s.ctx, f)
-	if err != nil {
-		c.w.b = c.w.b[:mark]
-		c.w.err(errText(err))
-	}
-}
-
-func cmdDBSize(c *conn, tx *cruzdb.Txn, _ [][]byte) {
-	c.withTxn(tx, func(tx *cruzdb.Txn) error {
-		n, err := countKeys(tx)
-		if err != nil {
-			return err
-		}
-		c.w.int(n)
-		return nil
-	})
-}
-
-// countKeys counts the keys of tx's snapshot. It walks them all.
-func countKeys(tx *cruzdb.Txn) (int64, error) {
-	n := int64(0)
-	for range tx.Range(nil, nil) {
-		n++
-	}
-	return n, tx.Err()
-}
-
-func cmdKeys(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	pat := args[1]
-	lo := literalPrefix(pat)
-	var hi []byte
-	if len(lo) > 0 {
-		hi = prefixEnd(lo)
-	}
-	all := len(pat) == 1 && pat[0] == '*'
-	c.withTxn(tx, func(tx *cruzdb.Txn) error {
-		var keys [][]byte
-		for k := range tx.Range(lo, hi) {
-			if all || globMatch(pat, k) {
-				keys = append(keys, k)
-			}
-		}
-		if err := tx.Err(); err != nil {
-			return err
-		}
-		c.w.arrayLen(len(keys))
-		for _, k := range keys {
-			c.w.bulk(k)
-		}
-		return nil
-	})
-}
-
-func cmdScan(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	cur, ok := parseCursor(args[1])
-	if !ok {
-		c.w.err("ERR invalid cursor")
-		return
-	}
-	var pat []byte
-	count := int64(10)
-	typeOK := true
-	for i := 2; i < len(args); i += 2 {
-		if i+1 >= len(args) {
-			c.w.err(errSyntax)
-			return
-		}
-		switch v := args[i+1]; {
-		case eqFold(args[i], "match"):
-			pat = v
-		case eqFold(args[i], "count"):
-			n, ok := parseInt(v)
-			if !ok {
-				c.w.err(errNotInt)
-				return
-			}
-			if n < 1 {
-				c.w.err(errSyntax)
-				return
-			}
-			count = n
-		case eqFold(args[i], "type"):
-			typeOK = eqFold(v, "string")
-		default:
-			c.w.err(errSyntax)
-			return
-		}
-	}
-	lo, ok := c.s.cursors.decode(cur)
-	if !ok {
-		c.w.err("ERR invalid cursor")
-		return
-	}
-	var hi []byte
-	if pfx := literalPrefix(pat); len(pfx) > 0 {
-		if bytes.Compare(lo, pfx) < 0 {
-			lo = pfx
-		}
-		hi = prefixEnd(pfx)
-	}
-	c.withTxn(tx, func(tx *cruzdb.Txn) error {
-		var keys [][]byte
-		var next []byte
-		examined := int64(0)
-		for k := range tx.Range(lo, hi) {
-			if examined == count {
-				next = k
-				break
-			}
-			examined++
-			if typeOK && (pat == nil || globMatch(pat, k)) {
-				keys = append(keys, k)
-			}
-		}
-		if err := tx.Err(); err != nil {
-			return err
-		}
-		c.w.arrayLen(2)
-		var nb [20]byte
-		c.w.bulk(strconv.AppendUint(nb[:0], c.s.cursors.encode(next), 10))
-		c.w.arrayLen(len(keys))
-		for _, k := range keys {
-			c.w.bulk(k)
-		}
-		return nil
-	})
 }

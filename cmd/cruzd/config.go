@@ -30,10 +30,13 @@ type config struct {
 	NoSync             bool
 
 	// Protocol limits.
-	MaxBulkLen  int64
-	MaxArgs     int
-	MaxClients  int
-	IdleTimeout time.Duration
+	MaxBulkLen int64
+	// ClientQueryBufferLimit bounds the bytes of one command's arguments
+	// together (Redis's client-query-buffer-limit). Default 1 GiB.
+	ClientQueryBufferLimit int64
+	MaxArgs                int
+	MaxClients             int
+	IdleTimeout            time.Duration
 
 	// ShutdownTimeout bounds how long a graceful shutdown waits for
 	// connections to finish their in-flight commands.
@@ -49,25 +52,31 @@ type config struct {
 	// DataDir (the caller owns it), and a logger.
 	log    log.Log
 	logger *slog.Logger
+	// For tests: the clock expiry is decided by (unix ms; nil: the wall
+	// clock), and how often the sweeper runs (0: every 100 ms; negative:
+	// never, a test calls it).
+	clock         func() int64
+	sweepInterval time.Duration
 }
 
 func defaultConfig() config {
 	d := cruzdb.DefaultOptions()
 	return config{
-		DataDir:            "./cruzd-data",
-		ListenAddr:         "127.0.0.1:7379",
-		AdminAddr:          "127.0.0.1:7380",
-		CacheBytes:         d.CacheBytes,
-		FlushWorkers:       d.FlushWorkers,
-		MaxUnflushedBytes:  d.MaxUnflushedBytes,
-		MaxConflictRetries: d.MaxConflictRetries,
-		MaxBulkLen:         64 << 20,
-		MaxArgs:            1 << 20,
-		MaxClients:         10000,
-		ShutdownTimeout:    30 * time.Second,
-		LogLevel:           "info",
-		LogFormat:          "text",
-		GCPercent:          200,
+		DataDir:                "./cruzd-data",
+		ListenAddr:             "127.0.0.1:7379",
+		AdminAddr:              "127.0.0.1:7380",
+		CacheBytes:             d.CacheBytes,
+		FlushWorkers:           d.FlushWorkers,
+		MaxUnflushedBytes:      d.MaxUnflushedBytes,
+		MaxConflictRetries:     10, // cruzd's own retry loops; cruzdb.Update retries until its context ends
+		MaxBulkLen:             64 << 20,
+		ClientQueryBufferLimit: 1 << 30,
+		MaxArgs:                1 << 20,
+		MaxClients:             10000,
+		ShutdownTimeout:        30 * time.Second,
+		LogLevel:               "info",
+		LogFormat:              "text",
+		GCPercent:              200,
 	}
 }
 
@@ -178,7 +187,7 @@ func formatBytes(n int64) string {
 
 // serveFlags defines the serve command's flags on fs, writing into c.
 func serveFlags(fs *flag.FlagSet, c *config) {
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database (its log is `dir`/"+cruzdb.LogFileName+"); created if missing")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database (its log: `dir`/"+cruzdb.SegLogDirName+"/, or "+cruzdb.LogFileName+" if that exists); created if missing")
 	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "`host:port` of the Redis protocol (RESP2) listener")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "`host:port` of the admin HTTP server (/metrics, /healthz, /debug/pprof); empty disables it")
 	fs.Var(byteSize{&c.CacheBytes}, "cache-bytes", "memory for clean cached tree `bytes` (cruzdb Options.CacheBytes)")
@@ -188,6 +197,7 @@ func serveFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.MaxConflictRetries, "max-conflict-retries", c.MaxConflictRetries, "how often a plain command, a pipeline batch or an EXEC is re-run after a conflict on an unwatched key before it fails")
 	fs.BoolVar(&c.NoSync, "no-sync", c.NoSync, "do not fsync the log: FOR TESTS ONLY, a machine crash loses acknowledged writes")
 	fs.Var(byteSize{&c.MaxBulkLen}, "max-bulk-len", "largest bulk string (argument) a client may send, in `bytes`; larger is a protocol error")
+	fs.Var(byteSize{&c.ClientQueryBufferLimit}, "client-query-buffer-limit", "most `bytes` of one command's arguments together (Redis's client-query-buffer-limit); more is a protocol error and the connection is closed")
 	fs.IntVar(&c.MaxArgs, "max-args", c.MaxArgs, "most arguments in one command; more is a protocol error")
 	fs.IntVar(&c.MaxClients, "max-clients", c.MaxClients, "most simultaneous client connections; more are refused with an error")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a client connection idle this long (0: never)")
@@ -209,6 +219,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("--flush-workers %d is negative", c.FlushWorkers)
 	case c.MaxBulkLen < 1:
 		return fmt.Errorf("--max-bulk-len %d must be at least 1", c.MaxBulkLen)
+	case c.ClientQueryBufferLimit < 1:
+		return fmt.Errorf("--client-query-buffer-limit %d must be at least 1", c.ClientQueryBufferLimit)
 	case c.MaxArgs < 1:
 		return fmt.Errorf("--max-args %d must be at least 1", c.MaxArgs)
 	case c.MaxClients < 1:

@@ -6,10 +6,12 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cruzlog/cruzdb"
+	"github.com/cruzlog/cruzdb/internal/resp"
 )
 
 const (
@@ -31,8 +33,8 @@ type conn struct {
 	s  *server
 	nc net.Conn
 	id int64
-	rd *respReader
-	w  respWriter
+	rd *resp.Reader
+	w  resp.Writer
 
 	argBufs [][][]byte // per batch slot, reused
 	specs   []*cmdSpec // per batch slot
@@ -40,6 +42,8 @@ type conn struct {
 	name    string     // CLIENT SETNAME
 	quit    bool
 	created time.Time
+	lastCmd string    // the last command run (CLIENT LIST's cmd)
+	active  time.Time // when the last batch began (CLIENT LIST's idle)
 
 	// MULTI / WATCH state.
 	inMulti    bool
@@ -67,7 +71,7 @@ func newConn(s *server, nc net.Conn) *conn {
 		s:       s,
 		nc:      nc,
 		id:      s.nextID.Add(1),
-		rd:      newRESPReader(nc, readBufSize, s.cfg.MaxBulkLen, s.cfg.MaxArgs),
+		rd:      resp.NewReader(nc, readBufSize, resp.Limits{MaxBulk: s.cfg.MaxBulkLen, MaxArgs: s.cfg.MaxArgs, MaxQuery: s.cfg.ClientQueryBufferLimit}),
 		created: time.Now(),
 	}
 }
@@ -80,8 +84,8 @@ func (c *conn) serve() {
 			// A bug must not take the daemon down: log it and drop this
 			// connection only.
 			c.s.logger.Error("panic serving a connection", "conn", c.id, "panic", p, "stack", string(debug.Stack()))
-			c.w.b = c.w.b[:0]
-			c.w.err("ERR internal error; the connection is closed")
+			c.w.B = c.w.B[:0]
+			c.w.Err("ERR internal error; the connection is closed")
 			c.flush()
 		}
 	}()
@@ -103,14 +107,14 @@ func (c *conn) serve() {
 				}
 			}
 		}
-		c.rd.resetArena()
+		c.rd.ResetArena()
 		if rerr != nil {
-			var pe *protocolError
+			var pe *resp.ProtocolError
 			switch {
 			case errors.As(rerr, &pe):
 				c.s.metrics.protocolErrors.Inc()
-				c.s.logger.Debug("protocol error; closing the connection", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "err", pe.msg)
-				c.w.err("ERR " + pe.Error())
+				c.s.logger.Debug("protocol error; closing the connection", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "err", pe.Msg)
+				c.w.Err(protocolReply(pe))
 			case errors.Is(rerr, os.ErrDeadlineExceeded) && !c.s.shutting.Load():
 				c.s.logger.Debug("idle timeout; closing the connection", "conn", c.id)
 			}
@@ -124,8 +128,9 @@ func (c *conn) serve() {
 }
 
 // readBatch parses one command, blocking, and then every further command
-// the client has already sent (whatever is buffered), up to the batch
-// bounds. It returns the number of commands parsed into c.argBufs and the
+// the client has already sent whole (a command still arriving is left for
+// the next batch, so the ones before it are answered at once), up to the
+// batch bounds. It returns the number of commands parsed into c.argBufs and the
 // error that stopped it, if any (the commands before it are still run).
 func (c *conn) readBatch() (int, error) {
 	n, size := 0, 0
@@ -133,7 +138,7 @@ func (c *conn) readBatch() (int, error) {
 		if n == len(c.argBufs) {
 			c.argBufs = append(c.argBufs, nil)
 		}
-		args, err := c.rd.readCommand(c.argBufs[n])
+		args, err := c.rd.ReadCommand(c.argBufs[n])
 		if err != nil {
 			return n, err
 		}
@@ -144,22 +149,37 @@ func (c *conn) readBatch() (int, error) {
 				size += len(a)
 			}
 		}
-		if n > 0 && (c.rd.buffered() == 0 || n >= maxBatch || size >= maxBatchBytes) {
+		if n > 0 && (!c.rd.Ready() || n >= maxBatch || size >= maxBatchBytes) {
 			return n, nil
 		}
 	}
 }
 
+// protocolReply is the error reply to malformed input: Redis's words, and
+// for a limit cruzd sets, the flag and its value.
+func protocolReply(pe *resp.ProtocolError) string {
+	msg := "ERR " + pe.Error()
+	switch pe.Limit {
+	case resp.LimitArgs:
+		msg += " (more than the " + itoa(int(pe.Max)) + " arguments --max-args allows)"
+	case resp.LimitBulk:
+		msg += " (more than the " + strconv.FormatInt(pe.Max, 10) + " bytes --max-bulk-len allows)"
+	case resp.LimitQuery:
+		msg += " (more than the " + strconv.FormatInt(pe.Max, 10) + " bytes --client-query-buffer-limit allows)"
+	}
+	return msg
+}
+
 // flush writes the replies of the batch.
 func (c *conn) flush() error {
-	if len(c.w.b) == 0 {
+	if len(c.w.B) == 0 {
 		return nil
 	}
-	_, err := c.nc.Write(c.w.b)
-	if cap(c.w.b) > keepReplyBuf {
-		c.w.b = nil
+	_, err := c.nc.Write(c.w.B)
+	if cap(c.w.B) > keepReplyBuf {
+		c.w.B = nil
 	} else {
-		c.w.b = c.w.b[:0]
+		c.w.B = c.w.B[:0]
 	}
 	return err
 }
@@ -191,20 +211,24 @@ func (c *conn) runBatch(batch [][][]byte) {
 		specs[i] = c.lookup(args[0])
 	}
 	c.s.totalCmds.Add(int64(len(batch)))
+	c.active = time.Now()
+	if sp := specs[len(specs)-1]; sp != nil {
+		c.lastCmd = sp.name
+	}
 	for i := 0; i < len(batch) && !c.quit; {
 		args, spec := batch[i], specs[i]
 		start := time.Now()
 		switch {
 		case spec == nil:
 			c.s.metrics.unknownCommands.Inc()
-			c.w.err(unknownCommand(args))
+			c.w.Err(unknownCommand(args))
 			if c.inMulti {
 				c.multiDirty = true
 			}
 			i++
 			continue
 		case !spec.arityOK(len(args)):
-			c.w.err("ERR wrong number of arguments for '" + spec.name + "' command")
+			c.w.Err("ERR wrong number of arguments for '" + spec.name + "' command")
 			if c.inMulti {
 				c.multiDirty = true
 			}
@@ -305,7 +329,7 @@ func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 	held := c.s.locks.acquire(c.locks)
 	defer c.s.locks.release(held)
 
-	mark := len(c.w.b)
+	mark := len(c.w.B)
 	for attempt := 0; ; attempt++ {
 		tx, err := db.Begin(c.s.ctx, true)
 		if err != nil {
@@ -324,7 +348,7 @@ func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 		if err == nil {
 			return
 		}
-		c.w.b = c.w.b[:mark]
+		c.w.B = c.w.B[:mark]
 		switch {
 		case errors.Is(err, cruzdb.ErrConflict) && attempt < c.s.cfg.MaxConflictRetries:
 			c.s.metrics.retries.Inc()
@@ -347,7 +371,7 @@ func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 
 // runPointUnlocked is runPoint for a caller that already holds the locks.
 func (c *conn) runPointUnlocked(batch [][][]byte, specs []*cmdSpec) {
-	mark := len(c.w.b)
+	mark := len(c.w.B)
 	for attempt := 0; ; attempt++ {
 		tx, err := c.s.db.Begin(c.s.ctx, true)
 		if err != nil {
@@ -361,7 +385,7 @@ func (c *conn) runPointUnlocked(batch [][][]byte, specs []*cmdSpec) {
 		if err == nil {
 			return
 		}
-		c.w.b = c.w.b[:mark]
+		c.w.B = c.w.B[:mark]
 		if errors.Is(err, cruzdb.ErrConflict) && attempt < c.s.cfg.MaxConflictRetries {
 			c.s.metrics.retries.Inc()
 			continue
@@ -375,12 +399,16 @@ func (c *conn) runPointUnlocked(batch [][][]byte, specs []*cmdSpec) {
 func (c *conn) errorAll(n int, err error) {
 	msg := errText(err)
 	for range n {
-		c.w.err(msg)
+		c.w.Err(msg)
 	}
 }
 
 // errText is the Redis error reply for a database error.
 func errText(err error) string {
+	var re replyError
+	if errors.As(err, &re) {
+		return string(re)
+	}
 	s := err.Error()
 	for strings.HasPrefix(s, "cruzdb: ") {
 		s = strings.TrimPrefix(s, "cruzdb: ")

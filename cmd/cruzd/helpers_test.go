@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/resp"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/redis/go-redis/v9"
 )
@@ -139,7 +140,7 @@ func readReply(br *bufio.Reader) (string, error) {
 	case '+', '-', ':':
 		return line, nil
 	case '$':
-		n, ok := parseInt([]byte(strings.TrimSuffix(line[1:], "\r\n")))
+		n, ok := resp.ParseInt([]byte(strings.TrimSuffix(line[1:], "\r\n")))
 		if !ok || n < 0 {
 			return line, nil
 		}
@@ -149,7 +150,7 @@ func readReply(br *bufio.Reader) (string, error) {
 		}
 		return line + string(buf), nil
 	case '*':
-		n, ok := parseInt([]byte(strings.TrimSuffix(line[1:], "\r\n")))
+		n, ok := resp.ParseInt([]byte(strings.TrimSuffix(line[1:], "\r\n")))
 		if !ok || n < 0 {
 			return line, nil
 		}

@@ -53,29 +53,35 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		field(b, "uptime_in_seconds", int64(time.Since(s.started).Seconds()))
 		field(b, "uptime_in_days", int64(time.Since(s.started).Hours()/24))
 		field(b, "data_dir", s.cfg.DataDir)
+		serverFields(b, s)
 	})
 	section("Clients", func(b *strings.Builder) {
 		field(b, "connected_clients", s.nclients.Load())
 		field(b, "maxclients", s.cfg.MaxClients)
+		clientsFields(b)
 	})
+	section("Memory", func(b *strings.Builder) { memoryFields(b) })
 	section("Stats", func(b *strings.Builder) {
 		field(b, "total_connections_received", s.totalConns.Load())
 		field(b, "total_commands_processed", s.totalCmds.Load())
+		statsFields(b, s)
 	})
 	section("Persistence", func(b *strings.Builder) {
 		field(b, "loading", 0)
 		// Every acknowledged write is in the log (fsynced unless --no-sync).
 		field(b, "aof_enabled", 1)
 		field(b, "fsync", map[bool]string{true: "no", false: "always"}[s.cfg.NoSync])
+		persistenceFields(b, s)
 	})
+	section("CPU", func(b *strings.Builder) { cpuFields(b) })
 	section("Keyspace", func(b *strings.Builder) {
 		count := func(tx *cruzdb.Txn) error {
-			n, err := countKeys(tx)
+			n, expires, err := countKeys(tx)
 			if err != nil {
 				return err
 			}
 			if n > 0 {
-				field(b, "db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", n))
+				field(b, "db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", n, expires))
 			}
 			return nil
 		}
@@ -120,7 +126,7 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		field(b, "flush_workers", s.cfg.FlushWorkers)
 		field(b, "flush_serial", boolInt(s.cfg.FlushSerial))
 	})
-	c.w.bulkString(b.String())
+	c.w.BulkString(b.String())
 }
 
 func boolInt(b bool) int {
@@ -161,16 +167,16 @@ func cmdConfig(c *conn, _ *cruzdb.Txn, args [][]byte) {
 				}
 			}
 		}
-		c.w.arrayLen(len(out))
+		c.w.ArrayLen(len(out))
 		for _, s := range out {
-			c.w.bulkString(s)
+			c.w.BulkString(s)
 		}
 	case eqFold(sub, "set") && len(args) >= 4:
-		c.w.err("ERR CONFIG SET is not supported by cruzd: restart it with other flags")
+		c.configSet(args[2:])
 	case eqFold(sub, "resetstat") && len(args) == 2:
-		c.w.ok()
+		c.w.OK()
 	default:
-		c.w.err("ERR unknown subcommand or wrong number of arguments for '" + string(sub) + "'. Try CONFIG HELP.")
+		c.w.Err("ERR unknown subcommand or wrong number of arguments for '" + string(sub) + "'. Try CONFIG HELP.")
 	}
 }
 
@@ -179,21 +185,30 @@ func (s *server) configParams() map[string]string {
 	if s.cfg.NoSync {
 		fsync = "no"
 	}
-	return map[string]string{
-		"save":                   "",
-		"appendonly":             "yes",
-		"appendfsync":            fsync,
-		"databases":              "1",
-		"maxclients":             strconv.Itoa(s.cfg.MaxClients),
-		"timeout":                strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
-		"proto-max-bulk-len":     strconv.FormatInt(s.cfg.MaxBulkLen, 10),
-		"port":                   portOf(s.Addr().String()),
-		"dir":                    s.cfg.DataDir,
-		"maxmemory":              "0",
-		"maxmemory-policy":       "noeviction",
-		"cluster-enabled":        "no",
-		"notify-keyspace-events": "",
+	m := map[string]string{
+		"save":                      "",
+		"appendonly":                "yes",
+		"appendfsync":               fsync,
+		"databases":                 "1",
+		"maxclients":                strconv.Itoa(s.cfg.MaxClients),
+		"timeout":                   strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
+		"proto-max-bulk-len":        strconv.FormatInt(s.cfg.MaxBulkLen, 10),
+		"client-query-buffer-limit": strconv.FormatInt(s.cfg.ClientQueryBufferLimit, 10),
+		"port":                      portOf(s.Addr().String()),
+		"dir":                       s.cfg.DataDir,
+		"maxmemory":                 "0",
+		"maxmemory-policy":          "noeviction",
+		"cluster-enabled":           "no",
+		"notify-keyspace-events":    "",
 	}
+	for k, v := range ignoredTunables {
+		m[k] = v
+	}
+	s.tuning.Range(func(k, v any) bool {
+		m[k.(string)] = v.(string)
+		return true
+	})
+	return m
 }
 
 // COMMAND: enough for redis-cli and client libraries. COMMAND alone lists
@@ -206,7 +221,7 @@ func cmdCommand(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	}
 	slices.Sort(names)
 	if len(args) == 1 {
-		c.w.arrayLen(len(names))
+		c.w.ArrayLen(len(names))
 		for _, n := range names {
 			c.commandInfo(c.s.specs[n])
 		}
@@ -215,25 +230,25 @@ func cmdCommand(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	sub := args[1]
 	switch {
 	case eqFold(sub, "count") && len(args) == 2:
-		c.w.int(int64(len(names)))
+		c.w.Int(int64(len(names)))
 	case eqFold(sub, "docs"):
-		c.w.arrayLen(0)
+		c.commandDocs(args[2:], names)
 	case eqFold(sub, "list") && len(args) == 2:
-		c.w.arrayLen(len(names))
+		c.w.ArrayLen(len(names))
 		for _, n := range names {
-			c.w.bulkString(n)
+			c.w.BulkString(n)
 		}
 	case eqFold(sub, "info"):
-		c.w.arrayLen(len(args) - 2)
+		c.w.ArrayLen(len(args) - 2)
 		for _, a := range args[2:] {
 			if sp := c.lookup(a); sp != nil {
 				c.commandInfo(sp)
 			} else {
-				c.w.nullArray()
+				c.w.NullArray()
 			}
 		}
 	default:
-		c.w.err("ERR unknown subcommand '" + string(sub) + "'. Try COMMAND HELP.")
+		c.w.Err("ERR unknown subcommand '" + string(sub) + "'. Try COMMAND HELP.")
 	}
 }
 
@@ -247,14 +262,14 @@ func (c *conn) commandInfo(sp *cmdSpec) {
 	if sp.flags&flagNoQueue != 0 {
 		flags = append(flags, "no-multi")
 	}
-	c.w.arrayLen(6)
-	c.w.bulkString(sp.name)
-	c.w.int(int64(sp.arity))
-	c.w.arrayLen(len(flags))
+	c.w.ArrayLen(6)
+	c.w.BulkString(sp.name)
+	c.w.Int(int64(sp.arity))
+	c.w.ArrayLen(len(flags))
 	for _, f := range flags {
-		c.w.simple(f)
+		c.w.Simple(f)
 	}
-	c.w.int(int64(sp.first))
-	c.w.int(int64(sp.last))
-	c.w.int(int64(sp.step))
+	c.w.Int(int64(sp.first))
+	c.w.Int(int64(sp.last))
+	c.w.Int(int64(sp.step))
 }

@@ -4,6 +4,7 @@
 //
 //	cruzd [serve] [flags]                         run the daemon
 //	cruzd inspect --data-dir DIR [--from P] [--to P]  decode and print the log
+//	cruzd copylog --from DIR --to DIR [--backend B]   copy a log to another backend
 //
 // Every flag can also be set with an environment variable: CRUZD_ and the
 // flag's name in upper case with '-' as '_' (--data-dir: CRUZD_DATA_DIR).
@@ -29,7 +30,9 @@ func main() {
 // run is main without os.Exit, returning the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-v") {
+		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -37,10 +40,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServe(args, stderr)
 	case "inspect":
 		return runInspect(args, stdout, stderr)
+	case "copylog":
+		return runCopyLog(args, stdout, stderr)
 	case "help":
 		topUsage(stdout)
 		return 0
-	case "version":
+	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "cruzd", version)
 		return 0
 	}
@@ -55,7 +60,8 @@ func topUsage(w io.Writer) {
 Usage:
   cruzd [serve] [flags]                              run the daemon (default)
   cruzd inspect --data-dir DIR [--from P] [--to P]   decode and print the log
-  cruzd version                                      print the version
+  cruzd copylog --from DIR --to DIR [--backend B]    copy a log to another backend
+  cruzd version (or --version, -v)                   print the version
 
 Run "cruzd serve --help" or "cruzd inspect --help" for the flags.
 `)

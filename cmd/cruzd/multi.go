@@ -37,7 +37,7 @@ func (c *conn) queue(spec *cmdSpec, args [][]byte) {
 		owned[i] = buf[start:len(buf):len(buf)]
 	}
 	c.queued = append(c.queued, queuedCmd{spec: spec, args: owned})
-	c.w.simple("QUEUED")
+	c.w.Simple("QUEUED")
 }
 
 func (c *conn) resetMulti() {
@@ -49,53 +49,61 @@ func (c *conn) resetMulti() {
 
 func cmdMulti(c *conn, _ *cruzdb.Txn, _ [][]byte) {
 	if c.inMulti {
-		c.w.err("ERR MULTI calls can not be nested")
+		c.w.Err("ERR MULTI calls can not be nested")
 		return
 	}
 	c.inMulti = true
-	c.w.ok()
+	c.w.OK()
 }
 
 func cmdDiscard(c *conn, _ *cruzdb.Txn, _ [][]byte) {
 	if !c.inMulti {
-		c.w.err("ERR DISCARD without MULTI")
+		c.w.Err("ERR DISCARD without MULTI")
 		return
 	}
 	c.resetMulti()
-	c.w.ok()
+	c.w.OK()
 }
 
 func cmdUnwatch(c *conn, _ *cruzdb.Txn, _ [][]byte) {
 	c.watches = nil
-	c.w.ok()
+	c.w.OK()
 }
 
 func cmdWatch(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	if c.inMulti {
-		c.w.err("ERR WATCH inside MULTI is not allowed")
+		c.w.Err("ERR WATCH inside MULTI is not allowed")
 		return
 	}
 	tx, err := c.s.db.Begin(c.s.ctx, false)
 	if err != nil {
-		c.w.err(errText(err))
+		c.w.Err(errText(err))
 		return
 	}
 	defer tx.Rollback()
 	for _, k := range args[1:] {
-		if c.watching(k) {
+		if c.watchingKey(k) {
 			continue // the first WATCH's position is the one that counts
 		}
 		pos, err := lastWrite(tx, k)
 		if err != nil {
-			c.w.err(errText(err))
+			c.w.Err(errText(err))
 			return
 		}
 		c.watches = append(c.watches, watch{key: bytes.Clone(k), pos: pos})
 	}
-	c.w.ok()
+	c.w.OK()
 }
 
 func (c *conn) watching(k []byte) bool {
+	if len(k) == 0 || k[0] != metaPrefix {
+		return false
+	}
+	return c.watchingKey(k[1:]) // the Redis key of a metadata key
+}
+
+// watchingKey reports whether the Redis key k is watched.
+func (c *conn) watchingKey(k []byte) bool {
 	for _, w := range c.watches {
 		if bytes.Equal(w.key, k) {
 			return true
@@ -104,9 +112,10 @@ func (c *conn) watching(k []byte) bool {
 	return false
 }
 
-// lastWrite is Txn.LastWrite, with 0 for keys that cannot exist.
+// lastWrite is Txn.LastWrite of k's metadata (which every write to k
+// writes), with 0 for keys that cannot exist.
 func lastWrite(tx *cruzdb.Txn, k []byte) (uint64, error) {
-	pos, err := tx.LastWrite(k)
+	pos, err := tx.LastWrite(metaKey(k))
 	switch {
 	case err == nil:
 		return uint64(pos), nil
@@ -118,12 +127,12 @@ func lastWrite(tx *cruzdb.Txn, k []byte) (uint64, error) {
 
 func cmdExec(c *conn, _ *cruzdb.Txn, _ [][]byte) {
 	if !c.inMulti {
-		c.w.err("ERR EXEC without MULTI")
+		c.w.Err("ERR EXEC without MULTI")
 		return
 	}
 	defer c.resetMulti()
 	if c.multiDirty {
-		c.w.err("EXECABORT Transaction discarded because of previous errors.")
+		c.w.Err("EXECABORT Transaction discarded because of previous errors.")
 		return
 	}
 	writable := false
@@ -147,25 +156,25 @@ func cmdExec(c *conn, _ *cruzdb.Txn, _ [][]byte) {
 		defer c.s.locks.release(held)
 	}
 
-	mark := len(c.w.b)
+	mark := len(c.w.B)
 	for attempt := 0; ; attempt++ {
 		tx, err := c.s.db.Begin(c.s.ctx, writable)
 		if err != nil {
-			c.w.err(errText(err))
+			c.w.Err(errText(err))
 			return
 		}
 		changed, err := c.watchedChanged(tx)
 		if err != nil || changed {
 			tx.Rollback()
 			if err != nil {
-				c.w.err(errText(err))
+				c.w.Err(errText(err))
 			} else {
 				c.s.metrics.watchAborts.Inc()
-				c.w.nullArray()
+				c.w.NullArray()
 			}
 			return
 		}
-		c.w.arrayLen(len(c.queued))
+		c.w.ArrayLen(len(c.queued))
 		for _, q := range c.queued {
 			q.spec.run(c, tx, q.args)
 		}
@@ -180,11 +189,11 @@ func cmdExec(c *conn, _ *cruzdb.Txn, _ [][]byte) {
 		if err == nil {
 			return
 		}
-		c.w.b = c.w.b[:mark]
+		c.w.B = c.w.B[:mark]
 		var ce *cruzdb.ConflictError
 		if errors.As(err, &ce) && !ce.TooOld && c.watching(ce.Key) {
 			c.s.metrics.watchAborts.Inc()
-			c.w.nullArray()
+			c.w.NullArray()
 			return
 		}
 		if errors.Is(err, cruzdb.ErrConflict) {
@@ -192,10 +201,10 @@ func cmdExec(c *conn, _ *cruzdb.Txn, _ [][]byte) {
 				c.s.metrics.retries.Inc()
 				continue
 			}
-			c.w.err("ERR transaction conflict: gave up after " + itoa(c.s.cfg.MaxConflictRetries) + " retries: " + err.Error())
+			c.w.Err("ERR transaction conflict: gave up after " + itoa(c.s.cfg.MaxConflictRetries) + " retries: " + err.Error())
 			return
 		}
-		c.w.err(errText(err))
+		c.w.Err(errText(err))
 		return
 	}
 }

@@ -189,7 +189,7 @@ func TestExecConflictRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	write := func(k, v string) {
-		if err := s.db.Update(context.Background(), func(tx *cruzdb.Txn) error { return tx.Put([]byte(k), []byte(v)) }); err != nil {
+		if err := s.db.Update(context.Background(), func(tx *cruzdb.Txn) error { return storeMeta(tx, []byte(k), meta{value: []byte(v)}) }); err != nil {
 			t.Error(err)
 		}
 	}

@@ -128,7 +128,7 @@ func TestPipelineBatchConflictRetry(t *testing.T) {
 		if calls.Add(1) == 1 {
 			// Another writer (bypassing the daemon's key locks, as another
 			// node of a shared log would) bumps n under the batch.
-			err := s.db.Update(context.Background(), func(tx *cruzdb.Txn) error { return tx.Put([]byte("n"), []byte("100")) })
+			err := s.db.Update(context.Background(), func(tx *cruzdb.Txn) error { return storeMeta(tx, []byte("n"), meta{value: []byte("100")}) })
 			if err != nil {
 				t.Error(err)
 			}

@@ -357,7 +357,13 @@ func TestProcessSecondSignal(t *testing.T) {
 	if _, err := nc.Write(bytes.Repeat([]byte("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n"), 64)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The first byte of the replies shows the server is executing the
+	// commands; the 64 MiB of replies do not fit in the socket buffers, so
+	// it cannot finish them while this client reads no more.
+	nc.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := io.ReadFull(nc, make([]byte, 1)); err != nil {
+		t.Fatalf("no reply started: %v", err)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -8,14 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cruzlog/cruzdb"
 	"github.com/cruzlog/cruzdb/log"
-	"github.com/cruzlog/cruzdb/log/boltlog"
 )
 
 // server is one cruzd: a database, a RESP listener and an admin HTTP
@@ -27,10 +25,14 @@ type server struct {
 
 	db      *cruzdb.DB
 	log     log.Log // the log the DB runs on (wrapped for metrics)
-	ownLog  log.Log // the bbolt log this server opened, nil with cfg.log
+	ownLog  log.Log // the embedded log this server opened, nil with cfg.log
 	metrics *metrics
 	specs   map[string]*cmdSpec
 	comb    *combiner
+	sweep   *sweeper
+	// tuning holds CONFIG SET values of Redis tunables cruzd accepts and
+	// ignores (compat.go).
+	tuning  sync.Map
 	locks   *keyLocks
 	cursors *cursorTable
 
@@ -101,6 +103,7 @@ func (s *server) Start() (err error) {
 		return err
 	}
 	s.comb = newCombiner(s)
+	s.sweep = newSweeper(s)
 	s.ln, err = net.Listen("tcp", s.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.ListenAddr, err)
@@ -133,7 +136,7 @@ func (s *server) openDB() error {
 		}
 		// The daemon opens the embedded log itself (as cruzdb.Open would) so
 		// that it can time appends; the DB does not own it.
-		l, err := boltlog.Open(filepath.Join(s.cfg.DataDir, cruzdb.LogFileName), &boltlog.Options{NoSync: s.cfg.NoSync})
+		l, err := cruzdb.OpenEmbeddedLog(s.cfg.DataDir, s.cfg.NoSync)
 		if err != nil {
 			return fmt.Errorf("open log: %w", err)
 		}
@@ -288,6 +291,9 @@ func (s *server) doClose() error {
 	}
 	if s.comb != nil {
 		s.comb.close() // no connection is left to submit
+	}
+	if s.sweep != nil {
+		s.sweep.close()
 	}
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {

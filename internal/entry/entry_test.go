@@ -6,7 +6,6 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -14,26 +13,14 @@ import (
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/intention"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/vmihailenco/msgpack/v5"
 )
-
-func testSeed(t testing.TB) uint64 {
-	seed := uint64(20240611)
-	if s := os.Getenv("CRUZDB_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CRUZDB_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with CRUZDB_SEED=%d)", seed, seed)
-	return seed
-}
 
 var allTypes = []Type{TypeHeader, TypeIntention, TypeAfterimage, TypeCheckpoint}
 
 func TestEnvelopeRoundTrip(t *testing.T) {
-	r := rand.New(rand.NewPCG(testSeed(t), 1))
+	r := rand.New(rand.NewPCG(testutil.Seed(t, 20240611), 1))
 	payloads := [][]byte{nil, {}, {0}, []byte("hello"), make([]byte, 1000)}
 	for range 200 {
 		p := make([]byte, r.IntN(3000))

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/cruzlog/cruzdb/internal/entry/wire"
+	"github.com/cruzlog/cruzdb/internal/wire"
 )
 
 // FormatVersion is the database format version this code writes and reads:

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	bolt "go.etcd.io/bbolt"
 )
@@ -73,19 +74,11 @@ func wantRead(t testing.TB, l *Log, p log.Position, want []byte, wantErr error) 
 // waitQueued polls until n requests wait in l's queue (the committer is held).
 func waitQueued(t testing.TB, l *Log, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, testutil.WaitLong, func() bool {
 		l.mu.Lock()
-		q := len(l.queue)
-		l.mu.Unlock()
-		if q >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d requests queued", q, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer l.mu.Unlock()
+		return len(l.queue) >= n
+	})
 }
 
 // gate is a commit hook that can hold the committer inside a transaction and
@@ -391,8 +384,7 @@ func TestTrimReclaimAfterReopen(t *testing.T) {
 // waitReclaimed polls until no entry below trim is left in the file.
 func waitReclaimed(t testing.TB, l *Log, trim uint64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, testutil.WaitLong, func() bool {
 		var first []byte
 		if err := l.db.View(func(tx *bolt.Tx) error {
 			k, _ := tx.Bucket(bucketEntries).Cursor().First()
@@ -401,14 +393,8 @@ func waitReclaimed(t testing.TB, l *Log, trim uint64) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if first == nil || binary.BigEndian.Uint64(first) >= trim {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("entries below %d not reclaimed (first is %d)", trim, binary.BigEndian.Uint64(first))
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return first == nil || binary.BigEndian.Uint64(first) >= trim
+	})
 }
 
 func TestTooLarge(t *testing.T) {
@@ -803,9 +789,7 @@ func TestCloseWhileAppending(t *testing.T) {
 				}
 			})
 		}
-		for ok.Load() < 200 {
-			time.Sleep(100 * time.Microsecond)
-		}
+		testutil.Eventually(t, testutil.WaitLong, func() bool { return ok.Load() >= 200 })
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}

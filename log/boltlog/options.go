@@ -1,6 +1,7 @@
 package boltlog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -62,6 +63,9 @@ type Options struct {
 	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 }
 
+// ErrInvalidOptions: Open was given Options it cannot use.
+var ErrInvalidOptions = errors.New("boltlog: invalid options")
+
 // Defaults.
 const (
 	defaultLockTimeout     = 500 * time.Millisecond
@@ -72,41 +76,54 @@ const (
 )
 
 // withDefaults returns a copy of o (nil allowed) with defaults filled in, or
-// an error naming the first invalid field.
+// an error naming the first invalid field: Open's only handling of options.
 func (o *Options) withDefaults() (Options, error) {
 	var c Options
 	if o != nil {
 		c = *o
 	}
-	switch {
-	case c.LockTimeout < 0:
-		return c, fmt.Errorf("boltlog: invalid options: LockTimeout %v is negative", c.LockTimeout)
-	case c.MaxGroupBytes < 0:
-		return c, fmt.Errorf("boltlog: invalid options: MaxGroupBytes %d is negative", c.MaxGroupBytes)
-	case c.ReclaimBatch < 0:
-		return c, fmt.Errorf("boltlog: invalid options: ReclaimBatch %d is negative", c.ReclaimBatch)
-	case c.PageSize != 0 && (c.PageSize < 1<<10 || c.PageSize > 64<<10 || c.PageSize&(c.PageSize-1) != 0):
-		return c, fmt.Errorf("boltlog: invalid options: PageSize %d is not a power of two from 1 KiB to 64 KiB", c.PageSize)
-	case c.InitialMmapSize < 0:
-		return c, fmt.Errorf("boltlog: invalid options: InitialMmapSize %d is negative", c.InitialMmapSize)
-	}
-	if c.LockTimeout == 0 {
-		c.LockTimeout = defaultLockTimeout
-	}
-	if c.MaxGroupBytes == 0 {
-		c.MaxGroupBytes = defaultMaxGroupBytes
-	}
-	if c.ReclaimBatch == 0 {
-		c.ReclaimBatch = defaultReclaimBatch
-	}
-	if c.InitialMmapSize == 0 {
-		c.InitialMmapSize = defaultInitialMmapSize
-	}
-	if c.FileMode == 0 {
-		c.FileMode = defaultFileMode
-	}
-	if c.commitTx == nil {
-		c.commitTx = (*bolt.Tx).Commit
+	c.ensureDefaults()
+	if err := c.validate(); err != nil {
+		return Options{}, err
 	}
 	return c, nil
+}
+
+// ensureDefaults sets every zero field to its default.
+func (o *Options) ensureDefaults() {
+	if o.LockTimeout == 0 {
+		o.LockTimeout = defaultLockTimeout
+	}
+	if o.MaxGroupBytes == 0 {
+		o.MaxGroupBytes = defaultMaxGroupBytes
+	}
+	if o.ReclaimBatch == 0 {
+		o.ReclaimBatch = defaultReclaimBatch
+	}
+	if o.InitialMmapSize == 0 {
+		o.InitialMmapSize = defaultInitialMmapSize
+	}
+	if o.FileMode == 0 {
+		o.FileMode = defaultFileMode
+	}
+	if o.commitTx == nil {
+		o.commitTx = (*bolt.Tx).Commit
+	}
+}
+
+// validate reports the first field no default can fix.
+func (o *Options) validate() error {
+	switch {
+	case o.LockTimeout < 0:
+		return fmt.Errorf("%w: LockTimeout %v is negative", ErrInvalidOptions, o.LockTimeout)
+	case o.MaxGroupBytes < 0:
+		return fmt.Errorf("%w: MaxGroupBytes %d is negative", ErrInvalidOptions, o.MaxGroupBytes)
+	case o.ReclaimBatch < 0:
+		return fmt.Errorf("%w: ReclaimBatch %d is negative", ErrInvalidOptions, o.ReclaimBatch)
+	case o.PageSize != 0 && (o.PageSize < 1<<10 || o.PageSize > 64<<10 || o.PageSize&(o.PageSize-1) != 0):
+		return fmt.Errorf("%w: PageSize %d is not a power of two from 1 KiB to 64 KiB", ErrInvalidOptions, o.PageSize)
+	case o.InitialMmapSize < 0:
+		return fmt.Errorf("%w: InitialMmapSize %d is negative", ErrInvalidOptions, o.InitialMmapSize)
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
@@ -170,9 +171,7 @@ func TestAppendBatchAckLost(t *testing.T) {
 func TestAppendBatchClosedInFlight(t *testing.T) {
 	l := memlog.New(&memlog.Options{AppendLatency: time.Hour})
 	res := goAppendBatch(l, "a", "b")
-	for l.Stats().InFlight != 2 {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, testutil.WaitLong, func() bool { return l.Stats().InFlight == 2 })
 	clone := l.CrashClone()
 	if err := l.Close(); err != nil {
 		t.Fatal(err)

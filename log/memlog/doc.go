@@ -36,19 +36,16 @@
 // Options.Latency draws an extra latency per operation from the log's random
 // source, seeded from Options.Seed, to model a distribution.
 //
-// Waits are precise: time.Sleep and timers overshoot by up to about a
-// millisecond on Linux (time.Sleep(100µs) lasts about 1.05 ms on the 2-CPU
-// machine this was written on), so waits are handed to one shared waker
-// goroutine. It sleeps on a timer until 1.5 ms before the earliest deadline,
-// then polls the clock, yielding the processor (runtime.Gosched) between
-// polls, and wakes each waiting call at its deadline. One poller serves every
-// waiting call, so the CPU cost stays bounded however many appends are in
-// flight; the waker exists only while some call is waiting. A wait never ends
-// early, except when the call's context ends or the log is closed. How late
-// it ends depends on the load; BenchmarkSleep reports it. Measured on that
-// machine while other builds kept it busy (load average about 11 on 2 CPUs),
-// the median overshoot was about 1.2 µs for 20 µs and 100 µs waits and 4 µs
-// for 3 ms waits, the 99th percentile 30-50 µs and 0.6 ms.
+// Waits are precise: time.Sleep and timers can overshoot by about a
+// millisecond on Linux, far more than the latencies a test injects, so waits
+// are handed to one shared waker goroutine. It sleeps on a timer until 1.5 ms
+// before the earliest deadline, then polls the clock, yielding the processor
+// (runtime.Gosched) between polls, and wakes each waiting call at its
+// deadline. One poller serves every waiting call, so the CPU cost stays
+// bounded however many appends are in flight; the waker exists only while
+// some call is waiting. A wait never ends early, except when the call's
+// context ends or the log is closed. How late it ends depends on the load;
+// BenchmarkSleep reports it (bench/RESULTS.md has figures).
 //
 // # Faults
 //

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
@@ -176,9 +177,7 @@ func TestHeldAppendGivesUp(t *testing.T) {
 	wantReadErr(t, l, 0, log.ErrNotWritten) // the writer gave up: a hole
 
 	held = goAppend(l, context.Background(), "closed")
-	for g.Waiting() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, testutil.WaitLong, func() bool { return g.Waiting() > 0 })
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 )
 
@@ -57,17 +58,10 @@ func TestWakerManyWaiters(t *testing.T) {
 	time.Sleep(3 * time.Millisecond)
 	close(done)
 	wg.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// The waker stops once every wait has ended.
+	testutil.Eventually(t, testutil.WaitLong, func() bool {
 		theWaker.mu.Lock()
-		running, n := theWaker.running, len(theWaker.waiters)
-		theWaker.mu.Unlock()
-		if !running && n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waker still running with %d waiters after every wait ended", n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer theWaker.mu.Unlock()
+		return !theWaker.running && len(theWaker.waiters) == 0
+	})
 }

@@ -1,4 +1,4 @@
-package main
+package inspect
 
 import (
 	"bytes"
@@ -78,7 +78,7 @@ func TestInspectLog(t *testing.T) {
 		tail: 12,
 	}
 	var out bytes.Buffer
-	if err := inspectLog(context.Background(), l, &out, positionFlag{}, positionFlag{}, true); err != nil {
+	if err := Log(context.Background(), l, &out, 0, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()
@@ -106,10 +106,11 @@ func TestInspectLog(t *testing.T) {
 		}
 	}
 
-	// --from and --to bound what is read.
+	// from and to bound what is read.
+	six := uint64(6)
 	out.Reset()
 	l.reads = 0
-	if err := inspectLog(context.Background(), l, &out, positionFlag{v: 5, set: true}, positionFlag{v: 6, set: true}, false); err != nil {
+	if err := Log(context.Background(), l, &out, 5, &six, false); err != nil {
 		t.Fatal(err)
 	}
 	if l.reads != 2 || strings.Contains(out.String(), "\theader") || !strings.Contains(out.String(), "6\tafterimage") || strings.Contains(out.String(), "read \"r1\"") {

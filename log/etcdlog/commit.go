@@ -1,0 +1,246 @@
+package etcdlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cruzlog/cruzdb/log"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// appendReq is one caller's entries, committed together in one transaction.
+type appendReq struct {
+	ctx   context.Context
+	vals  [][]byte // encoded entry values, owned by the request
+	data  [][]byte // the data of inline entries (for the cache), aliasing vals
+	bytes int
+	large *largeEntry // a chunked entry: vals holds its manifest alone
+	done  chan appendResult
+}
+
+type appendResult struct {
+	pos []uint64
+	err error
+}
+
+// errChunksGone: a large entry's chunks expired before its entry was
+// written; the writer writes them again.
+var errChunksGone = errors.New("chunks expired before the entry was written")
+
+// Append writes data at the next free position. Concurrent appends on one
+// Log share etcd transactions.
+func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
+	if err := l.check(ctx, "append"); err != nil {
+		return 0, err
+	}
+	if len(data) > log.MaxEntrySize {
+		return 0, fmt.Errorf("etcdlog: append of %d bytes: %w (max %d)", len(data), log.ErrTooLarge, log.MaxEntrySize)
+	}
+	if len(data) > l.opts.ChunkSize {
+		return l.appendLarge(ctx, data)
+	}
+	ps, err := l.submit(ctx, l.inlineReq(ctx, [][]byte{data}))
+	if err != nil {
+		return 0, err
+	}
+	return log.Position(ps[0]), nil
+}
+
+// AppendBatch appends data in order: entries that fit go together in as few
+// transactions as the batch limits allow, large ones on their own.
+func (l *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, error) {
+	if err := l.check(ctx, "append batch"); err != nil {
+		return nil, err
+	}
+	for i, d := range data {
+		if len(d) > log.MaxEntrySize {
+			return nil, fmt.Errorf("etcdlog: append batch: entry %d of %d bytes: %w (max %d)", i, len(d), log.ErrTooLarge, log.MaxEntrySize)
+		}
+	}
+	out := make([]log.Position, 0, len(data))
+	for i := 0; i < len(data); {
+		if len(data[i]) > l.opts.ChunkSize {
+			p, err := l.appendLarge(ctx, data[i])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+			i++
+			continue
+		}
+		j, bytes := i, 0
+		for j < len(data) && j-i < l.opts.MaxBatchEntries && len(data[j]) <= l.opts.ChunkSize &&
+			(j == i || bytes+len(data[j]) <= l.opts.MaxBatchBytes) {
+			bytes += len(data[j])
+			j++
+		}
+		ps, err := l.submit(ctx, l.inlineReq(ctx, data[i:j]))
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			out = append(out, log.Position(p))
+		}
+		i = j
+	}
+	return out, nil
+}
+
+func (l *Log) inlineReq(ctx context.Context, data [][]byte) *appendReq {
+	r := &appendReq{ctx: ctx, done: make(chan appendResult, 1)}
+	for _, d := range data {
+		v := make([]byte, 1+len(d))
+		v[0] = kindData
+		copy(v[1:], d)
+		r.vals = append(r.vals, v)
+		r.data = append(r.data, v[1:])
+		r.bytes += len(d)
+	}
+	return r
+}
+
+// submit hands r to the committer and waits for its positions.
+func (l *Log) submit(ctx context.Context, r *appendReq) ([]uint64, error) {
+	select {
+	case l.reqs <- r:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("etcdlog: append: %w", ctx.Err())
+	case <-l.ctx.Done():
+		return nil, fmt.Errorf("etcdlog: append: %w", log.ErrClosed)
+	}
+	select {
+	case res := <-r.done:
+		return res.pos, res.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("etcdlog: append: outcome unknown: %w", ctx.Err())
+	case <-l.ctx.Done():
+		return nil, fmt.Errorf("etcdlog: append: outcome unknown: %w", log.ErrClosed)
+	}
+}
+
+// commitLoop is the node's committer: it gathers the appends waiting and
+// writes them in one transaction that compares the meta keys with what this
+// node knows of them. One transaction is in flight at a time; appends that
+// arrive meanwhile wait for the next one, so batches grow with load.
+func (l *Log) commitLoop() {
+	defer l.wg.Done()
+	var carry *appendReq
+	for {
+		var batch []*appendReq
+		if carry != nil {
+			batch, carry = append(batch, carry), nil
+		} else {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+			case <-l.ctx.Done():
+				return
+			}
+		}
+		n, bytes := len(batch[0].vals), batch[0].bytes
+	gather:
+		for batch[0].large == nil && n < l.opts.MaxBatchEntries && bytes < l.opts.MaxBatchBytes {
+			select {
+			case r := <-l.reqs:
+				if r.large != nil || n+len(r.vals) > l.opts.MaxBatchEntries || bytes+r.bytes > l.opts.MaxBatchBytes {
+					carry = r
+					break gather
+				}
+				batch = append(batch, r)
+				n, bytes = n+len(r.vals), bytes+r.bytes
+			default:
+				break gather
+			}
+		}
+		live := batch[:0]
+		for _, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.done <- appendResult{err: fmt.Errorf("etcdlog: append: %w", err)}
+				continue
+			}
+			live = append(live, r)
+		}
+		if len(live) > 0 {
+			l.commit(live)
+		}
+	}
+}
+
+// commit writes the batch's entries at the positions after the tail it
+// knows, in one transaction with the tail's new value, and retries at once
+// with the meta keys the Else branch returns when another writer got there
+// first.
+func (l *Log) commit(batch []*appendReq) {
+	reply := func(err error) {
+		for _, r := range batch {
+			r.done <- appendResult{err: err}
+		}
+	}
+	var vals [][]byte
+	for _, r := range batch {
+		vals = append(vals, r.vals...)
+	}
+	for {
+		if l.ctx.Err() != nil {
+			reply(fmt.Errorf("etcdlog: append: %w", log.ErrClosed))
+			return
+		}
+		m := l.snapshot()
+		pos := make([]uint64, len(vals))
+		next := m.next()
+		for i := range vals {
+			for m.junkAhead(next) {
+				next++
+			}
+			pos[i] = next
+			next++
+		}
+		ops := make([]clientv3.Op, 0, len(vals)+2)
+		for i, v := range vals {
+			ops = append(ops, clientv3.OpPut(l.k.entry(pos[i]), string(v)))
+		}
+		if le := batch[0].large; le != nil {
+			for i := range le.man.chunks() {
+				// Detach the chunk from its lease: the entry owns it now.
+				// A chunk that expired makes the whole transaction fail.
+				ops = append(ops, clientv3.OpPut(l.k.chunk(le.man.id, i), "", clientv3.WithIgnoreValue()))
+			}
+			ops = append(ops, clientv3.OpPut(l.k.marker(pos[0]), le.man.id))
+		}
+		ops = append(ops, clientv3.OpPut(l.k.tail(), hex16(next)))
+		// A member cut off from its leader answers at once instead of
+		// holding the batch until the timeout.
+		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(l.ctx), l.opts.RequestTimeout)
+		resp, err := l.cli.Txn(ctx).If(l.metaCmps(&m)...).Then(ops...).
+			Else(clientv3.OpGet(l.k.meta(), clientv3.WithPrefix())).Commit()
+		cancel()
+		switch {
+		case err != nil && batch[0].large != nil && isKeyNotFound(err):
+			reply(errChunksGone)
+			return
+		case err != nil && l.ctx.Err() != nil:
+			reply(fmt.Errorf("etcdlog: append: outcome unknown: %w", log.ErrClosed))
+			return
+		case err != nil:
+			reply(fmt.Errorf("etcdlog: append: outcome unknown: %w", err))
+			return
+		case resp.Succeeded:
+			l.noteTail(next, resp.Header.Revision)
+			i := 0
+			for _, r := range batch {
+				ps := pos[i : i+len(r.vals)]
+				for j, d := range r.data {
+					l.cache.put(ps[j], d)
+				}
+				i += len(r.vals)
+				r.done <- appendResult{pos: ps}
+			}
+			return
+		}
+		if err := l.applyMeta(resp.Responses[0].GetResponseRange().Kvs); err != nil {
+			reply(fmt.Errorf("etcdlog: append: %w", err))
+			return
+		}
+	}
+}

@@ -1,0 +1,411 @@
+package seglog
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+
+	"github.com/cruzlog/cruzdb/log"
+)
+
+// committer commits groups of requests until Close.
+func (l *Log) committer() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.wake:
+		case <-l.stop:
+			return
+		}
+		for l.commitLocked() {
+			// Let the requesters just woken run before taking the next
+			// group: those that append again join it instead of waiting a
+			// whole fdatasync for the one after. This waits for no timer,
+			// only for goroutines that are already runnable.
+			runtime.Gosched()
+		}
+	}
+}
+
+func (l *Log) commitLocked() bool {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	return l.commitNext()
+}
+
+// commitNext takes a group of the waiting requests and commits it. It
+// reports false if nothing was waiting.
+//
+// The group is every fill and trim waiting, every small append (up to
+// smallEntry bytes) and the larger appends in arrival order up to
+// Options.MaxGroupBytes of data; a large append that does not fit waits for
+// the next group (with the rest of its batch, which keeps a batch's
+// positions in order). So a small append (an intention) that arrives while
+// a large group of afterimages is being written waits for that group, then
+// commits in the next one, never later.
+func (l *Log) commitNext() bool {
+	l.mu.Lock()
+	var group []*request
+	size := 0
+	var deferred []uint64 // batches with an entry left for a later group
+	rest := l.queue[:0]
+	for _, r := range l.queue {
+		if r.op == opAppend {
+			if r.batch != 0 && slices.Contains(deferred, r.batch) {
+				rest = append(rest, r)
+				continue
+			}
+			if len(r.data) > smallEntry && size > 0 && size+len(r.data) > l.opts.MaxGroupBytes {
+				rest = append(rest, r)
+				if r.batch != 0 {
+					deferred = append(deferred, r.batch)
+				}
+				continue
+			}
+			size += max(len(r.data), 1)
+		}
+		group = append(group, r)
+	}
+	clear(l.queue[len(rest):])
+	l.queue = rest
+	failed := l.failed
+	l.mu.Unlock()
+	if len(group) == 0 {
+		return false
+	}
+	n := 0
+	for _, r := range group {
+		if r.state.CompareAndSwap(stQueued, stClaimed) {
+			group[n] = r
+			n++
+		}
+	}
+	group = group[:n]
+	if failed != nil {
+		l.finish(group, failed)
+		return true
+	}
+	if err := l.commitGroup(group); err != nil {
+		l.finish(group, l.setFailed(err))
+		return true
+	}
+	for _, r := range group {
+		r.done <- struct{}{}
+	}
+	return true
+}
+
+// smallEntry: appends up to this size always join the next group, however
+// many bytes it holds already.
+const smallEntry = 64 << 10
+
+// finish fails every request of group that has no outcome yet with err.
+func (l *Log) finish(group []*request, err error) {
+	for _, r := range group {
+		if r.err == nil {
+			r.err = opError(r, err)
+		}
+		r.done <- struct{}{}
+	}
+}
+
+// commitGroup commits one group. Within a group all requests are
+// concurrent, so any order is a valid linearisation: trims first, then
+// fills, then appends, which therefore skip the positions the fills took.
+// Requests get their results; an error returned is a write failure, which
+// the caller makes sticky.
+func (l *Log) commitGroup(group []*request) error {
+	// Trims: the trim point is made durable first, then the tail moves
+	// past it, then whole segments below it are deleted.
+	newTrim := l.trim
+	for _, r := range group {
+		if r.op == opTrim {
+			newTrim = max(newTrim, uint64(r.pos))
+		}
+	}
+	if newTrim > l.trim {
+		if err := l.advanceTrim(newTrim); err != nil {
+			return err
+		}
+	}
+
+	// Fills: below the tail they only read; at or beyond it they add a
+	// fill-ahead record, which Append honours by writing junk there.
+	clear(l.groupFill)
+	l.fills = l.fills[:0]
+	for _, r := range group {
+		if r.op != opFill {
+			continue
+		}
+		p := uint64(r.pos)
+		switch {
+		case p < l.trim:
+			// Trimmed: Fill is an idempotent no-op there.
+		case p < l.tail:
+			s, i := l.find(p)
+			switch {
+			case s == nil:
+				r.err = fmt.Errorf("seglog: fill position %d: no segment holds it: %w", p, log.ErrCorrupt)
+			case s.kinds[i] == kindData:
+				r.err = fmt.Errorf("seglog: fill position %d: %w", p, log.ErrWritten)
+			}
+		default:
+			_, pend := l.pending[p]
+			_, dup := l.groupFill[p]
+			if !pend && !dup {
+				l.groupFill[p] = struct{}{}
+				l.fills = append(l.fills, p)
+			}
+		}
+	}
+
+	// Appends: positions from the tail, junk for every filled position met.
+	l.recs = l.recs[:0]
+	l.junked = l.junked[:0]
+	p := l.tail
+	dataBytes := 0
+	for _, r := range group {
+		if r.op != opAppend {
+			continue
+		}
+		for p < math.MaxUint64 && l.isFilled(p) {
+			l.recs = append(l.recs, rec{pos: p, kind: kindJunk})
+			l.junked = append(l.junked, p)
+			p++
+		}
+		if p == math.MaxUint64 {
+			r.err = fmt.Errorf("seglog: append: %w (position %d)", errFull, p)
+			continue
+		}
+		r.pos, r.write = log.Position(p), true
+		l.recs = append(l.recs, rec{pos: p, kind: kindData, r: r})
+		dataBytes += len(r.data)
+		p++
+	}
+	if len(l.fills) == 0 && len(l.recs) == 0 {
+		return nil // nothing to write: reads answered the fills
+	}
+
+	// A group that does not fit in the current segment starts a new one.
+	total := (len(l.fills)+len(l.recs))*recHeaderSize + dataBytes
+	act := l.segs[len(l.segs)-1]
+	if len(act.offs) > 0 && int64(act.end)+int64(total) > l.opts.SegmentSize {
+		if err := l.roll(l.tail); err != nil {
+			return err
+		}
+		act = l.segs[len(l.segs)-1]
+	}
+	gstart := act.end
+	buf := l.buf[:0]
+	for _, q := range l.fills {
+		buf = appendRecord(buf, kindFillAhead, q, gstart, nil)
+	}
+	offs := make([]uint32, 0, len(l.recs))
+	kinds := make([]byte, 0, len(l.recs))
+	for _, rc := range l.recs {
+		offs = append(offs, gstart+uint32(len(buf)))
+		kinds = append(kinds, rc.kind)
+		var data []byte
+		if rc.r != nil {
+			data = rc.r.data
+		}
+		buf = appendRecord(buf, rc.kind, rc.pos, gstart, data)
+	}
+	if cap(buf) > 8<<20 {
+		l.buf = nil
+	} else {
+		l.buf = buf
+	}
+	if _, err := act.f.WriteAt(buf, int64(gstart)); err != nil {
+		return fmt.Errorf("write segment %s: %w", act.path, err)
+	}
+	if err := l.sync(act.f); err != nil {
+		return fmt.Errorf("fdatasync segment %s: %w", act.path, err)
+	}
+
+	l.stats.groups.Add(1)
+	l.stats.entries.Add(uint64(len(l.recs)))
+	l.stats.bytes.Add(uint64(dataBytes))
+
+	// Durable: publish.
+	l.segMu.Lock()
+	act.offs = append(act.offs, offs...)
+	act.kinds = append(act.kinds, kinds...)
+	act.end = gstart + uint32(len(buf))
+	for _, q := range l.fills {
+		l.pending[q] = struct{}{}
+	}
+	for _, q := range l.junked {
+		delete(l.pending, q)
+	}
+	l.tail = p
+	l.segMu.Unlock()
+	for _, rc := range l.recs {
+		if rc.r != nil {
+			rc.r.data = nil
+		}
+	}
+	return nil
+}
+
+func (l *Log) isFilled(p uint64) bool {
+	if _, ok := l.pending[p]; ok {
+		return true
+	}
+	_, ok := l.groupFill[p]
+	return ok
+}
+
+func (l *Log) sync(f *os.File) error {
+	if l.opts.syncHook != nil {
+		return l.opts.syncHook(f)
+	}
+	if l.opts.NoSync {
+		return nil
+	}
+	return fdatasync(f)
+}
+
+// advanceTrim makes trim durable, moves the tail up to it (starting a new
+// segment there if it passed the current one), and deletes the segments
+// below it.
+func (l *Log) advanceTrim(trim uint64) error {
+	if err := writeFileAtomic(l.dir, metaName, encodeMeta(trim), l.opts.FileMode, l.opts.NoSync); err != nil {
+		return fmt.Errorf("write trim point %d: %w", trim, err)
+	}
+	l.segMu.Lock()
+	l.trim = trim
+	for q := range l.pending {
+		if q < trim {
+			delete(l.pending, q)
+		}
+	}
+	moved := trim > l.tail
+	if moved {
+		l.tail = trim
+	}
+	l.segMu.Unlock()
+	if moved {
+		if err := l.roll(trim); err != nil {
+			return err
+		}
+	}
+	return l.dropTrimmed()
+}
+
+// dropTrimmed deletes every segment but the last whose positions are all
+// below the trim point.
+func (l *Log) dropTrimmed() error {
+	n := 0
+	for n < len(l.segs)-1 && l.segs[n].next() <= l.trim {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	l.segMu.Lock()
+	drop := slices.Clone(l.segs[:n])
+	l.segs = slices.Delete(l.segs, 0, n)
+	l.segMu.Unlock()
+	for _, s := range drop {
+		s.fileMu.Lock() // wait for reads in progress
+		err := s.f.Close()
+		s.fileMu.Unlock()
+		if err == nil {
+			err = os.Remove(s.path)
+		}
+		if err != nil {
+			return fmt.Errorf("delete trimmed segment %s: %w", s.path, err)
+		}
+	}
+	if l.opts.NoSync {
+		return nil
+	}
+	if err := syncDir(l.dir); err != nil {
+		return fmt.Errorf("sync %s after deleting trimmed segments: %w", l.dir, err)
+	}
+	return nil
+}
+
+// roll seals the current segment (if any, and not sealed yet) and starts a
+// new one whose first position is base. The new segment begins with a
+// fill-ahead record for every pending fill, so that those survive the
+// deletion of older segments.
+func (l *Log) roll(base uint64) error {
+	if n := len(l.segs); n > 0 && !l.segs[n-1].sealed {
+		if err := l.seal(l.segs[n-1]); err != nil {
+			return err
+		}
+	}
+	seq := l.nextSeq
+	path := filepath.Join(l.dir, segName(seq))
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, l.opts.FileMode)
+	if err != nil {
+		return fmt.Errorf("create segment: %w", err)
+	}
+	fail := func(err error) error {
+		f.Close()
+		_ = os.Remove(tmp)
+		return fmt.Errorf("create segment %s: %w", path, err)
+	}
+	if err := preallocate(f, l.opts.SegmentSize); err != nil {
+		return fail(err)
+	}
+	fills := make([]uint64, 0, len(l.pending))
+	for q := range l.pending {
+		fills = append(fills, q)
+	}
+	slices.Sort(fills)
+	buf := encodeSegHeader(segHeader{seq: seq, base: base})
+	for _, q := range fills {
+		buf = appendRecord(buf, kindFillAhead, q, segHeaderSize, nil)
+	}
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return fail(err)
+	}
+	if !l.opts.NoSync {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	if !l.opts.NoSync {
+		if err := syncDir(l.dir); err != nil {
+			f.Close()
+			return fmt.Errorf("create segment %s: %w", path, err)
+		}
+	}
+	s := &segment{seq: seq, base: base, path: path, f: f, end: uint32(len(buf))}
+	l.segMu.Lock()
+	l.segs = append(l.segs, s)
+	l.segMu.Unlock()
+	l.nextSeq++
+	return nil
+}
+
+// seal writes s's index and trailer after its last record, cuts the file
+// there and syncs it.
+func (l *Log) seal(s *segment) error {
+	ix := encodeIndex(segIndex{offs: s.offs, kinds: s.kinds})
+	buf := appendRecord(nil, kindIndex, s.base, s.end, ix)
+	buf = append(buf, encodeTrailer(trailer{indexOff: s.end, indexLen: uint32(len(buf))})...)
+	if _, err := s.f.WriteAt(buf, int64(s.end)); err != nil {
+		return fmt.Errorf("seal segment %s: %w", s.path, err)
+	}
+	if err := s.f.Truncate(int64(s.end) + int64(len(buf))); err != nil {
+		return fmt.Errorf("seal segment %s: %w", s.path, err)
+	}
+	if err := l.sync(s.f); err != nil {
+		return fmt.Errorf("seal segment %s: %w", s.path, err)
+	}
+	l.segMu.Lock()
+	s.sealed = true
+	l.segMu.Unlock()
+	return nil
+}

@@ -1,0 +1,77 @@
+// Package seglog is a log.Log stored as a directory of append-only segment
+// files: a segmented write-ahead log with one fdatasync per group commit.
+//
+// # Model
+//
+// A directory holds a metadata file (meta: the trim point), a lock file
+// (LOCK) and segment files named by a sequence number
+// (0000000000000001.seg, ...). A segment holds the records of a run of
+// consecutive positions, from the base position in its header. Each record
+// is framed with its length, its position, the offset at which its group
+// commit began, its kind and a CRC-32C of all of that and the payload:
+// data (an entry), junk (a filled position), or fill-ahead (a Fill at or
+// beyond the tail, which takes no position of its own; Append writes junk
+// when it reaches that position). New segments are preallocated to
+// Options.SegmentSize (fallocate on Linux). When a group does not fit in what
+// is left, the segment is sealed: its index (the offset and kind of every
+// position it holds) is written after its last record as a checksummed
+// record, with a trailer that locates it, the file is cut there and synced,
+// and a new segment starts, beginning with a fill-ahead record for every fill
+// still ahead of the tail, so that deleting older segments loses none.
+//
+// # Group commit
+//
+// Append, AppendBatch, Fill and Trim queue requests for one committer
+// goroutine. It takes every request waiting (appends up to
+// Options.MaxGroupBytes of data, except that appends of at most 64 KiB always
+// join: an intention that arrives while a large group of afterimages is being
+// written commits in the next group, whatever else waits), assigns positions from the tail, writes all the group's records with
+// one write and makes them durable with one fdatasync, then publishes them
+// (Read and Tail see an entry only once it is durable) and wakes every
+// requester. Requests that arrive meanwhile form the next group. There is no
+// batching delay. Within a group, trims go first, then fills, then appends.
+//
+// # Durability and crashes
+//
+// Only the last group written can be torn by a crash. Open reads the sealed
+// index of every segment but the last (checking its checksum and that its
+// offsets are ordered and inside the file) and scans the last segment's
+// records until one does not decode. If no valid record after that point
+// belongs to a later group commit, the bad bytes are the torn tail of the
+// last group (never acknowledged): Open cuts them off, zeroing them on disk.
+// If a later group follows, the bad record was durable and acknowledged: it
+// is corruption, and Open fails with an error wrapping log.ErrCorrupt. Read
+// checks the CRC of every record it returns and reports a mismatch the same
+// way; nothing that fails its checksum is ever skipped or returned as data.
+// A byte flipped in the last group written before a crash cannot be told from
+// a torn write and is cut off with it.
+//
+// A failed write or fdatasync fails the whole group, and the log refuses
+// every later write with that error until it is reopened (after a failed
+// fdatasync the file's state is unknown). Reads keep working.
+//
+// # Trim
+//
+// Trim(p) writes the new trim point to the metadata file atomically (a
+// temporary file, fsync, rename, fsync of the directory), then deletes every
+// segment file whose positions are all below p, before it returns. A trim
+// beyond the tail moves the tail there and starts a new segment at p.
+//
+// # Concurrency
+//
+// Reads run concurrently with each other and with group commits: Read looks
+// up the record in the in-memory index, reads it with one pread and checks it.
+// Tail reads an in-memory value. Close waits for the group being written,
+// fails requests still queued with log.ErrClosed, waits for reads in progress
+// and closes the files. Open takes an exclusive lock on the directory; a
+// second opener fails at once.
+//
+// # Caveats
+//
+//   - Open reads the whole last segment (up to Options.SegmentSize) into
+//     memory to scan it.
+//   - The index takes 5 bytes of memory per position of the untrimmed log.
+//   - A ReadRange of a record larger than 64 KiB reads and checks the whole
+//     record once; later ranges of it read only the range.
+//   - Every reopen starts a new segment if the last one was sealed.
+package seglog

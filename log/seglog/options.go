@@ -1,0 +1,75 @@
+package seglog
+
+import (
+	"fmt"
+	"os"
+)
+
+// Options tune a Log. The zero value (and a nil *Options) gives the defaults
+// named in each field's comment. Open copies the Options it is given and
+// never modifies the caller's value.
+type Options struct {
+	// NoSync turns off fdatasync after each group commit and the syncs of
+	// new files, the metadata file and the directory.
+	//
+	// FOR TESTS ONLY. With NoSync, Append, Fill and Trim return before their
+	// effect is durable: a machine crash or power loss can lose
+	// acknowledged entries. A process crash alone loses nothing (the page
+	// cache survives it). Default false.
+	NoSync bool
+
+	// SegmentSize is the size to which each new segment file is
+	// preallocated, in bytes. A group commit that does not fit in what is
+	// left of the current segment starts a new one (a group larger than a
+	// whole segment makes its segment longer). Trim gives disk space back
+	// in whole segments. Default 64 MiB; at least 64 KiB and at most 1 GiB.
+	SegmentSize int64
+
+	// MaxGroupBytes bounds the bytes of entry data written in one group
+	// commit (one write, one fdatasync). Appends waiting beyond it go into
+	// the next group, except appends of at most 64 KiB, which always join
+	// the next group: a small append never waits for more than the group
+	// being written and its own. A single entry larger than the bound is
+	// committed alone. Default 4 MiB; at most 1 GiB.
+	MaxGroupBytes int
+
+	// FileMode is the permission of new files. Default 0600.
+	FileMode os.FileMode
+
+	// syncHook, when set, replaces fdatasync of segment files (tests only).
+	syncHook func(f *os.File) error
+}
+
+// Defaults and bounds.
+const (
+	defaultSegmentSize   = 64 << 20
+	minSegmentSize       = 64 << 10
+	maxSegmentSize       = 1 << 30
+	defaultMaxGroupBytes = 4 << 20
+	defaultFileMode      = os.FileMode(0o600)
+)
+
+// withDefaults returns a copy of o (nil allowed) with defaults filled in, or
+// an error naming the first invalid field.
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	switch {
+	case c.SegmentSize != 0 && (c.SegmentSize < minSegmentSize || c.SegmentSize > maxSegmentSize):
+		return c, fmt.Errorf("seglog: invalid options: SegmentSize %d is outside [%d, %d]", c.SegmentSize, minSegmentSize, maxSegmentSize)
+	case c.MaxGroupBytes < 0 || c.MaxGroupBytes > maxSegmentSize:
+		return c, fmt.Errorf("seglog: invalid options: MaxGroupBytes %d is outside [0, %d]", c.MaxGroupBytes, maxSegmentSize)
+	}
+	if c.SegmentSize == 0 {
+		c.SegmentSize = defaultSegmentSize
+	}
+	if c.MaxGroupBytes == 0 {
+		c.MaxGroupBytes = defaultMaxGroupBytes
+	}
+	if c.FileMode == 0 {
+		c.FileMode = defaultFileMode
+	}
+	return c, nil
+}

@@ -1,0 +1,592 @@
+package seglog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cruzlog/cruzdb/log"
+)
+
+// Log is a shared log stored as a directory of segment files. It implements
+// log.Log, log.BatchAppender and log.RangeReader, and is safe for concurrent
+// use. See the package documentation for its model.
+type Log struct {
+	dir   string
+	opts  Options
+	lockF *os.File
+
+	// segMu guards the segment list, each segment's index, tail, trim,
+	// pending and closed. The committer is their only writer; it takes the
+	// lock to change them, and reads them without it.
+	segMu   sync.RWMutex
+	segs    []*segment
+	tail    uint64
+	trim    uint64
+	pending map[uint64]struct{} // durable fills at or beyond the tail
+	closed  bool
+
+	// commitMu is held by the committer while it commits a group, and by
+	// CopyTo.
+	commitMu sync.Mutex
+
+	mu     sync.Mutex
+	queue  []*request
+	shut   bool
+	failed error // sticky write failure
+
+	wake chan struct{} // cap 1
+	stop chan struct{}
+	done chan struct{}
+
+	// Committer-owned.
+	nextSeq   uint64
+	buf       []byte
+	recs      []rec
+	groupFill map[uint64]struct{}
+	junked    []uint64
+	fills     []uint64
+	batchIDs  atomic.Uint64
+
+	stats struct{ groups, entries, bytes atomic.Uint64 }
+}
+
+// Stats are counters of a Log since Open.
+type Stats struct {
+	// Groups is the number of group commits written (each one write and
+	// one fdatasync); Entries and Bytes count the entries (data and junk)
+	// and the bytes of data they appended.
+	Groups, Entries, Bytes uint64
+}
+
+// Stats returns the log's counters.
+func (l *Log) Stats() Stats {
+	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load()}
+}
+
+var (
+	_ log.Log           = (*Log)(nil)
+	_ log.BatchAppender = (*Log)(nil)
+	_ log.RangeReader   = (*Log)(nil)
+)
+
+type opKind uint8
+
+const (
+	opAppend opKind = iota
+	opFill
+	opTrim
+)
+
+// Request states: the committer claims a queued request, or its waiter
+// withdraws it (context done) first; whoever wins the CAS owns the outcome.
+const (
+	stQueued int32 = iota
+	stClaimed
+	stCancelled
+)
+
+type request struct {
+	op    opKind
+	data  []byte
+	batch uint64 // AppendBatch id, 0 for a lone request
+	pos   log.Position
+	err   error
+	write bool // the committer assigned it a position
+	state atomic.Int32
+	done  chan struct{}
+}
+
+func newRequest(op opKind) *request { return &request{op: op, done: make(chan struct{}, 1)} }
+
+// rec is a positioned record of the group being committed.
+type rec struct {
+	pos  uint64
+	kind byte
+	r    *request // nil for junk
+}
+
+// Open opens the log in directory dir, creating the directory and an empty
+// log if there is none. opts may be nil. A directory that another opener
+// holds is refused. Open checks the sealed index of every segment, scans the
+// last segment's records, cuts a torn tail left by a crash during a group
+// commit, and reports corruption with an error wrapping log.ErrCorrupt.
+func Open(dir string, opts *Options) (*Log, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("seglog: open %s: %w", dir, err)
+	}
+	lockF, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, o.FileMode)
+	if err != nil {
+		return nil, fmt.Errorf("seglog: open %s: %w", dir, err)
+	}
+	if err := lockFile(lockF); err != nil {
+		lockF.Close()
+		return nil, fmt.Errorf("seglog: open %s: %w", dir, err)
+	}
+	l := &Log{
+		dir:       dir,
+		opts:      o,
+		lockF:     lockF,
+		pending:   map[uint64]struct{}{},
+		groupFill: map[uint64]struct{}{},
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if err := l.load(); err != nil {
+		for _, s := range l.segs {
+			s.f.Close()
+		}
+		lockF.Close()
+		return nil, fmt.Errorf("seglog: open %s: %w", dir, err)
+	}
+	go l.committer()
+	return l, nil
+}
+
+// load reads the metadata and the segments, and leaves the log with an
+// unsealed last segment at the tail.
+func (l *Log) load() error {
+	seqs, err := listSegments(l.dir)
+	if err != nil {
+		return err
+	}
+	trim, ok, err := readMeta(l.dir)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if len(seqs) > 0 {
+			return corruptf("%d segment files but no metadata file", len(seqs))
+		}
+		if err := writeFileAtomic(l.dir, metaName, encodeMeta(0), l.opts.FileMode, l.opts.NoSync); err != nil {
+			return fmt.Errorf("write metadata: %w", err)
+		}
+	}
+	l.trim = trim
+	var fills []uint64
+	for i, seq := range seqs {
+		path := filepath.Join(l.dir, segName(seq))
+		var s *segment
+		if i < len(seqs)-1 {
+			s, err = loadSealed(path, seq)
+		} else {
+			s, fills, err = loadLast(path, seq, l.opts.NoSync)
+		}
+		if err != nil {
+			return err
+		}
+		if s.sealed && i == len(seqs)-1 {
+			// A crash between writing the index and cutting the file
+			// there leaves a segment that scans as sealed but whose
+			// trailer is not at the end of the file: seal it again.
+			if _, err := readSealed(path, s.f, segHeader{seq: s.seq, base: s.base}); err != nil {
+				if err := l.seal(s); err != nil {
+					s.f.Close()
+					return err
+				}
+			}
+		}
+		l.segs = append(l.segs, s)
+		// Trims delete a prefix of the segments, so the rest are numbered
+		// consecutively; positions run on from one segment to the next,
+		// except for a gap below the trim point (a trim beyond the tail).
+		if i == 0 && s.base > trim {
+			return corruptf("the first segment %s starts at position %d, above the trim point %d: positions between are missing", s.path, s.base, trim)
+		}
+		if i > 0 {
+			prev := l.segs[i-1]
+			if seq != seqs[i-1]+1 {
+				return corruptf("segment %s follows %s: a segment is missing", s.path, prev.path)
+			}
+			if s.base < prev.next() || (s.base > prev.next() && s.base > trim) {
+				return corruptf("segment %s starts at position %d, but %s ends at %d (trim point %d)", s.path, s.base, prev.path, prev.next(), trim)
+			}
+		}
+	}
+	l.tail = trim
+	l.nextSeq = 1
+	if n := len(l.segs); n > 0 {
+		l.tail = max(l.tail, l.segs[n-1].next())
+		l.nextSeq = l.segs[n-1].seq + 1
+	}
+	for _, p := range fills {
+		if p >= l.tail {
+			l.pending[p] = struct{}{}
+		}
+	}
+	if n := len(l.segs); n == 0 || l.segs[n-1].sealed || l.segs[n-1].next() != l.tail {
+		if err := l.roll(l.tail); err != nil {
+			return err
+		}
+	}
+	return l.dropTrimmed()
+}
+
+// orBackground tolerates a nil context, as context.Background.
+func orBackground(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
+}
+
+// Append writes data at the next free position and returns that position
+// once the entry is durable. Zero-length entries are data. Entries larger
+// than log.MaxEntrySize are refused with an error wrapping log.ErrTooLarge.
+func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
+	ctx = orBackground(ctx)
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("seglog: append: %w", err)
+	}
+	if len(data) > log.MaxEntrySize {
+		return 0, fmt.Errorf("seglog: append of %d bytes (limit %d): %w", len(data), log.MaxEntrySize, log.ErrTooLarge)
+	}
+	r := newRequest(opAppend)
+	r.data = data
+	if err := l.submit(r); err != nil {
+		return 0, fmt.Errorf("seglog: append: %w", err)
+	}
+	if err := l.wait(ctx, r); err != nil {
+		return 0, fmt.Errorf("seglog: append: %w", err)
+	}
+	return r.pos, r.err
+}
+
+// AppendBatch appends the entries in order and returns their positions,
+// ascending. They share one group commit unless Options.MaxGroupBytes splits
+// them. It implements log.BatchAppender. On an error each entry may or may
+// not have been written, as with Append.
+func (l *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, error) {
+	ctx = orBackground(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("seglog: append: %w", err)
+	}
+	for _, d := range data {
+		if len(d) > log.MaxEntrySize {
+			return nil, fmt.Errorf("seglog: append of %d bytes (limit %d): %w", len(d), log.MaxEntrySize, log.ErrTooLarge)
+		}
+	}
+	if len(data) == 0 {
+		if l.isShut() {
+			return nil, fmt.Errorf("seglog: append: %w", log.ErrClosed)
+		}
+		return []log.Position{}, nil
+	}
+	id := l.batchIDs.Add(1)
+	rs := make([]*request, len(data))
+	for i, d := range data {
+		rs[i] = newRequest(opAppend)
+		rs[i].data, rs[i].batch = d, id
+	}
+	if err := l.submit(rs...); err != nil {
+		return nil, fmt.Errorf("seglog: append: %w", err)
+	}
+	pos := make([]log.Position, len(rs))
+	var first error
+	for i, r := range rs {
+		if err := l.wait(ctx, r); err != nil {
+			if first == nil {
+				first = fmt.Errorf("seglog: append: %w", err)
+			}
+			continue
+		}
+		pos[i] = r.pos
+		if r.err != nil && first == nil {
+			first = r.err
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	return pos, nil
+}
+
+// Fill makes pos junk forever. See log.Log.
+func (l *Log) Fill(ctx context.Context, pos log.Position) error {
+	return l.do(ctx, opFill, pos, "fill")
+}
+
+// Trim makes every position below pos read log.ErrTrimmed, durably, and
+// deletes every segment file that holds only positions below pos before it
+// returns.
+func (l *Log) Trim(ctx context.Context, pos log.Position) error {
+	return l.do(ctx, opTrim, pos, "trim")
+}
+
+func (l *Log) do(ctx context.Context, op opKind, pos log.Position, name string) error {
+	ctx = orBackground(ctx)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err)
+	}
+	r := newRequest(op)
+	r.pos = pos
+	if err := l.submit(r); err != nil {
+		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err)
+	}
+	if err := l.wait(ctx, r); err != nil {
+		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err)
+	}
+	return r.err
+}
+
+func (l *Log) isShut() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.shut
+}
+
+// submit queues rs together and wakes the committer.
+func (l *Log) submit(rs ...*request) error {
+	l.mu.Lock()
+	if l.shut {
+		l.mu.Unlock()
+		return log.ErrClosed
+	}
+	if l.failed != nil {
+		err := l.failed
+		l.mu.Unlock()
+		return err
+	}
+	l.queue = append(l.queue, rs...)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// wait blocks until r has an outcome, or until ctx is done while r is still
+// queued, in which case r is withdrawn (never written) and ctx's error is
+// returned. A request the committer has taken is waited for: its group's
+// commit decides its outcome.
+func (l *Log) wait(ctx context.Context, r *request) error {
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(stQueued, stCancelled) {
+			return ctx.Err()
+		}
+		<-r.done
+		return nil
+	}
+}
+
+// Tail returns the next position to be assigned. Positions filled at or
+// beyond it are skipped by Append, but do not move it.
+func (l *Log) Tail(ctx context.Context) (log.Position, error) {
+	ctx = orBackground(ctx)
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("seglog: tail: %w", err)
+	}
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if l.closed {
+		return 0, fmt.Errorf("seglog: tail: %w", log.ErrClosed)
+	}
+	return log.Position(l.tail), nil
+}
+
+// locate finds the record at pos, or the error reading pos gives. On
+// success the segment's fileMu is held shared; the caller releases it.
+// The record lies in bytes [from, to) of the segment.
+func (l *Log) locate(ctx context.Context, pos log.Position) (s *segment, i int, from, to uint32, err error) {
+	ctx = orBackground(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("seglog: read position %d: %w", pos, err)
+	}
+	p := uint64(pos)
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	switch {
+	case l.closed:
+		return nil, 0, 0, 0, fmt.Errorf("seglog: read position %d: %w", pos, log.ErrClosed)
+	case p < l.trim:
+		return nil, 0, 0, 0, fmt.Errorf("seglog: read position %d: %w", pos, log.ErrTrimmed)
+	case p >= l.tail:
+		if _, ok := l.pending[p]; ok {
+			return nil, 0, 0, 0, fmt.Errorf("seglog: read position %d: %w", pos, log.ErrFilled)
+		}
+		return nil, 0, 0, 0, fmt.Errorf("seglog: read position %d: %w", pos, log.ErrNotWritten)
+	}
+	s, i = l.find(p)
+	if s == nil {
+		return nil, 0, 0, 0, fmt.Errorf("seglog: read position %d: no segment holds it: %w", pos, log.ErrCorrupt)
+	}
+	if s.kinds[i] == kindJunk {
+		return nil, 0, 0, 0, fmt.Errorf("seglog: read position %d: %w", pos, log.ErrFilled)
+	}
+	s.fileMu.RLock()
+	from, to = s.span(i)
+	return s, i, from, to, nil
+}
+
+// find returns the segment holding position p and its index there. The
+// caller holds segMu (or is the committer).
+func (l *Log) find(p uint64) (*segment, int) {
+	k := sort.Search(len(l.segs), func(k int) bool { return l.segs[k].base > p }) - 1
+	if k < 0 {
+		return nil, 0
+	}
+	s := l.segs[k]
+	if p >= s.next() {
+		return nil, 0
+	}
+	return s, int(p - s.base)
+}
+
+// readRecord reads bytes [from, to) of s and decodes the record at their
+// start, checking that it is the data record at pos.
+func readRecord(s *segment, pos log.Position, from, to uint32) ([]byte, error) {
+	buf := make([]byte, to-from)
+	if _, err := s.f.ReadAt(buf, int64(from)); err != nil {
+		return nil, fmt.Errorf("seglog: read position %d: segment %s offset %d: %w", pos, s.path, from, err)
+	}
+	h, payload, err := decodeRecord(buf)
+	if err == nil && (h.kind != kindData || h.pos != uint64(pos)) {
+		err = fmt.Errorf("record of kind %d for position %d", h.kind, h.pos)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seglog: read position %d: segment %s offset %d: %v: %w", pos, s.path, from, err, log.ErrCorrupt)
+	}
+	return payload, nil
+}
+
+// Read returns a copy of the entry at pos, after checking its record's
+// checksum. A record that fails it is reported with an error wrapping
+// log.ErrCorrupt.
+func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
+	s, _, from, to, err := l.locate(ctx, pos)
+	if err != nil {
+		return nil, err
+	}
+	defer s.fileMu.RUnlock()
+	return readRecord(s, pos, from, to)
+}
+
+// rangeVerifyAll: ReadRange of a record up to this size reads and checks
+// the whole record.
+const rangeVerifyAll = 64 << 10
+
+// ReadRange implements log.RangeReader. A record up to 64 KiB is read whole
+// and its checksum checked; of a larger one, the first ReadRange reads and
+// checks the whole record, and later ones read only the header and the
+// range.
+func (l *Log) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]byte, int, error) {
+	if off < 0 || n < 0 {
+		return nil, 0, fmt.Errorf("seglog: read position %d: range of %d bytes at %d", pos, n, off)
+	}
+	s, i, from, to, err := l.locate(ctx, pos)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer s.fileMu.RUnlock()
+	if _, ok := s.verified.Load(i); !ok || to-from <= rangeVerifyAll {
+		data, err := readRecord(s, pos, from, to)
+		if err != nil {
+			return nil, 0, err
+		}
+		if to-from > rangeVerifyAll {
+			s.verified.Store(i, struct{}{})
+		}
+		lo := min(off, len(data))
+		return append([]byte{}, data[lo:lo+min(n, len(data)-lo)]...), len(data), nil
+	}
+	var hb [recHeaderSize]byte
+	if _, err := s.f.ReadAt(hb[:], int64(from)); err != nil {
+		return nil, 0, fmt.Errorf("seglog: read position %d: segment %s offset %d: %w", pos, s.path, from, err)
+	}
+	h, err := parseRecHeader(hb[:])
+	if err != nil || h.kind != kindData || h.pos != uint64(pos) || uint64(from)+recHeaderSize+uint64(h.len) > uint64(to) {
+		return nil, 0, fmt.Errorf("seglog: read position %d: segment %s offset %d: header changed since it was checked (%v): %w", pos, s.path, from, err, log.ErrCorrupt)
+	}
+	size := int(h.len)
+	lo := min(off, size)
+	out := make([]byte, min(n, size-lo))
+	if _, err := s.f.ReadAt(out, int64(from)+recHeaderSize+int64(lo)); err != nil {
+		return nil, 0, fmt.Errorf("seglog: read position %d: segment %s offset %d: %w", pos, s.path, from, err)
+	}
+	return out, size, nil
+}
+
+// Close waits for the group being committed, fails the requests still
+// queued with log.ErrClosed, waits for reads in progress and closes the
+// files. Later calls, Close included, return log.ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.shut {
+		l.mu.Unlock()
+		return fmt.Errorf("seglog: close %s: %w", l.dir, log.ErrClosed)
+	}
+	l.shut = true
+	pending := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	for _, r := range pending {
+		if r.state.CompareAndSwap(stQueued, stClaimed) {
+			r.err = opError(r, log.ErrClosed)
+			r.done <- struct{}{}
+		}
+	}
+	close(l.stop)
+	<-l.done
+	l.segMu.Lock()
+	l.closed = true
+	segs := l.segs
+	l.segs = nil
+	l.segMu.Unlock()
+	var first error
+	for _, s := range segs {
+		s.fileMu.Lock()
+		if err := s.f.Close(); err != nil && first == nil {
+			first = err
+		}
+		s.fileMu.Unlock()
+	}
+	if err := l.lockF.Close(); err != nil && first == nil {
+		first = err
+	}
+	if first != nil {
+		return fmt.Errorf("seglog: close %s: %w", l.dir, first)
+	}
+	return nil
+}
+
+func opError(r *request, err error) error {
+	switch r.op {
+	case opAppend:
+		if r.write {
+			return fmt.Errorf("seglog: append at position %d: %w", r.pos, err)
+		}
+		return fmt.Errorf("seglog: append: %w", err)
+	case opFill:
+		return fmt.Errorf("seglog: fill position %d: %w", r.pos, err)
+	default:
+		return fmt.Errorf("seglog: trim position %d: %w", r.pos, err)
+	}
+}
+
+// setFailed records a write failure. From then on every write is refused:
+// after a failed fdatasync the state of the file is unknown, so a retry
+// could acknowledge data that is not durable.
+func (l *Log) setFailed(cause error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed == nil {
+		l.failed = fmt.Errorf("%s: write failed, nothing of that group commit is acknowledged, and the log refuses writes until reopened: %w", l.dir, cause)
+	}
+	return l.failed
+}
+
+var errFull = errors.New("log is full")

@@ -1,0 +1,361 @@
+package seglog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cruzlog/cruzdb/log"
+)
+
+const (
+	segSuffix = ".seg"
+	tmpSuffix = ".tmp"
+	metaName  = "meta"
+	lockName  = "LOCK"
+)
+
+// segment is one segment file. The committer is the only writer of its
+// fields; it changes them under Log.segMu, and readers read them under
+// Log.segMu's read lock.
+type segment struct {
+	seq, base uint64
+	path      string
+	f         *os.File
+	// fileMu: readers hold it shared while they read f; Trim and Close
+	// hold it exclusively to close f.
+	fileMu sync.RWMutex
+
+	offs   []uint32 // offset of the record at base+i
+	kinds  []byte   // kind of the record at base+i
+	end    uint32   // end of the last published record; the index offset once sealed
+	sealed bool
+
+	// verified holds the indexes of large records whose checksum a
+	// ReadRange has checked (see ReadRange).
+	verified sync.Map
+}
+
+func segName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, segSuffix) }
+
+// next is the position after the segment's last record.
+func (s *segment) next() uint64 { return s.base + uint64(len(s.offs)) }
+
+// span returns the offsets [from, to) that hold the record at index i (and,
+// after it, fill-ahead records of a later group, if any).
+func (s *segment) span(i int) (from, to uint32) {
+	if i+1 < len(s.offs) {
+		return s.offs[i], s.offs[i+1]
+	}
+	return s.offs[i], s.end
+}
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), log.ErrCorrupt)
+}
+
+// listSegments returns the sequence numbers of dir's segment files,
+// ascending, and removes leftover temporary files.
+func listSegments(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []uint64
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, tmpSuffix) {
+			// A segment or metadata file that was never renamed into
+			// place: it holds nothing acknowledged.
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		stem, ok := strings.CutSuffix(name, segSuffix)
+		if !ok || len(stem) != 16 {
+			continue
+		}
+		seq, err := strconv.ParseUint(stem, 16, 64)
+		if err != nil {
+			continue
+		}
+		seqs = append(seqs, seq)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	return seqs, nil
+}
+
+// openSegmentFile opens a segment file and checks its header.
+func openSegmentFile(path string, seq uint64) (*os.File, segHeader, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, segHeader{}, err
+	}
+	var hb [segHeaderSize]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil {
+		f.Close()
+		return nil, segHeader{}, corruptf("segment %s: header: %v", path, err)
+	}
+	h, err := decodeSegHeader(hb[:])
+	if err != nil {
+		f.Close()
+		return nil, segHeader{}, corruptf("segment %s: %v", path, err)
+	}
+	if h.seq != seq {
+		f.Close()
+		return nil, segHeader{}, corruptf("segment %s: header says sequence %d", path, h.seq)
+	}
+	return f, h, nil
+}
+
+// loadSealed opens a sealed segment from its trailer and index, checking
+// both.
+func loadSealed(path string, seq uint64) (*segment, error) {
+	f, h, err := openSegmentFile(path, seq)
+	if err != nil {
+		return nil, err
+	}
+	s, err := readSealed(path, f, h)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func readSealed(path string, f *os.File, h segHeader) (*segment, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	if size < segHeaderSize+trailerSize || size > 4<<30 {
+		return nil, corruptf("segment %s: not sealed (%d bytes)", path, size)
+	}
+	tb := make([]byte, trailerSize)
+	if _, err := f.ReadAt(tb, size-trailerSize); err != nil {
+		return nil, corruptf("segment %s: trailer: %v", path, err)
+	}
+	t, err := decodeTrailer(tb)
+	if err != nil {
+		return nil, corruptf("segment %s: not sealed: %v", path, err)
+	}
+	if int64(t.indexOff)+int64(t.indexLen)+trailerSize != size {
+		return nil, corruptf("segment %s: trailer names an index of %d bytes at %d in a file of %d", path, t.indexLen, t.indexOff, size)
+	}
+	ib := make([]byte, t.indexLen)
+	if _, err := f.ReadAt(ib, int64(t.indexOff)); err != nil {
+		return nil, corruptf("segment %s: index: %v", path, err)
+	}
+	rh, payload, err := decodeRecord(ib)
+	if err != nil || rh.kind != kindIndex || rh.pos != h.base || int(rh.len)+recHeaderSize != len(ib) {
+		return nil, corruptf("segment %s: index record at %d does not check (%v)", path, t.indexOff, err)
+	}
+	ix, err := decodeIndex(payload, t.indexOff)
+	if err != nil {
+		return nil, corruptf("segment %s: index: %v", path, err)
+	}
+	return &segment{seq: h.seq, base: h.base, path: path, f: f, offs: ix.offs, kinds: ix.kinds, end: t.indexOff, sealed: true}, nil
+}
+
+// scanResult is what scanning the last segment found.
+type scanResult struct {
+	ix     segIndex
+	fills  []uint64 // targets of fill-ahead records
+	end    uint32   // where the next record goes (or the index offset, if sealed)
+	sealed bool
+	// zeroTo > end: bytes [end, zeroTo) hold a torn group and must be
+	// zeroed before anything is written there.
+	zeroTo int
+}
+
+// scanSegment reads the records of the segment whose bytes are data, from
+// the header on. Records are read until the first that does not decode (or
+// the index record). A record that does not decode is the torn tail of the
+// last group commit if no valid record after it belongs to a later group;
+// otherwise a group that began after it was written, which happens only once
+// its own group was durable, and the bad record is corruption.
+func scanSegment(path string, data []byte, base uint64) (scanResult, error) {
+	var r scanResult
+	off := segHeaderSize
+	expected := base
+	for {
+		h, payload, err := decodeRecord(data[off:])
+		if err != nil {
+			break
+		}
+		if h.gstart > uint32(off) {
+			return r, corruptf("segment %s: record at offset %d names its group as beginning after it (%d)", path, off, h.gstart)
+		}
+		switch h.kind {
+		case kindData, kindJunk:
+			if h.pos != expected {
+				return r, corruptf("segment %s: record at offset %d holds position %d, want %d", path, off, h.pos, expected)
+			}
+			r.ix.offs = append(r.ix.offs, uint32(off))
+			r.ix.kinds = append(r.ix.kinds, h.kind)
+			expected++
+		case kindFillAhead:
+			r.fills = append(r.fills, h.pos)
+		case kindIndex:
+			ix, err := decodeIndex(payload, uint32(off))
+			if err != nil || h.pos != base || !sameIndex(ix, r.ix) {
+				return r, corruptf("segment %s: index record at offset %d does not match the segment's records (%v)", path, off, err)
+			}
+			r.end, r.sealed = uint32(off), true
+			return r, nil
+		}
+		off += recHeaderSize + int(h.len)
+	}
+	r.end = uint32(off)
+	last := lastNonZero(data)
+	if last < off {
+		return r, nil // a clean end: nothing but zeros follows
+	}
+	for o := off + 1; o <= last; o++ {
+		h, _, err := decodeRecord(data[o:])
+		if err == nil && h.gstart > uint32(off) && h.gstart <= uint32(o) {
+			return r, corruptf("segment %s: record at offset %d (position %d) fails to decode, and a later group commit follows it at offset %d", path, off, expected, o)
+		}
+	}
+	r.zeroTo = last + 1
+	return r, nil
+}
+
+func sameIndex(a, b segIndex) bool {
+	if len(a.offs) != len(b.offs) {
+		return false
+	}
+	for i := range a.offs {
+		if a.offs[i] != b.offs[i] || a.kinds[i] != b.kinds[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// lastNonZero returns the index of the last non-zero byte of b, or -1.
+func lastNonZero(b []byte) int {
+	i := len(b)
+	for i >= len(zeroChunk) && bytes.Equal(b[i-len(zeroChunk):i], zeroChunk[:]) {
+		i -= len(zeroChunk)
+	}
+	for i >= 8 && binary.LittleEndian.Uint64(b[i-8:]) == 0 {
+		i -= 8
+	}
+	for i > 0 && b[i-1] == 0 {
+		i--
+	}
+	return i - 1
+}
+
+var zeroChunk [64 << 10]byte
+
+// loadLast opens the last segment by scanning its records, cuts a torn tail
+// (zeroing it on disk, durably) and returns the segment and the targets of
+// its fill-ahead records.
+func loadLast(path string, seq uint64, noSync bool) (*segment, []uint64, error) {
+	f, h, err := openSegmentFile(path, seq)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*segment, []uint64, error) {
+		f.Close()
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if fi.Size() > 4<<30 {
+		return fail(corruptf("segment %s: %d bytes", path, fi.Size()))
+	}
+	// Only the part that may hold data is read: the rest of a preallocated
+	// segment reads as zeros.
+	data := make([]byte, max(dataEnd(f, fi.Size()), min(fi.Size(), segHeaderSize)))
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return fail(fmt.Errorf("segment %s: %w", path, err))
+	}
+	r, err := scanSegment(path, data, h.base)
+	if err != nil {
+		return fail(err)
+	}
+	if r.zeroTo > int(r.end) {
+		if _, err := f.WriteAt(make([]byte, r.zeroTo-int(r.end)), int64(r.end)); err != nil {
+			return fail(fmt.Errorf("segment %s: cut torn tail: %w", path, err))
+		}
+		if !noSync {
+			if err := fdatasync(f); err != nil {
+				return fail(fmt.Errorf("segment %s: cut torn tail: %w", path, err))
+			}
+		}
+	}
+	s := &segment{seq: seq, base: h.base, path: path, f: f, offs: r.ix.offs, kinds: r.ix.kinds, end: r.end, sealed: r.sealed}
+	return s, r.fills, nil
+}
+
+// syncDir fsyncs a directory, so that creations, renames and removals in it
+// are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeFileAtomic replaces dir/name with data: a temporary file, written
+// and synced, renamed over it, and the directory synced.
+func writeFileAtomic(dir, name string, data []byte, mode os.FileMode, noSync bool) error {
+	tmp := filepath.Join(dir, name+tmpSuffix)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil && !noSync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err == nil && !noSync {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// readMeta returns the trim point in dir's metadata file, and whether there
+// is one.
+func readMeta(dir string) (uint64, bool, error) {
+	b, err := os.ReadFile(filepath.Join(dir, metaName))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	trim, err := decodeMeta(b)
+	if err != nil {
+		return 0, false, corruptf("%s: %v", filepath.Join(dir, metaName), err)
+	}
+	return trim, true, nil
+}

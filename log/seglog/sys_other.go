@@ -1,0 +1,11 @@
+//go:build !linux
+
+package seglog
+
+import "os"
+
+func fdatasync(f *os.File) error { return f.Sync() }
+
+func preallocate(f *os.File, size int64) error { return f.Truncate(size) }
+
+func dataEnd(f *os.File, size int64) int64 { return size }
