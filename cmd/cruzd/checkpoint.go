@@ -37,7 +37,6 @@ func checkpointFields(b *strings.Builder, s *server) {
 	}
 	field("checkpoints", st.Checkpoints)
 	field("checkpoint_in_progress", inProgress)
-	field("aof_rewrite_in_progress", inProgress)
 	field("last_checkpoint_position", uint64(st.LastCheckpoint))
 	field("log_trimmed_below", uint64(st.TrimmedBelow))
 	field("log_live_bytes", st.LogLiveBytes)
@@ -67,4 +66,12 @@ func checkpointMetrics(stats func(func(cruzdb.Stats) float64) func() float64) []
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cruzdb_log_live_bytes", Help: "Bytes of the log entries at or above the trim point that this daemon replayed."},
 			stats(func(st cruzdb.Stats) float64 { return float64(st.LogLiveBytes) })),
 	}
+}
+
+// checkpointInProgress is 1 while a checkpoint's image is being written.
+func checkpointInProgress(s *server) int {
+	if s.db != nil && s.db.Stats().CheckpointInProgress {
+		return 1
+	}
+	return 0
 }
