@@ -395,6 +395,7 @@ func (tx *Txn) close() {
 	tx.db.mu.Lock()
 	delete(tx.db.open, tx.id)
 	tx.db.mu.Unlock()
+	tx.db.txnClosed(tx.snap.pos)
 }
 
 // Commit ends the transaction. A read-only transaction, or one that wrote
@@ -425,7 +426,15 @@ func (tx *Txn) Commit() error {
 		}
 		return fmt.Errorf("cruzdb: commit: waiting for the flusher: %w", err)
 	}
+	if err := db.checkpointRoom(tx.ctx); err != nil {
+		return fmt.Errorf("cruzdb: commit: waiting for a checkpoint: %w", err)
+	}
 	defer db.flusher.CommitBegins()()
+	if db.opts.CheckpointSerial {
+		// The sequential checkpoint: no commit overlaps one.
+		db.ck.gate.RLock()
+		defer db.ck.gate.RUnlock()
+	}
 	w := &commitWaiter{ch: make(chan processor.Decision, 1)}
 	db.mu.Lock()
 	if db.closed {
@@ -449,6 +458,7 @@ func (tx *Txn) Commit() error {
 		}
 		return fmt.Errorf("cruzdb: commit: append intention: %w (%w)", err, ErrCommitUnknown)
 	}
+	w.pos.Store(uint64(pos))
 	db.stats.appended.Add(1)
 	tx.pos = pos
 	db.runner.Notify()

@@ -134,6 +134,7 @@ func newMetrics(s *server) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	reg.MustRegister(checkpointMetrics(stats)...)
 	return m
 }
 

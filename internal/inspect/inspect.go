@@ -163,7 +163,7 @@ func printEntry(w io.Writer, p uint64, data []byte, verbose bool, sum *summary) 
 		}
 	case entry.TypeCheckpoint:
 		sum.checkpoints++
-		fmt.Fprintf(w, "%d\tcheckpoint\t%d bytes\n", p, len(data))
+		fmt.Fprintf(w, "%d\tcheckpoint\t%s, %d bytes\n", p, describeCheckpoint(data), len(data))
 	default:
 		sum.other++
 		fmt.Fprintf(w, "%d\t%s\t%d bytes\n", p, t, len(data))
@@ -182,4 +182,34 @@ func quoteBound(b []byte, inf string) string {
 		return inf
 	}
 	return quoteKey(b)
+}
+
+// describeCheckpoint says what a checkpoint entry is: a cut, a chunk of an
+// image, or the marker that completes one.
+func describeCheckpoint(data []byte) string {
+	_, payload, err := entry.Decode(0, data)
+	if err != nil {
+		return "corrupt"
+	}
+	kind, err := entry.CheckpointKind(payload)
+	if err != nil {
+		return fmt.Sprintf("malformed (%v)", err)
+	}
+	switch kind {
+	case entry.CheckpointCut:
+		if _, h, err := entry.DecodeCut(payload); err == nil {
+			return fmt.Sprintf("cut (the image of the state here; header: conflict window %d)", h.ConflictWindow)
+		}
+	case entry.CheckpointChunk:
+		if first, ai, err := entry.DecodeChunk(payload); err == nil {
+			if a, err := afterimage.DecodeNoCopy(ai); err == nil {
+				return fmt.Sprintf("image chunk of cut %d: nodes %d-%d", a.Intention, first, first+uint64(len(a.Nodes))-1)
+			}
+		}
+	case entry.CheckpointMarker:
+		if m, err := entry.DecodeMarker(payload); err == nil {
+			return fmt.Sprintf("marker of cut %d: image complete, %d nodes in %d chunks (%d bytes)", m.Cut, m.Nodes, len(m.Chunks), m.Bytes)
+		}
+	}
+	return "malformed"
 }

@@ -73,10 +73,12 @@ func TestInspectLog(t *testing.T) {
 			9:  []byte("not an entry at all"),
 			10: entry.Encode(nil, entry.TypeCheckpoint, []byte{0x90}),
 			11: entry.AppendIntention(nil, in),
+			12: entry.AppendCut(nil, 1, entry.NewHeader(1<<20, 16<<10, 8<<20)),
+			13: entry.AppendMarker(nil, &entry.Marker{Cut: 12, Nodes: 5, Bytes: 300, Chunks: []entry.ChunkRef{{Pos: 13, First: 0}}}),
 		},
 		junk: map[uint64]bool{7: true},
 		trim: 3,
-		tail: 12,
+		tail: 14,
 	}
 	var out bytes.Buffer
 	if err := Log(context.Background(), l, &out, 0, nil, true); err != nil {
@@ -85,7 +87,9 @@ func TestInspectLog(t *testing.T) {
 	got := out.String()
 	t.Log("\n" + got)
 	for _, want := range []string{
-		"log tail 12\n",
+		"log tail 14\n",
+		"12\tcheckpoint\tcut",
+		"13\tcheckpoint\tmarker of cut 12: image complete, 5 nodes in 1 chunks",
 		"0-2\ttrimmed\n",
 		"3\theader\tformat 1, conflict window 1048576, max key 16384, max value 8388608\n",
 		"4\thole (not written)\n",
@@ -101,7 +105,7 @@ func TestInspectLog(t *testing.T) {
 		"9\tcorrupt\t",
 		"10\tcheckpoint\t",
 		"11\tintention\t",
-		"summary: header 1, intentions 2, afterimages 1 (nodes 2; pointers nil 2 self 1 afterimage 0 intention 1), checkpoints 1, junk 1, holes 1, trimmed 3, corrupt 2, other 0\n",
+		"summary: header 1, intentions 2, afterimages 1 (nodes 2; pointers nil 2 self 1 afterimage 0 intention 1), checkpoints 3, junk 1, holes 1, trimmed 3, corrupt 2, other 0\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q", want)
