@@ -14,8 +14,8 @@ import (
 )
 
 // Log is a shared log stored as a directory of segment files. It implements
-// log.Log, log.BatchAppender and log.RangeReader, and is safe for concurrent
-// use. See the package documentation for its model.
+// log.Log, log.BatchAppender, log.RangeReader and log.TailWaiter, and is safe
+// for concurrent use. See the package documentation for its model.
 type Log struct {
 	dir   string
 	opts  Options
