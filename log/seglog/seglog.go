@@ -213,7 +213,9 @@ func (l *Log) load() error {
 		}
 		if i > 0 {
 			prev := l.segs[i-1]
-			if seq != seqs[i-1]+1 {
+			// (A crash in the middle of deleting trimmed segments may
+			// leave any of them behind: gaps among those are fine.)
+			if seq != seqs[i-1]+1 && prev.next() > trim {
 				return corruptf("segment %s follows %s: a segment is missing", s.path, prev.path)
 			}
 			if s.base < prev.next() || (s.base > prev.next() && s.base > trim) {
