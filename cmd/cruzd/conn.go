@@ -44,6 +44,7 @@ type conn struct {
 	created time.Time
 	lastCmd string    // the last command run (CLIENT LIST's cmd)
 	active  time.Time // when the last batch began (CLIENT LIST's idle)
+	authed  bool      // AUTH succeeded (security.go)
 
 	// MULTI / WATCH state.
 	inMulti    bool
@@ -215,6 +216,10 @@ func (c *conn) runBatch(batch [][][]byte) {
 	if sp := specs[len(specs)-1]; sp != nil {
 		c.lastCmd = sp.name
 	}
+	if err := c.readSync(specs); err != nil {
+		c.errorAll(len(batch), err)
+		return
+	}
 	for i := 0; i < len(batch) && !c.quit; {
 		args, spec := batch[i], specs[i]
 		start := time.Now()
@@ -227,6 +232,7 @@ func (c *conn) runBatch(batch [][][]byte) {
 			}
 			i++
 			continue
+		case !c.authorized(spec):
 		case !spec.arityOK(len(args)):
 			c.w.Err("ERR wrong number of arguments for '" + spec.name + "' command")
 			if c.inMulti {

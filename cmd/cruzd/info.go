@@ -74,6 +74,7 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		persistenceFields(b, s)
 	})
 	section("CPU", func(b *strings.Builder) { cpuFields(b) })
+	section("Checkpoint", func(b *strings.Builder) { checkpointFields(b, s) })
 	section("Keyspace", func(b *strings.Builder) {
 		count := func(tx *cruzdb.Txn) error {
 			n, expires, err := countKeys(tx)
@@ -105,6 +106,9 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 			lag = tail - 1 - uint64(st.Position)
 		}
 		field(b, "replay_lag_positions", lag)
+		for _, kv := range s.clusterInfo() {
+			field(b, kv[0], kv[1])
+		}
 		field(b, "commits", st.Commits)
 		field(b, "aborts", st.Aborts)
 		field(b, "conflicts", st.Conflicts)
