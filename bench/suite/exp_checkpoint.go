@@ -57,7 +57,7 @@ func checkpointGrowth(e *Env) error {
 	defer db.Close()
 	ctx := context.Background()
 	t := &Table{
-		Name:  "checkpoint_growth",
+		Name:  "checkpoint",
 		Title: fmt.Sprintf("checkpoint: live log and data directory under uniform overwrite, default options (%s)", e.mode()),
 		Columns: []string{"round", "puts so far", "live log bytes", "directory bytes", "checkpoints", "trimmed below",
 			"commits held", "last prepare ms", "last authority ms"},
@@ -99,7 +99,7 @@ func checkpointGrowth(e *Env) error {
 	if err := e.Emit(t); err != nil {
 		return err
 	}
-	return e.LinePlot("checkpoint_growth", "live log and directory size under uniform overwrite", "puts", "bytes", false, false, []Series{
+	return e.LinePlot("checkpoint", "live log and directory size under uniform overwrite", "puts", "bytes", false, false, []Series{
 		{Name: "live log bytes", X: xs, Y: live},
 		{Name: "directory bytes", X: xs, Y: disk},
 	})
