@@ -304,3 +304,9 @@ func (e *Env) repeatN(n int, f func() ([]float64, error)) ([]Sample, error) {
 	}
 	return out, nil
 }
+
+// noCheckpoints turns automatic checkpoints off (cruzdb.Options
+// CheckpointLogRatio). The flush and replay experiments copy a builder's
+// whole log from position 0 and measure flushing or replay alone, so their
+// logs must keep their history and their nodes must not checkpoint.
+const noCheckpoints = -1
