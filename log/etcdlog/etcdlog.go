@@ -43,10 +43,10 @@ type Log struct {
 
 	txns, lost atomic.Int64 // append transactions sent, and lost to another writer
 
-	// afterChunks, when set (tests), is called after a large entry's chunks
-	// are written and before the entry is; an error from it abandons the
-	// append as a writer dying there would.
-	afterChunks func() error
+	// afterChunks, when set (tests), is called with the chunks' lease after
+	// a large entry's chunks are written and before the entry is; an error
+	// from it abandons the append as a writer dying there would.
+	afterChunks func(clientv3.LeaseID) error
 }
 
 var (
