@@ -210,10 +210,10 @@ func checkFlip(t *testing.T, d, name string, entries int, mustDetect bool) {
 }
 
 // recordBytes returns every byte offset of the record's header and a
-// sample of 64 or more of its payload's, the first and last included.
+// sample of 16 or more of its payload's, the first and last included.
 func recordBytes(sp recordSpan) []int {
 	var offs []int
-	step := max(1, (sp.to-sp.from-recHeaderSize)/64)
+	step := max(1, (sp.to-sp.from-recHeaderSize)/16)
 	for o := sp.from; o < sp.to; o++ {
 		if o < sp.from+recHeaderSize || (o-sp.from)%step == 0 || o == sp.to-1 {
 			offs = append(offs, o)
