@@ -54,6 +54,7 @@ type DB struct {
 
 	stats     stats
 	safePoint startup.SafePoint
+	ck        ckpt
 }
 
 // version is the database state after a log position.
@@ -63,7 +64,8 @@ type version struct {
 }
 
 type commitWaiter struct {
-	ch chan processor.Decision
+	ch  chan processor.Decision
+	pos atomic.Uint64 // the intention's position once appended
 }
 
 type syncWaiter struct {
@@ -123,6 +125,33 @@ type Stats struct {
 	Piggybacked uint64
 	// OpenTxns is the number of transactions not yet closed.
 	OpenTxns int
+	// Rebootstraps counts the times replay fell behind the log's trim
+	// point and resumed from a newer safe point.
+	Rebootstraps uint64
+
+	// Checkpoints counts checkpoint images confirmed while this DB
+	// replayed (whoever wrote them); CheckpointsWritten those this DB
+	// wrote, in CheckpointBytes; CheckpointsAborted the images this DB
+	// abandoned because another node's was confirmed first;
+	// AutoCheckpoints the checkpoints the automatic trigger started here.
+	// CheckpointWaits counts commits held back because the log outgrew
+	// automatic checkpoints (see Options.CheckpointLogRatio).
+	Checkpoints, CheckpointsWritten, CheckpointBytes, CheckpointsAborted, AutoCheckpoints, CheckpointWaits uint64
+	// CheckpointInProgress: a cut was replayed whose image is not yet
+	// confirmed.
+	CheckpointInProgress bool
+	// LastCheckpoint is the cut of the newest confirmed image (0: none).
+	LastCheckpoint log.Position
+	// TrimmedBelow is the trim point this DB set (0: it trimmed nothing).
+	TrimmedBelow log.Position
+	// LogLiveBytes is the size of the entries at or above the trim point
+	// that this DB has replayed (after a restart, those from its safe point
+	// on): the log this node keeps alive.
+	LogLiveBytes int64
+	// CheckpointPrepare and CheckpointAuthority are the durations of the
+	// newest checkpoint's phases: the image's chunks, then its marker's
+	// confirmation and the trim (passive metrics).
+	CheckpointPrepare, CheckpointAuthority time.Duration
 }
 
 // Open opens the database in directory path (created if missing), on its
@@ -143,6 +172,7 @@ func Open(path string, opts *Options) (*DB, error) {
 
 		watchDone: make(chan struct{}),
 	}
+	db.ck.init()
 	if o.Log != nil {
 		db.log = o.Log
 	} else {
@@ -195,6 +225,7 @@ func (db *DB) start() error {
 				r.Notify()
 			}
 		},
+		Prepared: db.onPrepared,
 		Latest: func() (cowtree.Tree, bool) {
 			if v := db.cur.Load(); v != nil {
 				return v.tree, true
@@ -206,11 +237,16 @@ func (db *DB) start() error {
 		return err
 	}
 	tree := cowtree.New(db.flusher.Loader())
-	if sp.Intention != 0 {
+	if sp.Marker != nil {
+		db.flusher.KnownCheckpoint(sp.Afterimage, sp.Marker)
+		db.resumeFromCheckpoint(sp)
+		tree = cowtree.FromRoot(sp.Root, db.flusher.Loader())
+	} else if sp.Intention != 0 {
 		db.flusher.Known(sp.Intention, sp.Afterimage)
 		tree = cowtree.FromRoot(sp.Root, db.flusher.Loader())
 	}
 	st := processor.NewState(*h, tree, sp.Intention)
+	st.SetEpoch(sp.Intention) // see processor.State.SetEpoch
 	db.cur.Store(&version{tree: st.Tree(), pos: sp.Intention})
 	db.released = sp.Intention
 	db.runner, err = processor.Start(processor.Config{
@@ -221,6 +257,7 @@ func (db *DB) start() error {
 		PollInterval: db.opts.PollInterval,
 		ReadAhead:    processor.DefaultReadAhead,
 		Logger:       db.opts.Logger,
+		Rebootstrap:  db.rebootstrap,
 	})
 	if err != nil {
 		db.flusher.Stop()
@@ -237,6 +274,7 @@ func (db *DB) start() error {
 		db.flusher.Stop()
 		return fmt.Errorf("cruzdb: open: replay: %w", err)
 	}
+	db.startCheckpoints()
 	return nil
 }
 
@@ -301,6 +339,8 @@ func readOrWriteHeader(ctx context.Context, l log.Log, o Options) (*entry.Header
 		case errors.Is(err, log.ErrNotWritten) && time.Now().Before(deadline):
 			// Another node took position 0 and is still writing its header.
 			time.Sleep(time.Millisecond)
+		case errors.Is(err, log.ErrTrimmed):
+			return headerAtTrimPoint(ctx, l)
 		case errors.Is(err, log.ErrFilled):
 			return nil, fmt.Errorf("cruzdb: open: log position 0 holds junk, not a header: %w", ErrCorrupt)
 		default:
@@ -311,6 +351,7 @@ func readOrWriteHeader(ctx context.Context, l log.Log, o Options) (*entry.Header
 
 // onEvent runs on the processor goroutine for every replayed position.
 func (db *DB) onEvent(ev processor.Event) {
+	db.countReplayed(ev.Size)
 	if d := ev.Decision; d != nil {
 		switch d.Outcome {
 		case processor.Committed:
@@ -338,6 +379,11 @@ func (db *DB) onEvent(ev processor.Event) {
 	// Deltas of intentions found in the log at open are ours to flush: their
 	// originator may be this node's previous, crashed incarnation.
 	local := ev.Pos < db.safePoint.Tail
+	db.mu.Unlock()
+	if ev.Checkpoint != nil && db.onCheckpointEvent(ev) {
+		local = true
+	}
+	db.mu.Lock()
 	var committer *commitWaiter
 	if d := ev.Decision; d != nil {
 		if w, ok := db.waiters[d.Token]; ok {
@@ -511,6 +557,20 @@ func (db *DB) Stats() Stats {
 		IntentionsAppended: db.stats.appended.Load(),
 		HolesFilled:        db.runner.HolesFilled(),
 		OpenTxns:           openTxns,
+		Rebootstraps:       db.runner.Rebootstraps(),
+
+		Checkpoints:          db.ck.count.Load(),
+		CheckpointsWritten:   fs.CheckpointsWritten,
+		CheckpointBytes:      fs.CheckpointBytes,
+		CheckpointsAborted:   fs.CheckpointsAborted,
+		AutoCheckpoints:      db.ck.autoRuns.Load(),
+		CheckpointWaits:      db.ck.waits.Load(),
+		CheckpointInProgress: db.ck.pending.Load() > 0,
+		LastCheckpoint:       log.Position(db.ck.lastCut.Load()),
+		TrimmedBelow:         log.Position(db.ck.trimmed.Load()),
+		LogLiveBytes:         db.ck.cum.Load() - db.ck.liveBase.Load(),
+		CheckpointPrepare:    time.Duration(db.ck.prepareNs.Load()),
+		CheckpointAuthority:  time.Duration(db.ck.authNs.Load()),
 	}
 }
 
@@ -554,6 +614,7 @@ func (db *DB) Close() error {
 		leaked = append(leaked, fmt.Sprintf("txn %d (writable=%v, snapshot %d, open %s)", id, tx.writable, tx.snap.pos, time.Since(tx.started).Round(time.Millisecond)))
 	}
 	db.mu.Unlock()
+	db.stopCheckpoints()
 
 	var errs []error
 	// Flush while replay still runs: it confirms the afterimages.

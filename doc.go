@@ -45,6 +45,65 @@
 // group commit, so that one client's commits do not wait behind it
 // (Stats.Piggybacked).
 //
+// # Checkpoints and trimming
+//
+// Every afterimage points into older afterimages, so without checkpoints
+// the live tree is spread over the whole history and the log only grows. A
+// checkpoint (DB.Checkpoint, or the automatic trigger) appends a cut entry
+// at position c. Every node's processor handles it alike, whatever came
+// before: it relocates its tree, copying every node into "delta" c, node n
+// (post-order) getting the address (c, n); deltas after the cut copy those
+// nodes, so every afterimage written for a later intention points only at
+// c's image or later, and stores inline every value written before c.
+// Nothing else changes: keys, values, entry positions, decisions. The
+// flusher writes c's image like an afterimage, in the background, as chunk
+// entries (the same bytes on every node) followed by a marker naming them;
+// commits and reads go on meanwhile (seeds/001, 004: the cut is pinned,
+// readers never wait). This preparation is restart-discardable: chunks no
+// marker names are never read. The authority steps are strictly ordered
+// and the same with Options.CheckpointSerial on or off (seeds/000): the
+// first marker for c after c, once replay meets it, is the image's
+// authority, as the first afterimage of an intention is its active one;
+// only then is the log trimmed below c. Startup treats a marker as proof of
+// its cut's whole tree, like an afterimage based on itself, so recovery
+// never consults an incomplete image, a late afterimage of an intention
+// before the cut is never a safe point once the marker exists, and a node
+// opened on a trimmed log starts from the newest checkpoint, reading
+// nothing below the trim point. The cut carries the database header, since
+// position 0 is trimmed with the rest. No local file records a checkpoint:
+// the log decides (seeds/002).
+//
+// Why this design: it reuses the afterimage machinery whole (intention
+// pointers, matching, startup's proof by Base), so its correctness argument
+// is the one the flusher already has, and every node reaches the same
+// decisions from the log alone. Its cost is the copy at the cut: O(nodes)
+// on the processor (nodes not in memory are read back), and the image's
+// memory until it is written. DESIGN.md's alternative — numbering nodes on
+// descent from per-pointer node counts, so that nothing is copied at the
+// cut — would remove that copy at the price of a new pointer format and a
+// relocation on every path copy; incremental copy-forward needs exact live
+// counts per position. Both are left for later.
+//
+// Automatic checkpoints start when the log bytes replayed since the newest
+// cut exceed Options.CheckpointLogRatio (default 2) times the newest image
+// (at least Options.CheckpointMinLogBytes, 256 KiB); a negative ratio turns
+// them off. The trigger is log growth, never a timer. If the log outgrows
+// the checkpoints (a busy machine slow to run them), commits wait
+// (Stats.CheckpointWaits), as they wait for the flusher past
+// MaxUnflushedBytes. Several nodes asking at once is harmless: each cut
+// makes a complete image, duplicates of a marker are ignored, and a writer
+// whose image lost the race abandons it (Stats.CheckpointsAborted).
+//
+// A transaction of this DB holds the trim back: the log is trimmed below
+// the newest confirmed cut at or below every open snapshot, and the trim
+// catches up when old snapshots close. A snapshot on another node does not
+// hold it: a read there that needs a node or value below the trim fails
+// with an error wrapping log.ErrTrimmed, never with wrong data. A node
+// whose replay falls behind the trim point (its next position, or a node
+// its tree needs, was trimmed) resumes from the newest safe point
+// (Stats.Rebootstraps); its commits whose intentions were skipped end with
+// ErrCommitUnknown.
+//
 // # Caveats
 //
 // Values returned by Get, Range and RangeReverse are copies. Keys are 1 to MaxKeySize

@@ -79,6 +79,25 @@ type Options struct {
 	// CloseFlushTimeout bounds how long Close waits to flush. Default 30s.
 	CloseFlushTimeout time.Duration
 
+	// CheckpointSerial makes checkpoints sequential (seeds/000 §9): while
+	// one is prepared and given authority, this DB's commits wait. The
+	// authority steps (marker, then trim) are the same either way; only the
+	// overlap of the image's preparation with commits goes. Default false.
+	CheckpointSerial bool
+
+	// CheckpointLogRatio is the automatic trigger: a checkpoint starts when
+	// the log bytes replayed since the newest checkpoint's cut exceed this
+	// many times the size of its image (and CheckpointMinLogBytes). So the
+	// live log stays within about 1+ratio times the image; commits wait if
+	// it grows past about 1+3*ratio times (the background work fell
+	// behind). Default 2; negative turns automatic checkpoints (and that
+	// wait) off. Never time-based.
+	CheckpointLogRatio float64
+
+	// CheckpointMinLogBytes is the least log growth that triggers an
+	// automatic checkpoint. Default 256 KiB.
+	CheckpointMinLogBytes int64
+
 	// deltaHook, for tests, sees every delta on the processor goroutine.
 	deltaHook func(*processor.Delta)
 }
@@ -104,6 +123,9 @@ func DefaultOptions() Options {
 		PollInterval:      processor.DefaultPollInterval,
 		TakeoverDelay:     flusher.DefaultTakeoverDelay,
 		CloseFlushTimeout: 30 * time.Second,
+
+		CheckpointLogRatio:    2,
+		CheckpointMinLogBytes: 256 << 10,
 	}
 }
 
@@ -149,6 +171,12 @@ func (o *Options) ensureDefaults() {
 	if o.CloseFlushTimeout == 0 {
 		o.CloseFlushTimeout = d.CloseFlushTimeout
 	}
+	if o.CheckpointLogRatio == 0 {
+		o.CheckpointLogRatio = d.CheckpointLogRatio
+	}
+	if o.CheckpointMinLogBytes == 0 {
+		o.CheckpointMinLogBytes = d.CheckpointMinLogBytes
+	}
 }
 
 // validate reports the first field no default can fix.
@@ -173,6 +201,9 @@ func (o *Options) validate() error {
 		return bad("CloseFlushTimeout", o.CloseFlushTimeout)
 	case o.FlushPolicy > flusher.PolicyOriginator:
 		return bad("FlushPolicy", o.FlushPolicy)
+	}
+	if o.CheckpointMinLogBytes < 0 {
+		return bad("CheckpointMinLogBytes", o.CheckpointMinLogBytes)
 	}
 	return nil
 }

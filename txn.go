@@ -36,6 +36,9 @@ type Txn struct {
 	reads  map[string]struct{}
 	ranges []intention.Range
 	pos    log.Position // the intention's position, once appended
+	// rangeDels are OpDeleteRange ops, applied before the point writes
+	// (DB.DeleteRange, deleterange.go).
+	rangeDels []intention.Op
 }
 
 type pending struct {
@@ -392,6 +395,7 @@ func (tx *Txn) close() {
 	tx.db.mu.Lock()
 	delete(tx.db.open, tx.id)
 	tx.db.mu.Unlock()
+	tx.db.txnClosed(tx.snap.pos)
 }
 
 // Commit ends the transaction. A read-only transaction, or one that wrote
@@ -407,7 +411,7 @@ func (tx *Txn) Commit() error {
 	if tx.err != nil {
 		return tx.err
 	}
-	if !tx.writable || len(tx.writes) == 0 {
+	if !tx.writable || (len(tx.writes) == 0 && len(tx.rangeDels) == 0) {
 		return nil
 	}
 	db := tx.db
@@ -422,7 +426,15 @@ func (tx *Txn) Commit() error {
 		}
 		return fmt.Errorf("cruzdb: commit: waiting for the flusher: %w", err)
 	}
+	if err := db.checkpointRoom(tx.ctx); err != nil {
+		return fmt.Errorf("cruzdb: commit: waiting for a checkpoint: %w", err)
+	}
 	defer db.flusher.CommitBegins()()
+	if db.opts.CheckpointSerial {
+		// The sequential checkpoint: no commit overlaps one.
+		db.ck.gate.RLock()
+		defer db.ck.gate.RUnlock()
+	}
 	w := &commitWaiter{ch: make(chan processor.Decision, 1)}
 	db.mu.Lock()
 	if db.closed {
@@ -446,6 +458,7 @@ func (tx *Txn) Commit() error {
 		}
 		return fmt.Errorf("cruzdb: commit: append intention: %w (%w)", err, ErrCommitUnknown)
 	}
+	w.pos.Store(uint64(pos))
 	db.stats.appended.Add(1)
 	tx.pos = pos
 	db.runner.Notify()
@@ -496,8 +509,11 @@ func (tx *Txn) intention() *intention.Intention {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	in.Ops = make([]intention.Op, len(keys))
+	in.Ops = make([]intention.Op, len(tx.rangeDels), len(tx.rangeDels)+len(keys))
+	copy(in.Ops, tx.rangeDels)
+	in.Ops = in.Ops[:len(tx.rangeDels)+len(keys)]
 	for i, k := range keys {
+		i += len(tx.rangeDels)
 		p := tx.writes[k]
 		if p.del {
 			in.Ops[i] = intention.Op{Kind: intention.OpDelete, Key: []byte(k)}

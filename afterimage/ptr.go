@@ -69,6 +69,10 @@ func (n *Node) String() string {
 // PointerCounts counts child pointers by kind.
 type PointerCounts struct {
 	Nil, Self, Afterimage, Intention int
+	// Image counts the intention pointers to a checkpoint's image, node n
+	// of the cut (c, n): they have no physical form, as an image is
+	// several entries; they are not in Intention.
+	Image int
 }
 
 // Add adds o to c.
@@ -76,11 +80,12 @@ func (c *PointerCounts) Add(o PointerCounts) {
 	c.Nil += o.Nil
 	c.Self += o.Self
 	c.Afterimage += o.Afterimage
+	c.Image += o.Image
 	c.Intention += o.Intention
 }
 
 // Total is the number of pointers counted.
-func (c PointerCounts) Total() int { return c.Nil + c.Self + c.Afterimage + c.Intention }
+func (c PointerCounts) Total() int { return c.Nil + c.Self + c.Afterimage + c.Intention + c.Image }
 
 func (c *PointerCounts) count(p Ptr) {
 	switch p.Kind {

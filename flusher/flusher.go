@@ -133,6 +133,10 @@ type Options struct {
 	// that load nodes cannot grow it past the budget while no delta is made.
 	// ok is false while there is no version yet.
 	Latest func() (tree cowtree.Tree, ok bool)
+	// Prepared, if set, is called when this node has written every chunk
+	// of a checkpoint image and is about to append its marker, with how
+	// long the chunks took and their bytes (a passive metric).
+	Prepared func(cut uint64, took time.Duration, bytes uint64)
 }
 
 // Stats are passive counters; nothing steers by them.
@@ -149,7 +153,7 @@ type Stats struct {
 	Duplicates         uint64 // afterimages seen after the active one
 	AppendErrors       uint64
 	UnflushedBytes     int64
-	PendingDeltas      int
+	PendingDeltas      int // not counting checkpoint cuts (see CheckpointPinnedBytes)
 	CachedBytes        int64
 	CacheHits          uint64 // node loads served from decoded afterimages
 	CacheMisses        uint64 // node loads (evicted nodes read back)
@@ -159,6 +163,12 @@ type Stats struct {
 	BackpressureWaits  uint64 // commits that waited for room
 	Piggybacked        uint64 // afterimages appended in one batch with a local intention
 	FlushLatencyTotal  time.Duration
+	// Checkpoint images: markers and chunks this node appended, their
+	// bytes, images it abandoned because another node's won, and the
+	// memory of relocated trees whose image is not yet confirmed (outside
+	// MaxUnflushedBytes: a checkpoint never holds commits back).
+	CheckpointsWritten, CheckpointChunks, CheckpointBytes, CheckpointsAborted uint64
+	CheckpointPinnedBytes                                                     int64
 }
 
 type pending struct {
@@ -201,6 +211,10 @@ type Flusher struct {
 	confirmed, dups, appendErrs, bpWaits      atomic.Uint64
 	riders                                    atomic.Uint64
 	latency                                   atomic.Int64
+
+	ckWritten, ckChunks, ckBytes, ckAborted atomic.Uint64
+	ckPinned                                int64 // under mu
+	ckPending                               int   // cut deltas in pend, under mu
 }
 
 // New starts a flusher. start is the last position replayed before the
@@ -291,7 +305,13 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 	f.last = d.Pos
 	f.pend[d.Pos] = p
 	f.fifo = append(f.fifo, d.Pos)
-	f.unflush += d.Bytes
+	if d.Checkpoint {
+		f.pager.cuts.setPending(d.Pos, d.Nodes)
+		f.ckPinned += d.Bytes
+		f.ckPending++
+	} else {
+		f.unflush += d.Bytes
+	}
 	if local || f.o.Policy == PolicyAll {
 		f.enqueue(p)
 	}
@@ -447,8 +467,8 @@ func (f *Flusher) Seal(ctx context.Context) error {
 	f.mu.Lock()
 	d, pending := f.lastDelta, len(f.pend)
 	f.mu.Unlock()
-	if d == nil || pending > 0 || f.sealed.Load() >= d.Pos {
-		return nil
+	if d == nil || pending > 0 || f.sealed.Load() >= d.Pos || d.Checkpoint {
+		return nil // a cut's marker proves its tree already
 	}
 	data, _ := AppendEntry(nil, d, d.Pos, f.pager.physical)
 	if _, err := f.o.Log.Append(ctx, data); err != nil {
@@ -563,6 +583,9 @@ func (f *Flusher) writeSerial(p *pending) bool {
 // write serializes and appends p, retrying failed appends until the flusher
 // stops. It reports false when stopped.
 func (f *Flusher) write(p *pending, phys Physical) bool {
+	if p.d.Checkpoint {
+		return f.writeCheckpoint(p)
+	}
 	base := f.baseFor(p.d.Pos)
 	buf := entryBufs.Get().(*[]byte)
 	data, counts := AppendEntry((*buf)[:0], p.d, base, phys)
@@ -628,8 +651,11 @@ func (p *pager) physical(in uint64) (uint64, bool) { return p.idx.get(in) }
 // mustPhysical is serial mode's: every earlier delta is confirmed, so its
 // afterimage is in the index or found by a forward scan.
 func (p *pager) mustPhysical(in uint64) (uint64, bool) {
+	if p.cuts.isCut(in) {
+		return 0, false // an image node: (cut, n) is its only address
+	}
 	a, err := p.resolveIntention(in)
-	if err != nil {
+	if err != nil || p.cuts.isCut(in) {
 		return 0, false
 	}
 	return a, true
@@ -659,7 +685,7 @@ func (f *Flusher) takeover() {
 // Stats returns the counters.
 func (f *Flusher) Stats() Stats {
 	f.mu.Lock()
-	unflush, npend := f.unflush, len(f.pend)
+	unflush, npend, ckPinned := f.unflush, len(f.pend)-f.ckPending, f.ckPinned
 	f.dropConfirmedLocked()
 	through := f.last
 	if len(f.fifo) > 0 {
@@ -687,6 +713,12 @@ func (f *Flusher) Stats() Stats {
 		BackpressureWaits:  f.bpWaits.Load(),
 		Piggybacked:        f.riders.Load(),
 		FlushLatencyTotal:  time.Duration(f.latency.Load()),
+
+		CheckpointsWritten:    f.ckWritten.Load(),
+		CheckpointChunks:      f.ckChunks.Load(),
+		CheckpointBytes:       f.ckBytes.Load(),
+		CheckpointsAborted:    f.ckAborted.Load(),
+		CheckpointPinnedBytes: ckPinned,
 	}
 }
 
@@ -704,7 +736,7 @@ func (f *Flusher) Stop() {
 	f.more.Broadcast()
 	f.mu.Unlock()
 	f.wg.Wait()
-	f.pager.sweeps.Wait()
+	f.pager.stop()
 }
 
 // Afterimages ride with intentions. On a log where every append is a commit

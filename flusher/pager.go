@@ -178,6 +178,7 @@ type pager struct {
 	log         log.Log
 	idx         *index
 	holeTimeout time.Duration
+	cuts        *cuts
 
 	loads singleflight.Group
 
@@ -190,6 +191,7 @@ type pager struct {
 	hand     int
 	sweeping bool           // a sweep holds the ring's older part (see sweep)
 	sweeps   sync.WaitGroup // the sweep running, if any
+	stopped  bool           // no new sweeps once set (under clockMu)
 	bytes    atomic.Int64   // Size of the counted nodes
 	// addedSince counts the nodes counted since the last evict call: the
 	// clock's allowance for the next (see evict).
@@ -239,24 +241,29 @@ const maxCachedTable = 512
 func (r *rangedHead) weight() int64 { return int64(64 + len(r.table)) }
 
 func newPager(l log.Log, idx *index, holeTimeout time.Duration) *pager {
-	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, aiCache: newEntryCache(aiCacheBytes),
+	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, cuts: newCuts(), aiCache: newEntryCache(aiCacheBytes),
 		heads: newWeightedFIFO(headsBytes, (*rangedHead).weight), inCache: newFIFO[*intention.Intention](aiCacheSize)}
 }
 
 // LoadNode implements cowtree.Loader.
 func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
+	if a.Kind == cowtree.AddrIntention {
+		if n, ok := p.cuts.pendingNode(a.Pos, a.Off); ok {
+			return n, nil // a checkpoint image still being written
+		}
+	}
 	p.misses.Add(1)
 	key := strconv.FormatUint(uint64(a.Kind), 10) + ":" + strconv.FormatUint(a.Pos, 10) + ":" + strconv.FormatUint(uint64(a.Off), 10)
 	v, err, _ := p.loads.Do(key, func() (any, error) {
-		at := a.Pos
+		at, off := a.Pos, a.Off
 		if a.Kind == cowtree.AddrIntention {
 			var err error
-			if at, err = p.resolveIntention(a.Pos); err != nil {
+			if at, off, err = p.locate(a.Pos, a.Off); err != nil {
 				return nil, err
 			}
 		}
-		own := cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: a.Off}
-		nodeAt, err := p.node(at, a.Off)
+		own := cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: off}
+		nodeAt, err := p.node(at, off)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +299,7 @@ func (p *pager) add(nodes []*cowtree.Node) {
 	}
 	p.bytes.Add(b)
 	p.addedSince.Add(c)
-	if counted := p.counted.Add(c); !p.sweeping && int64(len(p.ring)) > 2*counted+ringSlack {
+	if counted := p.counted.Add(c); !p.sweeping && !p.stopped && int64(len(p.ring)) > 2*counted+ringSlack {
 		p.sweeping = true
 		old := p.ring
 		p.ring = make([]*cowtree.Node, 0, ringSlack)
@@ -319,6 +326,17 @@ const ringSlack = 4096
 // so neither replay, which adds nodes as their afterimages are confirmed,
 // nor loads wait for them; while it runs, the clock turns over the newer
 // nodes only.
+// stop waits for the running sweep and starts no more: add may still be
+// called (replay confirms checkpoint images on its own goroutine, which
+// outlives the flusher's), and a WaitGroup must not gain work while it is
+// waited on.
+func (p *pager) stop() {
+	p.clockMu.Lock()
+	p.stopped = true
+	p.clockMu.Unlock()
+	p.sweeps.Wait()
+}
+
 func (p *pager) sweep(old []*cowtree.Node) {
 	defer p.sweeps.Done()
 	kept := old[:0]
@@ -381,6 +399,21 @@ func (p *pager) evict(budget int64, tree cowtree.Tree) {
 		return
 	}
 	defer p.clockMu.Unlock()
+	p.evictLocked(budget, tree)
+}
+
+// evictNow is evict that waits for the clock instead of leaving the work
+// to the caller holding it.
+func (p *pager) evictNow(budget int64, tree cowtree.Tree) {
+	if p.bytes.Load() <= budget {
+		return
+	}
+	p.clockMu.Lock()
+	defer p.clockMu.Unlock()
+	p.evictLocked(budget, tree)
+}
+
+func (p *pager) evictLocked(budget int64, tree cowtree.Tree) {
 	over := func() bool { return p.bytes.Load() > budget }
 	gone := func(m *cowtree.Node) {
 		p.evictions.Add(1)
@@ -508,6 +541,9 @@ func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []
 	if err != nil {
 		return afterimage.Node{}, err
 	}
+	if typ == entry.TypeCheckpoint {
+		return afterimage.Node{}, errWholeEntry // an image chunk: read whole
+	}
 	if typ != entry.TypeAfterimage {
 		return afterimage.Node{}, fmt.Errorf("flusher: position %d holds %s, not an afterimage: %w", pos, typ, entry.ErrCorrupt)
 	}
@@ -605,7 +641,11 @@ func (p *pager) index(pos uint64, data []byte) (*afterimage.NodeIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	if typ != entry.TypeAfterimage {
+	if typ == entry.TypeCheckpoint {
+		if _, payload, err = entry.DecodeChunk(payload); err != nil {
+			return nil, entry.Corrupt(pos, err)
+		}
+	} else if typ != entry.TypeAfterimage {
 		return nil, fmt.Errorf("flusher: position %d holds %s, not an afterimage: %w", pos, typ, entry.ErrCorrupt)
 	}
 	ai, err := afterimage.NewNodeIndex(payload)
@@ -622,6 +662,9 @@ func (p *pager) valueFromIntention(pos uint64, key []byte) ([]byte, error) {
 	in, ok := p.inCache.get(pos)
 	if !ok {
 		data, err := p.log.Read(context.Background(), log.Position(pos))
+		if errors.Is(err, log.ErrTrimmed) {
+			return p.valueFromImage(pos, key, fmt.Errorf("flusher: read value of %q in intention %d: %w", key, pos, err))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("flusher: read value of %q in intention %d: %w", key, pos, err)
 		}
@@ -662,6 +705,18 @@ func (p *pager) resolveIntention(in uint64) (uint64, error) {
 			typ, payload, err := entry.Decode(pos, data)
 			if err != nil {
 				return 0, err
+			}
+			if typ == entry.TypeCheckpoint {
+				if k, _ := entry.CheckpointKind(payload); k == entry.CheckpointMarker {
+					m, err := entry.DecodeMarker(payload)
+					if err != nil {
+						return 0, entry.Corrupt(pos, err)
+					}
+					if m.Cut == in {
+						p.cuts.setComplete(pos, m)
+						return pos, nil
+					}
+				}
 			}
 			if typ == entry.TypeAfterimage {
 				ai, err := afterimage.DecodeNoCopy(payload)

@@ -31,12 +31,17 @@ const InlineValueMax = 1024
 const InlineHeight = 2
 
 // storedValue returns what the afterimage node for n stores: its value, or
-// nil and true when the value is left in the intention at n.Pos().
-func storedValue(n *cowtree.Node, delta uint64) (v []byte, inIntention bool) {
+// nil and true when the value is left in the intention at n.Pos(). A value
+// written before epoch (the newest checkpoint cut the delta knows of) is
+// always stored: the log below the cut may be trimmed.
+func storedValue(n *cowtree.Node, delta, epoch uint64) (v []byte, inIntention bool) {
 	if n.Tombstone() {
 		return nil, false
 	}
 	v = n.Value()
+	if n.Pos() < epoch {
+		return v, false
+	}
 	if len(v) > InlineValueMax || (n.Pos() != delta && n.Height() > InlineHeight) {
 		return nil, true
 	}
@@ -67,7 +72,7 @@ func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]
 	s := serializer{d: d, phys: phys}
 	size := afterimage.MaxHeaderSize + afterimage.OffsetsSize(len(d.Nodes))
 	for _, n := range d.Nodes {
-		v, _ := storedValue(n, d.Pos)
+		v, _ := storedValue(n, d.Pos, d.Epoch)
 		size += afterimage.MaxNodeOverhead + len(n.Key()) + len(v)
 	}
 	dst, start := entry.Begin(dst, size)
@@ -94,7 +99,7 @@ type serializer struct {
 
 // node converts n into nd; nd.Key may alias s.key until the next call.
 func (s *serializer) node(n *cowtree.Node, nd *afterimage.Node) {
-	v, inIntention := storedValue(n, s.d.Pos)
+	v, inIntention := storedValue(n, s.d.Pos, s.d.Epoch)
 	*nd = afterimage.Node{
 		Key:              n.KeyInto(&s.key),
 		Value:            v,
@@ -128,7 +133,11 @@ func (s *serializer) ptr(r *cowtree.Ref) afterimage.Ptr {
 			return afterimage.AfterimagePtr(at, a.Off)
 		}
 	}
-	s.counts.Intention++
+	if a.Pos == s.d.Epoch {
+		s.counts.Image++ // node n of the newest checkpoint's image
+	} else {
+		s.counts.Intention++
+	}
 	return afterimage.IntentionPtr(a.Pos, a.Off)
 }
 

@@ -26,6 +26,18 @@ type Event struct {
 	Delta     *Delta // committed intentions only
 	// Afterimage entries.
 	Afterimage *AfterimageHeader
+	// Checkpoint entries: what kind, and the cut's token or the marker.
+	Checkpoint *CheckpointEntry
+	// Size is the entry's size in bytes (0 for junk).
+	Size int
+}
+
+// CheckpointEntry is what replay reads of a checkpoint entry. A cut's delta
+// is the Event's Delta.
+type CheckpointEntry struct {
+	Kind   byte // entry.CheckpointCut, CheckpointChunk or CheckpointMarker
+	Token  uint64
+	Marker *entry.Marker
 }
 
 // Intention is an alias so that callers need not import the intention
@@ -56,6 +68,13 @@ type Config struct {
 	ReadAhead int
 	// Logger receives progress and problems. Default: discard.
 	Logger *slog.Logger
+	// Rebootstrap, if set, is called on the processor goroutine when replay
+	// meets the trimmed part of the log: the next position to replay was
+	// trimmed, or the tree could not load a node because it was (another
+	// node checkpointed and trimmed while this one lagged). It returns the
+	// state to go on from, a safe point above the trim, and replay resumes
+	// after its position. Without it, or when it fails, replay stops.
+	Rebootstrap func(cause error) (*State, error)
 }
 
 // Runner drives a State over the log: one goroutine reads and decodes ahead,
@@ -71,6 +90,8 @@ type Runner struct {
 	err     error
 	applied atomic.Uint64
 	fills   atomic.Uint64
+
+	rebootstraps atomic.Uint64
 }
 
 type item struct {
@@ -78,6 +99,8 @@ type item struct {
 	typ  entry.Type
 	in   *intention.Intention
 	ai   *AfterimageHeader
+	ck   *CheckpointEntry
+	size int
 	fail error
 }
 
@@ -96,10 +119,8 @@ func Start(cfg Config) (*Runner, error) {
 	r := &Runner{cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.applied.Store(cfg.State.Pos())
-	batches := make(chan []item, 4)
-	r.wg.Add(2)
-	go r.read(batches)
-	go r.apply(batches)
+	r.wg.Add(1)
+	go r.apply()
 	go func() { r.wg.Wait(); close(r.done) }()
 	return r, nil
 }
@@ -148,16 +169,26 @@ func (r *Runner) fail(err error) {
 	r.cancel()
 }
 
-// read fetches and decodes entries in order and hands them over in batches.
-func (r *Runner) read(out chan<- []item) {
+// startReader starts a reader from position from; cancel stops it, and it
+// then closes its channel.
+func (r *Runner) startReader(from uint64) (<-chan []item, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	ch := make(chan []item, 4)
+	r.wg.Add(1)
+	go r.read(ctx, ch, from)
+	return ch, cancel
+}
+
+// read fetches and decodes entries in order from next on and hands them
+// over in batches.
+func (r *Runner) read(ctx context.Context, out chan<- []item, next uint64) {
 	defer r.wg.Done()
 	defer close(out)
-	next := r.cfg.State.Pos() + 1
 	ticker := time.NewTicker(r.cfg.PollInterval)
 	defer ticker.Stop()
 	wait := func() bool {
 		select {
-		case <-r.ctx.Done():
+		case <-ctx.Done():
 			return false
 		case <-r.wake:
 		case <-ticker.C:
@@ -170,12 +201,12 @@ func (r *Runner) read(out chan<- []item) {
 		var tail log.Position
 		var err error
 		if tw != nil {
-			tail, err = tw.WaitTail(r.ctx, log.Position(next))
+			tail, err = tw.WaitTail(ctx, log.Position(next))
 		} else {
-			tail, err = r.cfg.Log.Tail(r.ctx)
+			tail, err = r.cfg.Log.Tail(ctx)
 		}
 		if err != nil {
-			if r.ctx.Err() == nil {
+			if ctx.Err() == nil {
 				r.fail(fmt.Errorf("processor: read tail: %w", err))
 			}
 			return
@@ -195,7 +226,7 @@ func (r *Runner) read(out chan<- []item) {
 			if len(batch) > 0 {
 				select {
 				case out <- batch:
-				case <-r.ctx.Done():
+				case <-ctx.Done():
 					return false
 				}
 				batch = make([]item, 0, n)
@@ -203,7 +234,7 @@ func (r *Runner) read(out chan<- []item) {
 			return wait()
 		}
 		for i := uint64(0); i < n; i++ {
-			it, ok := r.fetch(next, handOverAndWait)
+			it, ok := r.fetch(ctx, next, handOverAndWait)
 			if !ok {
 				return
 			}
@@ -215,7 +246,7 @@ func (r *Runner) read(out chan<- []item) {
 		}
 		select {
 		case out <- batch:
-		case <-r.ctx.Done():
+		case <-ctx.Done():
 			return
 		}
 		if len(batch) > 0 && batch[len(batch)-1].fail != nil {
@@ -226,11 +257,11 @@ func (r *Runner) read(out chan<- []item) {
 
 // fetch reads and decodes position pos, waiting on a hole and filling it
 // once it has stayed empty for HoleTimeout. ok is false when stopping.
-func (r *Runner) fetch(pos uint64, wait func() bool) (it item, ok bool) {
+func (r *Runner) fetch(ctx context.Context, pos uint64, wait func() bool) (it item, ok bool) {
 	it.pos = pos
 	var holeSince time.Time
 	for attempt := 0; ; attempt++ {
-		data, err := r.cfg.Log.Read(r.ctx, log.Position(pos))
+		data, err := r.cfg.Log.Read(ctx, log.Position(pos))
 		switch {
 		case err == nil:
 			r.decode(&it, data)
@@ -242,7 +273,7 @@ func (r *Runner) fetch(pos uint64, wait func() bool) (it item, ok bool) {
 				holeSince = time.Now()
 			}
 			if time.Since(holeSince) >= r.cfg.HoleTimeout {
-				ferr := r.cfg.Log.Fill(r.ctx, log.Position(pos))
+				ferr := r.cfg.Log.Fill(ctx, log.Position(pos))
 				switch {
 				case ferr == nil:
 					r.fills.Add(1)
@@ -250,7 +281,7 @@ func (r *Runner) fetch(pos uint64, wait func() bool) (it item, ok bool) {
 					return it, true
 				case errors.Is(ferr, log.ErrWritten):
 					continue // the writer landed meanwhile: read it
-				case r.ctx.Err() != nil:
+				case ctx.Err() != nil:
 					return it, false
 				default:
 					r.cfg.Logger.Warn("fill failed", "pos", pos, "err", ferr)
@@ -259,7 +290,7 @@ func (r *Runner) fetch(pos uint64, wait func() bool) (it item, ok bool) {
 			if !wait() {
 				return it, false
 			}
-		case r.ctx.Err() != nil:
+		case ctx.Err() != nil:
 			return it, false
 		case errors.Is(err, log.ErrTrimmed), errors.Is(err, log.ErrClosed):
 			it.fail = fmt.Errorf("processor: read position %d: %w", pos, err)
@@ -284,7 +315,15 @@ func (r *Runner) decode(it *item, data []byte) {
 		return
 	}
 	it.typ = typ
+	it.size = len(data)
 	switch typ {
+	case entry.TypeCheckpoint:
+		ck, err := decodeCheckpoint(it.pos, payload)
+		if err != nil {
+			it.fail = entry.Corrupt(it.pos, err)
+			return
+		}
+		it.ck = ck
 	case entry.TypeIntention:
 		in, err := intention.DecodeNoCopy(payload)
 		if err != nil {
@@ -306,30 +345,74 @@ func (r *Runner) decode(it *item, data []byte) {
 }
 
 // apply runs the deterministic core over the decoded entries.
-func (r *Runner) apply(in <-chan []item) {
+func (r *Runner) apply() {
 	defer r.wg.Done()
 	st := r.cfg.State
-	for batch := range in {
+	in, stopReader := r.startReader(st.Pos() + 1)
+	defer func() {
+		stopReader()
+		for range in { // let the reader finish
+		}
+	}()
+	// rebootstrap swaps in a newer state after a trim; ok is false when
+	// replay must stop.
+	rebootstrap := func(cause error) bool {
+		if r.cfg.Rebootstrap == nil || !errors.Is(cause, log.ErrTrimmed) || r.ctx.Err() != nil {
+			r.fail(cause)
+			return false
+		}
+		stopReader()
+		for range in {
+		}
+		next, err := r.cfg.Rebootstrap(cause)
+		if err == nil && next.Pos() <= st.Pos() {
+			err = fmt.Errorf("processor: resuming at %d would go back from %d", next.Pos(), st.Pos())
+		}
+		if err != nil {
+			r.fail(fmt.Errorf("processor: %w; rebootstrap from the newest checkpoint failed: %w", cause, err))
+			return false
+		}
+		r.cfg.Logger.Warn("replay fell behind the log's trim point; resumed from a newer safe point", "from", st.Pos(), "to", next.Pos(), "cause", cause)
+		st = next
+		r.rebootstraps.Add(1)
+		r.applied.Store(st.Pos())
+		in, stopReader = r.startReader(st.Pos() + 1)
+		return true
+	}
+	for {
+		batch, ok := <-in
+		if !ok {
+			return
+		}
+	items:
 		for i := range batch {
 			it := &batch[i]
 			if it.fail != nil {
-				r.fail(it.fail)
-				return
+				if !rebootstrap(it.fail) {
+					return
+				}
+				break items
 			}
-			ev := Event{Pos: it.pos, Type: it.typ}
-			if it.in != nil {
-				d, delta, err := st.Apply(it.pos, it.in)
-				if err != nil {
-					r.fail(err)
-					return
+			ev := Event{Pos: it.pos, Type: it.typ, Size: it.size, Checkpoint: it.ck}
+			var err error
+			switch {
+			case it.ck != nil && it.ck.Kind == entry.CheckpointCut:
+				ev.Delta, err = st.Cut(it.pos)
+			case it.in != nil:
+				var d Decision
+				var delta *Delta
+				if d, delta, err = st.Apply(it.pos, it.in); err == nil {
+					ev.Intention, ev.Decision, ev.Delta = it.in, &d, delta
 				}
-				ev.Intention, ev.Decision, ev.Delta = it.in, &d, delta
-			} else {
-				if err := st.Skip(it.pos); err != nil {
-					r.fail(err)
-					return
-				}
+			default:
+				err = st.Skip(it.pos)
 				ev.Afterimage = it.ai
+			}
+			if err != nil {
+				if !rebootstrap(err) {
+					return
+				}
+				break items
 			}
 			r.cfg.OnEvent(ev)
 			// Applied moves only once the event is handled, so whoever
@@ -340,4 +423,34 @@ func (r *Runner) apply(in <-chan []item) {
 			}
 		}
 	}
+}
+
+// Rebootstraps counts the times replay resumed from a newer safe point
+// after falling behind the log's trim point.
+func (r *Runner) Rebootstraps() uint64 { return r.rebootstraps.Load() }
+
+// decodeCheckpoint reads a checkpoint entry at pos: a cut's token, a
+// marker (whose chunks must lie between its cut and itself), or a chunk,
+// whose nodes are decoded only when loaded.
+func decodeCheckpoint(pos uint64, payload []byte) (*CheckpointEntry, error) {
+	kind, err := entry.CheckpointKind(payload)
+	if err != nil {
+		return nil, err
+	}
+	ck := &CheckpointEntry{Kind: kind}
+	switch kind {
+	case entry.CheckpointCut:
+		ck.Token, _, err = entry.DecodeCut(payload)
+	case entry.CheckpointMarker:
+		ck.Marker, err = entry.DecodeMarker(payload)
+		if err == nil && (ck.Marker.Cut >= pos || len(ck.Marker.Chunks) > 0 && ck.Marker.Chunks[len(ck.Marker.Chunks)-1].Pos >= pos) {
+			err = fmt.Errorf("%w: marker at %d names a cut or chunk not before it", entry.ErrCheckpointMalformed, pos)
+		}
+	case entry.CheckpointChunk:
+		_, _, err = entry.DecodeChunk(payload)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ck, nil
 }

@@ -133,7 +133,7 @@ func TestRunnerEventsInLogOrder(t *testing.T) {
 				t.Fatalf("intention at %d, want 5", p)
 			}
 			appendData(t, l, entry.EncodeHeader(&runnerHeader))                                              // 6 header
-			appendData(t, l, entry.Encode(nil, entry.TypeCheckpoint, []byte{0x90}))                          // 7 checkpoint
+			appendData(t, l, entry.Encode(nil, entry.TypeCheckpoint, []byte{entry.CheckpointChunk, 0}))      // 7 checkpoint chunk
 			appendIn(t, l, &intention.Intention{Snapshot: 8, Token: 18, Ops: []intention.Op{put("c", "1")}}) // 8 invalid
 
 			st := processor.NewState(runnerHeader, cowtree.New(nil), 0)

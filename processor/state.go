@@ -86,6 +86,15 @@ type Delta struct {
 	// Replaced are nodes of the previous version that this one no longer
 	// holds (see cowtree.Delta.Replaced).
 	Replaced []*cowtree.Node
+	// Checkpoint marks the delta of a checkpoint cut at Pos: Nodes is the
+	// whole tree, relocated (see State.Cut), and its afterimage is the
+	// checkpoint's image, written in chunks and completed by a marker.
+	Checkpoint bool
+	// Epoch is the newest checkpoint cut before Pos that this state knows
+	// of (see State.SetEpoch): the log below it may be trimmed, so an
+	// afterimage of this delta must not leave a value in an intention
+	// before it.
+	Epoch uint64
 }
 
 // State is the deterministic replay state: the tree after position Pos.
@@ -93,7 +102,15 @@ type State struct {
 	header entry.Header
 	tree   cowtree.Tree
 	pos    uint64
+	epoch  uint64
 }
+
+// SetEpoch tells a state resumed from a safe point which positions may be
+// trimmed: everything below epoch. A state resumed from a checkpoint's
+// image has the cut; one resumed from an afterimage may use its own
+// position, which is never less than the newest cut before it. The epoch
+// only decides which values afterimages store inline, never a decision.
+func (s *State) SetEpoch(epoch uint64) { s.epoch = epoch }
 
 // NewState returns the state after position pos, whose tree is tree, under
 // the database header h.
@@ -148,11 +165,14 @@ func (s *State) Apply(pos uint64, in *intention.Intention) (Decision, *Delta, er
 		return d, nil, nil
 	}
 	delta := s.tree.Begin(pos)
-	for _, op := range in.Ops {
+	for i, op := range in.Ops {
 		var err error
-		if op.Kind == intention.OpPut {
+		switch op.Kind {
+		case intention.OpPut:
 			err = delta.Put(op.Key, op.Value)
-		} else {
+		case intention.OpDeleteRange:
+			err = s.deleteRange(delta, in.Ops[:i], op)
+		default:
 			err = delta.Delete(op.Key)
 		}
 		if err != nil {
@@ -174,7 +194,30 @@ func (s *State) Apply(pos uint64, in *intention.Intention) (Decision, *Delta, er
 	}
 	s.tree, s.pos = tree, pos
 	d.Outcome = Committed
-	return d, &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: delta.Replaced()}, nil
+	return d, &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: delta.Replaced(), Epoch: s.epoch}, nil
+}
+
+// Cut handles a checkpoint cut at pos: the tree is relocated (see
+// cowtree.Tree.Relocate), every node becoming node n of the cut's image, so
+// that deltas after the cut point only at the image and at later deltas.
+// Every cut is handled alike, whatever came before it, so a node needs no
+// memory of earlier checkpoints to decide the same as every other node; a
+// duplicate cut costs one more image, nothing else. An error means a node of
+// the tree could not be loaded; the state is then unchanged.
+func (s *State) Cut(pos uint64) (*Delta, error) {
+	if pos <= s.pos {
+		return nil, fmt.Errorf("processor: position %d replayed twice (state is at %d)", pos, s.pos)
+	}
+	tree, nodes, old, err := s.tree.Relocate(pos)
+	if err != nil {
+		return nil, fmt.Errorf("processor: checkpoint cut at %d: %w", pos, err)
+	}
+	var bytes int64
+	for _, n := range nodes {
+		bytes += n.Size()
+	}
+	s.tree, s.pos, s.epoch = tree, pos, pos
+	return &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: old, Checkpoint: true, Epoch: pos}, nil
 }
 
 // check looks for a write after the snapshot to anything the intention read.

@@ -44,6 +44,10 @@ type SafePoint struct {
 	Tail uint64
 	// Reads and Fills count what the scan did.
 	Reads, Fills uint64
+	// Marker is set when the safe point is a checkpoint: Intention is then
+	// the cut, Afterimage its first complete marker, and Root node n-1 of
+	// the cut's image (an intention address, resolved through the marker).
+	Marker *entry.Marker
 }
 
 // ErrNoSafePoint: the log was trimmed above every afterimage the scan could
@@ -62,13 +66,19 @@ func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error
 		return SafePoint{}, fmt.Errorf("startup: read tail: %w", err)
 	}
 	sp := SafePoint{Tail: uint64(tail)}
-	var best uint64               // highest intention named by an afterimage seen
-	oldest := map[uint64]uint64{} // intention -> oldest afterimage seen
-	nodes := map[uint64]int{}     // afterimage position -> node count
-	bases := map[uint64]uint64{}  // afterimage position -> its Base
+	var best uint64                       // highest intention named by an afterimage seen
+	oldest := map[uint64]uint64{}         // intention -> oldest afterimage seen
+	nodes := map[uint64]int{}             // afterimage position -> node count
+	bases := map[uint64]uint64{}          // afterimage position -> its Base
+	markers := map[uint64]*entry.Marker{} // marker position -> marker
+	safe := uint64(0)                     // the newest tree proven so far
 	for p := uint64(tail); p > 1; {
 		p--
-		if best != 0 && p <= best {
+		// Everything above safe has been read once p reaches it, so its
+		// active afterimage (or marker) is known. While no tree is proven
+		// but some afterimage was seen, stop at the newest intention named
+		// (no newer one can have an afterimage): replay from the start.
+		if safe != 0 && p <= safe || safe == 0 && best != 0 && p <= best {
 			break
 		}
 		data, err := l.Read(ctx, log.Position(p))
@@ -103,6 +113,28 @@ func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error
 		if err != nil {
 			return SafePoint{}, err
 		}
+		if typ == entry.TypeCheckpoint {
+			// A marker proves its cut's whole tree, as an afterimage of an
+			// intention based on itself does.
+			if k, err := entry.CheckpointKind(payload); err != nil {
+				return SafePoint{}, entry.Corrupt(p, err)
+			} else if k != entry.CheckpointMarker {
+				continue
+			}
+			m, err := entry.DecodeMarker(payload)
+			if err != nil {
+				return SafePoint{}, entry.Corrupt(p, err)
+			}
+			if m.Cut >= p || len(m.Chunks) > 0 && m.Chunks[len(m.Chunks)-1].Pos >= p {
+				return SafePoint{}, fmt.Errorf("startup: marker at %d names a cut or chunk not before it: %w", p, entry.ErrCorrupt)
+			}
+			oldest[m.Cut] = p
+			markers[p] = m
+			bases[p] = m.Cut
+			best = max(best, m.Cut)
+			safe = max(safe, m.Cut)
+			continue
+		}
 		if typ != entry.TypeAfterimage {
 			continue
 		}
@@ -120,89 +152,50 @@ func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error
 		nodes[p] = count
 		bases[p] = base
 		best = max(best, in)
-	}
-	if best == 0 {
-		logger.Info("startup: no safe point; replaying from the start", "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
-		return sp, nil
-	}
-	// The safe point's own intention must be an intention.
-	data, err := l.Read(ctx, log.Position(best))
-	sp.Reads++
-	if err != nil {
-		return SafePoint{}, fmt.Errorf("startup: read safe point intention %d: %w", best, err)
-	}
-	if typ, _, err := entry.Decode(best, data); err != nil {
-		return SafePoint{}, err
-	} else if typ != entry.TypeIntention {
-		return SafePoint{}, fmt.Errorf("startup: afterimage names position %d, which holds a %v: %w", best, typ, entry.ErrCorrupt)
+		safe = max(safe, base)
 	}
 	// An afterimage of intention I proves that the tree of its Base is
 	// wholly in the log (Base == I when every earlier delta was confirmed
-	// when it was written). A crash may have kept an unconfirmed earlier
-	// delta from ever being written, so a newer afterimage's own tree may
-	// point at one that does not exist: resume from the newest proven tree
-	// among the afterimages seen, and let replay make the rest again.
-	safe := uint64(0)
-	for _, base := range bases {
-		safe = max(safe, base)
-	}
+	// when it was written); a marker proves its cut's tree. A crash may have
+	// kept an unconfirmed earlier delta from ever being written, so a newer
+	// afterimage's own tree may point at one that does not exist: resume
+	// from the newest proven tree, and let replay make the rest again. A
+	// late afterimage of an intention before a checkpoint's cut is based
+	// below the cut, so it never wins over the checkpoint's marker.
 	if safe == 0 {
-		logger.Info("startup: the afterimages found are based on the empty tree; replaying from the start",
-			"newest", best, "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
+		logger.Info("startup: no safe point; replaying from the start", "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
 		return SafePoint{Tail: sp.Tail, Reads: sp.Reads, Fills: sp.Fills}, nil
 	}
-	var n int
-	if safe == best {
-		sp.Intention, sp.Afterimage = best, oldest[best] // the scan covered all of (best, tail)
-		n = nodes[sp.Afterimage]
-	} else {
-		// The first afterimage after safe may lie below the scanned range.
-		at, count, reads, err := findAfterimage(ctx, l, safe)
-		sp.Reads += reads
-		if err != nil {
-			return SafePoint{}, err
-		}
-		sp.Intention, sp.Afterimage, n = safe, at, count
+	at, ok := oldest[safe]
+	if !ok {
+		return SafePoint{}, fmt.Errorf("startup: no afterimage for position %d, which a newer afterimage names as its base: %w", safe, entry.ErrCorrupt)
 	}
-	if n > 0 {
-		sp.Root = cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: sp.Afterimage, Off: uint32(n - 1)}
-	}
-	logger.Info("startup: safe point found", "intention", sp.Intention, "afterimage", sp.Afterimage, "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
-	return sp, nil
-}
-
-// findAfterimage scans forward from intention in for its active afterimage
-// and returns its position and node count. Every position on the way was
-// resolved (written or filled) before that afterimage was confirmed, so a
-// hole there means the log lost an entry.
-func findAfterimage(ctx context.Context, l log.Log, in uint64) (pos uint64, nodes int, reads uint64, err error) {
-	tail, err := l.Tail(ctx)
+	data, err := l.Read(ctx, log.Position(safe))
+	sp.Reads++
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("startup: read tail: %w", err)
+		return SafePoint{}, fmt.Errorf("startup: read safe point %d: %w", safe, err)
 	}
-	for p := in + 1; p < uint64(tail); p++ {
-		data, err := l.Read(ctx, log.Position(p))
-		reads++
-		if errors.Is(err, log.ErrFilled) {
-			continue
+	typ, payload, err := entry.Decode(safe, data)
+	if err != nil {
+		return SafePoint{}, err
+	}
+	sp.Intention, sp.Afterimage = safe, at
+	if m := markers[at]; m != nil {
+		if k, err := entry.CheckpointKind(payload); typ != entry.TypeCheckpoint || err != nil || k != entry.CheckpointCut {
+			return SafePoint{}, fmt.Errorf("startup: marker at %d names position %d, which holds no checkpoint cut: %w", at, safe, entry.ErrCorrupt)
 		}
-		if err != nil {
-			return 0, 0, reads, fmt.Errorf("startup: looking for the afterimage of intention %d: read %d: %w", in, p, err)
+		sp.Marker = m
+		if m.Nodes > 0 {
+			sp.Root = cowtree.Addr{Kind: cowtree.AddrIntention, Pos: safe, Off: uint32(m.Nodes - 1)}
 		}
-		typ, payload, err := entry.Decode(p, data)
-		if err != nil {
-			return 0, 0, reads, err
+	} else {
+		if typ != entry.TypeIntention {
+			return SafePoint{}, fmt.Errorf("startup: afterimage names position %d, which holds a %v: %w", safe, typ, entry.ErrCorrupt)
 		}
-		if typ != entry.TypeAfterimage {
-			continue
-		}
-		ai, err := afterimage.DecodeNoCopy(payload)
-		if err != nil {
-			return 0, 0, reads, entry.Corrupt(p, err)
-		}
-		if ai.Intention == in {
-			return p, len(ai.Nodes), reads, nil
+		if n := nodes[at]; n > 0 {
+			sp.Root = cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: uint32(n - 1)}
 		}
 	}
-	return 0, 0, reads, fmt.Errorf("startup: no afterimage for intention %d, which a newer afterimage names as its base: %w", in, entry.ErrCorrupt)
+	logger.Info("startup: safe point found", "position", sp.Intention, "afterimage", sp.Afterimage, "checkpoint", sp.Marker != nil, "tail", sp.Tail, "reads", sp.Reads, "fills", sp.Fills)
+	return sp, nil
 }

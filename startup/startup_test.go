@@ -372,17 +372,21 @@ func TestBaseBeforeIntention(t *testing.T) {
 		}
 	})
 	t.Run("hole before the base's afterimage", func(t *testing.T) {
-		// Every position before an afterimage that was confirmed was
-		// resolved; a hole there means the log lost an entry.
+		// The scan reads down to the base, filling holes on the way as it
+		// does above: nothing can land there any more.
 		b := newBuilder(t)
 		i1 := b.in()
-		b.hole()
-		b.ai(i1, i1, 1)
+		h := b.hole()
+		a1 := b.ai(i1, i1, 1)
 		i4 := b.in()
 		b.ai(i4, i1, 1)
-		_, err := startup.Find(context.Background(), b.l, nil)
-		if !errors.Is(err, log.ErrNotWritten) {
-			t.Fatalf("err %v", err)
+		sp := find(t, b.l)
+		expect(t, sp, i1, a1, root(a1, 1))
+		if sp.Fills != 1 {
+			t.Fatalf("%+v", sp)
+		}
+		if err := readErr(t, b.l, h); !errors.Is(err, log.ErrFilled) {
+			t.Fatalf("hole below the base's afterimage: %v", err)
 		}
 	})
 }

@@ -98,6 +98,7 @@ func commandTable(m *metrics) map[string]*cmdSpec {
 		{name: "config", arity: -2, run: cmdConfig},
 		{name: "info", arity: -1, run: cmdInfo},
 		{name: "dbsize", arity: 1, run: cmdDBSize},
+		{name: "bgrewriteaof", arity: 1, run: cmdBgRewriteAOF},
 
 		// Strings: point commands.
 		{name: "get", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdGet},

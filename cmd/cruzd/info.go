@@ -74,6 +74,7 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		persistenceFields(b, s)
 	})
 	section("CPU", func(b *strings.Builder) { cpuFields(b) })
+	section("Checkpoint", func(b *strings.Builder) { checkpointFields(b, s) })
 	section("Keyspace", func(b *strings.Builder) {
 		count := func(tx *cruzdb.Txn) error {
 			n, expires, err := countKeys(tx)

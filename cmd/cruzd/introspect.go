@@ -175,7 +175,7 @@ func persistenceFields(b *strings.Builder, s *server) {
 	infoField(b, "rdb_bgsave_in_progress", 0)
 	infoField(b, "rdb_last_save_time", s.started.Unix())
 	infoField(b, "rdb_last_bgsave_status", "ok")
-	infoField(b, "aof_rewrite_in_progress", 0)
+	infoField(b, "aof_rewrite_in_progress", checkpointInProgress(s)) // a checkpoint compacts the log
 	infoField(b, "aof_last_write_status", "ok")
 }
 

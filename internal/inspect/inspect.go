@@ -109,16 +109,22 @@ func printEntry(w io.Writer, p uint64, data []byte, verbose bool, sum *summary) 
 			return
 		}
 		sum.intentions++
-		puts, dels := 0, 0
+		puts, dels, rangeDels := 0, 0, 0
 		for _, op := range in.Ops {
-			if op.Kind == intention.OpDelete {
+			switch op.Kind {
+			case intention.OpDelete:
 				dels++
-			} else {
+			case intention.OpDeleteRange:
+				rangeDels++
+			default:
 				puts++
 			}
 		}
-		fmt.Fprintf(w, "%d\tintention\tsnapshot %d, reads %d, ranges %d, ops %d (put %d, delete %d), %d bytes\n",
-			p, in.Snapshot, len(in.Reads), len(in.Ranges), len(in.Ops), puts, dels, len(data))
+		fmt.Fprintf(w, "%d\tintention\tsnapshot %d, reads %d, ranges %d, ops %d (put %d, delete %d", p, in.Snapshot, len(in.Reads), len(in.Ranges), len(in.Ops), puts, dels)
+		if rangeDels > 0 {
+			fmt.Fprintf(w, ", delete range %d", rangeDels)
+		}
+		fmt.Fprintf(w, "), %d bytes\n", len(data))
 		if verbose {
 			for _, k := range in.Reads {
 				fmt.Fprintf(w, "\t\tread %s\n", quoteKey(k))
@@ -127,9 +133,12 @@ func printEntry(w io.Writer, p uint64, data []byte, verbose bool, sum *summary) 
 				fmt.Fprintf(w, "\t\trange [%s, %s)\n", quoteBound(r.Lo, "-inf"), quoteBound(r.Hi, "+inf"))
 			}
 			for _, op := range in.Ops {
-				if op.Kind == intention.OpDelete {
+				switch op.Kind {
+				case intention.OpDelete:
 					fmt.Fprintf(w, "\t\tdelete %s\n", quoteKey(op.Key))
-				} else {
+				case intention.OpDeleteRange:
+					fmt.Fprintf(w, "\t\tdelete range [%s, %s)\n", quoteKey(op.Key), quoteBound(op.Value, "+inf"))
+				default:
 					fmt.Fprintf(w, "\t\tput %s (%d bytes)\n", quoteKey(op.Key), len(op.Value))
 				}
 			}
@@ -154,7 +163,7 @@ func printEntry(w io.Writer, p uint64, data []byte, verbose bool, sum *summary) 
 		}
 	case entry.TypeCheckpoint:
 		sum.checkpoints++
-		fmt.Fprintf(w, "%d\tcheckpoint\t%d bytes\n", p, len(data))
+		fmt.Fprintf(w, "%d\tcheckpoint\t%s, %d bytes\n", p, describeCheckpoint(data), len(data))
 	default:
 		sum.other++
 		fmt.Fprintf(w, "%d\t%s\t%d bytes\n", p, t, len(data))
@@ -173,4 +182,34 @@ func quoteBound(b []byte, inf string) string {
 		return inf
 	}
 	return quoteKey(b)
+}
+
+// describeCheckpoint says what a checkpoint entry is: a cut, a chunk of an
+// image, or the marker that completes one.
+func describeCheckpoint(data []byte) string {
+	_, payload, err := entry.Decode(0, data)
+	if err != nil {
+		return "corrupt"
+	}
+	kind, err := entry.CheckpointKind(payload)
+	if err != nil {
+		return fmt.Sprintf("malformed (%v)", err)
+	}
+	switch kind {
+	case entry.CheckpointCut:
+		if _, h, err := entry.DecodeCut(payload); err == nil {
+			return fmt.Sprintf("cut (the image of the state here; header: conflict window %d)", h.ConflictWindow)
+		}
+	case entry.CheckpointChunk:
+		if first, ai, err := entry.DecodeChunk(payload); err == nil {
+			if a, err := afterimage.DecodeNoCopy(ai); err == nil {
+				return fmt.Sprintf("image chunk of cut %d: nodes %d-%d", a.Intention, first, first+uint64(len(a.Nodes))-1)
+			}
+		}
+	case entry.CheckpointMarker:
+		if m, err := entry.DecodeMarker(payload); err == nil {
+			return fmt.Sprintf("marker of cut %d: image complete, %d nodes in %d chunks (%d bytes)", m.Cut, m.Nodes, len(m.Chunks), m.Bytes)
+		}
+	}
+	return "malformed"
 }

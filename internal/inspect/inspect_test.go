@@ -55,6 +55,7 @@ func TestInspectLog(t *testing.T) {
 			{Kind: intention.OpPut, Key: []byte("k1"), Value: []byte("v")},
 			{Kind: intention.OpPut, Key: []byte("k2"), Value: []byte("v")},
 			{Kind: intention.OpDelete, Key: []byte("k3")},
+			{Kind: intention.OpDeleteRange, Key: []byte("m"), Value: []byte("n")},
 		},
 	}
 	ai := &afterimage.Afterimage{Intention: 5, Nodes: []afterimage.Node{
@@ -72,10 +73,12 @@ func TestInspectLog(t *testing.T) {
 			9:  []byte("not an entry at all"),
 			10: entry.Encode(nil, entry.TypeCheckpoint, []byte{0x90}),
 			11: entry.AppendIntention(nil, in),
+			12: entry.AppendCut(nil, 1, entry.NewHeader(1<<20, 16<<10, 8<<20)),
+			13: entry.AppendMarker(nil, &entry.Marker{Cut: 12, Nodes: 5, Bytes: 300, Chunks: []entry.ChunkRef{{Pos: 13, First: 0}}}),
 		},
 		junk: map[uint64]bool{7: true},
 		trim: 3,
-		tail: 12,
+		tail: 14,
 	}
 	var out bytes.Buffer
 	if err := Log(context.Background(), l, &out, 0, nil, true); err != nil {
@@ -84,11 +87,14 @@ func TestInspectLog(t *testing.T) {
 	got := out.String()
 	t.Log("\n" + got)
 	for _, want := range []string{
-		"log tail 12\n",
+		"log tail 14\n",
+		"12\tcheckpoint\tcut",
+		"13\tcheckpoint\tmarker of cut 12: image complete, 5 nodes in 1 chunks",
 		"0-2\ttrimmed\n",
 		"3\theader\tformat 1, conflict window 1048576, max key 16384, max value 8388608\n",
 		"4\thole (not written)\n",
-		"5\tintention\tsnapshot 4, reads 2, ranges 1, ops 3 (put 2, delete 1)",
+		"5\tintention\tsnapshot 4, reads 2, ranges 1, ops 4 (put 2, delete 1, delete range 1)",
+		"\t\tdelete range [\"m\", \"n\")\n",
 		"\t\tread \"r1\"\n",
 		"\t\trange [\"a\", +inf)\n",
 		"\t\tdelete \"k3\"\n",
@@ -99,7 +105,7 @@ func TestInspectLog(t *testing.T) {
 		"9\tcorrupt\t",
 		"10\tcheckpoint\t",
 		"11\tintention\t",
-		"summary: header 1, intentions 2, afterimages 1 (nodes 2; pointers nil 2 self 1 afterimage 0 intention 1), checkpoints 1, junk 1, holes 1, trimmed 3, corrupt 2, other 0\n",
+		"summary: header 1, intentions 2, afterimages 1 (nodes 2; pointers nil 2 self 1 afterimage 0 intention 1), checkpoints 3, junk 1, holes 1, trimmed 3, corrupt 2, other 0\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q", want)

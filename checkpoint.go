@@ -1,0 +1,493 @@
+package cruzdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/processor"
+	"github.com/cruzlog/cruzdb/startup"
+)
+
+// CheckpointInfo describes a checkpoint made by DB.Checkpoint.
+type CheckpointInfo struct {
+	// Position is the checkpoint's cut: the log position whose state its
+	// image holds.
+	Position log.Position
+	// Marker is the position of the marker that gave the image authority
+	// (the first complete one after the cut; possibly another node's).
+	Marker log.Position
+	// TrimmedBelow is the log's trim point after the call as this DB set
+	// it: 0 if it has trimmed nothing yet. It is below Position while a
+	// transaction of this DB still reads a snapshot older than the cut.
+	TrimmedBelow log.Position
+	// Nodes and Bytes are the image's size (tree nodes, chunk bytes).
+	Nodes, Bytes uint64
+	// Prepare is the time from the cut's replay to the image's last chunk
+	// (to its confirmation when another node's image won); Authority the
+	// time from there to the confirmed marker and the trim.
+	Prepare, Authority time.Duration
+}
+
+// ErrCheckpoint wraps failures of DB.Checkpoint.
+var ErrCheckpoint = errors.New("cruzdb: checkpoint failed")
+
+// ckpt is the DB's checkpoint state.
+type ckpt struct {
+	gate sync.RWMutex // Options.CheckpointSerial: commits read-lock, a checkpoint write-locks
+
+	mu        sync.Mutex
+	tokens    map[uint64]bool      // cuts this DB appended, not yet replayed
+	cutAt     map[uint64]time.Time // replayed cuts whose image is not confirmed
+	prepared  map[uint64]time.Time // when this DB's image of a cut was done
+	cumAt     map[uint64]int64     // bytes replayed before each pending or confirmed cut
+	confirmed []uint64             // cuts confirmed, ascending (above the trim point)
+	images    map[uint64]CheckpointInfo
+	changed   chan struct{} // closed and replaced when a cut is confirmed
+
+	trimMu sync.Mutex // one trim at a time
+
+	sinceCut  atomic.Int64 // bytes replayed since the newest cut
+	cum       atomic.Int64 // bytes replayed by this DB
+	liveBase  atomic.Int64 // cum at the trim point
+	lastImage atomic.Int64 // bytes of the newest confirmed image
+	lastCut   atomic.Uint64
+	trimmed   atomic.Uint64
+	count     atomic.Uint64
+	pending   atomic.Int64 // cuts replayed, not yet confirmed
+	prepareNs atomic.Int64
+	authNs    atomic.Int64
+	autoRuns  atomic.Uint64
+	waits     atomic.Uint64 // commits held back by checkpointRoom
+	skipped   atomic.Uint64 // replay jumped past this position (rebootstrap)
+
+	auto   chan struct{} // wakes the background loop for an automatic checkpoint
+	trim   chan struct{} // wakes it to trim (a confirmation, a closed snapshot)
+	stop   context.CancelFunc
+	ctx    context.Context
+	loopWG sync.WaitGroup
+}
+
+func (c *ckpt) init() {
+	c.tokens = map[uint64]bool{}
+	c.cutAt = map[uint64]time.Time{}
+	c.prepared = map[uint64]time.Time{}
+	c.cumAt = map[uint64]int64{}
+	c.images = map[uint64]CheckpointInfo{}
+	c.changed = make(chan struct{})
+	c.auto = make(chan struct{}, 1)
+	c.trim = make(chan struct{}, 1)
+	c.ctx, c.stop = context.WithCancel(context.Background())
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// startCheckpoints starts the background goroutines: one for automatic
+// checkpoints, one for trims (a trim that waited for old snapshots goes as
+// soon as they close, even while the next checkpoint is under way).
+func (db *DB) startCheckpoints() {
+	db.ck.loopWG.Add(2)
+	go func() {
+		defer db.ck.loopWG.Done()
+		for {
+			select {
+			case <-db.ck.ctx.Done():
+				return
+			case <-db.ck.trim:
+				db.tryTrim(db.ck.ctx)
+			}
+		}
+	}()
+	go func() {
+		defer db.ck.loopWG.Done()
+		for {
+			select {
+			case <-db.ck.ctx.Done():
+				return
+			case <-db.ck.auto:
+				if db.ck.pending.Load() > 0 {
+					continue // one is under way; its end re-arms the trigger
+				}
+				db.ck.autoRuns.Add(1)
+				if _, err := db.checkpoint(db.ck.ctx); err != nil && db.ck.ctx.Err() == nil {
+					db.opts.Logger.Warn("automatic checkpoint failed", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// stopCheckpoints ends the background loop (Close).
+func (db *DB) stopCheckpoints() {
+	db.ck.stop()
+	db.ck.loopWG.Wait()
+}
+
+// Checkpoint makes a checkpoint of the state at the current replay position
+// and trims the log below it. It appends a cut to the log; every node's
+// processor relocates its tree there (the pinned cut); this DB's flusher
+// writes the cut's image in the background, in chunks, while commits and
+// reads go on (with Options.CheckpointSerial, commits on this DB wait until
+// the checkpoint is done); a marker naming the chunks gives the image
+// authority once replay meets it; then the log is trimmed below the cut,
+// unless a transaction of this DB still reads a snapshot older than it (the
+// trim then waits for those transactions; see CheckpointInfo.TrimmedBelow).
+// Checkpoint returns once the image has authority and the trim it could do
+// is done. Requests from several nodes at once are harmless: each cut makes
+// a complete image, and the log keeps the newest.
+func (db *DB) Checkpoint(ctx context.Context) (CheckpointInfo, error) {
+	if db.isClosed() {
+		return CheckpointInfo{}, ErrClosed
+	}
+	return db.checkpoint(ctx)
+}
+
+func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
+	if db.opts.CheckpointSerial {
+		db.ck.gate.Lock()
+		defer db.ck.gate.Unlock()
+	}
+	token := rand.Uint64()
+	db.ck.mu.Lock()
+	db.ck.tokens[token] = true
+	db.ck.mu.Unlock()
+	pos, err := db.log.Append(ctx, entry.AppendCut(nil, token, &db.header))
+	if err != nil {
+		db.ck.mu.Lock()
+		delete(db.ck.tokens, token)
+		db.ck.mu.Unlock()
+		return CheckpointInfo{}, fmt.Errorf("%w: append cut: %w", ErrCheckpoint, err)
+	}
+	db.runner.Notify()
+	cut := uint64(pos)
+	for {
+		db.ck.mu.Lock()
+		info, ok := db.ck.images[cut]
+		changed := db.ck.changed
+		db.ck.mu.Unlock()
+		if ok {
+			trimmed, err := db.tryTrim(ctx)
+			info.TrimmedBelow = log.Position(trimmed)
+			db.ck.mu.Lock()
+			if prep, ok := db.ck.prepared[cut]; ok {
+				info.Authority = time.Since(prep)
+				delete(db.ck.prepared, cut)
+			}
+			db.ck.mu.Unlock()
+			db.ck.authNs.Store(int64(info.Authority))
+			if err != nil {
+				return info, fmt.Errorf("%w: trim below %d: %w", ErrCheckpoint, cut, err)
+			}
+			return info, nil
+		}
+		if cut <= db.ck.skipped.Load() {
+			return CheckpointInfo{Position: log.Position(cut)}, fmt.Errorf("%w: replay skipped the cut at %d after falling behind the trim point", ErrCheckpoint, cut)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return CheckpointInfo{}, fmt.Errorf("%w: waiting for the image of cut %d: %w", ErrCheckpoint, cut, ctx.Err())
+		case <-db.runner.Done():
+			return CheckpointInfo{}, fmt.Errorf("%w: %w", ErrCheckpoint, db.replayErr())
+		}
+	}
+}
+
+// onCheckpointEvent handles replay's checkpoint entries on the processor
+// goroutine, and reports for a cut whether this DB appended it.
+func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
+	ck := ev.Checkpoint
+	switch ck.Kind {
+	case entry.CheckpointCut:
+		db.ck.mu.Lock()
+		local = db.ck.tokens[ck.Token]
+		delete(db.ck.tokens, ck.Token)
+		db.ck.cutAt[ev.Pos] = time.Now()
+		db.ck.cumAt[ev.Pos] = db.ck.cum.Load() - int64(ev.Size)
+		db.ck.pending.Add(1)
+		db.ck.sinceCut.Store(0)
+		close(db.ck.changed) // commits held back by checkpointRoom
+		db.ck.changed = make(chan struct{})
+		db.ck.mu.Unlock()
+	case entry.CheckpointMarker:
+		m := ck.Marker
+		if !db.flusher.SawCheckpoint(ev.Pos, m) {
+			return false
+		}
+		now := time.Now()
+		db.ck.mu.Lock()
+		info := CheckpointInfo{Position: log.Position(m.Cut), Marker: log.Position(ev.Pos), Nodes: m.Nodes, Bytes: m.Bytes}
+		if at, ok := db.ck.cutAt[m.Cut]; ok {
+			if prep, ok := db.ck.prepared[m.Cut]; ok {
+				info.Prepare = prep.Sub(at)
+			} else {
+				info.Prepare = now.Sub(at)
+				db.ck.prepared[m.Cut] = now
+			}
+			delete(db.ck.cutAt, m.Cut)
+			db.ck.pending.Add(-1)
+		}
+		db.ck.images[m.Cut] = info
+		for c := range db.ck.images {
+			if c+1024 < m.Cut && len(db.ck.images) > 64 {
+				delete(db.ck.images, c)
+			}
+		}
+		db.ck.confirmed = append(db.ck.confirmed, m.Cut)
+		sort.Slice(db.ck.confirmed, func(i, j int) bool { return db.ck.confirmed[i] < db.ck.confirmed[j] })
+		close(db.ck.changed)
+		db.ck.changed = make(chan struct{})
+		db.ck.mu.Unlock()
+		if m.Cut > db.ck.lastCut.Load() {
+			db.ck.lastCut.Store(m.Cut)
+			db.ck.lastImage.Store(int64(m.Bytes))
+		}
+		db.ck.count.Add(1)
+		db.ck.prepareNs.Store(int64(info.Prepare))
+		wake(db.ck.trim)
+	}
+	return local
+}
+
+// countReplayed adds a replayed entry's bytes and fires the automatic
+// trigger: when the log bytes replayed since the newest cut pass
+// CheckpointLogRatio times the newest image (and CheckpointMinLogBytes).
+// Processor goroutine.
+func (db *DB) countReplayed(size int) {
+	db.ck.cum.Add(int64(size))
+	since := db.ck.sinceCut.Add(int64(size))
+	if db.opts.CheckpointLogRatio < 0 || db.ck.pending.Load() > 0 {
+		return
+	}
+	if since > db.autoLimit() {
+		wake(db.ck.auto)
+	}
+}
+
+// autoLimit is the log growth since the newest cut that triggers an
+// automatic checkpoint.
+func (db *DB) autoLimit() int64 {
+	return max(db.opts.CheckpointMinLogBytes, int64(db.opts.CheckpointLogRatio*float64(db.ck.lastImage.Load())))
+}
+
+// checkpointRoom holds a commit back while the log outgrows automatic
+// checkpoints: while one is under way and the log grew by more than the
+// trigger since its cut, or none is and it grew by twice the trigger. Like
+// the flusher's MaxUnflushedBytes, it only bites when writers outrun the
+// background work (here, a busy machine slow to schedule it); it keeps the
+// live log within about the image plus three triggers' worth.
+func (db *DB) checkpointRoom(ctx context.Context) error {
+	if db.opts.CheckpointLogRatio < 0 {
+		return nil
+	}
+	waited := false
+	for {
+		db.ck.mu.Lock()
+		changed := db.ck.changed
+		db.ck.mu.Unlock()
+		limit, since := db.autoLimit(), db.ck.sinceCut.Load()
+		if since <= limit || since <= 2*limit && db.ck.pending.Load() == 0 {
+			return nil
+		}
+		if !waited {
+			waited = true
+			db.ck.waits.Add(1)
+			wake(db.ck.auto)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-db.closing:
+			return ErrClosed
+		case <-db.runner.Done():
+			return db.replayErr()
+		}
+	}
+}
+
+// onPrepared records that this DB wrote every chunk of a cut's image.
+func (db *DB) onPrepared(cut uint64, _ time.Duration, _ uint64) {
+	db.ck.mu.Lock()
+	if _, ok := db.ck.cutAt[cut]; ok {
+		db.ck.prepared[cut] = time.Now()
+	}
+	db.ck.mu.Unlock()
+}
+
+// tryTrim trims the log below the newest confirmed cut that no open
+// transaction of this DB reads below, if that is above the trim point, and
+// returns the trim point.
+func (db *DB) tryTrim(ctx context.Context) (uint64, error) {
+	db.ck.trimMu.Lock()
+	defer db.ck.trimMu.Unlock()
+	oldest := uint64(1<<64 - 1)
+	db.mu.Lock()
+	for _, tx := range db.open {
+		oldest = min(oldest, tx.snap.pos)
+	}
+	db.mu.Unlock()
+	db.ck.mu.Lock()
+	target := uint64(0)
+	for _, c := range db.ck.confirmed {
+		if c <= oldest {
+			target = c
+		}
+	}
+	base := db.ck.cumAt[target]
+	db.ck.mu.Unlock()
+	trimmed := db.ck.trimmed.Load()
+	if target <= trimmed {
+		return trimmed, nil
+	}
+	if err := db.log.Trim(ctx, log.Position(target)); err != nil {
+		return trimmed, err
+	}
+	db.ck.trimmed.Store(target)
+	db.ck.liveBase.Store(base)
+	db.ck.mu.Lock()
+	kept := db.ck.confirmed[:0]
+	for _, c := range db.ck.confirmed {
+		if c >= target {
+			kept = append(kept, c)
+		}
+	}
+	db.ck.confirmed = kept
+	for c := range db.ck.cumAt {
+		if c < target {
+			delete(db.ck.cumAt, c)
+		}
+	}
+	db.ck.mu.Unlock()
+	return target, nil
+}
+
+// txnClosed lets a trim that waited for old snapshots go ahead: the
+// transaction that held it back does it as it closes (a trim per
+// checkpoint), so that the log does not wait for a goroutine to be
+// scheduled on a busy machine.
+func (db *DB) txnClosed(snap uint64) {
+	if last := db.ck.lastCut.Load(); snap < last && db.ck.trimmed.Load() < last && !db.isClosed() {
+		if _, err := db.tryTrim(context.Background()); err != nil {
+			db.opts.Logger.Warn("trim failed", "err", err)
+		}
+	}
+}
+
+// resumeFromCheckpoint records the checkpoint startup resumed from.
+func (db *DB) resumeFromCheckpoint(sp startup.SafePoint) {
+	db.ck.mu.Lock()
+	db.ck.confirmed = append(db.ck.confirmed, sp.Intention)
+	db.ck.mu.Unlock()
+	db.ck.lastCut.Store(sp.Intention)
+	db.ck.lastImage.Store(int64(sp.Marker.Bytes))
+}
+
+// headerAtTrimPoint reads the database header from the cut at the log's trim
+// point, for a log whose position 0 was trimmed.
+func headerAtTrimPoint(ctx context.Context, l log.Log) (*entry.Header, error) {
+	tail, err := l.Tail(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cruzdb: open: read tail: %w", err)
+	}
+	lo, hi := uint64(0), uint64(tail)
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if _, err := l.Read(ctx, log.Position(mid)); errors.Is(err, log.ErrTrimmed) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	data, err := l.Read(ctx, log.Position(lo))
+	if err != nil {
+		return nil, fmt.Errorf("cruzdb: open: read the trim point %d: %w", lo, err)
+	}
+	typ, payload, err := entry.Decode(lo, data)
+	if err != nil {
+		return nil, fmt.Errorf("cruzdb: open: %w", err)
+	}
+	if typ == entry.TypeCheckpoint {
+		if _, h, err := entry.DecodeCut(payload); err == nil {
+			if err := h.Validate(); err != nil {
+				return nil, fmt.Errorf("cruzdb: open: header in the cut at %d: %w: %w", lo, ErrCorrupt, err)
+			}
+			return h, nil
+		}
+	}
+	return nil, fmt.Errorf("cruzdb: open: the log is trimmed below %d, which holds no checkpoint cut: %w", lo, ErrCorrupt)
+}
+
+// rebootstrap is the processor's way on when replay fell behind the log's
+// trim point (processor.Config.Rebootstrap): it finds the newest safe point
+// as Open does, drops what the flusher held for the positions skipped, and
+// returns the state to resume from. Commits of this DB whose intentions lie
+// in the skipped part learn nothing of their outcome (ErrCommitUnknown);
+// readers keep their snapshots (a load below the trim fails with an error
+// wrapping log.ErrTrimmed).
+func (db *DB) rebootstrap(cause error) (*processor.State, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), db.opts.HoleTimeout+30*time.Second)
+	defer cancel()
+	sp, err := startup.Find(ctx, db.log, db.opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	db.flusher.Reset(sp.Intention)
+	tree := cowtree.New(db.flusher.Loader())
+	if sp.Marker != nil {
+		db.flusher.KnownCheckpoint(sp.Afterimage, sp.Marker)
+		db.resumeFromCheckpoint(sp)
+		tree = cowtree.FromRoot(sp.Root, db.flusher.Loader())
+	} else if sp.Intention != 0 {
+		db.flusher.Known(sp.Intention, sp.Afterimage)
+		tree = cowtree.FromRoot(sp.Root, db.flusher.Loader())
+	}
+	st := processor.NewState(db.header, tree, sp.Intention)
+	st.SetEpoch(sp.Intention)
+	db.cur.Store(&version{tree: tree, pos: sp.Intention})
+
+	db.ck.skipped.Store(sp.Intention)
+	db.ck.mu.Lock()
+	for c := range db.ck.cutAt {
+		if c <= sp.Intention {
+			delete(db.ck.cutAt, c)
+			db.ck.pending.Add(-1)
+		}
+	}
+	close(db.ck.changed) // Checkpoint calls waiting for a skipped cut
+	db.ck.changed = make(chan struct{})
+	db.ck.mu.Unlock()
+	db.mu.Lock()
+	for tok, w := range db.waiters {
+		if p := w.pos.Load(); p == 0 || p <= sp.Intention {
+			delete(db.waiters, tok)
+			close(w.ch)
+		}
+	}
+	db.released = sp.Intention
+	kept := db.syncs[:0]
+	for _, s := range db.syncs {
+		if s.target <= sp.Intention {
+			close(s.ch)
+		} else {
+			kept = append(kept, s)
+		}
+	}
+	db.syncs = kept
+	db.mu.Unlock()
+	db.opts.Logger.Warn("replay fell behind the trimmed log; resuming from the newest safe point", "position", sp.Intention, "cause", cause)
+	return st, nil
+}

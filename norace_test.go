@@ -1,0 +1,5 @@
+//go:build !race
+
+package cruzdb
+
+const raceEnabled = false
