@@ -16,7 +16,7 @@ import (
 
 // ErrCorrupt: a key of the log holds a value this package never writes, or
 // a large entry's chunks are missing although the entry is not trimmed.
-var ErrCorrupt = errors.New("etcdlog: corrupt log")
+var ErrCorrupt = fmt.Errorf("etcdlog: corrupt log: %w", log.ErrCorrupt)
 
 // Log is a log.Log kept in etcd. Every Log opened with the same client
 // cluster, KeyPrefix and name is the same log. It also implements
