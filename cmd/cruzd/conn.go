@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cruzlog/cruzdb/internal/resp"
@@ -41,9 +42,11 @@ type conn struct {
 	name    string     // CLIENT SETNAME
 	quit    bool
 	created time.Time
-	lastCmd string    // the last command run (CLIENT LIST's cmd)
-	active  time.Time // when the last batch began (CLIENT LIST's idle)
-	authed  bool      // AUTH succeeded (security.go)
+	lastCmd string // the last command run (CLIENT LIST's cmd)
+	// shared is what other connections' CLIENT LIST shows of this one.
+	shared atomic.Pointer[sharedInfo]
+	active time.Time // when the last batch began (CLIENT LIST's idle)
+	authed bool      // AUTH succeeded (security.go)
 
 	// MULTI / WATCH state.
 	inMulti    bool
