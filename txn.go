@@ -36,6 +36,9 @@ type Txn struct {
 	reads  map[string]struct{}
 	ranges []intention.Range
 	pos    log.Position // the intention's position, once appended
+	// rangeDels are OpDeleteRange ops, applied before the point writes
+	// (DB.DeleteRange, deleterange.go).
+	rangeDels []intention.Op
 }
 
 type pending struct {
@@ -408,7 +411,7 @@ func (tx *Txn) Commit() error {
 	if tx.err != nil {
 		return tx.err
 	}
-	if !tx.writable || len(tx.writes) == 0 {
+	if !tx.writable || (len(tx.writes) == 0 && len(tx.rangeDels) == 0) {
 		return nil
 	}
 	db := tx.db
@@ -506,8 +509,11 @@ func (tx *Txn) intention() *intention.Intention {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	in.Ops = make([]intention.Op, len(keys))
+	in.Ops = make([]intention.Op, len(tx.rangeDels), len(tx.rangeDels)+len(keys))
+	copy(in.Ops, tx.rangeDels)
+	in.Ops = in.Ops[:len(tx.rangeDels)+len(keys)]
 	for i, k := range keys {
+		i += len(tx.rangeDels)
 		p := tx.writes[k]
 		if p.del {
 			in.Ops[i] = intention.Op{Kind: intention.OpDelete, Key: []byte(k)}

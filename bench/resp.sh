@@ -13,8 +13,10 @@
 #
 # Both servers are durable: cruzd fsyncs its log (group commit), redis-server
 # runs with --appendonly yes --appendfsync always. Each runs
-#   redis-benchmark -t set,get -n N -c 50 -P 16 -r 100000 -d 100
-# and the same with -P 1. Targets (issue cruzd): cruzd SET >= 1.0x and
+#   redis-benchmark -t set,get,hset,sadd -n N -c 50 -P 16 -r 100000 -d 100
+# plus "HGET myhash element:__rand_int__" and "SISMEMBER myset
+# element:__rand_int__" (the keys HSET and SADD filled), and the same with
+# -P 1; TESTS="set get" runs only those. Targets (issue cruzd): cruzd SET >= 1.0x and
 # GET >= 0.5x redis-server with -P 16. Installs redis-tools and
 # redis-server with apt-get if they are missing.
 set -euo pipefail
@@ -24,6 +26,7 @@ C=${C:-50}
 R=${R:-100000}
 D=${D:-100}
 ROUNDS=${ROUNDS:-1}
+TESTS=${TESTS:-set get hset hget sadd sismember}
 case $ROUNDS in '' | *[!0-9]* | 0) echo "ROUNDS must be a positive integer, not '$ROUNDS'" >&2; exit 2 ;; esac
 
 if ! command -v redis-benchmark >/dev/null || ! command -v redis-server >/dev/null; then
@@ -68,18 +71,24 @@ tck=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 bench() {
   local t before after
-  for t in set get; do
+  for t in $TESTS; do
+    local args
+    case $t in
+      hget) args=(HGET myhash 'element:__rand_int__') ;;
+      sismember) args=(SISMEMBER myset 'element:__rand_int__') ;;
+      *) args=(-t "$t") ;;
+    esac
     before=$(cpu_ticks "$3")
-    redis-benchmark -h 127.0.0.1 -p "$1" -t "$t" -n "$N" -c "$C" -P "$2" -r "$R" -d "$D" -q 2>&1 |
-      tr '\r' '\n' | awk '/requests per second/ { sub(":", "", $1); print $1, $2, $0 }' |
-      awk '{ p50 = ""; for (i = 1; i <= NF; i++) if ($i ~ /^p50=/) p50 = substr($i, 5); print $1, $2, p50 }' |
-      tail -n 1 | tr '\n' ' '
+    printf '%s ' "$(tr a-z A-Z <<<"$t")"
+    redis-benchmark -h 127.0.0.1 -p "$1" -n "$N" -c "$C" -P "$2" -r "$R" -d "$D" -q "${args[@]}" 2>&1 |
+      tr '\r' '\n' | grep 'requests per second' | tail -n 1 |
+      sed -E 's/.*: ([0-9.]+) requests per second.*p50=([0-9.]+).*/\1 \2/; s/.*: ([0-9.]+) requests per second.*/\1 -/' | tr '\n' ' '
     after=$(cpu_ticks "$3")
     awk -v d="$((after - before))" -v t="$tck" -v n="$N" 'BEGIN { printf "%.1f\n", d * 1e6 / t / n }'
   done
 }
 
-echo "redis-benchmark -t set,get -n $N -c $C -r $R -d $D; cruzd on 127.0.0.1:$cruzd_port, redis-server $(redis-server --version | awk '{print $3}') (appendfsync always) on 127.0.0.1:$redis_port"
+echo "redis-benchmark ($TESTS) -n $N -c $C -r $R -d $D; cruzd on 127.0.0.1:$cruzd_port, redis-server $(redis-server --version | awk '{print $3}') (appendfsync always) on 127.0.0.1:$redis_port"
 declare -A rps p50 cpu
 # Each round runs both servers, so slow spells of the machine hit both. Each
 # test is its own redis-benchmark run, so that the server's CPU time can be
@@ -112,12 +121,12 @@ printf '\n%s round(s); req/s, p50 and CPU are medians, ranges are min-max of the
 printf '\n| test | -P | cruzd req/s | cruzd range | cruzd p50 ms | cruzd CPU µs/req | redis-server req/s | redis range | redis p50 ms | redis CPU µs/req | cruzd / redis | target |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 for P in 16 1; do
-  for t in SET GET; do
+  for t in $(tr a-z A-Z <<<"$TESTS"); do
     c=$(median "${rps[cruzd,$P,$t]:-}")
     r=$(median "${rps[redis,$P,$t]:-}")
     ratio=$(awk -v c="$c" -v r="$r" 'BEGIN { if (r > 0) printf "%.2fx", c / r; else print "-" }')
     target=-
-    if [ "$P" = 16 ]; then
+    if [ "$P" = 16 ] && { [ "$t" = SET ] || [ "$t" = GET ]; }; then
       if [ "$t" = SET ]; then target=">= 1.0x"; else target=">= 0.5x"; fi
     fi
     printf '| %s | %s | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$P" \

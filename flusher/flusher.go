@@ -736,7 +736,7 @@ func (f *Flusher) Stop() {
 	f.more.Broadcast()
 	f.mu.Unlock()
 	f.wg.Wait()
-	f.pager.sweeps.Wait()
+	f.pager.stop()
 }
 
 // Afterimages ride with intentions. On a log where every append is a commit

@@ -12,6 +12,12 @@ const (
 	OpPut OpKind = 1
 	// OpDelete removes a key (the tree keeps a tombstone for conflict checks).
 	OpDelete OpKind = 2
+	// OpDeleteRange removes every key in [Key, Value) (a nil Value: no
+	// upper bound) that exists when the op is applied. The processor
+	// applies it as one tombstone per such key, found in its own tree, so
+	// a transaction that read any of them conflicts with it. It costs the
+	// processor work in the number of keys removed, and the log one op.
+	OpDeleteRange OpKind = 3
 )
 
 // Op is one write of an intention. Ops are applied in order; a later op on the
@@ -19,7 +25,7 @@ const (
 type Op struct {
 	Kind  OpKind
 	Key   []byte
-	Value []byte // nil for OpDelete
+	Value []byte // nil for OpDelete; the range's end for OpDeleteRange
 }
 
 // Range is a scanned key range [Lo, Hi). A nil Lo is unbounded below, a nil

@@ -18,12 +18,14 @@ func (k OpKind) String() string {
 		return "put"
 	case OpDelete:
 		return "delete"
+	case OpDeleteRange:
+		return "delete-range"
 	}
 	return "opkind(" + strconv.Itoa(int(k)) + ")"
 }
 
 // Known reports whether k is an op kind this version understands.
-func (k OpKind) Known() bool { return k == OpPut || k == OpDelete }
+func (k OpKind) Known() bool { return k == OpPut || k == OpDelete || k == OpDeleteRange }
 
 // Empty reports whether r contains no key: Lo and Hi both non-nil and
 // Lo >= Hi. An empty non-nil Hi makes every range empty, since the empty key
@@ -50,11 +52,12 @@ func (r Range) Contains(key []byte) bool {
 // it, with the header's key and value size limits:
 //
 //   - at least one op (read-only transactions never reach the log);
-//   - every op kind is OpPut or OpDelete;
+//   - every op kind is OpPut, OpDelete or OpDeleteRange;
 //   - every op key is non-empty and at most maxKey bytes;
 //   - a put's value is at most maxValue bytes (empty, or nil, is a valid
 //     value);
 //   - a delete's value is nil;
+//   - a range delete's end (its value) is nil or after its start (its key);
 //   - every read key is non-empty.
 //
 // Read keys and range bounds are not held to maxKey: a key that can never be
@@ -82,6 +85,8 @@ func (in *Intention) Validate(maxKey, maxValue int) error {
 			return fmt.Errorf("%w: op %d: value of %d bytes exceeds the limit of %d", ErrInvalid, i, len(op.Value), maxValue)
 		case op.Kind == OpDelete && op.Value != nil:
 			return fmt.Errorf("%w: op %d: delete with a value", ErrInvalid, i)
+		case op.Kind == OpDeleteRange && op.Value != nil && bytes.Compare(op.Key, op.Value) >= 0:
+			return fmt.Errorf("%w: op %d: range delete of an empty range", ErrInvalid, i)
 		}
 	}
 	for i, k := range in.Reads {

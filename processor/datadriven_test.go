@@ -22,6 +22,7 @@ import (
 //	    (maxkey 32, maxvalue 4096 unless given)
 //	intention pos=P snap=S [read=K | read=(K,...)] [range=[LO,HI) ...]
 //	          [put=K=V | put=(K=V,...)] [del=K | del=(K,...)]
+//	          [delrange=[LO,HI)]
 //	    the processor's decision on that intention at P: "commit",
 //	    "conflict key=K at=Q", "too old" or "invalid: why". Positions
 //	    between the last one and P hold no intention (afterimages, junk).
@@ -94,6 +95,15 @@ func runIntention(t *testing.T, d *datadriven.TestData, st *processor.State) str
 		case "del":
 			for _, k := range arg.Vals {
 				in.Ops = append(in.Ops, del(k))
+			}
+		case "delrange":
+			for _, r := range arg.Vals {
+				lo, hi, ok := parseRange(r)
+				if !ok {
+					d.Fatalf(t, "delrange %q: want [lo,hi)", r)
+				}
+				rg := rng(lo, hi)
+				in.Ops = append(in.Ops, intention.Op{Kind: intention.OpDeleteRange, Key: rg.Lo, Value: rg.Hi})
 			}
 		default:
 			d.Fatalf(t, "intention: unknown argument %q", arg.Key)

@@ -165,11 +165,14 @@ func (s *State) Apply(pos uint64, in *intention.Intention) (Decision, *Delta, er
 		return d, nil, nil
 	}
 	delta := s.tree.Begin(pos)
-	for _, op := range in.Ops {
+	for i, op := range in.Ops {
 		var err error
-		if op.Kind == intention.OpPut {
+		switch op.Kind {
+		case intention.OpPut:
 			err = delta.Put(op.Key, op.Value)
-		} else {
+		case intention.OpDeleteRange:
+			err = s.deleteRange(delta, in.Ops[:i], op)
+		default:
 			err = delta.Delete(op.Key)
 		}
 		if err != nil {

@@ -239,7 +239,7 @@ func runLogAppend(e *Env) error {
 	warm := e.pick(300*time.Millisecond, 50*time.Millisecond, 20*time.Millisecond)
 	t := &Table{
 		Name:    "logappend",
-		Title:   fmt.Sprintf("log appends with fdatasync (%s, %s per point, %d interleaved run(s))", e.mode(), d, e.Runs),
+		Title:   fmt.Sprintf("logappend: log appends with fdatasync (%s, %s per point, %d interleaved run(s))", e.mode(), d, e.Runs),
 		Columns: []string{"log", "appenders", "entry bytes", "appends/s", "p50 µs", "p99 µs", "written/appended", "÷ boltlog"},
 	}
 	steps := e.steps(e.Runs * len(cfgs) * len(logCandidates))
@@ -323,7 +323,7 @@ func runCommitLogs(e *Env) error {
 	}
 	t := &Table{
 		Name:    "commitlogs",
-		Title:   fmt.Sprintf("durable 1-put transactions, cruzdb on each embedded log vs peers (%s, %s per point, %d interleaved run(s))", e.mode(), d, e.Runs),
+		Title:   fmt.Sprintf("commitlogs: durable 1-put transactions, cruzdb on each embedded log vs peers (%s, %s per point, %d interleaved run(s))", e.mode(), d, e.Runs),
 		Columns: []string{"system", "clients", "txns/s", "p50 µs", "p99 µs", "÷ pebble", "÷ fdatasync/s"},
 	}
 	steps := e.steps(e.Runs * (1 + len(syss)*len(clients)))

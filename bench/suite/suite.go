@@ -63,6 +63,7 @@ var Experiments = []Experiment{
 	{"workload", "YCSB-style A, B, C, F with a zipfian key chooser vs peers", runWorkload},
 	{"logappend", "log appends/s with fdatasync: seglog, boltlog, raft-wal, tidwall/wal; bytes written per byte appended", runLogAppend},
 	{"commitlogs", "durable 1-put transactions, cruzdb on seglog and on boltlog vs bbolt, Pebble, Badger, interleaved", runCommitLogs},
+	{"etcd", "etcdlog appends vs raw etcd Puts (1/16/64), 1-3 nodes on one log (appends and cruzdb commits), follower replay lag", runEtcd},
 	{"checkpoint", "live log and directory size under uniform overwrite; commits inside vs outside a checkpoint; checkpoint time vs tree size", runCheckpoint},
 }
 

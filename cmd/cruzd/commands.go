@@ -210,6 +210,9 @@ func cmdSelect(c *conn, _ *cruzdb.Txn, args [][]byte) {
 }
 
 func cmdHello(c *conn, _ *cruzdb.Txn, args [][]byte) {
+	if !c.helloAllowed(args) {
+		return
+	}
 	if len(args) >= 2 {
 		v, ok := resp.ParseInt(args[1])
 		if !ok {
@@ -224,8 +227,10 @@ func cmdHello(c *conn, _ *cruzdb.Txn, args [][]byte) {
 	for i := 2; i < len(args); i++ {
 		switch {
 		case eqFold(args[i], "auth") && i+2 < len(args):
-			c.w.Err(errNoAuth)
-			return
+			if !c.helloAuth(args[i+1], args[i+2]) {
+				return
+			}
+			i += 2
 		case eqFold(args[i], "setname") && i+1 < len(args):
 			if !validClientName(args[i+1]) {
 				c.w.Err(errClientName)
@@ -258,11 +263,7 @@ func cmdHello(c *conn, _ *cruzdb.Txn, args [][]byte) {
 const errNoAuth = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 
 func cmdAuth(c *conn, _ *cruzdb.Txn, args [][]byte) {
-	if len(args) > 3 {
-		c.w.Err(errSyntax)
-		return
-	}
-	c.w.Err(errNoAuth)
+	c.authCommand(args)
 }
 
 func cmdClient(c *conn, _ *cruzdb.Txn, args [][]byte) {

@@ -48,6 +48,9 @@ type config struct {
 	// GCPercent is the Go garbage collector's target (GOGC) for the daemon.
 	GCPercent int
 
+	Cluster  clusterConfig  // the etcd log (cluster.go)
+	Security securityConfig // password, TLS, protected mode (security.go)
+
 	// For tests: a log to run on instead of the embedded bbolt log in
 	// DataDir (the caller owns it), and a logger.
 	log    log.Log
@@ -77,6 +80,8 @@ func defaultConfig() config {
 		LogLevel:               "info",
 		LogFormat:              "text",
 		GCPercent:              200,
+		Cluster:                defaultClusterConfig(),
+		Security:               defaultSecurityConfig(),
 	}
 }
 
@@ -204,6 +209,8 @@ func serveFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGINT/SIGTERM, how long to wait for in-flight commands before closing connections")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json (log/slog, on standard error)")
+	clusterFlags(fs, &c.Cluster)
+	securityFlags(fs, &c.Security)
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go garbage collector target (GOGC) for the daemon: the tree is many small objects, and 200 halves GC work against the default 100 for twice the headroom; the GOGC environment variable, when set, wins")
 }
 
@@ -211,7 +218,7 @@ func (c *config) validate() error {
 	switch {
 	case c.GCPercent < 10:
 		return errors.New("--gc-percent must be at least 10")
-	case c.DataDir == "" && c.log == nil:
+	case c.DataDir == "" && c.log == nil && !c.Cluster.enabled():
 		return errors.New("--data-dir must not be empty")
 	case c.ListenAddr == "":
 		return errors.New("--listen-addr must not be empty")
@@ -231,6 +238,12 @@ func (c *config) validate() error {
 		return fmt.Errorf("--shutdown-timeout %v is negative", c.ShutdownTimeout)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if err := c.Cluster.validate(); err != nil {
+		return err
+	}
+	if err := c.Security.validate(c.ListenAddr, c.AdminAddr); err != nil {
 		return err
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {

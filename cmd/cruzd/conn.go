@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cruzlog/cruzdb"
 	"github.com/cruzlog/cruzdb/internal/resp"
 )
 
@@ -44,6 +43,7 @@ type conn struct {
 	created time.Time
 	lastCmd string    // the last command run (CLIENT LIST's cmd)
 	active  time.Time // when the last batch began (CLIENT LIST's idle)
+	authed  bool      // AUTH succeeded (security.go)
 
 	// MULTI / WATCH state.
 	inMulti    bool
@@ -215,6 +215,10 @@ func (c *conn) runBatch(batch [][][]byte) {
 	if sp := specs[len(specs)-1]; sp != nil {
 		c.lastCmd = sp.name
 	}
+	if err := c.readSync(specs); err != nil {
+		c.errorAll(len(batch), err)
+		return
+	}
 	for i := 0; i < len(batch) && !c.quit; {
 		args, spec := batch[i], specs[i]
 		start := time.Now()
@@ -227,6 +231,7 @@ func (c *conn) runBatch(batch [][][]byte) {
 			}
 			i++
 			continue
+		case !c.authorized(spec):
 		case !spec.arityOK(len(args)):
 			c.w.Err("ERR wrong number of arguments for '" + spec.name + "' command")
 			if c.inMulti {
@@ -288,10 +293,10 @@ func cString(a []byte, max int) []byte {
 }
 
 // runPoint runs a run of point commands as one transaction: read-only if
-// none of them writes, else a writable one that commits once for all of
-// them. The replies are kept only if it commits; on a conflict the whole run
-// is re-run (these are plain commands, so that is what running them one by
-// one would have done).
+// none of them writes, else through the combiner, which commits it with other
+// connections' batches in one transaction. The replies are kept only if it
+// commits; on a conflict the whole run is re-run (these are plain commands,
+// so that is what running them one by one would have done).
 func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 	db := c.s.db
 	writable := false
@@ -314,85 +319,9 @@ func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 		return
 	}
 
-	if isBlind(batch, specs) {
-		c.s.comb.run(c, batch, specs)
-		return
-	}
-
-	// Serialize against other daemon transactions on the same keys so that
-	// plain read-modify-write commands do not conflict with each other (see
-	// keyLocks).
-	c.locks = c.locks[:0]
-	for k, args := range batch {
-		c.locks = specs[k].appendLocks(c.s.locks, c.locks, args)
-	}
-	held := c.s.locks.acquire(c.locks)
-	defer c.s.locks.release(held)
-
-	mark := len(c.w.B)
-	for attempt := 0; ; attempt++ {
-		tx, err := db.Begin(c.s.ctx, true)
-		if err != nil {
-			c.errorAll(len(batch), err)
-			return
-		}
-		for k, args := range batch {
-			specs[k].run(c, tx, args)
-		}
-		if hook := c.s.beforeBatchCommit.Load(); hook != nil {
-			(*hook)()
-		}
-		t0 := time.Now()
-		err = tx.Commit()
-		c.s.metrics.commitDuration.Observe(time.Since(t0).Seconds())
-		if err == nil {
-			return
-		}
-		c.w.B = c.w.B[:mark]
-		switch {
-		case errors.Is(err, cruzdb.ErrConflict) && attempt < c.s.cfg.MaxConflictRetries:
-			c.s.metrics.retries.Inc()
-			continue
-		case errors.Is(err, cruzdb.ErrTxnTooLarge) && len(batch) > 1:
-			// Together they do not fit in one intention; one by one they
-			// may. The locks held cover each command's keys.
-			for k := range batch {
-				c.runPointUnlocked(batch[k:k+1], specs[k:k+1])
-			}
-			return
-		}
-		if errors.Is(err, cruzdb.ErrConflict) {
-			err = errors.New("transaction conflict: gave up after " + itoa(c.s.cfg.MaxConflictRetries) + " retries: " + err.Error())
-		}
-		c.errorAll(len(batch), err)
-		return
-	}
-}
-
-// runPointUnlocked is runPoint for a caller that already holds the locks.
-func (c *conn) runPointUnlocked(batch [][][]byte, specs []*cmdSpec) {
-	mark := len(c.w.B)
-	for attempt := 0; ; attempt++ {
-		tx, err := c.s.db.Begin(c.s.ctx, true)
-		if err != nil {
-			c.errorAll(len(batch), err)
-			return
-		}
-		for k, args := range batch {
-			specs[k].run(c, tx, args)
-		}
-		err = tx.Commit()
-		if err == nil {
-			return
-		}
-		c.w.B = c.w.B[:mark]
-		if errors.Is(err, cruzdb.ErrConflict) && attempt < c.s.cfg.MaxConflictRetries {
-			c.s.metrics.retries.Inc()
-			continue
-		}
-		c.errorAll(len(batch), err)
-		return
-	}
+	// Writing batches commit through the combiner, together with those of
+	// other connections (combine.go).
+	c.s.comb.run(c, batch, specs)
 }
 
 // errorAll replies err to n commands.

@@ -376,31 +376,10 @@ func collScan(t keyType) handler {
 			c.w.Err("ERR invalid cursor")
 			return
 		}
-		var pat []byte
-		count := int64(10)
-		for i := 3; i < len(args); i += 2 {
-			if i+1 >= len(args) {
-				c.w.Err(errSyntax)
-				return
-			}
-			switch {
-			case eqFold(args[i], "match"):
-				pat = args[i+1]
-			case eqFold(args[i], "count"):
-				n, ok := resp.ParseInt(args[i+1])
-				if !ok {
-					c.w.Err(errNotInt)
-					return
-				}
-				if n < 1 {
-					c.w.Err(errSyntax)
-					return
-				}
-				count = n
-			default:
-				c.w.Err(errSyntax)
-				return
-			}
+		pat, count, _, msg := parseScanOpts(args[3:], false)
+		if msg != "" {
+			c.w.Err(msg)
+			return
 		}
 		from, ok := c.s.cursors.decode(cur)
 		if !ok {
@@ -434,13 +413,7 @@ func collScan(t keyType) handler {
 					return err
 				}
 			}
-			c.w.ArrayLen(2)
-			var nb [20]byte
-			c.w.Bulk(strconv.AppendUint(nb[:0], c.s.cursors.encode(next), 10))
-			c.w.ArrayLen(len(out))
-			for _, f := range out {
-				c.w.Bulk(f)
-			}
+			c.scanReply(next, out)
 			return nil
 		})
 	}

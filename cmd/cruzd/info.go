@@ -106,6 +106,9 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 			lag = tail - 1 - uint64(st.Position)
 		}
 		field(b, "replay_lag_positions", lag)
+		for _, kv := range s.clusterInfo() {
+			field(b, kv[0], kv[1])
+		}
 		field(b, "commits", st.Commits)
 		field(b, "aborts", st.Aborts)
 		field(b, "conflicts", st.Conflicts)

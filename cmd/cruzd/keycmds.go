@@ -526,63 +526,43 @@ func (c *conn) withWriteTxn(tx *cruzdb.Txn, f func(tx *cruzdb.Txn) error) {
 	}
 }
 
-// FLUSHALL / FLUSHDB [ASYNC|SYNC] deletes every key. Inside MULTI it is one
-// transaction with the rest; alone, it deletes flushChunk keys per
-// transaction until none is left (so a database too big for one intention
-// can still be flushed; a write landing meanwhile may survive it, as one
-// landing just after it would).
+// FLUSHALL / FLUSHDB [ASYNC|SYNC] deletes every key: alone, in one
+// intention holding one range delete (DB.DeleteRange), which the processor
+// applies to the keys that exist at its position; inside MULTI, as point
+// deletes in EXEC's transaction (a transaction cannot hold a range delete).
 func cmdFlush(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	if len(args) > 2 || (len(args) == 2 && !eqFold(args[1], "async") && !eqFold(args[1], "sync")) {
 		c.w.Err(errSyntax)
 		return
 	}
 	if tx != nil {
-		if _, err := deleteAll(tx, 0); err != nil {
+		if err := deleteAll(tx); err != nil {
 			c.w.Err(errText(err))
 			return
 		}
 		c.w.OK()
 		return
 	}
-	for {
-		more := false
-		mark := len(c.w.B)
-		c.withWriteTxn(nil, func(tx *cruzdb.Txn) error {
-			var err error
-			more, err = deleteAll(tx, flushChunk)
-			return err
-		})
-		if len(c.w.B) != mark {
-			return // an error reply
-		}
-		if !more {
-			c.w.OK()
-			return
-		}
+	if err := c.s.db.DeleteRange(c.s.ctx, nil, nil); err != nil {
+		c.w.Err(errText(err))
+		return
 	}
+	c.w.OK()
 }
 
-const flushChunk = 20000
-
-// deleteAll deletes up to limit keys (0: all) of every kind in tx and
-// reports whether more are left.
-func deleteAll(tx *cruzdb.Txn, limit int) (bool, error) {
+// deleteAll deletes every key of every kind in tx.
+func deleteAll(tx *cruzdb.Txn) error {
 	var keys [][]byte
-	more := false
 	for k := range tx.Keys(nil, nil) {
-		if limit > 0 && len(keys) == limit {
-			more = true
-			break
-		}
 		keys = append(keys, k)
 	}
 	if err := tx.Err(); err != nil {
-		return false, err
+		return err
 	}
 	for _, k := range keys {
 		if err := tx.Delete(k); err != nil {
-			return false, err
+			return err
 		}
 	}
-	return more, nil
+	return nil
 }

@@ -98,38 +98,18 @@ func cmdScan(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		c.w.Err("ERR invalid cursor")
 		return
 	}
-	var pat []byte
-	count := int64(10)
+	pat, count, typeArg, msg := parseScanOpts(args[2:], true)
+	if msg != "" {
+		c.w.Err(msg)
+		return
+	}
 	wantType := keyType(0xff) // any
-	for i := 2; i < len(args); i += 2 {
-		if i+1 >= len(args) {
-			c.w.Err(errSyntax)
-			return
-		}
-		switch v := args[i+1]; {
-		case eqFold(args[i], "match"):
-			pat = v
-		case eqFold(args[i], "count"):
-			n, ok := resp.ParseInt(v)
-			if !ok {
-				c.w.Err(errNotInt)
-				return
+	if typeArg != nil {
+		wantType = 0xfe // a type no key has
+		for _, t := range []keyType{typeString, typeHash, typeSet} {
+			if eqFold(typeArg, t.String()) {
+				wantType = t
 			}
-			if n < 1 {
-				c.w.Err(errSyntax)
-				return
-			}
-			count = n
-		case eqFold(args[i], "type"):
-			wantType = 0xfe // a type no key has
-			for _, t := range []keyType{typeString, typeHash, typeSet} {
-				if eqFold(v, t.String()) {
-					wantType = t
-				}
-			}
-		default:
-			c.w.Err(errSyntax)
-			return
 		}
 	}
 	from, ok := c.s.cursors.decode(cur)
@@ -165,13 +145,45 @@ func cmdScan(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		if err := tx.Err(); err != nil {
 			return err
 		}
-		c.w.ArrayLen(2)
-		var nb [20]byte
-		c.w.Bulk(strconv.AppendUint(nb[:0], c.s.cursors.encode(next), 10))
-		c.w.ArrayLen(len(keys))
-		for _, k := range keys {
-			c.w.Bulk(k)
-		}
+		c.scanReply(next, keys)
 		return nil
 	})
+}
+
+// parseScanOpts parses SCAN's (withType) or HSCAN's and SSCAN's options:
+// MATCH pattern, COUNT n, TYPE name. msg is the error reply, if any.
+func parseScanOpts(opts [][]byte, withType bool) (pat []byte, count int64, typeArg []byte, msg string) {
+	count = 10
+	for i := 0; i < len(opts); i += 2 {
+		if i+1 >= len(opts) {
+			return nil, 0, nil, errSyntax
+		}
+		switch v := opts[i+1]; {
+		case eqFold(opts[i], "match"):
+			pat = v
+		case eqFold(opts[i], "count"):
+			n, ok := resp.ParseInt(v)
+			if !ok {
+				return nil, 0, nil, errNotInt
+			}
+			if n < 1 {
+				return nil, 0, nil, errSyntax
+			}
+			count = n
+		case withType && eqFold(opts[i], "type"):
+			typeArg = v
+		default:
+			return nil, 0, nil, errSyntax
+		}
+	}
+	return pat, count, typeArg, ""
+}
+
+// scanReply is a SCAN-family reply: the cursor of next (0 at the end) and
+// the items.
+func (c *conn) scanReply(next []byte, items [][]byte) {
+	c.w.ArrayLen(2)
+	var nb [20]byte
+	c.w.Bulk(strconv.AppendUint(nb[:0], c.s.cursors.encode(next), 10))
+	c.bulkArray(items)
 }

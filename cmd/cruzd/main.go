@@ -42,6 +42,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runInspect(args, stdout, stderr)
 	case "copylog":
 		return runCopyLog(args, stdout, stderr)
+	case "backup":
+		return runBackup(args, stdout, stderr)
+	case "restore":
+		return runRestore(args, stdout, stderr)
 	case "help":
 		topUsage(stdout)
 		return 0
@@ -61,6 +65,8 @@ Usage:
   cruzd [serve] [flags]                              run the daemon (default)
   cruzd inspect --data-dir DIR [--from P] [--to P]   decode and print the log
   cruzd copylog --from DIR --to DIR [--backend B]    copy a log to another backend
+  cruzd backup --addr ADMIN_ADDR --out FILE          copy a running cruzd's snapshot
+  cruzd restore --in FILE --data-dir DIR             load a backup into a new database
   cruzd version (or --version, -v)                   print the version
 
 Run "cruzd serve --help" or "cruzd inspect --help" for the flags.

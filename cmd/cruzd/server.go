@@ -104,16 +104,16 @@ func (s *server) Start() (err error) {
 	}
 	s.comb = newCombiner(s)
 	s.sweep = newSweeper(s)
-	s.ln, err = net.Listen("tcp", s.cfg.ListenAddr)
+	s.ln, err = s.listen(s.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.ListenAddr, err)
 	}
 	if s.cfg.AdminAddr != "" {
-		s.adminLn, err = net.Listen("tcp", s.cfg.AdminAddr)
+		s.adminLn, err = s.listen(s.cfg.AdminAddr)
 		if err != nil {
 			return fmt.Errorf("admin listen on %s: %w", s.cfg.AdminAddr, err)
 		}
-		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.admin = &http.Server{Handler: s.adminAuth(s.adminHandler()), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := s.admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.logger.Error("admin server stopped", "err", err)
@@ -130,6 +130,13 @@ func (s *server) Start() (err error) {
 
 func (s *server) openDB() error {
 	base := s.cfg.log
+	if base == nil && s.cfg.Cluster.enabled() {
+		l, err := s.openEtcdLog()
+		if err != nil {
+			return err
+		}
+		s.ownLog, base = l, l
+	}
 	if base == nil {
 		if err := os.MkdirAll(s.cfg.DataDir, 0o755); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
@@ -142,7 +149,7 @@ func (s *server) openDB() error {
 		}
 		s.ownLog, base = l, l
 	}
-	s.log = wrapTimed(base, s.metrics)
+	s.log = keepTailWaiter(wrapTimed(base, s.metrics), base)
 	opts := s.cfg.dbOptions(s.logger.With("component", "cruzdb"))
 	opts.Log = s.log
 	t0 := time.Now()

@@ -331,3 +331,44 @@ func TestRandomAndScanCommands(t *testing.T) {
 		t.Fatalf("%d keys left after FLUSHALL", n)
 	}
 }
+
+// TestFlushAllOneIntention: FLUSHALL is one intention however many keys
+// there are, and it touches watched keys (EXEC after it replies nil).
+func TestFlushAllOneIntention(t *testing.T) {
+	s := testServer(t, nil)
+	c := client(t, s)
+	ctx := ctxT(t)
+	for i := range 300 {
+		c.Set(ctx, "k"+itoa(i), "v", 0)
+		c.HSet(ctx, "h"+itoa(i%10), "f"+itoa(i), "v")
+	}
+	w := dialRaw(t, s)
+	w.send("WATCH k7\r\n")
+	if got := w.reply(); got != "+OK\r\n" {
+		t.Fatal(got)
+	}
+	before := s.db.Stats().IntentionsAppended
+	if err := c.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.db.Stats().IntentionsAppended - before; n != 1 {
+		t.Fatalf("FLUSHALL of 610 keys appended %d intentions, want 1", n)
+	}
+	if n := rawKeys(t, s, metaPrefix) + rawKeys(t, s, subPrefix); n != 0 {
+		t.Fatalf("%d keys left after FLUSHALL", n)
+	}
+	w.send("MULTI\r\nSET k7 x\r\nEXEC\r\n")
+	for _, want := range []string{"+OK\r\n", "+QUEUED\r\n", "*-1\r\n"} {
+		if got := w.reply(); got != want {
+			t.Fatalf("EXEC watching a key FLUSHALL deleted: %q, want %q", got, want)
+		}
+	}
+	// Inside MULTI it is part of the transaction.
+	c.Set(ctx, "a", "1", 0)
+	w.send("MULTI\r\nSET b 2\r\nFLUSHDB\r\nSET c 3\r\nEXEC\r\nKEYS *\r\n")
+	for _, want := range []string{"+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n", "+QUEUED\r\n", "*3\r\n+OK\r\n+OK\r\n+OK\r\n", "*1\r\n$1\r\nc\r\n"} {
+		if got := w.reply(); got != want {
+			t.Fatalf("FLUSHDB in MULTI: %q, want %q", got, want)
+		}
+	}
+}

@@ -109,16 +109,22 @@ func printEntry(w io.Writer, p uint64, data []byte, verbose bool, sum *summary) 
 			return
 		}
 		sum.intentions++
-		puts, dels := 0, 0
+		puts, dels, rangeDels := 0, 0, 0
 		for _, op := range in.Ops {
-			if op.Kind == intention.OpDelete {
+			switch op.Kind {
+			case intention.OpDelete:
 				dels++
-			} else {
+			case intention.OpDeleteRange:
+				rangeDels++
+			default:
 				puts++
 			}
 		}
-		fmt.Fprintf(w, "%d\tintention\tsnapshot %d, reads %d, ranges %d, ops %d (put %d, delete %d), %d bytes\n",
-			p, in.Snapshot, len(in.Reads), len(in.Ranges), len(in.Ops), puts, dels, len(data))
+		fmt.Fprintf(w, "%d\tintention\tsnapshot %d, reads %d, ranges %d, ops %d (put %d, delete %d", p, in.Snapshot, len(in.Reads), len(in.Ranges), len(in.Ops), puts, dels)
+		if rangeDels > 0 {
+			fmt.Fprintf(w, ", delete range %d", rangeDels)
+		}
+		fmt.Fprintf(w, "), %d bytes\n", len(data))
 		if verbose {
 			for _, k := range in.Reads {
 				fmt.Fprintf(w, "\t\tread %s\n", quoteKey(k))
@@ -127,9 +133,12 @@ func printEntry(w io.Writer, p uint64, data []byte, verbose bool, sum *summary) 
 				fmt.Fprintf(w, "\t\trange [%s, %s)\n", quoteBound(r.Lo, "-inf"), quoteBound(r.Hi, "+inf"))
 			}
 			for _, op := range in.Ops {
-				if op.Kind == intention.OpDelete {
+				switch op.Kind {
+				case intention.OpDelete:
 					fmt.Fprintf(w, "\t\tdelete %s\n", quoteKey(op.Key))
-				} else {
+				case intention.OpDeleteRange:
+					fmt.Fprintf(w, "\t\tdelete range [%s, %s)\n", quoteKey(op.Key), quoteBound(op.Value, "+inf"))
+				default:
 					fmt.Fprintf(w, "\t\tput %s (%d bytes)\n", quoteKey(op.Key), len(op.Value))
 				}
 			}

@@ -55,6 +55,7 @@ func TestInspectLog(t *testing.T) {
 			{Kind: intention.OpPut, Key: []byte("k1"), Value: []byte("v")},
 			{Kind: intention.OpPut, Key: []byte("k2"), Value: []byte("v")},
 			{Kind: intention.OpDelete, Key: []byte("k3")},
+			{Kind: intention.OpDeleteRange, Key: []byte("m"), Value: []byte("n")},
 		},
 	}
 	ai := &afterimage.Afterimage{Intention: 5, Nodes: []afterimage.Node{
@@ -92,7 +93,8 @@ func TestInspectLog(t *testing.T) {
 		"0-2\ttrimmed\n",
 		"3\theader\tformat 1, conflict window 1048576, max key 16384, max value 8388608\n",
 		"4\thole (not written)\n",
-		"5\tintention\tsnapshot 4, reads 2, ranges 1, ops 3 (put 2, delete 1)",
+		"5\tintention\tsnapshot 4, reads 2, ranges 1, ops 4 (put 2, delete 1, delete range 1)",
+		"\t\tdelete range [\"m\", \"n\")\n",
 		"\t\tread \"r1\"\n",
 		"\t\trange [\"a\", +inf)\n",
 		"\t\tdelete \"k3\"\n",

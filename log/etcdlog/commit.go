@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/cruzlog/cruzdb/log"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -138,21 +139,10 @@ func (l *Log) commitLoop() {
 				return
 			}
 		}
-		n, bytes := len(batch[0].vals), batch[0].bytes
-	gather:
-		for batch[0].large == nil && n < l.opts.MaxBatchEntries && bytes < l.opts.MaxBatchBytes {
-			select {
-			case r := <-l.reqs:
-				if r.large != nil || n+len(r.vals) > l.opts.MaxBatchEntries || bytes+r.bytes > l.opts.MaxBatchBytes {
-					carry = r
-					break gather
-				}
-				batch = append(batch, r)
-				n, bytes = n+len(r.vals), bytes+r.bytes
-			default:
-				break gather
-			}
-		}
+		// Let the appenders the last commit released queue their next
+		// appends, so that they go in this transaction, not one each.
+		runtime.Gosched()
+		batch, carry = l.gather(batch)
 		live := batch[:0]
 		for _, r := range batch {
 			if err := r.ctx.Err(); err != nil {
@@ -162,29 +152,61 @@ func (l *Log) commitLoop() {
 			live = append(live, r)
 		}
 		if len(live) > 0 {
-			l.commit(live)
+			carry = l.commit(live, carry)
 		}
 	}
+}
+
+// gather adds the appends waiting to batch, within the batch limits; the
+// first that does not fit is returned as carry, for the next batch. A
+// large entry goes alone.
+func (l *Log) gather(batch []*appendReq) ([]*appendReq, *appendReq) {
+	n, bytes := 0, 0
+	for _, r := range batch {
+		if r.large != nil {
+			return batch, nil
+		}
+		n, bytes = n+len(r.vals), bytes+r.bytes
+	}
+	for n < l.opts.MaxBatchEntries && bytes < l.opts.MaxBatchBytes {
+		select {
+		case r := <-l.reqs:
+			if r.large != nil || n+len(r.vals) > l.opts.MaxBatchEntries || bytes+r.bytes > l.opts.MaxBatchBytes {
+				return batch, r
+			}
+			batch = append(batch, r)
+			n, bytes = n+len(r.vals), bytes+r.bytes
+		default:
+			return batch, nil
+		}
+	}
+	return batch, nil
 }
 
 // commit writes the batch's entries at the positions after the tail it
 // knows, in one transaction with the tail's new value, and retries at once
 // with the meta keys the Else branch returns when another writer got there
-// first.
-func (l *Log) commit(batch []*appendReq) {
+// first; a retry takes along the appends that arrived meanwhile (unless
+// carry, one that did not fit, is waiting already), so that a node that lost
+// a race commits more at once when it wins. It returns the carry.
+func (l *Log) commit(batch []*appendReq, carry *appendReq) *appendReq {
 	reply := func(err error) {
 		for _, r := range batch {
 			r.done <- appendResult{err: err}
 		}
 	}
 	var vals [][]byte
-	for _, r := range batch {
-		vals = append(vals, r.vals...)
-	}
-	for {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && carry == nil && batch[0].large == nil {
+			batch, carry = l.gather(batch)
+		}
+		vals = vals[:0]
+		for _, r := range batch {
+			vals = append(vals, r.vals...)
+		}
 		if l.ctx.Err() != nil {
 			reply(fmt.Errorf("etcdlog: append: %w", log.ErrClosed))
-			return
+			return carry
 		}
 		m := l.snapshot()
 		pos := make([]uint64, len(vals))
@@ -211,6 +233,7 @@ func (l *Log) commit(batch []*appendReq) {
 		ops = append(ops, clientv3.OpPut(l.k.tail(), hex16(next)))
 		// A member cut off from its leader answers at once instead of
 		// holding the batch until the timeout.
+		l.txns.Add(1)
 		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(l.ctx), l.opts.RequestTimeout)
 		resp, err := l.cli.Txn(ctx).If(l.metaCmps(&m)...).Then(ops...).
 			Else(clientv3.OpGet(l.k.meta(), clientv3.WithPrefix())).Commit()
@@ -218,13 +241,13 @@ func (l *Log) commit(batch []*appendReq) {
 		switch {
 		case err != nil && batch[0].large != nil && isKeyNotFound(err):
 			reply(errChunksGone)
-			return
+			return carry
 		case err != nil && l.ctx.Err() != nil:
 			reply(fmt.Errorf("etcdlog: append: outcome unknown: %w", log.ErrClosed))
-			return
+			return carry
 		case err != nil:
 			reply(fmt.Errorf("etcdlog: append: outcome unknown: %w", err))
-			return
+			return carry
 		case resp.Succeeded:
 			l.noteTail(next, resp.Header.Revision)
 			i := 0
@@ -236,11 +259,12 @@ func (l *Log) commit(batch []*appendReq) {
 				i += len(r.vals)
 				r.done <- appendResult{pos: ps}
 			}
-			return
+			return carry
 		}
+		l.lost.Add(1)
 		if err := l.applyMeta(resp.Responses[0].GetResponseRange().Kvs); err != nil {
 			reply(fmt.Errorf("etcdlog: append: %w", err))
-			return
+			return carry
 		}
 	}
 }

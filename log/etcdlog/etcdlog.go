@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cruzlog/cruzdb/log"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -40,10 +41,12 @@ type Log struct {
 	cache   cache
 	seenRev int64 // the newest revision the watch has delivered
 
-	// afterChunks, when set (tests), is called after a large entry's chunks
-	// are written and before the entry is; an error from it abandons the
-	// append as a writer dying there would.
-	afterChunks func() error
+	txns, lost atomic.Int64 // append transactions sent, and lost to another writer
+
+	// afterChunks, when set (tests), is called with the chunks' lease after
+	// a large entry's chunks are written and before the entry is; an error
+	// from it abandons the append as a writer dying there would.
+	afterChunks func(clientv3.LeaseID) error
 }
 
 var (
@@ -461,3 +464,13 @@ type (
 	mvccKV    = mvccpb.KeyValue
 	mvccRange = etcdserverpb.RangeResponse
 )
+
+// Stats are counters of one Log since Open.
+type Stats struct {
+	// Txns is how many append transactions this Log sent; Lost how many of
+	// them found that another writer had moved the tail (and were retried).
+	Txns, Lost int64
+}
+
+// Stats returns the Log's counters.
+func (l *Log) Stats() Stats { return Stats{Txns: l.txns.Load(), Lost: l.lost.Load()} }

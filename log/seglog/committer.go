@@ -39,17 +39,34 @@ func (l *Log) commitLocked() bool {
 // commitNext takes a group of the waiting requests and commits it. It
 // reports false if nothing was waiting.
 //
-// The group is every fill and trim waiting, every small append (up to
-// smallEntry bytes) and the larger appends in arrival order up to
-// Options.MaxGroupBytes of data; a large append that does not fit waits for
-// the next group (with the rest of its batch, which keeps a batch's
-// positions in order). So a small append (an intention) that arrives while
-// a large group of afterimages is being written waits for that group, then
-// commits in the next one, never later.
+// The group is every fill and trim waiting and the appends in arrival
+// order, with two exceptions that keep small appends (intentions) from
+// waiting behind large ones (afterimages): while a small append (at most
+// smallEntry bytes, alone or in a batch of small entries) waits, a large
+// append is left for the next group, once; and large appends beyond
+// Options.MaxGroupBytes of data wait for a later group. An append left out
+// takes the rest of its batch with it, which keeps a batch's positions in
+// order. So a small append that arrives while a large group is being
+// written commits in the next group, which holds no large entry that was
+// waiting with it.
 func (l *Log) commitNext() bool {
 	l.mu.Lock()
 	var group []*request
 	size := 0
+	// Is a small append waiting, and which batches hold a large entry?
+	hasSmall := false
+	var largeBatches []uint64
+	for _, r := range l.queue {
+		if r.op == opAppend && len(r.data) > smallEntry && r.batch != 0 {
+			largeBatches = append(largeBatches, r.batch)
+		}
+	}
+	for _, r := range l.queue {
+		if r.op == opAppend && len(r.data) <= smallEntry && (r.batch == 0 || !slices.Contains(largeBatches, r.batch)) {
+			hasSmall = true
+			break
+		}
+	}
 	var deferred []uint64 // batches with an entry left for a later group
 	rest := l.queue[:0]
 	for _, r := range l.queue {
@@ -58,7 +75,9 @@ func (l *Log) commitNext() bool {
 				rest = append(rest, r)
 				continue
 			}
-			if len(r.data) > smallEntry && size > 0 && size+len(r.data) > l.opts.MaxGroupBytes {
+			large := len(r.data) > smallEntry
+			if large && ((hasSmall && !r.passed) || (size > 0 && size+len(r.data) > l.opts.MaxGroupBytes)) {
+				r.passed = true
 				rest = append(rest, r)
 				if r.batch != 0 {
 					deferred = append(deferred, r.batch)
@@ -241,7 +260,10 @@ func (l *Log) commitGroup(group []*request) error {
 	for _, q := range l.junked {
 		delete(l.pending, q)
 	}
-	l.tail = p
+	if p != l.tail {
+		l.tail = p
+		l.tailMovedLocked()
+	}
 	l.segMu.Unlock()
 	for _, rc := range l.recs {
 		if rc.r != nil {
@@ -286,6 +308,7 @@ func (l *Log) advanceTrim(trim uint64) error {
 	moved := trim > l.tail
 	if moved {
 		l.tail = trim
+		l.tailMovedLocked()
 	}
 	l.segMu.Unlock()
 	if moved {

@@ -24,8 +24,10 @@
 // Append, AppendBatch, Fill and Trim queue requests for one committer
 // goroutine. It takes every request waiting (appends up to
 // Options.MaxGroupBytes of data, except that appends of at most 64 KiB always
-// join: an intention that arrives while a large group of afterimages is being
-// written commits in the next group, whatever else waits), assigns positions from the tail, writes all the group's records with
+// join, and that while one waits, larger appends are left for the next group,
+// once: an intention that arrives while a large group of afterimages is being
+// written commits in the next group, without the large entries that waited
+// with it), assigns positions from the tail, writes all the group's records with
 // one write and makes them durable with one fdatasync, then publishes them
 // (Read and Tail see an entry only once it is durable) and wakes every
 // requester. Requests that arrive meanwhile form the next group. There is no
@@ -61,7 +63,8 @@
 //
 // Reads run concurrently with each other and with group commits: Read looks
 // up the record in the in-memory index, reads it with one pread and checks it.
-// Tail reads an in-memory value. Close waits for the group being written,
+// Tail reads an in-memory value; WaitTail (log.TailWaiter) wakes when a group
+// commit is published or a trim moves the tail. Close waits for the group being written,
 // fails requests still queued with log.ErrClosed, waits for reads in progress
 // and closes the files. Open takes an exclusive lock on the directory; a
 // second opener fails at once.
@@ -74,4 +77,8 @@
 //   - A ReadRange of a record larger than 64 KiB reads and checks the whole
 //     record once; later ranges of it read only the range.
 //   - Every reopen starts a new segment if the last one was sealed.
+//   - Fill-ahead records of sealed segments are never read again (the newest
+//     segment carries every fill still ahead of the tail), so a byte flipped
+//     in one of them goes unnoticed; so does one flipped in the last group
+//     written before a crash (see above).
 package seglog

@@ -28,9 +28,10 @@ type Options struct {
 	// MaxGroupBytes bounds the bytes of entry data written in one group
 	// commit (one write, one fdatasync). Appends waiting beyond it go into
 	// the next group, except appends of at most 64 KiB, which always join
-	// the next group: a small append never waits for more than the group
-	// being written and its own. A single entry larger than the bound is
-	// committed alone. Default 4 MiB; at most 1 GiB.
+	// the next group (and while one waits, larger appends are left for the
+	// group after it, once): a small append never waits for more than the
+	// group being written and its own. A single entry larger than the bound
+	// is committed alone. Default 4 MiB; at most 1 GiB.
 	MaxGroupBytes int
 
 	// FileMode is the permission of new files. Default 0600.

@@ -14,8 +14,8 @@ import (
 )
 
 // Log is a shared log stored as a directory of segment files. It implements
-// log.Log, log.BatchAppender and log.RangeReader, and is safe for concurrent
-// use. See the package documentation for its model.
+// log.Log, log.BatchAppender, log.RangeReader and log.TailWaiter, and is safe
+// for concurrent use. See the package documentation for its model.
 type Log struct {
 	dir   string
 	opts  Options
@@ -30,6 +30,9 @@ type Log struct {
 	trim    uint64
 	pending map[uint64]struct{} // durable fills at or beyond the tail
 	closed  bool
+	// tailMoved is closed (and replaced) whenever the tail moves and at
+	// Close, waking WaitTail.
+	tailMoved chan struct{}
 
 	// commitMu is held by the committer while it commits a group, and by
 	// CopyTo.
@@ -73,6 +76,7 @@ var (
 	_ log.Log           = (*Log)(nil)
 	_ log.BatchAppender = (*Log)(nil)
 	_ log.RangeReader   = (*Log)(nil)
+	_ log.TailWaiter    = (*Log)(nil)
 )
 
 type opKind uint8
@@ -98,8 +102,11 @@ type request struct {
 	pos   log.Position
 	err   error
 	write bool // the committer assigned it a position
-	state atomic.Int32
-	done  chan struct{}
+	// passed: the committer left this large append for a later group so
+	// that small ones could go first (it does so once per request).
+	passed bool
+	state  atomic.Int32
+	done   chan struct{}
 }
 
 func newRequest(op opKind) *request { return &request{op: op, done: make(chan struct{}, 1)} }
@@ -137,6 +144,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 		opts:      o,
 		lockF:     lockF,
 		pending:   map[uint64]struct{}{},
+		tailMoved: make(chan struct{}),
 		groupFill: map[uint64]struct{}{},
 		wake:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
@@ -205,7 +213,9 @@ func (l *Log) load() error {
 		}
 		if i > 0 {
 			prev := l.segs[i-1]
-			if seq != seqs[i-1]+1 {
+			// (A crash in the middle of deleting trimmed segments may
+			// leave any of them behind: gaps among those are fine.)
+			if seq != seqs[i-1]+1 && prev.next() > trim {
 				return corruptf("segment %s follows %s: a segment is missing", s.path, prev.path)
 			}
 			if s.base < prev.next() || (s.base > prev.next() && s.base > trim) {
@@ -398,6 +408,35 @@ func (l *Log) Tail(ctx context.Context) (log.Position, error) {
 	return log.Position(l.tail), nil
 }
 
+// WaitTail implements log.TailWaiter: it returns once the tail is beyond
+// after (at once if it already is), with the tail it saw then. The tail
+// moves when a group commit is durable, or a trim passes it.
+func (l *Log) WaitTail(ctx context.Context, after log.Position) (log.Position, error) {
+	ctx = orBackground(ctx)
+	for {
+		l.segMu.RLock()
+		closed, tail, moved := l.closed, l.tail, l.tailMoved
+		l.segMu.RUnlock()
+		if closed {
+			return 0, fmt.Errorf("seglog: wait for the tail beyond %d: %w", after, log.ErrClosed)
+		}
+		if tail > uint64(after) {
+			return log.Position(tail), nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("seglog: wait for the tail beyond %d: %w", after, ctx.Err())
+		}
+	}
+}
+
+// tailMovedLocked wakes WaitTail callers. The caller holds segMu.
+func (l *Log) tailMovedLocked() {
+	close(l.tailMoved)
+	l.tailMoved = make(chan struct{})
+}
+
 // locate finds the record at pos, or the error reading pos gives. On
 // success the segment's fileMu is held shared; the caller releases it.
 // The record lies in bytes [from, to) of the segment.
@@ -543,6 +582,7 @@ func (l *Log) Close() error {
 	<-l.done
 	l.segMu.Lock()
 	l.closed = true
+	l.tailMovedLocked()
 	segs := l.segs
 	l.segs = nil
 	l.segMu.Unlock()

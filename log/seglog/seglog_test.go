@@ -156,9 +156,8 @@ func TestOneSyncPerGroup(t *testing.T) {
 }
 
 // TestSmallAppendNotBehindLarge: while a large group is being written, a
-// large append and then a small one queue; the small one commits in the
-// next group, and the large one (which does not fit with the first) in
-// the same next group or later, never before it.
+// large append, a small one and another large one queue; the small one
+// commits in the next group, alone, and the large ones after it.
 func TestSmallAppendNotBehindLarge(t *testing.T) {
 	ctx := context.Background()
 	entered := make(chan struct{}, 8)
@@ -192,11 +191,11 @@ func TestSmallAppendNotBehindLarge(t *testing.T) {
 	close(release)
 	wg.Wait()
 	first, third := <-res, <-big3
-	// Group 2 holds big2 (it was first and the group empty) and the small
-	// append (small entries always join); big3 does not fit and waits for
-	// group 3.
-	if first != 0 || big2 != 1 || small != 2 || third != 3 {
-		t.Fatalf("positions: first large %d, second large %d, small %d, third large %d; want 0, 1, 2, 3", first, big2, small, third)
+	// Group 2 holds the small append alone (the large ones that waited
+	// with it are left for later, once); group 3 holds big2, and big3,
+	// which does not fit with it, waits for group 4.
+	if first != 0 || small != 1 || big2 != 2 || third != 3 {
+		t.Fatalf("positions: first large %d, small %d, second large %d, third large %d; want 0, 1, 2, 3", first, small, big2, third)
 	}
 }
 
@@ -367,5 +366,45 @@ func TestCopyTo(t *testing.T) {
 	}
 	if err := l.CopyTo(l.dir); err == nil {
 		t.Fatal("CopyTo a non-empty directory succeeded")
+	}
+}
+
+// TestWaitTail: WaitTail returns at once when the tail is already beyond,
+// wakes when an append or a trim moves it, and ends with the context or
+// Close.
+func TestWaitTail(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, t.TempDir(), &Options{NoSync: true})
+	if _, err := l.Append(ctx, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if tail, err := l.WaitTail(ctx, 0); err != nil || tail != 1 {
+		t.Fatalf("WaitTail(0) = %d, %v; want 1 at once", tail, err)
+	}
+	got := make(chan log.Position, 1)
+	go func() { tail, _ := l.WaitTail(ctx, 1); got <- tail }()
+	if _, err := l.Append(ctx, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if tail := <-got; tail != 2 {
+		t.Fatalf("WaitTail(1) after an append = %d, want 2", tail)
+	}
+	go func() { tail, _ := l.WaitTail(ctx, 5); got <- tail }()
+	if err := l.Trim(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if tail := <-got; tail != 10 {
+		t.Fatalf("WaitTail(5) after Trim(10) = %d, want 10", tail)
+	}
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	if _, err := l.WaitTail(short, 100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitTail with an expiring context = %v", err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := l.WaitTail(ctx, 100); errc <- err }()
+	l.Close()
+	if err := <-errc; !errors.Is(err, log.ErrClosed) {
+		t.Fatalf("WaitTail across Close = %v, want ErrClosed", err)
 	}
 }
