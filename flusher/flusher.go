@@ -309,6 +309,9 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 		f.pager.cuts.setPending(d.Pos, d.Nodes)
 		f.ckPinned += d.Bytes
 		f.ckPending++
+		// The relocated tree replaced every node: do not keep the old tree
+		// alive (and scanned by the GC) while the image is written.
+		d.Replaced = nil
 	} else {
 		f.unflush += d.Bytes
 	}
