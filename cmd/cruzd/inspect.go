@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/cruzlog/cruzdb/internal/inspect"
+	"github.com/cruzlog/cruzdb/log"
 )
 
 // positionFlag is an optional log position.
@@ -41,18 +42,26 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&from, "from", "first log `position` to print (default 0)")
 	fs.Var(&to, "to", "last log `position` to print (default the last written)")
 	verbose := fs.Bool("verbose", false, "also print each intention's keys and each afterimage's nodes")
+	addr := fs.String("addr", "", "`host:port` of a running cruzd's admin server (--admin-addr) to inspect instead of --data-dir, read-only while it runs")
+	pass := fs.String("requirepass", "", "the running cruzd's --requirepass `password`, for --addr (set it through CRUZD_REQUIREPASS to keep it out of process listings)")
 	fs.Usage = func() {
-		usage(fs, stderr, "Usage: cruzd inspect --data-dir DIR [--from P] [--to P] [--verbose]\n\nDecodes and prints every log position: its entry type; an intention's snapshot and\nread, range and write counts; an afterimage's intention, node count and pointer kinds;\njunk (filled) positions, holes, trimmed positions, and corrupt entries with the error.\nStop cruzd first: the log file is locked while it runs.")
+		usage(fs, stderr, "Usage: cruzd inspect (--data-dir DIR | --addr ADMIN_ADDR) [--from P] [--to P] [--verbose]\n\nDecodes and prints every log position: its entry type; an intention's snapshot and\nread, range and write counts; an afterimage's intention, node count and pointer kinds;\njunk (filled) positions, holes, trimmed positions, and corrupt entries with the error.\nWith --data-dir, stop cruzd first: the log file is locked while it runs.\nWith --addr, the running cruzd's admin server reads its log for you: same output.")
 	}
 	if code, ok := parseArgs(fs, args, stderr, "cruzd inspect"); !ok {
 		return code
 	}
-	// Neither backend has a read-only mode; opening writes nothing to an
-	// existing log, and openExistingLog creates none.
-	l, _, err := openExistingLog(*dir)
-	if err != nil {
-		fmt.Fprintln(stderr, "cruzd inspect:", err)
-		return 1
+	var l log.Log
+	if *addr != "" {
+		l = newLiveLog(*addr, *pass, from, to, logPageEntries)
+	} else {
+		// Neither backend has a read-only mode; opening writes nothing to
+		// an existing log, and openExistingLog creates none.
+		ol, _, err := openExistingLog(*dir)
+		if err != nil {
+			fmt.Fprintln(stderr, "cruzd inspect:", err)
+			return 1
+		}
+		l = ol
 	}
 	defer l.Close()
 	w := bufio.NewWriter(stdout)

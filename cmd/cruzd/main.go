@@ -64,6 +64,7 @@ func topUsage(w io.Writer) {
 Usage:
   cruzd [serve] [flags]                              run the daemon (default)
   cruzd inspect --data-dir DIR [--from P] [--to P]   decode and print the log
+  cruzd inspect --addr ADMIN_ADDR [...]              the same, of a running cruzd
   cruzd copylog --from DIR --to DIR [--backend B]    copy a log to another backend
   cruzd backup --addr ADMIN_ADDR --out FILE          copy a running cruzd's snapshot
   cruzd restore --in FILE --data-dir DIR             load a backup into a new database

@@ -138,7 +138,7 @@ func newMetrics(s *server) *metrics {
 	return m
 }
 
-// adminHandler serves /metrics, /healthz and /debug/pprof on a mux of its
+// adminHandler serves /metrics, /healthz, /backup, /log and /debug/pprof on a mux of its
 // own (never http.DefaultServeMux).
 func (s *server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -152,6 +152,7 @@ func (s *server) adminHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/backup", s.serveBackup)
+	mux.HandleFunc("/log", s.serveLog)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
