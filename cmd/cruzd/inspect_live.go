@@ -175,7 +175,8 @@ type logRecord struct {
 }
 
 // decodeLogPage reads one /log page asked for from..to (inclusive): its
-// records in order, and the next position to ask for. Every record must lie
+// records in order, and the next position to ask for. An error record (a
+// read that failed on the server) ends the page. Every record must lie
 // in [from, to], in ascending order without overlap, and the page must end
 // with its end record.
 func decodeLogPage(r io.Reader, from, to uint64) ([]logRecord, uint64, error) {
@@ -229,8 +230,8 @@ func decodeLogPage(r io.Reader, from, to uint64) ([]logRecord, uint64, error) {
 			if _, err := io.ReadFull(br, rec.data); err != nil {
 				return nil, 0, fmt.Errorf("%w: position %d: truncated data", errLogStream, p)
 			}
-			if status == recError {
-				return nil, 0, fmt.Errorf("read position %d: %s", p, rec.data)
+			if status == recError && p+1 != 0 { // the last record: the page ends here
+				return append(recs, rec), p + 1, nil
 			}
 			next = p + 1
 		default:
@@ -366,6 +367,8 @@ func (l *liveLog) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 			return nil, fmt.Errorf("position %d: %w", p, log.ErrFilled)
 		case r.status == recHole:
 			return nil, fmt.Errorf("position %d: %w", p, log.ErrNotWritten)
+		case r.status == recError:
+			return nil, fmt.Errorf("the server: %s", r.data)
 		}
 	}
 	return nil, fmt.Errorf("%w: position %d missing from its page", errLogStream, p)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cruzlog/cruzdb/internal/inspect"
+	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
 
@@ -161,6 +162,18 @@ func TestInspectLivePages(t *testing.T) {
 			t.Errorf("printout lacks %q:\n%s", want, all.String())
 		}
 	}
+	// A failed read is reported, not printed as a position.
+	ml.SetInject(func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpRead && c.Pos == 7 {
+			return memlog.Fault{Err: log.ErrCorrupt}
+		}
+		return memlog.Fault{}
+	})
+	err := inspect.Log(ctx, newLiveLog(addr, "", positionFlag{}, positionFlag{}, 1024), io.Discard, 0, nil, false)
+	if err == nil || !strings.Contains(err.Error(), "read position 7: the server:") || !strings.Contains(err.Error(), "storage corrupt") {
+		t.Fatalf("a failed read: %v", err)
+	}
+	ml.SetInject(nil)
 	// An empty log prints as one.
 	empty := memlog.New(nil)
 	defer empty.Close()
