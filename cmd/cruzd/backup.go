@@ -63,6 +63,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:7380", "`host:port` of the running cruzd's admin server (--admin-addr)")
 	out := fs.String("out", "", "backup `file` to write (required)")
+	pass := fs.String("requirepass", "", "the running cruzd's --requirepass `password` (set it through CRUZD_REQUIREPASS to keep it out of process listings)")
 	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
 	fs.Usage = func() {
 		usage(fs, stderr, "Usage: cruzd backup --addr ADMIN_ADDR --out FILE\n\nCopies one consistent snapshot of a running cruzd (every key of one log\nposition) to FILE while it keeps serving writes. Restore with cruzd restore.")
@@ -76,7 +77,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	pos, n, err := fetchBackup(ctx, "http://"+*addr+"/backup", *out)
+	pos, n, err := fetchBackup(ctx, "http://"+*addr+"/backup", *pass, *out)
 	if err != nil {
 		fmt.Fprintln(stderr, "cruzd backup:", err)
 		return 1
@@ -87,10 +88,13 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 
 // fetchBackup saves the backup at url to path, checking it whole before
 // renaming it into place.
-func fetchBackup(ctx context.Context, url, path string) (pos, n uint64, err error) {
+func fetchBackup(ctx context.Context, url, pass, path string) (pos, n uint64, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, 0, err
+	}
+	if pass != "" {
+		req.SetBasicAuth("default", pass)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

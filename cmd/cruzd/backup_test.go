@@ -116,3 +116,21 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("restore of a truncated backup: exit %d", code)
 	}
 }
+
+// TestBackupWithPassword: a cruzd started with --requirepass serves /backup
+// only to a caller that gives it, and cruzd backup takes it as a flag.
+func TestBackupWithPassword(t *testing.T) {
+	s := testServer(t, func(c *config) { c.DataDir = t.TempDir(); c.Security.RequirePass = "pw" })
+	file := filepath.Join(t.TempDir(), "db.backup")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"backup", "--addr", s.AdminAddr().String(), "--out", file}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "401") {
+		t.Fatalf("backup without the password: exit %d, %q; want a 401 failure", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"backup", "--addr", s.AdminAddr().String(), "--requirepass", "pw", "--out", file}, &out, &errOut); code != 0 {
+		t.Fatalf("backup with the password: exit %d: %s", code, errOut.String())
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Fatal(err)
+	}
+}
