@@ -298,7 +298,11 @@ func TestDeterministicDeltas(t *testing.T) {
 	var mu sync.Mutex
 	deltas := [2]map[uint64][]byte{{}, {}}
 	open := func(i int) *DB {
-		o := &Options{Log: l}
+		// No automatic checkpoints: one node's trim would let the other,
+		// if it lagged, resume past some deltas (a re-bootstrap), and the
+		// counts below compare every delta. TestTwoNodesWriteIdenticalImages
+		// covers checkpoint deltas on two nodes.
+		o := &Options{Log: l, CheckpointLogRatio: -1}
 		o.deltaHook = func(d *processor.Delta) {
 			ai, _ := flusher.Serialize(d, d.Pos, nil)
 			b := entry.AppendAfterimage(nil, ai)
@@ -583,7 +587,9 @@ func TestIntentionPointersResolveAfterRestart(t *testing.T) {
 // restart resumes from the newest commit and replays nothing.
 func TestCleanCloseSeals(t *testing.T) {
 	l := memlog.New(&memlog.Options{AppendLatency: 200 * time.Microsecond})
-	db, err := Open("", &Options{Log: l, FlushWorkers: 32})
+	// Without automatic checkpoints: a checkpoint's cut after the last commit
+	// would rightly be the newer resume point; this test is about the seal.
+	db, err := Open("", &Options{Log: l, FlushWorkers: 32, CheckpointLogRatio: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -309,6 +309,9 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 		f.pager.cuts.setPending(d.Pos, d.Nodes)
 		f.ckPinned += d.Bytes
 		f.ckPending++
+		// The relocated tree replaced every node: do not keep the old tree
+		// alive (and scanned by the GC) while the image is written.
+		d.Replaced = nil
 	} else {
 		f.unflush += d.Bytes
 	}
@@ -736,7 +739,7 @@ func (f *Flusher) Stop() {
 	f.more.Broadcast()
 	f.mu.Unlock()
 	f.wg.Wait()
-	f.pager.sweeps.Wait()
+	f.pager.stop()
 }
 
 // Afterimages ride with intentions. On a log where every append is a commit

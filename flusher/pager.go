@@ -191,6 +191,7 @@ type pager struct {
 	hand     int
 	sweeping bool           // a sweep holds the ring's older part (see sweep)
 	sweeps   sync.WaitGroup // the sweep running, if any
+	stopped  bool           // no new sweeps once set (under clockMu)
 	bytes    atomic.Int64   // Size of the counted nodes
 	// addedSince counts the nodes counted since the last evict call: the
 	// clock's allowance for the next (see evict).
@@ -298,7 +299,7 @@ func (p *pager) add(nodes []*cowtree.Node) {
 	}
 	p.bytes.Add(b)
 	p.addedSince.Add(c)
-	if counted := p.counted.Add(c); !p.sweeping && int64(len(p.ring)) > 2*counted+ringSlack {
+	if counted := p.counted.Add(c); !p.sweeping && !p.stopped && int64(len(p.ring)) > 2*counted+ringSlack {
 		p.sweeping = true
 		old := p.ring
 		p.ring = make([]*cowtree.Node, 0, ringSlack)
@@ -325,6 +326,17 @@ const ringSlack = 4096
 // so neither replay, which adds nodes as their afterimages are confirmed,
 // nor loads wait for them; while it runs, the clock turns over the newer
 // nodes only.
+// stop waits for the running sweep and starts no more: add may still be
+// called (replay confirms checkpoint images on its own goroutine, which
+// outlives the flusher's), and a WaitGroup must not gain work while it is
+// waited on.
+func (p *pager) stop() {
+	p.clockMu.Lock()
+	p.stopped = true
+	p.clockMu.Unlock()
+	p.sweeps.Wait()
+}
+
 func (p *pager) sweep(old []*cowtree.Node) {
 	defer p.sweeps.Done()
 	kept := old[:0]

@@ -13,6 +13,12 @@
 // counts it, so the choice is re-made with it. Positions at or after the
 // tail seen are later than the choice and cannot change it.
 //
+// A checkpoint's marker counts as an afterimage of its cut based on itself
+// (it proves the cut's whole tree, in the image's chunks): the scan goes
+// back to the newest proven tree, an afterimage's Base or a marker's cut,
+// so after a trim it never reads below the trim point, and a late
+// afterimage of an intention before a cut never wins over the cut's marker.
+//
 // The cost of Find depends on how far the flusher lagged behind the tail,
 // not on the length of the history. Local caches play no part: the log is
 // the only authority (seeds/002).

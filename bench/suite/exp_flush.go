@@ -300,7 +300,7 @@ func (e *Env) flushBacklog(lats []time.Duration, workers []int) error {
 	e.progressf("backlog: building %d intentions", total)
 	ml := memlog.New(nil)
 	defer ml.Close()
-	db, err := cruzdb.Open("", &cruzdb.Options{Log: ml, CacheBytes: builderCacheBytes})
+	db, err := cruzdb.Open("", &cruzdb.Options{Log: ml, CacheBytes: builderCacheBytes, CheckpointLogRatio: noCheckpoints})
 	if err != nil {
 		return err
 	}
@@ -401,7 +401,7 @@ func (e *Env) flushBacklog(lats []time.Duration, workers []int) error {
 			}
 			cl := newCountingLog(ml)
 			start := time.Now()
-			db, err := cruzdb.Open("", &cruzdb.Options{Log: cl, FlushPolicy: flusher.PolicyAll,
+			db, err := cruzdb.Open("", &cruzdb.Options{Log: cl, FlushPolicy: flusher.PolicyAll, CheckpointLogRatio: noCheckpoints,
 				FlushWorkers: c.workers, FlushSerial: c.serial, CacheBytes: builderCacheBytes,
 				MaxUnflushedBytes: 4 << 30})
 			if err != nil {

@@ -102,7 +102,7 @@ func (e *Env) replayOne(n, w, m int) ([]Sample, error) {
 			ml.Close()
 		}
 	}()
-	db, err := cruzdb.Open("", &cruzdb.Options{Log: ml, CacheBytes: builderCacheBytes})
+	db, err := cruzdb.Open("", &cruzdb.Options{Log: ml, CacheBytes: builderCacheBytes, CheckpointLogRatio: noCheckpoints})
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func (e *Env) replayOne(n, w, m int) ([]Sample, error) {
 		// FlushPolicy originator: this node writes no afterimage for the
 		// builder's intentions, so the timed part is replay alone. Its
 		// deltas then stay pinned; Close gives up flushing them at once.
-		db, err := cruzdb.Open("", &cruzdb.Options{Log: g, CacheBytes: builderCacheBytes,
+		db, err := cruzdb.Open("", &cruzdb.Options{Log: g, CacheBytes: builderCacheBytes, CheckpointLogRatio: noCheckpoints,
 			FlushPolicy: flusher.PolicyOriginator, CloseFlushTimeout: time.Millisecond})
 		if err != nil {
 			return nil, err

@@ -64,6 +64,7 @@ var Experiments = []Experiment{
 	{"logappend", "log appends/s with fdatasync: seglog, boltlog, raft-wal, tidwall/wal; bytes written per byte appended", runLogAppend},
 	{"commitlogs", "durable 1-put transactions, cruzdb on seglog and on boltlog vs bbolt, Pebble, Badger, interleaved", runCommitLogs},
 	{"etcd", "etcdlog appends vs raw etcd Puts (1/16/64), 1-3 nodes on one log (appends and cruzdb commits), follower replay lag", runEtcd},
+	{"checkpoint", "live log and directory size under uniform overwrite; commits inside vs outside a checkpoint; checkpoint time vs tree size", runCheckpoint},
 }
 
 // builderCacheBytes is the CacheBytes of nodes that build a log or replay
@@ -303,3 +304,9 @@ func (e *Env) repeatN(n int, f func() ([]float64, error)) ([]Sample, error) {
 	}
 	return out, nil
 }
+
+// noCheckpoints turns automatic checkpoints off (cruzdb.Options
+// CheckpointLogRatio). The flush and replay experiments copy a builder's
+// whole log from position 0 and measure flushing or replay alone, so their
+// logs must keep their history and their nodes must not checkpoint.
+const noCheckpoints = -1

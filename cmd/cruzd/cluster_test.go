@@ -18,7 +18,10 @@ import (
 // clusterNode starts the real binary on the etcd log.
 func clusterNode(t *testing.T, bin, etcdURL, name string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"--etcd-endpoints", etcdURL, "--log-name", name, "--read-consistency", "linearizable"}, extra...)
+	// Two nodes incrementing one key conflict in the log (each node's key
+	// locks only order its own clients), and each conflict is one retry:
+	// allow more than the default ten, so that no INCR gives up.
+	args := append([]string{"--etcd-endpoints", etcdURL, "--log-name", name, "--read-consistency", "linearizable", "--max-conflict-retries", "1000"}, extra...)
 	return startProc(t, bin, t.TempDir(), args...)
 }
 

@@ -7,27 +7,30 @@ import (
 	"github.com/cruzlog/cruzdb"
 )
 
-// Group commit across connections for blind writes.
+// Group commit across connections.
 //
-// A batch made only of blind writes (SET without options, MSET) reads
-// nothing, so it can never conflict, and its replies do not depend on
-// anything another client does. Batches like that from different
-// connections are therefore committed together: a connection hands its
-// batch to a combiner worker and waits; a free worker takes every batch
-// waiting, runs them one after the other in one transaction, commits once
-// (one intention) and wakes their connections. With many clients this
-// turns N concurrent intentions into a few, which is what the log and the
-// processor pay for. Each command's effect still happens between its
-// arrival and its reply, in each connection's order, so clients see
-// exactly what running them alone would give.
+// Every writing batch of point commands (a pipeline's run of SET, INCR,
+// HSET, ...) is committed through the combiner: a connection hands its batch
+// to a combiner worker and waits; a free worker takes every batch waiting,
+// takes their keys' locks (shared for blind writes, which read nothing,
+// exclusive for the rest, see keyLocks), runs them one after the other in one
+// transaction, commits once (one intention) and wakes their connections.
+// With many clients this turns N concurrent intentions into a few, which is
+// what the log and the processor pay for; on one hot key (HSET of one hash
+// from 50 clients) it turns N serialized commits into one. Each command's
+// effect still happens between its arrival and its reply, in each
+// connection's order, and sees the effects of the batches run before it in
+// the transaction, so clients see exactly what running them one after the
+// other would give. A conflict (a write by another node, or by a range
+// command that takes no key locks) re-runs the whole group.
 type combiner struct {
 	s    *server
-	reqs chan *blindReq
+	reqs chan *batchReq
 	stop chan struct{}
 	done chan struct{}
 }
 
-type blindReq struct {
+type batchReq struct {
 	c     *conn
 	batch [][][]byte
 	specs []*cmdSpec
@@ -46,7 +49,7 @@ const (
 )
 
 func newCombiner(s *server) *combiner {
-	cb := &combiner{s: s, reqs: make(chan *blindReq, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+	cb := &combiner{s: s, reqs: make(chan *batchReq, 1024), stop: make(chan struct{}), done: make(chan struct{})}
 	finished := make(chan struct{}, combineWorkers)
 	for range combineWorkers {
 		go func() {
@@ -69,19 +72,9 @@ func (cb *combiner) close() {
 	<-cb.done
 }
 
-// isBlind reports whether every command of the batch is a blind write.
-func isBlind(batch [][][]byte, specs []*cmdSpec) bool {
-	for k, sp := range specs {
-		if sp.flags&flagBlind == 0 || (sp.name == "set" && len(batch[k]) != 3) {
-			return false
-		}
-	}
-	return true
-}
-
 // run commits the batch through the combiner, writing its replies to c.w.
 func (cb *combiner) run(c *conn, batch [][][]byte, specs []*cmdSpec) {
-	r := &blindReq{c: c, batch: batch, specs: specs, mark: len(c.w.B), done: make(chan error, 1)}
+	r := &batchReq{c: c, batch: batch, specs: specs, mark: len(c.w.B), done: make(chan error, 1)}
 	cb.reqs <- r
 	if err := <-r.done; err != nil {
 		c.w.B = c.w.B[:r.mark]
@@ -90,10 +83,10 @@ func (cb *combiner) run(c *conn, batch [][][]byte, specs []*cmdSpec) {
 }
 
 func (cb *combiner) worker() {
-	var group []*blindReq
+	var group []*batchReq
 	var locks []lockReq
 	for {
-		var first *blindReq
+		var first *batchReq
 		select {
 		case first = <-cb.reqs:
 		case <-cb.stop:
@@ -124,7 +117,7 @@ func (cb *combiner) worker() {
 			// Together they do not fit in one intention: one at a time.
 			for _, r := range group {
 				r.c.w.B = r.c.w.B[:r.mark]
-				r.done <- cb.commit([]*blindReq{r})
+				r.done <- cb.commit([]*batchReq{r})
 			}
 			continue
 		}
@@ -134,10 +127,9 @@ func (cb *combiner) worker() {
 	}
 }
 
-// commit runs the group's commands in one transaction and commits it.
-// Blind writes read nothing, so only an intention whose snapshot fell out
-// of the conflict window can abort; that is retried.
-func (cb *combiner) commit(group []*blindReq) error {
+// commit runs the group's commands in one transaction and commits it,
+// re-running it on a conflict up to --max-conflict-retries times.
+func (cb *combiner) commit(group []*batchReq) error {
 	for attempt := 0; ; attempt++ {
 		tx, err := cb.s.db.Begin(cb.s.ctx, true)
 		if err != nil {
@@ -154,7 +146,10 @@ func (cb *combiner) commit(group []*blindReq) error {
 		t0 := time.Now()
 		err = tx.Commit()
 		cb.s.metrics.commitDuration.Observe(time.Since(t0).Seconds())
-		if err == nil || !errors.Is(err, cruzdb.ErrConflict) || attempt >= cb.s.cfg.MaxConflictRetries {
+		if errors.Is(err, cruzdb.ErrConflict) && attempt >= cb.s.cfg.MaxConflictRetries {
+			return errors.New("transaction conflict: gave up after " + itoa(cb.s.cfg.MaxConflictRetries) + " retries: " + err.Error())
+		}
+		if err == nil || !errors.Is(err, cruzdb.ErrConflict) {
 			return err
 		}
 		cb.s.metrics.retries.Inc()

@@ -236,7 +236,7 @@ func cmdHello(c *conn, _ *cruzdb.Txn, args [][]byte) {
 				c.w.Err(errClientName)
 				return
 			}
-			c.name = string(args[i+1])
+			c.setName(string(args[i+1]))
 			i++
 		default:
 			c.w.Err("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
@@ -274,7 +274,7 @@ func cmdClient(c *conn, _ *cruzdb.Txn, args [][]byte) {
 			c.w.Err(errClientName)
 			return
 		}
-		c.name = string(args[2])
+		c.setName(string(args[2]))
 		c.w.OK()
 	case eqFold(sub, "list"):
 		c.clientList(args[2:])

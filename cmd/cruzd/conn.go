@@ -8,9 +8,9 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/cruzlog/cruzdb"
 	"github.com/cruzlog/cruzdb/internal/resp"
 )
 
@@ -42,9 +42,11 @@ type conn struct {
 	name    string     // CLIENT SETNAME
 	quit    bool
 	created time.Time
-	lastCmd string    // the last command run (CLIENT LIST's cmd)
-	active  time.Time // when the last batch began (CLIENT LIST's idle)
-	authed  bool      // AUTH succeeded (security.go)
+	lastCmd string // the last command run (CLIENT LIST's cmd)
+	// shared is what other connections' CLIENT LIST shows of this one.
+	shared atomic.Pointer[sharedInfo]
+	active time.Time // when the last batch began (CLIENT LIST's idle)
+	authed bool      // AUTH succeeded (security.go)
 
 	// MULTI / WATCH state.
 	inMulti    bool
@@ -294,10 +296,10 @@ func cString(a []byte, max int) []byte {
 }
 
 // runPoint runs a run of point commands as one transaction: read-only if
-// none of them writes, else a writable one that commits once for all of
-// them. The replies are kept only if it commits; on a conflict the whole run
-// is re-run (these are plain commands, so that is what running them one by
-// one would have done).
+// none of them writes, else through the combiner, which commits it with other
+// connections' batches in one transaction. The replies are kept only if it
+// commits; on a conflict the whole run is re-run (these are plain commands,
+// so that is what running them one by one would have done).
 func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 	db := c.s.db
 	writable := false
@@ -320,85 +322,9 @@ func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 		return
 	}
 
-	if isBlind(batch, specs) {
-		c.s.comb.run(c, batch, specs)
-		return
-	}
-
-	// Serialize against other daemon transactions on the same keys so that
-	// plain read-modify-write commands do not conflict with each other (see
-	// keyLocks).
-	c.locks = c.locks[:0]
-	for k, args := range batch {
-		c.locks = specs[k].appendLocks(c.s.locks, c.locks, args)
-	}
-	held := c.s.locks.acquire(c.locks)
-	defer c.s.locks.release(held)
-
-	mark := len(c.w.B)
-	for attempt := 0; ; attempt++ {
-		tx, err := db.Begin(c.s.ctx, true)
-		if err != nil {
-			c.errorAll(len(batch), err)
-			return
-		}
-		for k, args := range batch {
-			specs[k].run(c, tx, args)
-		}
-		if hook := c.s.beforeBatchCommit.Load(); hook != nil {
-			(*hook)()
-		}
-		t0 := time.Now()
-		err = tx.Commit()
-		c.s.metrics.commitDuration.Observe(time.Since(t0).Seconds())
-		if err == nil {
-			return
-		}
-		c.w.B = c.w.B[:mark]
-		switch {
-		case errors.Is(err, cruzdb.ErrConflict) && attempt < c.s.cfg.MaxConflictRetries:
-			c.s.metrics.retries.Inc()
-			continue
-		case errors.Is(err, cruzdb.ErrTxnTooLarge) && len(batch) > 1:
-			// Together they do not fit in one intention; one by one they
-			// may. The locks held cover each command's keys.
-			for k := range batch {
-				c.runPointUnlocked(batch[k:k+1], specs[k:k+1])
-			}
-			return
-		}
-		if errors.Is(err, cruzdb.ErrConflict) {
-			err = errors.New("transaction conflict: gave up after " + itoa(c.s.cfg.MaxConflictRetries) + " retries: " + err.Error())
-		}
-		c.errorAll(len(batch), err)
-		return
-	}
-}
-
-// runPointUnlocked is runPoint for a caller that already holds the locks.
-func (c *conn) runPointUnlocked(batch [][][]byte, specs []*cmdSpec) {
-	mark := len(c.w.B)
-	for attempt := 0; ; attempt++ {
-		tx, err := c.s.db.Begin(c.s.ctx, true)
-		if err != nil {
-			c.errorAll(len(batch), err)
-			return
-		}
-		for k, args := range batch {
-			specs[k].run(c, tx, args)
-		}
-		err = tx.Commit()
-		if err == nil {
-			return
-		}
-		c.w.B = c.w.B[:mark]
-		if errors.Is(err, cruzdb.ErrConflict) && attempt < c.s.cfg.MaxConflictRetries {
-			c.s.metrics.retries.Inc()
-			continue
-		}
-		c.errorAll(len(batch), err)
-		return
-	}
+	// Writing batches commit through the combiner, together with those of
+	// other connections (combine.go).
+	c.s.comb.run(c, batch, specs)
 }
 
 // errorAll replies err to n commands.

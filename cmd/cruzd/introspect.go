@@ -106,11 +106,24 @@ func (c *conn) clientList(args [][]byte) {
 	c.w.BulkString(b.String())
 }
 
-// listLine is another connection's line: only the fields that are safe to
-// read from this goroutine (set once at creation).
+// sharedInfo is what another connection's goroutine may read of this one.
+type sharedInfo struct{ name string }
+
+// setName sets the connection's name (CLIENT SETNAME, HELLO SETNAME).
+func (c *conn) setName(name string) {
+	c.name = name
+	c.shared.Store(&sharedInfo{name: name})
+}
+
+// listLine is another connection's line: the fields set once at creation,
+// and its name; the rest (idle time, last command) belong to its goroutine.
 func (c *conn) listLine() string {
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name= age=%d idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=%d rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=NULL user=default redir=-1 resp=2",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.id+7, int64(time.Since(c.created).Seconds()), readBufSize)
+	name := ""
+	if si := c.shared.Load(); si != nil {
+		name = si.name
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=%d rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=NULL user=default redir=-1 resp=2",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.id+7, name, int64(time.Since(c.created).Seconds()), readBufSize)
 }
 
 func infoField(b *strings.Builder, k string, v any) { fmt.Fprintf(b, "%s:%v\r\n", k, v) }

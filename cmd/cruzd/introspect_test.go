@@ -10,7 +10,7 @@ func TestIntrospection(t *testing.T) {
 	s := testServer(t, nil)
 	r := dialRaw(t, s)
 	other := dialRaw(t, s)
-	other.send("PING\r\n")
+	other.send("CLIENT SETNAME other-conn\r\n")
 	other.reply()
 	// CLIENT SETNAME refuses what Redis refuses, in Redis's words.
 	for _, bad := range []string{`"a b"`, `"a\nb"`, `"\x7f"`} {
@@ -38,7 +38,7 @@ func TestIntrospection(t *testing.T) {
 		t.Fatalf("CLIENT INFO = %q", info)
 	}
 	list := r.reply()
-	if n := len(line.FindAllString(list, -1)); n != 2 {
+	if n := len(line.FindAllString(list, -1)); n != 2 || !strings.Contains(list, " name=other-conn ") {
 		t.Fatalf("CLIENT LIST shows %d clients, want 2: %q", n, list)
 	}
 	if got := r.reply(); got != "$0\r\n\r\n" {

@@ -470,6 +470,12 @@ func encodingOf(tx *cruzdb.Txn, key []byte, m meta) (string, error) {
 	}
 }
 
+// randomKeyWindow is how many live keys RANDOMKEY gathers from a random
+// point before choosing one: a database of at most that many keys is
+// chosen from uniformly; a larger one is chosen from near a random point
+// (biased by the gaps between keys, as Redis's is by its hash buckets).
+const randomKeyWindow = 64
+
 func cmdRandomKey(c *conn, tx *cruzdb.Txn, _ [][]byte) {
 	now := c.s.now()
 	var seek [8]byte
@@ -477,19 +483,28 @@ func cmdRandomKey(c *conn, tx *cruzdb.Txn, _ [][]byte) {
 		seek[i] = byte(rand.Uint32())
 	}
 	c.withTxn(tx, func(tx *cruzdb.Txn) error {
-		// The first live key at or after a random point, wrapping around.
-		for _, lo := range [][]byte{metaKey(seek[:]), metaLo} {
-			for mk, v := range tx.Range(lo, metaHi) {
+		// Up to randomKeyWindow live keys at or after a random point,
+		// wrapping around to the first key.
+		var keys [][]byte
+		start := metaKey(seek[:])
+		for _, r := range [][2][]byte{{start, metaHi}, {metaLo, start}} {
+			for mk, v := range tx.Range(r[0], r[1]) {
+				if len(keys) == randomKeyWindow {
+					break
+				}
 				if !metaExpired(v, now) {
-					c.w.Bulk(mk[1:])
-					return nil
+					keys = append(keys, mk[1:])
 				}
 			}
 			if err := tx.Err(); err != nil {
 				return err
 			}
 		}
-		c.w.Null()
+		if len(keys) == 0 {
+			c.w.Null()
+		} else {
+			c.w.Bulk(keys[rand.IntN(len(keys))])
+		}
 		return nil
 	})
 }

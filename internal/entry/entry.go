@@ -14,7 +14,7 @@ const (
 	TypeHeader     Type = 1
 	TypeIntention  Type = 2
 	TypeAfterimage Type = 3
-	TypeCheckpoint Type = 4 // reserved
+	TypeCheckpoint Type = 4 // a cut, an image chunk or a marker (checkpoint.go)
 )
 
 // Version is the envelope format version written by this code.

@@ -42,8 +42,6 @@ func (t Type) String() string {
 }
 
 // Known reports whether t is an entry type of this envelope version.
-// TypeCheckpoint is known (reserved): the envelope accepts it, and a reader
-// that cannot interpret its payload decides what to do.
 func (t Type) Known() bool { return t >= TypeHeader && t <= TypeCheckpoint }
 
 // Encode appends the envelope of a payload of type t to dst and returns the

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/cruzlog/cruzdb/log"
 )
 
 // CorruptError is the error for an entry that cannot be trusted. It wraps
@@ -30,12 +32,14 @@ func (e *CorruptError) Error() string {
 	return s
 }
 
-// Unwrap returns ErrCorrupt and the underlying error, if any.
+// Unwrap returns ErrCorrupt, log.ErrCorrupt (a corrupt entry is corrupt
+// storage to whoever tests for the log's sentinel) and the underlying
+// error, if any.
 func (e *CorruptError) Unwrap() []error {
 	if e.Err == nil {
-		return []error{ErrCorrupt}
+		return []error{ErrCorrupt, log.ErrCorrupt}
 	}
-	return []error{ErrCorrupt, e.Err}
+	return []error{ErrCorrupt, log.ErrCorrupt, e.Err}
 }
 
 // Corrupt returns a *CorruptError for the entry at pos whose payload failed

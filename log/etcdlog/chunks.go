@@ -63,7 +63,7 @@ func (l *Log) appendLargeOnce(ctx context.Context, data []byte) (log.Position, e
 	}
 	err = g.Wait()
 	if err == nil && l.afterChunks != nil {
-		if err := l.afterChunks(); err != nil {
+		if err := l.afterChunks(lease.ID); err != nil {
 			return 0, err // as if this writer died here: the lease stays
 		}
 	}

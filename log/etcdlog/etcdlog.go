@@ -16,7 +16,7 @@ import (
 
 // ErrCorrupt: a key of the log holds a value this package never writes, or
 // a large entry's chunks are missing although the entry is not trimmed.
-var ErrCorrupt = errors.New("etcdlog: corrupt log")
+var ErrCorrupt = fmt.Errorf("etcdlog: corrupt log: %w", log.ErrCorrupt)
 
 // Log is a log.Log kept in etcd. Every Log opened with the same client
 // cluster, KeyPrefix and name is the same log. It also implements
@@ -43,10 +43,10 @@ type Log struct {
 
 	txns, lost atomic.Int64 // append transactions sent, and lost to another writer
 
-	// afterChunks, when set (tests), is called after a large entry's chunks
-	// are written and before the entry is; an error from it abandons the
-	// append as a writer dying there would.
-	afterChunks func() error
+	// afterChunks, when set (tests), is called with the chunks' lease after
+	// a large entry's chunks are written and before the entry is; an error
+	// from it abandons the append as a writer dying there would.
+	afterChunks func(clientv3.LeaseID) error
 }
 
 var (

@@ -102,6 +102,9 @@ func TestLargeEntries(t *testing.T) {
 // there with SIGKILL.
 const childEnv = "ETCDLOG_TEST_CHILD"
 
+// The lease outlives the parent's kill and count by far on a loaded
+// machine (a 2 s lease expired before the count once), and the collection
+// check below waits for it.
 func childMain() int {
 	url, name := os.Getenv(childEnv), os.Getenv(childEnv+"_NAME")
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -109,12 +112,19 @@ func childMain() int {
 		fmt.Println("error:", err)
 		return 1
 	}
-	l, err := Open(context.Background(), cli, name, &Options{ChunkLeaseTTL: 2 * time.Second})
+	l, err := Open(context.Background(), cli, name, &Options{ChunkLeaseTTL: 10 * time.Second})
 	if err != nil {
 		fmt.Println("error:", err)
 		return 1
 	}
-	l.afterChunks = func() error {
+	l.afterChunks = func(lease clientv3.LeaseID) error {
+		// Keep the lease alive while this process lives, so that the
+		// parent sees the chunks however loaded the machine is; once
+		// killed, the lease expires.
+		if _, err := cli.KeepAlive(context.Background(), lease); err != nil {
+			fmt.Println("error: keepalive:", err)
+			os.Exit(1)
+		}
 		fmt.Println("CHUNKS-WRITTEN")
 		select {} // wait here to be killed
 	}
@@ -148,14 +158,14 @@ func TestWriterKilledBetweenChunksAndEntry(t *testing.T) {
 	if err != nil || strings.TrimSpace(line) != "CHUNKS-WRITTEN" {
 		t.Fatalf("child said %q, %v", line, err)
 	}
+	if n := chunkCount(t, cli, l); n != 3 {
+		t.Fatalf("%d chunks written by the child, want 3", n)
+	}
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
 
-	if n := chunkCount(t, cli, l); n != 3 {
-		t.Fatalf("%d chunks after the writer died, want its 3", n)
-	}
 	// Nothing names them: the log still ends after "before".
 	if tail, err := l.Tail(ctx); err != nil || tail != 1 {
 		t.Fatalf("Tail = %d, %v; want 1", tail, err)
@@ -180,9 +190,11 @@ func TestChunksExpireBeforeEntry(t *testing.T) {
 	l := mustOpen(t, cli, uniqueName(t), &Options{ChunkLeaseTTL: 2 * time.Second})
 	ctx := t.Context()
 	stalls := 0
-	l.afterChunks = func() error {
+	l.afterChunks = func(lease clientv3.LeaseID) error {
 		if stalls > 0 {
-			return nil
+			// The second attempt must not expire too on a loaded machine.
+			_, err := cli.KeepAlive(t.Context(), lease)
+			return err
 		}
 		stalls++
 		// Stall until the chunks are gone.

@@ -77,4 +77,8 @@
 //   - A ReadRange of a record larger than 64 KiB reads and checks the whole
 //     record once; later ranges of it read only the range.
 //   - Every reopen starts a new segment if the last one was sealed.
+//   - Fill-ahead records of sealed segments are never read again (the newest
+//     segment carries every fill still ahead of the tail), so a byte flipped
+//     in one of them goes unnoticed; so does one flipped in the last group
+//     written before a crash (see above).
 package seglog

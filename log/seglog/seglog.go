@@ -14,8 +14,8 @@ import (
 )
 
 // Log is a shared log stored as a directory of segment files. It implements
-// log.Log, log.BatchAppender and log.RangeReader, and is safe for concurrent
-// use. See the package documentation for its model.
+// log.Log, log.BatchAppender, log.RangeReader and log.TailWaiter, and is safe
+// for concurrent use. See the package documentation for its model.
 type Log struct {
 	dir   string
 	opts  Options
@@ -213,7 +213,9 @@ func (l *Log) load() error {
 		}
 		if i > 0 {
 			prev := l.segs[i-1]
-			if seq != seqs[i-1]+1 {
+			// (A crash in the middle of deleting trimmed segments may
+			// leave any of them behind: gaps among those are fine.)
+			if seq != seqs[i-1]+1 && prev.next() > trim {
 				return corruptf("segment %s follows %s: a segment is missing", s.path, prev.path)
 			}
 			if s.base < prev.next() || (s.base > prev.next() && s.base > trim) {
