@@ -90,10 +90,14 @@ func (c *cuts) setComplete(pos uint64, m *entry.Marker) {
 	// Keep the newest few: an older image is read only by a snapshot taken
 	// before a newer cut, and once the log is trimmed past it, its chunks
 	// are gone anyway (the load then fails with log.ErrTrimmed).
+	// The image just recorded stays even when it is the oldest: a reader
+	// that found its marker again by a forward scan is about to use it.
 	for len(c.complete) > keptImages {
 		oldest := c.newest
 		for k := range c.complete {
-			oldest = min(oldest, k)
+			if k != m.Cut {
+				oldest = min(oldest, k)
+			}
 		}
 		delete(c.complete, oldest)
 	}
