@@ -305,8 +305,11 @@ func (db *DB) checkpointRoom(ctx context.Context) error {
 		if !waited {
 			waited = true
 			db.ck.waits.Add(1)
-			wake(db.ck.auto)
 		}
+		// Every time: the trigger may have come while a checkpoint was
+		// still pending and been dropped, and with commits held no replayed
+		// entry fires it again.
+		wake(db.ck.auto)
 		select {
 		case <-changed:
 		case <-ctx.Done():
