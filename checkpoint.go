@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -176,6 +177,13 @@ func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
 	for {
 		db.ck.mu.Lock()
 		info, ok := db.ck.images[cut]
+		if !ok && cut <= db.ck.skipped.Load() {
+			// Replay skipped the cut, re-bootstrapping onto a newer
+			// checkpoint with authority (another node's request, which
+			// trimmed below it): that image holds the state at the cut
+			// and later, so this request is satisfied by it.
+			info, ok = db.ck.coveringImage(cut)
+		}
 		changed := db.ck.changed
 		db.ck.mu.Unlock()
 		if ok {
@@ -194,6 +202,8 @@ func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
 			return info, nil
 		}
 		if cut <= db.ck.skipped.Load() {
+			// No checkpoint with authority at or after the cut is known
+			// (replay resumed from an afterimage).
 			return CheckpointInfo{Position: log.Position(cut)}, fmt.Errorf("%w: replay skipped the cut at %d after falling behind the trim point", ErrCheckpoint, cut)
 		}
 		select {
@@ -204,6 +214,19 @@ func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
 			return CheckpointInfo{}, fmt.Errorf("%w: %w", ErrCheckpoint, db.replayErr())
 		}
 	}
+}
+
+// coveringImage returns the oldest confirmed image whose cut is at or after
+// cut. Caller holds c.mu.
+func (c *ckpt) coveringImage(cut uint64) (CheckpointInfo, bool) {
+	var best CheckpointInfo
+	found := false
+	for at, info := range c.images {
+		if at >= cut && (!found || at < uint64(best.Position)) {
+			best, found = info, true
+		}
+	}
+	return best, found
 }
 
 // onCheckpointEvent handles replay's checkpoint entries on the processor
@@ -434,6 +457,25 @@ func headerAtTrimPoint(ctx context.Context, l log.Log) (*entry.Header, error) {
 	return nil, fmt.Errorf("cruzdb: open: the log is trimmed below %d, which holds no checkpoint cut: %w", lo, ErrCorrupt)
 }
 
+// findAttempts bounds findSafePoint's scans.
+const findAttempts = 5
+
+// findSafePoint runs startup.Find again when another node's trim overtook
+// the scan (the safe point it chose, or a position it still had to read,
+// was trimmed meanwhile): a new scan finds the newer checkpoint that trim
+// stands on. It gives up after findAttempts scans, with the last error.
+func findSafePoint(ctx context.Context, l log.Log, logger *slog.Logger) (startup.SafePoint, error) {
+	for attempt := 1; ; attempt++ {
+		sp, err := startup.Find(ctx, l, logger)
+		if err == nil || !errors.Is(err, log.ErrTrimmed) && !errors.Is(err, startup.ErrNoSafePoint) {
+			return sp, err
+		}
+		if attempt == findAttempts || ctx.Err() != nil {
+			return sp, fmt.Errorf("find the safe point (%d scans, the log trimmed under each): %w", attempt, err)
+		}
+	}
+}
+
 // rebootstrap is the processor's way on when replay fell behind the log's
 // trim point (processor.Config.Rebootstrap): it finds the newest safe point
 // as Open does, drops what the flusher held for the positions skipped, and
@@ -444,7 +486,7 @@ func headerAtTrimPoint(ctx context.Context, l log.Log) (*entry.Header, error) {
 func (db *DB) rebootstrap(cause error) (*processor.State, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.HoleTimeout+30*time.Second)
 	defer cancel()
-	sp, err := startup.Find(ctx, db.log, db.opts.Logger)
+	sp, err := findSafePoint(ctx, db.log, db.opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -462,8 +504,13 @@ func (db *DB) rebootstrap(cause error) (*processor.State, error) {
 	st.SetEpoch(sp.Intention)
 	db.cur.Store(&version{tree: tree, pos: sp.Intention})
 
-	db.ck.skipped.Store(sp.Intention)
 	db.ck.mu.Lock()
+	if sp.Marker != nil {
+		// The checkpoint resumed from has authority: it satisfies the
+		// Checkpoint calls whose cuts were skipped (coveringImage).
+		db.ck.images[sp.Intention] = CheckpointInfo{Position: log.Position(sp.Intention), Marker: log.Position(sp.Afterimage), Nodes: sp.Marker.Nodes, Bytes: sp.Marker.Bytes}
+	}
+	db.ck.skipped.Store(sp.Intention)
 	for c := range db.ck.cutAt {
 		if c <= sp.Intention {
 			delete(db.ck.cutAt, c)

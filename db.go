@@ -204,7 +204,7 @@ func (db *DB) start() error {
 		return err
 	}
 	db.header = *h
-	sp, err := startup.Find(ctx, db.log, db.opts.Logger)
+	sp, err := findSafePoint(ctx, db.log, db.opts.Logger)
 	if err != nil {
 		return fmt.Errorf("cruzdb: open: %w", err)
 	}

@@ -97,6 +97,7 @@ func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	stale := 0
 	for retry := 0; ; retry++ {
 		tx, err := db.Begin(ctx, true)
 		if err != nil {
@@ -104,9 +105,17 @@ func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
 		}
 		if err = fn(tx); err != nil {
 			tx.Rollback()
+			if db.staleSnapshot(ctx, tx, err, &stale) {
+				retry--
+				continue
+			}
 			return err
 		}
 		err = tx.Commit()
+		if db.staleSnapshot(ctx, tx, err, &stale) {
+			retry--
+			continue
+		}
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
@@ -117,6 +126,27 @@ func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
 			return err
 		}
 	}
+}
+
+// maxStaleRetries bounds Update's runs again after its snapshot was trimmed.
+const maxStaleRetries = 8
+
+// staleSnapshot reports whether Update should run fn again because its
+// snapshot's nodes were trimmed from the log (another node checkpointed and
+// trimmed before this DB's replay caught up): it waits for replay to pass
+// the tail (re-bootstrapping if need be), and says yes once the current
+// state is newer than the snapshot that failed, at most maxStaleRetries
+// times. Nothing was appended for the failed run: a commit that read a
+// trimmed node fails before its intention is written.
+func (db *DB) staleSnapshot(ctx context.Context, tx *Txn, err error, stale *int) bool {
+	if err == nil || !errors.Is(err, log.ErrTrimmed) || tx.pos != 0 || *stale >= maxStaleRetries {
+		return false
+	}
+	*stale++
+	if db.Sync(ctx) != nil {
+		return false
+	}
+	return db.cur.Load().pos > tx.snap.pos
 }
 
 // Position returns the log position of the transaction's intention once

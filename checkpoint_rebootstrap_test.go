@@ -1,0 +1,136 @@
+package cruzdb
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/memlog"
+)
+
+// findHeldLog is one node's view of a shared log whose reads a test can hold:
+// every read at or above from until release is closed, and startup.Find's
+// read of the position find (its safe point) until findRelease is closed.
+type findHeldLog struct {
+	log.Log
+	mu          sync.Mutex
+	from        log.Position // 0: hold nothing
+	release     chan struct{}
+	find        log.Position // 0: hold nothing
+	findHeld    chan struct{}
+	findRelease chan struct{}
+	heldOnce    sync.Once
+}
+
+func (h *findHeldLog) Read(ctx context.Context, pos log.Position) ([]byte, error) {
+	h.mu.Lock()
+	from, release, find := h.from, h.release, h.find
+	h.mu.Unlock()
+	if from != 0 && pos >= from {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if find != 0 && pos == find && inStartupFind() {
+		h.heldOnce.Do(func() { close(h.findHeld) })
+		select {
+		case <-h.findRelease:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return h.Log.Read(ctx, pos)
+}
+
+func inStartupFind() bool {
+	buf := make([]byte, 64<<10)
+	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "cruzdb/startup.Find(")
+}
+
+// TestRebootstrapRacesTrim: a node that fell behind the trim point
+// re-bootstraps; while its scan for the newest safe point holds the
+// checkpoint it chose, another node checkpoints again and trims that
+// checkpoint away. The scan must run again and find the newer checkpoint,
+// not stop the node for good.
+func TestRebootstrapRacesTrim(t *testing.T) {
+	ctx := context.Background()
+	l := memlog.New(nil)
+	hl := &findHeldLog{Log: l, release: make(chan struct{}), findHeld: make(chan struct{}), findRelease: make(chan struct{})}
+	a, err := Open("", &Options{Log: hl, CheckpointLogRatio: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open("", &Options{Log: l, CheckpointLogRatio: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	workload(t, a, 1, 5)
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tail, err := l.Tail(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stops replaying; B checkpoints and trims past A's replay position.
+	hl.mu.Lock()
+	hl.from = tail
+	hl.mu.Unlock()
+	var releaseOnce, findOnce sync.Once
+	defer releaseOnce.Do(func() { close(hl.release) })
+	defer findOnce.Do(func() { close(hl.findRelease) })
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	workload(t, b, 2, 5)
+	first, err := b.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.TrimmedBelow != first.Position || first.Position <= tail {
+		t.Fatalf("first checkpoint %+v: want a trim at its cut, above %d", first, tail)
+	}
+	// A resumes, meets the trim, and its re-bootstrap's scan picks the
+	// first checkpoint; hold its read of that cut.
+	hl.mu.Lock()
+	hl.find = first.Position
+	hl.mu.Unlock()
+	releaseOnce.Do(func() { close(hl.release) })
+	select {
+	case <-hl.findHeld:
+	case <-time.After(time.Minute):
+		t.Fatal("the re-bootstrap never read the first checkpoint's cut")
+	}
+	// Meanwhile B checkpoints again and trims the first checkpoint away.
+	workload(t, b, 3, 5)
+	second, err := b.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.TrimmedBelow != second.Position || second.Position <= first.Position {
+		t.Fatalf("second checkpoint %+v: want a trim at its cut, above %d", second, first.Position)
+	}
+	findOnce.Do(func() { close(hl.findRelease) })
+	// A must be alive and agree with B.
+	workload(t, a, 4, 5)
+	if err := a.Sync(ctx); err != nil {
+		t.Fatalf("node A after the raced re-bootstrap: %v", err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.Stats().Rebootstraps == 0 {
+		t.Fatal("node A never re-bootstrapped")
+	}
+	if da, db := dump(t, a), dump(t, b); da != db {
+		t.Fatalf("nodes differ:\nA:\n%s\nB:\n%s", da, db)
+	}
+}
