@@ -78,14 +78,26 @@ func Find(ctx context.Context, l log.Log, logger *slog.Logger) (SafePoint, error
 	bases := map[uint64]uint64{}          // afterimage position -> its Base
 	markers := map[uint64]*entry.Marker{} // marker position -> marker
 	safe := uint64(0)                     // the newest tree proven so far
+	trimmed := false                      // the log's start is trimmed: replay from it is impossible
 	for p := uint64(tail); p > 1; {
 		p--
 		// Everything above safe has been read once p reaches it, so its
 		// active afterimage (or marker) is known. While no tree is proven
 		// but some afterimage was seen, stop at the newest intention named
 		// (no newer one can have an afterimage): replay from the start.
-		if safe != 0 && p <= safe || safe == 0 && best != 0 && p <= best {
+		// Unless the start is trimmed: then a checkpoint's marker below
+		// (those afterimages' Base being older than its cut) is the only
+		// way on, and the scan goes on to find it.
+		if safe != 0 && p <= safe {
 			break
+		}
+		if safe == 0 && best != 0 && p <= best && !trimmed {
+			_, err := l.Read(ctx, 1)
+			sp.Reads++
+			if !errors.Is(err, log.ErrTrimmed) {
+				break
+			}
+			trimmed = true
 		}
 		data, err := l.Read(ctx, log.Position(p))
 		sp.Reads++

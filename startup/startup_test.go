@@ -592,3 +592,34 @@ func TestNewestProvenTreeWins(t *testing.T) {
 		t.Fatalf("safe point %+v: want i3's active afterimage, before the seal at %d", sp, seal)
 	}
 }
+
+// TestTrimmedAfterimagesBasedBelowCut: after a trim at a checkpoint's cut,
+// the only afterimage above the marker proves just the empty tree (Base 0:
+// an earlier delta was unconfirmed when it was written). Replay from the
+// start is impossible; the scan must go on past that afterimage's
+// intention to the marker and resume from the checkpoint.
+func TestTrimmedAfterimagesBasedBelowCut(t *testing.T) {
+	ctx := context.Background()
+	for _, trim := range []bool{false, true} {
+		b := newBuilder(t)
+		b.in()
+		cut := b.data(entry.AppendCut(nil, 7, header))
+		marker := b.data(entry.AppendMarker(nil, &entry.Marker{Cut: cut}))
+		i := b.in()
+		b.ai(i, 0, 1)
+		b.ins(2)
+		if !trim {
+			// Nothing trimmed: replaying from the start is right.
+			expect(t, find(t, b.l), 0, 0, cowtree.Addr{})
+			continue
+		}
+		if err := b.l.Trim(ctx, log.Position(cut)); err != nil {
+			t.Fatal(err)
+		}
+		sp := find(t, b.l)
+		expect(t, sp, cut, marker, cowtree.Addr{})
+		if sp.Marker == nil || sp.Marker.Cut != cut {
+			t.Fatalf("safe point %+v: want the checkpoint at %d", sp, cut)
+		}
+	}
+}
