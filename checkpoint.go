@@ -148,7 +148,10 @@ func (db *DB) stopCheckpoints() {
 // trim then waits for those transactions; see CheckpointInfo.TrimmedBelow).
 // Checkpoint returns once the image has authority and the trim it could do
 // is done. Requests from several nodes at once are harmless: each cut makes
-// a complete image, and the log keeps the newest.
+// a complete image, and the log keeps the newest. When another node's trim
+// made this DB's replay skip the cut it appended, the newer checkpoint it
+// resumed from holds that state and later, and satisfies the call: the info
+// returned is that checkpoint's (Position above the cut appended).
 func (db *DB) Checkpoint(ctx context.Context) (CheckpointInfo, error) {
 	if db.isClosed() {
 		return CheckpointInfo{}, ErrClosed

@@ -92,7 +92,9 @@ func (db *DB) View(ctx context.Context, fn func(*Txn) error) error {
 // before each retry after the first; Options.MaxConflictRetries can bound
 // the retries. When it stops retrying it returns an error wrapping
 // ErrConflict (and ctx's error if ctx ended). An error from fn rolls back
-// and is returned as is.
+// and is returned as is, except one wrapping log.ErrTrimmed from a snapshot
+// another node trimmed before this DB's replay caught up: fn then runs again
+// on the newer state (a few times at most).
 func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
 	if ctx == nil {
 		ctx = context.Background()
