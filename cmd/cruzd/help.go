@@ -40,6 +40,17 @@ var helpTexts = map[string][]string{
 		"REFCOUNT <key>", "    Always 1: cruzd shares no values.",
 		"HELP", "    Print this help.",
 	},
+	"memory": {
+		"MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+		"USAGE <key> [SAMPLES <count>]", "    Return the bytes cruzd stores for <key>: its metadata and elements with their keys.",
+		"HELP", "    Print this help.",
+	},
+	"function": {
+		"FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+		"FLUSH [ASYNC|SYNC]", "    Accepted: cruzd has no functions to delete.",
+		"LIST", "    Return an empty list: cruzd runs no functions.",
+		"HELP", "    Print this help.",
+	},
 }
 
 // addHelp makes "<COMMAND> HELP" answer for every command of t that has a

@@ -54,7 +54,7 @@ func TestClientQueryBufferLimit(t *testing.T) {
 func TestHelpSubcommands(t *testing.T) {
 	s := testServer(t, nil)
 	r := dialRaw(t, s)
-	for _, cmd := range []string{"CLIENT", "CONFIG", "COMMAND", "OBJECT"} {
+	for _, cmd := range []string{"CLIENT", "CONFIG", "COMMAND", "OBJECT", "MEMORY", "FUNCTION"} {
 		r.send(cmd + " HELP\r\n")
 		got := r.reply()
 		if !strings.HasPrefix(got, "*") || !strings.Contains(got, "+"+cmd+" <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n") || !strings.Contains(got, "+HELP\r\n+    Print this help.\r\n") {
