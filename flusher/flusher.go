@@ -745,8 +745,8 @@ func (f *Flusher) Stop() {
 // Afterimages ride with intentions. On a log where every append is a commit
 // of its own (boltlog: a transaction and an fsync), an afterimage appended
 // just before this node's next intention makes that intention wait for the
-// afterimage's commit: measured, one client's commits took twice as long
-// (2.9K against 5.5K txns/s). So while few clients commit on this node (an
+// afterimage's commit, which halves one client's commit rate (figures:
+// bench/RESULTS.md). So while few clients commit on this node (an
 // intention of its own was appended within piggybackWindow, and at most
 // maxRidingCommitters commits are under way), an afterimage waits up to
 // piggybackWindow for the next local intention and is appended with it, in
@@ -758,8 +758,8 @@ func (f *Flusher) Stop() {
 const piggybackWindow = 2 * time.Millisecond
 
 // maxRidingCommitters: with more local commits under way than this,
-// afterimages do not wait (group commit merges them with the intentions
-// anyway; waiting measured 40 % slower with 64 clients).
+// afterimages do not wait: group commit merges them with the intentions
+// anyway, and waiting made 64 clients slower (bench/RESULTS.md).
 const maxRidingCommitters = 2
 
 // CommitBegins tells the flusher that a local commit is under way, until

@@ -518,9 +518,9 @@ func TestPolicies(t *testing.T) {
 			t.Fatalf("stats %+v", s)
 		}
 	})
-	for _, p := range []Policy{PolicyTakeover, PolicyAll, PolicyOriginator, 7} {
-		if p.String() == "" {
-			t.Fatal("unnamed policy")
+	for p, want := range map[Policy]string{PolicyTakeover: "takeover", PolicyAll: "all", PolicyOriginator: "originator", 7: "policy(7)"} {
+		if got := p.String(); got != want {
+			t.Fatalf("Policy(%d).String() = %q, want %q", uint8(p), got, want)
 		}
 	}
 }

@@ -383,14 +383,11 @@ const (
 // call (and never more than two turns of the ring): the clock's work stays
 // proportional to what joins the cache.
 //
-// Both limits are measured: evicting only nodes without children in memory,
-// with up to two turns of the ring a call, a cache of paths the clock could
-// not free fast enough made every call (one per replayed position) walk the
-// whole ring twice while holding clockMu, and the loads of replay waited
-// for it (8 writers of 64-put transactions over 400K keys, 4 MiB cache:
-// ~500 transactions/s fell to ~1/s; the steps kept 13 nodes for each one
-// evicted). A call that finds the clock busy returns at once: the other
-// caller is doing the work, and the allowance carries over.
+// Both limits exist because the clock once walked the whole ring twice a
+// call while holding clockMu, and replay's loads waited for it (figures:
+// bench/RESULTS.md, "Figures behind design choices"). A call that finds the
+// clock busy returns at once: the other caller is doing the work, and the
+// allowance carries over.
 func (p *pager) evict(budget int64, tree cowtree.Tree) {
 	if p.bytes.Load() <= budget {
 		return
