@@ -2,12 +2,14 @@ package cruzdb
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
@@ -131,6 +133,84 @@ func TestRebootstrapRacesTrim(t *testing.T) {
 	workload(t, a, 4, 5)
 	if err := a.Sync(ctx); err != nil {
 		t.Fatalf("node A after its commits: %v", err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if da, db := dump(t, a), dump(t, b); da != db {
+		t.Fatalf("nodes differ:\nA:\n%s\nB:\n%s", da, db)
+	}
+}
+
+// TestCommitSkippedByRebootstrap: a node commits while its replay is held
+// behind; another node checkpoints and trims past that intention; once
+// released, the node re-bootstraps past it and the commit ends with
+// ErrCommitUnknown saying so, not claiming the database closed. The node
+// stays open and agrees with the other.
+func TestCommitSkippedByRebootstrap(t *testing.T) {
+	ctx := context.Background()
+	l := memlog.New(nil)
+	hl := &findHeldLog{Log: l, release: make(chan struct{})}
+	a, err := Open("", &Options{Log: hl, CheckpointLogRatio: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open("", &Options{Log: l, CheckpointLogRatio: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	workload(t, a, 1, 3)
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tail, err := l.Tail(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl.mu.Lock()
+	hl.from = tail // A's replay stops here
+	hl.mu.Unlock()
+	var releaseOnce sync.Once
+	defer releaseOnce.Do(func() { close(hl.release) })
+
+	done := make(chan error, 1)
+	go func() {
+		tx, err := a.Begin(ctx, true)
+		if err != nil {
+			done <- err
+			return
+		}
+		if err := tx.Put([]byte("skipped"), []byte("v")); err != nil {
+			done <- err
+			return
+		}
+		done <- tx.Commit()
+	}()
+	// B sees A's intention, then checkpoints and trims past it.
+	testutil.Eventually(t, time.Minute, func() bool {
+		t2, err := l.Tail(ctx)
+		return err == nil && t2 > tail
+	})
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	workload(t, b, 2, 3)
+	info, err := b.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.TrimmedBelow <= tail {
+		t.Fatalf("checkpoint %+v: want a trim above A's intention at %d", info, tail)
+	}
+	releaseOnce.Do(func() { close(hl.release) })
+	err = <-done
+	if !errors.Is(err, ErrCommitUnknown) || errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "trimmed") {
+		t.Fatalf("commit skipped by the re-bootstrap: %v; want ErrCommitUnknown naming the trim, not ErrClosed", err)
+	}
+	if err := a.Sync(ctx); err != nil {
+		t.Fatalf("node A after the re-bootstrap: %v", err)
 	}
 	if err := b.Sync(ctx); err != nil {
 		t.Fatal(err)

@@ -451,6 +451,25 @@ func (db *DB) replayErr() error {
 	return ErrClosed
 }
 
+// waiterDroppedErr says why a commit's wait for its decision ended without
+// one: replay stopped, the database closed, or (neither) a re-bootstrap
+// resumed past the intention because the log was trimmed there.
+func (db *DB) waiterDroppedErr() error {
+	if err := db.runner.Err(); err != nil {
+		return fmt.Errorf("cruzdb: replay stopped: %w", err)
+	}
+	select {
+	case <-db.closing:
+		return ErrClosed
+	default:
+		return errSkippedByTrim
+	}
+}
+
+// errSkippedByTrim: replay fell behind the log's trim point and resumed
+// from a newer safe point, past the intention.
+var errSkippedByTrim = errors.New("cruzdb: replay resumed past this intention from a newer checkpoint (the log was trimmed below it)")
+
 // waitApplied blocks until replay has passed position target.
 func (db *DB) waitApplied(ctx context.Context, target uint64) error {
 	if db.runner.Applied() >= target {

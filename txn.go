@@ -498,7 +498,7 @@ func (tx *Txn) Commit() error {
 		select {
 		case d, ok := <-w.ch:
 			if !ok {
-				return fmt.Errorf("cruzdb: commit at position %d: %w (%w)", pos, db.replayErr(), ErrCommitUnknown)
+				return fmt.Errorf("cruzdb: commit at position %d: %w (%w)", pos, db.waiterDroppedErr(), ErrCommitUnknown)
 			}
 			if d.Pos != uint64(pos) {
 				// Another intention carried our token: keep waiting for ours.
