@@ -64,28 +64,8 @@ func TestRebootstrapRacesTrim(t *testing.T) {
 	ctx := context.Background()
 	l := memlog.New(nil)
 	hl := &findHeldLog{Log: l, release: make(chan struct{}), findHeld: make(chan struct{}), findRelease: make(chan struct{})}
-	a, err := Open("", &Options{Log: hl, CheckpointLogRatio: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open("", &Options{Log: l, CheckpointLogRatio: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	workload(t, a, 1, 5)
-	if err := a.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tail, err := l.Tail(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A stops replaying; B checkpoints and trims past A's replay position.
-	hl.mu.Lock()
-	hl.from = tail
-	hl.mu.Unlock()
+	a, b, tail := heldPair(t, l, hl, 5)
 	var releaseOnce, findOnce sync.Once
 	defer releaseOnce.Do(func() { close(hl.release) })
 	defer findOnce.Do(func() { close(hl.findRelease) })
@@ -131,15 +111,7 @@ func TestRebootstrapRacesTrim(t *testing.T) {
 		t.Fatal("node A never re-bootstrapped")
 	}
 	workload(t, a, 4, 5)
-	if err := a.Sync(ctx); err != nil {
-		t.Fatalf("node A after its commits: %v", err)
-	}
-	if err := b.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if da, db := dump(t, a), dump(t, b); da != db {
-		t.Fatalf("nodes differ:\nA:\n%s\nB:\n%s", da, db)
-	}
+	sameState(t, a, b)
 }
 
 // TestCommitSkippedByRebootstrap: a node commits while its replay is held
@@ -151,27 +123,7 @@ func TestCommitSkippedByRebootstrap(t *testing.T) {
 	ctx := context.Background()
 	l := memlog.New(nil)
 	hl := &findHeldLog{Log: l, release: make(chan struct{})}
-	a, err := Open("", &Options{Log: hl, CheckpointLogRatio: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open("", &Options{Log: l, CheckpointLogRatio: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	workload(t, a, 1, 3)
-	if err := a.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tail, err := l.Tail(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl.mu.Lock()
-	hl.from = tail // A's replay stops here
-	hl.mu.Unlock()
+	a, b, tail := heldPair(t, l, hl, 3) // A's replay stops at tail
 	var releaseOnce sync.Once
 	defer releaseOnce.Do(func() { close(hl.release) })
 
@@ -209,11 +161,46 @@ func TestCommitSkippedByRebootstrap(t *testing.T) {
 	if !errors.Is(err, ErrCommitUnknown) || errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "trimmed") {
 		t.Fatalf("commit skipped by the re-bootstrap: %v; want ErrCommitUnknown naming the trim, not ErrClosed", err)
 	}
-	if err := a.Sync(ctx); err != nil {
-		t.Fatalf("node A after the re-bootstrap: %v", err)
-	}
-	if err := b.Sync(ctx); err != nil {
+	sameState(t, a, b)
+}
+
+// heldPair opens node A on hl and node B on l (the same log), without
+// automatic checkpoints, commits txns transactions on A, and then holds A's
+// reads from the log's tail on (until hl.release is closed), which it
+// returns.
+func heldPair(t *testing.T, l log.Log, hl *findHeldLog, txns int) (a, b *DB, tail log.Position) {
+	t.Helper()
+	ctx := context.Background()
+	a, err := Open("", &Options{Log: hl, CheckpointLogRatio: -1})
+	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b, err = Open("", &Options{Log: l, CheckpointLogRatio: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	workload(t, a, 1, txns)
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tail, err = l.Tail(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hl.mu.Lock()
+	hl.from = tail
+	hl.mu.Unlock()
+	return a, b, tail
+}
+
+// sameState catches both nodes up with the log and requires equal contents.
+func sameState(t *testing.T, a, b *DB) {
+	t.Helper()
+	for i, db := range []*DB{a, b} {
+		if err := db.Sync(context.Background()); err != nil {
+			t.Fatalf("node %c: %v", 'A'+i, err)
+		}
 	}
 	if da, db := dump(t, a), dump(t, b); da != db {
 		t.Fatalf("nodes differ:\nA:\n%s\nB:\n%s", da, db)
