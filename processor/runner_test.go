@@ -227,7 +227,7 @@ func TestRunnerSkipsChunkBodies(t *testing.T) {
 	l := &rangeCountingLog{Log: memlog.New(nil), whole: map[log.Position]int{}}
 	big := make([]byte, 300<<10)
 	chunk := entry.Encode(nil, entry.TypeCheckpoint, append([]byte{entry.CheckpointChunk, 0}, big...))
-	appendData(t, l, entry.EncodeHeader(&runnerHeader)) // 0 header
+	appendData(t, l, entry.EncodeHeader(&runnerHeader))                                                      // 0 header
 	appendData(t, l, chunk)                                                                                  // 1 chunk
 	appendIn(t, l, &intention.Intention{Snapshot: 0, Token: 12, Ops: []intention.Op{put("a", string(big))}}) // 2 large intention
 	st := processor.NewState(runnerHeader, cowtree.New(nil), 0)
