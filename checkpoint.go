@@ -394,6 +394,7 @@ func (db *DB) tryTrim(ctx context.Context) (uint64, error) {
 	}
 	db.ck.trimmed.Store(target)
 	db.ck.liveBase.Store(base)
+	db.flusher.Trimmed(target)
 	db.ck.mu.Lock()
 	kept := db.ck.confirmed[:0]
 	for _, c := range db.ck.confirmed {
