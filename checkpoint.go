@@ -57,6 +57,7 @@ type ckpt struct {
 	trimMu sync.Mutex // one trim at a time
 
 	sinceCut  atomic.Int64 // bytes replayed since the newest cut
+	below     atomic.Int64 // bytes from the log's trim point to the safe point Open resumed from
 	cum       atomic.Int64 // bytes replayed by this DB
 	liveBase  atomic.Int64 // cum at the trim point
 	lastImage atomic.Int64 // bytes of the newest confirmed image
@@ -100,7 +101,13 @@ func wake(ch chan struct{}) {
 // checkpoints, one for trims (a trim that waited for old snapshots goes as
 // soon as they close, even while the next checkpoint is under way).
 func (db *DB) startCheckpoints() {
-	db.ck.loopWG.Add(2)
+	db.ck.loopWG.Add(3)
+	go func() {
+		defer db.ck.loopWG.Done()
+		if sp := db.safePoint; sp.Intention > 0 {
+			db.countLiveBelow(sp)
+		}
+	}()
 	go func() {
 		defer db.ck.loopWG.Done()
 		for {
@@ -414,6 +421,61 @@ func (db *DB) txnClosed(snap uint64) {
 			db.opts.Logger.Warn("trim failed", "err", err)
 		}
 	}
+}
+
+// countLiveBelow measures the entries from the log's trim point up to the
+// safe point Open resumed from, which replay did not read, so that
+// Stats.LogLiveBytes counts them until this DB trims above them. It reads
+// no entry whole where the log has ReadRange; it runs in the background
+// (a network log pays a round trip per position).
+func (db *DB) countLiveBelow(sp startup.SafePoint) {
+	ctx := db.ck.ctx
+	size := func(p uint64) (int, error) {
+		if rr, ok := db.log.(log.RangeReader); ok {
+			_, n, err := rr.ReadRange(ctx, log.Position(p), 0, 0)
+			return n, err
+		}
+		data, err := db.log.Read(ctx, log.Position(p))
+		return len(data), err
+	}
+	// The trim point: the lowest position at or below the safe point that
+	// is not trimmed.
+	lo, hi := uint64(0), sp.Intention
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if _, err := size(mid); errors.Is(err, log.ErrTrimmed) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	var n int64
+	for p := lo; p <= sp.Intention; p++ {
+		m, err := size(p)
+		switch {
+		case err == nil:
+			n += int64(m)
+		case errors.Is(err, log.ErrFilled):
+		default:
+			if ctx.Err() == nil && !errors.Is(err, log.ErrTrimmed) {
+				db.opts.Logger.Warn("measuring the live log below the safe point", "position", p, "err", err)
+			}
+			return // trimmed meanwhile, or closing: leave it uncounted
+		}
+	}
+	db.ck.below.Store(n)
+}
+
+// liveBytes is Stats.LogLiveBytes.
+func (db *DB) liveBytes() int64 {
+	n := db.ck.cum.Load() - db.ck.liveBase.Load()
+	if db.ck.trimmed.Load() == 0 {
+		// Nothing trimmed by this DB since Open: the log still starts
+		// below the safe point (or another node trimmed it: then this is
+		// an estimate, as for every node that did not trim).
+		n += db.ck.below.Load()
+	}
+	return n
 }
 
 // resumeFromCheckpoint records the checkpoint startup resumed from.
