@@ -389,7 +389,15 @@ func (db *DB) tryTrim(ctx context.Context) (uint64, error) {
 	if target <= trimmed {
 		return trimmed, nil
 	}
-	if err := db.log.Trim(ctx, log.Position(target)); err != nil {
+	// Close cancels a trim under way: the trim loop Close waits for may be
+	// waiting for trimMu, held here by a caller with no deadline.
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(db.ck.ctx, cancel)()
+	if err := db.log.Trim(tctx, log.Position(target)); err != nil {
+		if ctx.Err() == nil && db.isClosed() {
+			err = fmt.Errorf("%w: %w", ErrClosed, err)
+		}
 		return trimmed, err
 	}
 	db.ck.trimmed.Store(target)
