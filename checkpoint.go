@@ -48,6 +48,7 @@ type ckpt struct {
 	mu        sync.Mutex
 	tokens    map[uint64]bool      // cuts this DB appended, not yet replayed
 	cutAt     map[uint64]time.Time // replayed cuts whose image is not confirmed
+	own       map[uint64]bool      // those of cutAt this DB appended
 	prepared  map[uint64]time.Time // when this DB's image of a cut was done
 	cumAt     map[uint64]int64     // bytes replayed before each pending or confirmed cut
 	confirmed []uint64             // cuts confirmed, ascending (above the trim point)
@@ -81,6 +82,7 @@ type ckpt struct {
 func (c *ckpt) init() {
 	c.tokens = map[uint64]bool{}
 	c.cutAt = map[uint64]time.Time{}
+	c.own = map[uint64]bool{}
 	c.prepared = map[uint64]time.Time{}
 	c.cumAt = map[uint64]int64{}
 	c.images = map[uint64]CheckpointInfo{}
@@ -126,7 +128,7 @@ func (db *DB) startCheckpoints() {
 			case <-db.ck.ctx.Done():
 				return
 			case <-db.ck.auto:
-				if db.ck.pending.Load() > 0 {
+				if !db.autoDue() {
 					continue // one is under way; its end re-arms the trigger
 				}
 				db.ck.autoRuns.Add(1)
@@ -249,6 +251,9 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 		local = db.ck.tokens[ck.Token]
 		delete(db.ck.tokens, ck.Token)
 		db.ck.cutAt[ev.Pos] = time.Now()
+		if local {
+			db.ck.own[ev.Pos] = true
+		}
 		db.ck.cumAt[ev.Pos] = db.ck.cum.Load() - int64(ev.Size)
 		db.ck.pending.Add(1)
 		db.ck.sinceCut.Store(0)
@@ -271,7 +276,19 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 				db.ck.prepared[m.Cut] = now
 			}
 			delete(db.ck.cutAt, m.Cut)
+			delete(db.ck.own, m.Cut)
 			db.ck.pending.Add(-1)
+		}
+		// Older cuts whose images are not confirmed are superseded: this
+		// image holds their state and later. (Their writer may be a node
+		// that stopped, or one held behind; waiting for them would hold
+		// the trigger, and commits in checkpointRoom, for good.)
+		for c := range db.ck.cutAt {
+			if c < m.Cut {
+				delete(db.ck.cutAt, c)
+				delete(db.ck.own, c)
+				db.ck.pending.Add(-1)
+			}
 		}
 		db.ck.images[m.Cut] = info
 		for c := range db.ck.images {
@@ -308,6 +325,21 @@ func (db *DB) countReplayed(size int) {
 	if since > db.autoLimit() {
 		wake(db.ck.auto)
 	}
+}
+
+// autoDue reports whether the automatic trigger may start a checkpoint
+// now: when none is under way, or when only other nodes' cuts are and the
+// log grew past the trigger since the newest of them (their writer is slow,
+// stopped or held behind: this DB's own image supersedes them, and
+// commits held by checkpointRoom go on).
+func (db *DB) autoDue() bool {
+	if db.ck.pending.Load() == 0 {
+		return true
+	}
+	db.ck.mu.Lock()
+	own := len(db.ck.own)
+	db.ck.mu.Unlock()
+	return own == 0 && db.ck.sinceCut.Load() > db.autoLimit()
 }
 
 // autoLimit is the log growth since the newest cut that triggers an
@@ -496,38 +528,46 @@ func (db *DB) resumeFromCheckpoint(sp startup.SafePoint) {
 }
 
 // headerAtTrimPoint reads the database header from the cut at the log's trim
-// point, for a log whose position 0 was trimmed.
+// point, for a log whose position 0 was trimmed. When another node trims
+// further meanwhile (the trim point found is trimmed when read), it looks
+// again from there, at most findAttempts times.
 func headerAtTrimPoint(ctx context.Context, l log.Log) (*entry.Header, error) {
-	tail, err := l.Tail(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("cruzdb: open: read tail: %w", err)
-	}
-	lo, hi := uint64(0), uint64(tail)
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		if _, err := l.Read(ctx, log.Position(mid)); errors.Is(err, log.ErrTrimmed) {
-			lo = mid + 1
-		} else {
-			hi = mid
+	lo := uint64(0)
+	for attempt := 1; ; attempt++ {
+		tail, err := l.Tail(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("cruzdb: open: read tail: %w", err)
 		}
-	}
-	data, err := l.Read(ctx, log.Position(lo))
-	if err != nil {
-		return nil, fmt.Errorf("cruzdb: open: read the trim point %d: %w", lo, err)
-	}
-	typ, payload, err := entry.Decode(lo, data)
-	if err != nil {
-		return nil, fmt.Errorf("cruzdb: open: %w", err)
-	}
-	if typ == entry.TypeCheckpoint {
-		if _, h, err := entry.DecodeCut(payload); err == nil {
-			if err := h.Validate(); err != nil {
-				return nil, fmt.Errorf("cruzdb: open: header in the cut at %d: %w: %w", lo, ErrCorrupt, err)
+		hi := uint64(tail)
+		for lo < hi {
+			mid := lo + (hi-lo)/2
+			if _, err := l.Read(ctx, log.Position(mid)); errors.Is(err, log.ErrTrimmed) {
+				lo = mid + 1
+			} else {
+				hi = mid
 			}
-			return h, nil
 		}
+		data, err := l.Read(ctx, log.Position(lo))
+		if errors.Is(err, log.ErrTrimmed) && attempt < findAttempts {
+			continue // trimmed further since the search
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cruzdb: open: read the trim point %d: %w", lo, err)
+		}
+		typ, payload, err := entry.Decode(lo, data)
+		if err != nil {
+			return nil, fmt.Errorf("cruzdb: open: %w", err)
+		}
+		if typ == entry.TypeCheckpoint {
+			if _, h, err := entry.DecodeCut(payload); err == nil {
+				if err := h.Validate(); err != nil {
+					return nil, fmt.Errorf("cruzdb: open: header in the cut at %d: %w: %w", lo, ErrCorrupt, err)
+				}
+				return h, nil
+			}
+		}
+		return nil, fmt.Errorf("cruzdb: open: the log is trimmed below %d, which holds no checkpoint cut: %w", lo, ErrCorrupt)
 	}
-	return nil, fmt.Errorf("cruzdb: open: the log is trimmed below %d, which holds no checkpoint cut: %w", lo, ErrCorrupt)
 }
 
 // findAttempts bounds findSafePoint's scans.
@@ -587,6 +627,7 @@ func (db *DB) rebootstrap(cause error) (*processor.State, error) {
 	for c := range db.ck.cutAt {
 		if c <= sp.Intention {
 			delete(db.ck.cutAt, c)
+			delete(db.ck.own, c)
 			db.ck.pending.Add(-1)
 		}
 	}
