@@ -298,15 +298,17 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 		}
 		db.ck.confirmed = append(db.ck.confirmed, m.Cut)
 		sort.Slice(db.ck.confirmed, func(i, j int) bool { return db.ck.confirmed[i] < db.ck.confirmed[j] })
-		close(db.ck.changed)
-		db.ck.changed = make(chan struct{})
-		db.ck.mu.Unlock()
+		// The counters before the Checkpoint calls waiting for this image
+		// are woken: their callers read Stats next.
 		if m.Cut > db.ck.lastCut.Load() {
 			db.ck.lastCut.Store(m.Cut)
 			db.ck.lastImage.Store(int64(m.Bytes))
 		}
 		db.ck.count.Add(1)
 		db.ck.prepareNs.Store(int64(info.Prepare))
+		close(db.ck.changed)
+		db.ck.changed = make(chan struct{})
+		db.ck.mu.Unlock()
 		wake(db.ck.trim)
 	}
 	return local
