@@ -160,7 +160,9 @@ func (db *DB) stopCheckpoints() {
 // a complete image, and the log keeps the newest. When another node's trim
 // made this DB's replay skip the cut it appended, the newer checkpoint it
 // resumed from holds that state and later, and satisfies the call: the info
-// returned is that checkpoint's (Position above the cut appended).
+// returned is that checkpoint's (Position above the cut appended). If replay
+// resumed from an afterimage instead (no marker read that covers the cut),
+// the call appends another cut, at most three in all.
 func (db *DB) Checkpoint(ctx context.Context) (CheckpointInfo, error) {
 	if db.isClosed() {
 		return CheckpointInfo{}, ErrClosed
@@ -168,11 +170,34 @@ func (db *DB) Checkpoint(ctx context.Context) (CheckpointInfo, error) {
 	return db.checkpoint(ctx)
 }
 
+// cutAttempts bounds the cuts one Checkpoint call appends: a cut that
+// replay skipped (re-bootstrapping past it) with no newer checkpoint known
+// to cover it is followed by another.
+const cutAttempts = 3
+
+// errCutSkipped: replay skipped the cut and no checkpoint known to this DB
+// covers it (replay resumed from an afterimage above the trim point).
+var errCutSkipped = errors.New("replay skipped the cut after falling behind the trim point")
+
 func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
 	if db.opts.CheckpointSerial {
 		db.ck.gate.Lock()
 		defer db.ck.gate.Unlock()
 	}
+	for attempt := 1; ; attempt++ {
+		info, err := db.checkpointOnce(ctx)
+		if errors.Is(err, errCutSkipped) && attempt < cutAttempts && ctx.Err() == nil && !db.isClosed() {
+			// The log was trimmed past the cut by a checkpoint this DB
+			// resumed above without reading its marker: make another.
+			continue
+		}
+		return info, err
+	}
+}
+
+// checkpointOnce appends one cut and waits for its image (or a newer one
+// that covers it) to have authority, then trims.
+func (db *DB) checkpointOnce(ctx context.Context) (CheckpointInfo, error) {
 	token := rand.Uint64()
 	db.ck.mu.Lock()
 	db.ck.tokens[token] = true
@@ -216,7 +241,7 @@ func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
 		if cut <= db.ck.skipped.Load() {
 			// No checkpoint with authority at or after the cut is known
 			// (replay resumed from an afterimage).
-			return CheckpointInfo{Position: log.Position(cut)}, fmt.Errorf("%w: replay skipped the cut at %d after falling behind the trim point", ErrCheckpoint, cut)
+			return CheckpointInfo{Position: log.Position(cut)}, fmt.Errorf("%w: cut at %d: %w", ErrCheckpoint, cut, errCutSkipped)
 		}
 		select {
 		case <-changed:
