@@ -214,11 +214,12 @@ func (db *DB) checkpointOnce(ctx context.Context) (CheckpointInfo, error) {
 	for {
 		db.ck.mu.Lock()
 		info, ok := db.ck.images[cut]
-		if !ok && cut <= db.ck.skipped.Load() {
-			// Replay skipped the cut, re-bootstrapping onto a newer
-			// checkpoint with authority (another node's request, which
-			// trimmed below it): that image holds the state at the cut
-			// and later, so this request is satisfied by it.
+		if !ok {
+			// A newer checkpoint has authority (another node's request,
+			// which may have trimmed the log past this cut's nodes, or
+			// replay skipped the cut, re-bootstrapping onto it): that
+			// image holds the state at the cut and later, so this
+			// request is satisfied by it.
 			info, ok = db.ck.coveringImage(cut)
 		}
 		changed := db.ck.changed
@@ -307,7 +308,8 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 		// Older cuts whose images are not confirmed are superseded: this
 		// image holds their state and later. (Their writer may be a node
 		// that stopped, or one held behind; waiting for them would hold
-		// the trigger, and commits in checkpointRoom, for good.)
+		// the trigger, and commits in checkpointRoom, for good. See also
+		// flusher.SawCheckpoint.)
 		for c := range db.ck.cutAt {
 			if c < m.Cut {
 				delete(db.ck.cutAt, c)
