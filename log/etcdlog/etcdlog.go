@@ -44,6 +44,7 @@ type Log struct {
 	txns, lost atomic.Int64 // append transactions sent, and lost to another writer
 	nested     atomic.Int64 // append transactions sent with guesses in their Else branch
 	nestedWon  atomic.Int64 // ... that lost the tail but landed by a guess
+	misses     atomic.Int64 // Reads the cache could not answer
 	guess      guesser      // the committer's
 	maxGuesses int          // guesses per transaction: maxGuesses (tests and benchmarks change it)
 
@@ -266,6 +267,7 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 		}
 		return data, nil
 	}
+	l.misses.Add(1)
 	v, err := l.readValue(ctx, uint64(pos), op)
 	if err != nil {
 		return nil, err
@@ -485,9 +487,14 @@ type Stats struct {
 	// NestedWon how many of them lost the race for the tail they knew but
 	// landed by a guess, in the same round trip.
 	Nested, NestedWon int64
+	// CacheMisses is how many Reads went to etcd because the entry was not
+	// in the cache (not appended by this node, not delivered by the watch
+	// yet, evicted, or trimmed).
+	CacheMisses int64
 }
 
 // Stats returns the Log's counters.
 func (l *Log) Stats() Stats {
-	return Stats{Txns: l.txns.Load(), Lost: l.lost.Load(), Nested: l.nested.Load(), NestedWon: l.nestedWon.Load()}
+	return Stats{Txns: l.txns.Load(), Lost: l.lost.Load(), Nested: l.nested.Load(), NestedWon: l.nestedWon.Load(),
+		CacheMisses: l.misses.Load()}
 }
