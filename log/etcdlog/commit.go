@@ -30,6 +30,11 @@ type appendResult struct {
 // written; the writer writes them again.
 var errChunksGone = errors.New("chunks expired before the entry was written")
 
+// errNoNestedResponse: etcd answered a failed transaction without the
+// response of the transaction nested in its Else branch, so whether a guess
+// landed is unknown.
+var errNoNestedResponse = errors.New("etcd answered without the nested transaction's response")
+
 // Append writes data at the next free position. Concurrent appends on one
 // Log share etcd transactions.
 func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
@@ -260,13 +265,11 @@ func (l *Log) commit(batch []*appendReq, carry *appendReq) *appendReq {
 				gops = append(gops, clientv3.OpPut(l.k.entry(gpos[i][j]), v))
 			}
 			gops = append(gops, clientv3.OpPut(l.k.tail(), hex16(gnext[i])))
-			cmps := l.metaCmps(&m)
+			cmps := l.metaCmps(&m) // the tail's compare first: by value here
 			cmps[0] = clientv3.Compare(clientv3.Value(l.k.tail()), "=", hex16(tails[i]))
 			els = []clientv3.Op{clientv3.OpTxn(cmps, gops, els)}
 		}
 
-		// A member cut off from its leader answers at once instead of
-		// holding the batch until the timeout.
 		l.txns.Add(1)
 		if len(tails) > 0 {
 			l.nested.Add(1)
@@ -274,6 +277,8 @@ func (l *Log) commit(batch []*appendReq, carry *appendReq) *appendReq {
 		if l.beforeTxn != nil {
 			l.beforeTxn()
 		}
+		// A member cut off from its leader answers at once instead of
+		// holding the batch until the timeout.
 		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(l.ctx), l.opts.RequestTimeout)
 		resp, err := l.cli.Txn(ctx).If(l.metaCmps(&m)...).Then(ops...).Else(els...).Commit()
 		cancel()
@@ -297,7 +302,7 @@ func (l *Log) commit(batch []*appendReq, carry *appendReq) *appendReq {
 		for i := range tails {
 			tr := cur.Responses[0].GetResponseTxn()
 			if tr == nil {
-				reply(fmt.Errorf("etcdlog: append: %w: nested transaction without a response", ErrCorrupt))
+				reply(fmt.Errorf("etcdlog: append: outcome unknown: %w", errNoNestedResponse))
 				return carry
 			}
 			if tr.Succeeded {
