@@ -20,8 +20,8 @@
 //
 //	Else(If(tail = t+d, trim and ahead keys unchanged) Then(put entries t+d.., put tail) Else(get them))
 //
-// where d is how far the tail moved when it last lost, so that when the
-// other node's batch was of that size the batch still lands in the same
+// where d is the most frequent tail move of its recent losses, so that when
+// the other node's batch was of that size the batch still lands in the same
 // round trip. The guess compares the tail's value exactly, so it can only
 // write where the tail is. No node reserves positions ahead of time: a
 // reserved, unwritten position would be a hole every other node waits on.
