@@ -58,6 +58,11 @@ func (h *segHookLog) Read(ctx context.Context, pos log.Position) ([]byte, error)
 	return h.Log.Read(ctx, pos)
 }
 
+func (h *segHookLog) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]byte, int, error) {
+	h.call("read", 0, "before")
+	return h.Log.ReadRange(ctx, pos, off, n)
+}
+
 // TestCrashAtBoundariesSeglog is TestCrashAtEveryBoundary's commit and flush
 // boundaries on seglog (with fdatasync): at each, the log's durable state is
 // copied as a crash would leave it, and a database opened on the copy holds

@@ -75,6 +75,12 @@ func (h *hookLog) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 	return h.Log.Read(ctx, pos)
 }
 
+// ReadRange is a read too (replay reads a prefix of every entry first).
+func (h *hookLog) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]byte, int, error) {
+	h.call("read", 0, "before")
+	return h.Log.ReadRange(ctx, pos, off, n)
+}
+
 func (h *hookLog) Fill(ctx context.Context, pos log.Position) error {
 	h.call("fill", 0, "before")
 	err := h.Log.Fill(ctx, pos)

@@ -17,6 +17,10 @@ const (
 	DefaultCacheBytes        = 256 << 20
 	DefaultTakeoverDelay     = 2 * time.Second
 	DefaultIndexEntries      = 1 << 20
+	// DefaultImageDuty lets a checkpoint image's writer work a quarter of
+	// the time: on two cores, an unpaced image of a 300K-key tree cut
+	// commits to a fifth of their rate while it was written.
+	DefaultImageDuty = 0.25
 )
 
 // DefaultWorkers is 8 x GOMAXPROCS: appends wait on the log, not the CPU,
@@ -50,6 +54,11 @@ func (o *Options) check() error {
 		return bad("HoleTimeout", o.HoleTimeout)
 	case o.Policy > PolicyOriginator:
 		return bad("Policy", o.Policy)
+	case o.ImageDuty < 0 || o.ImageDuty > 1 || o.ImageDuty != o.ImageDuty:
+		return bad("ImageDuty", o.ImageDuty)
+	}
+	if o.ImageDuty == 0 {
+		o.ImageDuty = DefaultImageDuty
 	}
 	if o.Workers == 0 {
 		o.Workers = DefaultWorkers()
