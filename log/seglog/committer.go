@@ -211,7 +211,7 @@ func (l *Log) commitGroup(group []*request) error {
 	// A group that does not fit in the current segment starts a new one.
 	total := (len(l.fills)+len(l.recs))*recHeaderSize + dataBytes
 	act := l.segs[len(l.segs)-1]
-	if len(act.offs) > 0 && int64(act.end)+int64(total) > l.opts.SegmentSize {
+	if len(act.offs) > 0 && (act.retire || int64(act.end)+int64(total) > l.opts.SegmentSize) {
 		if err := l.roll(l.tail); err != nil {
 			return err
 		}
@@ -249,9 +249,13 @@ func (l *Log) commitGroup(group []*request) error {
 	default:
 		l.buf = buf
 	}
+	if err := l.extend(act, int64(gstart)+int64(len(buf))); err != nil {
+		return err
+	}
 	if _, err := act.f.WriteAt(buf, int64(gstart)); err != nil {
 		return fmt.Errorf("write segment %s: %w", act.path, err)
 	}
+	act.alloc = max(act.alloc, int64(gstart)+int64(len(buf)))
 	if err := l.sync(act.f); err != nil {
 		return fmt.Errorf("fdatasync segment %s: %w", act.path, err)
 	}
@@ -329,6 +333,8 @@ func (l *Log) advanceTrim(trim uint64) error {
 		if err := l.roll(trim); err != nil {
 			return err
 		}
+	} else {
+		l.markRetire(trim)
 	}
 	return l.dropTrimmed()
 }
@@ -389,7 +395,8 @@ func (l *Log) roll(base uint64) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("create segment %s: %w", path, err)
 	}
-	if err := preallocate(f, l.opts.SegmentSize); err != nil {
+	alloc := firstStep(l.opts.SegmentSize)
+	if err := preallocate(f, alloc); err != nil {
 		return fail(err)
 	}
 	fills := make([]uint64, 0, len(l.pending))
@@ -418,7 +425,7 @@ func (l *Log) roll(base uint64) error {
 			return fmt.Errorf("create segment %s: %w", path, err)
 		}
 	}
-	s := &segment{seq: seq, base: base, path: path, f: f, end: uint32(len(buf))}
+	s := &segment{seq: seq, base: base, path: path, f: f, end: uint32(len(buf)), alloc: max(alloc, int64(len(buf)))}
 	l.segMu.Lock()
 	l.segs = append(l.segs, s)
 	l.segMu.Unlock()

@@ -38,6 +38,13 @@ type segment struct {
 	end    uint32   // end of the last published record; the index offset once sealed
 	sealed bool
 
+	// alloc is the file's size while it is the unsealed last segment: what
+	// is preallocated (see space.go). retire: a trim left at least
+	// rollDead bytes, and half the segment, below the trim point; the next
+	// group starts a new segment. Only the committer reads or writes them.
+	alloc  int64
+	retire bool
+
 	// verified holds the indexes of large records whose checksum a
 	// ReadRange has checked (see ReadRange).
 	verified sync.Map
@@ -298,7 +305,7 @@ func loadLast(path string, seq uint64, noSync bool) (*segment, []uint64, error) 
 			}
 		}
 	}
-	s := &segment{seq: seq, base: h.base, path: path, f: f, offs: r.ix.offs, kinds: r.ix.kinds, end: r.end, sealed: r.sealed}
+	s := &segment{seq: seq, base: h.base, path: path, f: f, offs: r.ix.offs, kinds: r.ix.kinds, end: r.end, sealed: r.sealed, alloc: fi.Size()}
 	return s, r.fills, nil
 }
 

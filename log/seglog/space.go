@@ -1,0 +1,82 @@
+package seglog
+
+import "fmt"
+
+// Disk space that follows the trim point.
+//
+// A new segment is preallocated to one step (stepSize, or SegmentSize if
+// that is smaller), not to the whole SegmentSize, and its preallocation
+// doubles (up to SegmentSize) whenever a group would write past it, so a
+// small log holds little disk while appends still find their blocks
+// allocated ahead of them (one fallocate per doubling, not one per group).
+// The file's size is always its preallocation: Open scans the last segment
+// up to its size whatever step it reached, and what a crash leaves beyond
+// the last whole group reads as zeros or as a torn group either way.
+//
+// A trim whose point falls inside the last (active) segment marks it to be
+// retired if at least rollDead bytes of it, and at least half of what it
+// holds, lie below the trim point: the next group seals it (as a full
+// segment is sealed) and starts a new one, so the next trim past its end
+// deletes it whole. Nothing above the trim point is deleted or punched.
+
+// stepSize is the first preallocation of a segment, and rollDead the bytes
+// below the trim point that make a trim retire the active segment.
+//
+// rollDead is one step: a roll costs a seal and a new file (a few syncs),
+// so it waits until it frees at least what the new segment's first step
+// takes. The half-the-segment condition keeps a trim that leaves most of
+// the segment live (a trim point far below the tail) from cutting segments
+// short: there the dead part is at most the live part, so the active
+// segment is at most twice what the log needs, before rounding to a step.
+const (
+	stepSize = 64 << 10
+	rollDead = stepSize
+)
+
+// firstStep is the first preallocation of a segment of Options.SegmentSize
+// size.
+func firstStep(segmentSize int64) int64 { return min(stepSize, segmentSize) }
+
+// nextStep is the preallocation that holds need bytes: alloc doubled until
+// it does, at most segmentSize, and need itself for a group larger than
+// that.
+func nextStep(alloc, need, segmentSize int64) int64 {
+	n := max(alloc, stepSize)
+	for n < need && n < segmentSize {
+		n *= 2
+	}
+	return max(min(n, segmentSize), need)
+}
+
+// extend makes s's preallocation hold need bytes. The new size becomes
+// durable with the fdatasync of the group written into it (fdatasync
+// flushes the size needed to read the data back).
+func (l *Log) extend(s *segment, need int64) error {
+	if need <= s.alloc {
+		return nil
+	}
+	n := nextStep(s.alloc, need, l.opts.SegmentSize)
+	if err := preallocate(s.f, n); err != nil {
+		return fmt.Errorf("extend segment %s to %d bytes: %w", s.path, n, err)
+	}
+	s.alloc = n
+	return nil
+}
+
+// markRetire marks the active segment to be sealed before the next group if
+// the trim point (inside it, at or below the tail) leaves at least rollDead
+// bytes, and half of what it holds, below it.
+func (l *Log) markRetire(trim uint64) {
+	act := l.segs[len(l.segs)-1]
+	if act.sealed || len(act.offs) == 0 || trim <= act.base {
+		return
+	}
+	dead := act.end // every position is below the trim point
+	if i := trim - act.base; i < uint64(len(act.offs)) {
+		dead = act.offs[i]
+	}
+	dead -= segHeaderSize
+	if int64(dead) >= rollDead && 2*dead >= act.end-segHeaderSize {
+		act.retire = true
+	}
+}
