@@ -18,7 +18,17 @@ import (
 
 const kill9Env = "SEGLOG_KILL9_DIR"
 
-var kill9Opts = &Options{SegmentSize: minSegmentSize}
+// kill9Opts: segments of one preallocation step (they roll by size), or
+// with SEGLOG_KILL9_STEPS set, 1 MiB segments that grow in steps and that
+// trims retire before they fill.
+func kill9Opts() *Options {
+	if os.Getenv(kill9StepsEnv) != "" {
+		return &Options{SegmentSize: 1 << 20}
+	}
+	return &Options{SegmentSize: minSegmentSize}
+}
+
+const kill9StepsEnv = "SEGLOG_KILL9_STEPS"
 
 // killData is the entry named name: every 10th is larger than a segment's
 // remaining space often is, so groups roll segments.
@@ -39,7 +49,7 @@ func TestKill9Child(t *testing.T) {
 		t.Skip("child of TestKill9 only")
 	}
 	cycle := os.Getenv("SEGLOG_KILL9_CYCLE")
-	l, err := Open(dir, kill9Opts)
+	l, err := Open(dir, kill9Opts())
 	if err != nil {
 		fmt.Println("open error:", err)
 		os.Exit(3)
@@ -116,6 +126,21 @@ func TestKill9(t *testing.T) {
 	if os.Getenv(kill9Env) != "" {
 		t.Skip("in the child")
 	}
+	testKill9(t, false)
+}
+
+// TestKill9Steps is TestKill9 with segments that grow by preallocation
+// steps and are retired by trims: kills land in step extensions and in
+// rolls started by a trim.
+func TestKill9Steps(t *testing.T) {
+	if os.Getenv(kill9Env) != "" {
+		t.Skip("in the child")
+	}
+	t.Setenv(kill9StepsEnv, "1")
+	testKill9(t, true)
+}
+
+func testKill9(t *testing.T, steps bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	acked := map[log.Position]string{}
@@ -163,7 +188,7 @@ func TestKill9(t *testing.T) {
 			t.Fatalf("cycle %d: child stopped after %d lines", cycle, n)
 		}
 
-		l, err := Open(dir, kill9Opts)
+		l, err := Open(dir, kill9Opts())
 		if err != nil {
 			t.Fatalf("cycle %d: reopen: %v", cycle, err)
 		}

@@ -1,0 +1,403 @@
+package seglog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/cruzlog/cruzdb/log"
+)
+
+// dirBytes returns the sum of the sizes of dir's files and, where the file
+// system reports it, the sum of their allocated blocks (st_blocks*512; -1
+// if unknown).
+func dirBytes(t *testing.T, dir string) (size, blocks int64) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		fi, err := os.Stat(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size += fi.Size()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && blocks >= 0 {
+			blocks += st.Blocks * 512
+		} else {
+			blocks = -1
+		}
+	}
+	return size, blocks
+}
+
+func activeSeg(l *Log) *segment {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	return l.segs[len(l.segs)-1]
+}
+
+// TestPreallocationSteps: a new segment is preallocated to one step and its
+// preallocation doubles as groups fill it, up to SegmentSize; a group
+// larger than the segment still fits.
+func TestPreallocationSteps(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := mustOpen(t, dir, &Options{NoSync: true, SegmentSize: 512 << 10})
+	defer l.Close()
+	if _, err := l.Append(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if size, _ := dirBytes(t, dir); size > stepSize+4096 {
+		t.Fatalf("a log of one entry takes %d bytes, want at most one step (%d) and the metadata", size, stepSize)
+	}
+	_, size0 := segFiles(t, dir)
+	if size0 != stepSize {
+		t.Fatalf("new segment is %d bytes, want one step (%d)", size0, stepSize)
+	}
+	data := bytes.Repeat([]byte("y"), 10000)
+	want := []int64{stepSize, 2 * stepSize, 4 * stepSize, 8 * stepSize}
+	seen := map[int64]bool{}
+	for i := 0; i < 45; i++ {
+		if _, err := l.Append(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+		act := activeSeg(l)
+		n, size := segFiles(t, dir)
+		if n != 1 {
+			t.Fatalf("after %d KB: %d segments, want 1", (i+1)*10, n)
+		}
+		if size != act.alloc || int64(act.end) > size {
+			t.Fatalf("segment file is %d bytes, preallocation %d, data up to %d", size, act.alloc, act.end)
+		}
+		seen[size] = true
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Fatalf("segment sizes seen %v, want each of %v", seen, want)
+		}
+	}
+	// The next group does not fit in 512 KiB: a new segment, one step.
+	for range 10 {
+		if _, err := l.Append(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if act := activeSeg(l); act.alloc != stepSize && act.alloc != 2*stepSize {
+		t.Fatalf("a rolled segment starts with %d bytes, want one or two steps", act.alloc)
+	}
+	// One entry larger than a whole segment.
+	big := bytes.Repeat([]byte("z"), 600<<10)
+	p, err := l.Append(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Read(ctx, p); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("Read of a group larger than a segment = %d bytes, %v", len(got), err)
+	}
+	l.Close()
+	l = mustOpen(t, dir, &Options{NoSync: true, SegmentSize: 512 << 10})
+	if got, err := l.Read(ctx, p); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("after reopen Read = %d bytes, %v", len(got), err)
+	}
+}
+
+// TestDiskFollowsTrim: with the default Options (64 MiB segments), a loop
+// of appends and trims near the tail keeps the directory within four
+// preallocation steps: the active segment is retired once a trim leaves a
+// step below its point (so it holds at most a step plus what is appended
+// between two trims, under two steps of preallocation), and the segment
+// before it is deleted by the next trim.
+func TestDiskFollowsTrim(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := mustOpen(t, dir, nil)
+	defer l.Close()
+	const bound = 4 * stepSize
+	batch := make([][]byte, 10)
+	var written, maxSize, maxBlocks int64
+	var last log.Position
+	for round := 0; round < 400; round++ {
+		for i := range batch {
+			batch[i] = payload(round*len(batch) + i)
+			written += int64(len(batch[i]))
+		}
+		ps, err := l.AppendBatch(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = ps[len(ps)-1]
+		if round%4 == 3 {
+			if err := l.Trim(ctx, last-15); err != nil {
+				t.Fatal(err)
+			}
+		}
+		size, blocks := dirBytes(t, dir)
+		if size > bound || blocks > bound+3*4096 {
+			t.Fatalf("round %d: the directory holds %d bytes (%d allocated), want at most %d (+ the blocks of meta and LOCK)", round, size, blocks, bound)
+		}
+		maxSize, maxBlocks = max(maxSize, size), max(maxBlocks, blocks)
+	}
+	if written < 2*bound {
+		t.Fatalf("only %d bytes written: the bound is not exercised", written)
+	}
+	if seq := activeSeg(l).seq; seq < 5 {
+		t.Fatalf("the active segment is number %d: trims near the tail did not retire segments", seq)
+	}
+	for p := last - 15; p <= last; p++ {
+		if got, err := l.Read(ctx, p); err != nil || !bytes.Equal(got, payload(int(p))) {
+			t.Fatalf("Read(%d) above the trim point = %d bytes, %v", p, len(got), err)
+		}
+	}
+	t.Logf("%d bytes written; directory at most %d bytes, %d allocated", written, maxSize, maxBlocks)
+}
+
+// TestRetireNeedsHalf: a trim far below the tail (most of the segment still
+// live) does not cut the segment short; one that leaves more than half of
+// it (and a step) below its point does, at the next group, and the next
+// trim past its end deletes it. Nothing above a trim point is lost, also
+// across reopen.
+func TestRetireNeedsHalf(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := &Options{NoSync: true}
+	l := mustOpen(t, dir, opts)
+	data := bytes.Repeat([]byte("d"), 1000)
+	for range 400 {
+		if _, err := l.Append(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := activeSeg(l).seq
+	if err := l.Trim(ctx, 100); err != nil { // a quarter dead: kept
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, data); err != nil {
+		t.Fatal(err)
+	}
+	if seq := activeSeg(l).seq; seq != first {
+		t.Fatalf("a trim leaving three quarters live rolled to segment %d", seq)
+	}
+	if err := l.Trim(ctx, 300); err != nil { // three quarters dead
+		t.Fatal(err)
+	}
+	if n, _ := segFiles(t, dir); n != 1 {
+		t.Fatalf("%d segments before the next group, want 1", n)
+	}
+	p, err := l.Append(ctx, []byte("next"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq := activeSeg(l).seq; seq != first+1 {
+		t.Fatalf("after a trim leaving three quarters dead, the next group went to segment %d, want %d", seq, first+1)
+	}
+	for q := log.Position(300); q < p; q++ {
+		if got, err := l.Read(ctx, q); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Read(%d) = %d bytes, %v", q, len(got), err)
+		}
+	}
+	l.Close()
+	l = mustOpen(t, dir, opts)
+	defer l.Close()
+	for q := log.Position(300); q < p; q++ {
+		if got, err := l.Read(ctx, q); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("after reopen Read(%d) = %d bytes, %v", q, len(got), err)
+		}
+	}
+	if got, err := l.Read(ctx, p); err != nil || string(got) != "next" {
+		t.Fatalf("after reopen Read(%d) = %q, %v", p, got, err)
+	}
+	if err := l.Trim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if n, size := segFiles(t, dir); n != 1 || size > stepSize {
+		t.Fatalf("after a trim past the retired segment: %d segments, %d bytes; want 1 of one step", n, size)
+	}
+	if got, err := l.Read(ctx, p); err != nil || string(got) != "next" {
+		t.Fatalf("Read(%d) = %q, %v", p, got, err)
+	}
+}
+
+// TestCrashAcrossStep: a crash in the middle of a group that extended the
+// segment's preallocation, with the new size durable or not (the file cut
+// back to the old step), leaves a torn tail that Open cuts; every earlier
+// entry reads back and appends carry on, also after another reopen.
+func TestCrashAcrossStep(t *testing.T) {
+	ctx := context.Background()
+	opts := &Options{NoSync: true}
+	dir := t.TempDir()
+	l := mustOpen(t, dir, opts)
+	var entries [][]byte
+	for i := 0; ; i++ {
+		e := payload(i)
+		if act := activeSeg(l); int(act.end)+recHeaderSize+len(e) > stepSize-200 {
+			break
+		}
+		if _, err := l.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	big := bytes.Repeat([]byte{0xa5, 0x5a, 0x17}, 1500)
+	n := len(entries)
+	if p, err := l.Append(ctx, big); err != nil || p != log.Position(n) {
+		t.Fatalf("Append = %d, %v", p, err)
+	}
+	sp := spanOf(t, l, uint64(n))
+	if sp.from >= stepSize || sp.to <= stepSize || activeSeg(l).alloc != 2*stepSize {
+		t.Fatalf("the last record spans [%d, %d) in a file of %d: it does not cross the first step", sp.from, sp.to, activeSeg(l).alloc)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var cuts []int
+	for c := sp.from; c < sp.to; c += 401 {
+		cuts = append(cuts, c)
+	}
+	cuts = append(cuts, stepSize-1, stepSize, stepSize+1, sp.to-1)
+	for _, mode := range []string{"prefix-written", "suffix-written", "size-lost"} {
+		for _, cut := range cuts {
+			if mode == "size-lost" && cut >= stepSize {
+				continue
+			}
+			d := copyDir(t, dir)
+			path := filepath.Join(d, sp.path)
+			patchFile(t, path, func(b []byte) {
+				switch mode {
+				case "prefix-written", "size-lost":
+					clear(b[cut:sp.to])
+				case "suffix-written":
+					clear(b[sp.from : cut+1])
+				}
+			})
+			if mode == "size-lost" {
+				if err := os.Truncate(path, stepSize); err != nil {
+					t.Fatal(err)
+				}
+			}
+			name := fmt.Sprintf("%s cut at offset %d", mode, cut)
+			l, err := Open(d, opts)
+			if err != nil {
+				t.Fatalf("%s: Open: %v", name, err)
+			}
+			for i, e := range entries {
+				if got, err := l.Read(ctx, log.Position(i)); err != nil || !bytes.Equal(got, e) {
+					t.Fatalf("%s: Read(%d) = %d bytes, %v", name, i, len(got), err)
+				}
+			}
+			if _, err := l.Read(ctx, log.Position(n)); !errors.Is(err, log.ErrNotWritten) {
+				t.Fatalf("%s: Read of the torn record = %v, want ErrNotWritten", name, err)
+			}
+			if p, err := l.Append(ctx, big); err != nil || p != log.Position(n) {
+				t.Fatalf("%s: Append after the cut = %d, %v", name, p, err)
+			}
+			l.Close()
+			l = mustOpen(t, d, opts)
+			if got, err := l.Read(ctx, log.Position(n)); err != nil || !bytes.Equal(got, big) {
+				t.Fatalf("%s: after a second reopen Read(%d) = %d bytes, %v", name, n, len(got), err)
+			}
+			l.Close()
+		}
+	}
+}
+
+// TestCrashAroundRetire: a crash after a trim marked the active segment to
+// be retired (before the next group) loses nothing: the mark is not
+// durable, the reopened log appends to the same segment and a later trim
+// retires it; a crash right after the roll (the retired segment sealed, the
+// new one holding one group) opens with both, and a crash while the new
+// segment was being created (only its temporary file) opens without it.
+func TestCrashAroundRetire(t *testing.T) {
+	ctx := context.Background()
+	opts := &Options{NoSync: true}
+	dir := t.TempDir()
+	l := mustOpen(t, dir, opts)
+	data := bytes.Repeat([]byte("r"), 1000)
+	for range 200 {
+		if _, err := l.Append(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Trim(ctx, 190); err != nil {
+		t.Fatal(err)
+	}
+	if !activeSeg(l).retire {
+		t.Fatal("a trim leaving 190 KB of 200 KB below it did not retire the segment")
+	}
+	marked := copyDir(t, dir) // crash after the trim, before the next group
+	// A new segment's temporary file, as a crash inside roll leaves it.
+	if err := os.WriteFile(filepath.Join(marked, segName(2)+tmpSuffix), make([]byte, stepSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.Append(ctx, []byte("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rolled := copyDir(t, dir) // crash after the roll and the group
+	l.Close()
+
+	check := func(name, d string, want map[log.Position][]byte) *Log {
+		l, err := Open(d, opts)
+		if err != nil {
+			t.Fatalf("%s: Open: %v", name, err)
+		}
+		if _, err := l.Read(ctx, 189); !errors.Is(err, log.ErrTrimmed) {
+			t.Fatalf("%s: Read(189) = %v, want ErrTrimmed", name, err)
+		}
+		for q, w := range want {
+			if got, err := l.Read(ctx, q); err != nil || !bytes.Equal(got, w) {
+				t.Fatalf("%s: Read(%d) = %d bytes, %v", name, q, len(got), err)
+			}
+		}
+		return l
+	}
+	above := map[log.Position][]byte{}
+	for q := log.Position(190); q < 200; q++ {
+		above[q] = data
+	}
+	l = check("crash before the next group", marked, above)
+	if _, err := os.Stat(filepath.Join(marked, segName(2)+tmpSuffix)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the temporary segment file survived Open: %v", err)
+	}
+	if q, err := l.Append(ctx, []byte("after")); err != nil || q != p {
+		t.Fatalf("Append = %d, %v; want %d", q, err, p)
+	}
+	if seq := activeSeg(l).seq; seq != 1 {
+		t.Fatalf("after reopen the group went to segment %d, want 1 (the mark is not durable)", seq)
+	}
+	if err := l.Trim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Trim(ctx, p+1); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := segFiles(t, marked); n != 1 || activeSeg(l).seq == 1 {
+		t.Fatalf("a later trim did not retire and delete the first segment: %d segments, active %d", n, activeSeg(l).seq)
+	}
+	l.Close()
+
+	above[p] = []byte("after")
+	l = check("crash after the roll", rolled, above)
+	if n, _ := segFiles(t, rolled); n != 2 {
+		t.Fatalf("%d segments after the roll, want the sealed one and the new one", n)
+	}
+	if err := l.Trim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := segFiles(t, rolled); n != 1 {
+		t.Fatalf("%d segments after a trim past the retired one, want 1", n)
+	}
+	if got, err := l.Read(ctx, p); err != nil || string(got) != "after" {
+		t.Fatalf("Read(%d) = %q, %v", p, got, err)
+	}
+	l.Close()
+}
