@@ -11,9 +11,12 @@
 // commit began, its kind and a CRC-32C of all of that and the payload:
 // data (an entry), junk (a filled position), or fill-ahead (a Fill at or
 // beyond the tail, which takes no position of its own; Append writes junk
-// when it reaches that position). New segments are preallocated to
-// Options.SegmentSize (fallocate on Linux). When a group does not fit in what
-// is left, the segment is sealed: its index (the offset and kind of every
+// when it reaches that position). A new segment is preallocated (fallocate on
+// Linux) to one step of 64 KiB, and its preallocation doubles, up to
+// Options.SegmentSize, whenever a group would write past it: a small log
+// holds little disk, and appends still find their blocks allocated (one
+// fallocate per doubling, not one per group). When a group does not fit in
+// what is left of Options.SegmentSize, the segment is sealed: its index (the offset and kind of every
 // position it holds) is written after its last record as a checksummed
 // record, with a trailer that locates it, the file is cut there and synced,
 // and a new segment starts, beginning with a fill-ahead record for every fill
@@ -38,7 +41,9 @@
 // Only the last group written can be torn by a crash. Open reads the sealed
 // index of every segment but the last (checking its checksum and that its
 // offsets are ordered and inside the file) and scans the last segment's
-// records until one does not decode. If no valid record after that point
+// records, up to its file size (whatever preallocation step it reached: a
+// group that extended the preallocation makes the new size durable with its
+// own fdatasync), until one does not decode. If no valid record after that point
 // belongs to a later group commit, the bad bytes are the torn tail of the
 // last group (never acknowledged): Open cuts them off, zeroing them on disk.
 // If a later group follows, the bad record was durable and acknowledged: it
@@ -59,6 +64,16 @@
 // segment file whose positions are all below p, before it returns. A trim
 // beyond the tail moves the tail there and starts a new segment at p.
 //
+// A trim whose point falls inside the last (active) segment retires it if
+// at least 64 KiB (one preallocation step) of it, and at least half of what
+// it holds, lie below the point: the next group seals it, as a full segment
+// is sealed, and starts a new one, so that the next trim past its end
+// deletes it whole. The mark is not durable (a reopened log appends to the
+// segment until a trim marks it again). With trims near the tail the
+// directory so stays within a few steps of the log above the trim point,
+// whatever Options.SegmentSize is; a trim far below the tail does not cut
+// segments short. Nothing at or above the trim point is ever deleted.
+//
 // # Concurrency
 //
 // Reads run concurrently with each other and with group commits: Read looks
@@ -75,8 +90,8 @@
 //
 // # Caveats
 //
-//   - Open reads the whole last segment (up to Options.SegmentSize) into
-//     memory to scan it.
+//   - Open reads the last segment (up to its preallocation, at most
+//     Options.SegmentSize) into memory to scan it.
 //   - The index takes 5 bytes of memory per position of the untrimmed log;
 //     the ring of recent groups 4 MiB, from the first append.
 //   - A ReadRange of a record larger than 64 KiB reads and checks the whole

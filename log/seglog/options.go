@@ -18,11 +18,15 @@ type Options struct {
 	// cache survives it). Default false.
 	NoSync bool
 
-	// SegmentSize is the size to which each new segment file is
-	// preallocated, in bytes. A group commit that does not fit in what is
-	// left of the current segment starts a new one (a group larger than a
-	// whole segment makes its segment longer). Trim gives disk space back
-	// in whole segments. Default 64 MiB; at least 64 KiB and at most 1 GiB.
+	// SegmentSize is the size a segment file grows to, in bytes. A new
+	// segment is preallocated to 64 KiB and its preallocation doubles, up
+	// to SegmentSize, as groups fill it. A group commit that does not fit
+	// in what is left of SegmentSize starts a new segment (a group larger
+	// than a whole segment makes its segment longer). Trim gives disk space
+	// back in whole segments, and a trim that leaves at least 64 KiB and
+	// half of the active segment below its point seals it at the next
+	// group, so that the next trim deletes it (see the package doc).
+	// Default 64 MiB; at least 64 KiB and at most 1 GiB.
 	SegmentSize int64
 
 	// MaxGroupBytes bounds the bytes of entry data written in one group
