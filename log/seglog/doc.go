@@ -11,12 +11,14 @@
 // commit began, its kind and a CRC-32C of all of that and the payload:
 // data (an entry), junk (a filled position), or fill-ahead (a Fill at or
 // beyond the tail, which takes no position of its own; Append writes junk
-// when it reaches that position). A new segment is preallocated (fallocate on
-// Linux) to one step of 64 KiB, and its preallocation doubles, up to
-// Options.SegmentSize, whenever a group would write past it: a small log
-// holds little disk, and appends still find their blocks allocated (one
-// fallocate per doubling, not one per group). When a group does not fit in
-// what is left of Options.SegmentSize, the segment is sealed: its index (the offset and kind of every
+// when it reaches that position). Segments are preallocated (fallocate on
+// Linux) in steps: a new segment to what the one before it used, rounded up
+// to a step of 64 KiB (one step for the first), and its preallocation grows
+// by a quarter (at least a step), up to Options.SegmentSize, whenever a
+// group would write past it. A small log holds little disk, and appends
+// still find their blocks allocated (one fallocate per step, not one per
+// group). When a group does not fit in what is left of
+// Options.SegmentSize, the segment is sealed: its index (the offset and kind of every
 // position it holds) is written after its last record as a checksummed
 // record, with a trailer that locates it, the file is cut there and synced,
 // and a new segment starts, beginning with a fill-ahead record for every fill

@@ -4,14 +4,19 @@ import "fmt"
 
 // Disk space that follows the trim point.
 //
-// A new segment is preallocated to one step (stepSize, or SegmentSize if
-// that is smaller), not to the whole SegmentSize, and its preallocation
-// doubles (up to SegmentSize) whenever a group would write past it, so a
-// small log holds little disk while appends still find their blocks
-// allocated ahead of them (one fallocate per doubling, not one per group).
-// The file's size is always its preallocation: Open scans the last segment
-// up to its size whatever step it reached, and what a crash leaves beyond
-// the last whole group reads as zeros or as a torn group either way.
+// A segment is not preallocated to the whole SegmentSize at once. Its
+// preallocation grows in steps whenever a group would write past it: by a
+// quarter of its size, at least stepSize, at most up to SegmentSize (one
+// fallocate per step, so appends still find their blocks allocated ahead of
+// them, and at most a fifth of a grown file is preallocated and unused). A
+// segment's first preallocation is what the segment before it used, rounded
+// up to a step (one step for the first segment, or after a trim beyond the
+// tail): a steady workload that rolls segments reuses the same disk each
+// cycle instead of giving it back and growing it again step by step, and a
+// log that shrinks shrinks its next segment. The file's size is always its
+// preallocation: Open scans the last segment up to its size whatever step it
+// reached, and what a crash leaves beyond the last whole group reads as
+// zeros or as a torn group either way.
 //
 // A trim whose point falls inside the last (active) segment marks it to be
 // retired if at least rollDead bytes of it, and at least half of what it
@@ -33,17 +38,24 @@ const (
 	rollDead = stepSize
 )
 
-// firstStep is the first preallocation of a segment of Options.SegmentSize
-// size.
-func firstStep(segmentSize int64) int64 { return min(stepSize, segmentSize) }
+// firstAlloc is the first preallocation of a segment that starts at base
+// after prev (nil if there is none): what prev used, along the steps of
+// nextStep, if the new segment continues it, else one step.
+func firstAlloc(prev *segment, base uint64, segmentSize int64) int64 {
+	n := min(stepSize, segmentSize)
+	if prev != nil && prev.next() == base && len(prev.offs) > 0 {
+		n = min(nextStep(n, int64(prev.end), segmentSize), segmentSize)
+	}
+	return n
+}
 
-// nextStep is the preallocation that holds need bytes: alloc doubled until
-// it does, at most segmentSize, and need itself for a group larger than
-// that.
+// nextStep is the preallocation that holds need bytes: alloc grown by a
+// quarter (at least a step, in whole steps) until it does, at most
+// segmentSize, and need itself for a group larger than that.
 func nextStep(alloc, need, segmentSize int64) int64 {
 	n := max(alloc, stepSize)
 	for n < need && n < segmentSize {
-		n *= 2
+		n += max(stepSize, n/4/stepSize*stepSize)
 	}
 	return max(min(n, segmentSize), need)
 }

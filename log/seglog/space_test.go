@@ -62,7 +62,7 @@ func TestPreallocationSteps(t *testing.T) {
 	}
 	fallocates := canPreallocate(t)
 	data := bytes.Repeat([]byte("y"), 10000)
-	want := []int64{stepSize, 2 * stepSize, 4 * stepSize, 8 * stepSize}
+	want := []int64{stepSize, 2 * stepSize, 3 * stepSize, 4 * stepSize, 5 * stepSize}
 	seen := map[int64]bool{}
 	for i := 0; i < 45; i++ {
 		if _, err := l.Append(ctx, data); err != nil {
@@ -92,14 +92,15 @@ func TestPreallocationSteps(t *testing.T) {
 			t.Fatalf("segment sizes seen %v, want each of %v", seen, want)
 		}
 	}
-	// The next group does not fit in 512 KiB: a new segment, one step.
+	// The next group does not fit in 512 KiB: a new segment, preallocated
+	// to what the full one before it used.
 	for range 10 {
 		if _, err := l.Append(ctx, data); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if act := activeSeg(l); act.alloc != stepSize && act.alloc != 2*stepSize {
-		t.Fatalf("a rolled segment starts with %d bytes, want one or two steps", act.alloc)
+	if act := activeSeg(l); act.seq != 2 || act.alloc != 512<<10 {
+		t.Fatalf("segment %d after a full one starts with %d bytes, want 2 and the segment size", act.seq, act.alloc)
 	}
 	// One entry larger than a whole segment.
 	big := bytes.Repeat([]byte("z"), 600<<10)
@@ -225,8 +226,9 @@ func TestRetireNeedsHalf(t *testing.T) {
 	if err := l.Trim(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if n, size := segFiles(t, dir); n != 1 || size > stepSize {
-		t.Fatalf("after a trim past the retired segment: %d segments, %d bytes; want 1 of one step", n, size)
+	// The new segment took what the retired one used (400 KB), in steps.
+	if n, size := segFiles(t, dir); n != 1 || size != 7*stepSize {
+		t.Fatalf("after a trim past the retired segment: %d segments, %d bytes; want 1 of %d", n, size, 7*stepSize)
 	}
 	if got, err := l.Read(ctx, p); err != nil || string(got) != "next" {
 		t.Fatalf("Read(%d) = %q, %v", p, got, err)
