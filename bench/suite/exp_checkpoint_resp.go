@@ -24,10 +24,11 @@ import (
 // apparent bytes) and INFO's checkpoint section are recorded. The target:
 // after round 5 the directory is within 1.5x of its size after round 3, and
 // within 16x the live data (1,000 keys of 16 bytes with 3-byte values).
-// seglog preallocates each segment (64 MiB by default) and a trim frees
-// whole segments, so the directory never goes below one segment; a second
-// server with --seglog-segment-size 64KiB shows the bound the log itself
-// keeps.
+// A trim frees whole segments; seglog preallocates a segment in steps (from
+// 64 KiB, up to 64 MiB by default) and a trim near the tail retires the
+// active segment, so the directory follows the trim point with the default
+// segment size; a second server with --seglog-segment-size 64KiB shows the
+// bound with segments of one step.
 func runCheckpointResp(e *Env) error {
 	n := pick(e, 300_000, 10_000, 2_000)
 	const rounds = 5
@@ -77,7 +78,7 @@ func runCheckpointResp(e *Env) error {
 		series = append(series, sr)
 	}
 	t.Note("one cruzd per segment size (default flags otherwise: seglog with fsync, automatic checkpoints on), %d rounds of redis-benchmark -t set -r 1000 -n %d -c 50 on it; after each round du of its data directory (allocated blocks, and apparent file sizes) and INFO checkpoint", rounds, n)
-	t.Note("live data: keys × 19 bytes (16-byte redis-benchmark keys, 3-byte values) = the target's base; seglog preallocates every segment file to its full size")
+	t.Note("live data: keys × 19 bytes (16-byte redis-benchmark keys, 3-byte values) = the target's base; seglog preallocates segment files in steps of 64 KiB up to the segment size, and a trim near the tail retires the active segment")
 	if err := e.Emit(t); err != nil {
 		return err
 	}
