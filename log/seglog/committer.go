@@ -395,11 +395,7 @@ func (l *Log) roll(base uint64) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("create segment %s: %w", path, err)
 	}
-	var prev *segment
-	if n := len(l.segs); n > 0 {
-		prev = l.segs[n-1]
-	}
-	alloc := firstAlloc(prev, base, l.opts.SegmentSize)
+	alloc := firstAlloc(l.opts.SegmentSize)
 	if err := preallocate(f, alloc); err != nil {
 		return fail(err)
 	}

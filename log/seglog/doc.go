@@ -12,10 +12,9 @@
 // data (an entry), junk (a filled position), or fill-ahead (a Fill at or
 // beyond the tail, which takes no position of its own; Append writes junk
 // when it reaches that position). Segments are preallocated (fallocate on
-// Linux) in steps: a new segment to what the one before it used, rounded up
-// to a step of 64 KiB (one step for the first), and its preallocation grows
-// by a quarter (at least a step), up to Options.SegmentSize, whenever a
-// group would write past it. A small log holds little disk, and appends
+// Linux) in steps: a new segment to one step of 64 KiB, and its
+// preallocation grows by a quarter (at least a step), up to
+// Options.SegmentSize, whenever a group would write past it. A small log holds little disk, and appends
 // still find their blocks allocated (one fallocate per step, not one per
 // group). When a group does not fit in what is left of
 // Options.SegmentSize, the segment is sealed: its index (the offset and kind of every

@@ -19,8 +19,7 @@ type Options struct {
 	NoSync bool
 
 	// SegmentSize is the size a segment file grows to, in bytes. A new
-	// segment is preallocated to what the one before it used, rounded up to
-	// 64 KiB (64 KiB for the first), and its preallocation grows by a
+	// segment is preallocated to 64 KiB and its preallocation grows by a
 	// quarter (at least 64 KiB), up to SegmentSize, as groups fill it. A group commit that does not fit
 	// in what is left of SegmentSize starts a new segment (a group larger
 	// than a whole segment makes its segment longer). Trim gives disk space

@@ -92,15 +92,14 @@ func TestPreallocationSteps(t *testing.T) {
 			t.Fatalf("segment sizes seen %v, want each of %v", seen, want)
 		}
 	}
-	// The next group does not fit in 512 KiB: a new segment, preallocated
-	// to what the full one before it used.
-	for range 10 {
+	// The next group does not fit in 512 KiB: a new segment, one step.
+	for range 5 {
 		if _, err := l.Append(ctx, data); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if act := activeSeg(l); act.seq != 2 || act.alloc != 512<<10 {
-		t.Fatalf("segment %d after a full one starts with %d bytes, want 2 and the segment size", act.seq, act.alloc)
+	if act := activeSeg(l); act.seq != 2 || act.alloc != stepSize {
+		t.Fatalf("segment %d after a full one holds %d bytes, want segment 2 of one step", act.seq, act.alloc)
 	}
 	// One entry larger than a whole segment.
 	big := bytes.Repeat([]byte("z"), 600<<10)
@@ -226,9 +225,8 @@ func TestRetireNeedsHalf(t *testing.T) {
 	if err := l.Trim(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	// The new segment took what the retired one used (400 KB), in steps.
-	if n, size := segFiles(t, dir); n != 1 || size != 7*stepSize {
-		t.Fatalf("after a trim past the retired segment: %d segments, %d bytes; want 1 of %d", n, size, 7*stepSize)
+	if n, size := segFiles(t, dir); n != 1 || size != stepSize {
+		t.Fatalf("after a trim past the retired segment: %d segments, %d bytes; want 1 of one step", n, size)
 	}
 	if got, err := l.Read(ctx, p); err != nil || string(got) != "next" {
 		t.Fatalf("Read(%d) = %q, %v", p, got, err)
