@@ -92,14 +92,15 @@ func TestPreallocationSteps(t *testing.T) {
 			t.Fatalf("segment sizes seen %v, want each of %v", seen, want)
 		}
 	}
-	// The next group does not fit in 512 KiB: a new segment, one step.
-	for range 5 {
+	// A group that does not fit in 512 KiB starts a new segment, at one
+	// step, grown by at most one more for what follows.
+	for range 10 {
 		if _, err := l.Append(ctx, data); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if act := activeSeg(l); act.seq != 2 || act.alloc != stepSize {
-		t.Fatalf("segment %d after a full one holds %d bytes, want segment 2 of one step", act.seq, act.alloc)
+	if act := activeSeg(l); act.seq != 2 || act.alloc > 2*stepSize {
+		t.Fatalf("segment %d after a full one holds %d bytes, want segment 2 of at most two steps", act.seq, act.alloc)
 	}
 	// One entry larger than a whole segment.
 	big := bytes.Repeat([]byte("z"), 600<<10)
