@@ -83,6 +83,9 @@ func killCycles(t *testing.T, child, dir string, cycles, stride int, check func(
 	if d, _ := killChild(); d != "" {
 		t.Skip("in the child")
 	}
+	// The parent mostly waits for its child: run alongside the other
+	// parallel tests.
+	t.Parallel()
 	acked := map[string]string{}
 	for cycle := range cycles {
 		cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")

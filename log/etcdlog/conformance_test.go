@@ -36,6 +36,7 @@ func makeHole(t *testing.T, l log.Log) log.Position {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel() // logs of its own names; bound by etcd round trips
 	cli := newClient(t, sharedEtcd(t))
 	open := func(t *testing.T) log.Log { return mustOpen(t, cli, uniqueName(t), nil) }
 	reopen := func(t *testing.T, closed log.Log) log.Log {
