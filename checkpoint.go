@@ -180,11 +180,12 @@ func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
 	for {
 		db.ck.mu.Lock()
 		info, ok := db.ck.images[cut]
-		if !ok && cut <= db.ck.skipped.Load() {
-			// Replay skipped the cut, re-bootstrapping onto a newer
-			// checkpoint with authority (another node's request, which
-			// trimmed below it): that image holds the state at the cut
-			// and later, so this request is satisfied by it.
+		if !ok {
+			// A newer checkpoint has authority (another node's request,
+			// which may have trimmed the log past this cut's nodes, or
+			// replay skipped the cut, re-bootstrapping onto it): that
+			// image holds the state at the cut and later, so this
+			// request is satisfied by it.
 			info, ok = db.ck.coveringImage(cut)
 		}
 		changed := db.ck.changed
@@ -265,6 +266,12 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 			}
 			delete(db.ck.cutAt, m.Cut)
 			db.ck.pending.Add(-1)
+		}
+		for c := range db.ck.cutAt {
+			if c < m.Cut { // superseded (see flusher.SawCheckpoint)
+				delete(db.ck.cutAt, c)
+				db.ck.pending.Add(-1)
+			}
 		}
 		db.ck.images[m.Cut] = info
 		for c := range db.ck.images {

@@ -43,6 +43,11 @@ type Node struct {
 	MinTomb          uint64 // lowest tombstone Pos in the subtree; math.MaxUint64 if none
 	Left             Ptr
 	Right            Ptr
+	// LeftCount and RightCount are the number of nodes in the left and
+	// right subtrees (0 for a nil pointer). They give every node of a tree
+	// its post-order number from its parent's on the way down, which is how
+	// a checkpoint relocates a tree without copying it (see cowtree.Tree.Cut).
+	LeftCount, RightCount uint32
 }
 
 // Afterimage is the delta of the intention at log position Intention: the

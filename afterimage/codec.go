@@ -25,11 +25,11 @@ const (
 	// numFieldsNoOffsets is the record written before the node offsets
 	// existed; it is still read.
 	numFieldsNoOffsets = 3
-	nodeFields         = 10
+	nodeFields         = 12
 
 	// Smallest encodings, to refuse impossible lengths: a node is a
-	// fixarray and ten one-byte values.
-	minNodeSize = 11
+	// fixarray and twelve one-byte values.
+	minNodeSize = 13
 )
 
 // EncodedSize is the exact number of bytes AppendPayload appends.
@@ -65,9 +65,9 @@ func appendOffsetEntry(dst []byte, at int, b []byte) []byte {
 }
 
 // MaxNodeOverhead bounds what a node's encoding takes beyond its key and
-// value: array header, two bin headers, three uints, two bools, the height
+// value: array header, two bin headers, five uints, two bools, the height
 // and two pointers of at most an array header and three uints.
-const MaxNodeOverhead = 1 + 2*wire.MaxBytesOverhead + 3*wire.MaxUintSize + 2 + 2 +
+const MaxNodeOverhead = 1 + 2*wire.MaxBytesOverhead + 5*wire.MaxUintSize + 2 + 2 +
 	2*(1+3*wire.MaxUintSize)
 
 // maxSize is a cheap upper bound of EncodedSize.
@@ -82,7 +82,8 @@ func (a *Afterimage) maxSize() int {
 func (nd *Node) encodedSize() int {
 	n := 1 + wire.BytesSize(nd.Key) + wire.BytesSize(nd.Value) +
 		wire.UintSize(nd.Pos) + 2 + wire.UintSize(nd.MaxPos) +
-		wire.UintSize(uint64(nd.Height)) + nd.Left.encodedSize() + nd.Right.encodedSize()
+		wire.UintSize(uint64(nd.Height)) + nd.Left.encodedSize() + nd.Right.encodedSize() +
+		wire.UintSize(uint64(nd.LeftCount)) + wire.UintSize(uint64(nd.RightCount))
 	if nd.MinTomb == NoTombstone {
 		n++
 	} else {
@@ -110,7 +111,7 @@ func (p Ptr) encodedSize() int {
 //
 //	node = [key bin|nil, value bin|nil, pos uint, tombstone bool,
 //	        maxpos uint, mintomb uint|nil, height uint, left ptr, right ptr,
-//	        value-in-intention bool]
+//	        value-in-intention bool, left-count uint, right-count uint]
 //
 //	ptr  = nil                        PtrNil
 //	     | [1, off uint]              PtrSelf
@@ -212,7 +213,9 @@ func (nd *Node) AppendTo(dst []byte) []byte {
 	dst = wire.AppendUint(dst, uint64(nd.Height))
 	dst = nd.Left.appendTo(dst)
 	dst = nd.Right.appendTo(dst)
-	return wire.AppendBool(dst, nd.ValueInIntention)
+	dst = wire.AppendBool(dst, nd.ValueInIntention)
+	dst = wire.AppendUint(dst, uint64(nd.LeftCount))
+	return wire.AppendUint(dst, uint64(nd.RightCount))
 }
 
 func (p Ptr) appendTo(dst []byte) []byte {
@@ -464,6 +467,15 @@ func (nd *Node) decode(r *wire.Reader, i int) error {
 	if nd.ValueInIntention, err = r.Bool(); err != nil {
 		return malformed(fmt.Sprintf("node %d value-in-intention", i), err)
 	}
+	lc, err := r.UintMax(math.MaxUint32)
+	if err != nil {
+		return malformed(fmt.Sprintf("node %d left count", i), err)
+	}
+	rc, err := r.UintMax(math.MaxUint32)
+	if err != nil {
+		return malformed(fmt.Sprintf("node %d right count", i), err)
+	}
+	nd.LeftCount, nd.RightCount = uint32(lc), uint32(rc)
 	return nd.check(i)
 }
 

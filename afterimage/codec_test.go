@@ -133,6 +133,12 @@ func randAfterimage(r *rand.Rand) *Afterimage {
 		nd.Height = uint8(1 + r.IntN(255))
 		nd.Left = randPtr(r, i)
 		nd.Right = randPtr(r, i)
+		if nd.Left.Kind != PtrNil {
+			nd.LeftCount = uint32(1 + r.Uint64N(1<<uint(r.IntN(32))))
+		}
+		if nd.Right.Kind != PtrNil {
+			nd.RightCount = uint32(1 + r.Uint64N(1<<uint(r.IntN(32))))
+		}
 	}
 	return a
 }
@@ -153,8 +159,10 @@ func typical(n int) *Afterimage {
 		nd.MinTomb = NoTombstone
 		nd.Height = uint8(i + 1)
 		nd.Right = AfterimagePtr(1_200_000+uint64(i), uint32(i%40))
+		nd.RightCount = 1<<(i%20) + uint32(i)
 		if i > 0 {
 			nd.Left = SelfPtr(uint32(i - 1))
+			nd.LeftCount = uint32(i)
 		}
 		if i%7 == 3 {
 			nd.Right = IntentionPtr(1_234_000+uint64(i), uint32(i%5))
@@ -451,7 +459,7 @@ func libEncode(t testing.TB, a *Afterimage) []byte {
 	for _, n := range a.Nodes {
 		start := buf.Len()
 		offsets = binary.BigEndian.AppendUint32(offsets, uint32(start))
-		must(e.EncodeArrayLen(10))
+		must(e.EncodeArrayLen(12))
 		must(e.EncodeBytes(n.Key))
 		must(e.EncodeBytes(n.Value))
 		must(e.EncodeUint(n.Pos))
@@ -466,6 +474,8 @@ func libEncode(t testing.TB, a *Afterimage) []byte {
 		ptr(n.Left)
 		ptr(n.Right)
 		must(e.EncodeBool(n.ValueInIntention))
+		must(e.EncodeUint(uint64(n.LeftCount)))
+		must(e.EncodeUint(uint64(n.RightCount)))
 		offsets = binary.BigEndian.AppendUint32(offsets, crc32.Checksum(buf.Bytes()[start:], crc32.MakeTable(crc32.Castagnoli)))
 	}
 	if offsets == nil {
@@ -529,8 +539,14 @@ func checkGeneric(t *testing.T, a *Afterimage, enc []byte) {
 	}
 	for i, v := range nodes {
 		nd, ok := v.([]any)
-		if !ok || len(nd) != 10 {
-			t.Fatalf("node %d is %T of %d elements, want 10", i, v, len(nd))
+		if !ok || len(nd) != 12 {
+			t.Fatalf("node %d is %T of %d elements, want 12", i, v, len(nd))
+		}
+		if c, ok := asUint(nd[10]); !ok || c != uint64(a.Nodes[i].LeftCount) {
+			t.Fatalf("node %d: left count %v, want %d", i, nd[10], a.Nodes[i].LeftCount)
+		}
+		if c, ok := asUint(nd[11]); !ok || c != uint64(a.Nodes[i].RightCount) {
+			t.Fatalf("node %d: right count %v, want %d", i, nd[11], a.Nodes[i].RightCount)
 		}
 		if nd[3] != a.Nodes[i].Tombstone {
 			t.Fatalf("node %d: tombstone %v, want %t", i, nd[3], a.Nodes[i].Tombstone)
@@ -583,7 +599,7 @@ func lenientPayload() []byte {
 	e.EncodeInt32(6) // base
 	e.EncodeArrayLen(2)
 	for i := range 2 {
-		e.EncodeArrayLen(10)
+		e.EncodeArrayLen(12)
 		e.EncodeString("key")
 		if i == 0 {
 			e.EncodeString("v")
@@ -607,6 +623,8 @@ func lenientPayload() []byte {
 			e.EncodeInt32(0)
 		}
 		e.EncodeBool(i == 1)
+		e.EncodeInt64(0)
+		e.EncodeUint32(uint32(7 + i)) // the right subtree's count
 	}
 	return buf.Bytes()
 }
@@ -616,8 +634,8 @@ func TestDecodeLenient(t *testing.T) {
 	n := Node{Key: []byte("key"), Pos: 3, MaxPos: 4, MinTomb: NoTombstone, Height: 1}
 	n0, n1 := n, n
 	n0.Value = []byte("v")
-	n0.Right = AfterimagePtr(9, 1)
-	n1.Right = SelfPtr(0)
+	n0.Right, n0.RightCount = AfterimagePtr(9, 1), 7
+	n1.Right, n1.RightCount = SelfPtr(0), 8
 	n1.ValueInIntention = true
 	want := &Afterimage{Intention: 7, Base: 6, Nodes: []Node{n0, n1}}
 	p := lenientPayload()
@@ -714,13 +732,15 @@ const (
 	fLeft
 	fRight
 	fInIntention
+	fLeftCount
+	fRightCount
 )
 
 // nodeFieldBytes returns the encoded fields of a valid node: key "k", nil
 // value, pos 1, no tombstone, maxpos 1, nil mintomb, height 1, nil
-// pointers, value not in the intention.
+// pointers, value not in the intention, subtree counts 0.
 func nodeFieldBytes() [][]byte {
-	return [][]byte{{0xc4, 1, 'k'}, {0xc0}, {1}, {0xc2}, {1}, {0xc0}, {1}, {0xc0}, {0xc0}, {0xc2}}
+	return [][]byte{{0xc4, 1, 'k'}, {0xc0}, {1}, {0xc2}, {1}, {0xc0}, {1}, {0xc0}, {0xc0}, {0xc2}, {0}, {0}}
 }
 
 // rawNode encodes fields as a node (a fixarray of them).
@@ -785,9 +805,11 @@ func TestDecodeHandMade(t *testing.T) {
 			Nodes: []Node{with(func(m *Node) { m.Tombstone = true })}}},
 		"value": {payload(node(nf{fValue: {0xa1, 'v'}})), &Afterimage{Intention: 5, Base: 4,
 			Nodes: []Node{with(func(m *Node) { m.Value = []byte("v") })}}},
-		"pointers": {payload(node(nil), node(nf{fLeft: {0x92, 1, 0}, fRight: {0x93, 2, 7, 0}, fInIntention: {0xc3}})),
+		"pointers": {payload(node(nil), node(nf{fLeft: {0x92, 1, 0}, fRight: {0x93, 2, 7, 0}, fInIntention: {0xc3},
+			fLeftCount: {1}, fRightCount: {0xce, 0xff, 0xff, 0xff, 0xff}})),
 			&Afterimage{Intention: 5, Base: 4, Nodes: []Node{n, with(func(m *Node) {
 				m.Left, m.Right, m.ValueInIntention = SelfPtr(0), AfterimagePtr(7, 0), true
+				m.LeftCount, m.RightCount = 1, math.MaxUint32
 			})}}},
 	}
 	for name, c := range cases {
@@ -1006,7 +1028,8 @@ func TestPtrString(t *testing.T) {
 		}
 	}
 	n := &Node{Key: []byte("k"), Pos: 3, MaxPos: 4, MinTomb: NoTombstone, Height: 1, Left: SelfPtr(0)}
-	want := `key="k" value=nil pos=3 tomb=false maxpos=4 mintomb=none height=1 left=self(0) right=nil`
+	n.LeftCount = 1
+	want := `key="k" value=nil pos=3 tomb=false maxpos=4 mintomb=none height=1 left=self(0)/1 right=nil/0`
 	if got := n.String(); got != want {
 		t.Errorf("Node.String:\n got %s\nwant %s", got, want)
 	}

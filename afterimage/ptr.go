@@ -62,8 +62,8 @@ func (n *Node) String() string {
 	if n.Value == nil {
 		val = "nil"
 	}
-	return fmt.Sprintf("key=%q value=%s pos=%d tomb=%t maxpos=%d mintomb=%s height=%d left=%s right=%s",
-		n.Key, val, n.Pos, n.Tombstone, n.MaxPos, mt, n.Height, n.Left, n.Right)
+	return fmt.Sprintf("key=%q value=%s pos=%d tomb=%t maxpos=%d mintomb=%s height=%d left=%s/%d right=%s/%d",
+		n.Key, val, n.Pos, n.Tombstone, n.MaxPos, mt, n.Height, n.Left, n.LeftCount, n.Right, n.RightCount)
 }
 
 // PointerCounts counts child pointers by kind.

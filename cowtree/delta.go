@@ -21,13 +21,20 @@ type Delta struct {
 	err      error
 	done     bool
 	replaced []*Node
+	// cut is the tree's cut (see Tree.Cut), and nums the numbers in its
+	// image of the nodes of the cut's tree this delta met: a copy of one
+	// of them points at its children by their numbers (see own).
+	cut  uint64
+	nums map[*Node]int64
 }
 
 // Begin starts delta id on top of t. Every entry written through the delta
 // carries position id, which must be greater than every position in t.
 func (t *Tree) Begin(id uint64) *Delta {
-	d := &Delta{id: id, ld: t.ld, replaced: make([]*Node, 0, 32)}
-	d.root, d.err = resolve(t.root, t.ld)
+	d := &Delta{id: id, ld: t.ld, replaced: make([]*Node, 0, 32), cut: t.cut}
+	num := t.rootNum()
+	d.root, d.err = resolveAt(t.root, t.ld, t.cut, num)
+	d.note(d.root, num)
 	if d.err == nil && d.root != nil && d.root.maxPos >= id {
 		d.err = fmt.Errorf("%w: delta %d, tree has %d", ErrDeltaOrder, id, d.root.maxPos)
 	}
@@ -65,18 +72,72 @@ func (d *Delta) write(key, value []byte, tomb bool) error {
 	return nil
 }
 
-func (d *Delta) child(r *Ref) *Node {
+// childOf returns p's left (or right) child, loading it if needed.
+func (d *Delta) childOf(p *Node, left bool) *Node {
 	if d.err != nil {
 		return nil
 	}
-	if n := r.Node(); n != nil {
-		return n // the processor's own walks do not count as use for the cache
+	r := side(p, left)
+	num := childNum(d.cut, r, p, d.num(p), left)
+	n := r.Node() // the processor's own walks do not count as use for the cache
+	if n == nil {
+		var err error
+		if n, err = resolveAt(r, d.ld, d.cut, num); err != nil {
+			d.err = err
+			return nil
+		}
 	}
-	n, err := resolve(r, d.ld)
-	if err != nil {
-		d.err = err
-	}
+	d.note(n, num)
 	return n
+}
+
+func side(p *Node, left bool) *Ref {
+	if left {
+		return &p.left
+	}
+	return &p.right
+}
+
+// note records that n is node num of the cut's image (num -1: it is not).
+func (d *Delta) note(n *Node, num int64) {
+	if n == nil || num < 0 {
+		return
+	}
+	if d.nums == nil {
+		d.nums = make(map[*Node]int64, 16)
+	}
+	d.nums[n] = num
+}
+
+// num returns n's number in the cut's image, or -1 when n is not in the
+// cut's tree (or this delta has not met it).
+func (d *Delta) num(n *Node) int64 {
+	if k, ok := d.nums[n]; ok {
+		return k
+	}
+	return -1
+}
+
+// copyChild copies p's left (or right) child pointer into dst, a pointer
+// of a node this delta owns. A child in the cut's tree is pointed at by
+// its number, (cut, n): that address stays valid once the log below the
+// cut is trimmed, so every delta after a cut writes only pointers into the
+// cut's image and later deltas. Nothing is relabelled at the cut itself.
+func (d *Delta) copyChild(dst *Ref, p *Node, left bool) {
+	src := side(p, left)
+	dst.copyFrom(src)
+	if k := childNum(d.cut, src, p, d.num(p), left); k >= 0 {
+		dst.setAddr(Addr{Kind: AddrIntention, Pos: d.cut, Off: uint32(k)})
+	}
+}
+
+// setRef points r, a pointer of a node this delta owns, at n, by n's
+// number in the cut's image when n is in the cut's tree.
+func (d *Delta) setRef(r *Ref, n *Node) {
+	r.set(n)
+	if k := d.num(n); k >= 0 {
+		r.setAddr(Addr{Kind: AddrIntention, Pos: d.cut, Off: uint32(k)})
+	}
 }
 
 // own returns n itself when this delta created it, else a fresh copy.
@@ -98,8 +159,8 @@ func (d *Delta) own(n *Node) *Node {
 		akind:   AddrIntention,
 		apos:    d.id,
 	}
-	c.left.copyFrom(&n.left)
-	c.right.copyFrom(&n.right)
+	d.copyChild(&c.left, n, true)
+	d.copyChild(&c.right, n, false)
 	return c
 }
 
@@ -121,13 +182,7 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 		d.update(m)
 		return m, d.err
 	}
-	var r *Ref
-	if c < 0 {
-		r = &m.left
-	} else {
-		r = &m.right
-	}
-	ch := d.child(r)
+	ch := d.childOf(m, c < 0)
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -135,13 +190,13 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 	if err != nil {
 		return nil, err
 	}
-	r.set(nc)
+	d.setRef(side(m, c < 0), nc)
 	return d.balance(m), d.err
 }
 
 // update recomputes m's summaries from its children.
 func (d *Delta) update(m *Node) {
-	lh, rh := d.refHeight(&m.left), d.refHeight(&m.right)
+	lh, rh := d.refHeight(m, true), d.refHeight(m, false)
 	m.height = max(lh, rh) + 1
 	m.maxPos = max(m.pos, m.left.maxPos, m.right.maxPos)
 	m.minTomb = min(m.left.minTomb, m.right.minTomb)
@@ -150,16 +205,17 @@ func (d *Delta) update(m *Node) {
 	}
 }
 
-// refHeight returns the height of the child behind r, learning the child's
-// summaries (by loading it) when the ref does not know them yet. r belongs
-// to a node owned by the delta.
-func (d *Delta) refHeight(r *Ref) int8 {
+// refHeight returns the height of m's left (or right) child, learning the
+// child's summaries (by loading it) when the pointer does not know them
+// yet. m is owned by the delta.
+func (d *Delta) refHeight(m *Node, left bool) int8 {
+	r := side(m, left)
 	if r.h < 0 {
-		c := d.child(r)
+		c := d.childOf(m, left)
 		if c == nil {
 			return 0
 		}
-		r.set(c)
+		r.learn(c)
 	}
 	return r.h
 }
@@ -167,25 +223,25 @@ func (d *Delta) refHeight(r *Ref) int8 {
 // balance restores the AVL invariant at m (owned by the delta) and returns
 // the new subtree root.
 func (d *Delta) balance(m *Node) *Node {
-	bf := int(d.refHeight(&m.left)) - int(d.refHeight(&m.right))
+	bf := int(d.refHeight(m, true)) - int(d.refHeight(m, false))
 	if d.err != nil {
 		return m
 	}
 	switch {
 	case bf > 1:
-		l := d.own(d.child(&m.left))
-		if d.refHeight(&l.left) < d.refHeight(&l.right) {
-			m.left.set(d.rotateLeft(l))
+		l := d.own(d.childOf(m, true))
+		if d.refHeight(l, true) < d.refHeight(l, false) {
+			d.setRef(&m.left, d.rotateLeft(l))
 		} else {
-			m.left.set(l)
+			d.setRef(&m.left, l)
 		}
 		return d.rotateRight(m)
 	case bf < -1:
-		r := d.own(d.child(&m.right))
-		if d.refHeight(&r.right) < d.refHeight(&r.left) {
-			m.right.set(d.rotateRight(r))
+		r := d.own(d.childOf(m, false))
+		if d.refHeight(r, false) < d.refHeight(r, true) {
+			d.setRef(&m.right, d.rotateRight(r))
 		} else {
-			m.right.set(r)
+			d.setRef(&m.right, r)
 		}
 		return d.rotateLeft(m)
 	}
@@ -195,20 +251,20 @@ func (d *Delta) balance(m *Node) *Node {
 
 // rotateRight lifts m's left child; m is owned.
 func (d *Delta) rotateRight(m *Node) *Node {
-	l := d.own(d.child(&m.left))
-	m.left.copyFrom(&l.right)
+	l := d.own(d.childOf(m, true))
+	d.copyChild(&m.left, l, false)
 	d.update(m)
-	l.right.set(m)
+	d.setRef(&l.right, m)
 	d.update(l)
 	return l
 }
 
 // rotateLeft lifts m's right child; m is owned.
 func (d *Delta) rotateLeft(m *Node) *Node {
-	r := d.own(d.child(&m.right))
-	m.right.copyFrom(&r.left)
+	r := d.own(d.childOf(m, false))
+	d.copyChild(&m.right, r, true)
 	d.update(m)
-	r.left.set(m)
+	d.setRef(&r.left, m)
 	d.update(r)
 	return r
 }
@@ -225,10 +281,10 @@ func (d *Delta) DropTombstones(before uint64) error {
 			case n.tomb && n.pos < before:
 				key = n.Key()
 			default:
-				if l := d.child(&n.left); l != nil && l.minTomb < before {
+				if l := d.childOf(n, true); l != nil && l.minTomb < before {
 					n = l
 				} else {
-					n = d.child(&n.right)
+					n = d.childOf(n, false)
 				}
 			}
 		}
@@ -251,17 +307,13 @@ func (d *Delta) remove(n *Node, key []byte) *Node {
 	c := bytes.Compare(key, n.Key())
 	if c != 0 {
 		m := d.own(n)
-		r := &m.right
-		if c < 0 {
-			r = &m.left
-		}
-		r.set(d.remove(d.child(r), key))
+		d.setRef(side(m, c < 0), d.remove(d.childOf(m, c < 0), key))
 		return d.balance(m)
 	}
 	if n.delta() != d.id {
 		d.replaced = append(d.replaced, n)
 	}
-	l, r := d.child(&n.left), d.child(&n.right)
+	l, r := d.childOf(n, true), d.childOf(n, false)
 	switch {
 	case l == nil:
 		return r
@@ -270,13 +322,13 @@ func (d *Delta) remove(n *Node, key []byte) *Node {
 	}
 	// Replace n by its successor, the minimum of the right subtree.
 	succ := r
-	for s := d.child(&succ.left); s != nil; s = d.child(&succ.left) {
+	for s := d.childOf(succ, true); s != nil; s = d.childOf(succ, true) {
 		succ = s
 	}
 	newRight := d.remove(r, succ.Key())
 	m := d.own(succ)
-	m.left.copyFrom(&n.left)
-	m.right.set(newRight)
+	d.copyChild(&m.left, n, true)
+	d.setRef(&m.right, newRight)
 	return d.balance(m)
 }
 
@@ -295,12 +347,12 @@ func (d *Delta) Finish() (Tree, []*Node, error) {
 	d.done = true
 	// Fresh nodes are about as many as replaced ones, plus new leaves.
 	nodes := make([]*Node, 0, len(d.replaced)+4)
-	nt := Tree{ld: d.ld, root: &Ref{minTomb: NoTombstone}}
+	nt := Tree{ld: d.ld, root: &Ref{minTomb: NoTombstone}, cut: d.cut}
 	if d.root != nil {
 		if d.root.delta() == d.id {
 			nodes = d.number(d.root, nodes)
 		}
-		nt.root.set(d.root)
+		d.setRef(nt.root, d.root)
 	}
 	return nt, nodes, nil
 }

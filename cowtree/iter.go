@@ -9,9 +9,10 @@ import "bytes"
 //	for it.Next() { use(it.Key(), it.Value()) }
 //	if err := it.Err(); err != nil { ... }
 type Iterator struct {
-	ld    Loader
+	t     Tree
 	desc  bool
 	stack []*Node
+	nums  []int64 // the stack's numbers in the image of t's cut (see Tree.Cut)
 	cur   *Node
 	err   error
 	tombs bool
@@ -19,14 +20,15 @@ type Iterator struct {
 
 // Ascend returns an iterator over keys >= from (nil: from the first key).
 func (t *Tree) Ascend(from []byte) *Iterator {
-	it := &Iterator{ld: t.ld, stack: make([]*Node, 0, 32)}
-	n, err := resolve(t.root, t.ld)
+	it := &Iterator{t: *t, stack: make([]*Node, 0, 32), nums: make([]int64, 0, 32)}
+	num := t.rootNum()
+	n, err := resolveAt(t.root, t.ld, t.cut, num)
 	for n != nil && err == nil {
 		if from == nil || bytes.Compare(n.Key(), from) >= 0 {
-			it.stack = append(it.stack, n)
-			n, err = resolve(&n.left, t.ld)
+			it.push(n, num)
+			n, num, err = t.step(n, num, true)
 		} else {
-			n, err = resolve(&n.right, t.ld)
+			n, num, err = t.step(n, num, false)
 		}
 	}
 	it.err = err
@@ -36,18 +38,24 @@ func (t *Tree) Ascend(from []byte) *Iterator {
 // Descend returns an iterator over keys < before in descending order (nil:
 // from the last key).
 func (t *Tree) Descend(before []byte) *Iterator {
-	it := &Iterator{ld: t.ld, desc: true, stack: make([]*Node, 0, 32)}
-	n, err := resolve(t.root, t.ld)
+	it := &Iterator{t: *t, desc: true, stack: make([]*Node, 0, 32), nums: make([]int64, 0, 32)}
+	num := t.rootNum()
+	n, err := resolveAt(t.root, t.ld, t.cut, num)
 	for n != nil && err == nil {
 		if before == nil || bytes.Compare(n.Key(), before) < 0 {
-			it.stack = append(it.stack, n)
-			n, err = resolve(&n.right, t.ld)
+			it.push(n, num)
+			n, num, err = t.step(n, num, false)
 		} else {
-			n, err = resolve(&n.left, t.ld)
+			n, num, err = t.step(n, num, true)
 		}
 	}
 	it.err = err
 	return it
+}
+
+func (it *Iterator) push(n *Node, num int64) {
+	it.stack = append(it.stack, n)
+	it.nums = append(it.nums, num)
 }
 
 // WithTombstones makes the iterator yield tombstones too.
@@ -56,22 +64,17 @@ func (it *Iterator) WithTombstones() *Iterator { it.tombs = true; return it }
 // Next advances to the next entry and reports whether there is one.
 func (it *Iterator) Next() bool {
 	for it.err == nil && len(it.stack) > 0 {
-		n := it.stack[len(it.stack)-1]
-		it.stack = it.stack[:len(it.stack)-1]
-		var c *Node
-		if it.desc {
-			c, it.err = resolve(&n.left, it.ld)
-			for c != nil && it.err == nil {
-				it.stack = append(it.stack, c)
-				c, it.err = resolve(&c.right, it.ld)
-			}
-		} else {
-			c, it.err = resolve(&n.right, it.ld)
-			for c != nil && it.err == nil {
-				it.stack = append(it.stack, c)
-				c, it.err = resolve(&c.left, it.ld)
-			}
+		top := len(it.stack) - 1
+		n, num := it.stack[top], it.nums[top]
+		it.stack, it.nums = it.stack[:top], it.nums[:top]
+		// Descending: the left subtree's greatest first; ascending: the
+		// right subtree's least.
+		c, cn, err := it.t.step(n, num, it.desc)
+		for c != nil && err == nil {
+			it.push(c, cn)
+			c, cn, err = it.t.step(c, cn, !it.desc)
 		}
+		it.err = err
 		if it.err != nil {
 			break
 		}

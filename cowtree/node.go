@@ -49,7 +49,7 @@ const NoTombstone = math.MaxUint64
 // pointers to its children may be installed (after a load) or cleared (on
 // eviction), atomically.
 //
-// The layout is for the processor's walks: 160 bytes (a size class), with
+// The layout is for the processor's walks: 176 bytes (a size class), with
 // the key prefix, the clock mark and the left child pointer in the first 64
 // bytes and the right child pointer at the start of the next, so a lookup
 // step reads one or two cache lines.
@@ -122,8 +122,12 @@ type Ref struct {
 	maxPos  uint64
 	minTomb uint64
 	off     uint32
-	kind    AddrKind
-	h       int8
+	// cnt is the number of nodes in the child's subtree (0 for an empty
+	// one), always known, even when h is not: it is stored with the
+	// pointer in the log. It numbers a checkpoint's image (see Tree.Cut).
+	cnt  uint32
+	kind AddrKind
+	h    int8
 }
 
 // Node returns the in-memory child, or nil if it is empty or not resident.
@@ -132,6 +136,9 @@ func (r *Ref) Node() *Node { return (*Node)(atomic.LoadPointer(&r.p)) }
 // Addr returns the child's address (Kind AddrNone for an empty child, or for
 // a child of an unfinished delta).
 func (r *Ref) Addr() Addr { return Addr{Kind: r.kind, Off: r.off, Pos: r.pos} }
+
+// Count is the number of nodes in the child's subtree (0 for an empty one).
+func (r *Ref) Count() uint32 { return r.cnt }
 
 func (r *Ref) setAddr(a Addr) { r.kind, r.off, r.pos = a.Kind, a.Off, a.Pos }
 
@@ -145,14 +152,21 @@ func (r *Ref) set(n *Node) {
 		*r = Ref{minTomb: NoTombstone}
 	} else {
 		r.kind, r.off, r.pos = n.akind, n.off, n.apos
-		r.h, r.maxPos, r.minTomb = n.height, n.maxPos, n.minTomb
+		r.learn(n)
 	}
+}
+
+// learn points a fresh node's ref at n, its child, and takes n's summaries,
+// keeping the address the ref has.
+func (r *Ref) learn(n *Node) {
+	r.p = unsafe.Pointer(n)
+	r.h, r.maxPos, r.minTomb, r.cnt = n.height, n.maxPos, n.minTomb, n.count()
 }
 
 // copyFrom copies another ref into a fresh node's ref.
 func (r *Ref) copyFrom(o *Ref) {
 	r.p = atomic.LoadPointer(&o.p) // may be cleared by Evict meanwhile
-	r.pos, r.maxPos, r.minTomb, r.off, r.kind, r.h = o.pos, o.maxPos, o.minTomb, o.off, o.kind, o.h
+	r.pos, r.maxPos, r.minTomb, r.off, r.kind, r.h, r.cnt = o.pos, o.maxPos, o.minTomb, o.off, o.kind, o.h, o.cnt
 }
 
 // Key returns the entry's key. The slice must not be modified.
@@ -196,6 +210,11 @@ func (n *Node) MaxPos() uint64 { return n.maxPos }
 // MinTomb is the lowest tombstone Pos in the subtree, or NoTombstone.
 func (n *Node) MinTomb() uint64 { return n.minTomb }
 
+// Count is the number of nodes in the subtree (tombstones included).
+func (n *Node) Count() uint64 { return uint64(n.count()) }
+
+func (n *Node) count() uint32 { return 1 + n.left.cnt + n.right.cnt }
+
 // Height is the subtree height (a leaf has height 1).
 func (n *Node) Height() int { return int(n.height) }
 
@@ -236,6 +255,9 @@ type NodeFields struct {
 	Height     int
 	Left       Addr
 	Right      Addr
+	// LeftCount and RightCount are the children's subtree sizes (0 for
+	// an empty child).
+	LeftCount, RightCount uint32
 }
 
 // NewLoaded builds a node read from the log at addr. Children are left
@@ -254,10 +276,12 @@ func NewLoaded(addr Addr, f NodeFields) *Node {
 	}
 	n.setKV(joinKV(f.Key, f.Value), len(f.Key))
 	for _, c := range [2]struct {
-		r *Ref
-		a Addr
-	}{{&n.left, f.Left}, {&n.right, f.Right}} {
+		r   *Ref
+		a   Addr
+		cnt uint32
+	}{{&n.left, f.Left, f.LeftCount}, {&n.right, f.Right, f.RightCount}} {
 		c.r.setAddr(c.a)
+		c.r.cnt = c.cnt
 		c.r.minTomb = NoTombstone
 		if c.a.Kind != AddrNone {
 			c.r.h = -1 // summaries unknown until the child is loaded

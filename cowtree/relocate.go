@@ -1,94 +1,163 @@
 package cowtree
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
-// Relocate returns a copy of the tree in which every node, tombstones
-// included, is a new node of "delta" id: node n in post-order (root last)
-// gets the intention address (id, n), and every child pointer points at a
-// copy. Nothing else changes: keys, values, entry positions, heights and
-// summaries are those of t. It is the checkpoint's cut: afterwards, every
-// node of the latest version lives at or after id in the log once the
-// copy's image is written, so the log below id can be trimmed. The copies
-// share key and value memory with t's nodes; nodes not in memory are read
-// through the loader (without being linked into t). It also returns t's
-// nodes that the copy replaces, for caches. The result depends only on the
-// tree and id.
-func (t *Tree) Relocate(id uint64) (Tree, []*Node, []*Node, error) {
-	nt := Tree{ld: t.ld, root: &Ref{minTomb: NoTombstone}}
-	root, err := resolve(t.root, t.ld)
+// Checkpoint relocation without copying.
+//
+// A checkpoint cut at log position c gives every node of the tree at c a
+// second address, (c, n): n is the node's post-order number in that tree
+// (root last), which is also where the checkpoint's image stores it. Nothing
+// is relabelled or copied at c: every child pointer carries the size of the
+// child's subtree, so a descent computes each node's number from its
+// parent's (the root is count-1; a right child is its parent's number minus
+// one; a left child that minus the right subtree's size). Every walk of a
+// version after c does that arithmetic, so it knows both addresses of each
+// node of the cut's tree it meets: the one it was written at, which the
+// pointers of the old nodes hold, and (c, n). A delta after c copies nodes
+// as ever, but the pointers it writes to nodes of the cut's tree are (c, n)
+// ones (see Delta.copyChild), so no afterimage written for a later
+// intention points below c. A load passes both addresses to a RelocLoader,
+// which reads the old one until the image is complete and (c, n) after:
+// the log below c may then be trimmed.
+//
+// The processor's work at a cut is O(1) (Cut); the image is written from
+// the cut's version in the background (Walk).
+
+// ErrNoNode is returned by NodeAt for a number the cut's tree does not have.
+var ErrNoNode = errors.New("cowtree: no such node in the cut's tree")
+
+// Cut returns the version t with the checkpoint cut at position cut: the
+// same nodes, each of which now also has the address (cut, n) (see the
+// comment above). cut must be above every position in t. The result
+// depends only on the tree and cut; it costs O(1).
+func (t *Tree) Cut(cut uint64) (Tree, error) {
+	if cut == 0 {
+		return Tree{}, fmt.Errorf("%w: cut at position 0", ErrDeltaOrder)
+	}
+	nt := Tree{ld: t.ld, root: &Ref{minTomb: NoTombstone}, cut: cut, prev: t.cut, prevRoot: t.rootNum()}
+	root, err := resolveAt(t.root, t.ld, t.cut, nt.prevRoot)
 	if err != nil {
-		return Tree{}, nil, nil, err
+		return Tree{}, err
 	}
 	if root == nil {
-		return nt, nil, nil, nil
+		return nt, nil
 	}
-	if root.maxPos >= id {
-		return Tree{}, nil, nil, fmt.Errorf("%w: relocation %d, tree has %d", ErrDeltaOrder, id, root.maxPos)
+	if root.maxPos >= cut {
+		return Tree{}, fmt.Errorf("%w: cut %d, tree has %d", ErrDeltaOrder, cut, root.maxPos)
 	}
-	r := relocator{id: id, ld: t.ld}
-	c, err := r.copy(root)
-	if err != nil {
-		return Tree{}, nil, nil, err
-	}
-	nt.root.set(c)
-	return nt, r.nodes, r.old, nil
+	nt.root.set(root)
+	nt.root.setAddr(Addr{Kind: AddrIntention, Pos: cut, Off: root.count() - 1})
+	return nt, nil
 }
 
-type relocator struct {
-	id         uint64
-	ld         Loader
-	nodes, old []*Node
+// CutPos returns the newest checkpoint cut the version descends from (0:
+// none known to it).
+func (t *Tree) CutPos() uint64 { return t.cut }
+
+// Nodes returns the number of nodes in the tree, tombstones included.
+func (t *Tree) Nodes() (uint64, error) {
+	root, err := t.RootNode()
+	if root == nil || err != nil {
+		return 0, err
+	}
+	return root.Count(), nil
 }
 
-func (r *relocator) child(ref *Ref) (*Node, error) {
-	if n := ref.Node(); n != nil {
-		return n, nil
+// Walk visits the nodes of t, a version returned by Cut, in post-order,
+// passing each node's number in the cut's image (0, 1, ... root last). A
+// node not in memory is read through the loader, by its (cut, n) address
+// once the image is complete, and is not linked into the tree: an image
+// writer reads the whole tree without filling the cache with it. A node's
+// children are numbered left = n-1-Right().Count(), right = n-1. Walk
+// stops at the first error visit returns, and returns it.
+func (t *Tree) Walk(visit func(n *Node, num uint32) error) error {
+	if t.root == nil || t.root.IsNil() {
+		return nil
 	}
-	if ref.kind == AddrNone {
-		return nil, nil
+	num := t.rootNum()
+	if num < 0 {
+		return fmt.Errorf("cowtree: walk of a version that is not a cut's")
 	}
-	if r.ld == nil {
-		return nil, fmt.Errorf("cowtree: relocate %v: %w", ref.Addr(), ErrNotResident)
+	pn := int64(-1)
+	if t.prev != 0 {
+		pn = t.prevRoot
 	}
-	n, err := r.ld.LoadNode(ref.Addr())
-	if err != nil {
-		return nil, fmt.Errorf("cowtree: relocate: load %v: %w", ref.Addr(), err)
+	root, err := t.peek(t.root, num, pn)
+	if root == nil || err != nil {
+		return err
 	}
-	return n, nil
+	return t.walk(root, num, pn, visit)
 }
 
-// copy copies the subtree at n in post-order.
-func (r *relocator) copy(n *Node) (*Node, error) {
-	c := &Node{
-		kp:      n.kp,
-		kv:      n.kv,
-		klen:    n.klen,
-		vlen:    n.vlen,
-		height:  n.height,
-		tomb:    n.tomb,
-		pos:     n.pos,
-		maxPos:  n.maxPos,
-		minTomb: n.minTomb,
-		akind:   AddrIntention,
-		apos:    r.id,
-	}
-	for _, side := range [2]struct{ from, to *Ref }{{&n.left, &c.left}, {&n.right, &c.right}} {
-		ch, err := r.child(side.from)
+func (t *Tree) walk(n *Node, num, pn int64, visit func(*Node, uint32) error) error {
+	for _, left := range [2]bool{true, false} {
+		r := side(n, left)
+		cn := childNum(t.cut, r, n, num, left)
+		cpn := childNum(t.prev, r, n, pn, left)
+		c, err := t.peek(r, cn, cpn)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if ch == nil {
-			side.to.set(nil)
+		if c == nil {
 			continue
 		}
-		cc, err := r.copy(ch)
-		if err != nil {
-			return nil, err
+		if err := t.walk(c, cn, cpn, visit); err != nil {
+			return err
 		}
-		side.to.set(cc)
 	}
-	c.off = uint32(len(r.nodes))
-	r.nodes = append(r.nodes, c)
-	r.old = append(r.old, n)
-	return c, nil
+	return visit(n, uint32(num))
+}
+
+// peek returns the node behind r, node num of the cut's image and pn of
+// the previous cut's, from memory or loaded but not linked: by the
+// previous cut's address where the node has one (its own may be trimmed),
+// else by its own. Never by this cut's: the walk is what writes its image.
+func (t *Tree) peek(r *Ref, num, pn int64) (*Node, error) {
+	if n := r.Node(); n != nil {
+		return n, nil
+	}
+	if pn >= 0 {
+		return fetch(r, t.ld, t.prev, pn)
+	}
+	return fetch(r, t.ld, 0, -1)
+}
+
+// NodeAt returns node k of the image of t's cut, t being a version
+// returned by Cut, by a descent from the root that follows the numbers:
+// the right subtree of node m holds m-Right().Count() .. m-1, the left one
+// the numbers below. Nodes not in memory are loaded and linked, as any
+// read does; it is how a loader finds (cut, k) before the image is
+// complete, so it loads them by their own addresses, or, where those were
+// trimmed with the log below the previous cut, from that cut's image, never
+// from this one's. ErrNoNode means the tree has no node k.
+func (t *Tree) NodeAt(k uint32) (*Node, error) {
+	num := t.rootNum()
+	if num < 0 {
+		return nil, fmt.Errorf("%w: node %d of a version that is not a cut's", ErrNoNode, k)
+	}
+	pn := int64(-1)
+	if t.prev != 0 {
+		pn = t.prevRoot
+	}
+	n, err := resolveAt(t.root, t.ld, t.prev, pn)
+	for n != nil && err == nil {
+		switch {
+		case int64(k) == num:
+			return n, nil
+		case int64(k) > num:
+			return nil, fmt.Errorf("%w: %d (cut %d)", ErrNoNode, k, t.cut)
+		}
+		left := int64(k) < num-int64(n.right.cnt)
+		r := side(n, left)
+		num = childNum(t.cut, r, n, num, left)
+		pn = childNum(t.prev, r, n, pn, left)
+		n, err = resolveAt(r, t.ld, t.prev, pn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: %d (cut %d)", ErrNoNode, k, t.cut)
 }

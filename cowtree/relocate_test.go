@@ -2,83 +2,293 @@ package cowtree
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
-func TestRelocateCopiesEveryNode(t *testing.T) {
-	tr := New(nil)
-	pos := uint64(1)
-	for i := range 200 {
-		d := tr.Begin(pos)
-		if err := d.Put([]byte(fmt.Sprintf("k%03d", i)), []byte(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-		if i%7 == 3 {
-			if err := d.Delete([]byte(fmt.Sprintf("k%03d", i-2))); err != nil {
+// relocateCopy is the checkpoint relocation done the obvious way, as the
+// test oracle of Cut: a copy of the whole tree in which node n in post-order
+// is a new node at (cut, n), every child pointer pointing at a copy.
+func relocateCopy(t *testing.T, tr Tree, cut uint64) (Tree, []*Node) {
+	t.Helper()
+	var nodes []*Node
+	var cp func(n *Node) *Node
+	cp = func(n *Node) *Node {
+		c := &Node{kp: n.kp, kv: n.kv, klen: n.klen, vlen: n.vlen, height: n.height, tomb: n.tomb,
+			pos: n.pos, maxPos: n.maxPos, minTomb: n.minTomb, akind: AddrIntention, apos: cut}
+		for _, s := range [2]struct{ from, to *Ref }{{&n.left, &c.left}, {&n.right, &c.right}} {
+			ch, err := resolve(s.from, tr.ld)
+			if err != nil {
 				t.Fatal(err)
 			}
+			if ch == nil {
+				s.to.set(nil)
+				continue
+			}
+			s.to.set(cp(ch))
 		}
-		var err error
-		if tr, _, err = d.Finish(); err != nil {
-			t.Fatal(err)
-		}
-		pos++
+		c.off = uint32(len(nodes))
+		nodes = append(nodes, c)
+		return c
 	}
-	cut := pos + 5
-	rt, nodes, old, err := tr.Relocate(cut)
+	nt := Tree{ld: tr.ld, root: &Ref{minTomb: NoTombstone}}
+	root, err := tr.RootNode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nodes) != len(old) || len(nodes) != 200 {
-		t.Fatalf("%d nodes, %d replaced, want 200 each", len(nodes), len(old))
+	if root != nil {
+		nt.root.set(cp(root))
 	}
-	for i, n := range nodes {
-		if a := n.Addr(); a.Kind != AddrIntention || a.Pos != cut || a.Off != uint32(i) {
-			t.Fatalf("node %d has address %v", i, a)
+	return nt, nodes
+}
+
+// stored is what the log keeps of a node: every field an afterimage
+// writes, child pointers as addresses with their subtree sizes.
+func stored(n *Node) string {
+	return fmt.Sprintf("%v key=%q val=%q pos=%d tomb=%t max=%d mt=%d h=%d L=%v/%d R=%v/%d",
+		n.Addr(), n.Key(), n.Value(), n.pos, n.tomb, n.maxPos, n.minTomb, n.height,
+		n.left.Addr(), n.left.cnt, n.right.Addr(), n.right.cnt)
+}
+
+// memLoader is a log of nodes by address. Once trimmed, addresses below
+// the cut are gone, as the log is once a checkpoint has authority.
+type memLoader struct {
+	nodes   map[Addr]*Node
+	cut     uint64
+	trimmed bool
+	atLoads int // LoadNodeAt calls
+}
+
+func (m *memLoader) LoadNode(a Addr) (*Node, error) {
+	if m.trimmed && a.Pos < m.cut {
+		return nil, fmt.Errorf("address %v: trimmed", a)
+	}
+	n, ok := m.nodes[a]
+	if !ok {
+		return nil, fmt.Errorf("address %v: no node", a)
+	}
+	// A load gives a fresh node with unresolved children, as the pager's.
+	f := NodeFields{Key: n.Key(), Value: n.Value(), Pos: n.pos, Tombstone: n.tomb, MaxPos: n.maxPos,
+		MinTomb: n.minTomb, Height: int(n.height), Left: n.left.Addr(), Right: n.right.Addr(),
+		LeftCount: n.left.cnt, RightCount: n.right.cnt}
+	return NewLoaded(a, f), nil
+}
+
+func (m *memLoader) LoadNodeAt(a, reloc Addr) (*Node, error) {
+	m.atLoads++
+	if m.trimmed {
+		return m.LoadNode(reloc)
+	}
+	return m.LoadNode(a)
+}
+
+func (m *memLoader) add(nodes []*Node) {
+	for _, n := range nodes {
+		m.nodes[n.Addr()] = n
+	}
+}
+
+// evictSome unlinks about a third of the nodes of tr's latest version.
+func evictSome(r *rand.Rand, tr Tree) {
+	var all []*Node
+	it := tr.Ascend(nil).WithTombstones()
+	for it.Next() {
+		all = append(all, it.Node())
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		if r.IntN(3) == 0 {
+			keep := func(*Node) bool { return true }
+			tr.EvictSubtree(all[i], keep, func(*Node) {}, func() bool { return true })
 		}
-		for _, r := range []*Ref{n.Left(), n.Right()} {
-			if c := r.Node(); c != nil && (r.Addr() != c.Addr() || c.Off() >= uint32(i)) {
-				t.Fatalf("node %d: child pointer %v to %v", i, r.Addr(), c.Addr())
+	}
+}
+
+// Cut relocates without copying: the deltas after it, the image Walk
+// numbers and NodeAt finds are those of the copying oracle, node for node
+// and pointer for pointer, with nodes evicted and reloaded on both sides
+// and the log below the cut trimmed halfway through.
+func TestCutMatchesCopy(t *testing.T) {
+	atLoads := 0
+	for seed := range uint64(40) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { atLoads += cutMatchesCopy(t, seed) })
+	}
+	if atLoads == 0 {
+		t.Fatalf("no node was loaded by both addresses")
+	}
+	t.Logf("%d loads by both addresses", atLoads)
+}
+
+func cutMatchesCopy(t *testing.T, seed uint64) int {
+	r := rand.New(rand.NewPCG(seed, 7))
+	keys := 20 + r.IntN(300)
+	key := func() []byte { return []byte(fmt.Sprintf("k%04d", r.IntN(keys))) }
+	ld := &memLoader{nodes: map[Addr]*Node{}}
+	tr := New(ld)
+	pos := uint64(1)
+	apply := func(tr Tree, pos uint64, ops []func(*Delta) error) (Tree, []*Node) {
+		t.Helper()
+		d := tr.Begin(pos)
+		for _, op := range ops {
+			if err := op(d); err != nil {
+				t.Fatalf("seed %d pos %d: %v", seed, pos, err)
 			}
 		}
+		nt, nodes, err := d.Finish()
+		if err != nil {
+			t.Fatalf("seed %d pos %d: %v", seed, pos, err)
+		}
+		return nt, nodes
 	}
-	if root, _ := rt.RootNode(); root != nodes[len(nodes)-1] {
-		t.Fatalf("root is not the last node")
+	randOps := func() []func(*Delta) error {
+		var ops []func(*Delta) error
+		for range 1 + r.IntN(4) {
+			k, v := key(), []byte(fmt.Sprint(r.Uint32()))
+			switch x := r.IntN(10); {
+			case x < 6:
+				ops = append(ops, func(d *Delta) error { return d.Put(k, v) })
+			case x < 9:
+				ops = append(ops, func(d *Delta) error { return d.Delete(k) })
+			default:
+				before := pos / 2
+				ops = append(ops, func(d *Delta) error { return d.DropTombstones(before) })
+			}
+		}
+		return ops
 	}
-	a, b := tr.Ascend(nil).WithTombstones(), rt.Ascend(nil).WithTombstones()
+	for range 1 + r.IntN(400) {
+		var nodes []*Node
+		tr, nodes = apply(tr, pos, randOps())
+		ld.add(nodes)
+		pos++
+		if r.IntN(20) == 0 {
+			evictSome(r, tr)
+		}
+	}
+	cut := pos + uint64(r.IntN(3))
+	pos = cut + 1
+	ld.cut = cut
+	oracle, image := relocateCopy(t, tr, cut)
+	ld.add(image)
+	ct, err := tr.Cut(cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The image Walk numbers is the oracle's, in order.
+	i := 0
+	err = ct.Walk(func(n *Node, num uint32) error {
+		if int(num) != i || i >= len(image) {
+			return fmt.Errorf("node %d numbered %d", i, num)
+		}
+		o := image[i]
+		if !bytes.Equal(n.Key(), o.Key()) || n.pos != o.pos || n.Count() != o.Count() ||
+			n.left.cnt != o.left.cnt || n.right.cnt != o.right.cnt {
+			return fmt.Errorf("node %d: %s, oracle %s", i, stored(n), stored(o))
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != len(image) {
+		t.Fatalf("seed %d: walk: %v after %d of %d nodes", seed, err, i, len(image))
+	}
+	if c, _ := ct.Nodes(); c != uint64(len(image)) {
+		t.Fatalf("seed %d: Nodes %d, image has %d", seed, c, len(image))
+	}
+	for range 10 {
+		if len(image) == 0 {
+			break
+		}
+		k := uint32(r.IntN(len(image)))
+		n, err := ct.NodeAt(k)
+		if err != nil || !bytes.Equal(n.Key(), image[k].Key()) {
+			t.Fatalf("seed %d: NodeAt(%d): %v %v, want %q", seed, k, n, err, image[k].Key())
+		}
+	}
+	if _, err := ct.NodeAt(uint32(len(image))); !errors.Is(err, ErrNoNode) {
+		t.Fatalf("seed %d: NodeAt past the end: %v", seed, err)
+	}
+	// The same deltas after the cut, on both: identical afterimages.
+	steps := 1 + r.IntN(200)
+	for step := range steps {
+		if step == steps/2 {
+			ld.trimmed = true // the image has authority; the log below the cut is gone
+			evictSome(r, ct)
+			evictSome(r, oracle)
+		}
+		ops := randOps()
+		var want, got []*Node
+		oracle, want = apply(oracle, pos, ops)
+		ct, got = apply(ct, pos, ops)
+		if len(want) != len(got) {
+			t.Fatalf("seed %d pos %d: %d nodes, oracle %d", seed, pos, len(got), len(want))
+		}
+		for j := range want {
+			if a, b := stored(got[j]), stored(want[j]); a != b {
+				t.Fatalf("seed %d pos %d node %d:\n got %s\nwant %s", seed, pos, j, a, b)
+			}
+			for _, ref := range []*Ref{&got[j].left, &got[j].right} {
+				if a := ref.Addr(); a.Kind != AddrNone && a.Pos < cut {
+					t.Fatalf("seed %d pos %d: pointer %v below the cut", seed, pos, a)
+				}
+			}
+		}
+		ld.add(got)
+		pos++
+		if r.IntN(10) == 0 {
+			evictSome(r, ct)
+		}
+	}
+	// Every reader sees the oracle's entries, after the trim too.
+	a, b := oracle.Ascend(nil).WithTombstones(), ct.Ascend(nil).WithTombstones()
 	for a.Next() {
 		if !b.Next() || !bytes.Equal(a.Key(), b.Key()) || !bytes.Equal(a.Value(), b.Value()) {
-			t.Fatalf("relocated tree differs at %q", a.Key())
+			t.Fatalf("seed %d: trees differ at %q", seed, a.Key())
+		}
+		if n, err := ct.Lookup(a.Key()); err != nil || n == nil || n.pos != a.Node().pos {
+			t.Fatalf("seed %d: Lookup(%q): %v %v", seed, a.Key(), n, err)
+		}
+		if n, err := ct.KeyWrittenAfter(a.Key(), 0); err != nil || n == nil {
+			t.Fatalf("seed %d: KeyWrittenAfter(%q): %v %v", seed, a.Key(), n, err)
 		}
 	}
-	if b.Next() {
-		t.Fatalf("relocated tree has more entries")
+	if b.Next() || a.Err() != nil || b.Err() != nil {
+		t.Fatalf("seed %d: trees differ at the end: %v %v", seed, a.Err(), b.Err())
 	}
-	// Deltas after the cut copy relocated nodes, never older ones.
-	d := rt.Begin(cut + 1)
-	if err := d.Put([]byte("k100"), []byte("x")); err != nil {
+	if _, err := ct.WrittenAfter(nil, nil, 0); err != nil {
+		t.Fatalf("seed %d: WrittenAfter: %v", seed, err)
+	}
+	d := ct.Descend(nil)
+	for d.Next() {
+	}
+	if d.Err() != nil {
+		t.Fatalf("seed %d: Descend: %v", seed, d.Err())
+	}
+	return ld.atLoads
+}
+
+func TestCutOrder(t *testing.T) {
+	tr := New(nil)
+	d := tr.Begin(5)
+	if err := d.Put([]byte("a"), []byte("1")); err != nil {
 		t.Fatal(err)
 	}
-	nt, fresh, err := d.Finish()
-	if err != nil {
-		t.Fatal(err)
+	tr, _, _ = d.Finish()
+	if _, err := tr.Cut(5); !errors.Is(err, ErrDeltaOrder) {
+		t.Fatalf("cut at the tree's position: %v", err)
 	}
-	for _, n := range fresh {
-		for _, r := range []*Ref{n.Left(), n.Right()} {
-			if a := r.Addr(); a.Kind == AddrIntention && a.Pos != cut && a.Pos != cut+1 {
-				t.Fatalf("pointer %v escapes the relocation", a)
-			}
-		}
-	}
-	if v, ok, _ := nt.Get([]byte("k100")); !ok || string(v) != "x" {
-		t.Fatalf("get after relocation: %q %v", v, ok)
-	}
-	if _, _, _, err := nt.Relocate(cut); err == nil {
-		t.Fatalf("relocation below the tree's positions accepted")
+	if _, err := tr.Cut(0); !errors.Is(err, ErrDeltaOrder) {
+		t.Fatalf("cut at 0: %v", err)
 	}
 	empty := New(nil)
-	if et, n, _, err := empty.Relocate(3); err != nil || len(n) != 0 || !et.Root().IsNil() {
-		t.Fatalf("empty relocation: %v %d", err, len(n))
+	et, err := empty.Cut(3)
+	if err != nil || !et.Root().IsNil() {
+		t.Fatalf("empty cut: %v", err)
+	}
+	if err := et.Walk(func(*Node, uint32) error { return errors.New("visited") }); err != nil {
+		t.Fatalf("walk of an empty cut: %v", err)
+	}
+	if err := tr.Walk(func(*Node, uint32) error { return nil }); err == nil {
+		t.Fatalf("walk of a version that is not a cut's accepted")
 	}
 }

@@ -26,6 +26,17 @@ var ErrNotResident = errors.New("cowtree: node not in memory and no loader")
 type Tree struct {
 	root *Ref // shared by copies of the Tree, so a lazy root load is seen by all
 	ld   Loader
+	// cut is the newest checkpoint cut this version descends from (0:
+	// none known). Every node of the tree at the cut has a second address,
+	// (cut, n), n its post-order number there; the nodes of later deltas
+	// point at them by it (see Cut).
+	cut uint64
+	// prev is the cut before cut, and prevRoot the root's number in its
+	// image (-1: the root is not in prev's tree): while cut's image is
+	// being written, nodes of its tree whose own addresses were trimmed
+	// below prev are read from prev's image (see NodeAt).
+	prev     uint64
+	prevRoot int64
 }
 
 // New returns an empty tree that loads missing nodes through ld (may be nil).
@@ -52,8 +63,21 @@ func (t *Tree) Root() *Ref {
 // Loader returns the tree's loader.
 func (t *Tree) Loader() Loader { return t.ld }
 
+// RelocLoader is an optional interface of a Loader, for trees that were
+// cut (see Tree.Cut): a node of the cut's tree is found both at its address
+// a, where it was written, and at reloc, (cut, n), node n of the cut's
+// image. The loader chooses: a until the image is complete, reloc after
+// (the log below the cut may then be trimmed).
+type RelocLoader interface {
+	LoadNodeAt(a, reloc Addr) (*Node, error)
+}
+
 // resolve returns the node behind r, loading it if needed.
-func resolve(r *Ref, ld Loader) (*Node, error) {
+func resolve(r *Ref, ld Loader) (*Node, error) { return resolveAt(r, ld, 0, -1) }
+
+// resolveAt is resolve for a ref whose node is node num of the image of
+// cut (num -1: it is not in the cut's tree, or there is no cut).
+func resolveAt(r *Ref, ld Loader, cut uint64, num int64) (*Node, error) {
 	if r == nil {
 		return nil, nil
 	}
@@ -61,15 +85,9 @@ func resolve(r *Ref, ld Loader) (*Node, error) {
 		n.touch()
 		return n, nil
 	}
-	if r.kind == AddrNone {
-		return nil, nil
-	}
-	if ld == nil {
-		return nil, fmt.Errorf("cowtree: resolve %v: %w", r.Addr(), ErrNotResident)
-	}
-	n, err := ld.LoadNode(r.Addr())
-	if err != nil {
-		return nil, fmt.Errorf("cowtree: load %v: %w", r.Addr(), err)
+	n, err := fetch(r, ld, cut, num)
+	if n == nil || err != nil {
+		return nil, err
 	}
 	if !atomic.CompareAndSwapPointer(&r.p, nil, unsafe.Pointer(n)) {
 		// Another reader installed it first; use theirs.
@@ -84,6 +102,69 @@ func resolve(r *Ref, ld Loader) (*Node, error) {
 	return n, nil
 }
 
+// fetch loads the node behind r, which is not in memory, without linking
+// it into the tree.
+func fetch(r *Ref, ld Loader, cut uint64, num int64) (*Node, error) {
+	if r.kind == AddrNone {
+		return nil, nil
+	}
+	if ld == nil {
+		return nil, fmt.Errorf("cowtree: resolve %v: %w", r.Addr(), ErrNotResident)
+	}
+	var n *Node
+	var err error
+	reloc := Addr{Kind: AddrIntention, Pos: cut, Off: uint32(num)}
+	if rl, ok := ld.(RelocLoader); ok && num >= 0 && r.Addr() != reloc {
+		n, err = rl.LoadNodeAt(r.Addr(), reloc)
+	} else {
+		n, err = ld.LoadNode(r.Addr())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cowtree: load %v: %w", r.Addr(), err)
+	}
+	return n, nil
+}
+
+// childNum returns the number in the image of cut of the child of p behind
+// r (p's left child if left), p being node pn of that image (-1: p is not
+// in the cut's tree). Post-order numbers the root count-1, its right child
+// one less, its left child one less again than the right subtree's size;
+// a child pointer relocated by a delta after the cut says its number. -1
+// means the child is not in the cut's tree (or there is no cut).
+func childNum(cut uint64, r *Ref, p *Node, pn int64, left bool) int64 {
+	switch {
+	case cut == 0 || r.kind == AddrNone:
+		return -1
+	case r.kind == AddrIntention && r.pos == cut:
+		return int64(r.off)
+	case pn < 0:
+		return -1
+	case left:
+		return pn - 1 - int64(p.right.cnt)
+	}
+	return pn - 1
+}
+
+// rootNum is the number of t's root in the image of t's cut, or -1.
+func (t *Tree) rootNum() int64 {
+	if t.root == nil {
+		return -1
+	}
+	return childNum(t.cut, t.root, nil, -1, false)
+}
+
+// step resolves n's left (or right) child, n being node num of the image
+// of t's cut, and returns the child and its number.
+func (t *Tree) step(n *Node, num int64, left bool) (*Node, int64, error) {
+	r := &n.right
+	if left {
+		r = &n.left
+	}
+	cn := childNum(t.cut, r, n, num, left)
+	c, err := resolveAt(r, t.ld, t.cut, cn)
+	return c, cn, err
+}
+
 // Tracker is an optional interface of a Loader: Installed is called once a
 // loaded node has been linked into the tree (and so can be evicted again).
 type Tracker interface {
@@ -91,7 +172,7 @@ type Tracker interface {
 }
 
 // RootNode returns the root node (nil for an empty tree).
-func (t *Tree) RootNode() (*Node, error) { return resolve(t.root, t.ld) }
+func (t *Tree) RootNode() (*Node, error) { return resolveAt(t.root, t.ld, t.cut, t.rootNum()) }
 
 // Child resolves a child pointer of a node of this tree.
 func (t *Tree) Child(r *Ref) (*Node, error) { return resolve(r, t.ld) }
@@ -99,17 +180,14 @@ func (t *Tree) Child(r *Ref) (*Node, error) { return resolve(r, t.ld) }
 // Lookup returns the entry for key, tombstones included, or nil.
 func (t *Tree) Lookup(key []byte) (*Node, error) {
 	kp := prefix(key)
-	n, err := resolve(t.root, t.ld)
+	num := t.rootNum()
+	n, err := resolveAt(t.root, t.ld, t.cut, num)
 	for n != nil && err == nil {
 		c := n.compare(kp, key)
-		switch {
-		case c == 0:
+		if c == 0 {
 			return n, nil
-		case c < 0:
-			n, err = resolve(&n.left, t.ld)
-		default:
-			n, err = resolve(&n.right, t.ld)
 		}
+		n, num, err = t.step(n, num, c < 0)
 	}
 	return nil, err
 }
@@ -132,7 +210,7 @@ func (t *Tree) Get(key []byte) ([]byte, bool, error) {
 // does not count as use of the nodes for the cache.
 func (t *Tree) KeyWrittenAfter(key []byte, s uint64) (*Node, error) {
 	kp := prefix(key)
-	r := t.root
+	r, num := t.root, t.rootNum()
 	for r != nil {
 		if r.h >= 0 && r.maxPos <= s {
 			return nil, nil // known summary (0 for an empty subtree)
@@ -140,7 +218,7 @@ func (t *Tree) KeyWrittenAfter(key []byte, s uint64) (*Node, error) {
 		n := r.Node()
 		if n == nil {
 			var err error
-			if n, err = resolve(r, t.ld); n == nil || err != nil {
+			if n, err = resolveAt(r, t.ld, t.cut, num); n == nil || err != nil {
 				return nil, err
 			}
 		}
@@ -154,9 +232,9 @@ func (t *Tree) KeyWrittenAfter(key []byte, s uint64) (*Node, error) {
 			}
 			return nil, nil
 		case c < 0:
-			r = &n.left
+			r, num = &n.left, childNum(t.cut, &n.left, n, num, true)
 		default:
-			r = &n.right
+			r, num = &n.right, childNum(t.cut, &n.right, n, num, false)
 		}
 	}
 	return nil, nil
@@ -167,47 +245,43 @@ func (t *Tree) KeyWrittenAfter(key []byte, s uint64) (*Node, error) {
 // hi is unbounded. Subtrees whose highest position is at most s are skipped
 // without being visited, so the cost follows the number of recent writes.
 func (t *Tree) WrittenAfter(lo, hi []byte, s uint64) (*Node, error) {
-	n, err := resolve(t.root, t.ld)
+	num := t.rootNum()
+	n, err := resolveAt(t.root, t.ld, t.cut, num)
 	if err != nil {
 		return nil, err
 	}
-	return t.writtenAfter(n, lo, hi, s)
+	return t.writtenAfter(n, num, lo, hi, s)
 }
 
-func (t *Tree) writtenAfter(n *Node, lo, hi []byte, s uint64) (*Node, error) {
+func (t *Tree) writtenAfter(n *Node, num int64, lo, hi []byte, s uint64) (*Node, error) {
+	var err error
 	for n != nil && n.maxPos > s {
 		k := n.Key()
 		if lo != nil && bytes.Compare(k, lo) < 0 {
-			r, err := resolve(&n.right, t.ld)
-			if err != nil {
+			if n, num, err = t.step(n, num, false); err != nil {
 				return nil, err
 			}
-			n = r
 			continue
 		}
 		if hi != nil && bytes.Compare(k, hi) >= 0 {
-			l, err := resolve(&n.left, t.ld)
-			if err != nil {
+			if n, num, err = t.step(n, num, true); err != nil {
 				return nil, err
 			}
-			n = l
 			continue
 		}
-		l, err := resolve(&n.left, t.ld)
+		l, lnum, err := t.step(n, num, true)
 		if err != nil {
 			return nil, err
 		}
-		if hit, err := t.writtenAfter(l, lo, hi, s); hit != nil || err != nil {
+		if hit, err := t.writtenAfter(l, lnum, lo, hi, s); hit != nil || err != nil {
 			return hit, err
 		}
 		if n.pos > s {
 			return n, nil
 		}
-		r, err := resolve(&n.right, t.ld)
-		if err != nil {
+		if n, num, err = t.step(n, num, false); err != nil {
 			return nil, err
 		}
-		n = r
 	}
 	return nil, nil
 }

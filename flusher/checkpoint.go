@@ -17,13 +17,14 @@ import (
 
 // Checkpoint images.
 //
-// The delta of a checkpoint cut at c (processor.State.Cut) is the whole tree,
-// relocated: node n of it has the address (c, n). Its "afterimage" is the
-// image, written like any other delta's, by the same workers and under the
-// same policy, but as a run of chunk entries (the nodes in post-order, cut
-// at about chunkTarget bytes, every value stored inline, since the
-// intentions that hold values may be trimmed) followed by a marker naming
-// the chunks. This is the checkpoint's preparation: it overlaps commits,
+// The delta of a checkpoint cut at c (processor.State.Cut) is the tree at c,
+// in which node n in post-order also has the address (c, n) (see
+// cowtree.Tree.Cut: nothing is copied). Its "afterimage" is the image,
+// written like any other delta's, by the same workers and under the same
+// policy, but as a run of chunk entries (the nodes in post-order, read
+// from the cut's tree by cowtree.Tree.Walk, cut at about chunkTarget
+// bytes, every value stored inline, since the intentions that hold values
+// may be trimmed) followed by a marker naming the chunks. This is the checkpoint's preparation: it overlaps commits,
 // reads and other afterimages, and a crash in the middle leaves chunks that
 // no marker names, which nothing ever reads. The marker is the authority:
 // the first marker for c that replay meets after c confirms the delta, as
@@ -41,7 +42,7 @@ const chunkTarget = 1 << 20
 // being written (pending) and those whose marker replay or a scan has seen.
 type cuts struct {
 	mu       sync.RWMutex
-	pending  map[uint64][]*cowtree.Node // the relocated trees, by cut
+	pending  map[uint64]cowtree.Tree // the cuts' trees, by cut
 	complete map[uint64]cutImage
 	newest   uint64 // the newest complete cut
 }
@@ -52,29 +53,26 @@ type cutImage struct {
 }
 
 func newCuts() *cuts {
-	return &cuts{pending: map[uint64][]*cowtree.Node{}, complete: map[uint64]cutImage{}}
+	return &cuts{pending: map[uint64]cowtree.Tree{}, complete: map[uint64]cutImage{}}
 }
 
-// setPending records the nodes of a cut's relocated tree, node n being the
-// one at (cut, n), until the image is complete: a node read back from a
-// later afterimage may point at one of them, and gets the node itself.
-func (c *cuts) setPending(cut uint64, nodes []*cowtree.Node) {
+// setPending records a cut's tree until its image is complete: a node read
+// back from a later afterimage may point at node n of the image, (cut, n),
+// and finds it in the tree by its number (cowtree.Tree.NodeAt).
+func (c *cuts) setPending(cut uint64, tree cowtree.Tree) {
 	c.mu.Lock()
 	if _, done := c.complete[cut]; !done {
-		c.pending[cut] = nodes
+		c.pending[cut] = tree
 	}
 	c.mu.Unlock()
 }
 
-// pendingNode returns node n of a cut whose image is being written.
-func (c *cuts) pendingNode(cut uint64, n uint32) (*cowtree.Node, bool) {
+// pendingTree returns the tree of a cut whose image is not complete.
+func (c *cuts) pendingTree(cut uint64) (cowtree.Tree, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	nodes, ok := c.pending[cut]
-	if !ok || int(n) >= len(nodes) {
-		return nil, false
-	}
-	return nodes[n], true
+	t, ok := c.pending[cut]
+	return t, ok
 }
 
 // setComplete records the image of cut at marker pos, unless one is known.
@@ -139,12 +137,12 @@ func (f *Flusher) KnownCheckpoint(markerPos uint64, m *entry.Marker) {
 func (f *Flusher) SawCheckpoint(pos uint64, m *entry.Marker) bool {
 	f.mu.Lock()
 	p, ok := f.pend[m.Cut]
-	if ok && (!p.d.Checkpoint || uint64(len(p.d.Nodes)) != m.Nodes) {
+	if ok && (!p.d.Checkpoint || p.d.ImageNodes != m.Nodes) {
 		f.mu.Unlock()
 		f.o.Logger.Error("checkpoint marker does not match its cut; ignored", "marker", pos, "cut", m.Cut, "nodes", m.Nodes)
 		return false
 	}
-	// The image is registered before the delta's nodes may be evicted.
+	// From here, nodes of the cut's tree are read from the image.
 	f.pager.cuts.setComplete(pos, m)
 	if !ok || m.Cut <= f.start {
 		f.mu.Unlock()
@@ -152,56 +150,89 @@ func (f *Flusher) SawCheckpoint(pos uint64, m *entry.Marker) bool {
 		return false
 	}
 	delete(f.pend, m.Cut)
-	f.ckPinned -= p.d.Bytes
 	f.ckPending--
+	// Older cuts still pending are superseded: their images may never be
+	// complete (the log may be trimmed past their trees' nodes, see
+	// writeCheckpoint), and this one holds their state and later.
+	for c, q := range f.pend {
+		if q.d.Checkpoint && c < m.Cut {
+			delete(f.pend, c)
+			f.ckPending--
+			f.pager.cuts.dropPending(c)
+		}
+	}
 	close(f.room)
 	f.room = make(chan struct{})
 	f.mu.Unlock()
 	f.confirmed.Add(1)
 	f.latency.Add(int64(time.Since(p.since)))
-	// The image is the whole tree: it joins the cache a batch at a time,
-	// trimmed to the budget after each, so the cache never holds much more
-	// than its budget.
-	for nodes := p.d.Nodes; len(nodes) > 0; {
-		b := nodes[:min(len(nodes), 256)]
-		nodes = nodes[len(b):]
-		f.pager.add(b)
-		if f.o.Latest == nil {
-			continue
-		}
-		tree, ok := f.o.Latest()
-		for ok && f.pager.bytes.Load() > f.o.CacheBytes {
-			before := f.pager.bytes.Load()
-			f.pager.evictNow(f.o.CacheBytes, tree)
-			ok = f.pager.bytes.Load() < before // stop when the clock cannot free more
-		}
-	}
 	return true
 }
+
+// errImageAbandoned stops an image's walk: another node's image won.
+var errImageAbandoned = errors.New("flusher: image abandoned")
 
 // writeCheckpoint writes the image of p, a cut's delta: its chunks, then
 // its marker. It reports false when the flusher stopped.
 func (f *Flusher) writeCheckpoint(p *pending) bool {
 	d := p.d
 	started := time.Now()
-	m := &entry.Marker{Cut: d.Pos, Nodes: uint64(len(d.Nodes))}
-	var buf []byte
-	for first := 0; first < len(d.Nodes); {
-		if done, _ := f.isConfirmed(d.Pos); done {
+	backoff := time.Millisecond
+	for {
+		m, stopped, err := f.writeImage(d)
+		switch {
+		case stopped:
+			return false
+		case err == nil:
+			return f.writeMarker(d, m, started)
+		case errors.Is(err, errImageAbandoned):
 			f.ckAborted.Add(1) // another node's image won
 			return true
+		case errors.Is(err, log.ErrTrimmed):
+			// The log was trimmed past nodes of the cut's tree: a newer
+			// checkpoint has authority, and this image is not needed
+			// (replay meets that checkpoint's marker, or re-bootstraps).
+			f.ckAborted.Add(1)
+			f.o.Logger.Info("checkpoint image abandoned: the log was trimmed past it", "cut", d.Pos, "err", err)
+			return true
 		}
-		var next int
-		buf, next = AppendChunk(buf[:0], d, first)
-		pos, ok := f.appendCheckpointEntry(buf, d.Pos)
-		if !ok {
+		// A node of the cut's tree could not be read: try again, until
+		// another node's image wins or the flusher stops.
+		f.appendErr.Store(&err)
+		f.o.Logger.Warn("checkpoint image failed; retrying", "cut", d.Pos, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-f.stopCh:
 			return false
 		}
-		m.Chunks = append(m.Chunks, entry.ChunkRef{Pos: uint64(pos), First: uint64(first)})
-		m.Bytes += uint64(len(buf))
-		f.ckChunks.Add(1)
-		first = next
+		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// writeImage writes the chunks of the image of d, and returns the marker
+// naming them; stopped reports that the flusher stopped.
+func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool, err error) {
+	m = &entry.Marker{Cut: d.Pos, Nodes: d.ImageNodes}
+	err = WriteImage(d, func(chunk []byte, first uint64) error {
+		if done, _ := f.isConfirmed(d.Pos); done {
+			return errImageAbandoned
+		}
+		pos, ok := f.appendCheckpointEntry(chunk, d.Pos)
+		if !ok {
+			stopped = true
+			return errImageAbandoned
+		}
+		m.Chunks = append(m.Chunks, entry.ChunkRef{Pos: uint64(pos), First: first})
+		m.Bytes += uint64(len(chunk))
+		f.ckChunks.Add(1)
+		return nil
+	})
+	return m, stopped, err
+}
+
+// writeMarker appends the marker m of d's image, unless another node's
+// image has won meanwhile. It reports false when the flusher stopped.
+func (f *Flusher) writeMarker(d *processor.Delta, m *entry.Marker, started time.Time) bool {
 	if done, _ := f.isConfirmed(d.Pos); done {
 		f.ckAborted.Add(1)
 		return true
@@ -247,62 +278,100 @@ func (f *Flusher) appendCheckpointEntry(data []byte, cut uint64) (log.Position, 
 	}
 }
 
-// AppendChunk appends to dst the complete chunk entry of the cut delta d
-// that starts with node first, and returns it and the number of the first
-// node of the next chunk (len(d.Nodes) after the last). The bytes depend
-// only on the delta: every node writes the same chunks.
-func AppendChunk(dst []byte, d *processor.Delta, first int) ([]byte, int) {
-	end, size := first, 0
-	for end < len(d.Nodes) {
-		n := d.Nodes[end]
-		sz := afterimage.MaxNodeOverhead + len(n.Key()) + len(n.Value())
-		if end > first && size+sz > chunkTarget {
-			break
+// WriteImage encodes the image of the cut delta d (its tree's nodes in
+// post-order, read by cowtree.Tree.Walk) as complete chunk entries of about
+// chunkTarget bytes, and passes each to emit with the number of its first
+// node, in order. The bytes depend only on the delta: every node writes the
+// same chunks. It stops at the first error emit returns, and returns it.
+// A chunk's bytes are emit's only during the call.
+func WriteImage(d *processor.Delta, emit func(chunk []byte, first uint64) error) error {
+	var (
+		buf   []byte
+		batch []afterimage.Node
+		first uint64
+		size  int
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
 		}
-		size += sz
-		end++
+		buf = appendChunk(buf[:0], d.Pos, first, batch, size)
+		err := emit(buf, first)
+		first += uint64(len(batch))
+		clear(batch) // drop the keys and values it aliases
+		batch, size = batch[:0], 0
+		return err
 	}
-	count := end - first
-	dst, start := entry.Begin(dst, 2*10+afterimage.MaxHeaderSize+afterimage.OffsetsSize(count)+size)
-	dst = entry.BeginChunk(dst, uint64(first))
-	payload := len(dst)
-	dst = afterimage.AppendHeader(dst, d.Pos, d.Pos, count)
-	starts := make([]uint32, count)
-	for i := first; i < end; i++ {
-		n := d.Nodes[i]
+	err := d.Tree.Walk(func(n *cowtree.Node, num uint32) error {
 		var v []byte
 		if !n.Tombstone() {
 			v = n.Value()
 		}
 		nd := afterimage.Node{
-			Key:       n.Key(),
-			Value:     v,
-			Pos:       n.Pos(),
-			Tombstone: n.Tombstone(),
-			MaxPos:    n.MaxPos(),
-			MinTomb:   n.MinTomb(),
-			Height:    uint8(n.Height()),
-			Left:      imagePtr(n.Left(), d.Pos, first),
-			Right:     imagePtr(n.Right(), d.Pos, first),
+			Key:        n.Key(),
+			Value:      v,
+			Pos:        n.Pos(),
+			Tombstone:  n.Tombstone(),
+			MaxPos:     n.MaxPos(),
+			MinTomb:    n.MinTomb(),
+			Height:     uint8(n.Height()),
+			LeftCount:  n.Left().Count(),
+			RightCount: n.Right().Count(),
 		}
-		starts[i-first] = uint32(len(dst) - payload)
-		dst = nd.AppendTo(dst)
+		// Post-order: the right child is num-1, the left one below the
+		// right subtree. A child in this chunk is a self pointer.
+		if nd.RightCount > 0 {
+			nd.Right = imagePtr(d.Pos, num-1, first)
+		}
+		if nd.LeftCount > 0 {
+			nd.Left = imagePtr(d.Pos, num-1-nd.RightCount, first)
+		}
+		sz := nd.MaxEncodedSize()
+		if len(batch) > 0 && size+sz > chunkTarget {
+			if err := flush(); err != nil {
+				return err
+			}
+			if nd.RightCount > 0 { // the chunk moved on: re-point the children
+				nd.Right = imagePtr(d.Pos, num-1, first)
+			}
+			if nd.LeftCount > 0 {
+				nd.Left = imagePtr(d.Pos, num-1-nd.RightCount, first)
+			}
+		}
+		batch = append(batch, nd)
+		size += sz
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	dst = afterimage.AppendOffsets(dst, payload, starts)
-	return entry.Seal(dst, start, entry.TypeCheckpoint), end
+	return flush()
 }
 
-// imagePtr is a child pointer inside an image: a self pointer within the
-// chunk that starts at node first, else an intention pointer (cut, n).
-func imagePtr(r *cowtree.Ref, cut uint64, first int) afterimage.Ptr {
-	a := r.Addr()
-	if a.Kind == cowtree.AddrNone {
-		return afterimage.Ptr{}
+// appendChunk appends the chunk entry of the image of cut holding nodes,
+// the first of which is node first; size bounds their encodings.
+func appendChunk(dst []byte, cut, first uint64, nodes []afterimage.Node, size int) []byte {
+	dst, start := entry.Begin(dst, 2*10+afterimage.MaxHeaderSize+afterimage.OffsetsSize(len(nodes))+size)
+	dst = entry.BeginChunk(dst, first)
+	payload := len(dst)
+	dst = afterimage.AppendHeader(dst, cut, cut, len(nodes))
+	starts := make([]uint32, len(nodes))
+	for i := range nodes {
+		starts[i] = uint32(len(dst) - payload)
+		dst = nodes[i].AppendTo(dst)
 	}
-	if int(a.Off) >= first {
-		return afterimage.SelfPtr(a.Off - uint32(first))
+	dst = afterimage.AppendOffsets(dst, payload, starts)
+	return entry.Seal(dst, start, entry.TypeCheckpoint)
+}
+
+// imagePtr is a child pointer inside an image: to node num, a self pointer
+// within the chunk that starts at node first, else an intention pointer
+// (cut, num).
+func imagePtr(cut uint64, num uint32, first uint64) afterimage.Ptr {
+	if uint64(num) >= first {
+		return afterimage.SelfPtr(num - uint32(first))
 	}
-	return afterimage.IntentionPtr(cut, a.Off)
+	return afterimage.IntentionPtr(cut, num)
 }
 
 // locate returns where node off of the active afterimage (or image) of the
@@ -411,7 +480,7 @@ func (f *Flusher) Reset(start uint64) {
 	f.fifo = f.fifo[:0]
 	clear(f.queue)
 	f.queue = f.queue[:0]
-	f.unflush, f.ckPinned, f.ckPending = 0, 0, 0
+	f.unflush, f.ckPending = 0, 0
 	f.start, f.last, f.lastDelta = start, start, nil
 	close(f.room)
 	f.room = make(chan struct{})

@@ -162,7 +162,7 @@ type Stats struct {
 	Duplicates         uint64 // afterimages seen after the active one
 	AppendErrors       uint64
 	UnflushedBytes     int64
-	PendingDeltas      int // not counting checkpoint cuts (see CheckpointPinnedBytes)
+	PendingDeltas      int // not counting checkpoint cuts
 	CachedBytes        int64
 	CacheHits          uint64 // node loads served from decoded afterimages
 	CacheMisses        uint64 // node loads (evicted nodes read back)
@@ -173,11 +173,10 @@ type Stats struct {
 	Piggybacked        uint64 // afterimages appended in one batch with a local intention
 	FlushLatencyTotal  time.Duration
 	// Checkpoint images: markers and chunks this node appended, their
-	// bytes, images it abandoned because another node's won, and the
-	// memory of relocated trees whose image is not yet confirmed (outside
-	// MaxUnflushedBytes: a checkpoint never holds commits back).
+	// bytes, and images it abandoned (another node's won, or a node of
+	// the cut's tree could not be read). An image pins no memory: it is
+	// read from the cut's tree as it is written.
 	CheckpointsWritten, CheckpointChunks, CheckpointBytes, CheckpointsAborted uint64
-	CheckpointPinnedBytes                                                     int64
 }
 
 type pending struct {
@@ -221,8 +220,7 @@ type Flusher struct {
 	latency                                   atomic.Int64
 
 	ckWritten, ckChunks, ckBytes, ckAborted atomic.Uint64
-	ckPinned                                int64 // under mu
-	ckPending                               int   // cut deltas in pend, under mu
+	ckPending                               int // cut deltas in pend, under mu
 }
 
 // New starts a flusher. start is the last position replayed before the
@@ -318,12 +316,8 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 	f.pend[d.Pos] = p
 	f.fifo = append(f.fifo, d.Pos)
 	if d.Checkpoint {
-		f.pager.cuts.setPending(d.Pos, d.Nodes)
-		f.ckPinned += d.Bytes
+		f.pager.cuts.setPending(d.Pos, d.Tree)
 		f.ckPending++
-		// The relocated tree replaced every node: do not keep the old tree
-		// alive (and scanned by the GC) while the image is written.
-		d.Replaced = nil
 	} else {
 		f.unflush += d.Bytes
 	}
@@ -700,7 +694,7 @@ func (f *Flusher) takeover() {
 // Stats returns the counters.
 func (f *Flusher) Stats() Stats {
 	f.mu.Lock()
-	unflush, npend, ckPinned := f.unflush, len(f.pend)-f.ckPending, f.ckPinned
+	unflush, npend := f.unflush, len(f.pend)-f.ckPending
 	f.dropConfirmedLocked()
 	through := f.last
 	if len(f.fifo) > 0 {
@@ -729,11 +723,10 @@ func (f *Flusher) Stats() Stats {
 		Piggybacked:        f.piggybacked(),
 		FlushLatencyTotal:  time.Duration(f.latency.Load()),
 
-		CheckpointsWritten:    f.ckWritten.Load(),
-		CheckpointChunks:      f.ckChunks.Load(),
-		CheckpointBytes:       f.ckBytes.Load(),
-		CheckpointsAborted:    f.ckAborted.Load(),
-		CheckpointPinnedBytes: ckPinned,
+		CheckpointsWritten: f.ckWritten.Load(),
+		CheckpointChunks:   f.ckChunks.Load(),
+		CheckpointBytes:    f.ckBytes.Load(),
+		CheckpointsAborted: f.ckAborted.Load(),
 	}
 }
 

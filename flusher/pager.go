@@ -248,8 +248,16 @@ func newPager(l log.Log, idx *index, holeTimeout time.Duration) *pager {
 // LoadNode implements cowtree.Loader.
 func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 	if a.Kind == cowtree.AddrIntention {
-		if n, ok := p.cuts.pendingNode(a.Pos, a.Off); ok {
-			return n, nil // a checkpoint image still being written
+		if t, ok := p.cuts.pendingTree(a.Pos); ok {
+			// Node n of a checkpoint image still being written: found in
+			// the cut's tree by its number, through the nodes' own
+			// addresses (the log below the cut is not trimmed before the
+			// image is complete).
+			n, err := t.NodeAt(a.Off)
+			if err == nil || !errors.Is(err, log.ErrTrimmed) {
+				return n, err
+			}
+			// Completed and trimmed meanwhile: read the image.
 		}
 	}
 	p.misses.Add(1)
@@ -268,7 +276,10 @@ func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 			return nil, err
 		}
 		nd := &nodeAt
-		fields := nodeFields(at, nd)
+		fields, err := nodeFields(at, nd)
+		if err != nil {
+			return nil, err
+		}
 		if nd.ValueInIntention {
 			v, err := p.valueFromIntention(nd.Pos, nd.Key)
 			if err != nil {
@@ -282,6 +293,24 @@ func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 		return nil, err
 	}
 	return v.(*cowtree.Node), nil
+}
+
+// LoadNodeAt implements cowtree.RelocLoader: a node of a checkpoint cut's
+// tree is read where it was written until the cut's image is complete, and
+// from the image after (the log below the cut may then be trimmed, and the
+// image is where any node reads it from next).
+func (p *pager) LoadNodeAt(a, reloc cowtree.Addr) (*cowtree.Node, error) {
+	if _, ok := p.cuts.image(reloc.Pos); ok {
+		return p.LoadNode(reloc)
+	}
+	n, err := p.LoadNode(a)
+	if err != nil && errors.Is(err, log.ErrTrimmed) {
+		// Trimmed below an older cut while this one's image is written
+		// (LoadNode then finds it in the cut's tree), or below this cut,
+		// whose marker replay has not met yet (LoadNode finds the image).
+		return p.LoadNode(reloc)
+	}
+	return n, err
 }
 
 // Installed implements cowtree.Tracker: a loaded node joins the clock.

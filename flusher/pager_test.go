@@ -192,8 +192,10 @@ func newPagerLog(t *testing.T) *pagerLog {
 	pl.i3 = appendIntention(t, pl.l, &intention.Intention{Snapshot: 1, Ops: []intention.Op{putOp("b", "vb")}})
 	b := leaf("b", "vb", pl.i3)
 	b.Height, b.Left, b.Right = 2, afterimage.IntentionPtr(pl.i1, 0), afterimage.SelfPtr(0)
+	b.LeftCount, b.RightCount = 1, 1
 	d := leaf("d", "vd", pl.i3)
 	d.Height, d.Left, d.Right = 3, afterimage.SelfPtr(1), afterimage.AfterimagePtr(pl.a1, 1)
+	d.LeftCount, d.RightCount = 3, 1
 	pl.a3 = appendAfterimage(t, pl.l, &afterimage.Afterimage{Intention: pl.i3, Base: pl.i3, Nodes: []afterimage.Node{leaf("c", "vc", pl.i3), b, d}})
 	pl.rootAddr = cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pl.a3, Off: 2}
 	pl.bAddr = cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pl.a3, Off: 1}

@@ -1,6 +1,8 @@
 package flusher
 
 import (
+	"fmt"
+
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/internal/entry"
@@ -111,6 +113,8 @@ func (s *serializer) node(n *cowtree.Node, nd *afterimage.Node) {
 		Height:           uint8(n.Height()),
 		Left:             s.ptr(n.Left()),
 		Right:            s.ptr(n.Right()),
+		LeftCount:        n.Left().Count(),
+		RightCount:       n.Right().Count(),
 	}
 }
 
@@ -142,8 +146,14 @@ func (s *serializer) ptr(r *cowtree.Ref) afterimage.Ptr {
 }
 
 // nodeFields converts a stored node of the afterimage at pos into the fields
-// cowtree needs, turning pointers into addresses.
-func nodeFields(pos uint64, nd *afterimage.Node) cowtree.NodeFields {
+// cowtree needs, turning pointers into addresses. A node whose subtree sizes
+// disagree with its pointers is refused: the sizes number a checkpoint's
+// image, and a wrong one would misplace every node after it.
+func nodeFields(pos uint64, nd *afterimage.Node) (cowtree.NodeFields, error) {
+	if (nd.Left.Kind == afterimage.PtrNil) != (nd.LeftCount == 0) || (nd.Right.Kind == afterimage.PtrNil) != (nd.RightCount == 0) {
+		return cowtree.NodeFields{}, fmt.Errorf("%w: node at %d: subtree sizes %d/%d disagree with its pointers %v/%v",
+			afterimage.ErrMalformed, pos, nd.LeftCount, nd.RightCount, nd.Left, nd.Right)
+	}
 	addr := func(p afterimage.Ptr) cowtree.Addr {
 		switch p.Kind {
 		case afterimage.PtrSelf:
@@ -156,14 +166,16 @@ func nodeFields(pos uint64, nd *afterimage.Node) cowtree.NodeFields {
 		return cowtree.Addr{}
 	}
 	return cowtree.NodeFields{
-		Key:       nd.Key,
-		Value:     nd.Value,
-		Pos:       nd.Pos,
-		Tombstone: nd.Tombstone,
-		MaxPos:    nd.MaxPos,
-		MinTomb:   nd.MinTomb,
-		Height:    int(nd.Height),
-		Left:      addr(nd.Left),
-		Right:     addr(nd.Right),
-	}
+		Key:        nd.Key,
+		Value:      nd.Value,
+		Pos:        nd.Pos,
+		Tombstone:  nd.Tombstone,
+		MaxPos:     nd.MaxPos,
+		MinTomb:    nd.MinTomb,
+		Height:     int(nd.Height),
+		Left:       addr(nd.Left),
+		Right:      addr(nd.Right),
+		LeftCount:  nd.LeftCount,
+		RightCount: nd.RightCount,
+	}, nil
 }

@@ -86,10 +86,12 @@ type Delta struct {
 	// Replaced are nodes of the previous version that this one no longer
 	// holds (see cowtree.Delta.Replaced).
 	Replaced []*cowtree.Node
-	// Checkpoint marks the delta of a checkpoint cut at Pos: Nodes is the
-	// whole tree, relocated (see State.Cut), and its afterimage is the
-	// checkpoint's image, written in chunks and completed by a marker.
+	// Checkpoint marks the delta of a checkpoint cut at Pos: Tree is the
+	// tree at the cut, whose ImageNodes nodes are the checkpoint's image
+	// (see State.Cut; Nodes is empty), written in chunks and completed by
+	// a marker.
 	Checkpoint bool
+	ImageNodes uint64
 	// Epoch is the newest checkpoint cut before Pos that this state knows
 	// of (see State.SetEpoch): the log below it may be trimmed, so an
 	// afterimage of this delta must not leave a value in an intention
@@ -197,27 +199,29 @@ func (s *State) Apply(pos uint64, in *intention.Intention) (Decision, *Delta, er
 	return d, &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: delta.Replaced(), Epoch: s.epoch}, nil
 }
 
-// Cut handles a checkpoint cut at pos: the tree is relocated (see
-// cowtree.Tree.Relocate), every node becoming node n of the cut's image, so
-// that deltas after the cut point only at the image and at later deltas.
-// Every cut is handled alike, whatever came before it, so a node needs no
-// memory of earlier checkpoints to decide the same as every other node; a
-// duplicate cut costs one more image, nothing else. An error means a node of
-// the tree could not be loaded; the state is then unchanged.
+// Cut handles a checkpoint cut at pos: every node of the tree gets a second
+// address, (pos, n), n its post-order number (see cowtree.Tree.Cut), so
+// that deltas after the cut point only at the cut's image and at later
+// deltas. It costs O(1): nothing is copied; the image is written from the
+// delta's Tree in the background. Every cut is handled alike, whatever came
+// before it, so a node needs no memory of earlier checkpoints to decide the
+// same as every other node; a duplicate cut costs one more image, nothing
+// else. An error means the root could not be loaded; the state is then
+// unchanged.
 func (s *State) Cut(pos uint64) (*Delta, error) {
 	if pos <= s.pos {
 		return nil, fmt.Errorf("processor: position %d replayed twice (state is at %d)", pos, s.pos)
 	}
-	tree, nodes, old, err := s.tree.Relocate(pos)
+	tree, err := s.tree.Cut(pos)
 	if err != nil {
 		return nil, fmt.Errorf("processor: checkpoint cut at %d: %w", pos, err)
 	}
-	var bytes int64
-	for _, n := range nodes {
-		bytes += n.Size()
+	nodes, err := tree.Nodes()
+	if err != nil {
+		return nil, fmt.Errorf("processor: checkpoint cut at %d: %w", pos, err)
 	}
 	s.tree, s.pos, s.epoch = tree, pos, pos
-	return &Delta{Pos: pos, Tree: tree, Nodes: nodes, Bytes: bytes, Replaced: old, Checkpoint: true, Epoch: pos}, nil
+	return &Delta{Pos: pos, Tree: tree, Checkpoint: true, ImageNodes: nodes, Epoch: pos}, nil
 }
 
 // check looks for a write after the snapshot to anything the intention read.

@@ -933,7 +933,7 @@ func (l *logLoader) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 	return cowtree.NewLoaded(a, cowtree.NodeFields{
 		Key: nd.Key, Value: nd.Value, Pos: nd.Pos, Tombstone: nd.Tombstone,
 		MaxPos: nd.MaxPos, MinTomb: nd.MinTomb, Height: int(nd.Height),
-		Left: addr(nd.Left), Right: addr(nd.Right),
+		Left: addr(nd.Left), Right: addr(nd.Right), LeftCount: nd.LeftCount, RightCount: nd.RightCount,
 	}), nil
 }
 
