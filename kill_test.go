@@ -74,7 +74,7 @@ func valueSeq(v string) int {
 }
 
 // killCycles runs the child test named child on dir cycles times, each
-// time killing it with SIGKILL (no flush, no close) after 150, 250, ...
+// time killing it with SIGKILL (no flush, no close) after 100, 150, ...
 // acknowledged commits; cycle c's child numbers its commits from
 // c*stride. After each kill, check gets the newest acknowledged value of
 // every key.
@@ -99,7 +99,7 @@ func killCycles(t *testing.T, child, dir string, cycles, stride int, check func(
 		}
 		sc := bufio.NewScanner(stdout)
 		n := 0
-		target := 150 + 100*cycle
+		target := 100 + 50*cycle
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
 			if len(f) != 3 || f[0] != "ack" {
