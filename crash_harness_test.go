@@ -76,6 +76,12 @@ func (h *hooks) read(ctx context.Context, l log.Log, pos log.Position) ([]byte, 
 	return l.Read(ctx, pos)
 }
 
+// readRange is a read too (replay reads a prefix of every entry first).
+func (h *hooks) readRange(ctx context.Context, l log.RangeReader, pos log.Position, off, n int) ([]byte, int, error) {
+	h.call("read", 0, "before")
+	return l.ReadRange(ctx, pos, off, n)
+}
+
 func (h *hooks) fill(ctx context.Context, l log.Log, pos log.Position) error {
 	h.call("fill", 0, "before")
 	err := l.Fill(ctx, pos)
@@ -83,8 +89,8 @@ func (h *hooks) fill(ctx context.Context, l log.Log, pos log.Position) error {
 	return err
 }
 
-// hookLog is a memlog with hooks. The memlog's other methods (ReadRange,
-// CrashClone) stay visible.
+// hookLog is a memlog with hooks. The memlog's other methods (CrashClone)
+// stay visible.
 type hookLog struct {
 	*memlog.Log
 	hooks
@@ -104,8 +110,12 @@ func (h *hookLog) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 
 func (h *hookLog) Fill(ctx context.Context, pos log.Position) error { return h.fill(ctx, h.Log, pos) }
 
+func (h *hookLog) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]byte, int, error) {
+	return h.readRange(ctx, h.Log, pos, off, n)
+}
+
 // segHookLog is a seglog with hooks. The seglog's other methods
-// (ReadRange, WaitTail, CopyTo) stay visible.
+// (WaitTail, CopyTo) stay visible.
 type segHookLog struct {
 	*seglog.Log
 	hooks
@@ -125,6 +135,10 @@ func (h *segHookLog) Read(ctx context.Context, pos log.Position) ([]byte, error)
 
 func (h *segHookLog) Fill(ctx context.Context, pos log.Position) error {
 	return h.fill(ctx, h.Log, pos)
+}
+
+func (h *segHookLog) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]byte, int, error) {
+	return h.readRange(ctx, h.Log, pos, off, n)
 }
 
 // acks records acknowledged writes of unique keys.

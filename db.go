@@ -218,6 +218,7 @@ func (db *DB) start() error {
 		Serial:            db.opts.FlushSerial,
 		MaxUnflushedBytes: db.opts.MaxUnflushedBytes,
 		CacheBytes:        db.opts.CacheBytes,
+		ImageDuty:         db.opts.CheckpointDuty,
 		Policy:            db.opts.FlushPolicy,
 		TakeoverDelay:     db.opts.TakeoverDelay,
 		IndexEntries:      flusher.DefaultIndexEntries,

@@ -21,6 +21,9 @@ func TestOptionsDefaultedOnce(t *testing.T) {
 		o.TakeoverDelay != flusher.DefaultTakeoverDelay || o.CloseFlushTimeout != d.CloseFlushTimeout || o.Logger == nil {
 		t.Fatalf("defaults not filled in: %+v", o)
 	}
+	if o.CheckpointDuty != flusher.DefaultImageDuty {
+		t.Fatalf("CheckpointDuty = %v, want %v", o.CheckpointDuty, flusher.DefaultImageDuty)
+	}
 	if o.MaxConflictRetries != 0 {
 		t.Fatalf("MaxConflictRetries = %d, want 0 (retry until the context ends)", o.MaxConflictRetries)
 	}
@@ -29,6 +32,8 @@ func TestOptionsDefaultedOnce(t *testing.T) {
 		"CloseFlushTimeout": {CloseFlushTimeout: -1},
 		"FlushPolicy":       {FlushPolicy: flusher.PolicyOriginator + 1},
 		"PollInterval":      {PollInterval: -1},
+		"CheckpointDuty<0":  {CheckpointDuty: -0.1},
+		"CheckpointDuty>1":  {CheckpointDuty: 1.5},
 	} {
 		if _, err := bad.withDefaults(); !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("%s: withDefaults = %v, want ErrInvalidOptions", name, err)

@@ -53,6 +53,37 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyAfterCut is BenchmarkApply (2 writes) on a tree just cut
+// (Tree.Cut), and on the same tree uncut: what relocating by numbers costs
+// the deltas after a checkpoint, while most of the tree is the cut's.
+func BenchmarkApplyAfterCut(b *testing.B) {
+	for _, cut := range []bool{false, true} {
+		b.Run(map[bool]string{false: "uncut", true: "cut"}[cut], func(b *testing.B) {
+			tr := bigTree(b, 1<<20)
+			pos := uint64(2)
+			if cut {
+				var err error
+				if tr, err = tr.Cut(pos); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pos++
+			r := rand.New(rand.NewPCG(1, 2))
+			val := make([]byte, 100)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				d := tr.Begin(pos)
+				for range 2 {
+					d.Put(key16(r.Uint64N(1<<21)), val)
+				}
+				tr, _, _ = d.Finish()
+				pos++
+			}
+		})
+	}
+}
+
 func BenchmarkGet(b *testing.B) {
 	tr := bigTree(b, 1<<20)
 	r := rand.New(rand.NewPCG(1, 2))

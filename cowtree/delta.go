@@ -215,7 +215,11 @@ func (d *Delta) refHeight(m *Node, left bool) int8 {
 		if c == nil {
 			return 0
 		}
-		r.learn(c)
+		if a := r.Addr(); d.cut != 0 && a.Kind == AddrIntention && a.Pos == d.cut {
+			r.learn(c) // keep the relocated address
+		} else {
+			r.set(c) // the address the node was loaded from: no lookup next time
+		}
 	}
 	return r.h
 }

@@ -52,18 +52,26 @@ func stored(n *Node) string {
 		n.left.Addr(), n.left.cnt, n.right.Addr(), n.right.cnt)
 }
 
-// memLoader is a log of nodes by address. Once trimmed, addresses below
-// the cut are gone, as the log is once a checkpoint has authority.
+// memLoader is a log of nodes by address, and a pager's view of cuts: an
+// image is loadable once complete; before that, node n of a pending cut is
+// found in the cut's tree by its number (Tree.NodeAt), as the pager does.
+// Addresses below the trim point are gone.
 type memLoader struct {
-	nodes   map[Addr]*Node
-	cut     uint64
-	trimmed bool
-	atLoads int // LoadNodeAt calls
+	nodes     map[Addr]*Node
+	pending   map[uint64]Tree
+	complete  map[uint64]bool
+	trimBelow uint64
+	atLoads   int // LoadNodeAt calls
 }
 
+var errTrimmed = errors.New("trimmed")
+
 func (m *memLoader) LoadNode(a Addr) (*Node, error) {
-	if m.trimmed && a.Pos < m.cut {
-		return nil, fmt.Errorf("address %v: trimmed", a)
+	if a.Pos < m.trimBelow {
+		return nil, fmt.Errorf("address %v: %w", a, errTrimmed)
+	}
+	if t, ok := m.pending[a.Pos]; ok && a.Kind == AddrIntention {
+		return t.NodeAt(a.Off)
 	}
 	n, ok := m.nodes[a]
 	if !ok {
@@ -78,10 +86,14 @@ func (m *memLoader) LoadNode(a Addr) (*Node, error) {
 
 func (m *memLoader) LoadNodeAt(a, reloc Addr) (*Node, error) {
 	m.atLoads++
-	if m.trimmed {
+	if m.complete[reloc.Pos] {
 		return m.LoadNode(reloc)
 	}
-	return m.LoadNode(a)
+	n, err := m.LoadNode(a)
+	if errors.Is(err, errTrimmed) {
+		return m.LoadNode(reloc)
+	}
+	return n, err
 }
 
 func (m *memLoader) add(nodes []*Node) {
@@ -124,7 +136,7 @@ func cutMatchesCopy(t *testing.T, seed uint64) int {
 	r := rand.New(rand.NewPCG(seed, 7))
 	keys := 20 + r.IntN(300)
 	key := func() []byte { return []byte(fmt.Sprintf("k%04d", r.IntN(keys))) }
-	ld := &memLoader{nodes: map[Addr]*Node{}}
+	ld := &memLoader{nodes: map[Addr]*Node{}, pending: map[uint64]Tree{}, complete: map[uint64]bool{}}
 	tr := New(ld)
 	pos := uint64(1)
 	apply := func(tr Tree, pos uint64, ops []func(*Delta) error) (Tree, []*Node) {
@@ -166,80 +178,91 @@ func cutMatchesCopy(t *testing.T, seed uint64) int {
 			evictSome(r, tr)
 		}
 	}
-	cut := pos + uint64(r.IntN(3))
-	pos = cut + 1
-	ld.cut = cut
-	oracle, image := relocateCopy(t, tr, cut)
-	ld.add(image)
-	ct, err := tr.Cut(cut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The image Walk numbers is the oracle's, in order.
-	i := 0
-	err = ct.Walk(func(n *Node, num uint32) error {
-		if int(num) != i || i >= len(image) {
-			return fmt.Errorf("node %d numbered %d", i, num)
+	// Two cuts: the second one's image is written, and its nodes found by
+	// number, after the log was trimmed below the first (its tree holds
+	// nodes whose own addresses are gone: they are read from the first
+	// image, through the numbers of the previous cut).
+	oracle, ct := tr, tr
+	for round := range 2 {
+		cut := pos + uint64(r.IntN(3))
+		pos = cut + 1
+		var image []*Node
+		oracle, image = relocateCopy(t, oracle, cut)
+		var err error
+		if ct, err = ct.Cut(cut); err != nil {
+			t.Fatal(err)
 		}
-		o := image[i]
-		if !bytes.Equal(n.Key(), o.Key()) || n.pos != o.pos || n.Count() != o.Count() ||
-			n.left.cnt != o.left.cnt || n.right.cnt != o.right.cnt {
-			return fmt.Errorf("node %d: %s, oracle %s", i, stored(n), stored(o))
-		}
-		i++
-		return nil
-	})
-	if err != nil || i != len(image) {
-		t.Fatalf("seed %d: walk: %v after %d of %d nodes", seed, err, i, len(image))
-	}
-	if c, _ := ct.Nodes(); c != uint64(len(image)) {
-		t.Fatalf("seed %d: Nodes %d, image has %d", seed, c, len(image))
-	}
-	for range 10 {
-		if len(image) == 0 {
-			break
-		}
-		k := uint32(r.IntN(len(image)))
-		n, err := ct.NodeAt(k)
-		if err != nil || !bytes.Equal(n.Key(), image[k].Key()) {
-			t.Fatalf("seed %d: NodeAt(%d): %v %v, want %q", seed, k, n, err, image[k].Key())
-		}
-	}
-	if _, err := ct.NodeAt(uint32(len(image))); !errors.Is(err, ErrNoNode) {
-		t.Fatalf("seed %d: NodeAt past the end: %v", seed, err)
-	}
-	// The same deltas after the cut, on both: identical afterimages.
-	steps := 1 + r.IntN(200)
-	for step := range steps {
-		if step == steps/2 {
-			ld.trimmed = true // the image has authority; the log below the cut is gone
-			evictSome(r, ct)
-			evictSome(r, oracle)
-		}
-		ops := randOps()
-		var want, got []*Node
-		oracle, want = apply(oracle, pos, ops)
-		ct, got = apply(ct, pos, ops)
-		if len(want) != len(got) {
-			t.Fatalf("seed %d pos %d: %d nodes, oracle %d", seed, pos, len(got), len(want))
-		}
-		for j := range want {
-			if a, b := stored(got[j]), stored(want[j]); a != b {
-				t.Fatalf("seed %d pos %d node %d:\n got %s\nwant %s", seed, pos, j, a, b)
+		ld.pending[cut] = ct
+		// The image Walk numbers is the oracle's, in order.
+		i := 0
+		err = ct.Walk(func(n *Node, num uint32) error {
+			if int(num) != i || i >= len(image) {
+				return fmt.Errorf("node %d numbered %d", i, num)
 			}
-			for _, ref := range []*Ref{&got[j].left, &got[j].right} {
-				if a := ref.Addr(); a.Kind != AddrNone && a.Pos < cut {
-					t.Fatalf("seed %d pos %d: pointer %v below the cut", seed, pos, a)
+			o := image[i]
+			if !bytes.Equal(n.Key(), o.Key()) || n.pos != o.pos || n.Count() != o.Count() ||
+				n.left.cnt != o.left.cnt || n.right.cnt != o.right.cnt {
+				return fmt.Errorf("node %d: %s, oracle %s", i, stored(n), stored(o))
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != len(image) {
+			t.Fatalf("seed %d round %d: walk: %v after %d of %d nodes", seed, round, err, i, len(image))
+		}
+		if c, _ := ct.Nodes(); c != uint64(len(image)) {
+			t.Fatalf("seed %d: Nodes %d, image has %d", seed, c, len(image))
+		}
+		for range 10 {
+			if len(image) == 0 {
+				break
+			}
+			k := uint32(r.IntN(len(image)))
+			n, err := ct.NodeAt(k)
+			if err != nil || !bytes.Equal(n.Key(), image[k].Key()) {
+				t.Fatalf("seed %d round %d: NodeAt(%d): %v %v, want %q", seed, round, k, n, err, image[k].Key())
+			}
+		}
+		if _, err := ct.NodeAt(uint32(len(image))); !errors.Is(err, ErrNoNode) {
+			t.Fatalf("seed %d: NodeAt past the end: %v", seed, err)
+		}
+		// The same deltas after the cut, on both: identical afterimages.
+		steps := 1 + r.IntN(200)
+		for step := range steps {
+			if step == steps/2 {
+				// The image has authority; the log below the cut is gone.
+				ld.add(image)
+				delete(ld.pending, cut)
+				ld.complete[cut] = true
+				ld.trimBelow = cut
+				evictSome(r, ct)
+				evictSome(r, oracle)
+			}
+			ops := randOps()
+			var want, got []*Node
+			oracle, want = apply(oracle, pos, ops)
+			ct, got = apply(ct, pos, ops)
+			if len(want) != len(got) {
+				t.Fatalf("seed %d pos %d: %d nodes, oracle %d", seed, pos, len(got), len(want))
+			}
+			for j := range want {
+				if a, b := stored(got[j]), stored(want[j]); a != b {
+					t.Fatalf("seed %d pos %d node %d:\n got %s\nwant %s", seed, pos, j, a, b)
+				}
+				for _, ref := range []*Ref{&got[j].left, &got[j].right} {
+					if a := ref.Addr(); a.Kind != AddrNone && a.Pos < cut {
+						t.Fatalf("seed %d pos %d: pointer %v below the cut", seed, pos, a)
+					}
 				}
 			}
-		}
-		ld.add(got)
-		pos++
-		if r.IntN(10) == 0 {
-			evictSome(r, ct)
+			ld.add(got)
+			pos++
+			if r.IntN(10) == 0 {
+				evictSome(r, ct)
+			}
 		}
 	}
-	// Every reader sees the oracle's entries, after the trim too.
+	// Every reader sees the oracle's entries, after the trims too.
 	a, b := oracle.Ascend(nil).WithTombstones(), ct.Ascend(nil).WithTombstones()
 	for a.Next() {
 		if !b.Next() || !bytes.Equal(a.Key(), b.Key()) || !bytes.Equal(a.Value(), b.Value()) {

@@ -213,6 +213,7 @@ func (f *Flusher) writeCheckpoint(p *pending) bool {
 // naming them; stopped reports that the flusher stopped.
 func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool, err error) {
 	m = &entry.Marker{Cut: d.Pos, Nodes: d.ImageNodes}
+	since := time.Now() // the start of the work on this chunk
 	err = WriteImage(d, func(chunk []byte, first uint64) error {
 		if done, _ := f.isConfirmed(d.Pos); done {
 			return errImageAbandoned
@@ -225,6 +226,19 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 		m.Chunks = append(m.Chunks, entry.ChunkRef{Pos: uint64(pos), First: first})
 		m.Bytes += uint64(len(chunk))
 		f.ckChunks.Add(1)
+		// Rest in proportion to the work (Options.ImageDuty): the image
+		// is background work, and on a small machine an unpaced writer
+		// (with the replay of its chunks) takes the cores from commits.
+		if f.o.ImageDuty < 1 {
+			rest := time.Duration(float64(time.Since(since)) * (1 - f.o.ImageDuty) / f.o.ImageDuty)
+			select {
+			case <-time.After(rest):
+			case <-f.stopCh:
+				stopped = true
+				return errImageAbandoned
+			}
+		}
+		since = time.Now()
 		return nil
 	})
 	return m, stopped, err

@@ -119,6 +119,12 @@ type Options struct {
 	MaxUnflushedBytes int64
 	// CacheBytes bounds clean nodes in memory. Zero means DefaultCacheBytes.
 	CacheBytes int64
+	// ImageDuty is the share of the wall time a checkpoint image's writer
+	// works: after each chunk it rests so that reading the tree, encoding
+	// and appending take at most this fraction of the time, leaving the
+	// cores to commits and reads. In (0, 1]; 1 never rests. Zero means
+	// DefaultImageDuty (0.25).
+	ImageDuty float64
 	// Policy decides who writes an afterimage. Default PolicyTakeover.
 	Policy Policy
 	// TakeoverDelay is how long PolicyTakeover waits for another node's

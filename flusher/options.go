@@ -19,6 +19,10 @@ const (
 	DefaultCacheBytes        = 256 << 20
 	DefaultTakeoverDelay     = 2 * time.Second
 	DefaultIndexEntries      = 1 << 20
+	// DefaultImageDuty lets a checkpoint image's writer work a quarter of
+	// the time: on two cores, an unpaced image of a 300K-key tree cut
+	// commits to a fifth of their rate while it was written.
+	DefaultImageDuty = 0.25
 )
 
 // DefaultWorkers is 8 x GOMAXPROCS: appends wait on the log, not the CPU,
@@ -35,9 +39,12 @@ func (o *Options) check() error {
 	if o.Log == nil {
 		return fmt.Errorf("%w: a Log is required", ErrInvalidOptions)
 	}
-	var policy error
+	var policy, duty error
 	if o.Policy > PolicyOriginator {
 		policy = fmt.Errorf("%w: Policy = %v", ErrInvalidOptions, o.Policy)
+	}
+	if o.ImageDuty < 0 || o.ImageDuty > 1 || o.ImageDuty != o.ImageDuty {
+		duty = fmt.Errorf("%w: ImageDuty = %v", ErrInvalidOptions, o.ImageDuty)
 	}
 	bad := ErrInvalidOptions
 	if err := cmp.Or(
@@ -48,9 +55,11 @@ func (o *Options) check() error {
 		opt.Negative(bad, "IndexEntries", o.IndexEntries),
 		opt.Negative(bad, "HoleTimeout", o.HoleTimeout),
 		policy,
+		duty,
 	); err != nil {
 		return err
 	}
+	opt.Default(&o.ImageDuty, DefaultImageDuty)
 	opt.Default(&o.Workers, DefaultWorkers())
 	opt.Default(&o.MaxUnflushedBytes, DefaultMaxUnflushedBytes)
 	opt.Default(&o.CacheBytes, DefaultCacheBytes)

@@ -19,6 +19,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		"negative index":     {Log: l, IndexEntries: -1},
 		"negative hole":      {Log: l, HoleTimeout: -time.Second},
 		"unknown policy":     {Log: l, Policy: PolicyOriginator + 1},
+		"negative duty":      {Log: l, ImageDuty: -0.5},
+		"duty over 1":        {Log: l, ImageDuty: 2},
 	} {
 		if f, err := New(o, 0); !errors.Is(err, ErrInvalidOptions) {
 			if f != nil {

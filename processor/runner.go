@@ -261,8 +261,11 @@ func (r *Runner) fetch(ctx context.Context, pos uint64, wait func() bool) (it it
 	it.pos = pos
 	var holeSince time.Time
 	for attempt := 0; ; attempt++ {
-		data, err := r.cfg.Log.Read(ctx, log.Position(pos))
+		data, chunk, err := r.readEntry(ctx, pos)
 		switch {
+		case err == nil && chunk > 0:
+			it.typ, it.size, it.ck = entry.TypeCheckpoint, chunk, &CheckpointEntry{Kind: entry.CheckpointChunk}
+			return it, true
 		case err == nil:
 			r.decode(&it, data)
 			return it, true
@@ -306,6 +309,35 @@ func (r *Runner) fetch(ctx context.Context, pos uint64, wait func() bool) (it it
 			}
 		}
 	}
+}
+
+// replayPrefix is how much of an entry replay reads first from a log that
+// reads ranges: the whole of almost every entry, and enough of a large one
+// to see that it is a checkpoint image's chunk, which replay skips.
+const replayPrefix = 64 << 10
+
+// readEntry reads the entry at pos; for a chunk of a checkpoint image it
+// reads only its first bytes, when the log can, and returns the chunk's
+// size instead. Replay needs nothing of a chunk but its place: its nodes
+// are checked (each has its own checksum) when they are loaded, and
+// reading every image back would double what a checkpoint costs.
+func (r *Runner) readEntry(ctx context.Context, pos uint64) (data []byte, chunk int, err error) {
+	rr, ok := r.cfg.Log.(log.RangeReader)
+	if !ok {
+		data, err = r.cfg.Log.Read(ctx, log.Position(pos))
+		return data, 0, err
+	}
+	data, size, err := rr.ReadRange(ctx, log.Position(pos), 0, replayPrefix)
+	if err != nil || len(data) == size {
+		return data, 0, err
+	}
+	if t, perr := entry.PeekType(pos, data); perr == nil && t == entry.TypeCheckpoint && len(data) > entry.FrameSize {
+		if k, _ := entry.CheckpointKind(data[entry.FrameSize:]); k == entry.CheckpointChunk {
+			return nil, size, nil
+		}
+	}
+	data, err = r.cfg.Log.Read(ctx, log.Position(pos))
+	return data, 0, err
 }
 
 func (r *Runner) decode(it *item, data []byte) {

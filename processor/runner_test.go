@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -201,6 +202,51 @@ func TestRunnerEventsInLogOrder(t *testing.T) {
 			}
 			c.none(t, 0)
 		})
+	}
+}
+
+// rangeCountingLog counts whole-entry reads by position.
+type rangeCountingLog struct {
+	*memlog.Log
+	mu    sync.Mutex
+	whole map[log.Position]int
+}
+
+func (l *rangeCountingLog) Read(ctx context.Context, pos log.Position) ([]byte, error) {
+	l.mu.Lock()
+	l.whole[pos]++
+	l.mu.Unlock()
+	return l.Log.Read(ctx, pos)
+}
+
+// TestRunnerSkipsChunkBodies: on a log that reads ranges, replay reads only
+// the first bytes of a large checkpoint chunk (an image's bulk, which replay
+// does not use), yet reports it with its size; other large entries are
+// read whole.
+func TestRunnerSkipsChunkBodies(t *testing.T) {
+	l := &rangeCountingLog{Log: memlog.New(nil), whole: map[log.Position]int{}}
+	big := make([]byte, 300<<10)
+	chunk := entry.Encode(nil, entry.TypeCheckpoint, append([]byte{entry.CheckpointChunk, 0}, big...))
+	appendData(t, l, entry.EncodeHeader(&runnerHeader))                                                      // 0 header
+	appendData(t, l, chunk)                                                                                  // 1 chunk
+	appendIn(t, l, &intention.Intention{Snapshot: 0, Token: 12, Ops: []intention.Op{put("a", string(big))}}) // 2 large intention
+	st := processor.NewState(runnerHeader, cowtree.New(nil), 0)
+	c := newCollector()
+	r := start(t, processor.Config{Log: l, State: st, OnEvent: c.on})
+	ev := c.next(t)
+	if ev.Pos != 1 || ev.Type != entry.TypeCheckpoint || ev.Checkpoint == nil || ev.Checkpoint.Kind != entry.CheckpointChunk || ev.Size != len(chunk) {
+		t.Fatalf("chunk event %+v (size %d, want %d)", ev, ev.Size, len(chunk))
+	}
+	if ev := c.next(t); ev.Pos != 2 || ev.Intention == nil || len(ev.Intention.Ops) != 1 || len(ev.Intention.Ops[0].Value) != len(big) {
+		t.Fatalf("intention event %+v", ev) // decoded whole (decided by the header's limits)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.whole[1] != 0 || l.whole[2] != 1 {
+		t.Fatalf("whole reads: chunk %d (want 0), large intention %d (want 1)", l.whole[1], l.whole[2])
 	}
 }
 
