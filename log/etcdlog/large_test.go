@@ -43,6 +43,7 @@ func chunkCount(t *testing.T, cli *clientv3.Client, l *Log) int64 {
 // Logs, reads them whole and in ranges from both, and checks that trimming
 // them deletes their chunks.
 func TestLargeEntries(t *testing.T) {
+	t.Parallel() // logs of its own names
 	cli := newClient(t, sharedEtcd(t))
 	name := uniqueName(t)
 	a, b := mustOpen(t, cli, name, nil), mustOpen(t, cli, name, nil)
