@@ -48,6 +48,7 @@ type ckpt struct {
 	mu        sync.Mutex
 	tokens    map[uint64]bool      // cuts this DB appended, not yet replayed
 	cutAt     map[uint64]time.Time // replayed cuts whose image is not confirmed
+	own       map[uint64]bool      // those of cutAt this DB appended
 	prepared  map[uint64]time.Time // when this DB's image of a cut was done
 	cumAt     map[uint64]int64     // bytes replayed before each pending or confirmed cut
 	confirmed []uint64             // cuts confirmed, ascending (above the trim point)
@@ -57,6 +58,7 @@ type ckpt struct {
 	trimMu sync.Mutex // one trim at a time
 
 	sinceCut  atomic.Int64 // bytes replayed since the newest cut
+	below     atomic.Int64 // bytes from the log's trim point to the safe point Open resumed from
 	cum       atomic.Int64 // bytes replayed by this DB
 	liveBase  atomic.Int64 // cum at the trim point
 	lastImage atomic.Int64 // bytes of the newest confirmed image
@@ -80,6 +82,7 @@ type ckpt struct {
 func (c *ckpt) init() {
 	c.tokens = map[uint64]bool{}
 	c.cutAt = map[uint64]time.Time{}
+	c.own = map[uint64]bool{}
 	c.prepared = map[uint64]time.Time{}
 	c.cumAt = map[uint64]int64{}
 	c.images = map[uint64]CheckpointInfo{}
@@ -100,7 +103,13 @@ func wake(ch chan struct{}) {
 // checkpoints, one for trims (a trim that waited for old snapshots goes as
 // soon as they close, even while the next checkpoint is under way).
 func (db *DB) startCheckpoints() {
-	db.ck.loopWG.Add(2)
+	db.ck.loopWG.Add(3)
+	go func() {
+		defer db.ck.loopWG.Done()
+		if sp := db.safePoint; sp.Intention > 0 {
+			db.countLiveBelow(sp)
+		}
+	}()
 	go func() {
 		defer db.ck.loopWG.Done()
 		for {
@@ -119,7 +128,7 @@ func (db *DB) startCheckpoints() {
 			case <-db.ck.ctx.Done():
 				return
 			case <-db.ck.auto:
-				if db.ck.pending.Load() > 0 {
+				if !db.autoDue() {
 					continue // one is under way; its end re-arms the trigger
 				}
 				db.ck.autoRuns.Add(1)
@@ -151,7 +160,9 @@ func (db *DB) stopCheckpoints() {
 // a complete image, and the log keeps the newest. When another node's trim
 // made this DB's replay skip the cut it appended, the newer checkpoint it
 // resumed from holds that state and later, and satisfies the call: the info
-// returned is that checkpoint's (Position above the cut appended).
+// returned is that checkpoint's (Position above the cut appended). If replay
+// resumed from an afterimage instead (no marker read that covers the cut),
+// the call appends another cut, at most three in all.
 func (db *DB) Checkpoint(ctx context.Context) (CheckpointInfo, error) {
 	if db.isClosed() {
 		return CheckpointInfo{}, ErrClosed
@@ -159,11 +170,34 @@ func (db *DB) Checkpoint(ctx context.Context) (CheckpointInfo, error) {
 	return db.checkpoint(ctx)
 }
 
+// cutAttempts bounds the cuts one Checkpoint call appends: a cut that
+// replay skipped (re-bootstrapping past it) with no newer checkpoint known
+// to cover it is followed by another.
+const cutAttempts = 3
+
+// errCutSkipped: replay skipped the cut and no checkpoint known to this DB
+// covers it (replay resumed from an afterimage above the trim point).
+var errCutSkipped = errors.New("replay skipped the cut after falling behind the trim point")
+
 func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
 	if db.opts.CheckpointSerial {
 		db.ck.gate.Lock()
 		defer db.ck.gate.Unlock()
 	}
+	for attempt := 1; ; attempt++ {
+		info, err := db.checkpointOnce(ctx)
+		if errors.Is(err, errCutSkipped) && attempt < cutAttempts && ctx.Err() == nil && !db.isClosed() {
+			// The log was trimmed past the cut by a checkpoint this DB
+			// resumed above without reading its marker: make another.
+			continue
+		}
+		return info, err
+	}
+}
+
+// checkpointOnce appends one cut and waits for its image (or a newer one
+// that covers it) to have authority, then trims.
+func (db *DB) checkpointOnce(ctx context.Context) (CheckpointInfo, error) {
 	token := rand.Uint64()
 	db.ck.mu.Lock()
 	db.ck.tokens[token] = true
@@ -208,7 +242,7 @@ func (db *DB) checkpoint(ctx context.Context) (CheckpointInfo, error) {
 		if cut <= db.ck.skipped.Load() {
 			// No checkpoint with authority at or after the cut is known
 			// (replay resumed from an afterimage).
-			return CheckpointInfo{Position: log.Position(cut)}, fmt.Errorf("%w: replay skipped the cut at %d after falling behind the trim point", ErrCheckpoint, cut)
+			return CheckpointInfo{Position: log.Position(cut)}, fmt.Errorf("%w: cut at %d: %w", ErrCheckpoint, cut, errCutSkipped)
 		}
 		select {
 		case <-changed:
@@ -243,6 +277,9 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 		local = db.ck.tokens[ck.Token]
 		delete(db.ck.tokens, ck.Token)
 		db.ck.cutAt[ev.Pos] = time.Now()
+		if local {
+			db.ck.own[ev.Pos] = true
+		}
 		db.ck.cumAt[ev.Pos] = db.ck.cum.Load() - int64(ev.Size)
 		db.ck.pending.Add(1)
 		db.ck.sinceCut.Store(0)
@@ -265,11 +302,18 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 				db.ck.prepared[m.Cut] = now
 			}
 			delete(db.ck.cutAt, m.Cut)
+			delete(db.ck.own, m.Cut)
 			db.ck.pending.Add(-1)
 		}
+		// Older cuts whose images are not confirmed are superseded: this
+		// image holds their state and later. (Their writer may be a node
+		// that stopped, or one held behind; waiting for them would hold
+		// the trigger, and commits in checkpointRoom, for good. See also
+		// flusher.SawCheckpoint.)
 		for c := range db.ck.cutAt {
-			if c < m.Cut { // superseded (see flusher.SawCheckpoint)
+			if c < m.Cut {
 				delete(db.ck.cutAt, c)
+				delete(db.ck.own, c)
 				db.ck.pending.Add(-1)
 			}
 		}
@@ -281,15 +325,17 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 		}
 		db.ck.confirmed = append(db.ck.confirmed, m.Cut)
 		sort.Slice(db.ck.confirmed, func(i, j int) bool { return db.ck.confirmed[i] < db.ck.confirmed[j] })
-		close(db.ck.changed)
-		db.ck.changed = make(chan struct{})
-		db.ck.mu.Unlock()
+		// The counters before the Checkpoint calls waiting for this image
+		// are woken: their callers read Stats next.
 		if m.Cut > db.ck.lastCut.Load() {
 			db.ck.lastCut.Store(m.Cut)
 			db.ck.lastImage.Store(int64(m.Bytes))
 		}
 		db.ck.count.Add(1)
 		db.ck.prepareNs.Store(int64(info.Prepare))
+		close(db.ck.changed)
+		db.ck.changed = make(chan struct{})
+		db.ck.mu.Unlock()
 		wake(db.ck.trim)
 	}
 	return local
@@ -308,6 +354,21 @@ func (db *DB) countReplayed(size int) {
 	if since > db.autoLimit() {
 		wake(db.ck.auto)
 	}
+}
+
+// autoDue reports whether the automatic trigger may start a checkpoint
+// now: when none is under way, or when only other nodes' cuts are and the
+// log grew past the trigger since the newest of them (their writer is slow,
+// stopped or held behind: this DB's own image supersedes them, and
+// commits held by checkpointRoom go on).
+func (db *DB) autoDue() bool {
+	if db.ck.pending.Load() == 0 {
+		return true
+	}
+	db.ck.mu.Lock()
+	own := len(db.ck.own)
+	db.ck.mu.Unlock()
+	return own == 0 && db.ck.sinceCut.Load() > db.autoLimit()
 }
 
 // autoLimit is the log growth since the newest cut that triggers an
@@ -389,11 +450,20 @@ func (db *DB) tryTrim(ctx context.Context) (uint64, error) {
 	if target <= trimmed {
 		return trimmed, nil
 	}
-	if err := db.log.Trim(ctx, log.Position(target)); err != nil {
+	// Close cancels a trim under way: the trim loop Close waits for may be
+	// waiting for trimMu, held here by a caller with no deadline.
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(db.ck.ctx, cancel)()
+	if err := db.log.Trim(tctx, log.Position(target)); err != nil {
+		if ctx.Err() == nil && db.isClosed() {
+			err = fmt.Errorf("%w: %w", ErrClosed, err)
+		}
 		return trimmed, err
 	}
 	db.ck.trimmed.Store(target)
 	db.ck.liveBase.Store(base)
+	db.flusher.Trimmed(target)
 	db.ck.mu.Lock()
 	kept := db.ck.confirmed[:0]
 	for _, c := range db.ck.confirmed {
@@ -423,6 +493,61 @@ func (db *DB) txnClosed(snap uint64) {
 	}
 }
 
+// countLiveBelow measures the entries from the log's trim point up to the
+// safe point Open resumed from, which replay did not read, so that
+// Stats.LogLiveBytes counts them until this DB trims above them. It reads
+// no entry whole where the log has ReadRange; it runs in the background
+// (a network log pays a round trip per position).
+func (db *DB) countLiveBelow(sp startup.SafePoint) {
+	ctx := db.ck.ctx
+	size := func(p uint64) (int, error) {
+		if rr, ok := db.log.(log.RangeReader); ok {
+			_, n, err := rr.ReadRange(ctx, log.Position(p), 0, 0)
+			return n, err
+		}
+		data, err := db.log.Read(ctx, log.Position(p))
+		return len(data), err
+	}
+	// The trim point: the lowest position at or below the safe point that
+	// is not trimmed.
+	lo, hi := uint64(0), sp.Intention
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if _, err := size(mid); errors.Is(err, log.ErrTrimmed) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	var n int64
+	for p := lo; p <= sp.Intention; p++ {
+		m, err := size(p)
+		switch {
+		case err == nil:
+			n += int64(m)
+		case errors.Is(err, log.ErrFilled):
+		default:
+			if ctx.Err() == nil && !errors.Is(err, log.ErrTrimmed) {
+				db.opts.Logger.Warn("measuring the live log below the safe point", "position", p, "err", err)
+			}
+			return // trimmed meanwhile, or closing: leave it uncounted
+		}
+	}
+	db.ck.below.Store(n)
+}
+
+// liveBytes is Stats.LogLiveBytes.
+func (db *DB) liveBytes() int64 {
+	n := db.ck.cum.Load() - db.ck.liveBase.Load()
+	if db.ck.trimmed.Load() == 0 {
+		// Nothing trimmed by this DB since Open: the log still starts
+		// below the safe point (or another node trimmed it: then this is
+		// an estimate, as for every node that did not trim).
+		n += db.ck.below.Load()
+	}
+	return n
+}
+
 // resumeFromCheckpoint records the checkpoint startup resumed from.
 func (db *DB) resumeFromCheckpoint(sp startup.SafePoint) {
 	db.ck.mu.Lock()
@@ -433,38 +558,46 @@ func (db *DB) resumeFromCheckpoint(sp startup.SafePoint) {
 }
 
 // headerAtTrimPoint reads the database header from the cut at the log's trim
-// point, for a log whose position 0 was trimmed.
+// point, for a log whose position 0 was trimmed. When another node trims
+// further meanwhile (the trim point found is trimmed when read), it looks
+// again from there, at most findAttempts times.
 func headerAtTrimPoint(ctx context.Context, l log.Log) (*entry.Header, error) {
-	tail, err := l.Tail(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("cruzdb: open: read tail: %w", err)
-	}
-	lo, hi := uint64(0), uint64(tail)
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		if _, err := l.Read(ctx, log.Position(mid)); errors.Is(err, log.ErrTrimmed) {
-			lo = mid + 1
-		} else {
-			hi = mid
+	lo := uint64(0)
+	for attempt := 1; ; attempt++ {
+		tail, err := l.Tail(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("cruzdb: open: read tail: %w", err)
 		}
-	}
-	data, err := l.Read(ctx, log.Position(lo))
-	if err != nil {
-		return nil, fmt.Errorf("cruzdb: open: read the trim point %d: %w", lo, err)
-	}
-	typ, payload, err := entry.Decode(lo, data)
-	if err != nil {
-		return nil, fmt.Errorf("cruzdb: open: %w", err)
-	}
-	if typ == entry.TypeCheckpoint {
-		if _, h, err := entry.DecodeCut(payload); err == nil {
-			if err := h.Validate(); err != nil {
-				return nil, fmt.Errorf("cruzdb: open: header in the cut at %d: %w: %w", lo, ErrCorrupt, err)
+		hi := uint64(tail)
+		for lo < hi {
+			mid := lo + (hi-lo)/2
+			if _, err := l.Read(ctx, log.Position(mid)); errors.Is(err, log.ErrTrimmed) {
+				lo = mid + 1
+			} else {
+				hi = mid
 			}
-			return h, nil
 		}
+		data, err := l.Read(ctx, log.Position(lo))
+		if errors.Is(err, log.ErrTrimmed) && attempt < findAttempts {
+			continue // trimmed further since the search
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cruzdb: open: read the trim point %d: %w", lo, err)
+		}
+		typ, payload, err := entry.Decode(lo, data)
+		if err != nil {
+			return nil, fmt.Errorf("cruzdb: open: %w", err)
+		}
+		if typ == entry.TypeCheckpoint {
+			if _, h, err := entry.DecodeCut(payload); err == nil {
+				if err := h.Validate(); err != nil {
+					return nil, fmt.Errorf("cruzdb: open: header in the cut at %d: %w: %w", lo, ErrCorrupt, err)
+				}
+				return h, nil
+			}
+		}
+		return nil, fmt.Errorf("cruzdb: open: the log is trimmed below %d, which holds no checkpoint cut: %w", lo, ErrCorrupt)
 	}
-	return nil, fmt.Errorf("cruzdb: open: the log is trimmed below %d, which holds no checkpoint cut: %w", lo, ErrCorrupt)
 }
 
 // findAttempts bounds findSafePoint's scans.
@@ -524,6 +657,7 @@ func (db *DB) rebootstrap(cause error) (*processor.State, error) {
 	for c := range db.ck.cutAt {
 		if c <= sp.Intention {
 			delete(db.ck.cutAt, c)
+			delete(db.ck.own, c)
 			db.ck.pending.Add(-1)
 		}
 	}

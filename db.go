@@ -147,8 +147,9 @@ type Stats struct {
 	// TrimmedBelow is the trim point this DB set (0: it trimmed nothing).
 	TrimmedBelow log.Position
 	// LogLiveBytes is the size of the entries at or above the trim point
-	// that this DB has replayed (after a restart, those from its safe point
-	// on): the log this node keeps alive.
+	// this DB set: those it replayed, and after a restart those from the
+	// log's trim point up to the safe point it resumed from (measured in
+	// the background just after Open). The log this node keeps alive.
 	LogLiveBytes int64
 	// CheckpointPrepare and CheckpointAuthority are the durations of the
 	// newest checkpoint's phases: the image's chunks, then its marker's
@@ -591,7 +592,7 @@ func (db *DB) Stats() Stats {
 		CheckpointInProgress: db.ck.pending.Load() > 0,
 		LastCheckpoint:       log.Position(db.ck.lastCut.Load()),
 		TrimmedBelow:         log.Position(db.ck.trimmed.Load()),
-		LogLiveBytes:         db.ck.cum.Load() - db.ck.liveBase.Load(),
+		LogLiveBytes:         db.liveBytes(),
 		CheckpointPrepare:    time.Duration(db.ck.prepareNs.Load()),
 		CheckpointAuthority:  time.Duration(db.ck.authNs.Load()),
 	}

@@ -99,13 +99,21 @@
 // (Stats.CheckpointWaits), as they wait for the flusher past
 // MaxUnflushedBytes. Several nodes asking at once is harmless: each cut
 // makes a complete image, duplicates of a marker are ignored, and a writer
-// whose image lost the race abandons it (Stats.CheckpointsAborted).
+// whose image lost the race abandons it (Stats.CheckpointsAborted). A cut
+// another node appended whose image does not come (its writer slow,
+// stopped, or held behind) does not hold this node back: once the log grew
+// past the trigger since that cut, this node makes a checkpoint of its own,
+// and the newer image supersedes the older cut.
 //
 // A transaction of this DB holds the trim back: the log is trimmed below
 // the newest confirmed cut at or below every open snapshot, and the trim
 // catches up when old snapshots close. A snapshot on another node does not
 // hold it: a read there that needs a node or value below the trim fails
-// with an error wrapping log.ErrTrimmed, never with wrong data. A node
+// with an error wrapping log.ErrTrimmed, never with wrong data. View and
+// Update, which read the latest state, wait for replay to pass the tail and
+// run their function again when that happens to their snapshot (a few times
+// at most), so a node's current state is never unreadable; a transaction
+// from Begin keeps its snapshot and gets the error. A node
 // whose replay falls behind the trim point (its next position, or a node
 // its tree needs, was trimmed) resumes from the newest safe point
 // (Stats.Rebootstraps); its commits whose intentions were skipped end with

@@ -73,17 +73,29 @@ func (db *DB) Begin(ctx context.Context, writable bool) (*Txn, error) {
 	return tx, nil
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction on the latest state. If a read
+// met a position another node trimmed from the log before this DB's replay
+// caught up (an error wrapping log.ErrTrimmed, returned by fn or left in
+// Txn.Err), View waits for replay to pass the log's tail and runs fn again
+// on the newer state, a few times at most, as Update does: so fn should be
+// safe to run more than once. A transaction from Begin keeps its snapshot
+// instead, and its reads fail with that error.
 func (db *DB) View(ctx context.Context, fn func(*Txn) error) error {
-	tx, err := db.Begin(ctx, false)
-	if err != nil {
+	stale := 0
+	for {
+		tx, err := db.Begin(ctx, false)
+		if err != nil {
+			return err
+		}
+		if err = fn(tx); err == nil {
+			err = tx.Err()
+		}
+		tx.Rollback()
+		if db.staleSnapshot(ctx, tx, err, &stale) {
+			continue
+		}
 		return err
 	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Err()
 }
 
 // Update runs fn in a writable transaction and commits it. On a conflict it
@@ -130,10 +142,11 @@ func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
 	}
 }
 
-// maxStaleRetries bounds Update's runs again after its snapshot was trimmed.
+// maxStaleRetries bounds the runs of View's and Update's fn again after
+// their snapshot was trimmed.
 const maxStaleRetries = 8
 
-// staleSnapshot reports whether Update should run fn again because its
+// staleSnapshot reports whether View or Update should run fn again because its
 // snapshot's nodes were trimmed from the log (another node checkpointed and
 // trimmed before this DB's replay caught up): it waits for replay to pass
 // the tail (re-bootstrapping if need be), and says yes once the current

@@ -151,14 +151,18 @@ func (f *Flusher) SawCheckpoint(pos uint64, m *entry.Marker) bool {
 	}
 	delete(f.pend, m.Cut)
 	f.ckPending--
-	// Older cuts still pending are superseded: their images may never be
-	// complete (the log may be trimmed past their trees' nodes, see
-	// writeCheckpoint), and this one holds their state and later.
+	// Older cuts still pending are superseded: this image holds their
+	// state and later, and theirs may never be complete (the log may be
+	// trimmed past their trees' nodes, see writeCheckpoint), so nothing
+	// waits on them any more. The intentions between such a cut and this
+	// one point into its image, though: their afterimages are never safe
+	// points (baseFor), and the cut's tree stays with the pager (for
+	// readers of those versions) until the log is trimmed past this cut.
 	for c, q := range f.pend {
 		if q.d.Checkpoint && c < m.Cut {
 			delete(f.pend, c)
 			f.ckPending--
-			f.pager.cuts.dropPending(c)
+			f.unproven = append(f.unproven, unproven{cut: c, until: m.Cut, base: q.prev})
 		}
 	}
 	close(f.room)
@@ -395,12 +399,12 @@ func (p *pager) locate(in uint64, off uint32) (uint64, uint32, error) {
 	if ci, ok := p.cuts.image(in); ok {
 		return ci.m.Locate(uint64(off))
 	}
-	at, err := p.resolveIntention(in)
+	at, m, err := p.resolve(in)
 	if err != nil {
 		return 0, 0, err
 	}
-	if ci, ok := p.cuts.image(in); ok { // the scan found a marker
-		return ci.m.Locate(uint64(off))
+	if m != nil { // the scan found a marker
+		return m.Locate(uint64(off))
 	}
 	if p.cuts.isCut(in) {
 		return 0, 0, fmt.Errorf("flusher: node %d of the image of cut %d: image not known", off, in)
@@ -471,6 +475,33 @@ func (p *pager) cutAtTrim(pos uint64) (uint64, bool) {
 	return lo, ok
 }
 
+// Trimmed tells the flusher that the log was trimmed below pos: the trees
+// of superseded cuts below it, and what is known of the stretches of
+// intentions they left unproven, are not needed any more (no version
+// above the trim point points into their images).
+func (f *Flusher) Trimmed(pos uint64) {
+	f.mu.Lock()
+	kept := f.unproven[:0]
+	for _, u := range f.unproven {
+		if u.until > pos {
+			kept = append(kept, u)
+		}
+	}
+	f.unproven = kept
+	f.mu.Unlock()
+	f.pager.cuts.dropPendingBelow(pos)
+}
+
+func (c *cuts) dropPendingBelow(pos uint64) {
+	c.mu.Lock()
+	for cut := range c.pending {
+		if cut < pos {
+			delete(c.pending, cut)
+		}
+	}
+	c.mu.Unlock()
+}
+
 // dropPending forgets a cut whose image will not be written here.
 func (c *cuts) dropPending(cut uint64) {
 	c.mu.Lock()
@@ -491,6 +522,7 @@ func (f *Flusher) Reset(start uint64) {
 		}
 	}
 	clear(f.pend)
+	f.unproven = f.unproven[:0]
 	f.fifo = f.fifo[:0]
 	clear(f.queue)
 	f.queue = f.queue[:0]

@@ -227,6 +227,11 @@ type Flusher struct {
 
 	ckWritten, ckChunks, ckBytes, ckAborted atomic.Uint64
 	ckPending                               int // cut deltas in pend, under mu
+	// unproven are the stretches (cut, superseding cut) of intentions
+	// whose trees point into the image of a cut that was superseded before
+	// it was complete (see SawCheckpoint): their afterimages never name
+	// themselves, or anything after the cut, as their Base. Under mu.
+	unproven []unproven
 }
 
 // New starts a flusher. start is the last position replayed before the
@@ -500,10 +505,23 @@ func (f *Flusher) baseFor(p uint64) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dropConfirmedLocked()
+	base := p
 	if len(f.fifo) > 0 && f.fifo[0] < p {
-		return f.pend[f.fifo[0]].prev
+		base = f.pend[f.fifo[0]].prev
 	}
-	return p
+	for _, u := range f.unproven {
+		if u.cut < p && p < u.until {
+			base = min(base, u.base)
+		}
+	}
+	return base
+}
+
+// unproven is a stretch of intentions after a cut whose image was
+// superseded before it was complete: their trees are never wholly in the
+// log, so no afterimage of theirs is a safe point.
+type unproven struct {
+	cut, until, base uint64
 }
 
 // confirmedBefore reports whether every delta before pos is confirmed.
@@ -669,8 +687,8 @@ func (p *pager) mustPhysical(in uint64) (uint64, bool) {
 	if p.cuts.isCut(in) {
 		return 0, false // an image node: (cut, n) is its only address
 	}
-	a, err := p.resolveIntention(in)
-	if err != nil || p.cuts.isCut(in) {
+	a, m, err := p.resolve(in)
+	if err != nil || m != nil || p.cuts.isCut(in) {
 		return 0, false
 	}
 	return a, true

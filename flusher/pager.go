@@ -717,8 +717,16 @@ func (p *pager) valueFromIntention(pos uint64, key []byte) ([]byte, error) {
 // intention (filling holes that stay empty past the hole timeout, since a
 // hole could still receive an earlier afterimage).
 func (p *pager) resolveIntention(in uint64) (uint64, error) {
+	pos, _, err := p.resolve(in)
+	return pos, err
+}
+
+// resolve is resolveIntention that also returns the marker found when in is
+// a checkpoint's cut (pos is then the marker's position): the caller must
+// not take it for an afterimage, whatever the cache of images says by then.
+func (p *pager) resolve(in uint64) (uint64, *entry.Marker, error) {
 	if a, ok := p.idx.get(in); ok {
-		return a, nil
+		return a, nil, nil
 	}
 	p.scans.Add(1)
 	ctx := context.Background()
@@ -730,28 +738,28 @@ func (p *pager) resolveIntention(in uint64) (uint64, error) {
 			holeSince = time.Time{}
 			typ, payload, err := entry.Decode(pos, data)
 			if err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 			if typ == entry.TypeCheckpoint {
 				if k, _ := entry.CheckpointKind(payload); k == entry.CheckpointMarker {
 					m, err := entry.DecodeMarker(payload)
 					if err != nil {
-						return 0, entry.Corrupt(pos, err)
+						return 0, nil, entry.Corrupt(pos, err)
 					}
 					if m.Cut == in {
 						p.cuts.setComplete(pos, m)
-						return pos, nil
+						return pos, m, nil
 					}
 				}
 			}
 			if typ == entry.TypeAfterimage {
 				ai, err := afterimage.DecodeNoCopy(payload)
 				if err != nil {
-					return 0, entry.Corrupt(pos, err)
+					return 0, nil, entry.Corrupt(pos, err)
 				}
 				if ai.Intention == in {
 					p.idx.put(in, pos)
-					return pos, nil
+					return pos, nil, nil
 				}
 			}
 			pos++
@@ -761,7 +769,7 @@ func (p *pager) resolveIntention(in uint64) (uint64, error) {
 		case errors.Is(err, log.ErrNotWritten):
 			tail, terr := p.log.Tail(ctx)
 			if terr != nil {
-				return 0, fmt.Errorf("flusher: resolve intention %d: %w", in, terr)
+				return 0, nil, fmt.Errorf("flusher: resolve intention %d: %w", in, terr)
 			}
 			if uint64(tail) <= pos {
 				// At the tail: not a hole (yet); the afterimage is still to
@@ -771,7 +779,7 @@ func (p *pager) resolveIntention(in uint64) (uint64, error) {
 					tailSince = time.Now()
 				}
 				if time.Since(tailSince) >= 10*p.holeTimeout+10*time.Second {
-					return 0, fmt.Errorf("flusher: no afterimage for intention %d up to the tail %d", in, tail)
+					return 0, nil, fmt.Errorf("flusher: no afterimage for intention %d up to the tail %d", in, tail)
 				}
 				time.Sleep(time.Millisecond)
 				continue
@@ -782,13 +790,13 @@ func (p *pager) resolveIntention(in uint64) (uint64, error) {
 			}
 			if time.Since(holeSince) >= p.holeTimeout {
 				if ferr := p.log.Fill(ctx, log.Position(pos)); ferr != nil && !errors.Is(ferr, log.ErrWritten) {
-					return 0, fmt.Errorf("flusher: resolve intention %d: fill %d: %w", in, pos, ferr)
+					return 0, nil, fmt.Errorf("flusher: resolve intention %d: fill %d: %w", in, pos, ferr)
 				}
 				continue
 			}
 			time.Sleep(time.Millisecond)
 		default:
-			return 0, fmt.Errorf("flusher: resolve intention %d: read %d: %w", in, pos, err)
+			return 0, nil, fmt.Errorf("flusher: resolve intention %d: read %d: %w", in, pos, err)
 		}
 	}
 }

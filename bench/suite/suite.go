@@ -65,6 +65,7 @@ var Experiments = []Experiment{
 	{"commitlogs", "durable 1-put transactions, cruzdb on seglog and on boltlog vs bbolt, Pebble, Badger, interleaved", runCommitLogs},
 	{"etcd", "etcdlog appends vs raw etcd Puts (1/16/64), 1-3 nodes on one log (appends and cruzdb commits), follower replay lag", runEtcd},
 	{"checkpoint", "live log and directory size under uniform overwrite; commits inside vs outside a checkpoint; checkpoint time vs tree size", runCheckpoint},
+	{"checkpoint-resp", "cruzd's data directory (du) after each of 5 rounds of redis-benchmark -t set -r 1000", runCheckpointResp},
 }
 
 // builderCacheBytes is the CacheBytes of nodes that build a log or replay

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"math"
+	"path/filepath"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cruzlog/cruzdb"
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/seglog"
 )
 
 // BGREWRITEAOF: Redis compacts its append-only file; cruzd's log is
@@ -74,4 +79,65 @@ func checkpointInProgress(s *server) int {
 		return 1
 	}
 	return 0
+}
+
+// checkpointConfig is what `cruzd serve` is told about checkpoints and the
+// embedded log's segments.
+type checkpointConfig struct {
+	// LogRatio is cruzdb Options.CheckpointLogRatio: the automatic trigger
+	// (negative: no automatic checkpoints). Default cruzdb's, 2.
+	LogRatio float64
+	// MinLogBytes is cruzdb Options.CheckpointMinLogBytes: the least log
+	// growth that triggers an automatic checkpoint. Default cruzdb's, 256 KiB.
+	MinLogBytes int64
+	// Serial is cruzdb Options.CheckpointSerial. Default false.
+	Serial bool
+	// SegmentSize is the size of new segment files of a seglog data
+	// directory (seglog Options.SegmentSize): the unit in which a trim gives
+	// disk space back. 0: seglog's default, 64 MiB.
+	SegmentSize int64
+}
+
+func defaultCheckpointConfig() checkpointConfig {
+	d := cruzdb.DefaultOptions()
+	return checkpointConfig{LogRatio: d.CheckpointLogRatio, MinLogBytes: d.CheckpointMinLogBytes}
+}
+
+func checkpointFlags(fs *flag.FlagSet, c *checkpointConfig) {
+	fs.Float64Var(&c.LogRatio, "checkpoint-log-ratio", c.LogRatio, "start an automatic checkpoint when the log grew by this many times the newest checkpoint's image since its cut (cruzdb Options.CheckpointLogRatio); negative: no automatic checkpoints")
+	fs.Var(byteSize{&c.MinLogBytes}, "checkpoint-min-log-bytes", "least log growth in `bytes` that starts an automatic checkpoint (cruzdb Options.CheckpointMinLogBytes)")
+	fs.BoolVar(&c.Serial, "checkpoint-serial", c.Serial, "commits wait while a checkpoint is prepared (cruzdb Options.CheckpointSerial)")
+	fs.Var(byteSize{&c.SegmentSize}, "seglog-segment-size", "size in `bytes` of new segment files of the embedded seglog log, the unit in which trims give disk space back (64KiB to 1GiB; 0: seglog's default, 64MiB)")
+}
+
+func (c *checkpointConfig) validate() error {
+	switch {
+	case c.LogRatio == 0 || math.IsNaN(c.LogRatio) || math.IsInf(c.LogRatio, 0):
+		return fmt.Errorf("--checkpoint-log-ratio %v: want a positive number, or a negative one to turn automatic checkpoints off", c.LogRatio)
+	case c.MinLogBytes < 1:
+		return fmt.Errorf("--checkpoint-min-log-bytes %d must be at least 1", c.MinLogBytes)
+	case c.SegmentSize != 0 && (c.SegmentSize < 64<<10 || c.SegmentSize > 1<<30):
+		return fmt.Errorf("--seglog-segment-size %d is outside [64KiB, 1GiB]", c.SegmentSize)
+	}
+	return nil
+}
+
+// apply sets the checkpoint options of o.
+func (c *checkpointConfig) apply(o *cruzdb.Options) {
+	o.CheckpointLogRatio = c.LogRatio
+	o.CheckpointMinLogBytes = c.MinLogBytes
+	o.CheckpointSerial = c.Serial
+}
+
+// openEmbeddedLog opens the data directory's embedded log as
+// cruzdb.OpenEmbeddedLog does, with --seglog-segment-size for seglog.
+func openEmbeddedLog(dir string, noSync bool, segmentSize int64) (log.Log, error) {
+	backend, err := cruzdb.EmbeddedLogBackend(dir)
+	if err != nil {
+		return nil, err
+	}
+	if backend != cruzdb.BackendSeglog || segmentSize == 0 {
+		return cruzdb.OpenLogBackend(dir, backend, noSync)
+	}
+	return seglog.Open(filepath.Join(dir, cruzdb.SegLogDirName), &seglog.Options{NoSync: noSync, SegmentSize: segmentSize})
 }

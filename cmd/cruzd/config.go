@@ -48,8 +48,9 @@ type config struct {
 	// GCPercent is the Go garbage collector's target (GOGC) for the daemon.
 	GCPercent int
 
-	Cluster  clusterConfig  // the etcd log (cluster.go)
-	Security securityConfig // password, TLS, protected mode (security.go)
+	Cluster    clusterConfig    // the etcd log (cluster.go)
+	Checkpoint checkpointConfig // checkpoints, seglog segments (checkpoint.go)
+	Security   securityConfig   // password, TLS, protected mode (security.go)
 
 	// For tests: a log to run on instead of the embedded bbolt log in
 	// DataDir (the caller owns it), and a logger.
@@ -82,6 +83,7 @@ func defaultConfig() config {
 		GCPercent:              200,
 		Cluster:                defaultClusterConfig(),
 		Security:               defaultSecurityConfig(),
+		Checkpoint:             defaultCheckpointConfig(),
 	}
 }
 
@@ -211,6 +213,7 @@ func serveFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json (log/slog, on standard error)")
 	clusterFlags(fs, &c.Cluster)
 	securityFlags(fs, &c.Security)
+	checkpointFlags(fs, &c.Checkpoint)
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go garbage collector target (GOGC) for the daemon: the tree is many small objects, and 200 halves GC work against the default 100 for twice the headroom; the GOGC environment variable, when set, wins")
 }
 
@@ -238,6 +241,9 @@ func (c *config) validate() error {
 		return fmt.Errorf("--shutdown-timeout %v is negative", c.ShutdownTimeout)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if err := c.Checkpoint.validate(); err != nil {
 		return err
 	}
 	if err := c.Cluster.validate(); err != nil {
@@ -283,6 +289,7 @@ func (c *config) dbOptions(logger *slog.Logger) cruzdb.Options {
 	if o.MaxConflictRetries == 0 {
 		o.MaxConflictRetries = -1 // cruzdb: 0 means the default, negative none
 	}
+	c.Checkpoint.apply(&o)
 	return o
 }
 

@@ -143,7 +143,7 @@ func (s *server) openDB() error {
 		}
 		// The daemon opens the embedded log itself (as cruzdb.Open would) so
 		// that it can time appends; the DB does not own it.
-		l, err := cruzdb.OpenEmbeddedLog(s.cfg.DataDir, s.cfg.NoSync)
+		l, err := openEmbeddedLog(s.cfg.DataDir, s.cfg.NoSync, s.cfg.Checkpoint.SegmentSize)
 		if err != nil {
 			return fmt.Errorf("open log: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"runtime"
 
 	"github.com/cruzlog/cruzdb/log"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -28,6 +29,11 @@ type appendResult struct {
 // errChunksGone: a large entry's chunks expired before its entry was
 // written; the writer writes them again.
 var errChunksGone = errors.New("chunks expired before the entry was written")
+
+// errNoNestedResponse: etcd answered a failed transaction without the
+// response of the transaction nested in its Else branch, so whether a guess
+// landed is unknown.
+var errNoNestedResponse = errors.New("etcd answered without the nested transaction's response")
 
 // Append writes data at the next free position. Concurrent appends on one
 // Log share etcd transactions.
@@ -189,6 +195,13 @@ func (l *Log) gather(batch []*appendReq) ([]*appendReq, *appendReq) {
 // first; a retry takes along the appends that arrived meanwhile (unless
 // carry, one that did not fit, is waiting already), so that a node that lost
 // a race commits more at once when it wins. It returns the carry.
+//
+// When this node has lost races lately, the Else branch is not only a read:
+// it nests transactions that place the same batch after the tails another
+// writer is likely to have set (the tail moves of recent losses, see
+// guesser), each compared exactly (the tail's value, the trim and ahead
+// keys' revisions), so that a lost race still lands the batch in the same
+// round trip. The innermost Else reads the meta keys, as without guesses.
 func (l *Log) commit(batch []*appendReq, carry *appendReq) *appendReq {
 	reply := func(err error) {
 		for _, r := range batch {
@@ -196,31 +209,30 @@ func (l *Log) commit(batch []*appendReq, carry *appendReq) *appendReq {
 		}
 	}
 	var vals [][]byte
+	var strs []string
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && carry == nil && batch[0].large == nil {
 			batch, carry = l.gather(batch)
 		}
-		vals = vals[:0]
+		vals, strs = vals[:0], strs[:0]
+		bytes := 0
 		for _, r := range batch {
 			vals = append(vals, r.vals...)
+			for _, v := range r.vals {
+				strs = append(strs, string(v))
+				bytes += len(v)
+			}
 		}
 		if l.ctx.Err() != nil {
 			reply(fmt.Errorf("etcdlog: append: %w", log.ErrClosed))
 			return carry
 		}
 		m := l.snapshot()
-		pos := make([]uint64, len(vals))
-		next := m.next()
-		for i := range vals {
-			for m.junkAhead(next) {
-				next++
-			}
-			pos[i] = next
-			next++
-		}
+		base := m.next()
+		pos, next := place(&m, base, len(vals))
 		ops := make([]clientv3.Op, 0, len(vals)+2)
-		for i, v := range vals {
-			ops = append(ops, clientv3.OpPut(l.k.entry(pos[i]), string(v)))
+		for i, v := range strs {
+			ops = append(ops, clientv3.OpPut(l.k.entry(pos[i]), v))
 		}
 		if le := batch[0].large; le != nil {
 			for i := range le.man.chunks() {
@@ -231,12 +243,44 @@ func (l *Log) commit(batch []*appendReq, carry *appendReq) *appendReq {
 			ops = append(ops, clientv3.OpPut(l.k.marker(pos[0]), le.man.id))
 		}
 		ops = append(ops, clientv3.OpPut(l.k.tail(), hex16(next)))
+
+		// Guessed tails, each level within etcd's limits on operations
+		// (every nesting level counts against --max-txn-ops) and bytes.
+		var tails []uint64
+		if batch[0].large == nil {
+			per := max(len(vals)+1, 3)
+			k := min(l.maxGuesses, nestOps/per-1, l.opts.MaxBatchBytes/max(bytes, 1)-1)
+			for _, d := range l.guess.guesses(k) {
+				tails = append(tails, base+d)
+			}
+		}
+		l.guess.txns++
+		gpos := make([][]uint64, len(tails))
+		gnext := make([]uint64, len(tails))
+		els := []clientv3.Op{clientv3.OpGet(l.k.meta(), clientv3.WithPrefix())}
+		for i := len(tails) - 1; i >= 0; i-- {
+			gpos[i], gnext[i] = place(&m, tails[i], len(vals))
+			gops := make([]clientv3.Op, 0, len(vals)+1)
+			for j, v := range strs {
+				gops = append(gops, clientv3.OpPut(l.k.entry(gpos[i][j]), v))
+			}
+			gops = append(gops, clientv3.OpPut(l.k.tail(), hex16(gnext[i])))
+			cmps := l.metaCmps(&m) // the tail's compare first: by value here
+			cmps[0] = clientv3.Compare(clientv3.Value(l.k.tail()), "=", hex16(tails[i]))
+			els = []clientv3.Op{clientv3.OpTxn(cmps, gops, els)}
+		}
+
+		l.txns.Add(1)
+		if len(tails) > 0 {
+			l.nested.Add(1)
+		}
+		if l.beforeTxn != nil {
+			l.beforeTxn()
+		}
 		// A member cut off from its leader answers at once instead of
 		// holding the batch until the timeout.
-		l.txns.Add(1)
 		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(l.ctx), l.opts.RequestTimeout)
-		resp, err := l.cli.Txn(ctx).If(l.metaCmps(&m)...).Then(ops...).
-			Else(clientv3.OpGet(l.k.meta(), clientv3.WithPrefix())).Commit()
+		resp, err := l.cli.Txn(ctx).If(l.metaCmps(&m)...).Then(ops...).Else(els...).Commit()
 		cancel()
 		switch {
 		case err != nil && batch[0].large != nil && isKeyNotFound(err):
@@ -249,22 +293,76 @@ func (l *Log) commit(batch []*appendReq, carry *appendReq) *appendReq {
 			reply(fmt.Errorf("etcdlog: append: outcome unknown: %w", err))
 			return carry
 		case resp.Succeeded:
-			l.noteTail(next, resp.Header.Revision)
-			i := 0
-			for _, r := range batch {
-				ps := pos[i : i+len(r.vals)]
-				for j, d := range r.data {
-					l.cache.put(ps[j], d)
-				}
-				i += len(r.vals)
-				r.done <- appendResult{pos: ps}
+			l.landed(batch, pos, next, resp.Header.Revision)
+			return carry
+		}
+		// Walk down the guesses to the one that landed, or to the read.
+		cur := (*etcdserverpb.TxnResponse)(resp)
+		won := -1
+		for i := range tails {
+			tr := cur.Responses[0].GetResponseTxn()
+			if tr == nil {
+				reply(fmt.Errorf("etcdlog: append: outcome unknown: %w", errNoNestedResponse))
+				return carry
 			}
+			if tr.Succeeded {
+				won = i
+				break
+			}
+			cur = tr
+		}
+		if won >= 0 {
+			l.nestedWon.Add(1)
+			l.guess.record(tails[won] - base)
+			l.landed(batch, gpos[won], gnext[won], resp.Header.Revision)
 			return carry
 		}
 		l.lost.Add(1)
-		if err := l.applyMeta(resp.Responses[0].GetResponseRange().Kvs); err != nil {
+		if err := l.applyMeta(cur.Responses[0].GetResponseRange().Kvs); err != nil {
 			reply(fmt.Errorf("etcdlog: append: %w", err))
 			return carry
 		}
+		if now := l.snapshot(); now.trimRev == m.trimRev && now.aheadRev == m.aheadRev && now.tail > base {
+			l.guess.record(now.tail - base)
+		}
+	}
+}
+
+// Limits of the guesses a transaction carries: at most maxGuesses, and
+// every nesting level's operations counted against nestOps, etcd's default
+// --max-txn-ops (a server configured lower than its default would reject
+// such a transaction; MaxBatchEntries must stay below the limit anyway).
+const (
+	maxGuesses = 1
+	nestOps    = 128
+)
+
+// place returns the positions of n entries appended at tail t (skipping
+// positions filled ahead of the tail) and the tail after them.
+func place(m *meta, t uint64, n int) ([]uint64, uint64) {
+	pos := make([]uint64, n)
+	next := t
+	for i := range pos {
+		for m.junkAhead(next) {
+			next++
+		}
+		pos[i] = next
+		next++
+	}
+	return pos, next
+}
+
+// landed records a batch written at pos with the tail next at rev, and
+// answers its appends.
+func (l *Log) landed(batch []*appendReq, pos []uint64, next uint64, rev int64) {
+	l.noteTail(next, rev)
+	i := 0
+	for _, r := range batch {
+		ps := pos[i : i+len(r.vals)]
+		for j, d := range r.data {
+			l.cache.put(ps[j], d)
+		}
+		i += len(r.vals)
+		r.done <- appendResult{pos: ps}
 	}
 }

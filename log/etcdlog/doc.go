@@ -15,9 +15,16 @@
 // nothing is written twice. A node's committer gathers the appends waiting
 // on it into one transaction (up to Options.MaxBatchEntries entries and
 // MaxBatchBytes bytes); when another node's transaction got there first, it
-// retries at once with the keys the Else branch returned. No node reserves
-// positions ahead of time: a reserved, unwritten position would be a hole
-// every other node waits on.
+// retries at once with the keys the Else branch returned. A node that has
+// lost such races lately nests a guess in the Else branch:
+//
+//	Else(If(tail = t+d, trim and ahead keys unchanged) Then(put entries t+d.., put tail) Else(get them))
+//
+// where d is the most frequent tail move of its recent losses, so that when
+// the other node's batch was of that size the batch still lands in the same
+// round trip. The guess compares the tail's value exactly, so it can only
+// write where the tail is. No node reserves positions ahead of time: a
+// reserved, unwritten position would be a hole every other node waits on.
 //
 // # Fill and Trim
 //

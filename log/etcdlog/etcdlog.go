@@ -42,6 +42,15 @@ type Log struct {
 	seenRev int64 // the newest revision the watch has delivered
 
 	txns, lost atomic.Int64 // append transactions sent, and lost to another writer
+	nested     atomic.Int64 // append transactions sent with guesses in their Else branch
+	nestedWon  atomic.Int64 // ... that lost the tail but landed by a guess
+	misses     atomic.Int64 // Reads the cache could not answer
+	guess      guesser      // the committer's
+	maxGuesses int          // guesses per transaction: maxGuesses (tests and benchmarks change it)
+
+	// beforeTxn, when set (tests), is called by the committer just before
+	// it sends an append transaction.
+	beforeTxn func()
 
 	// afterChunks, when set (tests), is called with the chunks' lease after
 	// a large entry's chunks are written and before the entry is; an error
@@ -81,6 +90,7 @@ func Open(ctx context.Context, cli *clientv3.Client, name string, opts *Options)
 		changed: make(chan struct{}),
 	}
 	l.cache.limit = o.CacheBytes
+	l.maxGuesses = maxGuesses
 	rev, err := l.refreshMeta(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("etcdlog: open %q: %w", name, err)
@@ -257,6 +267,7 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 		}
 		return data, nil
 	}
+	l.misses.Add(1)
 	v, err := l.readValue(ctx, uint64(pos), op)
 	if err != nil {
 		return nil, err
@@ -468,9 +479,22 @@ type (
 // Stats are counters of one Log since Open.
 type Stats struct {
 	// Txns is how many append transactions this Log sent; Lost how many of
-	// them found that another writer had moved the tail (and were retried).
+	// them found that another writer had moved the tail and landed nothing
+	// (they were retried).
 	Txns, Lost int64
+	// Nested is how many append transactions carried guesses of the tail
+	// another writer set (nested transactions in the Else branch);
+	// NestedWon how many of them lost the race for the tail they knew but
+	// landed by a guess, in the same round trip.
+	Nested, NestedWon int64
+	// CacheMisses is how many Reads went to etcd because the entry was not
+	// in the cache (not appended by this node, not delivered by the watch
+	// yet, evicted, or trimmed).
+	CacheMisses int64
 }
 
 // Stats returns the Log's counters.
-func (l *Log) Stats() Stats { return Stats{Txns: l.txns.Load(), Lost: l.lost.Load()} }
+func (l *Log) Stats() Stats {
+	return Stats{Txns: l.txns.Load(), Lost: l.lost.Load(), Nested: l.nested.Load(), NestedWon: l.nestedWon.Load(),
+		CacheMisses: l.misses.Load()}
+}

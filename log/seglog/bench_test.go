@@ -105,3 +105,32 @@ func mustOpenB(b *testing.B, opts *Options) *Log {
 	}
 	return l
 }
+
+// BenchmarkReadBack is the processor's pattern: append an entry, then read
+// it back, with the ring of recent groups (recent) and without it (every
+// read a pread of the file). NoSync, so that fdatasync does not hide the
+// difference.
+func BenchmarkReadBack(b *testing.B) {
+	for _, size := range []int{200, 256 << 10} {
+		for _, ring := range []bool{true, false} {
+			b.Run(fmt.Sprintf("size=%d/ring=%v", size, ring), func(b *testing.B) {
+				l := mustOpenB(b, &Options{NoSync: true})
+				defer l.Close()
+				l.noRecent = !ring
+				data := bytes.Repeat([]byte("i"), size)
+				ctx := context.Background()
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					p, err := l.Append(ctx, data)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got, err := l.Read(ctx, p)
+					if err != nil || len(got) != size {
+						b.Fatalf("read %d: %d bytes, %v", p, len(got), err)
+					}
+				}
+			})
+		}
+	}
+}

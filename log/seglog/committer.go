@@ -215,6 +215,12 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 	}
 	gstart := act.end
 	buf := l.buf[:0]
+	var ring []byte
+	if !l.noRecent {
+		if ring = l.recent.reserve(act, total); ring != nil {
+			buf = ring
+		}
+	}
 	for _, q := range l.fills {
 		buf = appendRecord(buf, kindFillAhead, q, gstart, nil)
 	}
@@ -229,9 +235,14 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		}
 		buf = appendRecord(buf, rc.kind, rc.pos, gstart, data)
 	}
-	if cap(buf) > 8<<20 {
+	switch {
+	case ring != nil:
+		if &buf[:1][0] != &ring[:1][0] {
+			ring = nil // encoded beyond the reservation (cannot happen): not in the ring
+		}
+	case cap(buf) > 8<<20:
 		l.buf = nil
-	} else {
+	default:
 		l.buf = buf
 	}
 	if _, err := act.f.WriteAt(buf, int64(gstart)); err != nil {
@@ -239,6 +250,9 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 	}
 	if err := l.sync(act.f); err != nil {
 		return fmt.Errorf("fdatasync segment %s: %w", act.path, err)
+	}
+	if ring != nil {
+		l.recent.publish(act, gstart, len(buf))
 	}
 
 	l.stats.groups.Add(1)

@@ -62,7 +62,11 @@
 // # Concurrency
 //
 // Reads run concurrently with each other and with group commits: Read looks
-// up the record in the in-memory index, reads it with one pread and checks it.
+// up the record in the in-memory index, reads it with one pread and checks it,
+// unless the record is among the last 4 MiB of groups written since Open:
+// those the committer also keeps in a ring in memory (the bytes it wrote),
+// and Read copies the entry from there (the processor reads every entry back
+// right after it is appended).
 // Tail reads an in-memory value; WaitTail (log.TailWaiter) wakes when a group
 // commit is published or a trim moves the tail. Close waits for the group being written,
 // fails requests still queued with log.ErrClosed, waits for reads in progress
@@ -73,7 +77,8 @@
 //
 //   - Open reads the whole last segment (up to Options.SegmentSize) into
 //     memory to scan it.
-//   - The index takes 5 bytes of memory per position of the untrimmed log.
+//   - The index takes 5 bytes of memory per position of the untrimmed log;
+//     the ring of recent groups 4 MiB, from the first append.
 //   - A ReadRange of a record larger than 64 KiB reads and checks the whole
 //     record once; later ranges of it read only the range.
 //   - Every reopen starts a new segment if the last one was sealed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -53,6 +54,9 @@ type Log struct {
 	junked    []uint64
 	fills     []uint64
 	batchIDs  atomic.Uint64
+
+	recent   recent // the last groups written, for reads that follow appends
+	noRecent bool   // benchmarks: leave recent empty (set before the first append)
 
 	stats struct{ groups, entries, bytes atomic.Uint64 }
 }
@@ -420,6 +424,9 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 		return nil, err
 	}
 	defer s.fileMu.RUnlock()
+	if data, _, ok := l.recent.read(s, uint64(pos), from, 0, math.MaxInt); ok {
+		return data, nil
+	}
 	return readRecord(s, pos, from, to)
 }
 
@@ -440,6 +447,9 @@ func (l *Log) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]by
 		return nil, 0, err
 	}
 	defer s.fileMu.RUnlock()
+	if data, size, ok := l.recent.read(s, uint64(pos), from, off, n); ok {
+		return data, size, nil
+	}
 	if _, ok := s.verified.Load(i); !ok || to-from <= rangeVerifyAll {
 		data, err := readRecord(s, pos, from, to)
 		if err != nil {
