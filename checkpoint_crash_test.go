@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,57 +97,6 @@ func (c *ckLog) history(clone *memlog.Log) func(log.Position) ([]byte, error) {
 	}
 }
 
-// modelOver is modelReplay over a read function (intentions only).
-func modelOver(t *testing.T, read func(log.Position) ([]byte, error), tail log.Position, window uint64) map[string]string {
-	t.Helper()
-	vals := map[string]string{}
-	last := map[string]uint64{}
-	for p := uint64(1); p < uint64(tail); p++ {
-		data, err := read(log.Position(p))
-		if errors.Is(err, log.ErrFilled) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("model: read %d: %v", p, err)
-		}
-		in, err := entry.DecodeIntentionEntry(p, data)
-		if errors.Is(err, entry.ErrWrongType) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("model: %v", err)
-		}
-		if p-in.Snapshot > window || in.Snapshot >= p {
-			continue
-		}
-		abort := false
-		for _, k := range in.Reads {
-			if last[string(k)] > in.Snapshot {
-				abort = true
-			}
-		}
-		for _, r := range in.Ranges {
-			for k, q := range last {
-				if q > in.Snapshot && (r.Lo == nil || k >= string(r.Lo)) && (r.Hi == nil || k < string(r.Hi)) {
-					abort = true
-				}
-			}
-		}
-		if abort {
-			continue
-		}
-		for _, op := range in.Ops {
-			last[string(op.Key)] = p
-			if op.Value == nil && op.Kind != 1 {
-				delete(vals, string(op.Key))
-			} else {
-				vals[string(op.Key)] = string(op.Value)
-			}
-		}
-	}
-	return vals
-}
-
 // verifyCheckpointRecovery reopens the crash clone twice (recovery must be
 // deterministic), and checks every acknowledged commit and the whole state
 // against the model replay of the log's history (no ghost state).
@@ -163,16 +111,7 @@ func verifyCheckpointRecovery(t *testing.T, name string, cl *ckLog, clone *memlo
 		if err != nil {
 			t.Fatalf("%s: reopen: %v", name, err)
 		}
-		err = db.View(context.Background(), func(tx *Txn) error {
-			for k, v := range acked {
-				got, err := tx.Get([]byte(k))
-				if err != nil || string(got) != v {
-					return fmt.Errorf("acknowledged %s=%s lost: got %q, %v", k, v, got, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := checkAcked(db, acked); err != nil {
 			db.Close()
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -281,53 +220,29 @@ func TestCheckpointCrashBoundaries(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := &acks{m: map[string]string{}}
-			var wg sync.WaitGroup
-			for w := range 2 {
-				wg.Add(1)
-				go func() { defer wg.Done(); crashWork(db, a, w, 30, seed) }()
-			}
-			wg.Wait()
+			crashWarmUp(db, a, seed)
 			// A first checkpoint and trim, so the crash meets a log that
 			// was trimmed before.
 			if _, err := db.Checkpoint(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			var clone *memlog.Log
-			var acked map[string]string
-			var once sync.Once
-			took := make(chan struct{})
 			var seen atomic.Int64
+			cp := newCrashPoint()
 			cl.armed.Store(&armed{match: pt.match, take: func() {
-				once.Do(func() {
-					acked = a.snapshot()
-					clone = cl.Log.CrashClone()
-					close(took)
-				})
+				cp.take(a, func() { clone = cl.Log.CrashClone() })
 			}, seen: &seen})
-			reached := false
-			for round := 0; round < 10 && !reached; round++ {
-				for w := 2 + 2*round; w < 4+2*round; w++ {
-					wg.Add(1)
-					go func() { defer wg.Done(); crashWork(db, a, w, 15, seed) }()
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if _, err := db.Checkpoint(context.Background()); err != nil {
-						t.Error(err)
-					}
-				}()
-				wg.Wait()
-				select {
-				case <-took:
-					reached = true
-				default:
+			checkpoint := func() {
+				if _, err := db.Checkpoint(context.Background()); err != nil {
+					t.Error(err)
 				}
 			}
+			reached := crashRounds(db, a, seed, cp, 10, 15, checkpoint, nil)
 			db.Close()
 			if !reached {
 				t.Fatalf("crash point never reached")
 			}
+			acked := cp.acked
 			cut, trimAt := newestCut(t, clone)
 			tail, _ := clone.Tail(context.Background())
 			info := verifyCheckpointRecovery(t, pt.name, cl, clone, acked)

@@ -121,23 +121,7 @@ func TestBankWithCheckpoints(t *testing.T) {
 					if a == b {
 						continue
 					}
-					err := db.Update(ctx, func(tx *Txn) error {
-						ka, kb := fmt.Appendf(nil, "acct%02d", a), fmt.Appendf(nil, "acct%02d", b)
-						va, err := tx.Get(ka)
-						if err != nil {
-							return err
-						}
-						vb, err := tx.Get(kb)
-						if err != nil {
-							return err
-						}
-						var na, nb int
-						fmt.Sscan(string(va), &na)
-						fmt.Sscan(string(vb), &nb)
-						amt := rng.IntN(20)
-						tx.Put(ka, fmt.Append(nil, na-amt))
-						return tx.Put(kb, fmt.Append(nil, nb+amt))
-					})
+					err := transfer(ctx, db, rng, a, b)
 					if err != nil && !errors.Is(err, ErrConflict) {
 						t.Error(err)
 					}

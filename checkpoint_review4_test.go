@@ -16,6 +16,7 @@ import (
 // must go on committing: an image for that cut, or a newer checkpoint, must
 // come from somewhere, and commits must never wait forever for it.
 func TestReviewOrphanCutDoesNotWedgeCommits(t *testing.T) {
+	t.Parallel() // mostly waits out the takeover delay (2 s) for the orphan cut
 	ctx := context.Background()
 	l := memlog.New(nil)
 	a, err := Open("", &Options{Log: l, CheckpointMinLogBytes: 16 << 10, CheckpointLogRatio: 0.5})

@@ -3,10 +3,8 @@ package cruzdb
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,53 +13,6 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/seglog"
 )
-
-// segHookLog wraps a seglog and calls hook around appends and reads, on the
-// calling goroutine, so that a test can copy the log's durable state (a
-// crash clone: seglog.CopyTo copies it between two group commits) at an
-// exact boundary.
-type segHookLog struct {
-	*seglog.Log
-	hook atomic.Pointer[func(op string, typ entry.Type, phase string)]
-}
-
-func (h *segHookLog) call(op string, typ entry.Type, phase string) {
-	if f := h.hook.Load(); f != nil {
-		(*f)(op, typ, phase)
-	}
-}
-
-func (h *segHookLog) Append(ctx context.Context, data []byte) (log.Position, error) {
-	typ := entryType(data)
-	h.call("append", typ, "before")
-	p, err := h.Log.Append(ctx, data)
-	if err == nil {
-		h.call("append", typ, "after")
-	}
-	return p, err
-}
-
-func (h *segHookLog) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, error) {
-	h.call("batch", 0, "before")
-	pos, err := h.Log.AppendBatch(ctx, data)
-	if err == nil {
-		h.call("batch", 0, "after")
-		for _, d := range data {
-			h.call("append", entryType(d), "after")
-		}
-	}
-	return pos, err
-}
-
-func (h *segHookLog) Read(ctx context.Context, pos log.Position) ([]byte, error) {
-	h.call("read", 0, "before")
-	return h.Log.Read(ctx, pos)
-}
-
-func (h *segHookLog) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]byte, int, error) {
-	h.call("read", 0, "before")
-	return h.Log.ReadRange(ctx, pos, off, n)
-}
 
 // TestCrashAtBoundariesSeglog is TestCrashAtEveryBoundary's commit and flush
 // boundaries on seglog (with fdatasync): at each, the log's durable state is
@@ -112,47 +63,25 @@ func TestCrashAtBoundariesSeglog(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := &acks{m: map[string]string{}}
-			var wg sync.WaitGroup
-			for w := range 2 {
-				wg.Add(1)
-				go func() { defer wg.Done(); crashWork(db, a, w, 30, seed) }()
-			}
-			wg.Wait()
+			crashWarmUp(db, a, seed)
 			clone := filepath.Join(t.TempDir(), SegLogDirName)
-			var acked map[string]string
-			var once sync.Once
-			took := make(chan struct{})
 			var count atomic.Int64
 			var copyErr error
-			hook := func(op string, typ entry.Type, ph string) {
+			cp := newCrashPoint()
+			h.setHook(func(op string, typ entry.Type, ph string) {
 				if pt.match(op, typ, ph) && count.Add(1) == int64(pt.n) {
-					once.Do(func() {
-						acked = a.snapshot() // acks first: one after the copy is not required
-						copyErr = sl.CopyTo(clone)
-						close(took)
-					})
+					cp.take(a, func() { copyErr = sl.CopyTo(clone) })
 				}
-			}
-			h.hook.Store(&hook)
-			reached := false
-			for round := 0; round < 25 && !reached; round++ {
-				for w := 2 + 2*round; w < 4+2*round; w++ {
-					wg.Add(1)
-					go func() { defer wg.Done(); crashWork(db, a, w, 20, seed) }()
-				}
-				wg.Wait()
-				// Let the round's last afterimages go out: with no commit
-				// left to ride with, they are appended alone, which is
-				// what the single-append boundaries wait for.
+			})
+			// After each round, let its last afterimages go out: with no
+			// commit left to ride with, they are appended alone, which is
+			// what the single-append boundaries wait for.
+			flush := func() {
 				if err := db.flush(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				select {
-				case <-took:
-					reached = true
-				default:
-				}
 			}
+			reached := crashRounds(db, a, seed, cp, 25, 20, nil, flush)
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -162,6 +91,7 @@ func TestCrashAtBoundariesSeglog(t *testing.T) {
 			if copyErr != nil {
 				t.Fatal(copyErr)
 			}
+			acked := cp.acked
 			verifySeglogRecovery(t, clone, acked)
 		})
 	}
@@ -181,16 +111,7 @@ func verifySeglogRecovery(t *testing.T, dir string, acked map[string]string) {
 		t.Fatalf("reopen: %v", err)
 	}
 	defer db.Close()
-	err = db.View(context.Background(), func(tx *Txn) error {
-		for k, v := range acked {
-			got, err := tx.Get([]byte(k))
-			if err != nil || string(got) != v {
-				return fmt.Errorf("acknowledged %s=%s lost: got %q, %v", k, v, got, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := checkAcked(db, acked); err != nil {
 		t.Fatal(err)
 	}
 	want := dumpMap(modelReplay(t, l, log.Position(db.SafePoint().Tail)))

@@ -15,6 +15,7 @@ import (
 	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/piggyback"
 	"github.com/cruzlog/cruzdb/processor"
 	"github.com/cruzlog/cruzdb/startup"
 )
@@ -34,6 +35,7 @@ type DB struct {
 	runner    *processor.Runner
 	runnerRef atomic.Pointer[processor.Runner] // for the flusher's callback
 	flusher   *flusher.Flusher
+	lane      *piggyback.Log // log's decorator: intentions appended with riding afterimages
 
 	cur atomic.Pointer[version]
 
@@ -210,8 +212,9 @@ func (db *DB) start() error {
 		return fmt.Errorf("cruzdb: open: %w", err)
 	}
 	db.safePoint = sp
+	db.lane = piggyback.New(db.log)
 	db.flusher, err = flusher.New(flusher.Options{
-		Log:               db.log,
+		Log:               db.lane,
 		Workers:           db.opts.FlushWorkers,
 		Serial:            db.opts.FlushSerial,
 		MaxUnflushedBytes: db.opts.MaxUnflushedBytes,

@@ -350,6 +350,28 @@ func TestRangeReverseReadSet(t *testing.T) {
 
 // TestBank runs transfers between accounts while readers check the total in
 // every snapshot.
+// transfer moves a random amount (0-19) from account a to account b in one
+// Update, as TestBank's writers do.
+func transfer(ctx context.Context, db *DB, rng *rand.Rand, a, b int) error {
+	return db.Update(ctx, func(tx *Txn) error {
+		ka, kb := fmt.Appendf(nil, "acct%02d", a), fmt.Appendf(nil, "acct%02d", b)
+		va, err := tx.Get(ka)
+		if err != nil {
+			return err
+		}
+		vb, err := tx.Get(kb)
+		if err != nil {
+			return err
+		}
+		var na, nb int
+		fmt.Sscan(string(va), &na)
+		fmt.Sscan(string(vb), &nb)
+		amt := rng.IntN(20)
+		tx.Put(ka, fmt.Append(nil, na-amt))
+		return tx.Put(kb, fmt.Append(nil, nb+amt))
+	})
+}
+
 func TestBank(t *testing.T) {
 	l := memlog.New(nil)
 	db := openMem(t, l)
@@ -410,23 +432,7 @@ func TestBank(t *testing.T) {
 				if a == b {
 					continue
 				}
-				err := db.Update(ctx, func(tx *Txn) error {
-					ka, kb := fmt.Appendf(nil, "acct%02d", a), fmt.Appendf(nil, "acct%02d", b)
-					va, err := tx.Get(ka)
-					if err != nil {
-						return err
-					}
-					vb, err := tx.Get(kb)
-					if err != nil {
-						return err
-					}
-					var na, nb int
-					fmt.Sscan(string(va), &na)
-					fmt.Sscan(string(vb), &nb)
-					amt := rng.IntN(20)
-					tx.Put(ka, fmt.Append(nil, na-amt))
-					return tx.Put(kb, fmt.Append(nil, nb+amt))
-				})
+				err := transfer(ctx, db, rng, a, b)
 				if err != nil && !errors.Is(err, ErrConflict) {
 					t.Error(err)
 				}

@@ -13,19 +13,18 @@ import (
 	"testing"
 )
 
-// TestKill9Child is the child process of TestKill9: it writes until killed
-// and prints one line per acknowledged commit.
-func TestKill9Child(t *testing.T) {
-	dir := os.Getenv("CRUZDB_KILL9_DIR")
-	if dir == "" {
-		t.Skip("child of TestKill9 only")
-	}
-	start, _ := strconv.Atoi(os.Getenv("CRUZDB_KILL9_START"))
-	db, err := Open(dir, nil)
-	if err != nil {
-		fmt.Println("open error:", err)
-		os.Exit(3)
-	}
+// The kill -9 harness: a child process (a test of this binary, run with
+// CRUZDB_KILL9_DIR set) commits until it is killed and prints one line per
+// acknowledged commit; the parent kills it, reopens the directory and
+// checks what was acknowledged. TestKill9WhileCheckpointing
+// (checkpoint_kill_test.go) uses it too.
+
+// killChildWrites commits from four goroutines until the process is
+// killed, printing "ack <key> <value>" per acknowledged commit. Writer w
+// takes the numbers start+w, start+w+4, ...; key names number i's key, its
+// value is "value-<i>", every eighth one padded with pad bytes. Each commit
+// also increments a shared counter, so commits conflict.
+func killChildWrites(db *DB, start int, key func(i int) string, pad int) {
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
@@ -34,11 +33,9 @@ func TestKill9Child(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := start + w; ; i += 4 {
-				k, v := fmt.Sprintf("key%08d", i), fmt.Sprintf("value-%d", i)
+				k, v := key(i), fmt.Sprintf("value-%d", i)
 				if i%8 == 0 {
-					// Intentions and afterimages larger than half a bbolt
-					// page: boltlog stores them in parts.
-					v += strings.Repeat("x", 5000)
+					v += strings.Repeat("x", pad)
 				}
 				err := db.Update(context.Background(), func(tx *Txn) error {
 					// A read-modify-write on a shared counter makes conflicts.
@@ -62,6 +59,84 @@ func TestKill9Child(t *testing.T) {
 	wg.Wait()
 }
 
+// killChild returns the directory and first number the parent gave this
+// child, or "" when the test runs as a parent.
+func killChild() (dir string, start int) {
+	start, _ = strconv.Atoi(os.Getenv("CRUZDB_KILL9_START"))
+	return os.Getenv("CRUZDB_KILL9_DIR"), start
+}
+
+// valueSeq is the number a value of killChildWrites carries.
+func valueSeq(v string) int {
+	var n int
+	fmt.Sscanf(v, "value-%d", &n)
+	return n
+}
+
+// killCycles runs the child test named child on dir cycles times, each
+// time killing it with SIGKILL (no flush, no close) after 100, 150, ...
+// acknowledged commits; cycle c's child numbers its commits from
+// c*stride. After each kill, check gets the newest acknowledged value of
+// every key.
+func killCycles(t *testing.T, child, dir string, cycles, stride int, check func(cycle int, acked map[string]string)) {
+	t.Helper()
+	if d, _ := killChild(); d != "" {
+		t.Skip("in the child")
+	}
+	// The parent mostly waits for its child: run alongside the other
+	// parallel tests.
+	t.Parallel()
+	acked := map[string]string{}
+	for cycle := range cycles {
+		cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "CRUZDB_KILL9_DIR="+dir, "CRUZDB_KILL9_START="+strconv.Itoa(cycle*stride))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		n := 0
+		target := 100 + 50*cycle
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) != 3 || f[0] != "ack" {
+				t.Fatalf("child said %q", sc.Text())
+			}
+			// A key acknowledged again keeps its newest value.
+			if old, ok := acked[f[1]]; !ok || valueSeq(f[2]) > valueSeq(old) {
+				acked[f[1]] = f[2]
+			}
+			if n++; n == target {
+				cmd.Process.Kill()
+			}
+		}
+		cmd.Wait()
+		if n < target {
+			t.Fatalf("cycle %d: child stopped after %d acks", cycle, n)
+		}
+		check(cycle, acked)
+	}
+}
+
+// TestKill9Child is the child process of TestKill9: unique keys, values of
+// every eighth commit larger than half a bbolt page (boltlog stores such
+// intentions and afterimages in parts).
+func TestKill9Child(t *testing.T) {
+	dir, start := killChild()
+	if dir == "" {
+		t.Skip("child of TestKill9 only")
+	}
+	db, err := Open(dir, nil)
+	if err != nil {
+		fmt.Println("open error:", err)
+		os.Exit(3)
+	}
+	killChildWrites(db, start, func(i int) string { return fmt.Sprintf("key%08d", i) }, 5000)
+}
+
 // TestKill9 kills a real process writing on the default embedded log
 // (seglog), several times, and checks after each restart that every
 // acknowledged commit is there.
@@ -72,58 +147,18 @@ func TestKill9(t *testing.T) { kill9(t, BackendSeglog) }
 func TestKill9Boltlog(t *testing.T) { kill9(t, BackendBoltlog) }
 
 func kill9(t *testing.T, backend string) {
-	if os.Getenv("CRUZDB_KILL9_DIR") != "" {
-		t.Skip("in the child")
-	}
 	dir := t.TempDir()
 	if backend == BackendBoltlog {
 		if err := os.WriteFile(filepath.Join(dir, LogFileName), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	acked := map[string]string{}
-	next := 0
-	for cycle := range 4 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Child$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "CRUZDB_KILL9_DIR="+dir, "CRUZDB_KILL9_START="+strconv.Itoa(next))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		n := 0
-		target := 150 + 100*cycle
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) != 3 || f[0] != "ack" {
-				t.Fatalf("child said %q", sc.Text())
-			}
-			acked[f[1]] = f[2]
-			if n++; n == target {
-				cmd.Process.Kill() // SIGKILL: no flush, no close
-			}
-		}
-		cmd.Wait()
-		if n < target {
-			t.Fatalf("cycle %d: child stopped after %d acks", cycle, n)
-		}
-		next += 100000
+	killCycles(t, "TestKill9Child", dir, 4, 100000, func(cycle int, acked map[string]string) {
 		db, err := Open(dir, nil)
 		if err != nil {
 			t.Fatalf("cycle %d: reopen: %v", cycle, err)
 		}
-		err = db.View(context.Background(), func(tx *Txn) error {
-			for k, v := range acked {
-				got, err := tx.Get([]byte(k))
-				if err != nil || string(got) != v {
-					return fmt.Errorf("acknowledged %s=%s lost after kill -9: %q %v", k, v, got, err)
-				}
-			}
-			return nil
-		})
+		err = checkAcked(db, acked)
 		sp := db.SafePoint()
 		if got, berr := EmbeddedLogBackend(dir); got != backend || berr != nil {
 			t.Fatalf("cycle %d: the directory's backend is %q (%v), want %q", cycle, got, berr, backend)
@@ -132,8 +167,8 @@ func kill9(t *testing.T, backend string) {
 			t.Fatal(cerr)
 		}
 		if err != nil {
-			t.Fatalf("cycle %d: %v", cycle, err)
+			t.Fatalf("cycle %d: after kill -9: %v", cycle, err)
 		}
 		t.Logf("cycle %d: %d acknowledged commits intact; restarted from safe point %d (tail %d)", cycle, len(acked), sp.Intention, sp.Tail)
-	}
+	})
 }

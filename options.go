@@ -1,11 +1,13 @@
 package cruzdb
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/cruzlog/cruzdb/flusher"
+	"github.com/cruzlog/cruzdb/internal/opt"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/processor"
 )
@@ -151,72 +153,41 @@ func (o *Options) withDefaults() (Options, error) {
 // ensureDefaults sets every zero field to its DefaultOptions value.
 func (o *Options) ensureDefaults() {
 	d := DefaultOptions()
-	if o.CacheBytes == 0 {
-		o.CacheBytes = d.CacheBytes
-	}
-	if o.FlushWorkers == 0 {
-		o.FlushWorkers = d.FlushWorkers
-	}
-	if o.MaxUnflushedBytes == 0 {
-		o.MaxUnflushedBytes = d.MaxUnflushedBytes
-	}
-	if o.Logger == nil {
-		o.Logger = d.Logger
-	}
-	if o.ConflictWindow == 0 {
-		o.ConflictWindow = d.ConflictWindow
-	}
-	if o.HoleTimeout == 0 {
-		o.HoleTimeout = d.HoleTimeout
-	}
-	if o.PollInterval == 0 {
-		o.PollInterval = d.PollInterval
-	}
-	if o.TakeoverDelay == 0 {
-		o.TakeoverDelay = d.TakeoverDelay
-	}
-	if o.CloseFlushTimeout == 0 {
-		o.CloseFlushTimeout = d.CloseFlushTimeout
-	}
-	if o.CheckpointLogRatio == 0 {
-		o.CheckpointLogRatio = d.CheckpointLogRatio
-	}
-	if o.CheckpointMinLogBytes == 0 {
-		o.CheckpointMinLogBytes = d.CheckpointMinLogBytes
-	}
-	if o.CheckpointDuty == 0 {
-		o.CheckpointDuty = d.CheckpointDuty
-	}
+	opt.Default(&o.CacheBytes, d.CacheBytes)
+	opt.Default(&o.FlushWorkers, d.FlushWorkers)
+	opt.Default(&o.MaxUnflushedBytes, d.MaxUnflushedBytes)
+	opt.Default(&o.Logger, d.Logger)
+	opt.Default(&o.ConflictWindow, d.ConflictWindow)
+	opt.Default(&o.HoleTimeout, d.HoleTimeout)
+	opt.Default(&o.PollInterval, d.PollInterval)
+	opt.Default(&o.TakeoverDelay, d.TakeoverDelay)
+	opt.Default(&o.CloseFlushTimeout, d.CloseFlushTimeout)
+	opt.Default(&o.CheckpointLogRatio, d.CheckpointLogRatio)
+	opt.Default(&o.CheckpointMinLogBytes, d.CheckpointMinLogBytes)
+	opt.Default(&o.CheckpointDuty, d.CheckpointDuty)
 }
 
 // validate reports the first field no default can fix.
 func (o *Options) validate() error {
-	bad := func(field string, v any) error {
-		return fmt.Errorf("%w: %s = %v", ErrInvalidOptions, field, v)
+	var policy error
+	if o.FlushPolicy > flusher.PolicyOriginator {
+		policy = fmt.Errorf("%w: FlushPolicy = %v", ErrInvalidOptions, o.FlushPolicy)
 	}
-	switch {
-	case o.CacheBytes < 0:
-		return bad("CacheBytes", o.CacheBytes)
-	case o.FlushWorkers < 0:
-		return bad("FlushWorkers", o.FlushWorkers)
-	case o.MaxUnflushedBytes < 0:
-		return bad("MaxUnflushedBytes", o.MaxUnflushedBytes)
-	case o.HoleTimeout < 0:
-		return bad("HoleTimeout", o.HoleTimeout)
-	case o.PollInterval < 0:
-		return bad("PollInterval", o.PollInterval)
-	case o.TakeoverDelay < 0:
-		return bad("TakeoverDelay", o.TakeoverDelay)
-	case o.CloseFlushTimeout < 0:
-		return bad("CloseFlushTimeout", o.CloseFlushTimeout)
-	case o.FlushPolicy > flusher.PolicyOriginator:
-		return bad("FlushPolicy", o.FlushPolicy)
-	}
+	var duty error
 	if o.CheckpointDuty < 0 || o.CheckpointDuty > 1 || o.CheckpointDuty != o.CheckpointDuty {
-		return bad("CheckpointDuty", o.CheckpointDuty)
+		duty = fmt.Errorf("%w: CheckpointDuty = %v", ErrInvalidOptions, o.CheckpointDuty)
 	}
-	if o.CheckpointMinLogBytes < 0 {
-		return bad("CheckpointMinLogBytes", o.CheckpointMinLogBytes)
-	}
-	return nil
+	bad := ErrInvalidOptions
+	return cmp.Or(
+		opt.Negative(bad, "CacheBytes", o.CacheBytes),
+		opt.Negative(bad, "FlushWorkers", o.FlushWorkers),
+		opt.Negative(bad, "MaxUnflushedBytes", o.MaxUnflushedBytes),
+		opt.Negative(bad, "HoleTimeout", o.HoleTimeout),
+		opt.Negative(bad, "PollInterval", o.PollInterval),
+		opt.Negative(bad, "TakeoverDelay", o.TakeoverDelay),
+		opt.Negative(bad, "CloseFlushTimeout", o.CloseFlushTimeout),
+		policy,
+		duty,
+		opt.Negative(bad, "CheckpointMinLogBytes", o.CheckpointMinLogBytes),
+	)
 }

@@ -474,7 +474,7 @@ func (tx *Txn) Commit() error {
 	if err := db.checkpointRoom(tx.ctx); err != nil {
 		return fmt.Errorf("cruzdb: commit: waiting for a checkpoint: %w", err)
 	}
-	defer db.flusher.CommitBegins()()
+	defer db.lane.CommitBegins()()
 	if db.opts.CheckpointSerial {
 		// The sequential checkpoint: no commit overlaps one.
 		db.ck.gate.RLock()
@@ -493,7 +493,7 @@ func (tx *Txn) Commit() error {
 	db.waiters[in.Token] = w
 	db.mu.Unlock()
 
-	pos, err := db.flusher.AppendIntention(tx.ctx, data)
+	pos, err := db.lane.AppendIntention(tx.ctx, data)
 	if err != nil {
 		db.mu.Lock()
 		delete(db.waiters, in.Token)

@@ -34,6 +34,12 @@
 // only the node it needs; the entry it read stays in a 64 MiB cache, with
 // the offsets of the nodes parsed so far, for its neighbours.
 //
+// # Riding
+//
+// Afterimages are appended through a log/piggyback lane when Options.Log
+// is one, so that they ride with this node's own intentions instead of
+// holding the next one back.
+//
 // # Goroutines
 //
 // Produced, Saw and Evict are called on the processor goroutine. WaitRoom,
@@ -49,13 +55,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/piggyback"
 	"github.com/cruzlog/cruzdb/processor"
 )
 
@@ -98,7 +104,10 @@ var ErrCannotFlush = errors.New("flusher: cannot write afterimages")
 
 // Options configure a Flusher.
 type Options struct {
-	// Log receives the afterimages. Required.
+	// Log receives the afterimages. Required. When it is a
+	// *piggyback.Log (as the database's is), afterimages ride with this
+	// node's intentions appended through it (not in Serial mode), and nodes
+	// are read back from the log it wraps.
 	Log log.Log
 	// Workers is the number of afterimages appended in parallel.
 	// Zero means DefaultWorkers().
@@ -207,14 +216,13 @@ type Flusher struct {
 	ctx     context.Context // cancelled by Stop
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	more    *sync.Cond // on mu: the queue grew, or the flusher stopped
-	lane    *lane      // afterimages riding with local intentions; nil if off
+	more    *sync.Cond     // on mu: the queue grew, or the flusher stopped
+	lane    *piggyback.Log // afterimages ride with local intentions; nil if off
 
 	appendErr atomic.Pointer[error] // the last append failure, nil after a success
 
 	written, writtenBytes, phys, intent, self atomic.Uint64
 	confirmed, dups, appendErrs, bpWaits      atomic.Uint64
-	riders                                    atomic.Uint64
 	latency                                   atomic.Int64
 
 	ckWritten, ckChunks, ckBytes, ckAborted atomic.Uint64
@@ -246,11 +254,15 @@ func New(o Options, start uint64) (*Flusher, error) {
 		stopCh: make(chan struct{}),
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
-	f.pager = newPager(o.Log, f.idx, o.HoleTimeout)
-	f.more = sync.NewCond(&f.mu)
-	if ba, ok := o.Log.(log.BatchAppender); ok && !o.Serial {
-		f.lane = &lane{batch: ba}
+	reads := o.Log
+	if pb, ok := o.Log.(*piggyback.Log); ok {
+		reads = pb.Inner() // the pager looks for log.RangeReader
+		if !o.Serial {
+			f.lane = pb
+		}
 	}
+	f.pager = newPager(reads, f.idx, o.HoleTimeout)
+	f.more = sync.NewCond(&f.mu)
 	if o.Serial {
 		f.wg.Add(1)
 		go f.run(f.writeSerial)
@@ -732,7 +744,7 @@ func (f *Flusher) Stats() Stats {
 		IndexEntries:       f.idx.len(),
 		ForwardScans:       f.pager.scans.Load(),
 		BackpressureWaits:  f.bpWaits.Load(),
-		Piggybacked:        f.riders.Load(),
+		Piggybacked:        f.piggybacked(),
 		FlushLatencyTotal:  time.Duration(f.latency.Load()),
 
 		CheckpointsWritten: f.ckWritten.Load(),
@@ -759,118 +771,21 @@ func (f *Flusher) Stop() {
 	f.pager.stop()
 }
 
-// Afterimages ride with intentions. On a log where every append is a commit
-// of its own (boltlog: a transaction and an fsync), an afterimage appended
-// just before this node's next intention makes that intention wait for the
-// afterimage's commit, which halves one client's commit rate (figures:
-// bench/RESULTS.md). So while few clients commit on this node (an
-// intention of its own was appended within piggybackWindow, and at most
-// maxRidingCommitters commits are under way), an afterimage waits up to
-// piggybackWindow for the next local intention and is appended with it, in
-// one batch (log.BatchAppender), or alone when none comes. Busy, replaying
-// and idle nodes append at once. Serial mode never waits.
-
-// piggybackWindow is how recent a local intention must be for afterimages to
-// wait for the next one, and how long they wait.
-const piggybackWindow = 2 * time.Millisecond
-
-// maxRidingCommitters: with more local commits under way than this,
-// afterimages do not wait: group commit merges them with the intentions
-// anyway, and waiting made 64 clients slower (bench/RESULTS.md).
-const maxRidingCommitters = 2
-
-// CommitBegins tells the flusher that a local commit is under way, until
-// the returned function is called (when the commit has its decision).
-func (f *Flusher) CommitBegins() (ends func()) {
-	if f.lane == nil {
-		return func() {}
-	}
-	f.lane.committing.Add(1)
-	return func() { f.lane.committing.Add(-1) }
-}
-
-type lane struct {
-	batch      log.BatchAppender
-	lastLocal  atomic.Int64 // UnixNano of the last local intention append
-	committing atomic.Int32 // local commits under way (CommitBegins)
-	mu         sync.Mutex
-	riders     []*rider
-}
-
-type rider struct {
-	data []byte
-	pos  log.Position
-	err  error
-	done chan struct{}
-}
-
-// appendAfterimage appends an afterimage entry, riding with the next local
-// intention when this node is committing.
+// appendAfterimage appends an afterimage entry: through the piggyback lane
+// (riding with this node's next intention when it is committing), or at
+// once when there is none.
 func (f *Flusher) appendAfterimage(data []byte) (log.Position, error) {
-	ln := f.lane
-	if ln == nil || ln.committing.Load() > maxRidingCommitters || time.Since(time.Unix(0, ln.lastLocal.Load())) > piggybackWindow {
-		// Idle, or many commits under way (group commit then takes this
-		// append along with their intentions).
+	if f.lane == nil {
 		return f.o.Log.Append(f.ctx, data)
 	}
-	r := &rider{data: data, done: make(chan struct{})}
-	ln.mu.Lock()
-	ln.riders = append(ln.riders, r)
-	ln.mu.Unlock()
-	t := time.NewTimer(piggybackWindow)
-	defer t.Stop()
-	select {
-	case <-r.done:
-		return r.pos, r.err
-	case <-t.C:
-	case <-f.stopCh:
-	}
-	ln.mu.Lock()
-	i := slices.Index(ln.riders, r)
-	if i >= 0 {
-		ln.riders = slices.Delete(ln.riders, i, i+1)
-	}
-	ln.mu.Unlock()
-	if i < 0 { // an intention took it meanwhile
-		<-r.done
-		return r.pos, r.err
-	}
-	return f.o.Log.Append(f.ctx, data)
+	return f.lane.AppendAfterimage(f.ctx, data)
 }
 
-// AppendIntention appends an intention this node commits, together with the
-// afterimages waiting to ride with one (see appendAfterimage), and returns
-// the intention's position. An error is the intention's append error (the
-// riders' appends are retried by their writers).
-func (f *Flusher) AppendIntention(ctx context.Context, data []byte) (log.Position, error) {
-	ln := f.lane
-	if ln == nil {
-		return f.o.Log.Append(ctx, data)
+// piggybacked is Stats.Piggybacked: afterimages the lane appended together
+// with an intention.
+func (f *Flusher) piggybacked() uint64 {
+	if f.lane == nil {
+		return 0
 	}
-	ln.lastLocal.Store(time.Now().UnixNano())
-	ln.mu.Lock()
-	riders := ln.riders
-	ln.riders = nil
-	ln.mu.Unlock()
-	if len(riders) == 0 {
-		return f.o.Log.Append(ctx, data)
-	}
-	batch := make([][]byte, 0, len(riders)+1)
-	for _, r := range riders {
-		batch = append(batch, r.data)
-	}
-	pos, err := ln.batch.AppendBatch(ctx, append(batch, data))
-	for i, r := range riders {
-		if err != nil {
-			r.err = err
-		} else {
-			r.pos = pos[i]
-		}
-		close(r.done)
-	}
-	if err != nil {
-		return 0, err
-	}
-	f.riders.Add(uint64(len(riders)))
-	return pos[len(pos)-1], nil
+	return f.lane.Piggybacked()
 }

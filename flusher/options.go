@@ -1,12 +1,14 @@
 package flusher
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/opt"
 	"github.com/cruzlog/cruzdb/processor"
 )
 
@@ -34,50 +36,36 @@ var ErrInvalidOptions = errors.New("flusher: invalid options")
 // duration, an unknown policy) and resolves zero fields to the named
 // defaults, on New's own copy. cruzdb passes complete options.
 func (o *Options) check() error {
-	bad := func(field string, v any) error {
-		return fmt.Errorf("%w: %s = %v", ErrInvalidOptions, field, v)
-	}
-	switch {
-	case o.Log == nil:
+	if o.Log == nil {
 		return fmt.Errorf("%w: a Log is required", ErrInvalidOptions)
-	case o.Workers < 0:
-		return bad("Workers", o.Workers)
-	case o.MaxUnflushedBytes < 0:
-		return bad("MaxUnflushedBytes", o.MaxUnflushedBytes)
-	case o.CacheBytes < 0:
-		return bad("CacheBytes", o.CacheBytes)
-	case o.TakeoverDelay < 0:
-		return bad("TakeoverDelay", o.TakeoverDelay)
-	case o.IndexEntries < 0:
-		return bad("IndexEntries", o.IndexEntries)
-	case o.HoleTimeout < 0:
-		return bad("HoleTimeout", o.HoleTimeout)
-	case o.Policy > PolicyOriginator:
-		return bad("Policy", o.Policy)
-	case o.ImageDuty < 0 || o.ImageDuty > 1 || o.ImageDuty != o.ImageDuty:
-		return bad("ImageDuty", o.ImageDuty)
 	}
-	if o.ImageDuty == 0 {
-		o.ImageDuty = DefaultImageDuty
+	var policy, duty error
+	if o.Policy > PolicyOriginator {
+		policy = fmt.Errorf("%w: Policy = %v", ErrInvalidOptions, o.Policy)
 	}
-	if o.Workers == 0 {
-		o.Workers = DefaultWorkers()
+	if o.ImageDuty < 0 || o.ImageDuty > 1 || o.ImageDuty != o.ImageDuty {
+		duty = fmt.Errorf("%w: ImageDuty = %v", ErrInvalidOptions, o.ImageDuty)
 	}
-	if o.MaxUnflushedBytes == 0 {
-		o.MaxUnflushedBytes = DefaultMaxUnflushedBytes
+	bad := ErrInvalidOptions
+	if err := cmp.Or(
+		opt.Negative(bad, "Workers", o.Workers),
+		opt.Negative(bad, "MaxUnflushedBytes", o.MaxUnflushedBytes),
+		opt.Negative(bad, "CacheBytes", o.CacheBytes),
+		opt.Negative(bad, "TakeoverDelay", o.TakeoverDelay),
+		opt.Negative(bad, "IndexEntries", o.IndexEntries),
+		opt.Negative(bad, "HoleTimeout", o.HoleTimeout),
+		policy,
+		duty,
+	); err != nil {
+		return err
 	}
-	if o.CacheBytes == 0 {
-		o.CacheBytes = DefaultCacheBytes
-	}
-	if o.TakeoverDelay == 0 {
-		o.TakeoverDelay = DefaultTakeoverDelay
-	}
-	if o.IndexEntries == 0 {
-		o.IndexEntries = DefaultIndexEntries
-	}
-	if o.HoleTimeout == 0 {
-		o.HoleTimeout = processor.DefaultHoleTimeout
-	}
+	opt.Default(&o.ImageDuty, DefaultImageDuty)
+	opt.Default(&o.Workers, DefaultWorkers())
+	opt.Default(&o.MaxUnflushedBytes, DefaultMaxUnflushedBytes)
+	opt.Default(&o.CacheBytes, DefaultCacheBytes)
+	opt.Default(&o.TakeoverDelay, DefaultTakeoverDelay)
+	opt.Default(&o.IndexEntries, DefaultIndexEntries)
+	opt.Default(&o.HoleTimeout, processor.DefaultHoleTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -149,6 +149,7 @@ func TestMaxClients(t *testing.T) {
 // nothing either way and is made again, so the test does not race the
 // timeout against the machine's speed.
 func TestIdleTimeout(t *testing.T) {
+	t.Parallel() // waits for the idle timeout most of the time
 	const timeout = time.Second
 	s := testServer(t, func(c *config) { c.IdleTimeout = timeout })
 	idle := dialRaw(t, s)

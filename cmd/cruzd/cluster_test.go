@@ -40,6 +40,7 @@ func nodeClient(t *testing.T, p *proc) *redis.Client {
 // node killed with SIGKILL loses nothing it acknowledged and converges
 // when restarted.
 func TestClusterTwoProcesses(t *testing.T) {
+	t.Parallel() // waits on child processes most of the time
 	bin := buildCruzd(t)
 	url := etcdtest.Start(t)
 	ctx := ctxT(t)

@@ -43,6 +43,11 @@ type cmdSpec struct {
 	dur   prometheus.Observer
 }
 
+// keyCmd is the spec of a command whose one key is its first argument.
+func keyCmd(name string, arity int, flags cmdFlags, run handler) *cmdSpec {
+	return &cmdSpec{name: name, arity: arity, flags: flags, first: 1, last: 1, step: 1, run: run}
+}
+
 func (sp *cmdSpec) arityOK(n int) bool {
 	if sp.arity >= 0 {
 		return n == sp.arity

@@ -15,18 +15,18 @@ func init() {
 	moreCommands = append(moreCommands, func() []*cmdSpec {
 		pw := flagPoint | flagWrite
 		return []*cmdSpec{
-			{name: "expire", arity: -3, flags: pw, first: 1, last: 1, step: 1, run: expireCmd("expire", 's')},
-			{name: "pexpire", arity: -3, flags: pw, first: 1, last: 1, step: 1, run: expireCmd("pexpire", 'm')},
-			{name: "expireat", arity: -3, flags: pw, first: 1, last: 1, step: 1, run: expireCmd("expireat", 'S')},
-			{name: "pexpireat", arity: -3, flags: pw, first: 1, last: 1, step: 1, run: expireCmd("pexpireat", 'M')},
-			{name: "ttl", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: ttlCmd(false, false)},
-			{name: "pttl", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: ttlCmd(true, false)},
-			{name: "expiretime", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: ttlCmd(false, true)},
-			{name: "pexpiretime", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: ttlCmd(true, true)},
-			{name: "persist", arity: 2, flags: pw, first: 1, last: 1, step: 1, run: cmdPersist},
-			{name: "setex", arity: 4, flags: pw, first: 1, last: 1, step: 1, run: setexCmd("setex", 's')},
-			{name: "psetex", arity: 4, flags: pw, first: 1, last: 1, step: 1, run: setexCmd("psetex", 'm')},
-			{name: "getex", arity: -2, flags: pw, first: 1, last: 1, step: 1, run: cmdGetEx},
+			keyCmd("expire", -3, pw, expireCmd("expire", 's')),
+			keyCmd("pexpire", -3, pw, expireCmd("pexpire", 'm')),
+			keyCmd("expireat", -3, pw, expireCmd("expireat", 'S')),
+			keyCmd("pexpireat", -3, pw, expireCmd("pexpireat", 'M')),
+			keyCmd("ttl", 2, flagPoint, ttlCmd(false, false)),
+			keyCmd("pttl", 2, flagPoint, ttlCmd(true, false)),
+			keyCmd("expiretime", 2, flagPoint, ttlCmd(false, true)),
+			keyCmd("pexpiretime", 2, flagPoint, ttlCmd(true, true)),
+			keyCmd("persist", 2, pw, cmdPersist),
+			keyCmd("setex", 4, pw, setexCmd("setex", 's')),
+			keyCmd("psetex", 4, pw, setexCmd("psetex", 'm')),
+			keyCmd("getex", -2, pw, cmdGetEx),
 		}
 	})
 }

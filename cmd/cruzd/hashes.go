@@ -17,40 +17,24 @@ func init() {
 	moreCommands = append(moreCommands, func() []*cmdSpec {
 		pw := flagPoint | flagWrite
 		return []*cmdSpec{
-			{name: "hset", arity: -4, flags: pw, first: 1, last: 1, step: 1, run: hsetCmd("hset", false)},
-			{name: "hmset", arity: -4, flags: pw, first: 1, last: 1, step: 1, run: hsetCmd("hmset", true)},
-			{name: "hsetnx", arity: 4, flags: pw, first: 1, last: 1, step: 1, run: cmdHSetNX},
-			{name: "hget", arity: 3, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdHGet},
-			{name: "hmget", arity: -3, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdHMGet},
-			{name: "hdel", arity: -3, flags: pw, first: 1, last: 1, step: 1, run: cmdHDel},
-			{name: "hlen", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: collLen(typeHash)},
-			{name: "hexists", arity: 3, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdHExists},
-			{name: "hgetall", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: hgetAll(true, true)},
-			{name: "hkeys", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: hgetAll(true, false)},
-			{name: "hvals", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: hgetAll(false, true)},
-			{name: "hstrlen", arity: 3, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdHStrlen},
-			{name: "hincrby", arity: 4, flags: pw, first: 1, last: 1, step: 1, run: cmdHIncrBy},
-			{name: "hincrbyfloat", arity: 4, flags: pw, first: 1, last: 1, step: 1, run: cmdHIncrByFloat},
-			{name: "hrandfield", arity: -2, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdHRandField},
-			{name: "hscan", arity: -3, flags: flagPoint, first: 1, last: 1, step: 1, run: collScan(typeHash)},
+			keyCmd("hset", -4, pw, hsetCmd("hset", false)),
+			keyCmd("hmset", -4, pw, hsetCmd("hmset", true)),
+			keyCmd("hsetnx", 4, pw, cmdHSetNX),
+			keyCmd("hget", 3, flagPoint, cmdHGet),
+			keyCmd("hmget", -3, flagPoint, cmdHMGet),
+			keyCmd("hdel", -3, pw, collDel(typeHash)),
+			keyCmd("hlen", 2, flagPoint, collLen(typeHash)),
+			keyCmd("hexists", 3, flagPoint, collHas(typeHash)),
+			keyCmd("hgetall", 2, flagPoint, hgetAll(true, true)),
+			keyCmd("hkeys", 2, flagPoint, hgetAll(true, false)),
+			keyCmd("hvals", 2, flagPoint, hgetAll(false, true)),
+			keyCmd("hstrlen", 3, flagPoint, cmdHStrlen),
+			keyCmd("hincrby", 4, pw, cmdHIncrBy),
+			keyCmd("hincrbyfloat", 4, pw, cmdHIncrByFloat),
+			keyCmd("hrandfield", -2, flagPoint, cmdHRandField),
+			keyCmd("hscan", -3, flagPoint, collScan(typeHash)),
 		}
 	})
-}
-
-// hashOp opens key as a hash, runs f and saves it, replying any error.
-func (c *conn) hashOp(tx *cruzdb.Txn, key []byte, t keyType, f func(h *coll) error) {
-	h, err := c.openColl(tx, key, t)
-	if err == nil {
-		mark := len(c.w.B)
-		if err = f(h); err == nil {
-			if err = h.save(tx); err != nil {
-				c.w.B = c.w.B[:mark]
-			}
-		}
-	}
-	if err != nil {
-		c.w.Err(writeErrText(err))
-	}
 }
 
 func hsetCmd(name string, ok bool) handler {
@@ -59,7 +43,7 @@ func hsetCmd(name string, ok bool) handler {
 			c.w.Err(wrongArgs(name))
 			return
 		}
-		c.hashOp(tx, args[1], typeHash, func(h *coll) error {
+		c.writeColl(tx, args[1], typeHash, func(h *coll) error {
 			added := int64(0)
 			for i := 2; i < len(args); i += 2 {
 				isNew, err := h.put(tx, args[i], args[i+1])
@@ -81,7 +65,7 @@ func hsetCmd(name string, ok bool) handler {
 }
 
 func cmdHSetNX(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	c.hashOp(tx, args[1], typeHash, func(h *coll) error {
+	c.writeColl(tx, args[1], typeHash, func(h *coll) error {
 		_, had, err := h.get(tx, args[2])
 		if err != nil {
 			return err
@@ -96,20 +80,6 @@ func cmdHSetNX(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		c.w.Int(1)
 		return nil
 	})
-}
-
-// readColl opens key as a collection of type t for reading.
-func (c *conn) readColl(tx *cruzdb.Txn, key []byte, t keyType, f func(h *coll) error) {
-	h, err := c.openColl(tx, key, t)
-	if err == nil {
-		mark := len(c.w.B)
-		if err = f(h); err != nil {
-			c.w.B = c.w.B[:mark]
-		}
-	}
-	if err != nil {
-		c.w.Err(errText(err))
-	}
 }
 
 func cmdHGet(c *conn, tx *cruzdb.Txn, args [][]byte) {
@@ -143,51 +113,6 @@ func cmdHMGet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		}
 		return nil
 	})
-}
-
-func cmdHDel(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	c.hashOp(tx, args[1], typeHash, func(h *coll) error {
-		n := int64(0)
-		for _, f := range args[2:] {
-			ok, err := h.del(tx, f)
-			if err != nil {
-				return err
-			}
-			if ok {
-				n++
-			}
-		}
-		c.w.Int(n)
-		return nil
-	})
-}
-
-// collLen is HLEN and SCARD.
-func collLen(t keyType) handler {
-	return func(c *conn, tx *cruzdb.Txn, args [][]byte) {
-		c.readColl(tx, args[1], t, func(h *coll) error {
-			c.w.Int(h.m.count)
-			return nil
-		})
-	}
-}
-
-func cmdHExists(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	c.readColl(tx, args[1], typeHash, func(h *coll) error {
-		_, ok, err := h.get(tx, args[2])
-		if err != nil {
-			return err
-		}
-		c.w.Int(b2i(ok))
-		return nil
-	})
-}
-
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func hgetAll(fields, values bool) handler {
@@ -232,7 +157,7 @@ func cmdHIncrBy(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		c.w.Err(errNotInt)
 		return
 	}
-	c.hashOp(tx, args[1], typeHash, func(h *coll) error {
+	c.writeColl(tx, args[1], typeHash, func(h *coll) error {
 		old, had, err := h.get(tx, args[2])
 		if err != nil {
 			return err
@@ -265,7 +190,7 @@ func cmdHIncrByFloat(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		c.w.Err("ERR value is NaN or Infinity")
 		return
 	}
-	c.hashOp(tx, args[1], typeHash, func(h *coll) error {
+	c.writeColl(tx, args[1], typeHash, func(h *coll) error {
 		old, had, err := h.get(tx, args[2])
 		if err != nil {
 			return err
@@ -286,27 +211,6 @@ func cmdHIncrByFloat(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		c.w.BulkString(s)
 		return nil
 	})
-}
-
-// randomPick is SRANDMEMBER's and HRANDFIELD's choice of n indexes among
-// size: distinct if n >= 0 (at most size), with repeats if n < 0.
-func randomPick(size int, n int64) []int {
-	if n < 0 {
-		out := make([]int, -n)
-		for i := range out {
-			out[i] = rand.IntN(size)
-		}
-		return out
-	}
-	if n >= int64(size) {
-		out := make([]int, size)
-		for i := range out {
-			out[i] = i
-		}
-		return out
-	}
-	perm := rand.Perm(size)[:n]
-	return perm
 }
 
 func cmdHRandField(c *conn, tx *cruzdb.Txn, args [][]byte) {
@@ -365,56 +269,4 @@ func cmdHRandField(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		}
 		return nil
 	})
-}
-
-// collScan is HSCAN and SSCAN: key cursor [MATCH pattern] [COUNT n]; the
-// cursor is a field, as SCAN's is a key.
-func collScan(t keyType) handler {
-	return func(c *conn, tx *cruzdb.Txn, args [][]byte) {
-		cur, ok := parseCursor(args[2])
-		if !ok {
-			c.w.Err("ERR invalid cursor")
-			return
-		}
-		pat, count, _, msg := parseScanOpts(args[3:], false)
-		if msg != "" {
-			c.w.Err(msg)
-			return
-		}
-		from, ok := c.s.cursors.decode(cur)
-		if !ok {
-			c.w.Err("ERR invalid cursor")
-			return
-		}
-		c.readColl(tx, args[1], t, func(h *coll) error {
-			var out [][]byte
-			var next []byte
-			examined := int64(0)
-			lo := h.prefix
-			if from != nil {
-				lo = subKey(h.prefix, from)
-			}
-			if h.exists {
-				for k, v := range tx.Range(lo, prefixEnd(h.prefix)) {
-					f := k[len(h.prefix):]
-					if examined == count {
-						next = f
-						break
-					}
-					examined++
-					if pat == nil || globMatch(pat, f) {
-						out = append(out, f)
-						if t == typeHash {
-							out = append(out, v)
-						}
-					}
-				}
-				if err := tx.Err(); err != nil {
-					return err
-				}
-			}
-			c.scanReply(next, out)
-			return nil
-		})
-	}
 }

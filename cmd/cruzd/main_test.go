@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +13,16 @@ import (
 
 func TestMain(m *testing.M) {
 	redis.SetLogger(quietLogger{}) // connection-refused noise from killed servers
+	// A whole run builds the binary in the background from the start.
+	flag.Parse()
+	early := !testing.Short() && flag.Lookup("test.run").Value.String() == ""
+	if early {
+		go buildBinary()
+	}
 	code := m.Run()
+	if early {
+		buildBinary() // waits for the build started above
+	}
 	if buildOnce.path != "" {
 		os.RemoveAll(filepath.Dir(buildOnce.path))
 	}

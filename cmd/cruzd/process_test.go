@@ -88,6 +88,16 @@ func buildCruzd(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
+	buildBinary()
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return buildOnce.path
+}
+
+// buildBinary builds the binary into buildOnce, once; TestMain starts it
+// early so that the link overlaps the in-process tests.
+func buildBinary() {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "cruzd-test-bin")
 		if err != nil {
@@ -105,10 +115,6 @@ func buildCruzd(t *testing.T) string {
 			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
-	}
-	return buildOnce.path
 }
 
 // proc is a cruzd subprocess.
@@ -208,6 +214,7 @@ func (p *proc) wait(t *testing.T) error {
 // find every acknowledged write. Then the same with SIGKILL (a crash),
 // and `cruzd inspect` on the result.
 func TestProcessSignalRestart(t *testing.T) {
+	t.Parallel() // waits on a child process most of the time
 	bin := buildCruzd(t)
 	dir := t.TempDir()
 	ctx := ctxT(t)
@@ -338,6 +345,7 @@ func TestProcessSignalRestart(t *testing.T) {
 // that is still executing (its client stopped reading a large reply), a
 // second signal makes the real binary exit at once, with status 1.
 func TestProcessSecondSignal(t *testing.T) {
+	t.Parallel() // waits on a child process most of the time
 	bin := buildCruzd(t)
 	p := startProc(t, bin, t.TempDir(), "--shutdown-timeout", "60s")
 	ctx := ctxT(t)

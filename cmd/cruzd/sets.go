@@ -15,14 +15,14 @@ func init() {
 	moreCommands = append(moreCommands, func() []*cmdSpec {
 		pw := flagPoint | flagWrite
 		return []*cmdSpec{
-			{name: "sadd", arity: -3, flags: pw, first: 1, last: 1, step: 1, run: cmdSAdd},
-			{name: "srem", arity: -3, flags: pw, first: 1, last: 1, step: 1, run: cmdSRem},
-			{name: "sismember", arity: 3, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdSIsMember},
-			{name: "smismember", arity: -3, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdSMIsMember},
-			{name: "scard", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: collLen(typeSet)},
-			{name: "smembers", arity: 2, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdSMembers},
-			{name: "spop", arity: -2, flags: pw, first: 1, last: 1, step: 1, run: cmdSPop},
-			{name: "srandmember", arity: -2, flags: flagPoint, first: 1, last: 1, step: 1, run: cmdSRandMember},
+			keyCmd("sadd", -3, pw, cmdSAdd),
+			keyCmd("srem", -3, pw, collDel(typeSet)),
+			keyCmd("sismember", 3, flagPoint, collHas(typeSet)),
+			keyCmd("smismember", -3, flagPoint, cmdSMIsMember),
+			keyCmd("scard", 2, flagPoint, collLen(typeSet)),
+			keyCmd("smembers", 2, flagPoint, cmdSMembers),
+			keyCmd("spop", -2, pw, cmdSPop),
+			keyCmd("srandmember", -2, flagPoint, cmdSRandMember),
 			{name: "smove", arity: 4, flags: pw, first: 1, last: 2, step: 1, run: cmdSMove},
 			{name: "sinter", arity: -2, flags: flagPoint, first: 1, last: -1, step: 1, run: setAlgebra(opInter, false)},
 			{name: "sunion", arity: -2, flags: flagPoint, first: 1, last: -1, step: 1, run: setAlgebra(opUnion, false)},
@@ -31,13 +31,13 @@ func init() {
 			{name: "sunionstore", arity: -3, flags: pw, first: 1, last: -1, step: 1, run: setAlgebra(opUnion, true)},
 			{name: "sdiffstore", arity: -3, flags: pw, first: 1, last: -1, step: 1, run: setAlgebra(opDiff, true)},
 			{name: "sintercard", arity: -3, flags: flagPoint, first: 2, last: -1, step: 1, run: cmdSInterCard},
-			{name: "sscan", arity: -3, flags: flagPoint, first: 1, last: 1, step: 1, run: collScan(typeSet)},
+			keyCmd("sscan", -3, flagPoint, collScan(typeSet)),
 		}
 	})
 }
 
 func cmdSAdd(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	c.hashOp(tx, args[1], typeSet, func(h *coll) error {
+	c.writeColl(tx, args[1], typeSet, func(h *coll) error {
 		n := int64(0)
 		for _, m := range args[2:] {
 			added, err := h.add(tx, m)
@@ -47,32 +47,6 @@ func cmdSAdd(c *conn, tx *cruzdb.Txn, args [][]byte) {
 			n += b2i(added)
 		}
 		c.w.Int(n)
-		return nil
-	})
-}
-
-func cmdSRem(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	c.hashOp(tx, args[1], typeSet, func(h *coll) error {
-		n := int64(0)
-		for _, m := range args[2:] {
-			ok, err := h.del(tx, m)
-			if err != nil {
-				return err
-			}
-			n += b2i(ok)
-		}
-		c.w.Int(n)
-		return nil
-	})
-}
-
-func cmdSIsMember(c *conn, tx *cruzdb.Txn, args [][]byte) {
-	c.readColl(tx, args[1], typeSet, func(h *coll) error {
-		_, ok, err := h.get(tx, args[2])
-		if err != nil {
-			return err
-		}
-		c.w.Int(b2i(ok))
 		return nil
 	})
 }
@@ -89,13 +63,6 @@ func cmdSMIsMember(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		}
 		return nil
 	})
-}
-
-func (c *conn) bulkArray(items [][]byte) {
-	c.w.ArrayLen(len(items))
-	for _, it := range items {
-		c.w.Bulk(it)
-	}
 }
 
 func cmdSMembers(c *conn, tx *cruzdb.Txn, args [][]byte) {
@@ -123,7 +90,7 @@ func cmdSPop(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		}
 		count = n
 	}
-	c.hashOp(tx, args[1], typeSet, func(h *coll) error {
+	c.writeColl(tx, args[1], typeSet, func(h *coll) error {
 		if !h.exists {
 			if hasCount {
 				c.w.ArrayLen(0)

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
+	"github.com/cruzlog/cruzdb/internal/groupcommit"
 	"github.com/cruzlog/cruzdb/log"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -30,10 +30,7 @@ type Log struct {
 	trim   atomic.Uint64
 	closed atomic.Bool
 
-	mu     sync.Mutex
-	queue  []*request // submitted, not yet taken into a group
-	shut   bool       // Close has begun
-	failed error      // sticky write failure; writes are refused once set
+	q groupcommit.Queue // requests not yet taken into a group; the sticky write failure
 
 	// token is held by whoever commits groups, the committer goroutine or
 	// a requester committing inline; it has a value when free. Close takes
@@ -44,7 +41,7 @@ type Log struct {
 	committerDone chan struct{}
 
 	// Token-owned scratch, reused across groups.
-	group []*request
+	group []*groupcommit.Request
 	arena []byte
 
 	reclaimKick chan struct{} // cap 1
@@ -71,23 +68,20 @@ func orBackground(ctx context.Context) context.Context {
 // refused with an error wrapping log.ErrTooLarge, and nothing is written.
 func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 	ctx = orBackground(ctx)
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("boltlog: append: %w", err)
+	if err := groupcommit.CheckAppends(ctx, "boltlog", data); err != nil {
+		return 0, err
 	}
-	if len(data) > log.MaxEntrySize {
-		return 0, fmt.Errorf("boltlog: append of %d bytes (limit %d): %w", len(data), log.MaxEntrySize, log.ErrTooLarge)
-	}
-	r := getRequest(opAppend)
-	r.data = data
+	r := groupcommit.Get(groupcommit.Append)
+	r.Data = data
 	if err := l.submit(r); err != nil {
-		putRequest(r)
+		groupcommit.Put(r)
 		return 0, fmt.Errorf("boltlog: append: %w", err)
 	}
-	if err := l.wait(ctx, r); err != nil {
-		return 0, fmt.Errorf("boltlog: append: %w", err)
+	if err := r.Wait(ctx); err != nil {
+		return 0, fmt.Errorf("boltlog: append: %w", err) // withdrawn: not pooled
 	}
-	pos, err := r.pos, r.err
-	putRequest(r)
+	pos, err := r.Pos, r.Err
+	groupcommit.Put(r)
 	return pos, err
 }
 
@@ -97,49 +91,26 @@ func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 // error each entry may or may not have been written, as with Append.
 func (l *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, error) {
 	ctx = orBackground(ctx)
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("boltlog: append: %w", err)
+	if err := groupcommit.CheckAppends(ctx, "boltlog", data...); err != nil {
+		return nil, err
 	}
-	for _, d := range data {
-		if len(d) > log.MaxEntrySize {
-			return nil, fmt.Errorf("boltlog: append of %d bytes (limit %d): %w", len(d), log.MaxEntrySize, log.ErrTooLarge)
-		}
-	}
-	rs := make([]*request, len(data))
+	rs := make([]*groupcommit.Request, len(data))
 	for i, d := range data {
-		rs[i] = getRequest(opAppend)
-		rs[i].data = d
+		rs[i] = groupcommit.Get(groupcommit.Append)
+		rs[i].Data = d
 	}
 	if err := l.submitAll(rs...); err != nil {
 		for _, r := range rs {
-			putRequest(r)
+			groupcommit.Put(r)
 		}
 		return nil, fmt.Errorf("boltlog: append: %w", err)
 	}
-	pos := make([]log.Position, len(rs))
-	var first error
-	for i, r := range rs {
-		if err := l.wait(ctx, r); err != nil {
-			if first == nil {
-				first = fmt.Errorf("boltlog: append: %w", err)
-			}
-			continue // withdrawn: not pooled (see wait)
-		}
-		pos[i] = r.pos
-		if r.err != nil && first == nil {
-			first = r.err
-		}
-		putRequest(r)
-	}
-	if first != nil {
-		return nil, first
-	}
-	return pos, nil
+	return groupcommit.WaitAll(ctx, "boltlog", rs, groupcommit.Put)
 }
 
 // Fill makes pos junk forever. See log.Log.
 func (l *Log) Fill(ctx context.Context, pos log.Position) error {
-	return l.do(ctx, opFill, pos, "fill")
+	return l.do(ctx, groupcommit.Fill, pos, "fill")
 }
 
 // Trim makes every position below pos read log.ErrTrimmed. The trim point is
@@ -147,25 +118,25 @@ func (l *Log) Fill(ctx context.Context, pos log.Position) error {
 // background, in batches of Options.ReclaimBatch (bbolt reuses freed pages;
 // the file does not shrink).
 func (l *Log) Trim(ctx context.Context, pos log.Position) error {
-	return l.do(ctx, opTrim, pos, "trim")
+	return l.do(ctx, groupcommit.Trim, pos, "trim")
 }
 
-func (l *Log) do(ctx context.Context, op opKind, pos log.Position, name string) error {
+func (l *Log) do(ctx context.Context, op groupcommit.Op, pos log.Position, name string) error {
 	ctx = orBackground(ctx)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltlog: %s position %d: %w", name, pos, err)
 	}
-	r := getRequest(op)
-	r.pos = pos
+	r := groupcommit.Get(op)
+	r.Pos = pos
 	if err := l.submit(r); err != nil {
-		putRequest(r)
+		groupcommit.Put(r)
 		return fmt.Errorf("boltlog: %s position %d: %w", name, pos, err)
 	}
-	if err := l.wait(ctx, r); err != nil {
+	if err := r.Wait(ctx); err != nil {
 		return fmt.Errorf("boltlog: %s position %d: %w", name, pos, err)
 	}
-	err := r.err
-	putRequest(r)
+	err := r.Err
+	groupcommit.Put(r)
 	return err
 }
 
@@ -243,21 +214,9 @@ func (l *Log) Tail(ctx context.Context) (log.Position, error) {
 // with log.ErrClosed, stops the reclaimer, waits for reads in progress and
 // closes the file. Later calls, Close included, return log.ErrClosed.
 func (l *Log) Close() error {
-	l.mu.Lock()
-	if l.shut {
-		l.mu.Unlock()
+	l.closed.Store(true) // already true on a second Close
+	if !l.q.Shut("boltlog") {
 		return fmt.Errorf("boltlog: close %s: %w", l.path, log.ErrClosed)
-	}
-	l.shut = true
-	l.closed.Store(true)
-	pending := l.queue
-	l.queue = nil
-	l.mu.Unlock()
-	for _, r := range pending {
-		if r.state.CompareAndSwap(stQueued, stClaimed) {
-			r.err = l.opError(r, log.ErrClosed)
-			r.complete()
-		}
 	}
 	<-l.token // wait for the group being committed; no other group starts
 	close(l.stop)

@@ -75,9 +75,7 @@ func wantRead(t testing.TB, l *Log, p log.Position, want []byte, wantErr error) 
 func waitQueued(t testing.TB, l *Log, n int) {
 	t.Helper()
 	testutil.Eventually(t, testutil.WaitLong, func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return len(l.queue) >= n
+		return l.q.Len() >= n
 	})
 }
 

@@ -1,92 +1,35 @@
 package boltlog
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
+	"github.com/cruzlog/cruzdb/internal/groupcommit"
 	"github.com/cruzlog/cruzdb/log"
 )
-
-type opKind uint8
-
-const (
-	opAppend opKind = iota
-	opFill
-	opTrim
-)
-
-// Request states: the token holder claims a queued request, or its waiter
-// cancels it (context done) before that; whoever wins the CAS owns the
-// outcome.
-const (
-	stQueued int32 = iota
-	stClaimed
-	stCancelled
-)
-
-type request struct {
-	op    opKind
-	data  []byte       // opAppend
-	pos   log.Position // target of fill/trim; result of append
-	err   error
-	state atomic.Int32
-	done  chan struct{} // cap 1; signalled once the outcome is set
-	write bool          // token holder: this request writes in the current tx
-}
-
-var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
-
-func getRequest(op opKind) *request {
-	r := requestPool.Get().(*request)
-	r.op = op
-	r.state.Store(stQueued)
-	return r
-}
-
-func putRequest(r *request) {
-	r.data, r.err, r.pos, r.write = nil, nil, 0, false
-	requestPool.Put(r)
-}
-
-func (r *request) complete() { r.done <- struct{}{} }
 
 // submit queues r and sees to it that a group takes it. If no group is being
 // committed, the caller commits one itself, right away and on its own
 // goroutine: a lone appender pays no goroutine handoff, only bbolt's commit.
 // Otherwise it wakes the committer goroutine, which takes r in the next group
 // once the token is free.
-func (l *Log) submit(r *request) error { return l.submitAll(r) }
+func (l *Log) submit(r *groupcommit.Request) error { return l.submitAll(r) }
 
 // submitAll queues rs together, so that one group holds them all (unless
 // MaxGroupBytes cuts the group between them), in order.
-func (l *Log) submitAll(rs ...*request) error {
-	l.mu.Lock()
-	if l.shut {
-		l.mu.Unlock()
-		return log.ErrClosed
-	}
-	if l.failed != nil {
-		err := l.failed
-		l.mu.Unlock()
+func (l *Log) submitAll(rs ...*groupcommit.Request) error {
+	if err := l.q.Add(rs...); err != nil {
 		return err
 	}
-	l.queue = append(l.queue, rs...)
-	l.mu.Unlock()
 	select {
 	case <-l.token:
 		// The group holds rs, unless MaxGroupBytes cut it short before; the
 		// committer goroutine then takes what is left.
 		l.commitNext()
 		l.token <- struct{}{}
-		l.mu.Lock()
-		more := len(l.queue) > 0
-		l.mu.Unlock()
-		if more {
+		if l.q.Len() > 0 {
 			l.signal()
 		}
 	default:
@@ -103,50 +46,9 @@ func (l *Log) signal() {
 	}
 }
 
-// wait blocks until r has an outcome, or until ctx is done while r is still
-// queued, in which case r is withdrawn (never written) and ctx's error is
-// returned. A request already taken into a transaction is waited for: its
-// outcome is decided by that commit.
-func (l *Log) wait(ctx context.Context, r *request) (cancelled error) {
-	done := ctx.Done()
-	if done == nil {
-		<-r.done
-		return nil
-	}
-	select {
-	case <-r.done:
-		return nil
-	case <-done:
-		if r.state.CompareAndSwap(stQueued, stCancelled) {
-			return ctx.Err() // the group taker drops r; it is not pooled
-		}
-		<-r.done
-		return nil
-	}
-}
-
-func (l *Log) opError(r *request, err error) error {
-	switch r.op {
-	case opAppend:
-		if r.write {
-			return fmt.Errorf("boltlog: append at position %d: %w", r.pos, err)
-		}
-		return fmt.Errorf("boltlog: append: %w", err)
-	case opFill:
-		return fmt.Errorf("boltlog: fill position %d: %w", r.pos, err)
-	default:
-		return fmt.Errorf("boltlog: trim position %d: %w", r.pos, err)
-	}
-}
-
 // setFailed records a write failure. From then on every write is refused.
 func (l *Log) setFailed(cause error) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.failed == nil {
-		l.failed = fmt.Errorf("%s: commit failed, nothing of that commit is acknowledged, and the log refuses writes until reopened: %w", l.path, cause)
-	}
-	return l.failed
+	return l.q.Fail(fmt.Errorf("%s: commit failed, nothing of that commit is acknowledged, and the log refuses writes until reopened: %w", l.path, cause))
 }
 
 // committer commits the groups of requests that arrive while another group
@@ -179,23 +81,21 @@ func (l *Log) committer() {
 // of entry data) and commits them as one group. It reports false if nothing
 // was waiting. The caller holds the token.
 func (l *Log) commitNext() bool {
-	l.mu.Lock()
-	n, size := 0, 0
-	for n < len(l.queue) {
-		if r := l.queue[n]; r.op == opAppend {
-			if n > 0 && size+len(r.data) > l.opts.MaxGroupBytes {
-				break
+	n := 0
+	failed := l.q.Take(func(waiting []*groupcommit.Request) []*groupcommit.Request {
+		size := 0
+		for n < len(waiting) {
+			if r := waiting[n]; r.Op == groupcommit.Append {
+				if n > 0 && size+len(r.Data) > l.opts.MaxGroupBytes {
+					break
+				}
+				size += len(r.Data)
 			}
-			size += len(r.data)
+			n++
 		}
-		n++
-	}
-	l.group = append(l.group[:0], l.queue[:n]...)
-	rest := copy(l.queue, l.queue[n:])
-	clear(l.queue[rest:])
-	l.queue = l.queue[:rest]
-	failed := l.failed
-	l.mu.Unlock()
+		l.group = append(l.group[:0], waiting[:n]...)
+		return waiting[:copy(waiting, waiting[n:])]
+	})
 	if n == 0 {
 		return false
 	}
@@ -208,10 +108,10 @@ func (l *Log) commitNext() bool {
 // concurrent (none has returned), so any order is a valid linearisation: trims
 // first, then fills, then appends, which therefore skip positions the fills
 // took.
-func (l *Log) commitGroup(group []*request, failed error) {
+func (l *Log) commitGroup(group []*groupcommit.Request, failed error) {
 	n := 0
 	for _, r := range group {
-		if r.state.CompareAndSwap(stQueued, stClaimed) {
+		if r.Claim() {
 			group[n] = r
 			n++
 		}
@@ -222,8 +122,7 @@ func (l *Log) commitGroup(group []*request, failed error) {
 	}
 	if failed != nil {
 		for _, r := range group {
-			r.err = l.opError(r, failed)
-			r.complete()
+			r.Finish(groupcommit.OpError("boltlog", r, failed))
 		}
 		return
 	}
@@ -232,10 +131,7 @@ func (l *Log) commitGroup(group []*request, failed error) {
 	if err != nil {
 		err = l.setFailed(err)
 		for _, r := range group {
-			if r.err == nil {
-				r.err = l.opError(r, err)
-			}
-			r.complete()
+			r.Finish(groupcommit.OpError("boltlog", r, err))
 		}
 		return
 	}
@@ -243,7 +139,7 @@ func (l *Log) commitGroup(group []*request, failed error) {
 	l.trim.Store(trim)
 	l.tail.Store(tail)
 	for _, r := range group {
-		r.complete()
+		r.Complete()
 	}
 	if advanced {
 		l.kickReclaim()
@@ -256,7 +152,7 @@ func (l *Log) commitGroup(group []*request, failed error) {
 // runGroup writes group in one transaction and commits it, updating trim and
 // tail to their values after the commit. Requests get their results, except
 // for the error of a failed commit, which the caller sets.
-func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
+func (l *Log) runGroup(group []*groupcommit.Request, trim, tail *uint64) error {
 	tx, err := l.db.Begin(true)
 	if err != nil {
 		return err
@@ -272,8 +168,8 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 	// Trims.
 	newTrim := *trim
 	for _, r := range group {
-		if r.op == opTrim && uint64(r.pos) > newTrim {
-			newTrim = uint64(r.pos)
+		if r.Op == groupcommit.Trim && uint64(r.Pos) > newTrim {
+			newTrim = uint64(r.Pos)
 		}
 	}
 	if newTrim > *trim {
@@ -287,20 +183,20 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 
 	// Fills: the write-once check reads the entry inside this transaction.
 	for _, r := range group {
-		if r.op != opFill || uint64(r.pos) < newTrim {
+		if r.Op != groupcommit.Fill || uint64(r.Pos) < newTrim {
 			continue // trimmed: Fill is idempotent there
 		}
-		k := posKey(nil, uint64(r.pos)) // not reused: a key must outlive the tx
+		k := posKey(nil, uint64(r.Pos)) // not reused: a key must outlive the tx
 		switch v := entries.Get(k); {
 		case v == nil:
 			if err := entries.Put(k, junkValue); err != nil {
 				return err
 			}
-			r.write, dirty = true, true
+			r.Write, dirty = true, true
 		case len(v) > 0 && (v[0] == tagData || v[0] == tagParts):
-			r.err = fmt.Errorf("boltlog: fill position %d: %w", r.pos, log.ErrWritten)
+			r.Err = fmt.Errorf("boltlog: fill position %d: %w", r.Pos, log.ErrWritten)
 		case len(v) != 1 || v[0] != tagJunk:
-			r.err = fmt.Errorf("boltlog: fill position %d: corrupt entry (%d bytes)", r.pos, len(v))
+			r.Err = fmt.Errorf("boltlog: fill position %d: corrupt entry (%d bytes)", r.Pos, len(v))
 		}
 	}
 
@@ -314,7 +210,7 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 	k, _ := c.Seek(posKey(kb[:0], newTail))
 	p := newTail
 	for _, r := range group {
-		if r.op != opAppend {
+		if r.Op != groupcommit.Append {
 			continue
 		}
 		for k != nil {
@@ -329,17 +225,17 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 			k, _ = c.Next()
 		}
 		if p == math.MaxUint64 {
-			r.err = fmt.Errorf("boltlog: append: log is full (position %d)", p)
+			r.Err = fmt.Errorf("boltlog: append: log is full (position %d)", p)
 			continue
 		}
-		r.pos, r.write = log.Position(p), true
+		r.Pos, r.Write = log.Position(p), true
 		p++
-		if 1+len(r.data) <= l.part {
-			size += posKeySize + 1 + len(r.data)
+		if 1+len(r.Data) <= l.part {
+			size += posKeySize + 1 + len(r.Data)
 		} else {
 			// The head's key and value, and the other parts' keys: their
-			// values are slices of r.data, which outlives the commit.
-			size += posKeySize + l.part + (len(r.data)/l.part+1)*partKeySize
+			// values are slices of r.Data, which outlives the commit.
+			size += posKeySize + l.part + (len(r.Data)/l.part+1)*partKeySize
 		}
 	}
 	if size > 0 {
@@ -348,14 +244,14 @@ func (l *Log) runGroup(group []*request, trim, tail *uint64) error {
 		}
 		buf := l.arena[:0]
 		for _, r := range group {
-			if r.op != opAppend || !r.write {
+			if r.Op != groupcommit.Append || !r.Write {
 				continue
 			}
 			var err error
-			if buf, err = l.putEntry(entries, meta, buf, uint64(r.pos), r.data); err != nil {
+			if buf, err = l.putEntry(entries, meta, buf, uint64(r.Pos), r.Data); err != nil {
 				return err
 			}
-			newTail = max(newTail, uint64(r.pos)+1)
+			newTail = max(newTail, uint64(r.Pos)+1)
 		}
 		dirty = true
 	}

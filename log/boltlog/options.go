@@ -7,6 +7,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/cruzlog/cruzdb/internal/opt"
 )
 
 // Options tune a Log. The zero value (and a nil *Options) gives the defaults
@@ -91,21 +93,11 @@ func (o *Options) withDefaults() (Options, error) {
 
 // ensureDefaults sets every zero field to its default.
 func (o *Options) ensureDefaults() {
-	if o.LockTimeout == 0 {
-		o.LockTimeout = defaultLockTimeout
-	}
-	if o.MaxGroupBytes == 0 {
-		o.MaxGroupBytes = defaultMaxGroupBytes
-	}
-	if o.ReclaimBatch == 0 {
-		o.ReclaimBatch = defaultReclaimBatch
-	}
-	if o.InitialMmapSize == 0 {
-		o.InitialMmapSize = defaultInitialMmapSize
-	}
-	if o.FileMode == 0 {
-		o.FileMode = defaultFileMode
-	}
+	opt.Default(&o.LockTimeout, defaultLockTimeout)
+	opt.Default(&o.MaxGroupBytes, defaultMaxGroupBytes)
+	opt.Default(&o.ReclaimBatch, defaultReclaimBatch)
+	opt.Default(&o.InitialMmapSize, defaultInitialMmapSize)
+	opt.Default(&o.FileMode, defaultFileMode)
 	if o.commitTx == nil {
 		o.commitTx = (*bolt.Tx).Commit
 	}

@@ -42,10 +42,7 @@ func (l *Log) reclaimer() {
 				return
 			default:
 			}
-			l.mu.Lock()
-			failed := l.failed != nil
-			l.mu.Unlock()
-			if failed {
+			if l.q.Failed() != nil {
 				return
 			}
 			var err error

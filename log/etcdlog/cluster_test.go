@@ -63,6 +63,7 @@ func startCluster(t *testing.T) ([]*embed.Etcd, []string) {
 // acknowledged one is read back at its position from the two surviving
 // members, and positions stay dense and unique.
 func TestClusterLosesMember(t *testing.T) {
+	t.Parallel() // its own cluster; waits on elections and timeouts
 	members, eps := startCluster(t)
 	stopped := map[int]bool{}
 	closed := make(chan struct{})

@@ -36,6 +36,7 @@ func makeHole(t *testing.T, l log.Log) log.Position {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel() // logs of its own names; bound by etcd round trips
 	cli := newClient(t, sharedEtcd(t))
 	open := func(t *testing.T) log.Log { return mustOpen(t, cli, uniqueName(t), nil) }
 	reopen := func(t *testing.T, closed log.Log) log.Log {
@@ -49,6 +50,7 @@ func TestConformance(t *testing.T) {
 // entries over 256 KiB are chunked (64 chunks for the largest), and with
 // the cache off.
 func TestConformanceSmallBatches(t *testing.T) {
+	t.Parallel() // logs of its own names
 	cli := newClient(t, sharedEtcd(t))
 	opts := &Options{MaxBatchEntries: 3, MaxBatchBytes: 256 << 10, ChunkSize: 256 << 10, CacheBytes: -1}
 	open := func(t *testing.T) log.Log { return mustOpen(t, cli, uniqueName(t), opts) }

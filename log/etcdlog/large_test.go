@@ -43,6 +43,7 @@ func chunkCount(t *testing.T, cli *clientv3.Client, l *Log) int64 {
 // Logs, reads them whole and in ranges from both, and checks that trimming
 // them deletes their chunks.
 func TestLargeEntries(t *testing.T) {
+	t.Parallel() // logs of its own names
 	cli := newClient(t, sharedEtcd(t))
 	name := uniqueName(t)
 	a, b := mustOpen(t, cli, name, nil), mustOpen(t, cli, name, nil)
@@ -102,9 +103,10 @@ func TestLargeEntries(t *testing.T) {
 // there with SIGKILL.
 const childEnv = "ETCDLOG_TEST_CHILD"
 
-// The lease outlives the parent's kill and count by far on a loaded
-// machine (a 2 s lease expired before the count once), and the collection
-// check below waits for it.
+// The child keeps its chunks' lease alive from the moment they are written
+// until it is killed, so the lease needs to outlast only the writing of
+// the chunks (a 2 s lease without the keep-alive once expired before the
+// parent's count); the collection check below waits for it to expire.
 func childMain() int {
 	url, name := os.Getenv(childEnv), os.Getenv(childEnv+"_NAME")
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -112,7 +114,7 @@ func childMain() int {
 		fmt.Println("error:", err)
 		return 1
 	}
-	l, err := Open(context.Background(), cli, name, &Options{ChunkLeaseTTL: 10 * time.Second})
+	l, err := Open(context.Background(), cli, name, &Options{ChunkLeaseTTL: 5 * time.Second})
 	if err != nil {
 		fmt.Println("error:", err)
 		return 1
@@ -134,6 +136,7 @@ func childMain() int {
 }
 
 func TestWriterKilledBetweenChunksAndEntry(t *testing.T) {
+	t.Parallel() // waits for a lease to expire most of the time
 	url := sharedEtcd(t)
 	cli := newClient(t, url)
 	name := uniqueName(t)
@@ -186,6 +189,7 @@ func TestWriterKilledBetweenChunksAndEntry(t *testing.T) {
 // its chunks and its entry finds its chunks gone; the entry's transaction
 // fails whole (nothing names missing chunks) and the writer starts over.
 func TestChunksExpireBeforeEntry(t *testing.T) {
+	t.Parallel() // waits for a lease to expire most of the time
 	cli := newClient(t, sharedEtcd(t))
 	l := mustOpen(t, cli, uniqueName(t), &Options{ChunkLeaseTTL: 2 * time.Second})
 	ctx := t.Context()

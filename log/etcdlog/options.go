@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cruzlog/cruzdb/internal/opt"
 )
 
 // Options configure a Log. Open copies them; a nil *Options means all
@@ -62,27 +64,13 @@ func (o *Options) withDefaults() (Options, error) {
 	if o != nil {
 		c = *o
 	}
-	if c.KeyPrefix == "" {
-		c.KeyPrefix = "cruzdb/log/"
-	}
-	if c.MaxBatchEntries == 0 {
-		c.MaxBatchEntries = 100
-	}
-	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = 1 << 20
-	}
-	if c.ChunkSize == 0 {
-		c.ChunkSize = 1 << 20
-	}
-	if c.ChunkLeaseTTL == 0 {
-		c.ChunkLeaseTTL = 60 * time.Second
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 10 * time.Second
-	}
-	if c.CacheBytes == 0 {
-		c.CacheBytes = 64 << 20
-	}
+	opt.Default(&c.KeyPrefix, "cruzdb/log/")
+	opt.Default(&c.MaxBatchEntries, 100)
+	opt.Default(&c.MaxBatchBytes, 1<<20)
+	opt.Default(&c.ChunkSize, 1<<20)
+	opt.Default(&c.ChunkLeaseTTL, 60*time.Second)
+	opt.Default(&c.RequestTimeout, 10*time.Second)
+	opt.Default(&c.CacheBytes, 64<<20)
 	switch {
 	case c.MaxBatchEntries < 1 || c.MaxBatchEntries > 1000:
 		return c, fmt.Errorf("%w: MaxBatchEntries %d not in [1, 1000]", ErrBadOptions, c.MaxBatchEntries)

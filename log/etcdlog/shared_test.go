@@ -200,6 +200,7 @@ func TestWaitTail(t *testing.T) {
 // Logs on one name: appends and fills go to one, reads, tails and trims to
 // the other, so every check also checks that one sees the other.
 func TestConformanceTwoHandles(t *testing.T) {
+	t.Parallel() // logs of its own names
 	url := sharedEtcd(t)
 	cw, cr := newClient(t, url), newClient(t, url)
 	open := func(t *testing.T) log.Log {

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 
+	"github.com/cruzlog/cruzdb/internal/groupcommit"
 	"github.com/cruzlog/cruzdb/log"
 )
 
@@ -50,54 +51,52 @@ func (l *Log) commitLocked() bool {
 // written commits in the next group, which holds no large entry that was
 // waiting with it.
 func (l *Log) commitNext() bool {
-	l.mu.Lock()
-	var group []*request
-	size := 0
-	// Is a small append waiting, and which batches hold a large entry?
-	hasSmall := false
-	var largeBatches []uint64
-	for _, r := range l.queue {
-		if r.op == opAppend && len(r.data) > smallEntry && r.batch != 0 {
-			largeBatches = append(largeBatches, r.batch)
-		}
-	}
-	for _, r := range l.queue {
-		if r.op == opAppend && len(r.data) <= smallEntry && (r.batch == 0 || !slices.Contains(largeBatches, r.batch)) {
-			hasSmall = true
-			break
-		}
-	}
-	var deferred []uint64 // batches with an entry left for a later group
-	rest := l.queue[:0]
-	for _, r := range l.queue {
-		if r.op == opAppend {
-			if r.batch != 0 && slices.Contains(deferred, r.batch) {
-				rest = append(rest, r)
-				continue
+	var group []*groupcommit.Request
+	failed := l.q.Take(func(waiting []*groupcommit.Request) []*groupcommit.Request {
+		size := 0
+		// Is a small append waiting, and which batches hold a large entry?
+		hasSmall := false
+		var largeBatches []uint64
+		for _, r := range waiting {
+			if r.Op == groupcommit.Append && len(r.Data) > smallEntry && r.Batch != 0 {
+				largeBatches = append(largeBatches, r.Batch)
 			}
-			large := len(r.data) > smallEntry
-			if large && ((hasSmall && !r.passed) || (size > 0 && size+len(r.data) > l.opts.MaxGroupBytes)) {
-				r.passed = true
-				rest = append(rest, r)
-				if r.batch != 0 {
-					deferred = append(deferred, r.batch)
+		}
+		for _, r := range waiting {
+			if r.Op == groupcommit.Append && len(r.Data) <= smallEntry && (r.Batch == 0 || !slices.Contains(largeBatches, r.Batch)) {
+				hasSmall = true
+				break
+			}
+		}
+		var deferred []uint64 // batches with an entry left for a later group
+		rest := waiting[:0]
+		for _, r := range waiting {
+			if r.Op == groupcommit.Append {
+				if r.Batch != 0 && slices.Contains(deferred, r.Batch) {
+					rest = append(rest, r)
+					continue
 				}
-				continue
+				large := len(r.Data) > smallEntry
+				if large && ((hasSmall && !r.Passed) || (size > 0 && size+len(r.Data) > l.opts.MaxGroupBytes)) {
+					r.Passed = true
+					rest = append(rest, r)
+					if r.Batch != 0 {
+						deferred = append(deferred, r.Batch)
+					}
+					continue
+				}
+				size += max(len(r.Data), 1)
 			}
-			size += max(len(r.data), 1)
+			group = append(group, r)
 		}
-		group = append(group, r)
-	}
-	clear(l.queue[len(rest):])
-	l.queue = rest
-	failed := l.failed
-	l.mu.Unlock()
+		return rest
+	})
 	if len(group) == 0 {
 		return false
 	}
 	n := 0
 	for _, r := range group {
-		if r.state.CompareAndSwap(stQueued, stClaimed) {
+		if r.Claim() {
 			group[n] = r
 			n++
 		}
@@ -112,7 +111,7 @@ func (l *Log) commitNext() bool {
 		return true
 	}
 	for _, r := range group {
-		r.done <- struct{}{}
+		r.Complete()
 	}
 	return true
 }
@@ -122,12 +121,9 @@ func (l *Log) commitNext() bool {
 const smallEntry = 64 << 10
 
 // finish fails every request of group that has no outcome yet with err.
-func (l *Log) finish(group []*request, err error) {
+func (l *Log) finish(group []*groupcommit.Request, err error) {
 	for _, r := range group {
-		if r.err == nil {
-			r.err = opError(r, err)
-		}
-		r.done <- struct{}{}
+		r.Finish(groupcommit.OpError("seglog", r, err))
 	}
 }
 
@@ -136,13 +132,13 @@ func (l *Log) finish(group []*request, err error) {
 // fills, then appends, which therefore skip the positions the fills took.
 // Requests get their results; an error returned is a write failure, which
 // the caller makes sticky.
-func (l *Log) commitGroup(group []*request) error {
+func (l *Log) commitGroup(group []*groupcommit.Request) error {
 	// Trims: the trim point is made durable first, then the tail moves
 	// past it, then whole segments below it are deleted.
 	newTrim := l.trim
 	for _, r := range group {
-		if r.op == opTrim {
-			newTrim = max(newTrim, uint64(r.pos))
+		if r.Op == groupcommit.Trim {
+			newTrim = max(newTrim, uint64(r.Pos))
 		}
 	}
 	if newTrim > l.trim {
@@ -156,10 +152,10 @@ func (l *Log) commitGroup(group []*request) error {
 	clear(l.groupFill)
 	l.fills = l.fills[:0]
 	for _, r := range group {
-		if r.op != opFill {
+		if r.Op != groupcommit.Fill {
 			continue
 		}
-		p := uint64(r.pos)
+		p := uint64(r.Pos)
 		switch {
 		case p < l.trim:
 			// Trimmed: Fill is an idempotent no-op there.
@@ -167,9 +163,9 @@ func (l *Log) commitGroup(group []*request) error {
 			s, i := l.find(p)
 			switch {
 			case s == nil:
-				r.err = fmt.Errorf("seglog: fill position %d: no segment holds it: %w", p, log.ErrCorrupt)
+				r.Err = fmt.Errorf("seglog: fill position %d: no segment holds it: %w", p, log.ErrCorrupt)
 			case s.kinds[i] == kindData:
-				r.err = fmt.Errorf("seglog: fill position %d: %w", p, log.ErrWritten)
+				r.Err = fmt.Errorf("seglog: fill position %d: %w", p, log.ErrWritten)
 			}
 		default:
 			_, pend := l.pending[p]
@@ -187,7 +183,7 @@ func (l *Log) commitGroup(group []*request) error {
 	p := l.tail
 	dataBytes := 0
 	for _, r := range group {
-		if r.op != opAppend {
+		if r.Op != groupcommit.Append {
 			continue
 		}
 		for p < math.MaxUint64 && l.isFilled(p) {
@@ -196,12 +192,12 @@ func (l *Log) commitGroup(group []*request) error {
 			p++
 		}
 		if p == math.MaxUint64 {
-			r.err = fmt.Errorf("seglog: append: %w (position %d)", errFull, p)
+			r.Err = fmt.Errorf("seglog: append: %w (position %d)", errFull, p)
 			continue
 		}
-		r.pos, r.write = log.Position(p), true
+		r.Pos, r.Write = log.Position(p), true
 		l.recs = append(l.recs, rec{pos: p, kind: kindData, r: r})
-		dataBytes += len(r.data)
+		dataBytes += len(r.Data)
 		p++
 	}
 	if len(l.fills) == 0 && len(l.recs) == 0 {
@@ -235,7 +231,7 @@ func (l *Log) commitGroup(group []*request) error {
 		kinds = append(kinds, rc.kind)
 		var data []byte
 		if rc.r != nil {
-			data = rc.r.data
+			data = rc.r.Data
 		}
 		buf = appendRecord(buf, rc.kind, rc.pos, gstart, data)
 	}
@@ -285,7 +281,7 @@ func (l *Log) commitGroup(group []*request) error {
 	l.segMu.Unlock()
 	for _, rc := range l.recs {
 		if rc.r != nil {
-			rc.r.data = nil
+			rc.r.Data = nil
 		}
 	}
 	return nil

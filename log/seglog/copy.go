@@ -27,7 +27,7 @@ func (l *Log) CopyTo(dst string) error {
 		}
 	}
 	l.segMu.RUnlock()
-	if closed || l.isShut() {
+	if closed || l.q.IsShut() {
 		return fmt.Errorf("seglog: copy to %s: %w", dst, log.ErrClosed)
 	}
 	if err := os.MkdirAll(dst, 0o755); err != nil {

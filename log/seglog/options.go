@@ -3,6 +3,8 @@ package seglog
 import (
 	"fmt"
 	"os"
+
+	"github.com/cruzlog/cruzdb/internal/opt"
 )
 
 // Options tune a Log. The zero value (and a nil *Options) gives the defaults
@@ -67,14 +69,8 @@ func (o *Options) withDefaults() (Options, error) {
 	case c.MaxGroupBytes < 0 || c.MaxGroupBytes > maxSegmentSize:
 		return c, fmt.Errorf("seglog: invalid options: MaxGroupBytes %d is outside [0, %d]", c.MaxGroupBytes, maxSegmentSize)
 	}
-	if c.SegmentSize == 0 {
-		c.SegmentSize = defaultSegmentSize
-	}
-	if c.MaxGroupBytes == 0 {
-		c.MaxGroupBytes = defaultMaxGroupBytes
-	}
-	if c.FileMode == 0 {
-		c.FileMode = defaultFileMode
-	}
+	opt.Default(&c.SegmentSize, defaultSegmentSize)
+	opt.Default(&c.MaxGroupBytes, defaultMaxGroupBytes)
+	opt.Default(&c.FileMode, defaultFileMode)
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cruzlog/cruzdb/internal/groupcommit"
 	"github.com/cruzlog/cruzdb/log"
 )
 
@@ -39,10 +40,7 @@ type Log struct {
 	// CopyTo.
 	commitMu sync.Mutex
 
-	mu     sync.Mutex
-	queue  []*request
-	shut   bool
-	failed error // sticky write failure
+	q groupcommit.Queue // requests waiting for the committer; the sticky write failure
 
 	wake chan struct{} // cap 1
 	stop chan struct{}
@@ -83,43 +81,11 @@ var (
 	_ log.TailWaiter    = (*Log)(nil)
 )
 
-type opKind uint8
-
-const (
-	opAppend opKind = iota
-	opFill
-	opTrim
-)
-
-// Request states: the committer claims a queued request, or its waiter
-// withdraws it (context done) first; whoever wins the CAS owns the outcome.
-const (
-	stQueued int32 = iota
-	stClaimed
-	stCancelled
-)
-
-type request struct {
-	op    opKind
-	data  []byte
-	batch uint64 // AppendBatch id, 0 for a lone request
-	pos   log.Position
-	err   error
-	write bool // the committer assigned it a position
-	// passed: the committer left this large append for a later group so
-	// that small ones could go first (it does so once per request).
-	passed bool
-	state  atomic.Int32
-	done   chan struct{}
-}
-
-func newRequest(op opKind) *request { return &request{op: op, done: make(chan struct{}, 1)} }
-
 // rec is a positioned record of the group being committed.
 type rec struct {
 	pos  uint64
 	kind byte
-	r    *request // nil for junk
+	r    *groupcommit.Request // nil for junk
 }
 
 // Open opens the log in directory dir, creating the directory and an empty
@@ -259,21 +225,18 @@ func orBackground(ctx context.Context) context.Context {
 // than log.MaxEntrySize are refused with an error wrapping log.ErrTooLarge.
 func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 	ctx = orBackground(ctx)
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("seglog: append: %w", err)
+	if err := groupcommit.CheckAppends(ctx, "seglog", data); err != nil {
+		return 0, err
 	}
-	if len(data) > log.MaxEntrySize {
-		return 0, fmt.Errorf("seglog: append of %d bytes (limit %d): %w", len(data), log.MaxEntrySize, log.ErrTooLarge)
-	}
-	r := newRequest(opAppend)
-	r.data = data
+	r := groupcommit.NewRequest(groupcommit.Append)
+	r.Data = data
 	if err := l.submit(r); err != nil {
 		return 0, fmt.Errorf("seglog: append: %w", err)
 	}
-	if err := l.wait(ctx, r); err != nil {
+	if err := r.Wait(ctx); err != nil {
 		return 0, fmt.Errorf("seglog: append: %w", err)
 	}
-	return r.pos, r.err
+	return r.Pos, r.Err
 }
 
 // AppendBatch appends the entries in order and returns their positions,
@@ -282,119 +245,65 @@ func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 // not have been written, as with Append.
 func (l *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, error) {
 	ctx = orBackground(ctx)
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("seglog: append: %w", err)
-	}
-	for _, d := range data {
-		if len(d) > log.MaxEntrySize {
-			return nil, fmt.Errorf("seglog: append of %d bytes (limit %d): %w", len(d), log.MaxEntrySize, log.ErrTooLarge)
-		}
+	if err := groupcommit.CheckAppends(ctx, "seglog", data...); err != nil {
+		return nil, err
 	}
 	if len(data) == 0 {
-		if l.isShut() {
+		if l.q.IsShut() {
 			return nil, fmt.Errorf("seglog: append: %w", log.ErrClosed)
 		}
 		return []log.Position{}, nil
 	}
 	id := l.batchIDs.Add(1)
-	rs := make([]*request, len(data))
+	rs := make([]*groupcommit.Request, len(data))
 	for i, d := range data {
-		rs[i] = newRequest(opAppend)
-		rs[i].data, rs[i].batch = d, id
+		rs[i] = groupcommit.NewRequest(groupcommit.Append)
+		rs[i].Data, rs[i].Batch = d, id
 	}
 	if err := l.submit(rs...); err != nil {
 		return nil, fmt.Errorf("seglog: append: %w", err)
 	}
-	pos := make([]log.Position, len(rs))
-	var first error
-	for i, r := range rs {
-		if err := l.wait(ctx, r); err != nil {
-			if first == nil {
-				first = fmt.Errorf("seglog: append: %w", err)
-			}
-			continue
-		}
-		pos[i] = r.pos
-		if r.err != nil && first == nil {
-			first = r.err
-		}
-	}
-	if first != nil {
-		return nil, first
-	}
-	return pos, nil
+	return groupcommit.WaitAll(ctx, "seglog", rs, nil)
 }
 
 // Fill makes pos junk forever. See log.Log.
 func (l *Log) Fill(ctx context.Context, pos log.Position) error {
-	return l.do(ctx, opFill, pos, "fill")
+	return l.do(ctx, groupcommit.Fill, pos, "fill")
 }
 
 // Trim makes every position below pos read log.ErrTrimmed, durably, and
 // deletes every segment file that holds only positions below pos before it
 // returns.
 func (l *Log) Trim(ctx context.Context, pos log.Position) error {
-	return l.do(ctx, opTrim, pos, "trim")
+	return l.do(ctx, groupcommit.Trim, pos, "trim")
 }
 
-func (l *Log) do(ctx context.Context, op opKind, pos log.Position, name string) error {
+func (l *Log) do(ctx context.Context, op groupcommit.Op, pos log.Position, name string) error {
 	ctx = orBackground(ctx)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err)
 	}
-	r := newRequest(op)
-	r.pos = pos
+	r := groupcommit.NewRequest(op)
+	r.Pos = pos
 	if err := l.submit(r); err != nil {
 		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err)
 	}
-	if err := l.wait(ctx, r); err != nil {
+	if err := r.Wait(ctx); err != nil {
 		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err)
 	}
-	return r.err
-}
-
-func (l *Log) isShut() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.shut
+	return r.Err
 }
 
 // submit queues rs together and wakes the committer.
-func (l *Log) submit(rs ...*request) error {
-	l.mu.Lock()
-	if l.shut {
-		l.mu.Unlock()
-		return log.ErrClosed
-	}
-	if l.failed != nil {
-		err := l.failed
-		l.mu.Unlock()
+func (l *Log) submit(rs ...*groupcommit.Request) error {
+	if err := l.q.Add(rs...); err != nil {
 		return err
 	}
-	l.queue = append(l.queue, rs...)
-	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
 	default:
 	}
 	return nil
-}
-
-// wait blocks until r has an outcome, or until ctx is done while r is still
-// queued, in which case r is withdrawn (never written) and ctx's error is
-// returned. A request the committer has taken is waited for: its group's
-// commit decides its outcome.
-func (l *Log) wait(ctx context.Context, r *request) error {
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		if r.state.CompareAndSwap(stQueued, stCancelled) {
-			return ctx.Err()
-		}
-		<-r.done
-		return nil
-	}
 }
 
 // Tail returns the next position to be assigned. Positions filled at or
@@ -573,20 +482,8 @@ func (l *Log) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]by
 // queued with log.ErrClosed, waits for reads in progress and closes the
 // files. Later calls, Close included, return log.ErrClosed.
 func (l *Log) Close() error {
-	l.mu.Lock()
-	if l.shut {
-		l.mu.Unlock()
+	if !l.q.Shut("seglog") {
 		return fmt.Errorf("seglog: close %s: %w", l.dir, log.ErrClosed)
-	}
-	l.shut = true
-	pending := l.queue
-	l.queue = nil
-	l.mu.Unlock()
-	for _, r := range pending {
-		if r.state.CompareAndSwap(stQueued, stClaimed) {
-			r.err = opError(r, log.ErrClosed)
-			r.done <- struct{}{}
-		}
 	}
 	close(l.stop)
 	<-l.done
@@ -613,30 +510,11 @@ func (l *Log) Close() error {
 	return nil
 }
 
-func opError(r *request, err error) error {
-	switch r.op {
-	case opAppend:
-		if r.write {
-			return fmt.Errorf("seglog: append at position %d: %w", r.pos, err)
-		}
-		return fmt.Errorf("seglog: append: %w", err)
-	case opFill:
-		return fmt.Errorf("seglog: fill position %d: %w", r.pos, err)
-	default:
-		return fmt.Errorf("seglog: trim position %d: %w", r.pos, err)
-	}
-}
-
 // setFailed records a write failure. From then on every write is refused:
 // after a failed fdatasync the state of the file is unknown, so a retry
 // could acknowledge data that is not durable.
 func (l *Log) setFailed(cause error) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.failed == nil {
-		l.failed = fmt.Errorf("%s: write failed, nothing of that group commit is acknowledged, and the log refuses writes until reopened: %w", l.dir, cause)
-	}
-	return l.failed
+	return l.q.Fail(fmt.Errorf("%s: write failed, nothing of that group commit is acknowledged, and the log refuses writes until reopened: %w", l.dir, cause))
 }
 
 var errFull = errors.New("log is full")

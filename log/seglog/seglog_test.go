@@ -203,10 +203,7 @@ func waitQueued(t *testing.T, l *Log, n int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		l.mu.Lock()
-		q := len(l.queue)
-		l.mu.Unlock()
-		if q >= n {
+		if l.q.Len() >= n {
 			return
 		}
 		if time.Now().After(deadline) {

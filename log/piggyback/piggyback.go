@@ -1,0 +1,179 @@
+// Package piggyback is a log decorator through which one node's
+// afterimages ride with its own intentions.
+//
+// On a log where every append is a commit of its own (boltlog: a
+// transaction and an fsync), an afterimage appended just before this node's
+// next intention makes that intention wait for the afterimage's commit,
+// which halves one client's commit rate (figures: bench/RESULTS.md). So
+// while few clients commit on this node (an intention was appended through
+// AppendIntention within Window, and at most MaxRidingCommitters commits are
+// under way), AppendAfterimage waits up to Window for the next local
+// intention and the two are appended in one batch (log.BatchAppender), or
+// the afterimage alone when none comes. Busy, replaying and idle nodes
+// append at once.
+//
+// The database appends its intentions through AppendIntention and the
+// flusher its afterimages through AppendAfterimage; every other use of the
+// decorator (Append, AppendBatch, reads, fills, trims) passes straight to
+// the log it wraps, so it can be handed to anything that takes a log.Log.
+// Optional interfaces of the wrapped log other than log.BatchAppender
+// (log.RangeReader, log.TailWaiter) are reached through Inner.
+package piggyback
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cruzlog/cruzdb/log"
+)
+
+// Window is how recent a local intention must be for an afterimage to wait
+// for the next one, and how long it waits.
+const Window = 2 * time.Millisecond
+
+// MaxRidingCommitters: with more local commits under way than this,
+// afterimages do not wait: group commit merges them with the intentions
+// anyway, and waiting made 64 clients slower (bench/RESULTS.md).
+const MaxRidingCommitters = 2
+
+// Log wraps a log.Log. Create with New; safe for concurrent use.
+type Log struct {
+	log.Log
+	batch  log.BatchAppender // nil: the wrapped log cannot batch, nothing rides
+	window time.Duration     // Window; tests lengthen it so that riding is certain
+
+	lastLocal  atomic.Int64 // UnixNano of the last AppendIntention
+	committing atomic.Int32 // local commits under way (CommitBegins)
+	ridden     atomic.Uint64
+
+	mu     sync.Mutex
+	riders []*rider
+}
+
+var (
+	_ log.Log           = (*Log)(nil)
+	_ log.BatchAppender = (*Log)(nil)
+)
+
+type rider struct {
+	data []byte
+	pos  log.Position
+	err  error
+	done chan struct{}
+}
+
+// New wraps l. If l is not a log.BatchAppender, afterimages never ride and
+// AppendBatch appends its entries one at a time.
+func New(l log.Log) *Log {
+	p := &Log{Log: l, window: Window}
+	p.batch, _ = l.(log.BatchAppender)
+	return p
+}
+
+// Inner returns the wrapped log.
+func (p *Log) Inner() log.Log { return p.Log }
+
+// AppendBatch passes to the wrapped log's AppendBatch (nothing rides with
+// it); on a log without one, it appends the entries one at a time, stopping
+// at the first error.
+func (p *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, error) {
+	if p.batch != nil {
+		return p.batch.AppendBatch(ctx, data)
+	}
+	pos := make([]log.Position, 0, len(data))
+	for _, d := range data {
+		at, err := p.Log.Append(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		pos = append(pos, at)
+	}
+	return pos, nil
+}
+
+// CommitBegins records that a local commit is under way, until the returned
+// function is called (when the commit has its decision).
+func (p *Log) CommitBegins() (ends func()) {
+	if p.batch == nil {
+		return func() {}
+	}
+	p.committing.Add(1)
+	return func() { p.committing.Add(-1) }
+}
+
+// Piggybacked returns how many afterimages were appended in one batch with
+// an intention.
+func (p *Log) Piggybacked() uint64 { return p.ridden.Load() }
+
+// AppendAfterimage appends an afterimage entry, riding with the next local
+// intention when this node is committing (see the package doc). It returns
+// the afterimage's position, or the error of the append it rode in.
+func (p *Log) AppendAfterimage(ctx context.Context, data []byte) (log.Position, error) {
+	if p.batch == nil || p.committing.Load() > MaxRidingCommitters || time.Since(time.Unix(0, p.lastLocal.Load())) > p.window {
+		// Idle, or many commits under way (group commit then takes this
+		// append along with their intentions).
+		return p.Log.Append(ctx, data)
+	}
+	r := &rider{data: data, done: make(chan struct{})}
+	p.mu.Lock()
+	p.riders = append(p.riders, r)
+	p.mu.Unlock()
+	t := time.NewTimer(p.window)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return r.pos, r.err
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	i := slices.Index(p.riders, r)
+	if i >= 0 {
+		p.riders = slices.Delete(p.riders, i, i+1)
+	}
+	p.mu.Unlock()
+	if i < 0 { // an intention took it meanwhile
+		<-r.done
+		return r.pos, r.err
+	}
+	return p.Log.Append(ctx, data)
+}
+
+// AppendIntention appends an intention this node commits, together with the
+// afterimages waiting to ride with one, and returns the intention's
+// position. An error is the intention's append error; the riders get the
+// same error (their writers retry them).
+func (p *Log) AppendIntention(ctx context.Context, data []byte) (log.Position, error) {
+	if p.batch == nil {
+		return p.Log.Append(ctx, data)
+	}
+	p.lastLocal.Store(time.Now().UnixNano())
+	p.mu.Lock()
+	riders := p.riders
+	p.riders = nil
+	p.mu.Unlock()
+	if len(riders) == 0 {
+		return p.Log.Append(ctx, data)
+	}
+	batch := make([][]byte, 0, len(riders)+1)
+	for _, r := range riders {
+		batch = append(batch, r.data)
+	}
+	pos, err := p.batch.AppendBatch(ctx, append(batch, data))
+	for i, r := range riders {
+		if err != nil {
+			r.err = err
+		} else {
+			r.pos = pos[i]
+		}
+		close(r.done)
+	}
+	if err != nil {
+		return 0, err
+	}
+	p.ridden.Add(uint64(len(riders)))
+	return pos[len(pos)-1], nil
+}
