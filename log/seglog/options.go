@@ -22,9 +22,10 @@ type Options struct {
 
 	// SegmentSize is the size a segment file grows to, in bytes. A new
 	// segment is preallocated to 64 KiB and its preallocation grows by a
-	// quarter (at least 64 KiB), up to SegmentSize, as groups fill it. A group commit that does not fit
-	// in what is left of SegmentSize starts a new segment (a group larger
-	// than a whole segment makes its segment longer). Trim gives disk space
+	// quarter (at least 64 KiB), up to SegmentSize, as groups fill it. A
+	// group commit that does not fit in what is left of SegmentSize starts
+	// a new segment (a group larger than a whole segment makes its segment
+	// longer). Trim gives disk space
 	// back in whole segments, and a trim that leaves at least 64 KiB and
 	// half of the active segment below its point seals it at the next
 	// group, so that the next trim deletes it (see the package doc).
