@@ -78,8 +78,8 @@ func (l *Log) markRetire(trim uint64) {
 	if i := trim - act.base; i < uint64(len(act.offs)) {
 		dead = act.offs[i]
 	}
-	dead -= segHeaderSize
-	if int64(dead) >= rollDead && 2*dead >= act.end-segHeaderSize {
+	d, used := int64(dead)-segHeaderSize, int64(act.end)-segHeaderSize
+	if d >= rollDead && 2*d >= used {
 		act.retire = true
 	}
 }
