@@ -426,6 +426,9 @@ func (l *Log) roll(base uint64) error {
 	l.segs = append(l.segs, s)
 	l.segMu.Unlock()
 	l.nextSeq++
+	if n := len(l.segs); n > 1 && l.segs[n-2].retire {
+		l.punchDead(l.segs[n-2]) // best effort: it frees space only
+	}
 	return nil
 }
 

@@ -73,7 +73,11 @@
 // segment until a trim marks it again). With trims near the tail the
 // directory so stays within a few steps of the log above the trim point,
 // whatever Options.SegmentSize is; a trim far below the tail does not cut
-// segments short. Nothing at or above the trim point is ever deleted.
+// segments short. Once the new segment exists, the retired one's blocks
+// wholly below the trim point are freed (a hole punched on Linux; it is
+// sealed and no longer last, so it is opened from its index and never
+// scanned, and nothing reads below the trim point). Nothing at or above the
+// trim point is ever deleted or punched.
 //
 // # Concurrency
 //

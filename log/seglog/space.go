@@ -83,3 +83,25 @@ func (l *Log) markRetire(trim uint64) {
 		act.retire = true
 	}
 }
+
+// punchBlock is the granularity of punchDead.
+const punchBlock = 4096
+
+// punchDead frees the blocks of s, a retired segment that is sealed and no
+// longer the last one, that lie wholly below the trim point (from the first
+// block after the header). Only a trimmed range is punched: reads below the
+// trim point fail before they touch the file, a sealed segment is opened
+// from its trailer and index (never scanned), and its fill-ahead records
+// are never read again. So a crash in the middle leaves nothing to repair,
+// and a file system without hole punching only keeps the blocks until the
+// next trim deletes the segment whole. It reports whether it punched.
+func (l *Log) punchDead(s *segment) bool {
+	if !s.sealed || l.trim <= s.base || l.trim-s.base >= uint64(len(s.offs)) {
+		return false // nothing below the trim point, or all of it (dropTrimmed deletes it)
+	}
+	to := int64(s.offs[l.trim-s.base]) &^ (punchBlock - 1)
+	if to-punchBlock < rollDead {
+		return false
+	}
+	return punchHole(s.f, punchBlock, to-punchBlock)
+}

@@ -207,6 +207,17 @@ func TestRetireNeedsHalf(t *testing.T) {
 	if seq := activeSeg(l).seq; seq != first+1 {
 		t.Fatalf("after a trim leaving three quarters dead, the next group went to segment %d, want %d", seq, first+1)
 	}
+	// The retired segment's blocks below the trim point are freed (where
+	// the file system punches holes); its size and its live records stay.
+	if canPreallocate(t) {
+		fi, err := os.Stat(filepath.Join(dir, segName(first)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := allocated(fi); b > fi.Size()-250<<10 {
+			t.Fatalf("retired segment of %d bytes keeps %d bytes of blocks with 300 KB below the trim point", fi.Size(), b)
+		}
+	}
 	for q := log.Position(300); q < p; q++ {
 		if got, err := l.Read(ctx, q); err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("Read(%d) = %d bytes, %v", q, len(got), err)

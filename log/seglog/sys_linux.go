@@ -54,3 +54,15 @@ func dataEnd(f *os.File, size int64) int64 {
 	}
 	return min(end, size)
 }
+
+// punchHole frees the blocks of f's bytes [off, off+n) (they read as
+// zeros after it), keeping f's size. It reports whether it could.
+func punchHole(f *os.File, off, n int64) bool {
+	const punchHole, keepSize = 0x02, 0x01 // FALLOC_FL_PUNCH_HOLE, FALLOC_FL_KEEP_SIZE
+	for {
+		err := syscall.Fallocate(int(f.Fd()), punchHole|keepSize, off, n)
+		if err != syscall.EINTR {
+			return err == nil
+		}
+	}
+}
