@@ -107,7 +107,7 @@ func checkpointFlags(fs *flag.FlagSet, c *checkpointConfig) {
 	fs.Float64Var(&c.LogRatio, "checkpoint-log-ratio", c.LogRatio, "start an automatic checkpoint when the log grew by this many times the newest checkpoint's image since its cut (cruzdb Options.CheckpointLogRatio); negative: no automatic checkpoints")
 	fs.Var(byteSize{&c.MinLogBytes}, "checkpoint-min-log-bytes", "least log growth in `bytes` that starts an automatic checkpoint (cruzdb Options.CheckpointMinLogBytes)")
 	fs.BoolVar(&c.Serial, "checkpoint-serial", c.Serial, "commits wait while a checkpoint is prepared (cruzdb Options.CheckpointSerial)")
-	fs.Var(byteSize{&c.SegmentSize}, "seglog-segment-size", "size in `bytes` of new segment files of the embedded seglog log, the unit in which trims give disk space back (64KiB to 1GiB; 0: seglog's default, 64MiB)")
+	fs.Var(byteSize{&c.SegmentSize}, "seglog-segment-size", "largest size in `bytes` of a segment file of the embedded seglog log (files grow in steps up to it; trims delete whole segments below the trim point and retire the active one when most of it is dead) (64KiB to 1GiB; 0: seglog's default, 64MiB)")
 }
 
 func (c *checkpointConfig) validate() error {
