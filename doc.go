@@ -93,7 +93,7 @@
 //
 // Automatic checkpoints start when the log bytes replayed since the newest
 // cut exceed Options.CheckpointLogRatio (default 2) times the newest image
-// (at least Options.CheckpointMinLogBytes, 256 KiB); a negative ratio turns
+// (at least Options.CheckpointMinLogBytes, 128 KiB); a negative ratio turns
 // them off. The trigger is log growth, never a timer. If the log outgrows
 // the checkpoints (a busy machine slow to run them), commits wait
 // (Stats.CheckpointWaits), as they wait for the flusher past
