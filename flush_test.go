@@ -527,7 +527,9 @@ func TestHoleDelaysConfirmation(t *testing.T) {
 // and whose cache keeps nothing, so every pointer resolves from the log.
 func TestIntentionPointersResolveAfterRestart(t *testing.T) {
 	l := memlog.New(&memlog.Options{AppendLatency: time.Millisecond})
-	db, err := Open("", &Options{Log: l, FlushWorkers: 64})
+	// No automatic checkpoint: one would relocate the tree, and the reads
+	// below would follow image pointers instead of intention pointers.
+	db, err := Open("", &Options{Log: l, FlushWorkers: 64, CheckpointLogRatio: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +553,7 @@ func TestIntentionPointersResolveAfterRestart(t *testing.T) {
 	if written.PointersIntention == 0 {
 		t.Fatalf("no intention pointers written: %+v", written)
 	}
-	db2, err := Open("", &Options{Log: l, CacheBytes: 1})
+	db2, err := Open("", &Options{Log: l, CacheBytes: 1, CheckpointLogRatio: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
