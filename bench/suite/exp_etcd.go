@@ -293,20 +293,10 @@ func etcdCommits(ep, name string, n, clients int, warm, d time.Duration, seed ui
 		return 0, err
 	}
 	defer ns.close()
-	var dbs []*cruzdb.DB
-	defer func() {
-		for _, db := range dbs {
-			db.Close()
-		}
-	}()
-	for _, l := range ns.logs {
-		o := cruzdb.DefaultOptions()
-		o.Log = l
-		db, err := cruzdb.Open("", &o)
-		if err != nil {
-			return 0, err
-		}
-		dbs = append(dbs, db)
+	dbs, closeDBs, err := openDBs(ns.logs)
+	defer closeDBs()
+	if err != nil {
+		return 0, err
 	}
 	val := bytes.Repeat([]byte{0x33}, 100)
 	r, err := drive(clients, warm, d, seed, func(c int, _ *rand.Rand, i uint64) error {
@@ -317,6 +307,26 @@ func etcdCommits(ep, name string, n, clients int, warm, d time.Duration, seed ui
 		return 0, err
 	}
 	return r.rate(), nil
+}
+
+// openDBs opens a DB with default options on each log; closeDBs closes
+// those opened, also after an error.
+func openDBs(logs []*etcdlog.Log) (dbs []*cruzdb.DB, closeDBs func(), err error) {
+	closeDBs = func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}
+	for _, l := range logs {
+		o := cruzdb.DefaultOptions()
+		o.Log = l
+		db, err := cruzdb.Open("", &o)
+		if err != nil {
+			return dbs, closeDBs, err
+		}
+		dbs = append(dbs, db)
+	}
+	return dbs, closeDBs, nil
 }
 
 // lagPoll is how often followerLag checks the follower's position.
@@ -332,20 +342,10 @@ func followerLag(ep, name string, writes int) (replay, watch []float64, misses i
 		return nil, nil, 0, err
 	}
 	defer ns.close()
-	var dbs []*cruzdb.DB
-	defer func() {
-		for _, db := range dbs {
-			db.Close()
-		}
-	}()
-	for _, l := range ns.logs {
-		o := cruzdb.DefaultOptions()
-		o.Log = l
-		db, err := cruzdb.Open("", &o)
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		dbs = append(dbs, db)
+	dbs, closeDBs, err := openDBs(ns.logs)
+	defer closeDBs()
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	a, b := dbs[0], dbs[1]
 	ctx := context.Background()
