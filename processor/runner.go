@@ -318,7 +318,7 @@ const replayPrefix = 64 << 10
 
 // readEntry reads the entry at pos; for a chunk of a checkpoint image it
 // reads only its first bytes, when the log can, and returns the chunk's
-// size instead. Replay needs nothing of a chunk but its place: its nodes
+// size instead; of any other large entry it reads the rest once. Replay needs nothing of a chunk but its place: its nodes
 // are checked (each has its own checksum) when they are loaded, and
 // reading every image back would double what a checkpoint costs.
 func (r *Runner) readEntry(ctx context.Context, pos uint64) (data []byte, chunk int, err error) {
@@ -336,8 +336,13 @@ func (r *Runner) readEntry(ctx context.Context, pos uint64) (data []byte, chunk 
 			return nil, size, nil
 		}
 	}
-	data, err = r.cfg.Log.Read(ctx, log.Position(pos))
-	return data, 0, err
+	// The rest of a large entry: the prefix is not read again.
+	rest, _, err := rr.ReadRange(ctx, log.Position(pos), len(data), size-len(data))
+	if err != nil {
+		return nil, 0, err
+	}
+	whole := make([]byte, 0, len(data)+len(rest))
+	return append(append(whole, data...), rest...), 0, nil
 }
 
 func (r *Runner) decode(it *item, data []byte) {
