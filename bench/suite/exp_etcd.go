@@ -124,7 +124,7 @@ func runEtcd(e *Env) error {
 	raw, app := map[int]*Sample{}, map[int]*Sample{}
 	rawLat, appLat := map[int][2]float64{}, map[int][2]float64{}
 	nodesRate := map[nodeCfg]*Sample{}
-	nodesTxn := map[nodeCfg][3]float64{} // lost fraction, entries per landed transaction, landed by a guess
+	nodesTxn := map[nodeCfg][4]float64{} // lost fraction, entries per landed transaction, landed by a guess, waited to grow
 	commitRate := map[int]*Sample{}
 	commitNodes := pick(e, []int{1, 2, 3}, []int{1, 2, 3}, []int{1, 2})
 	commitClients := pick(e, 64, 16, 4)
@@ -179,14 +179,14 @@ func runEtcd(e *Env) error {
 				total.Add(1)
 				return err
 			})
-			var txns, lost, won int64
+			var txns, lost, won, waits int64
 			for _, l := range ns.logs {
 				st := l.Stats()
-				txns, lost, won = txns+st.Txns, lost+st.Lost, won+st.NestedWon
+				txns, lost, won, waits = txns+st.Txns, lost+st.Lost, won+st.NestedWon, waits+st.GrowWaits
 			}
 			ns.close()
 			if txns > lost {
-				nodesTxn[nc] = [3]float64{float64(lost) / float64(txns), float64(total.Load()) / float64(txns-lost), float64(won) / float64(txns)}
+				nodesTxn[nc] = [4]float64{float64(lost) / float64(txns), float64(total.Load()) / float64(txns-lost), float64(won) / float64(txns), float64(waits) / float64(txns)}
 			}
 			if err != nil {
 				return fmt.Errorf("%d nodes: %w", nc.nodes, err)
@@ -235,13 +235,13 @@ func runEtcd(e *Env) error {
 	t = &Table{
 		Name:    "etcd-nodes",
 		Title:   fmt.Sprintf("nodes appending to one etcdlog (%s, %s per point, %d interleaved run(s))", e.mode(), d, e.Runs),
-		Columns: []string{"nodes", "appenders each", "appends/s", "÷ one node", "txns lost", "landed by a guess", "entries per txn"},
+		Columns: []string{"nodes", "appenders each", "appends/s", "÷ one node", "txns lost", "landed by a guess", "waited to grow", "entries per txn"},
 	}
 	for _, nc := range nodeCfgs {
 		t.Add(nc.nodes, nc.per, *nodesRate[nc], nodesRate[nc].Median()/nodesRate[one].Median(),
-			fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][0]), fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][2]), fmt.Sprintf("%.1f", nodesTxn[nc][1]))
+			fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][0]), fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][2]), fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][3]), fmt.Sprintf("%.1f", nodesTxn[nc][1]))
 	}
-	t.Note("each node is a Log with its own etcd client; they contend on the tail key, and a transaction that loses the tail it knew may still land by a guess nested in its Else branch (the tail moves of the node's recent losses); one that lands nothing retries at once with the tail the Else branch returned; txns lost (landed nothing), landed by a guess and entries per landed txn are from the last run")
+	t.Note("each node is a Log with its own etcd client; they contend on the tail key, and a transaction that loses the tail it knew may still land by a guess nested in its Else branch (the tail moves of the node's recent losses); one that lands nothing retries at once with the tail the Else branch returned; a node that lost lately waits briefly (at most a quarter of its recent round trip, ≤ 500 µs) for its batch to reach the size of its recent ones; txns lost (landed nothing), landed by a guess, waited to grow (fraction of txns) and entries per landed txn are from the last run")
 	t.Note("every node, the etcd member and the appenders share this machine's cores, so a second node adds a second watcher and client to the same CPUs; on separate machines only etcd is shared")
 	if err := e.Emit(t); err != nil {
 		return err

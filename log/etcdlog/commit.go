@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/cruzlog/cruzdb/log"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -149,6 +150,9 @@ func (l *Log) commitLoop() {
 		// appends, so that they go in this transaction, not one each.
 		runtime.Gosched()
 		batch, carry = l.gather(batch)
+		if carry == nil {
+			batch, carry, _ = l.grow(batch)
+		}
 		live := batch[:0]
 		for _, r := range batch {
 			if err := r.ctx.Err(); err != nil {
@@ -280,8 +284,12 @@ func (l *Log) commit(batch []*appendReq, carry *appendReq) *appendReq {
 		// A member cut off from its leader answers at once instead of
 		// holding the batch until the timeout.
 		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(l.ctx), l.opts.RequestTimeout)
+		sent := time.Now()
 		resp, err := l.cli.Txn(ctx).If(l.metaCmps(&m)...).Then(ops...).Else(els...).Commit()
 		cancel()
+		if err == nil {
+			l.batches.roundTrip(time.Since(sent))
+		}
 		switch {
 		case err != nil && batch[0].large != nil && isKeyNotFound(err):
 			reply(errChunksGone)
@@ -356,6 +364,7 @@ func place(m *meta, t uint64, n int) ([]uint64, uint64) {
 // answers its appends.
 func (l *Log) landed(batch []*appendReq, pos []uint64, next uint64, rev int64) {
 	l.noteTail(next, rev)
+	l.batches.landed(len(pos))
 	i := 0
 	for _, r := range batch {
 		ps := pos[i : i+len(r.vals)]

@@ -23,7 +23,11 @@
 // where d is the most frequent tail move of its recent losses, so that when
 // the other node's batch was of that size the batch still lands in the same
 // round trip. The guess compares the tail's value exactly, so it can only
-// write where the tail is. No node reserves positions ahead of time: a
+// write where the tail is. Such a node also holds its next batch back
+// briefly (at most a quarter of its recent round trip, and 500 µs) until it
+// is as large as its recent batches: fuller batches land more per won race,
+// and batch sizes that repeat are tail moves the other nodes guess right. A
+// node alone on the log never loses a race and never waits. No node reserves positions ahead of time: a
 // reserved, unwritten position would be a hole every other node waits on.
 //
 // # Fill and Trim

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cruzlog/cruzdb/log"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -47,6 +48,15 @@ type Log struct {
 	misses     atomic.Int64 // Reads the cache could not answer
 	guess      guesser      // the committer's
 	maxGuesses int          // guesses per transaction: maxGuesses (tests and benchmarks change it)
+	batches    grower       // the committer's
+	growWaits  atomic.Int64 // batches the committer waited to grow
+	// maxGrowWait bounds the committer's wait for a fuller batch: maxGrowWait
+	// (tests and benchmarks change it; 0 turns it off).
+	maxGrowWait time.Duration
+
+	// onGrowWait, when set (tests), is called by the committer when it
+	// starts waiting for a batch to grow.
+	onGrowWait func()
 
 	// beforeTxn, when set (tests), is called by the committer just before
 	// it sends an append transaction.
@@ -91,6 +101,7 @@ func Open(ctx context.Context, cli *clientv3.Client, name string, opts *Options)
 	}
 	l.cache.limit = o.CacheBytes
 	l.maxGuesses = maxGuesses
+	l.maxGrowWait = maxGrowWait
 	rev, err := l.refreshMeta(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("etcdlog: open %q: %w", name, err)
@@ -487,6 +498,10 @@ type Stats struct {
 	// NestedWon how many of them lost the race for the tail they knew but
 	// landed by a guess, in the same round trip.
 	Nested, NestedWon int64
+	// GrowWaits is how many batches the committer held back for more
+	// appends because this node shares the log (it lost a race for the
+	// tail lately) and the batch was smaller than its recent ones.
+	GrowWaits int64
 	// CacheMisses is how many Reads went to etcd because the entry was not
 	// in the cache (not appended by this node, not delivered by the watch
 	// yet, evicted, or trimmed).
@@ -496,5 +511,5 @@ type Stats struct {
 // Stats returns the Log's counters.
 func (l *Log) Stats() Stats {
 	return Stats{Txns: l.txns.Load(), Lost: l.lost.Load(), Nested: l.nested.Load(), NestedWon: l.nestedWon.Load(),
-		CacheMisses: l.misses.Load()}
+		GrowWaits: l.growWaits.Load(), CacheMisses: l.misses.Load()}
 }

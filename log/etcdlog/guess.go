@@ -27,10 +27,16 @@ func (g *guesser) record(delta uint64) {
 	g.lastAt = g.txns
 }
 
+// sharing reports whether this node lost a race for the tail in its last
+// guessWindow transactions, i.e. another node appends to the log too.
+func (g *guesser) sharing() bool {
+	return g.n > 0 && g.txns-g.lastAt <= guessWindow
+}
+
 // guesses returns up to k tail moves to try, most frequent among the recent
 // losses first (ties: the most recent first), or none if no loss is recent.
 func (g *guesser) guesses(k int) []uint64 {
-	if k <= 0 || g.n == 0 || g.txns-g.lastAt > guessWindow {
+	if k <= 0 || !g.sharing() {
 		return nil
 	}
 	type cand struct {
