@@ -1,14 +1,18 @@
 package suite
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,7 +128,8 @@ func runEtcd(e *Env) error {
 	raw, app := map[int]*Sample{}, map[int]*Sample{}
 	rawLat, appLat := map[int][2]float64{}, map[int][2]float64{}
 	nodesRate := map[nodeCfg]*Sample{}
-	nodesTxn := map[nodeCfg][4]float64{} // lost fraction, entries per landed transaction, landed by a guess, waited to grow
+	nodesTxn := map[nodeCfg][4]float64{}  // lost fraction, entries per landed transaction, landed by a guess, waited to grow
+	nodesSync := map[nodeCfg][2]float64{} // etcd's WAL fsyncs per second, proposals per fsync
 	commitRate := map[int]*Sample{}
 	commitNodes := pick(e, []int{1, 2, 3}, []int{1, 2, 3}, []int{1, 2})
 	commitClients := pick(e, 64, 16, 4)
@@ -174,11 +179,18 @@ func runEtcd(e *Env) error {
 				return err
 			}
 			var total atomic.Int64
+			before, _ := etcdMetrics(ep)
 			r, err := drive(nc.nodes*nc.per, warm, d, e.Seed, func(cl int, _ *rand.Rand, _ uint64) error {
 				_, err := ns.logs[cl%nc.nodes].Append(context.Background(), data)
 				total.Add(1)
 				return err
 			})
+			if after, merr := etcdMetrics(ep); merr == nil && before != nil {
+				fs, props := after.fsyncs-before.fsyncs, after.proposals-before.proposals
+				if fs > 0 {
+					nodesSync[nc] = [2]float64{fs / (warm + d).Seconds(), props / fs}
+				}
+			}
 			var txns, lost, won, waits int64
 			for _, l := range ns.logs {
 				st := l.Stats()
@@ -235,13 +247,15 @@ func runEtcd(e *Env) error {
 	t = &Table{
 		Name:    "etcd-nodes",
 		Title:   fmt.Sprintf("nodes appending to one etcdlog (%s, %s per point, %d interleaved run(s))", e.mode(), d, e.Runs),
-		Columns: []string{"nodes", "appenders each", "appends/s", "÷ one node", "txns lost", "landed by a guess", "waited to grow", "entries per txn"},
+		Columns: []string{"nodes", "appenders each", "appends/s", "÷ one node", "txns lost", "landed by a guess", "waited to grow", "entries per txn", "etcd fsyncs/s", "appends per fsync", "txns per fsync"},
 	}
 	for _, nc := range nodeCfgs {
 		t.Add(nc.nodes, nc.per, *nodesRate[nc], nodesRate[nc].Median()/nodesRate[one].Median(),
-			fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][0]), fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][2]), fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][3]), fmt.Sprintf("%.1f", nodesTxn[nc][1]))
+			fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][0]), fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][2]), fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][3]), fmt.Sprintf("%.1f", nodesTxn[nc][1]),
+			fmt.Sprintf("%.0f", nodesSync[nc][0]), fmt.Sprintf("%.1f", nodesRate[nc].Values[len(nodesRate[nc].Values)-1]/max(nodesSync[nc][0], 1)), fmt.Sprintf("%.2f", nodesSync[nc][1]))
 	}
 	t.Note("each node is a Log with its own etcd client; they contend on the tail key, and a transaction that loses the tail it knew may still land by a guess nested in its Else branch (the tail moves of the node's recent losses); one that lands nothing retries at once with the tail the Else branch returned; a node that lost lately waits briefly (at most a quarter of its recent round trip, ≤ 500 µs) for its batch to reach the size of its recent ones; txns lost (landed nothing), landed by a guess, waited to grow (fraction of txns) and entries per landed txn are from the last run")
+	t.Note("etcd fsyncs/s: the member's WAL fsyncs (etcd_disk_wal_fsync_duration_seconds_count) over warm-up and measurement; appends per fsync: the run's appends/s over that; txns per fsync: committed raft proposals (etcd_server_proposals_committed_total) per fsync; all from the last run")
 	t.Note("every node, the etcd member and the appenders share this machine's cores, so a second node adds a second watcher and client to the same CPUs; on separate machines only etcd is shared")
 	if err := e.Emit(t); err != nil {
 		return err
@@ -283,6 +297,45 @@ func runEtcd(e *Env) error {
 	t.Add(p50s, p99s, maxs, wp50s, wp99s, missS)
 	t.Note("B learns of new entries from its watch on the log's keys (log.TailWaiter) and reads them from the watch's cache; lag is measured from A's Update returning until B's Stats().Position reaches A's position then (polled every 100 µs); watch: until B's log (its WaitTail) has passed that position, 0 when it did before A's Update returned; reads from etcd: B's Reads its cache could not answer (etcdlog Stats.CacheMisses)")
 	return e.Emit(t)
+}
+
+// walCounters are counters of the etcd member's /metrics.
+type walCounters struct{ fsyncs, proposals float64 }
+
+// etcdMetrics reads the member's WAL fsync and committed proposal counters
+// from the /metrics endpoint etcd serves on its client URL.
+func etcdMetrics(ep string) (*walCounters, error) {
+	resp, err := http.Get(ep + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var c walCounters
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "etcd_disk_wal_fsync_duration_seconds_count":
+			c.fsyncs = v
+		case "etcd_server_proposals_committed_total":
+			c.proposals = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if c.fsyncs == 0 {
+		return nil, fmt.Errorf("etcd metrics: no WAL fsync counter at %s/metrics", ep)
+	}
+	return &c, nil
 }
 
 // etcdCommits runs clients 1-put transactions spread over n cruzdb nodes
