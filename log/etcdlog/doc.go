@@ -24,7 +24,7 @@
 // the other node's batch was of that size the batch still lands in the same
 // round trip. The guess compares the tail's value exactly, so it can only
 // write where the tail is. Such a node also holds its next batch back
-// briefly (at most a quarter of its recent round trip, and 500 µs) until it
+// briefly (at most a quarter of its recent round trip, and 1 ms) until it
 // is as large as its recent batches: fuller batches land more per won race,
 // and batch sizes that repeat are tail moves the other nodes guess right. A
 // node alone on the log never loses a race and never waits. No node reserves positions ahead of time: a

@@ -50,6 +50,7 @@ type Log struct {
 	maxGuesses int          // guesses per transaction: maxGuesses (tests and benchmarks change it)
 	batches    grower       // the committer's
 	growWaits  atomic.Int64 // batches the committer waited to grow
+	growWaited atomic.Int64 // nanoseconds it waited
 	// maxGrowWait bounds the committer's wait for a fuller batch: maxGrowWait
 	// (tests and benchmarks change it; 0 turns it off).
 	maxGrowWait time.Duration
@@ -502,6 +503,8 @@ type Stats struct {
 	// appends because this node shares the log (it lost a race for the
 	// tail lately) and the batch was smaller than its recent ones.
 	GrowWaits int64
+	// GrowWaited is the time those waits took in all.
+	GrowWaited time.Duration
 	// CacheMisses is how many Reads went to etcd because the entry was not
 	// in the cache (not appended by this node, not delivered by the watch
 	// yet, evicted, or trimmed).
@@ -511,5 +514,5 @@ type Stats struct {
 // Stats returns the Log's counters.
 func (l *Log) Stats() Stats {
 	return Stats{Txns: l.txns.Load(), Lost: l.lost.Load(), Nested: l.nested.Load(), NestedWon: l.nestedWon.Load(),
-		GrowWaits: l.growWaits.Load(), CacheMisses: l.misses.Load()}
+		GrowWaits: l.growWaits.Load(), GrowWaited: time.Duration(l.growWaited.Load()), CacheMisses: l.misses.Load()}
 }

@@ -9,8 +9,9 @@ import "time"
 // transaction carries more entries, and the batch sizes the other nodes see
 // as tail moves repeat, so their guesses of the tail (nested in the Else
 // branch) hit. The wait is bounded by a quarter of the recent round trip of
-// an append transaction, at most maxGrowWait; a node alone on the log never
-// loses a race and never waits. It is used by the committer goroutine alone.
+// an append transaction, at most maxGrowWait (1 ms); a node alone on the
+// log never loses a race and never waits. It is used by the committer
+// goroutine alone.
 type grower struct {
 	sizes [8]int        // entries of the latest landed transactions, newest at (n-1)%8
 	n     int           // transactions recorded
@@ -19,7 +20,7 @@ type grower struct {
 
 // maxGrowWait bounds the committer's wait for more appends (Log.maxGrowWait;
 // tests and benchmarks change it, 0 turns the wait off).
-const maxGrowWait = 500 * time.Microsecond
+const maxGrowWait = time.Millisecond
 
 // landed records a transaction that landed entries entries.
 func (g *grower) landed(entries int) {
@@ -76,6 +77,8 @@ func (l *Log) grow(batch []*appendReq) ([]*appendReq, *appendReq, bool) {
 	if l.onGrowWait != nil {
 		l.onGrowWait()
 	}
+	start := time.Now()
+	defer func() { l.growWaited.Add(int64(time.Since(start))) }()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for n < target {
