@@ -151,7 +151,7 @@ func (l *Log) commitLoop() {
 		runtime.Gosched()
 		batch, carry = l.gather(batch)
 		if carry == nil {
-			batch, carry, _ = l.grow(batch)
+			batch, carry = l.grow(batch)
 		}
 		live := batch[:0]
 		for _, r := range batch {

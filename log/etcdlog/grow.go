@@ -56,22 +56,22 @@ func (g *grower) wait(limit time.Duration) time.Duration {
 // grow adds appends to batch as they arrive, while this node shares the
 // log and until the batch holds the recent target or the wait is over,
 // within the batch limits; the first append that does not fit is returned
-// as carry. It reports whether it waited.
-func (l *Log) grow(batch []*appendReq) ([]*appendReq, *appendReq, bool) {
+// as carry.
+func (l *Log) grow(batch []*appendReq) ([]*appendReq, *appendReq) {
 	if l.maxGrowWait <= 0 || !l.guess.sharing() {
-		return batch, nil, false
+		return batch, nil
 	}
 	n, bytes := 0, 0
 	for _, r := range batch {
 		if r.large != nil {
-			return batch, nil, false
+			return batch, nil
 		}
 		n, bytes = n+len(r.vals), bytes+r.bytes
 	}
 	target := min(l.batches.target(), l.opts.MaxBatchEntries)
 	d := l.batches.wait(l.maxGrowWait)
 	if n >= target || bytes >= l.opts.MaxBatchBytes || d <= 0 {
-		return batch, nil, false
+		return batch, nil
 	}
 	l.growWaits.Add(1)
 	if l.onGrowWait != nil {
@@ -85,15 +85,15 @@ func (l *Log) grow(batch []*appendReq) ([]*appendReq, *appendReq, bool) {
 		select {
 		case r := <-l.reqs:
 			if r.large != nil || n+len(r.vals) > l.opts.MaxBatchEntries || bytes+r.bytes > l.opts.MaxBatchBytes {
-				return batch, r, true
+				return batch, r
 			}
 			batch = append(batch, r)
 			n, bytes = n+len(r.vals), bytes+r.bytes
 		case <-timer.C:
-			return batch, nil, true
+			return batch, nil
 		case <-l.ctx.Done():
-			return batch, nil, true
+			return batch, nil
 		}
 	}
-	return batch, nil, true
+	return batch, nil
 }
