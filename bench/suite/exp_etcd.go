@@ -249,14 +249,19 @@ func runEtcd(e *Env) error {
 	t = &Table{
 		Name:    "etcd-nodes",
 		Title:   fmt.Sprintf("nodes appending to one etcdlog (%s, %s per point, %d interleaved run(s))", e.mode(), d, e.Runs),
-		Columns: []string{"nodes", "appenders each", "appends/s", "÷ one node", "txns lost", "landed by a guess", "waited to grow / mean wait", "entries per txn", "etcd fsyncs/s", "appends per fsync", "txns per fsync"},
+		Columns: []string{"nodes", "appenders each", "appends/s", "÷ one node", "÷ one node, per run", "txns lost", "landed by a guess", "waited to grow / mean wait", "entries per txn", "etcd fsyncs/s", "appends per fsync", "txns per fsync"},
 	}
 	for _, nc := range nodeCfgs {
-		t.Add(nc.nodes, nc.per, *nodesRate[nc], nodesRate[nc].Median()/nodesRate[one].Median(),
+		var paired Sample // the ratio within each run, where both points met the same load
+		for i, v := range nodesRate[nc].Values {
+			paired.Values = append(paired.Values, v/nodesRate[one].Values[i])
+		}
+		t.Add(nc.nodes, nc.per, *nodesRate[nc], nodesRate[nc].Median()/nodesRate[one].Median(), paired,
 			fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][0]), fmt.Sprintf("%.0f %%", 100*nodesTxn[nc][2]), fmt.Sprintf("%.0f %% / %.0f µs", 100*nodesTxn[nc][3], nodesTxn[nc][4]), fmt.Sprintf("%.1f", nodesTxn[nc][1]),
 			fmt.Sprintf("%.0f", nodesSync[nc][0]), fmt.Sprintf("%.1f", nodesRate[nc].Values[len(nodesRate[nc].Values)-1]/max(nodesSync[nc][0], 1)), fmt.Sprintf("%.2f", nodesSync[nc][1]))
 	}
 	t.Note("each node is a Log with its own etcd client; they contend on the tail key, and a transaction that loses the tail it knew may still land by a guess nested in its Else branch (the tail moves of the node's recent losses); one that lands nothing retries at once with the tail the Else branch returned; a node that lost lately waits briefly (at most a quarter of its recent round trip, ≤ 1 ms) for its batch to reach the size of its recent ones; txns lost (landed nothing), landed by a guess, waited to grow (fraction of txns, and the mean wait) and entries per landed txn are from the last run")
+	t.Note("÷ one node: the median appends/s over the one-node median; per run: the median (and spread) of the ratios of the two points measured in the same run, seconds apart")
 	t.Note("etcd fsyncs/s: the member's WAL fsyncs (etcd_disk_wal_fsync_duration_seconds_count) over warm-up and measurement; appends per fsync: the run's appends/s over that; txns per fsync: committed raft proposals (etcd_server_proposals_committed_total) per fsync; all from the last run")
 	t.Note("every node, the etcd member and the appenders share this machine's cores, so a second node adds a second watcher and client to the same CPUs; on separate machines only etcd is shared")
 	if err := e.Emit(t); err != nil {
