@@ -12,6 +12,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/processor"
@@ -20,12 +21,8 @@ import (
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
+	if !testutil.Poll(20*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

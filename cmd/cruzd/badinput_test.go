@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cruzlog/cruzdb/internal/testutil"
 )
 
 // TestBadInput sends every kind of malformed or refused input over raw
@@ -127,10 +129,7 @@ func TestMaxClients(t *testing.T) {
 	}
 	a.expectClosed()
 	// The slot frees once the server has seen a go.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.nclients.Load() > 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, testutil.WaitLong, func() bool { return s.nclients.Load() <= 1 })
 	d := dialRaw(t, s)
 	d.send("PING\r\n")
 	if got := d.reply(); got != "+PONG\r\n" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cruzlog/cruzdb/internal/etcdtest"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -236,11 +237,7 @@ func TestClusterTwoProcesses(t *testing.T) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testutil.Poll(60*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
