@@ -137,19 +137,9 @@ func TestSmallCacheReadsBack(t *testing.T) {
 	defer db.Close()
 	ctx := context.Background()
 	const n = 20000
-	for i := 0; i < n; i += 100 {
-		err := db.Update(ctx, func(tx *Txn) error {
-			for j := i; j < i+100; j++ {
-				if err := tx.Put(fmt.Appendf(nil, "k%06d", j), fmt.Appendf(nil, "value-%d", j)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	putBatches(t, db, n, 100, func(j int) ([]byte, []byte) {
+		return fmt.Appendf(nil, "k%06d", j), fmt.Appendf(nil, "value-%d", j)
+	})
 	if err := db.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

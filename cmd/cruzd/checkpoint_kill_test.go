@@ -346,12 +346,7 @@ func TestProcessKill9WhileCheckpointing(t *testing.T) {
 		pc.awaitListening(t)
 		p.awaitListening(t)
 		dumpClone := dumpKeys(ctx, t, pc.addr)
-		if err := pc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		if err := pc.wait(t); err != nil {
-			t.Fatalf("cycle %d: the copy's cruzd exited with %v:\n%s", cycle, err, pc.stderr.String())
-		}
+		pc.stop(t, syscall.SIGTERM)
 		dump := dumpKeys(ctx, t, p.addr)
 		if strings.Join(dump, "\n") != strings.Join(dumpClone, "\n") {
 			t.Fatalf("cycle %d: two recoveries of one crash differ: %d and %d keys", cycle, len(dump), len(dumpClone))
@@ -361,12 +356,7 @@ func TestProcessKill9WhileCheckpointing(t *testing.T) {
 		t.Logf("cycle %d: killed at %s; restarted with %d keys (%d acknowledged u:* keys)", cycle, seen, len(dump), len(m.unique))
 		m.mu.Unlock()
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.wait(t); err != nil {
-		t.Fatalf("cruzd exited with %v:\n%s", err, p.stderr.String())
-	}
+	p.stop(t, syscall.SIGTERM)
 	// The log was trimmed: images were written and used.
 	out, err := exec.Command(bin, "inspect", "--data-dir", dir, "--to", "3").CombinedOutput()
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -202,10 +201,7 @@ func TestClusterTwoProcesses(t *testing.T) {
 			defer mu.Unlock()
 			return len(acked) >= 200
 		})
-		if err := n2.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		n2.wait(t)
+		n2.kill9(t)
 		close(stop)
 		wg.Wait()
 		// Node 1 has every acknowledged write.

@@ -216,6 +216,30 @@ func (p *proc) awaitListening(t *testing.T) {
 	}
 }
 
+// stop sends sig (SIGTERM or SIGINT) and fails the test unless the process
+// then exits with status 0.
+func (p *proc) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t); err != nil {
+		t.Fatalf("cruzd exited with %v after %v:\n%s", err, sig, p.stderr.String())
+	}
+}
+
+// kill9 kills the process with SIGKILL and waits for it to end.
+func (p *proc) kill9(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var ee *exec.ExitError
+	if err := p.wait(t); !errors.As(err, &ee) {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+}
+
 func (p *proc) wait(t *testing.T) error {
 	t.Helper()
 	select {
@@ -307,12 +331,7 @@ func TestProcessSignalRestart(t *testing.T) {
 	started := make(chan struct{})
 	wg := write(p.addr, "term", started)
 	<-started
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.wait(t); err != nil {
-		t.Fatalf("cruzd exited with %v after SIGTERM:\n%s", err, p.stderr.String())
-	}
+	p.stop(t, syscall.SIGTERM)
 	wg.Wait()
 	if !strings.Contains(p.stderr.String(), `"msg":"stopped"`) {
 		t.Fatalf("no clean stop logged:\n%s", p.stderr.String())
@@ -325,24 +344,13 @@ func TestProcessSignalRestart(t *testing.T) {
 	started = make(chan struct{})
 	wg = write(p.addr, "kill", started)
 	<-started
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	var ee *exec.ExitError
-	if err := p.wait(t); !errors.As(err, &ee) {
-		t.Fatalf("SIGKILL: %v", err)
-	}
+	p.kill9(t)
 	wg.Wait()
 
 	// 3. Restart after the crash, verify, stop with SIGINT.
 	p = startProc(t, bin, dir)
 	verify(p.addr)
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.wait(t); err != nil {
-		t.Fatalf("cruzd exited with %v after SIGINT:\n%s", err, p.stderr.String())
-	}
+	p.stop(t, syscall.SIGINT)
 
 	// 4. inspect prints the log.
 	out, err := exec.Command(bin, "inspect", "--data-dir", dir, "--to", "40").CombinedOutput()
