@@ -155,7 +155,11 @@ func cutMatchesCopy(t *testing.T, seed uint64) int {
 	}
 	randOps := func() []func(*Delta) error {
 		var ops []func(*Delta) error
-		for range 1 + r.IntN(4) {
+		n := 1 + r.IntN(4)
+		if r.IntN(25) == 0 {
+			n = 60 + r.IntN(60) // a delta that meets more numbered nodes than Delta lists
+		}
+		for range n {
 			k, v := key(), []byte(fmt.Sprint(r.Uint32()))
 			switch x := r.IntN(10); {
 			case x < 6:
