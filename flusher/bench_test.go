@@ -13,6 +13,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
@@ -63,10 +64,10 @@ func BenchmarkLoad(b *testing.B) {
 		{"intention-indexed-cold", func(i int) cowtree.Addr { return cowtree.Addr{Kind: cowtree.AddrIntention, Pos: intents[i], Off: 7} }, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			idx := newIndex(1 << 20)
+			idx := nodecache.NewIndex(1 << 20)
 			if c.indexed {
 				for i := range n {
-					idx.put(intents[i], afters[i])
+					idx.Put(intents[i], afters[i])
 				}
 			}
 			p := newPager(l, idx, 0)
@@ -77,7 +78,7 @@ func BenchmarkLoad(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				if !c.indexed && c.name == "intention-scan" && i%n == 0 {
-					p.idx = newIndex(1 << 20) // forget what earlier scans learned
+					p.idx = nodecache.NewIndex(1 << 20) // forget what earlier scans learned
 				}
 				if _, err := p.LoadNode(c.addr(i % n)); err != nil {
 					b.Fatal(err)

@@ -60,6 +60,7 @@ import (
 	"time"
 
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/piggyback"
 	"github.com/cruzlog/cruzdb/processor"
@@ -196,7 +197,7 @@ type pending struct {
 // Flusher writes deltas back to the log as afterimages. Create with New.
 type Flusher struct {
 	o     Options
-	idx   *index
+	idx   *nodecache.Index
 	pager *pager
 	start uint64 // intentions at or below were replayed before this flusher
 	last  uint64 // the last committed intention produced (processor goroutine)
@@ -246,7 +247,7 @@ func New(o Options, start uint64) (*Flusher, error) {
 	}
 	f := &Flusher{
 		o:      o,
-		idx:    newIndex(o.IndexEntries),
+		idx:    nodecache.NewIndex(o.IndexEntries),
 		start:  start,
 		last:   start,
 		pend:   map[uint64]*pending{},
@@ -293,9 +294,9 @@ func (f *Flusher) trimLoop() {
 		case <-f.stopCh:
 			return
 		case <-t.C:
-			if f.pager.bytes.Load() > f.o.CacheBytes {
+			if f.pager.clock.Bytes() > f.o.CacheBytes {
 				if tree, ok := f.o.Latest(); ok {
-					f.pager.evict(f.o.CacheBytes, tree)
+					f.pager.clock.Evict(f.o.CacheBytes, tree)
 				}
 			}
 		}
@@ -304,13 +305,13 @@ func (f *Flusher) trimLoop() {
 
 // Known seeds the index with an intention's active afterimage found by
 // startup's scan.
-func (f *Flusher) Known(intention, afterimage uint64) { f.idx.put(intention, afterimage) }
+func (f *Flusher) Known(intention, afterimage uint64) { f.idx.Put(intention, afterimage) }
 
 // Loader returns the loader trees use to bring evicted nodes back.
 func (f *Flusher) Loader() cowtree.Loader { return f.pager }
 
 // Index returns the known active afterimage of an intention.
-func (f *Flusher) Index(intention uint64) (uint64, bool) { return f.idx.get(intention) }
+func (f *Flusher) Index(intention uint64) (uint64, bool) { return f.idx.Get(intention) }
 
 // Produced hands over the delta of a committed intention. local says this
 // node appended the intention. Processor goroutine only; never blocks.
@@ -320,7 +321,7 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 	if f.stopped {
 		return
 	}
-	f.pager.replaced(d.Replaced)
+	f.pager.clock.Uncount(d.Replaced)
 	f.lastDelta = d
 	p := &pending{d: d, prev: f.last, local: local, since: time.Now()}
 	f.last = d.Pos
@@ -366,7 +367,7 @@ func (f *Flusher) Saw(pos, intention uint64) {
 		f.dups.Add(1)
 		return
 	}
-	f.idx.put(intention, pos) // before waking waiters: serial mode looks it up
+	f.idx.Put(intention, pos) // before waking waiters: serial mode looks it up
 	delete(f.pend, intention)
 	f.unflush -= p.d.Bytes
 	close(f.room)
@@ -374,13 +375,13 @@ func (f *Flusher) Saw(pos, intention uint64) {
 	f.mu.Unlock()
 	f.confirmed.Add(1)
 	f.latency.Add(int64(time.Since(p.since)))
-	f.pager.add(p.d.Nodes)
+	f.pager.clock.Add(p.d.Nodes)
 }
 
 // Evict trims clean nodes to the cache budget, unlinking them from tree, the
 // latest version. Called after each replayed position; with Options.Latest
 // the flusher also trims on its own.
-func (f *Flusher) Evict(tree cowtree.Tree) { f.pager.evict(f.o.CacheBytes, tree) }
+func (f *Flusher) Evict(tree cowtree.Tree) { f.pager.clock.Evict(f.o.CacheBytes, tree) }
 
 // WaitRoom blocks while pinned delta memory is over MaxUnflushedBytes.
 func (f *Flusher) WaitRoom(ctx context.Context) error {
@@ -679,7 +680,7 @@ var entryBufs = sync.Pool{New: func() any { return new([]byte) }}
 const maxPooledEntry = 1 << 20
 
 // physical is the parallel mode's pointer choice: known afterimages only.
-func (p *pager) physical(in uint64) (uint64, bool) { return p.idx.get(in) }
+func (p *pager) physical(in uint64) (uint64, bool) { return p.idx.Get(in) }
 
 // mustPhysical is serial mode's: every earlier delta is confirmed, so its
 // afterimage is in the index or found by a forward scan.
@@ -737,11 +738,11 @@ func (f *Flusher) Stats() Stats {
 		AppendErrors:       f.appendErrs.Load(),
 		UnflushedBytes:     unflush,
 		PendingDeltas:      npend,
-		CachedBytes:        f.pager.bytes.Load(),
+		CachedBytes:        f.pager.clock.Bytes(),
 		CacheHits:          f.pager.hits.Load(),
 		CacheMisses:        f.pager.misses.Load(),
-		Evictions:          f.pager.evictions.Load(),
-		IndexEntries:       f.idx.len(),
+		Evictions:          f.pager.clock.Evictions(),
+		IndexEntries:       f.idx.Len(),
 		ForwardScans:       f.pager.scans.Load(),
 		BackpressureWaits:  f.bpWaits.Load(),
 		Piggybacked:        f.piggybacked(),
@@ -768,7 +769,7 @@ func (f *Flusher) Stop() {
 	f.more.Broadcast()
 	f.mu.Unlock()
 	f.wg.Wait()
-	f.pager.stop()
+	f.pager.clock.Stop()
 }
 
 // appendAfterimage appends an afterimage entry: through the piggyback lane

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,193 +13,30 @@ import (
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 )
 
-// fifo is a map from log positions to T bounded by the total weight of its
-// entries (each weighs 1 unless a weight function says otherwise): the
-// oldest entry inserted is dropped first, but the newest always stays, and
-// a put over an existing entry is ignored (it neither changes nor
-// refreshes it). Safe for concurrent use.
-type fifo[T any] struct {
-	mu     sync.RWMutex
-	m      map[uint64]T
-	order  []uint64 // insertion order, for dropping the oldest
-	head   int
-	weight func(T) int64 // nil: 1 an entry
-	total  int64
-	limit  int64
-}
-
-func newFIFO[T any](limit int) *fifo[T] { return &fifo[T]{m: make(map[uint64]T), limit: int64(limit)} }
-
-func newWeightedFIFO[T any](limit int64, weight func(T) int64) *fifo[T] {
-	return &fifo[T]{m: make(map[uint64]T), limit: limit, weight: weight}
-}
-
-func (x *fifo[T]) weigh(v T) int64 {
-	if x.weight == nil {
-		return 1
-	}
-	return x.weight(v)
-}
-
-func (x *fifo[T]) get(pos uint64) (T, bool) {
-	x.mu.RLock()
-	v, ok := x.m[pos]
-	x.mu.RUnlock()
-	return v, ok
-}
-
-func (x *fifo[T]) put(pos uint64, v T) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if _, ok := x.m[pos]; ok {
-		return
-	}
-	x.m[pos] = v
-	x.order = append(x.order, pos)
-	x.total += x.weigh(v)
-	for x.total > x.limit && len(x.order)-x.head > 1 {
-		old := x.order[x.head]
-		x.total -= x.weigh(x.m[old])
-		delete(x.m, old)
-		x.head++
-	}
-	if x.head > len(x.order)/2 && x.head > 1024 {
-		x.order = append(x.order[:0], x.order[x.head:]...)
-		x.head = 0
-	}
-}
-
-func (x *fifo[T]) len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.m)
-}
-
-// index maps intention positions to their active afterimage positions. It is
-// a hint: a miss is resolved from the log by a forward scan.
-//
-// Every child pointer the flusher writes looks an intention up, from many
-// workers at once, so the index takes no lock: it is a direct-mapped table
-// of 2^k slots (the smallest power of two at or above the limit), an
-// intention's slot being its position mod 2^k, so a later intention evicts
-// the one sharing its slot and the table keeps about the most recent
-// positions. A slot packs the intention's position above the slot bits (its
-// tag) and the distance to its afterimage into one word, so one atomic load
-// reads a whole entry and can never pair an intention with another's
-// afterimage. Entries that do not pack (a distance of 2^32 or more, or a
-// position beyond 2^(32+k)) go to a small locked map instead.
-type index struct {
-	slots []atomic.Uint64
-	bits  uint
-	used  atomic.Int64 // occupied slots
-	far   *fifo[uint64]
-	nfar  atomic.Int64 // entries in far: lookups skip its lock while 0
-}
-
-const farEntries = 4096
-
-// maxIndexBits caps the table at 2^24 slots (128 MiB).
-const maxIndexBits = 24
-
-func newIndex(limit int) *index {
-	bits := uint(0)
-	for 1<<bits < limit && bits < maxIndexBits {
-		bits++
-	}
-	return &index{slots: make([]atomic.Uint64, 1<<bits), bits: bits, far: newFIFO[uint64](farEntries)}
-}
-
-// pack returns the slot and the word for intention in and afterimage ai, or
-// false when they do not fit one word.
-func (x *index) pack(in, ai uint64) (*atomic.Uint64, uint64, bool) {
-	tag, dist := in>>x.bits, ai-in
-	if ai <= in || dist >= 1<<32 || tag >= 1<<32 {
-		return nil, 0, false
-	}
-	return &x.slots[in&(1<<x.bits-1)], tag<<32 | dist, true
-}
-
-func (x *index) get(in uint64) (uint64, bool) {
-	tag := in >> x.bits
-	if tag < 1<<32 {
-		// A word is never 0 once written (the distance is at least 1).
-		if w := x.slots[in&(1<<x.bits-1)].Load(); w != 0 && w>>32 == tag {
-			return in + w&(1<<32-1), true
-		}
-	}
-	if x.nfar.Load() == 0 {
-		return 0, false
-	}
-	return x.far.get(in)
-}
-
-// put records in's active afterimage. The first one recorded for an
-// intention stays (later ones are duplicates, never active).
-func (x *index) put(in, ai uint64) {
-	slot, w, ok := x.pack(in, ai)
-	if !ok {
-		if _, known := x.get(in); !known {
-			x.far.put(in, ai)
-			x.nfar.Store(int64(x.far.len()))
-		}
-		return
-	}
-	if x.nfar.Load() > 0 {
-		if _, known := x.far.get(in); known {
-			return
-		}
-	}
-	for {
-		old := slot.Load()
-		if old != 0 && old>>32 == w>>32 {
-			return
-		}
-		if slot.CompareAndSwap(old, w) {
-			if old == 0 {
-				x.used.Add(1)
-			}
-			return
-		}
-	}
-}
-
-// len returns the number of entries held.
-func (x *index) len() int { return int(x.used.Load() + x.nfar.Load()) }
-
 // pager loads evicted nodes back from the log and keeps the clock of clean
 // nodes in memory.
 type pager struct {
 	log         log.Log
-	idx         *index
+	idx         *nodecache.Index
 	holeTimeout time.Duration
 	cuts        *cuts
 
 	loads singleflight.Group
 
-	aiCache *fifo[*afterimage.NodeIndex] // recently read afterimages, their nodes decoded on demand
-	heads   *fifo[*rangedHead]           // what ranged loads learnt of large afterimages
-	inCache *fifo[*intention.Intention]  // recently decoded intentions, for values left in them
+	aiCache *nodecache.FIFO[*afterimage.NodeIndex] // recently read afterimages, their nodes decoded on demand
+	heads   *nodecache.FIFO[*rangedHead]           // what ranged loads learnt of large afterimages
+	inCache *nodecache.FIFO[*intention.Intention]  // recently decoded intentions, for values left in them
 
-	clockMu  sync.Mutex
-	ring     []*cowtree.Node // counted nodes, and replaced ones not yet swept out
-	hand     int
-	sweeping bool           // a sweep holds the ring's older part (see sweep)
-	sweeps   sync.WaitGroup // the sweep running, if any
-	stopped  bool           // no new sweeps once set (under clockMu)
-	bytes    atomic.Int64   // Size of the counted nodes
-	// addedSince counts the nodes counted since the last evict call: the
-	// clock's allowance for the next (see evict).
-	addedSince atomic.Int64
-	counted    atomic.Int64 // how many nodes are counted
+	clock *nodecache.Clock // the counted nodes and their eviction
 
-	hits, misses, evictions, scans atomic.Uint64
-	ranged                         atomic.Uint64 // nodes read alone (rangedNode)
-	recounted                      atomic.Uint64 // replaced nodes found in the latest version (see evict)
+	hits, misses, scans atomic.Uint64
+	ranged              atomic.Uint64 // nodes read alone (rangedNode)
 }
 
 // aiCacheSize bounds the decoded intentions kept for values left in them.
@@ -213,9 +49,9 @@ const aiCacheBytes = 64 << 20
 
 // newEntryCache returns the cache of recently read afterimages, as node
 // indexes over their entries, bounded by bytes.
-func newEntryCache(limit int64) *fifo[*afterimage.NodeIndex] {
+func newEntryCache(limit int64) *nodecache.FIFO[*afterimage.NodeIndex] {
 	// MaxSize is fixed, so that the total stays exact as offsets fill in.
-	return newWeightedFIFO(limit, (*afterimage.NodeIndex).MaxSize)
+	return nodecache.NewWeightedFIFO(limit, (*afterimage.NodeIndex).MaxSize)
 }
 
 // headsBytes bounds the heads and offsets tables of large afterimages the
@@ -240,9 +76,10 @@ const maxCachedTable = 512
 
 func (r *rangedHead) weight() int64 { return int64(64 + len(r.table)) }
 
-func newPager(l log.Log, idx *index, holeTimeout time.Duration) *pager {
+func newPager(l log.Log, idx *nodecache.Index, holeTimeout time.Duration) *pager {
 	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, cuts: newCuts(), aiCache: newEntryCache(aiCacheBytes),
-		heads: newWeightedFIFO(headsBytes, (*rangedHead).weight), inCache: newFIFO[*intention.Intention](aiCacheSize)}
+		heads: nodecache.NewWeightedFIFO(headsBytes, (*rangedHead).weight), inCache: nodecache.NewFIFO[*intention.Intention](aiCacheSize),
+		clock: nodecache.NewClock()}
 }
 
 // LoadNode implements cowtree.Loader.
@@ -314,204 +151,21 @@ func (p *pager) LoadNodeAt(a, reloc cowtree.Addr) (*cowtree.Node, error) {
 }
 
 // Installed implements cowtree.Tracker: a loaded node joins the clock.
-func (p *pager) Installed(n *cowtree.Node) { p.add([]*cowtree.Node{n}) }
-
-func (p *pager) add(nodes []*cowtree.Node) {
-	var b, c int64
-	p.clockMu.Lock()
-	for _, n := range nodes {
-		if n.MarkCached() {
-			b += n.Size()
-			c++
-			p.ring = append(p.ring, n)
-		}
-	}
-	p.bytes.Add(b)
-	p.addedSince.Add(c)
-	if counted := p.counted.Add(c); !p.sweeping && !p.stopped && int64(len(p.ring)) > 2*counted+ringSlack {
-		p.sweeping = true
-		old := p.ring
-		p.ring = make([]*cowtree.Node, 0, ringSlack)
-		p.hand = 0
-		p.sweeps.Add(1)
-		go p.sweep(old)
-	}
-	p.clockMu.Unlock()
-}
-
-// ringSlack is how many replaced nodes the ring may hold beyond as many as
-// it counts before add sweeps them out.
-const ringSlack = 4096
-
-// sweep drops the replaced nodes from old, the ring as it was when add
-// found replaced nodes to be half of it, and puts what is left back in front
-// of the nodes added meanwhile. The clock drops the replaced nodes it
-// passes, but it only turns when the cache is over its budget: with a
-// working set under the budget, every node a later delta replaced would stay
-// in the ring, and in memory, for good. Sweeping when they are half the ring
-// keeps it within twice the counted nodes plus ringSlack, at an amortized
-// two looks per node added. The looks (one cache miss each: 27 ms for a ring
-// of a million nodes) are taken on a goroutine of their own without clockMu,
-// so neither replay, which adds nodes as their afterimages are confirmed,
-// nor loads wait for them; while it runs, the clock turns over the newer
-// nodes only.
-// stop waits for the running sweep and starts no more: add may still be
-// called (replay confirms checkpoint images on its own goroutine, which
-// outlives the flusher's), and a WaitGroup must not gain work while it is
-// waited on.
-func (p *pager) stop() {
-	p.clockMu.Lock()
-	p.stopped = true
-	p.clockMu.Unlock()
-	p.sweeps.Wait()
-}
-
-func (p *pager) sweep(old []*cowtree.Node) {
-	defer p.sweeps.Done()
-	kept := old[:0]
-	for _, n := range old {
-		if !n.IsReplaced() {
-			kept = append(kept, n)
-		}
-	}
-	clear(old[len(kept):])
-	p.clockMu.Lock()
-	p.hand += len(kept) // on the same node of the newer part
-	p.ring = append(kept, p.ring...)
-	p.sweeping = false
-	p.clockMu.Unlock()
-}
-
-// replaced stops counting nodes that left the latest version.
-func (p *pager) replaced(nodes []*cowtree.Node) {
-	var b, c int64
-	for _, n := range nodes {
-		if n.Replaced() {
-			b += n.Size()
-			c++
-		}
-	}
-	p.bytes.Add(-b)
-	p.counted.Add(-c)
-}
-
-// evictSteps is the clock's allowance per evict call, on top of
-// evictStepsPerNode for each node counted since the last call.
-const (
-	evictSteps        = 256
-	evictStepsPerNode = 4
-)
-
-// evict runs the clock until the clean nodes in memory fit in budget,
-// unlinking them from tree, the latest version (see cowtree.Tree.Evict for
-// why this may run beside the processor). The node under the hand, if not
-// touched since the hand last passed, goes with the counted nodes in memory
-// below it (cowtree.Tree.EvictSubtree), deepest first, until the budget is
-// met. Each step searches the tree for its node, so a call takes at most
-// evictSteps plus evictStepsPerNode for every node counted since the last
-// call (and never more than two turns of the ring): the clock's work stays
-// proportional to what joins the cache.
-//
-// Both limits exist because the clock once walked the whole ring twice a
-// call while holding clockMu, and replay's loads waited for it (figures:
-// bench/RESULTS.md, "Figures behind design choices"). A call that finds the
-// clock busy returns at once: the other caller is doing the work, and the
-// allowance carries over.
-func (p *pager) evict(budget int64, tree cowtree.Tree) {
-	if p.bytes.Load() <= budget {
-		return
-	}
-	if !p.clockMu.TryLock() {
-		return
-	}
-	defer p.clockMu.Unlock()
-	p.evictLocked(budget, tree)
-}
-
-// evictNow is evict that waits for the clock instead of leaving the work
-// to the caller holding it.
-func (p *pager) evictNow(budget int64, tree cowtree.Tree) {
-	if p.bytes.Load() <= budget {
-		return
-	}
-	p.clockMu.Lock()
-	defer p.clockMu.Unlock()
-	p.evictLocked(budget, tree)
-}
-
-func (p *pager) evictLocked(budget int64, tree cowtree.Tree) {
-	over := func() bool { return p.bytes.Load() > budget }
-	gone := func(m *cowtree.Node) {
-		p.evictions.Add(1)
-		if m.Replaced() {
-			p.bytes.Add(-m.Size())
-			p.counted.Add(-1)
-		}
-	}
-	// Below the hand, a node is evicted if counted, or if replaced yet in
-	// memory in the latest version (a delta made while an eviction ran kept
-	// it): uncounted, such a node would stay in memory for good, and keep
-	// every ancestor from being evicted.
-	ok := func(m *cowtree.Node) bool {
-		if m.IsCounted() {
-			return true
-		}
-		if m.Recount() {
-			p.bytes.Add(m.Size())
-			p.counted.Add(1)
-			p.ring = append(p.ring, m)
-			p.recounted.Add(1)
-			return true
-		}
-		return false // not yet durable and confirmed
-	}
-	allowance := evictSteps + evictStepsPerNode*p.addedSince.Swap(0)
-	for steps := min(allowance, 2*int64(len(p.ring))); steps > 0 && over() && len(p.ring) > 0; steps-- {
-		if p.hand >= len(p.ring) {
-			p.hand = 0
-		}
-		n := p.ring[p.hand]
-		drop := false
-		switch {
-		case n.IsReplaced():
-			drop = true // already uncounted
-		case n.Touched():
-			p.hand++
-		default:
-			// Nodes evicted below n stay in the ring, replaced, until the
-			// hand drops them.
-			if evicted, stale := tree.EvictSubtree(n, ok, gone, over); evicted || stale {
-				drop = true
-				if stale && n.Replaced() {
-					p.bytes.Add(-n.Size())
-					p.counted.Add(-1)
-				}
-			} else {
-				p.hand++ // the root, or children still in memory
-			}
-		}
-		if drop {
-			last := len(p.ring) - 1
-			p.ring[p.hand] = p.ring[last]
-			p.ring[last] = nil
-			p.ring = p.ring[:last]
-		}
-	}
-}
+func (p *pager) Installed(n *cowtree.Node) { p.clock.Add([]*cowtree.Node{n}) }
 
 // node reads node off of the afterimage at pos: from the entry cache; or,
 // when the log reads ranges and the entry is larger than rangedMin, from
 // just the bytes the node needs (see rangedNode); or else from the whole
 // entry, which the cache then keeps.
 func (p *pager) node(pos uint64, off uint32) (afterimage.Node, error) {
-	if ai, ok := p.aiCache.get(pos); ok {
+	if ai, ok := p.aiCache.Get(pos); ok {
 		p.hits.Add(1)
 		return nodeOf(ai, pos, off)
 	}
 	var ai *afterimage.NodeIndex
 	var err error
 	if rr, ok := p.log.(log.RangeReader); ok {
-		if rh, ok := p.heads.get(pos); ok {
+		if rh, ok := p.heads.Get(pos); ok {
 			return p.rangedNodeOf(rr, pos, off, rh, nil)
 		}
 		var first []byte
@@ -593,7 +247,7 @@ func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []
 		rh.table = bytes.Clone(table) // not a slice of prefix, kept whole with it
 
 	}
-	p.heads.put(pos, rh)
+	p.heads.Put(pos, rh)
 	return p.rangedNodeOf(rr, pos, off, rh, prefix)
 }
 
@@ -649,7 +303,7 @@ func (p *pager) readRange(rr log.RangeReader, pos uint64, prefix []byte, from, n
 // afterimage returns the afterimage at pos, as an index that decodes its
 // nodes one at a time.
 func (p *pager) afterimage(pos uint64) (*afterimage.NodeIndex, error) {
-	if ai, ok := p.aiCache.get(pos); ok {
+	if ai, ok := p.aiCache.Get(pos); ok {
 		p.hits.Add(1)
 		return ai, nil
 	}
@@ -678,14 +332,14 @@ func (p *pager) index(pos uint64, data []byte) (*afterimage.NodeIndex, error) {
 	if err != nil {
 		return nil, entry.Corrupt(pos, err)
 	}
-	p.aiCache.put(pos, ai)
+	p.aiCache.Put(pos, ai)
 	return ai, nil
 }
 
 // valueFromIntention returns the value of the last put of key in the
 // intention at pos.
 func (p *pager) valueFromIntention(pos uint64, key []byte) ([]byte, error) {
-	in, ok := p.inCache.get(pos)
+	in, ok := p.inCache.Get(pos)
 	if !ok {
 		data, err := p.log.Read(context.Background(), log.Position(pos))
 		if errors.Is(err, log.ErrTrimmed) {
@@ -697,7 +351,7 @@ func (p *pager) valueFromIntention(pos uint64, key []byte) ([]byte, error) {
 		if in, err = entry.DecodeIntentionEntry(pos, data); err != nil {
 			return nil, err
 		}
-		p.inCache.put(pos, in)
+		p.inCache.Put(pos, in)
 	}
 	var v []byte
 	found := false
@@ -725,7 +379,7 @@ func (p *pager) resolveIntention(in uint64) (uint64, error) {
 // a checkpoint's cut (pos is then the marker's position): the caller must
 // not take it for an afterimage, whatever the cache of images says by then.
 func (p *pager) resolve(in uint64) (uint64, *entry.Marker, error) {
-	if a, ok := p.idx.get(in); ok {
+	if a, ok := p.idx.Get(in); ok {
 		return a, nil, nil
 	}
 	p.scans.Add(1)
@@ -758,7 +412,7 @@ func (p *pager) resolve(in uint64) (uint64, *entry.Marker, error) {
 					return 0, nil, entry.Corrupt(pos, err)
 				}
 				if ai.Intention == in {
-					p.idx.put(in, pos)
+					p.idx.Put(in, pos)
 					return pos, nil, nil
 				}
 			}

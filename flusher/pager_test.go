@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -15,135 +14,13 @@ import (
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/processor"
 )
-
-func TestFIFODropsOldest(t *testing.T) {
-	x := newFIFO[uint64](3)
-	for i := uint64(1); i <= 5; i++ {
-		x.put(i, 100+i)
-	}
-	if x.len() != 3 {
-		t.Fatalf("len %d", x.len())
-	}
-	for i := uint64(1); i <= 5; i++ {
-		a, ok := x.get(i)
-		if want := i >= 3; ok != want || (ok && a != 100+i) {
-			t.Fatalf("get(%d) = %d %v", i, a, ok)
-		}
-	}
-	// The first mapping of a key stays: a later put is ignored and does
-	// not refresh its age.
-	x.put(3, 999)
-	if a, _ := x.get(3); a != 103 {
-		t.Fatalf("put over an entry changed it to %d", a)
-	}
-	x.put(6, 106)
-	if _, ok := x.get(3); ok {
-		t.Fatal("3 is the oldest and should have been dropped")
-	}
-	// Long runs keep the bookkeeping bounded and the newest entries.
-	y := newFIFO[uint64](10)
-	for i := uint64(1); i <= 50000; i++ {
-		y.put(i, i)
-	}
-	if y.len() != 10 || len(y.order)-y.head != 10 || len(y.order) > 10+2*1024+10 {
-		t.Fatalf("len %d, order %d head %d", y.len(), len(y.order), y.head)
-	}
-	for i := uint64(49991); i <= 50000; i++ {
-		if _, ok := y.get(i); !ok {
-			t.Fatalf("%d missing", i)
-		}
-	}
-}
-
-// The index keeps the most recent intentions (one per slot), keeps the first
-// afterimage recorded for an intention, never answers for an intention it
-// does not hold, and takes what does not pack into a word too.
-func TestIndex(t *testing.T) {
-	x := newIndex(5) // 8 slots
-	if len(x.slots) != 8 {
-		t.Fatalf("%d slots for a limit of 5", len(x.slots))
-	}
-	if n := len(newIndex(1 << 40).slots); n != 1<<maxIndexBits {
-		t.Fatalf("%d slots for a limit of 1<<40, want the cap %d", n, 1<<maxIndexBits)
-	}
-	for i := uint64(1); i <= 20; i++ {
-		x.put(i, i+3)
-	}
-	if x.len() != 8 {
-		t.Fatalf("len %d, want 8", x.len())
-	}
-	for i := uint64(0); i <= 30; i++ {
-		a, ok := x.get(i)
-		if want := i >= 13 && i <= 20; ok != want || (ok && a != i+3) {
-			t.Fatalf("get(%d) = %d %v, want %v", i, a, ok, want)
-		}
-	}
-	x.put(15, 99) // a duplicate: the first stays
-	if a, _ := x.get(15); a != 18 {
-		t.Fatalf("a later put changed 15 to %d", a)
-	}
-	x.put(23, 24) // same slot as 15: evicts it
-	if _, ok := x.get(15); ok {
-		t.Fatal("15 still answered after 23 took its slot")
-	}
-	if a, ok := x.get(23); !ok || a != 24 {
-		t.Fatalf("get(23) = %d %v", a, ok)
-	}
-	// Far afterimages and huge positions do not pack: kept aside.
-	for _, e := range [][2]uint64{{7, 7 + 1<<32}, {1 << 60, 1<<60 + 1}, {math.MaxUint64 - 1, math.MaxUint64}} {
-		x.put(e[0], e[1])
-		if a, ok := x.get(e[0]); !ok || a != e[1] {
-			t.Fatalf("get(%d) = %d %v, want %d", e[0], a, ok, e[1])
-		}
-	}
-	if _, ok := x.get(1<<60 + 8); ok {
-		t.Fatal("an absent huge position answered")
-	}
-	// The first afterimage stays whichever of the two stores holds it.
-	x.put(7, 8) // 7 is kept aside with a far afterimage
-	if a, _ := x.get(7); a != 7+1<<32 {
-		t.Fatalf("get(7) = %d after a later put, want the first, %d", a, uint64(7+1<<32))
-	}
-	x.put(9, 10)
-	x.put(9, 9+1<<33) // does not pack: must not shadow the first
-	if a, _ := x.get(9); a != 10 {
-		t.Fatalf("get(9) = %d, want 10", a)
-	}
-	if x.len() != 11 { // 8 slots (9 took 17's) and 3 aside
-		t.Fatalf("len %d, want 11", x.len())
-	}
-}
-
-// Concurrent puts and gets never pair an intention with another's
-// afterimage (run with -race).
-func TestIndexConcurrent(t *testing.T) {
-	x := newIndex(64)
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := uint64(1); i < 20000; i++ {
-				in := i*4 + uint64(w)
-				x.put(in, in*3+1)
-				for k := uint64(0); k < 30 && k*7 < in; k++ {
-					j := in - k*7
-					if a, ok := x.get(j); ok && a != j*3+1 {
-						t.Errorf("get(%d) = %d, want %d", j, a, j*3+1)
-						return
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-}
 
 func TestFlusherIndexBounded(t *testing.T) {
 	f, err := New(Options{Log: newLog(t, nil), IndexEntries: 2, Policy: PolicyOriginator}, 0)
@@ -204,7 +81,7 @@ func newPagerLog(t *testing.T) *pagerLog {
 
 func TestPagerLoadPhysical(t *testing.T) {
 	pl := newPagerLog(t)
-	p := newPager(pl.l, newIndex(16), waitLong)
+	p := newPager(pl.l, nodecache.NewIndex(16), waitLong)
 	n, err := p.LoadNode(pl.bAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -240,8 +117,8 @@ func TestPagerLoadPhysical(t *testing.T) {
 func TestPagerLoadIntentionPointer(t *testing.T) {
 	pl := newPagerLog(t)
 	t.Run("index hit", func(t *testing.T) {
-		idx := newIndex(16)
-		idx.put(pl.i1, pl.a1)
+		idx := nodecache.NewIndex(16)
+		idx.Put(pl.i1, pl.a1)
 		p := newPager(pl.l, idx, waitLong)
 		reads := pl.l.Stats().Reads
 		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i1, Off: 0})
@@ -256,7 +133,7 @@ func TestPagerLoadIntentionPointer(t *testing.T) {
 		}
 	})
 	t.Run("index miss scans forward", func(t *testing.T) {
-		idx := newIndex(16)
+		idx := nodecache.NewIndex(16)
 		p := newPager(pl.l, idx, waitLong)
 		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i3, Off: 2})
 		if err != nil {
@@ -265,7 +142,7 @@ func TestPagerLoadIntentionPointer(t *testing.T) {
 		if string(n.Key()) != "d" || n.Addr().Pos != pl.a3 {
 			t.Fatalf("%q at %v", n.Key(), n.Addr())
 		}
-		if a, ok := idx.get(pl.i3); !ok || a != pl.a3 || p.scans.Load() != 1 {
+		if a, ok := idx.Get(pl.i3); !ok || a != pl.a3 || p.scans.Load() != 1 {
 			t.Fatalf("scan did not index: %d %v, %d scans", a, ok, p.scans.Load())
 		}
 		// Now an index hit.
@@ -288,7 +165,7 @@ func TestPagerForwardScanChoosesActive(t *testing.T) {
 	}
 	active := appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("first", "1", i1)}})
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("dup", "1", i1)}})
-	p := newPager(l, newIndex(16), waitLong)
+	p := newPager(l, nodecache.NewIndex(16), waitLong)
 	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +181,7 @@ func TestPagerForwardScanFillsHoleAfterTimeout(t *testing.T) {
 	h := hole(t, l)
 	at := appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("a", "1", i1)}})
 	const timeout = 100 * time.Millisecond
-	p := newPager(l, newIndex(16), timeout)
+	p := newPager(l, nodecache.NewIndex(16), timeout)
 	began := time.Now()
 	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 	if err != nil {
@@ -346,7 +223,7 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 	<-gate.Held()
 	l.SetInject(nil)
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("late", "1", i1)}})
-	p := newPager(l, newIndex(16), time.Hour)
+	p := newPager(l, nodecache.NewIndex(16), time.Hour)
 	done := make(chan error, 1)
 	var n *cowtree.Node
 	go func() {
@@ -373,7 +250,7 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 func TestPagerForwardScanWaitsAtTail(t *testing.T) {
 	l := newLog(t, nil)
 	i1 := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("a", "1")}})
-	p := newPager(l, newIndex(16), 10*time.Millisecond)
+	p := newPager(l, nodecache.NewIndex(16), 10*time.Millisecond)
 	done := make(chan error, 1)
 	go func() {
 		_, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
@@ -391,7 +268,7 @@ func TestPagerForwardScanWaitsAtTail(t *testing.T) {
 
 func TestPagerValueInIntention(t *testing.T) {
 	pl := newPagerLog(t)
-	p := newPager(pl.l, newIndex(16), waitLong)
+	p := newPager(pl.l, nodecache.NewIndex(16), waitLong)
 	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pl.a1, Off: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +286,7 @@ func TestPagerValueInIntention(t *testing.T) {
 
 func TestPagerLoadErrors(t *testing.T) {
 	pl := newPagerLog(t)
-	p := newPager(pl.l, newIndex(16), waitLong)
+	p := newPager(pl.l, nodecache.NewIndex(16), waitLong)
 	for name, a := range map[string]cowtree.Addr{
 		"offset past the nodes":      {Kind: cowtree.AddrAfterimage, Pos: pl.a3, Off: 3},
 		"physical pointer to intent": {Kind: cowtree.AddrAfterimage, Pos: pl.i3, Off: 0},
@@ -426,7 +303,7 @@ func TestPagerLoadErrors(t *testing.T) {
 	i1 := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("a", "1")}})
 	bad := appendData(t, l, []byte("not an entry"))
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("a", "1", i1)}})
-	p = newPager(l, newIndex(16), waitLong)
+	p = newPager(l, nodecache.NewIndex(16), waitLong)
 	_, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 	var ce *entry.CorruptError
 	if !errors.As(err, &ce) || ce.Pos != bad {
@@ -450,7 +327,7 @@ type evictRig struct {
 func newEvictRig(t *testing.T, commits int, seed uint64) *evictRig {
 	t.Helper()
 	r := &evictRig{t: t, l: newLog(t, nil), model: map[string]string{}}
-	r.p = newPager(r.l, newIndex(1<<16), waitLong)
+	r.p = newPager(r.l, nodecache.NewIndex(1<<16), waitLong)
 	r.st = processor.NewState(testHeader, cowtree.New(r.p), 0)
 	rnd := rand.New(rand.NewPCG(seed, 5))
 	for range commits {
@@ -476,11 +353,11 @@ func (r *evictRig) commit(in *intention.Intention) {
 	for _, op := range in.Ops {
 		r.model[string(op.Key)] = string(op.Value)
 	}
-	r.p.replaced(d.Replaced) // as Produced does
+	r.p.clock.Uncount(d.Replaced) // as Produced does
 	ai, _ := Serialize(d, d.Pos, r.p.physical)
 	at := appendAfterimage(r.t, r.l, ai)
-	r.p.idx.put(d.Pos, at)
-	r.p.add(d.Nodes) // as Saw does
+	r.p.idx.Put(d.Pos, at)
+	r.p.clock.Add(d.Nodes) // as Saw does
 	r.all = append(r.all, d.Nodes...)
 }
 
@@ -524,10 +401,10 @@ func residentBytes(tr cowtree.Tree) int64 {
 // older version).
 func (r *evictRig) checkAccounting() {
 	r.t.Helper()
-	if got, want := r.p.bytes.Load(), residentBytes(r.st.Tree()); got != want {
+	if got, want := r.p.clock.Bytes(), residentBytes(r.st.Tree()); got != want {
 		r.t.Fatalf("pager counts %d bytes, the latest version holds %d in memory", got, want)
 	}
-	if got, want := r.p.counted.Load(), int64(len(residentNodes(r.st.Tree()))); got != want {
+	if got, want := r.p.clock.Counted(), int64(len(residentNodes(r.st.Tree()))); got != want {
 		r.t.Fatalf("pager counts %d nodes, the latest version holds %d in memory", got, want)
 	}
 }
@@ -538,7 +415,7 @@ func (r *evictRig) evictChecked(budget int64) {
 	r.t.Helper()
 	tree := r.st.Tree()
 	before := residentNodes(tree)
-	r.p.evict(budget, tree)
+	r.p.clock.Evict(budget, tree)
 	r.checkAccounting()
 	after := residentNodes(tree)
 	root := tree.Root().Node()
@@ -564,19 +441,19 @@ func (r *evictRig) evictChecked(budget int64) {
 func TestClockEvictionBudget(t *testing.T) {
 	r := newEvictRig(t, 200, 1)
 	r.checkAccounting()
-	total := r.p.bytes.Load()
+	total := r.p.clock.Bytes()
 	budget := total / 10
-	for i := 0; i < 20 && r.p.bytes.Load() > budget; i++ {
+	for i := 0; i < 20 && r.p.clock.Bytes() > budget; i++ {
 		r.evictChecked(budget)
 	}
-	if got := r.p.bytes.Load(); got > budget {
+	if got := r.p.clock.Bytes(); got > budget {
 		t.Fatalf("cached %d bytes after repeated eviction, budget %d (of %d)", got, budget, total)
 	}
-	if r.p.evictions.Load() == 0 {
+	if r.p.clock.Evictions() == 0 {
 		t.Fatal("nothing evicted")
 	}
 	resident := len(residentNodes(r.st.Tree()))
-	t.Logf("%d bytes in %d nodes; budget %d; %d evictions; %d nodes resident", total, len(r.all), budget, r.p.evictions.Load(), resident)
+	t.Logf("%d bytes in %d nodes; budget %d; %d evictions; %d nodes resident", total, len(r.all), budget, r.p.clock.Evictions(), resident)
 	// Reading everything back loads the evicted nodes through the log.
 	misses := r.p.misses.Load()
 	r.check()
@@ -585,13 +462,13 @@ func TestClockEvictionBudget(t *testing.T) {
 		t.Fatal("no node was loaded back")
 	}
 	// Loaded nodes join the clock and are evicted again.
-	if r.p.bytes.Load() <= budget {
-		t.Fatalf("loads did not count: %d", r.p.bytes.Load())
+	if r.p.clock.Bytes() <= budget {
+		t.Fatalf("loads did not count: %d", r.p.clock.Bytes())
 	}
-	for i := 0; i < 20 && r.p.bytes.Load() > budget; i++ {
+	for i := 0; i < 20 && r.p.clock.Bytes() > budget; i++ {
 		r.evictChecked(budget)
 	}
-	if got := r.p.bytes.Load(); got > budget {
+	if got := r.p.clock.Bytes(); got > budget {
 		t.Fatalf("cached %d after reloading and evicting, budget %d", got, budget)
 	}
 	r.check()
@@ -617,31 +494,32 @@ func TestClockEvictionBudget(t *testing.T) {
 // ~2 KB per write). Overwriting 300 keys 3,000 times replaces ~60,000 nodes.
 func TestRingDropsReplacedNodesUnderBudget(t *testing.T) {
 	r := newEvictRig(t, 3000, 4)
-	r.p.sweeps.Wait()
+	r.p.clock.WaitSweep()
 	r.checkAccounting()
-	counted := r.p.counted.Load()
-	if bound := 2*counted + ringSlack + 64; int64(len(r.p.ring)) > bound {
-		t.Fatalf("ring holds %d nodes for %d counted (bound %d)", len(r.p.ring), counted, bound)
+	counted := r.p.clock.Counted()
+	ring, hand := r.p.clock.Ring()
+	if bound := 2*counted + nodecache.RingSlack + 64; int64(len(ring)) > bound {
+		t.Fatalf("ring holds %d nodes for %d counted (bound %d)", len(ring), counted, bound)
 	}
 	var replaced int
 	for _, n := range r.all {
-		if n.IsReplaced() {
+		if nodecache.StateOf(n) == nodecache.Replaced {
 			replaced++
 		}
 	}
-	if replaced < 10*ringSlack {
+	if replaced < 10*nodecache.RingSlack {
 		t.Fatalf("only %d nodes replaced: the test does not exercise the sweep", replaced)
 	}
-	if r.p.hand > len(r.p.ring) {
-		t.Fatalf("hand %d beyond the ring (%d)", r.p.hand, len(r.p.ring))
+	if hand > len(ring) {
+		t.Fatalf("hand %d beyond the ring (%d)", hand, len(ring))
 	}
-	t.Logf("%d nodes made, %d replaced; ring %d, counted %d", len(r.all), replaced, len(r.p.ring), counted)
+	t.Logf("%d nodes made, %d replaced; ring %d, counted %d", len(r.all), replaced, len(ring), counted)
 	// The clock still works over the swept ring.
-	budget := r.p.bytes.Load() / 4
-	for i := 0; i < 20 && r.p.bytes.Load() > budget; i++ {
+	budget := r.p.clock.Bytes() / 4
+	for i := 0; i < 20 && r.p.clock.Bytes() > budget; i++ {
 		r.evictChecked(budget)
 	}
-	if got := r.p.bytes.Load(); got > budget {
+	if got := r.p.clock.Bytes(); got > budget {
 		t.Fatalf("cached %d after eviction, budget %d", got, budget)
 	}
 	r.check()
@@ -650,8 +528,8 @@ func TestRingDropsReplacedNodesUnderBudget(t *testing.T) {
 func TestClockEvictionUnderBudgetDoesNothing(t *testing.T) {
 	r := newEvictRig(t, 50, 2)
 	before := len(residentNodes(r.st.Tree()))
-	r.evictChecked(r.p.bytes.Load())
-	if r.p.evictions.Load() != 0 || len(residentNodes(r.st.Tree())) != before {
+	r.evictChecked(r.p.clock.Bytes())
+	if r.p.clock.Evictions() != 0 || len(residentNodes(r.st.Tree())) != before {
 		t.Fatal("evicted under budget")
 	}
 }
@@ -667,7 +545,8 @@ func TestClockSecondChance(t *testing.T) {
 		}
 		r.commit(in)
 		// Clear the marks left by building the tree, as a pass would.
-		for _, n := range r.p.ring {
+		ring, _ := r.p.clock.Ring()
+		for _, n := range ring {
 			n.Touched()
 		}
 		if touch != "" {
@@ -676,7 +555,7 @@ func TestClockSecondChance(t *testing.T) {
 			}
 		}
 		before := residentNodes(r.st.Tree())
-		r.p.evict(r.p.bytes.Load()-1, r.st.Tree())
+		r.p.clock.Evict(r.p.clock.Bytes()-1, r.st.Tree())
 		after := residentNodes(r.st.Tree())
 		var gone []string
 		for n := range before {
@@ -708,7 +587,7 @@ func TestClockSecondChance(t *testing.T) {
 func TestPagerEntryCacheBounded(t *testing.T) {
 	l := newLog(t, nil)
 	afters := appendLeafAfterimages(t, l, 40, 20, "k%02d-%02d", strings.Repeat("v", 100))
-	p := newPager(l, newIndex(16), time.Second)
+	p := newPager(l, nodecache.NewIndex(16), time.Second)
 	p.aiCache = newEntryCache(10 << 10) // room for a few of them
 	for round := range 2 {
 		for i, at := range afters {
@@ -721,19 +600,18 @@ func TestPagerEntryCacheBounded(t *testing.T) {
 					t.Fatalf("round %d: node %d of afterimage %d is %q, want %q", round, off, at, n.Key(), want)
 				}
 			}
-			if c := p.aiCache; c.total > c.limit || len(c.m) != len(c.order)-c.head {
-				t.Fatalf("entry cache holds %d bytes in %d entries (%d in order), limit %d", c.total, len(c.m), len(c.order)-c.head, c.limit)
+			if total, limit := p.aiCache.Weight(); total > limit {
+				t.Fatalf("entry cache holds %d bytes in %d entries, limit %d", total, p.aiCache.Len(), limit)
+			}
+			if err := p.aiCache.Check(); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}
-	var sum int64
-	for _, x := range p.aiCache.m {
-		sum += x.MaxSize()
+	if err := p.aiCache.Check(); err != nil { // the weight of an entry is its MaxSize
+		t.Fatal(err)
 	}
-	if sum != p.aiCache.total {
-		t.Fatalf("entry cache counts %d bytes, its entries weigh %d", p.aiCache.total, sum)
-	}
-	if n := len(p.aiCache.m); n < 2 || n >= len(afters)/2 {
+	if n := p.aiCache.Len(); n < 2 || n >= len(afters)/2 {
 		t.Fatalf("entry cache keeps %d of %d afterimages within 10 KiB", n, len(afters))
 	}
 	if h := p.hits.Load(); h < 80 { // the second load of each afterimage
@@ -746,7 +624,7 @@ func TestPagerEntryCacheBounded(t *testing.T) {
 func TestPagerConcurrentLoadsOfOneAfterimage(t *testing.T) {
 	l := newLog(t, nil)
 	afters := appendLeafAfterimages(t, l, 4, 200, "k%d-%03d", "v")
-	p := newPager(l, newIndex(16), time.Second)
+	p := newPager(l, nodecache.NewIndex(16), time.Second)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -804,7 +682,7 @@ func TestPagerRangedLoad(t *testing.T) {
 			t.Fatalf("node %d at %d: %q=%.10q, want %q", off, at, n.Key(), n.Value(), want.Key)
 		}
 	}
-	p := newPager(l, newIndex(16), waitLong)
+	p := newPager(l, nodecache.NewIndex(16), waitLong)
 	reads := l.Stats().Reads
 	for _, off := range []uint32{0, 7, 399} {
 		check(p, pos, off)
@@ -818,7 +696,7 @@ func TestPagerRangedLoad(t *testing.T) {
 	if got := l.Stats().Reads - reads; got != 2+1+1 {
 		t.Fatalf("%d log reads for 3 ranged loads, want 4", got)
 	}
-	if _, ok := p.aiCache.get(pos); ok {
+	if _, ok := p.aiCache.Get(pos); ok {
 		t.Fatal("a ranged load cached the entry")
 	}
 	if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: badPos, Off: 7}); !errors.Is(err, entry.ErrCorrupt) || !strings.Contains(err.Error(), strconv.FormatUint(badPos, 10)) {
@@ -845,11 +723,11 @@ func TestPagerRangedLoad(t *testing.T) {
 	if got := l.Stats().Reads - reads; got != 2+2+2 {
 		t.Fatalf("%d log reads for 3 loads from an afterimage of %d nodes, want 6", got, len(big.Nodes))
 	}
-	if rh, ok := p.heads.get(bigPos); !ok || rh.table != nil {
+	if rh, ok := p.heads.Get(bigPos); !ok || rh.table != nil {
 		t.Fatalf("head of the big afterimage kept %t, with a table %t", ok, ok && rh.table != nil)
 	}
 
-	whole := newPager(wholeReads{l}, newIndex(16), waitLong)
+	whole := newPager(wholeReads{l}, nodecache.NewIndex(16), waitLong)
 	check(whole, pos, 7)
 	if _, err := whole.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: badPos, Off: 8}); !errors.Is(err, entry.ErrCorrupt) {
 		t.Fatalf("intact node of a damaged entry, read whole: %v, want ErrCorrupt", err)
@@ -882,7 +760,7 @@ func TestPagerRangedLoad(t *testing.T) {
 	if p.ranged.Load() != ranged {
 		t.Fatal("a small afterimage was read by range")
 	}
-	if _, ok := p.aiCache.get(smallPos); !ok {
+	if _, ok := p.aiCache.Get(smallPos); !ok {
 		t.Fatal("a small afterimage read whole was not cached")
 	}
 }
@@ -920,16 +798,13 @@ func TestEvictionRacingADelta(t *testing.T) {
 	if evicted, stale := old.Evict(n); !evicted || stale {
 		t.Fatalf("Evict(n) on the old version = %v, %v", evicted, stale)
 	}
-	if n.Replaced() {
-		r.p.bytes.Add(-n.Size())
-		r.p.counted.Add(-1)
-	}
+	r.p.clock.Uncount([]*cowtree.Node{n}) // as the clock does for what it evicts
 	// The delta is handed over and confirmed, as Produced and Saw do.
-	r.p.replaced(d.Replaced)
+	r.p.clock.Uncount(d.Replaced)
 	ai, _ := Serialize(d, d.Pos, r.p.physical)
-	r.p.idx.put(d.Pos, appendAfterimage(t, r.l, ai))
-	r.p.add(d.Nodes)
-	if !residentNodes(r.st.Tree())[n] || !n.IsReplaced() {
+	r.p.idx.Put(d.Pos, appendAfterimage(t, r.l, ai))
+	r.p.clock.Add(d.Nodes)
+	if !residentNodes(r.st.Tree())[n] || nodecache.StateOf(n) != nodecache.Replaced {
 		t.Fatal("the race did not leave n in memory, uncounted, in the latest version")
 	}
 	// Evicting everything the clock may leaves the root alone, with n gone
@@ -943,7 +818,7 @@ func TestEvictionRacingADelta(t *testing.T) {
 	if resident := len(residentNodes(r.st.Tree())); resident != 1 {
 		t.Fatalf("%d nodes in memory after evicting to a budget of 0, want the root alone", resident)
 	}
-	if r.p.recounted.Load() == 0 {
+	if r.p.clock.Recounted() == 0 {
 		t.Fatal("no node was counted again")
 	}
 	r.check()
