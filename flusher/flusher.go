@@ -28,7 +28,8 @@
 // A delta's nodes are pinned until its afterimage is confirmed; their bytes
 // count against Options.MaxUnflushedBytes, past which WaitRoom blocks new
 // commits (never readers). Confirmed nodes join a clock of clean nodes
-// bounded by Options.CacheBytes; evicted nodes are reloaded through their
+// bounded by Options.CacheBytes (package nodecache keeps the count, the
+// clock and the index); evicted nodes are reloaded through their
 // pointers: physical directly, intention through the index, or, on an index
 // miss, by scanning the log forward from the intention. A reload decodes
 // only the node it needs; the entry it read stays in a 64 MiB cache, with

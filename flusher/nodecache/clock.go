@@ -86,6 +86,17 @@ func (ck *Clock) Add(nodes []*cowtree.Node) {
 // it counts before Add sweeps them out.
 const RingSlack = 4096
 
+// Stop waits for the running sweep and starts no more: Add may still be
+// called (replay confirms checkpoint images on its own goroutine, which
+// outlives the flusher's), and a WaitGroup must not gain work while it is
+// waited on.
+func (ck *Clock) Stop() {
+	ck.clockMu.Lock()
+	ck.stopped = true
+	ck.clockMu.Unlock()
+	ck.sweeps.Wait()
+}
+
 // sweep drops the replaced nodes from old, the ring as it was when Add
 // found replaced nodes to be half of it, and puts what is left back in front
 // of the nodes added meanwhile. The clock drops the replaced nodes it
@@ -98,17 +109,6 @@ const RingSlack = 4096
 // so neither replay, which adds nodes as their afterimages are confirmed,
 // nor loads wait for them; while it runs, the clock turns over the newer
 // nodes only.
-// Stop waits for the running sweep and starts no more: add may still be
-// called (replay confirms checkpoint images on its own goroutine, which
-// outlives the flusher's), and a WaitGroup must not gain work while it is
-// waited on.
-func (ck *Clock) Stop() {
-	ck.clockMu.Lock()
-	ck.stopped = true
-	ck.clockMu.Unlock()
-	ck.sweeps.Wait()
-}
-
 func (ck *Clock) sweep(old []*cowtree.Node) {
 	defer ck.sweeps.Done()
 	kept := old[:0]
