@@ -70,15 +70,15 @@ func BenchmarkLoad(b *testing.B) {
 					idx.Put(intents[i], afters[i])
 				}
 			}
-			p := newPager(l, idx, 0)
+			p := nodecache.NewCache(l, idx, 0)
 			if strings.HasSuffix(c.name, "-cold") {
-				p.aiCache = newEntryCache(0) // keeps only the last afterimage read
+				p.SetEntryCacheBytes(0) // keeps only the last afterimage read
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
 				if !c.indexed && c.name == "intention-scan" && i%n == 0 {
-					p.idx = nodecache.NewIndex(1 << 20) // forget what earlier scans learned
+					p.SetIndex(nodecache.NewIndex(1 << 20)) // forget what earlier scans learned
 				}
 				if _, err := p.LoadNode(c.addr(i % n)); err != nil {
 					b.Fatal(err)

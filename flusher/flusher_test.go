@@ -637,7 +637,7 @@ func (m *mini) onEvent(ev processor.Event) {
 		}
 	}
 	m.f.Evict(*m.tree.Load())
-	if b := m.f.pager.clock.Bytes(); b > m.maxHeld.Load() {
+	if b := m.f.pager.Clock().Bytes(); b > m.maxHeld.Load() {
 		m.maxHeld.Store(b)
 	}
 }

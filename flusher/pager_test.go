@@ -81,7 +81,7 @@ func newPagerLog(t *testing.T) *pagerLog {
 
 func TestPagerLoadPhysical(t *testing.T) {
 	pl := newPagerLog(t)
-	p := newPager(pl.l, nodecache.NewIndex(16), waitLong)
+	p := nodecache.NewCache(pl.l, nodecache.NewIndex(16), waitLong)
 	n, err := p.LoadNode(pl.bAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -101,16 +101,16 @@ func TestPagerLoadPhysical(t *testing.T) {
 	if _, err := p.LoadNode(pl.rootAddr); err != nil {
 		t.Fatal(err)
 	}
-	if pl.l.Stats().Reads != reads || p.hits.Load() != 1 {
-		t.Fatalf("second node of a decoded afterimage read the log (%d reads, %d hits)", pl.l.Stats().Reads-reads, p.hits.Load())
+	if pl.l.Stats().Reads != reads || p.Hits() != 1 {
+		t.Fatalf("second node of a decoded afterimage read the log (%d reads, %d hits)", pl.l.Stats().Reads-reads, p.Hits())
 	}
 	// The whole tree through the pager, value in intention included.
 	tree := cowtree.FromRoot(pl.rootAddr, p)
 	if got := treeDump(t, tree); got != "a=va b=vb c=vc d=vd big="+pl.bigFinal+" " {
 		t.Fatalf("tree %.80q", got)
 	}
-	if p.scans.Load() != 1 {
-		t.Fatalf("%d forward scans, want 1 (for intention %d)", p.scans.Load(), pl.i1)
+	if p.Scans() != 1 {
+		t.Fatalf("%d forward scans, want 1 (for intention %d)", p.Scans(), pl.i1)
 	}
 }
 
@@ -119,7 +119,7 @@ func TestPagerLoadIntentionPointer(t *testing.T) {
 	t.Run("index hit", func(t *testing.T) {
 		idx := nodecache.NewIndex(16)
 		idx.Put(pl.i1, pl.a1)
-		p := newPager(pl.l, idx, waitLong)
+		p := nodecache.NewCache(pl.l, idx, waitLong)
 		reads := pl.l.Stats().Reads
 		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i1, Off: 0})
 		if err != nil {
@@ -128,13 +128,13 @@ func TestPagerLoadIntentionPointer(t *testing.T) {
 		if string(n.Key()) != "a" || n.Addr() != (cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pl.a1, Off: 0}) {
 			t.Fatalf("%q at %v", n.Key(), n.Addr())
 		}
-		if p.scans.Load() != 0 || pl.l.Stats().Reads-reads != 1 {
-			t.Fatalf("index hit scanned (%d scans, %d reads)", p.scans.Load(), pl.l.Stats().Reads-reads)
+		if p.Scans() != 0 || pl.l.Stats().Reads-reads != 1 {
+			t.Fatalf("index hit scanned (%d scans, %d reads)", p.Scans(), pl.l.Stats().Reads-reads)
 		}
 	})
 	t.Run("index miss scans forward", func(t *testing.T) {
 		idx := nodecache.NewIndex(16)
-		p := newPager(pl.l, idx, waitLong)
+		p := nodecache.NewCache(pl.l, idx, waitLong)
 		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i3, Off: 2})
 		if err != nil {
 			t.Fatal(err)
@@ -142,12 +142,12 @@ func TestPagerLoadIntentionPointer(t *testing.T) {
 		if string(n.Key()) != "d" || n.Addr().Pos != pl.a3 {
 			t.Fatalf("%q at %v", n.Key(), n.Addr())
 		}
-		if a, ok := idx.Get(pl.i3); !ok || a != pl.a3 || p.scans.Load() != 1 {
-			t.Fatalf("scan did not index: %d %v, %d scans", a, ok, p.scans.Load())
+		if a, ok := idx.Get(pl.i3); !ok || a != pl.a3 || p.Scans() != 1 {
+			t.Fatalf("scan did not index: %d %v, %d scans", a, ok, p.Scans())
 		}
 		// Now an index hit.
-		if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i3, Off: 0}); err != nil || p.scans.Load() != 1 {
-			t.Fatalf("second load: %v, %d scans", err, p.scans.Load())
+		if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i3, Off: 0}); err != nil || p.Scans() != 1 {
+			t.Fatalf("second load: %v, %d scans", err, p.Scans())
 		}
 	})
 }
@@ -165,7 +165,7 @@ func TestPagerForwardScanChoosesActive(t *testing.T) {
 	}
 	active := appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("first", "1", i1)}})
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("dup", "1", i1)}})
-	p := newPager(l, nodecache.NewIndex(16), waitLong)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), waitLong)
 	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func TestPagerForwardScanFillsHoleAfterTimeout(t *testing.T) {
 	h := hole(t, l)
 	at := appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("a", "1", i1)}})
 	const timeout = 100 * time.Millisecond
-	p := newPager(l, nodecache.NewIndex(16), timeout)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), timeout)
 	began := time.Now()
 	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 	if err != nil {
@@ -223,7 +223,7 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 	<-gate.Held()
 	l.SetInject(nil)
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("late", "1", i1)}})
-	p := newPager(l, nodecache.NewIndex(16), time.Hour)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), time.Hour)
 	done := make(chan error, 1)
 	var n *cowtree.Node
 	go func() {
@@ -250,7 +250,7 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 func TestPagerForwardScanWaitsAtTail(t *testing.T) {
 	l := newLog(t, nil)
 	i1 := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("a", "1")}})
-	p := newPager(l, nodecache.NewIndex(16), 10*time.Millisecond)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), 10*time.Millisecond)
 	done := make(chan error, 1)
 	go func() {
 		_, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
@@ -268,7 +268,7 @@ func TestPagerForwardScanWaitsAtTail(t *testing.T) {
 
 func TestPagerValueInIntention(t *testing.T) {
 	pl := newPagerLog(t)
-	p := newPager(pl.l, nodecache.NewIndex(16), waitLong)
+	p := nodecache.NewCache(pl.l, nodecache.NewIndex(16), waitLong)
 	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pl.a1, Off: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +286,7 @@ func TestPagerValueInIntention(t *testing.T) {
 
 func TestPagerLoadErrors(t *testing.T) {
 	pl := newPagerLog(t)
-	p := newPager(pl.l, nodecache.NewIndex(16), waitLong)
+	p := nodecache.NewCache(pl.l, nodecache.NewIndex(16), waitLong)
 	for name, a := range map[string]cowtree.Addr{
 		"offset past the nodes":      {Kind: cowtree.AddrAfterimage, Pos: pl.a3, Off: 3},
 		"physical pointer to intent": {Kind: cowtree.AddrAfterimage, Pos: pl.i3, Off: 0},
@@ -303,7 +303,7 @@ func TestPagerLoadErrors(t *testing.T) {
 	i1 := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("a", "1")}})
 	bad := appendData(t, l, []byte("not an entry"))
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("a", "1", i1)}})
-	p = newPager(l, nodecache.NewIndex(16), waitLong)
+	p = nodecache.NewCache(l, nodecache.NewIndex(16), waitLong)
 	_, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 	var ce *entry.CorruptError
 	if !errors.As(err, &ce) || ce.Pos != bad {
@@ -318,7 +318,7 @@ func TestPagerLoadErrors(t *testing.T) {
 type evictRig struct {
 	t     *testing.T
 	l     *memlog.Log
-	p     *pager
+	p     *nodecache.Cache
 	st    *processor.State
 	model map[string]string
 	all   []*cowtree.Node
@@ -327,7 +327,7 @@ type evictRig struct {
 func newEvictRig(t *testing.T, commits int, seed uint64) *evictRig {
 	t.Helper()
 	r := &evictRig{t: t, l: newLog(t, nil), model: map[string]string{}}
-	r.p = newPager(r.l, nodecache.NewIndex(1<<16), waitLong)
+	r.p = nodecache.NewCache(r.l, nodecache.NewIndex(1<<16), waitLong)
 	r.st = processor.NewState(testHeader, cowtree.New(r.p), 0)
 	rnd := rand.New(rand.NewPCG(seed, 5))
 	for range commits {
@@ -353,11 +353,11 @@ func (r *evictRig) commit(in *intention.Intention) {
 	for _, op := range in.Ops {
 		r.model[string(op.Key)] = string(op.Value)
 	}
-	r.p.clock.Uncount(d.Replaced) // as Produced does
-	ai, _ := Serialize(d, d.Pos, r.p.physical)
+	r.p.Clock().Uncount(d.Replaced) // as Produced does
+	ai, _ := Serialize(d, d.Pos, r.p.Physical)
 	at := appendAfterimage(r.t, r.l, ai)
-	r.p.idx.Put(d.Pos, at)
-	r.p.clock.Add(d.Nodes) // as Saw does
+	r.p.Index().Put(d.Pos, at)
+	r.p.Clock().Add(d.Nodes) // as Saw does
 	r.all = append(r.all, d.Nodes...)
 }
 
@@ -401,10 +401,10 @@ func residentBytes(tr cowtree.Tree) int64 {
 // older version).
 func (r *evictRig) checkAccounting() {
 	r.t.Helper()
-	if got, want := r.p.clock.Bytes(), residentBytes(r.st.Tree()); got != want {
+	if got, want := r.p.Clock().Bytes(), residentBytes(r.st.Tree()); got != want {
 		r.t.Fatalf("pager counts %d bytes, the latest version holds %d in memory", got, want)
 	}
-	if got, want := r.p.clock.Counted(), int64(len(residentNodes(r.st.Tree()))); got != want {
+	if got, want := r.p.Clock().Counted(), int64(len(residentNodes(r.st.Tree()))); got != want {
 		r.t.Fatalf("pager counts %d nodes, the latest version holds %d in memory", got, want)
 	}
 }
@@ -415,7 +415,7 @@ func (r *evictRig) evictChecked(budget int64) {
 	r.t.Helper()
 	tree := r.st.Tree()
 	before := residentNodes(tree)
-	r.p.clock.Evict(budget, tree)
+	r.p.Clock().Evict(budget, tree)
 	r.checkAccounting()
 	after := residentNodes(tree)
 	root := tree.Root().Node()
@@ -441,34 +441,34 @@ func (r *evictRig) evictChecked(budget int64) {
 func TestClockEvictionBudget(t *testing.T) {
 	r := newEvictRig(t, 200, 1)
 	r.checkAccounting()
-	total := r.p.clock.Bytes()
+	total := r.p.Clock().Bytes()
 	budget := total / 10
-	for i := 0; i < 20 && r.p.clock.Bytes() > budget; i++ {
+	for i := 0; i < 20 && r.p.Clock().Bytes() > budget; i++ {
 		r.evictChecked(budget)
 	}
-	if got := r.p.clock.Bytes(); got > budget {
+	if got := r.p.Clock().Bytes(); got > budget {
 		t.Fatalf("cached %d bytes after repeated eviction, budget %d (of %d)", got, budget, total)
 	}
-	if r.p.clock.Evictions() == 0 {
+	if r.p.Clock().Evictions() == 0 {
 		t.Fatal("nothing evicted")
 	}
 	resident := len(residentNodes(r.st.Tree()))
-	t.Logf("%d bytes in %d nodes; budget %d; %d evictions; %d nodes resident", total, len(r.all), budget, r.p.clock.Evictions(), resident)
+	t.Logf("%d bytes in %d nodes; budget %d; %d evictions; %d nodes resident", total, len(r.all), budget, r.p.Clock().Evictions(), resident)
 	// Reading everything back loads the evicted nodes through the log.
-	misses := r.p.misses.Load()
+	misses := r.p.Misses()
 	r.check()
 	r.checkAccounting()
-	if r.p.misses.Load() == misses {
+	if r.p.Misses() == misses {
 		t.Fatal("no node was loaded back")
 	}
 	// Loaded nodes join the clock and are evicted again.
-	if r.p.clock.Bytes() <= budget {
-		t.Fatalf("loads did not count: %d", r.p.clock.Bytes())
+	if r.p.Clock().Bytes() <= budget {
+		t.Fatalf("loads did not count: %d", r.p.Clock().Bytes())
 	}
-	for i := 0; i < 20 && r.p.clock.Bytes() > budget; i++ {
+	for i := 0; i < 20 && r.p.Clock().Bytes() > budget; i++ {
 		r.evictChecked(budget)
 	}
-	if got := r.p.clock.Bytes(); got > budget {
+	if got := r.p.Clock().Bytes(); got > budget {
 		t.Fatalf("cached %d after reloading and evicting, budget %d", got, budget)
 	}
 	r.check()
@@ -494,10 +494,10 @@ func TestClockEvictionBudget(t *testing.T) {
 // ~2 KB per write). Overwriting 300 keys 3,000 times replaces ~60,000 nodes.
 func TestRingDropsReplacedNodesUnderBudget(t *testing.T) {
 	r := newEvictRig(t, 3000, 4)
-	r.p.clock.WaitSweep()
+	r.p.Clock().WaitSweep()
 	r.checkAccounting()
-	counted := r.p.clock.Counted()
-	ring, hand := r.p.clock.Ring()
+	counted := r.p.Clock().Counted()
+	ring, hand := r.p.Clock().Ring()
 	if bound := 2*counted + nodecache.RingSlack + 64; int64(len(ring)) > bound {
 		t.Fatalf("ring holds %d nodes for %d counted (bound %d)", len(ring), counted, bound)
 	}
@@ -515,11 +515,11 @@ func TestRingDropsReplacedNodesUnderBudget(t *testing.T) {
 	}
 	t.Logf("%d nodes made, %d replaced; ring %d, counted %d", len(r.all), replaced, len(ring), counted)
 	// The clock still works over the swept ring.
-	budget := r.p.clock.Bytes() / 4
-	for i := 0; i < 20 && r.p.clock.Bytes() > budget; i++ {
+	budget := r.p.Clock().Bytes() / 4
+	for i := 0; i < 20 && r.p.Clock().Bytes() > budget; i++ {
 		r.evictChecked(budget)
 	}
-	if got := r.p.clock.Bytes(); got > budget {
+	if got := r.p.Clock().Bytes(); got > budget {
 		t.Fatalf("cached %d after eviction, budget %d", got, budget)
 	}
 	r.check()
@@ -528,8 +528,8 @@ func TestRingDropsReplacedNodesUnderBudget(t *testing.T) {
 func TestClockEvictionUnderBudgetDoesNothing(t *testing.T) {
 	r := newEvictRig(t, 50, 2)
 	before := len(residentNodes(r.st.Tree()))
-	r.evictChecked(r.p.clock.Bytes())
-	if r.p.clock.Evictions() != 0 || len(residentNodes(r.st.Tree())) != before {
+	r.evictChecked(r.p.Clock().Bytes())
+	if r.p.Clock().Evictions() != 0 || len(residentNodes(r.st.Tree())) != before {
 		t.Fatal("evicted under budget")
 	}
 }
@@ -545,7 +545,7 @@ func TestClockSecondChance(t *testing.T) {
 		}
 		r.commit(in)
 		// Clear the marks left by building the tree, as a pass would.
-		ring, _ := r.p.clock.Ring()
+		ring, _ := r.p.Clock().Ring()
 		for _, n := range ring {
 			n.Touched()
 		}
@@ -555,7 +555,7 @@ func TestClockSecondChance(t *testing.T) {
 			}
 		}
 		before := residentNodes(r.st.Tree())
-		r.p.clock.Evict(r.p.clock.Bytes()-1, r.st.Tree())
+		r.p.Clock().Evict(r.p.Clock().Bytes()-1, r.st.Tree())
 		after := residentNodes(r.st.Tree())
 		var gone []string
 		for n := range before {
@@ -587,8 +587,8 @@ func TestClockSecondChance(t *testing.T) {
 func TestPagerEntryCacheBounded(t *testing.T) {
 	l := newLog(t, nil)
 	afters := appendLeafAfterimages(t, l, 40, 20, "k%02d-%02d", strings.Repeat("v", 100))
-	p := newPager(l, nodecache.NewIndex(16), time.Second)
-	p.aiCache = newEntryCache(10 << 10) // room for a few of them
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), time.Second)
+	p.SetEntryCacheBytes(10 << 10) // room for a few of them
 	for round := range 2 {
 		for i, at := range afters {
 			for _, off := range []uint32{19, 3} { // last first: a full parse, then a lookup
@@ -600,21 +600,21 @@ func TestPagerEntryCacheBounded(t *testing.T) {
 					t.Fatalf("round %d: node %d of afterimage %d is %q, want %q", round, off, at, n.Key(), want)
 				}
 			}
-			if total, limit := p.aiCache.Weight(); total > limit {
-				t.Fatalf("entry cache holds %d bytes in %d entries, limit %d", total, p.aiCache.Len(), limit)
+			if total, limit := p.EntryCache().Weight(); total > limit {
+				t.Fatalf("entry cache holds %d bytes in %d entries, limit %d", total, p.EntryCache().Len(), limit)
 			}
-			if err := p.aiCache.Check(); err != nil {
+			if err := p.EntryCache().Check(); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if err := p.aiCache.Check(); err != nil { // the weight of an entry is its MaxSize
+	if err := p.EntryCache().Check(); err != nil { // the weight of an entry is its MaxSize
 		t.Fatal(err)
 	}
-	if n := p.aiCache.Len(); n < 2 || n >= len(afters)/2 {
+	if n := p.EntryCache().Len(); n < 2 || n >= len(afters)/2 {
 		t.Fatalf("entry cache keeps %d of %d afterimages within 10 KiB", n, len(afters))
 	}
-	if h := p.hits.Load(); h < 80 { // the second load of each afterimage
+	if h := p.Hits(); h < 80 { // the second load of each afterimage
 		t.Fatalf("%d cache hits, want at least one per afterimage per round", h)
 	}
 }
@@ -624,7 +624,7 @@ func TestPagerEntryCacheBounded(t *testing.T) {
 func TestPagerConcurrentLoadsOfOneAfterimage(t *testing.T) {
 	l := newLog(t, nil)
 	afters := appendLeafAfterimages(t, l, 4, 200, "k%d-%03d", "v")
-	p := newPager(l, nodecache.NewIndex(16), time.Second)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), time.Second)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -654,7 +654,7 @@ type wholeReads struct{ log.Log }
 // and checked against its own checksum: the same node a whole read gives,
 // nothing cached. A damaged node is corrupt either way (its checksum, or
 // the envelope's); its intact neighbours still load by range. An afterimage
-// under rangedMin is read whole and cached.
+// under nodecache.RangedMin is read whole and cached.
 func TestPagerRangedLoad(t *testing.T) {
 	l := newLog(t, nil)
 	in := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("k", "v")}})
@@ -663,15 +663,15 @@ func TestPagerRangedLoad(t *testing.T) {
 		ai.Nodes = append(ai.Nodes, leaf(fmt.Sprintf("key%04d", i), strings.Repeat(string(rune('a'+i%26)), 100), in))
 	}
 	data := entry.AppendAfterimage(nil, ai)
-	if len(data) < rangedMin {
-		t.Fatalf("afterimage of %d bytes: not above rangedMin", len(data))
+	if len(data) < nodecache.RangedMin {
+		t.Fatalf("afterimage of %d bytes: not above nodecache.RangedMin", len(data))
 	}
 	pos := appendData(t, l, data)
 	bad := bytes.Clone(data)
 	bad[bytes.Index(bad, []byte("key0007"))+12] ^= 0xff // in node 7's value
 	badPos := appendData(t, l, bad)
 
-	check := func(p *pager, at uint64, off uint32) {
+	check := func(p *nodecache.Cache, at uint64, off uint32) {
 		t.Helper()
 		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: off})
 		if err != nil {
@@ -682,21 +682,21 @@ func TestPagerRangedLoad(t *testing.T) {
 			t.Fatalf("node %d at %d: %q=%.10q, want %q", off, at, n.Key(), n.Value(), want.Key)
 		}
 	}
-	p := newPager(l, nodecache.NewIndex(16), waitLong)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), waitLong)
 	reads := l.Stats().Reads
 	for _, off := range []uint32{0, 7, 399} {
 		check(p, pos, off)
 	}
-	if got := p.ranged.Load(); got != 3 {
+	if got := p.Ranged(); got != 3 {
 		t.Fatalf("%d nodes read by range, want 3", got)
 	}
-	// The first load reads the first rangedMin bytes (and learns the size)
+	// The first load reads the first nodecache.RangedMin bytes (and learns the size)
 	// and the offsets table (400 nodes: kept), and finds node 0 in those
 	// first bytes; the later loads read just their node.
 	if got := l.Stats().Reads - reads; got != 2+1+1 {
 		t.Fatalf("%d log reads for 3 ranged loads, want 4", got)
 	}
-	if _, ok := p.aiCache.Get(pos); ok {
+	if _, ok := p.EntryCache().Get(pos); ok {
 		t.Fatal("a ranged load cached the entry")
 	}
 	if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: badPos, Off: 7}); !errors.Is(err, entry.ErrCorrupt) || !strings.Contains(err.Error(), strconv.FormatUint(badPos, 10)) {
@@ -704,11 +704,11 @@ func TestPagerRangedLoad(t *testing.T) {
 	}
 	check(p, badPos, 8)
 
-	// An afterimage of more nodes than maxCachedTable: its head is kept,
+	// An afterimage of more nodes than nodecache.MaxCachedTable: its head is kept,
 	// not its table, so each load reads the node's offsets entries and the
 	// node (unless it lies in the first bytes).
 	big := &afterimage.Afterimage{Intention: in, Base: in}
-	for i := range maxCachedTable + 100 {
+	for i := range nodecache.MaxCachedTable + 100 {
 		big.Nodes = append(big.Nodes, leaf(fmt.Sprintf("key%04d", i), strings.Repeat("v", 40), in))
 	}
 	bigData := entry.AppendAfterimage(nil, big)
@@ -723,16 +723,16 @@ func TestPagerRangedLoad(t *testing.T) {
 	if got := l.Stats().Reads - reads; got != 2+2+2 {
 		t.Fatalf("%d log reads for 3 loads from an afterimage of %d nodes, want 6", got, len(big.Nodes))
 	}
-	if rh, ok := p.heads.Get(bigPos); !ok || rh.table != nil {
-		t.Fatalf("head of the big afterimage kept %t, with a table %t", ok, ok && rh.table != nil)
+	if known, table := p.KnowsHead(bigPos); !known || table {
+		t.Fatalf("head of the big afterimage kept %t, with a table %t", known, table)
 	}
 
-	whole := newPager(wholeReads{l}, nodecache.NewIndex(16), waitLong)
+	whole := nodecache.NewCache(wholeReads{l}, nodecache.NewIndex(16), waitLong)
 	check(whole, pos, 7)
 	if _, err := whole.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: badPos, Off: 8}); !errors.Is(err, entry.ErrCorrupt) {
 		t.Fatalf("intact node of a damaged entry, read whole: %v, want ErrCorrupt", err)
 	}
-	if whole.ranged.Load() != 0 {
+	if whole.Ranged() != 0 {
 		t.Fatal("read by range through a log without ReadRange")
 	}
 
@@ -744,9 +744,9 @@ func TestPagerRangedLoad(t *testing.T) {
 	damagedOld := entry.Encode(nil, entry.TypeAfterimage, old)
 	damagedOld[len(damagedOld)-3] ^= 0xff
 	damagedOldPos := appendData(t, l, damagedOld)
-	ranged := p.ranged.Load()
+	ranged := p.Ranged()
 	check(p, oldPos, 123)
-	if p.ranged.Load() != ranged {
+	if p.Ranged() != ranged {
 		t.Fatal("an afterimage without node offsets was read by range")
 	}
 	if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: damagedOldPos, Off: 1}); !errors.Is(err, entry.ErrCorrupt) {
@@ -755,12 +755,12 @@ func TestPagerRangedLoad(t *testing.T) {
 
 	small := &afterimage.Afterimage{Intention: in, Base: in, Nodes: ai.Nodes[:10]}
 	smallPos := appendData(t, l, entry.AppendAfterimage(nil, small))
-	ranged = p.ranged.Load()
+	ranged = p.Ranged()
 	check(p, smallPos, 3)
-	if p.ranged.Load() != ranged {
+	if p.Ranged() != ranged {
 		t.Fatal("a small afterimage was read by range")
 	}
-	if _, ok := p.aiCache.Get(smallPos); !ok {
+	if _, ok := p.EntryCache().Get(smallPos); !ok {
 		t.Fatal("a small afterimage read whole was not cached")
 	}
 }
@@ -798,12 +798,12 @@ func TestEvictionRacingADelta(t *testing.T) {
 	if evicted, stale := old.Evict(n); !evicted || stale {
 		t.Fatalf("Evict(n) on the old version = %v, %v", evicted, stale)
 	}
-	r.p.clock.Uncount([]*cowtree.Node{n}) // as the clock does for what it evicts
+	r.p.Clock().Uncount([]*cowtree.Node{n}) // as the clock does for what it evicts
 	// The delta is handed over and confirmed, as Produced and Saw do.
-	r.p.clock.Uncount(d.Replaced)
-	ai, _ := Serialize(d, d.Pos, r.p.physical)
-	r.p.idx.Put(d.Pos, appendAfterimage(t, r.l, ai))
-	r.p.clock.Add(d.Nodes)
+	r.p.Clock().Uncount(d.Replaced)
+	ai, _ := Serialize(d, d.Pos, r.p.Physical)
+	r.p.Index().Put(d.Pos, appendAfterimage(t, r.l, ai))
+	r.p.Clock().Add(d.Nodes)
 	if !residentNodes(r.st.Tree())[n] || nodecache.StateOf(n) != nodecache.Replaced {
 		t.Fatal("the race did not leave n in memory, uncounted, in the latest version")
 	}
@@ -818,7 +818,7 @@ func TestEvictionRacingADelta(t *testing.T) {
 	if resident := len(residentNodes(r.st.Tree())); resident != 1 {
 		t.Fatalf("%d nodes in memory after evicting to a budget of 0, want the root alone", resident)
 	}
-	if r.p.clock.Recounted() == 0 {
+	if r.p.Clock().Recounted() == 0 {
 		t.Fatal("no node was counted again")
 	}
 	r.check()

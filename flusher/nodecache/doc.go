@@ -1,12 +1,14 @@
-// Package nodecache is the flusher's node cache bookkeeping: which nodes of
-// the latest tree version it counts and how many bytes they hold (each
-// node's State, kept in the word cowtree.Node reserves for it), the clock
-// that evicts counted nodes from the tree when they are over a budget
-// (Clock), the bounded map from intentions to their active afterimages
-// (Index), and the bounded FIFO the loader keeps read entries in.
+// Package nodecache is the flusher's node cache: it loads evicted nodes of
+// the tree back from the log (Cache, the tree's cowtree.Loader: a read
+// through a physical pointer, or through an intention pointer resolved by
+// the Index or by a forward scan of the log, with recently read entries
+// kept in a bounded FIFO), knows the checkpoint cuts whose images nodes may
+// live in (Cuts), and counts the nodes of the latest version in memory and
+// evicts them over a budget (Clock). Each node's standing in the cache is
+// its State, kept in the word cowtree.Node reserves for it: cowtree never
+// reads it, so nothing the tree does depends on the cache.
 //
-// cowtree never reads a node's cache state: what the tree does cannot
-// depend on the cache. The loader that reads evicted nodes back from the
-// log (its entry cache and forward scans) is the flusher's pager, which
-// counts what it loads through a Clock.
+// The flusher writes afterimages and matches them; it tells the cache what
+// replay confirmed (Clock.Add), what a delta replaced (Clock.Uncount) and
+// which cuts are pending or complete.
 package nodecache

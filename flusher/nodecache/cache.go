@@ -1,4 +1,4 @@
-package flusher
+package nodecache
 
 import (
 	"bytes"
@@ -13,27 +13,26 @@ import (
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
-	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 )
 
-// pager loads evicted nodes back from the log and keeps the clock of clean
-// nodes in memory.
-type pager struct {
+// Cache loads evicted nodes back from the log (it is the tree's
+// cowtree.Loader) and counts the nodes in memory on its Clock.
+type Cache struct {
 	log         log.Log
-	idx         *nodecache.Index
+	idx         *Index
 	holeTimeout time.Duration
-	cuts        *cuts
+	cuts        *Cuts
 
 	loads singleflight.Group
 
-	aiCache *nodecache.FIFO[*afterimage.NodeIndex] // recently read afterimages, their nodes decoded on demand
-	heads   *nodecache.FIFO[*rangedHead]           // what ranged loads learnt of large afterimages
-	inCache *nodecache.FIFO[*intention.Intention]  // recently decoded intentions, for values left in them
+	aiCache *FIFO[*afterimage.NodeIndex] // recently read afterimages, their nodes decoded on demand
+	heads   *FIFO[*rangedHead]           // what ranged loads learnt of large afterimages
+	inCache *FIFO[*intention.Intention]  // recently decoded intentions, for values left in them
 
-	clock *nodecache.Clock // the counted nodes and their eviction
+	clock *Clock // the counted nodes and their eviction
 
 	hits, misses, scans atomic.Uint64
 	ranged              atomic.Uint64 // nodes read alone (rangedNode)
@@ -42,48 +41,50 @@ type pager struct {
 // aiCacheSize bounds the decoded intentions kept for values left in them.
 const aiCacheSize = 64
 
-// aiCacheBytes bounds the recently read afterimage entries the pager keeps
+// aiCacheBytes bounds the recently read afterimage entries the cache keeps
 // to load more of their nodes without reading them again. It is memory on
 // top of Options.CacheBytes (which counts nodes linked into the tree).
 const aiCacheBytes = 64 << 20
 
 // newEntryCache returns the cache of recently read afterimages, as node
 // indexes over their entries, bounded by bytes.
-func newEntryCache(limit int64) *nodecache.FIFO[*afterimage.NodeIndex] {
+func newEntryCache(limit int64) *FIFO[*afterimage.NodeIndex] {
 	// MaxSize is fixed, so that the total stays exact as offsets fill in.
-	return nodecache.NewWeightedFIFO(limit, (*afterimage.NodeIndex).MaxSize)
+	return NewWeightedFIFO(limit, (*afterimage.NodeIndex).MaxSize)
 }
 
 // headsBytes bounds the heads and offsets tables of large afterimages the
-// pager keeps, so that a later load of another node of one of them is one
+// cache keeps, so that a later load of another node of one of them is one
 // read of the log instead of three.
 const headsBytes = 4 << 20
 
 // rangedHead is what a ranged load needs of a large afterimage before it can
 // read a node: the entry's size, its head and, unless the afterimage has
-// more than maxCachedTable nodes, its node offsets table.
+// more than MaxCachedTable nodes, its node offsets table.
 type rangedHead struct {
 	size  int
 	head  afterimage.Head
 	table []byte // the offsets entries of every node, or nil
 }
 
-// maxCachedTable is the most nodes an afterimage may have for the pager to
+// MaxCachedTable is the most nodes an afterimage may have for the cache to
 // read and keep its whole offsets table (8 bytes a node): larger ones
 // (cruzd's combined commits make afterimages of ~2,000 nodes) have the
 // entries of one node read at each load.
-const maxCachedTable = 512
+const MaxCachedTable = 512
 
 func (r *rangedHead) weight() int64 { return int64(64 + len(r.table)) }
 
-func newPager(l log.Log, idx *nodecache.Index, holeTimeout time.Duration) *pager {
-	return &pager{log: l, idx: idx, holeTimeout: holeTimeout, cuts: newCuts(), aiCache: newEntryCache(aiCacheBytes),
-		heads: nodecache.NewWeightedFIFO(headsBytes, (*rangedHead).weight), inCache: nodecache.NewFIFO[*intention.Intention](aiCacheSize),
-		clock: nodecache.NewClock()}
+// NewCache returns a cache reading l, resolving intentions through idx, and
+// filling holes that stay empty for holeTimeout during forward scans.
+func NewCache(l log.Log, idx *Index, holeTimeout time.Duration) *Cache {
+	return &Cache{log: l, idx: idx, holeTimeout: holeTimeout, cuts: newCuts(), aiCache: newEntryCache(aiCacheBytes),
+		heads: NewWeightedFIFO(headsBytes, (*rangedHead).weight), inCache: NewFIFO[*intention.Intention](aiCacheSize),
+		clock: NewClock()}
 }
 
 // LoadNode implements cowtree.Loader.
-func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
+func (p *Cache) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 	if a.Kind == cowtree.AddrIntention {
 		if t, ok := p.cuts.pendingTree(a.Pos); ok {
 			// Node n of a checkpoint image still being written: found in
@@ -136,7 +137,7 @@ func (p *pager) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 // tree is read where it was written until the cut's image is complete, and
 // from the image after (the log below the cut may then be trimmed, and the
 // image is where any node reads it from next).
-func (p *pager) LoadNodeAt(a, reloc cowtree.Addr) (*cowtree.Node, error) {
+func (p *Cache) LoadNodeAt(a, reloc cowtree.Addr) (*cowtree.Node, error) {
 	if _, ok := p.cuts.image(reloc.Pos); ok {
 		return p.LoadNode(reloc)
 	}
@@ -151,13 +152,13 @@ func (p *pager) LoadNodeAt(a, reloc cowtree.Addr) (*cowtree.Node, error) {
 }
 
 // Installed implements cowtree.Tracker: a loaded node joins the clock.
-func (p *pager) Installed(n *cowtree.Node) { p.clock.Add([]*cowtree.Node{n}) }
+func (p *Cache) Installed(n *cowtree.Node) { p.clock.Add([]*cowtree.Node{n}) }
 
 // node reads node off of the afterimage at pos: from the entry cache; or,
-// when the log reads ranges and the entry is larger than rangedMin, from
+// when the log reads ranges and the entry is larger than RangedMin, from
 // just the bytes the node needs (see rangedNode); or else from the whole
 // entry, which the cache then keeps.
-func (p *pager) node(pos uint64, off uint32) (afterimage.Node, error) {
+func (p *Cache) node(pos uint64, off uint32) (afterimage.Node, error) {
 	if ai, ok := p.aiCache.Get(pos); ok {
 		p.hits.Add(1)
 		return nodeOf(ai, pos, off)
@@ -170,7 +171,7 @@ func (p *pager) node(pos uint64, off uint32) (afterimage.Node, error) {
 		}
 		var first []byte
 		var size int
-		if first, size, err = rr.ReadRange(context.Background(), log.Position(pos), 0, rangedMin); err != nil {
+		if first, size, err = rr.ReadRange(context.Background(), log.Position(pos), 0, RangedMin); err != nil {
 			return afterimage.Node{}, fmt.Errorf("flusher: read afterimage at %d: %w", pos, err)
 		}
 		if len(first) < size {
@@ -202,21 +203,21 @@ func nodeOf(ai *afterimage.NodeIndex, pos uint64, off uint32) (afterimage.Node, 
 	return nd, nil
 }
 
-// rangedMin is the smallest afterimage entry whose nodes are read alone:
+// RangedMin is the smallest afterimage entry whose nodes are read alone:
 // smaller ones are read whole (in the one read that learns their size) and
 // cached, as a scan may want more of them. cruzd's combined commits make
 // afterimages of ~100 KB, of which a load needs one node of ~60 bytes.
-const rangedMin = 16 << 10
+const RangedMin = 16 << 10
 
 // errWholeEntry says to read the entry whole instead.
 var errWholeEntry = errors.New("flusher: read the whole entry")
 
 // rangedNode reads node off of the afterimage at pos, an entry of size
 // bytes whose first ones are prefix: it reads the head from prefix, then the
-// offsets table (an afterimage of up to maxCachedTable nodes) or the node's
+// offsets table (an afterimage of up to MaxCachedTable nodes) or the node's
 // own offsets entries, keeps what it learnt in p.heads, and reads the node.
 // It returns errWholeEntry for an afterimage written without node offsets.
-func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []byte, size int) (afterimage.Node, error) {
+func (p *Cache) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []byte, size int) (afterimage.Node, error) {
 	typ, err := entry.PeekType(pos, prefix)
 	if err != nil {
 		return afterimage.Node{}, err
@@ -235,7 +236,7 @@ func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []
 		return afterimage.Node{}, errWholeEntry
 	}
 	rh := &rangedHead{size: size, head: h}
-	if h.Nodes <= maxCachedTable {
+	if h.Nodes <= MaxCachedTable {
 		ts, te, err := h.TableRange(size - entry.FrameSize)
 		if err != nil {
 			return afterimage.Node{}, entry.Corrupt(pos, err)
@@ -255,7 +256,7 @@ func (p *pager) rangedNode(rr log.RangeReader, pos uint64, off uint32, prefix []
 // in one read (two without a table), and checks the node against its own
 // checksum (the envelope's covers only the whole entry). prefix, if not
 // nil, holds the entry's first bytes.
-func (p *pager) rangedNodeOf(rr log.RangeReader, pos uint64, off uint32, rh *rangedHead, prefix []byte) (afterimage.Node, error) {
+func (p *Cache) rangedNodeOf(rr log.RangeReader, pos uint64, off uint32, rh *rangedHead, prefix []byte) (afterimage.Node, error) {
 	payload := rh.size - entry.FrameSize
 	es, ee, err := rh.head.EntryRange(payload, off)
 	if err != nil {
@@ -286,7 +287,7 @@ func (p *pager) rangedNodeOf(rr log.RangeReader, pos uint64, off uint32, rh *ran
 
 // readRange returns n bytes of the entry at pos from byte from: from
 // prefix, the entry's first bytes, if it holds them, else from the log.
-func (p *pager) readRange(rr log.RangeReader, pos uint64, prefix []byte, from, n int) ([]byte, error) {
+func (p *Cache) readRange(rr log.RangeReader, pos uint64, prefix []byte, from, n int) ([]byte, error) {
 	if from+n <= len(prefix) {
 		return prefix[from : from+n], nil
 	}
@@ -302,7 +303,7 @@ func (p *pager) readRange(rr log.RangeReader, pos uint64, prefix []byte, from, n
 
 // afterimage returns the afterimage at pos, as an index that decodes its
 // nodes one at a time.
-func (p *pager) afterimage(pos uint64) (*afterimage.NodeIndex, error) {
+func (p *Cache) afterimage(pos uint64) (*afterimage.NodeIndex, error) {
 	if ai, ok := p.aiCache.Get(pos); ok {
 		p.hits.Add(1)
 		return ai, nil
@@ -316,7 +317,7 @@ func (p *pager) afterimage(pos uint64) (*afterimage.NodeIndex, error) {
 
 // index checks and indexes data, the whole afterimage entry at pos, and
 // caches it.
-func (p *pager) index(pos uint64, data []byte) (*afterimage.NodeIndex, error) {
+func (p *Cache) index(pos uint64, data []byte) (*afterimage.NodeIndex, error) {
 	typ, payload, err := entry.Decode(pos, data)
 	if err != nil {
 		return nil, err
@@ -338,7 +339,7 @@ func (p *pager) index(pos uint64, data []byte) (*afterimage.NodeIndex, error) {
 
 // valueFromIntention returns the value of the last put of key in the
 // intention at pos.
-func (p *pager) valueFromIntention(pos uint64, key []byte) ([]byte, error) {
+func (p *Cache) valueFromIntention(pos uint64, key []byte) ([]byte, error) {
 	in, ok := p.inCache.Get(pos)
 	if !ok {
 		data, err := p.log.Read(context.Background(), log.Position(pos))
@@ -370,7 +371,7 @@ func (p *pager) valueFromIntention(pos uint64, key []byte) ([]byte, error) {
 // intention at in: from the index, or by scanning the log forward from the
 // intention (filling holes that stay empty past the hole timeout, since a
 // hole could still receive an earlier afterimage).
-func (p *pager) resolveIntention(in uint64) (uint64, error) {
+func (p *Cache) resolveIntention(in uint64) (uint64, error) {
 	pos, _, err := p.resolve(in)
 	return pos, err
 }
@@ -378,7 +379,7 @@ func (p *pager) resolveIntention(in uint64) (uint64, error) {
 // resolve is resolveIntention that also returns the marker found when in is
 // a checkpoint's cut (pos is then the marker's position): the caller must
 // not take it for an afterimage, whatever the cache of images says by then.
-func (p *pager) resolve(in uint64) (uint64, *entry.Marker, error) {
+func (p *Cache) resolve(in uint64) (uint64, *entry.Marker, error) {
 	if a, ok := p.idx.Get(in); ok {
 		return a, nil, nil
 	}
@@ -401,7 +402,7 @@ func (p *pager) resolve(in uint64) (uint64, *entry.Marker, error) {
 						return 0, nil, entry.Corrupt(pos, err)
 					}
 					if m.Cut == in {
-						p.cuts.setComplete(pos, m)
+						p.cuts.SetComplete(pos, m)
 						return pos, m, nil
 					}
 				}
@@ -453,4 +454,179 @@ func (p *pager) resolve(in uint64) (uint64, *entry.Marker, error) {
 			return 0, nil, fmt.Errorf("flusher: resolve intention %d: read %d: %w", in, pos, err)
 		}
 	}
+}
+
+// locate returns where node off of the active afterimage (or image) of the
+// intention (or cut) at in lives: the entry's position and the node's
+// offset in it.
+func (p *Cache) locate(in uint64, off uint32) (uint64, uint32, error) {
+	if ci, ok := p.cuts.image(in); ok {
+		return ci.m.Locate(uint64(off))
+	}
+	at, m, err := p.resolve(in)
+	if err != nil {
+		return 0, 0, err
+	}
+	if m != nil { // the scan found a marker
+		return m.Locate(uint64(off))
+	}
+	if p.cuts.isCut(in) {
+		return 0, 0, fmt.Errorf("flusher: node %d of the image of cut %d: image not known", off, in)
+	}
+	return at, off, nil
+}
+
+// valueFromImage finds the value of key written at pos, whose intention was
+// trimmed, in the newest checkpoint image: an entry last written at pos and
+// still live after the cut is in the image with that value. Anything else
+// is an error wrapping cause (log.ErrTrimmed): the reader's snapshot is
+// older than the trim, and its data are gone.
+func (p *Cache) valueFromImage(pos uint64, key []byte, cause error) ([]byte, error) {
+	cut, ci, ok := p.cuts.newestImage()
+	if !ok {
+		if cut, ok = p.cutAtTrim(pos); ok {
+			ci, ok = p.cuts.image(cut)
+		}
+	}
+	if !ok || cut <= pos || ci.m.Nodes == 0 {
+		return nil, cause
+	}
+	t := cowtree.FromRoot(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: cut, Off: uint32(ci.m.Nodes - 1)}, p)
+	n, err := t.Lookup(key)
+	if err != nil {
+		return nil, fmt.Errorf("flusher: value of %q from the image of %d: %w", key, cut, err)
+	}
+	if n == nil || n.Tombstone() || n.Pos() != pos {
+		return nil, cause
+	}
+	return bytes.Clone(n.Value()), nil
+}
+
+// cutAtTrim finds the log's trim point above pos (the lowest position that
+// is not trimmed: the log is only ever trimmed at a cut whose image is
+// complete) and learns that cut's image from the log.
+func (p *Cache) cutAtTrim(pos uint64) (uint64, bool) {
+	ctx := context.Background()
+	tail, err := p.log.Tail(ctx)
+	if err != nil {
+		return 0, false
+	}
+	lo, hi := pos, uint64(tail)
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		_, err := p.log.Read(ctx, log.Position(mid))
+		if errors.Is(err, log.ErrTrimmed) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	data, err := p.log.Read(ctx, log.Position(lo))
+	if err != nil {
+		return 0, false
+	}
+	typ, payload, err := entry.Decode(lo, data)
+	if err != nil || typ != entry.TypeCheckpoint {
+		return 0, false
+	}
+	if k, err := entry.CheckpointKind(payload); err != nil || k != entry.CheckpointCut {
+		return 0, false
+	}
+	if _, err := p.resolveIntention(lo); err != nil {
+		return 0, false
+	}
+	_, ok := p.cuts.image(lo)
+	return lo, ok
+}
+
+// Physical is the parallel mode's pointer choice: known afterimages only.
+func (p *Cache) Physical(in uint64) (uint64, bool) { return p.idx.Get(in) }
+
+// MustPhysical is serial mode's: every earlier delta is confirmed, so its
+// afterimage is in the index or found by a forward scan.
+func (p *Cache) MustPhysical(in uint64) (uint64, bool) {
+	if p.cuts.isCut(in) {
+		return 0, false // an image node: (cut, n) is its only address
+	}
+	a, m, err := p.resolve(in)
+	if err != nil || m != nil || p.cuts.isCut(in) {
+		return 0, false
+	}
+	return a, true
+}
+
+// nodeFields converts a stored node of the afterimage at pos into the fields
+// cowtree needs, turning pointers into addresses. A node whose subtree sizes
+// disagree with its pointers is refused: the sizes number a checkpoint's
+// image, and a wrong one would misplace every node after it.
+func nodeFields(pos uint64, nd *afterimage.Node) (cowtree.NodeFields, error) {
+	if (nd.Left.Kind == afterimage.PtrNil) != (nd.LeftCount == 0) || (nd.Right.Kind == afterimage.PtrNil) != (nd.RightCount == 0) {
+		return cowtree.NodeFields{}, fmt.Errorf("%w: node at %d: subtree sizes %d/%d disagree with its pointers %v/%v",
+			afterimage.ErrMalformed, pos, nd.LeftCount, nd.RightCount, nd.Left, nd.Right)
+	}
+	addr := func(p afterimage.Ptr) cowtree.Addr {
+		switch p.Kind {
+		case afterimage.PtrSelf:
+			return cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pos, Off: p.Off}
+		case afterimage.PtrAfterimage:
+			return cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: p.Pos, Off: p.Off}
+		case afterimage.PtrIntention:
+			return cowtree.Addr{Kind: cowtree.AddrIntention, Pos: p.Pos, Off: p.Off}
+		}
+		return cowtree.Addr{}
+	}
+	return cowtree.NodeFields{
+		Key:        nd.Key,
+		Value:      nd.Value,
+		Pos:        nd.Pos,
+		Tombstone:  nd.Tombstone,
+		MaxPos:     nd.MaxPos,
+		MinTomb:    nd.MinTomb,
+		Height:     int(nd.Height),
+		Left:       addr(nd.Left),
+		Right:      addr(nd.Right),
+		LeftCount:  nd.LeftCount,
+		RightCount: nd.RightCount,
+	}, nil
+}
+
+// Cuts is what the cache knows of checkpoint cuts.
+func (p *Cache) Cuts() *Cuts { return p.cuts }
+
+// Clock counts the nodes in memory and evicts them.
+func (p *Cache) Clock() *Clock { return p.clock }
+
+// Hits is how many node loads found their afterimage in the entry cache.
+func (p *Cache) Hits() uint64 { return p.hits.Load() }
+
+// Misses is how many node loads there were (the tree did not have the node
+// in memory).
+func (p *Cache) Misses() uint64 { return p.misses.Load() }
+
+// Scans is how many forward scans resolved an intention the index did not
+// know.
+func (p *Cache) Scans() uint64 { return p.scans.Load() }
+
+// Ranged is how many nodes were read alone, by range, from a large entry.
+func (p *Cache) Ranged() uint64 { return p.ranged.Load() }
+
+// Index is the index the cache resolves intentions through.
+func (p *Cache) Index() *Index { return p.idx }
+
+// EntryCache is the cache of recently read afterimage entries.
+func (p *Cache) EntryCache() *FIFO[*afterimage.NodeIndex] { return p.aiCache }
+
+// SetEntryCacheBytes replaces the entry cache with an empty one bounded by
+// limit bytes (for tests and benchmarks; not concurrently with loads).
+func (p *Cache) SetEntryCacheBytes(limit int64) { p.aiCache = newEntryCache(limit) }
+
+// SetIndex replaces the index (for benchmarks; not concurrently with
+// loads).
+func (p *Cache) SetIndex(idx *Index) { p.idx = idx }
+
+// KnowsHead reports whether the cache keeps what ranged loads learnt of the
+// large afterimage at pos, and whether that includes its offsets table.
+func (p *Cache) KnowsHead(pos uint64) (known, table bool) {
+	rh, ok := p.heads.Get(pos)
+	return ok, ok && rh.table != nil
 }
