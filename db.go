@@ -231,6 +231,7 @@ func (db *DB) start() error {
 			}
 		},
 		Prepared: db.onPrepared,
+		Hurry:    func() bool { return db.ck.held.Load() > 0 },
 		Latest: func() (cowtree.Tree, bool) {
 			if v := db.cur.Load(); v != nil {
 				return v.tree, true

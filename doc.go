@@ -97,7 +97,7 @@
 // them off. The trigger is log growth, never a timer. If the log outgrows
 // the checkpoints (a busy machine slow to run them), commits wait
 // (Stats.CheckpointWaits), as they wait for the flusher past
-// MaxUnflushedBytes. Several nodes asking at once is harmless: each cut
+// MaxUnflushedBytes, and the image's writer stops resting until they go on. Several nodes asking at once is harmless: each cut
 // makes a complete image, duplicates of a marker are ignored, and a writer
 // whose image lost the race abandons it (Stats.CheckpointsAborted). A cut
 // another node appended whose image does not come (its writer slow,
