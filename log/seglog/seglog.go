@@ -79,6 +79,7 @@ var (
 	_ log.BatchAppender = (*Log)(nil)
 	_ log.RangeReader   = (*Log)(nil)
 	_ log.TailWaiter    = (*Log)(nil)
+	_ log.CheckedReader = (*Log)(nil)
 )
 
 // rec is a positioned record of the group being committed.
@@ -429,6 +430,12 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 	}
 	return readRecord(s, pos, from, to)
 }
+
+// ChecksReads implements log.CheckedReader: every record read from a
+// segment file is checked against its CRC-32C (a record larger than 64 KiB
+// on its first ReadRange), and a record still in memory since its group
+// was written is not read from the file.
+func (l *Log) ChecksReads() bool { return true }
 
 // rangeVerifyAll: ReadRange of a record up to this size reads and checks
 // the whole record.
