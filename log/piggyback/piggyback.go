@@ -12,6 +12,13 @@
 // the afterimage alone when none comes. Busy, replaying and idle nodes
 // append at once.
 //
+// A wrapped log that is a LazyAppender (seglog) does the riding itself, at
+// any concurrency: while this node commits (an intention within Window),
+// AppendAfterimage appends lazily, so the afterimage joins the next group
+// commit started for anything else (an intention, whoever appends it)
+// instead of costing a group and an fdatasync of its own that intentions
+// would queue behind; it commits alone only after Window without one.
+//
 // The database appends its intentions through AppendIntention and the
 // flusher its afterimages through AppendAfterimage; every other use of the
 // decorator (Append, AppendBatch, reads, fills, trims) passes straight to
@@ -39,10 +46,21 @@ const Window = 2 * time.Millisecond
 // anyway, and waiting made 64 clients slower (bench/RESULTS.md).
 const MaxRidingCommitters = 2
 
+// LazyAppender is a log that can hold an append back until another write
+// commits (log/seglog implements it).
+type LazyAppender interface {
+	// AppendLazy appends data as Append does, but starts no group commit
+	// of its own: it joins the next one started for another request, or
+	// commits alone once it has waited within. shared reports that its
+	// group held another request.
+	AppendLazy(ctx context.Context, data []byte, within time.Duration) (pos log.Position, shared bool, err error)
+}
+
 // Log wraps a log.Log. Create with New; safe for concurrent use.
 type Log struct {
 	log.Log
 	batch  log.BatchAppender // nil: the wrapped log cannot batch, nothing rides
+	lazy   LazyAppender      // non-nil: afterimages ride through the log's lazy appends
 	window time.Duration     // Window; tests lengthen it so that riding is certain
 
 	lastLocal  atomic.Int64 // UnixNano of the last AppendIntention
@@ -70,6 +88,7 @@ type rider struct {
 func New(l log.Log) *Log {
 	p := &Log{Log: l, window: Window}
 	p.batch, _ = l.(log.BatchAppender)
+	p.lazy, _ = l.(LazyAppender)
 	return p
 }
 
@@ -97,7 +116,7 @@ func (p *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, e
 // CommitBegins records that a local commit is under way, until the returned
 // function is called (when the commit has its decision).
 func (p *Log) CommitBegins() (ends func()) {
-	if p.batch == nil {
+	if p.batch == nil || p.lazy != nil {
 		return func() {}
 	}
 	p.committing.Add(1)
@@ -105,13 +124,23 @@ func (p *Log) CommitBegins() (ends func()) {
 }
 
 // Piggybacked returns how many afterimages were appended in one batch with
-// an intention.
+// an intention (on a LazyAppender: in one group commit with another write).
 func (p *Log) Piggybacked() uint64 { return p.ridden.Load() }
 
 // AppendAfterimage appends an afterimage entry, riding with the next local
 // intention when this node is committing (see the package doc). It returns
 // the afterimage's position, or the error of the append it rode in.
 func (p *Log) AppendAfterimage(ctx context.Context, data []byte) (log.Position, error) {
+	if p.lazy != nil {
+		if time.Since(time.Unix(0, p.lastLocal.Load())) > p.window {
+			return p.Log.Append(ctx, data) // idle or replaying: at once
+		}
+		pos, shared, err := p.lazy.AppendLazy(ctx, data, p.window)
+		if err == nil && shared {
+			p.ridden.Add(1)
+		}
+		return pos, err
+	}
 	if p.batch == nil || p.committing.Load() > MaxRidingCommitters || time.Since(time.Unix(0, p.lastLocal.Load())) > p.window {
 		// Idle, or many commits under way (group commit then takes this
 		// append along with their intentions).
@@ -151,6 +180,9 @@ func (p *Log) AppendIntention(ctx context.Context, data []byte) (log.Position, e
 		return p.Log.Append(ctx, data)
 	}
 	p.lastLocal.Store(time.Now().UnixNano())
+	if p.lazy != nil {
+		return p.Log.Append(ctx, data) // waiting afterimages join its group
+	}
 	p.mu.Lock()
 	riders := p.riders
 	p.riders = nil
