@@ -40,9 +40,8 @@ func TestCrashAtBoundariesSeglog(t *testing.T) {
 		{"serial-afterimage-appended", Options{FlushSerial: true}, 5, func(op string, typ entry.Type, ph string) bool {
 			return op == "append" && typ == entry.TypeAfterimage && ph == "after"
 		}},
-		// Afterimages riding with intentions: on seglog, lazy appends.
-		{"lazy-in-flight", Options{}, 2, func(op string, _ entry.Type, ph string) bool { return op == "lazy" && ph == "before" }},
-		{"lazy-landed-not-acknowledged", Options{}, 2, func(op string, _ entry.Type, ph string) bool { return op == "lazy" && ph == "after" }},
+		{"batch-in-flight", Options{}, 2, func(op string, _ entry.Type, ph string) bool { return op == "batch" && ph == "before" }},
+		{"batch-landed-not-acknowledged", Options{}, 2, func(op string, _ entry.Type, ph string) bool { return op == "batch" && ph == "after" }},
 		{"during-replay", Options{}, 40, func(op string, _ entry.Type, _ string) bool { return op == "read" }},
 	}
 	for _, pt := range points {

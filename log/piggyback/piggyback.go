@@ -9,15 +9,17 @@
 // AppendIntention within Window, and at most MaxRidingCommitters commits are
 // under way), AppendAfterimage waits up to Window for the next local
 // intention and the two are appended in one batch (log.BatchAppender), or
-// the afterimage alone when none comes. Busy, replaying and idle nodes
-// append at once.
+// the afterimage alone when none comes. Replaying and idle nodes append at
+// once, and so do busy ones on a log that is not a LazyAppender.
 //
-// A wrapped log that is a LazyAppender (seglog) does the riding itself, at
-// any concurrency: while this node commits (an intention within Window),
-// AppendAfterimage appends lazily, so the afterimage joins the next group
-// commit started for anything else (an intention, whoever appends it)
-// instead of costing a group and an fdatasync of its own that intentions
-// would queue behind; it commits alone only after Window without one.
+// With more commits under way, on a wrapped log that is a LazyAppender
+// (seglog), AppendAfterimage appends lazily: the afterimage joins the next
+// group commit started for anything else (an intention, whoever appends
+// it) instead of costing a group and an fdatasync of its own that
+// intentions would queue behind; it commits alone only after Window
+// without one. (With one or two clients riding in a batch is kept: a lazy
+// append wakes the log's committer once more per commit, which made one
+// client's commits slower.)
 //
 // The database appends its intentions through AppendIntention and the
 // flusher its afterimages through AppendAfterimage; every other use of the
@@ -116,7 +118,7 @@ func (p *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, e
 // CommitBegins records that a local commit is under way, until the returned
 // function is called (when the commit has its decision).
 func (p *Log) CommitBegins() (ends func()) {
-	if p.batch == nil || p.lazy != nil {
+	if p.batch == nil {
 		return func() {}
 	}
 	p.committing.Add(1)
@@ -131,10 +133,7 @@ func (p *Log) Piggybacked() uint64 { return p.ridden.Load() }
 // intention when this node is committing (see the package doc). It returns
 // the afterimage's position, or the error of the append it rode in.
 func (p *Log) AppendAfterimage(ctx context.Context, data []byte) (log.Position, error) {
-	if p.lazy != nil {
-		if time.Since(time.Unix(0, p.lastLocal.Load())) > p.window {
-			return p.Log.Append(ctx, data) // idle or replaying: at once
-		}
+	if p.lazy != nil && p.committing.Load() > MaxRidingCommitters && time.Since(time.Unix(0, p.lastLocal.Load())) <= p.window {
 		pos, shared, err := p.lazy.AppendLazy(ctx, data, p.window)
 		if err == nil && shared {
 			p.ridden.Add(1)
@@ -180,9 +179,6 @@ func (p *Log) AppendIntention(ctx context.Context, data []byte) (log.Position, e
 		return p.Log.Append(ctx, data)
 	}
 	p.lastLocal.Store(time.Now().UnixNano())
-	if p.lazy != nil {
-		return p.Log.Append(ctx, data) // waiting afterimages join its group
-	}
 	p.mu.Lock()
 	riders := p.riders
 	p.riders = nil
