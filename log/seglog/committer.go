@@ -136,13 +136,15 @@ func (l *Log) commitNext() bool {
 			r.Shared = shared
 			lazies++
 		}
-		r.Complete()
 	}
-	if lazies > 0 {
+	if lazies > 0 { // counted before anyone learns the outcome
 		l.stats.lazy.Add(uint64(lazies))
 		if !shared {
 			l.stats.lazyAlone.Add(uint64(lazies))
 		}
+	}
+	for _, r := range group {
+		r.Complete()
 	}
 	return true
 }

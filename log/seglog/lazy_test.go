@@ -16,7 +16,8 @@ type lazyResult struct {
 	err    error
 }
 
-// appendLazy starts a lazy append and returns once it is queued.
+// appendLazy starts a lazy append and returns once it is queued (or, if
+// it is due at once, done).
 func appendLazy(t *testing.T, l *Log, data []byte, within time.Duration) <-chan lazyResult {
 	t.Helper()
 	queued := l.q.Len()
@@ -25,7 +26,7 @@ func appendLazy(t *testing.T, l *Log, data []byte, within time.Duration) <-chan 
 		pos, shared, err := l.AppendLazy(context.Background(), data, within)
 		ch <- lazyResult{pos, shared, err}
 	}()
-	testutil.Eventually(t, 10*time.Second, func() bool { return l.q.Len() > queued })
+	testutil.Eventually(t, 10*time.Second, func() bool { return l.q.Len() > queued || len(ch) > 0 })
 	return ch
 }
 
