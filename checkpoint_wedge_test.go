@@ -89,6 +89,7 @@ func TestCommitsGoOnWhilePeerHoldsItsCut(t *testing.T) {
 	if err := <-bDone; err != nil && !skippedCut(err) {
 		t.Fatalf("B's checkpoint: %v", err)
 	}
+	t.Logf("B: %s", summary(b.Stats()))
 	sameState(t, a, b)
 }
 

@@ -23,10 +23,24 @@ type Delta struct {
 	replaced []*Node
 	// cut is the tree's cut (see Tree.Cut), and nums the numbers in its
 	// image of the nodes of the cut's tree this delta met: a copy of one
-	// of them points at its children by their numbers (see own).
-	cut  uint64
-	nums map[*Node]int64
+	// of them points at its children by their numbers (see own). A delta
+	// of a few writes meets a few dozen such nodes, so they are a list
+	// searched from its end (the nodes met last are asked for first);
+	// bigNums takes over past maxListedNums, for deltas of many writes.
+	cut     uint64
+	nums    []numbered
+	bigNums map[*Node]int64
 }
+
+// numbered is a node of the cut's tree and its number in the cut's image.
+type numbered struct {
+	n *Node
+	k int64
+}
+
+// maxListedNums is how many numbered nodes a delta keeps in its list
+// before it moves them to a map.
+const maxListedNums = 96
 
 // Begin starts delta id on top of t. Every entry written through the delta
 // carries position id, which must be greater than every position in t.
@@ -103,17 +117,38 @@ func (d *Delta) note(n *Node, num int64) {
 	if n == nil || num < 0 {
 		return
 	}
-	if d.nums == nil {
-		d.nums = make(map[*Node]int64, 16)
+	if d.bigNums != nil {
+		d.bigNums[n] = num
+		return
 	}
-	d.nums[n] = num
+	if d.nums == nil {
+		d.nums = make([]numbered, 0, 32)
+	}
+	if len(d.nums) < maxListedNums {
+		d.nums = append(d.nums, numbered{n, num})
+		return
+	}
+	d.bigNums = make(map[*Node]int64, 2*maxListedNums)
+	for _, e := range d.nums {
+		d.bigNums[e.n] = e.k
+	}
+	d.bigNums[n] = num
+	d.nums = nil
 }
 
 // num returns n's number in the cut's image, or -1 when n is not in the
 // cut's tree (or this delta has not met it).
 func (d *Delta) num(n *Node) int64 {
-	if k, ok := d.nums[n]; ok {
-		return k
+	if d.bigNums != nil {
+		if k, ok := d.bigNums[n]; ok {
+			return k
+		}
+		return -1
+	}
+	for i := len(d.nums) - 1; i >= 0; i-- {
+		if d.nums[i].n == n {
+			return d.nums[i].k
+		}
 	}
 	return -1
 }

@@ -155,7 +155,11 @@ func cutMatchesCopy(t *testing.T, seed uint64) int {
 	}
 	randOps := func() []func(*Delta) error {
 		var ops []func(*Delta) error
-		for range 1 + r.IntN(4) {
+		n := 1 + r.IntN(4)
+		if r.IntN(25) == 0 {
+			n = 60 + r.IntN(60) // a delta that meets more numbered nodes than Delta lists
+		}
+		for range n {
 			k, v := key(), []byte(fmt.Sprint(r.Uint32()))
 			switch x := r.IntN(10); {
 			case x < 6:
@@ -210,6 +214,9 @@ func cutMatchesCopy(t *testing.T, seed uint64) int {
 		if err != nil || i != len(image) {
 			t.Fatalf("seed %d round %d: walk: %v after %d of %d nodes", seed, round, err, i, len(image))
 		}
+		if err := ct.Check(); err != nil {
+			t.Fatalf("seed %d round %d: %v", seed, round, err)
+		}
 		if c, _ := ct.Nodes(); c != uint64(len(image)) {
 			t.Fatalf("seed %d: Nodes %d, image has %d", seed, c, len(image))
 		}
@@ -262,6 +269,9 @@ func cutMatchesCopy(t *testing.T, seed uint64) int {
 			}
 		}
 	}
+	if err := ct.Check(); err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
 	// Every reader sees the oracle's entries, after the trims too.
 	a, b := oracle.Ascend(nil).WithTombstones(), ct.Ascend(nil).WithTombstones()
 	for a.Next() {
@@ -313,5 +323,70 @@ func TestCutOrder(t *testing.T) {
 	}
 	if err := tr.Walk(func(*Node, uint32) error { return nil }); err == nil {
 		t.Fatalf("walk of a version that is not a cut's accepted")
+	}
+}
+
+// TestCheckFindsBrokenTrees: Check fails on each invariant it claims to
+// verify, broken by hand in a valid tree.
+func TestCheckFindsBrokenTrees(t *testing.T) {
+	fresh := func() Tree {
+		tr := build(t, 50)
+		if err := tr.Check(); err != nil {
+			t.Fatalf("valid tree: %v", err)
+		}
+		return tr
+	}
+	cases := []struct {
+		name    string
+		breakIt func(root *Node)
+	}{
+		{"count", func(root *Node) { root.left.cnt++ }},
+		{"height", func(root *Node) { root.height++ }},
+		{"order", func(root *Node) {
+			l := root.left.Node()
+			l.kv, l.klen, l.kp = root.kv, root.klen, root.kp
+		}},
+	}
+	for _, c := range cases {
+		tr := fresh()
+		root, err := tr.RootNode()
+		if err != nil || root == nil {
+			t.Fatal(root, err)
+		}
+		c.breakIt(root)
+		if err := tr.Check(); !errors.Is(err, ErrInvariant) {
+			t.Errorf("%s broken: Check says %v", c.name, err)
+		}
+	}
+	// A pointer into the cut's image with the wrong number.
+	tr := fresh()
+	ct, err := tr.Cut(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ct.Begin(1001)
+	if err := d.Put([]byte("zzz"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	nt, _, err := d.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nt.Check(); err != nil {
+		t.Fatalf("valid tree after a cut: %v", err)
+	}
+	root, _ := nt.RootNode()
+	if root.left.kind != AddrIntention || root.left.pos != 1000 {
+		t.Fatalf("root's left child is %v, want a pointer into the cut's image", root.left.Addr())
+	}
+	x := root.left.Node() // node root.left.off of the image, in memory
+	want := int64(root.left.off) - 1 - int64(x.right.cnt)
+	x.left.setAddr(Addr{Kind: AddrIntention, Pos: 1000, Off: uint32(want)})
+	if err := nt.Check(); err != nil {
+		t.Fatalf("right image number: %v", err)
+	}
+	x.left.off++
+	if err := nt.Check(); !errors.Is(err, ErrInvariant) {
+		t.Errorf("wrong image number: Check says %v", err)
 	}
 }
