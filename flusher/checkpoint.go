@@ -143,9 +143,7 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 		// (with the replay of its chunks) takes the cores from commits.
 		if f.o.ImageDuty < 1 {
 			rest := time.Duration(float64(time.Since(since)) * (1 - f.o.ImageDuty) / f.o.ImageDuty)
-			select {
-			case <-time.After(rest):
-			case <-f.stopCh:
+			if !f.rest(rest) {
 				stopped = true
 				return errImageAbandoned
 			}
@@ -154,6 +152,29 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 		return nil
 	})
 	return m, stopped, err
+}
+
+// restSlice is how often a resting image writer asks Options.Hurry.
+const restSlice = 5 * time.Millisecond
+
+// rest sleeps for d, or less once someone waits for the image: a Flush,
+// or commits (Options.Hurry). It reports false when the flusher stopped.
+func (f *Flusher) rest(d time.Duration) bool {
+	for d > 0 {
+		if f.flushing.Load() > 0 || f.o.Hurry != nil && f.o.Hurry() {
+			return true
+		}
+		s := min(d, restSlice)
+		t := time.NewTimer(s)
+		select {
+		case <-t.C:
+		case <-f.stopCh:
+			t.Stop()
+			return false
+		}
+		d -= s
+	}
+	return true
 }
 
 // writeMarker appends the marker m of d's image, unless another node's

@@ -151,6 +151,11 @@ type Options struct {
 	// that load nodes cannot grow it past the budget while no delta is made.
 	// ok is false while there is no version yet.
 	Latest func() (tree cowtree.Tree, ok bool)
+	// Hurry, if set, reports whether commits wait for a checkpoint to
+	// complete (the database holds them back while the log outgrows its
+	// checkpoints): the image writer then does not rest (see ImageDuty)
+	// until it reports false again. Nor does it while a Flush waits.
+	Hurry func() bool
 	// Prepared, if set, is called when this node has written every chunk
 	// of a checkpoint image and is about to append its marker, with how
 	// long the chunks took and their bytes (a passive metric).
@@ -207,6 +212,7 @@ type Flusher struct {
 	// intention whose afterimage was written with itself as Base.
 	lastDelta *processor.Delta
 	sealed    atomic.Uint64
+	flushing  atomic.Int32 // Flush calls waiting: image writers do not rest
 
 	mu      sync.Mutex
 	pend    map[uint64]*pending
@@ -423,6 +429,8 @@ func (f *Flusher) WaitRoom(ctx context.Context) error {
 // It makes sure each of them is being written by this node, whatever the
 // policy, so it cannot wait on a dead originator.
 func (f *Flusher) Flush(ctx context.Context, upTo uint64) error {
+	f.flushing.Add(1) // an image writer does not rest while someone waits
+	defer f.flushing.Add(-1)
 	f.mu.Lock()
 	for _, pos := range f.fifo {
 		if pos > upTo {
