@@ -343,14 +343,7 @@ func BenchmarkView(b *testing.B) {
 	ctx := context.Background()
 	const keys = 100_000
 	val := make([]byte, 100)
-	for i := 0; i < keys; i += 1000 {
-		db.Update(ctx, func(tx *Txn) error {
-			for j := i; j < i+1000; j++ {
-				tx.Put(benchKey(uint64(j)), val)
-			}
-			return nil
-		})
-	}
+	putBatches(b, db, keys, 1000, func(j int) ([]byte, []byte) { return benchKey(uint64(j)), val })
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		r := rand.New(rand.NewPCG(rand.Uint64(), 1))

@@ -70,6 +70,7 @@ type ckpt struct {
 	authNs    atomic.Int64
 	autoRuns  atomic.Uint64
 	waits     atomic.Uint64 // commits held back by checkpointRoom
+	held      atomic.Int64  // commits in checkpointRoom now: the image writer hurries
 	skipped   atomic.Uint64 // replay jumped past this position (rebootstrap)
 
 	auto   chan struct{} // wakes the background loop for an automatic checkpoint
@@ -399,6 +400,8 @@ func (db *DB) checkpointRoom(ctx context.Context) error {
 		if !waited {
 			waited = true
 			db.ck.waits.Add(1)
+			db.ck.held.Add(1)
+			defer db.ck.held.Add(-1)
 		}
 		// Every time: the trigger may have come while a checkpoint was
 		// still pending and been dropped, and with commits held no replayed

@@ -111,12 +111,16 @@ func verifyCheckpointRecovery(t *testing.T, name string, cl *ckLog, clone *memlo
 		if err != nil {
 			t.Fatalf("%s: reopen: %v", name, err)
 		}
+		// Open's reads only: the checks below load nodes, and their reads
+		// (an entry may be read again once the cache dropped it) say
+		// nothing of startup's cost.
+		reads := c.Stats().Reads
 		if err := checkAcked(db, acked); err != nil {
 			db.Close()
 			t.Fatalf("%s: %v", name, err)
 		}
 		dumps[i], safe[i] = dump(t, db), db.SafePoint().Intention
-		info = SafePointInfo{SafePoint: db.SafePoint(), Reads: c.Stats().Reads}
+		info = SafePointInfo{SafePoint: db.SafePoint(), Reads: reads}
 		want := dumpMap(modelOver(t, cl.history(clone), log.Position(db.SafePoint().Tail), 1<<20))
 		db.Close()
 		if dumps[i] != want {

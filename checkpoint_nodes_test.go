@@ -12,6 +12,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/processor"
@@ -20,12 +21,8 @@ import (
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
+	if !testutil.Poll(20*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
@@ -35,7 +32,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestBankWithCheckpoints(t *testing.T) {
 	l := memlog.New(nil)
 	ctx := context.Background()
-	const accounts, initial = 10, 100
 	open := func() *DB {
 		db, err := Open("", &Options{Log: l, CacheBytes: 64 << 10})
 		if err != nil {
@@ -44,50 +40,21 @@ func TestBankWithCheckpoints(t *testing.T) {
 		return db
 	}
 	db := open()
-	db.Update(ctx, func(tx *Txn) error {
-		for i := range accounts {
-			tx.Put(fmt.Appendf(nil, "acct%02d", i), fmt.Append(nil, initial))
-		}
-		return nil
-	})
-	total := func(tx *Txn) (int, error) {
-		sum := 0
-		for _, v := range tx.Range([]byte("acct"), []byte("acct~")) {
-			var n int
-			fmt.Sscan(string(v), &n)
-			sum += n
-		}
-		return sum, tx.Err()
-	}
+	bankSeed(ctx, db)
 	var anomalies, reads, checkpoints int
 	var mu sync.Mutex
 	for phase := range 4 {
+		stopReaders := bankReaders(ctx, db, func(r int, tx *Txn, s int, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reads++
+			if err != nil || s != bankAccounts*bankInitial {
+				anomalies++
+				t.Errorf("phase %d reader %d: total %d at snapshot %d: %v", phase, r, s, tx.Snapshot(), err)
+			}
+		})
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
-		for r := range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					db.View(ctx, func(tx *Txn) error {
-						s, err := total(tx)
-						mu.Lock()
-						defer mu.Unlock()
-						reads++
-						if err != nil || s != accounts*initial {
-							anomalies++
-							t.Errorf("phase %d reader %d: total %d at snapshot %d: %v", phase, r, s, tx.Snapshot(), err)
-						}
-						return nil
-					})
-				}
-			}()
-		}
 		wg.Add(1)
 		go func() { // checkpoints, paced (not waited on) by a ticker, two at least a phase
 			defer wg.Done()
@@ -110,27 +77,10 @@ func TestBankWithCheckpoints(t *testing.T) {
 				mu.Unlock()
 			}
 		}()
-		var writers sync.WaitGroup
-		for w := range 6 {
-			writers.Add(1)
-			go func() {
-				defer writers.Done()
-				rng := rand.New(rand.NewPCG(uint64(w), uint64(phase)))
-				for range 40 {
-					a, b := rng.IntN(accounts), rng.IntN(accounts)
-					if a == b {
-						continue
-					}
-					err := transfer(ctx, db, rng, a, b)
-					if err != nil && !errors.Is(err, ErrConflict) {
-						t.Error(err)
-					}
-				}
-			}()
-		}
-		writers.Wait()
+		bankTransfers(t, ctx, db, 6, func(w int) *rand.Rand { return rand.New(rand.NewPCG(uint64(w), uint64(phase))) })
 		close(stop)
 		wg.Wait()
+		stopReaders()
 		info, err := db.Checkpoint(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +93,7 @@ func TestBankWithCheckpoints(t *testing.T) {
 			t.Fatalf("phase %d: reopened at %d, below the checkpoint at %d", phase, sp.Intention, info.Position)
 		}
 		db.View(ctx, func(tx *Txn) error {
-			if s, err := total(tx); err != nil || s != accounts*initial {
+			if s, err := bankTotal(tx); err != nil || s != bankAccounts*bankInitial {
 				t.Fatalf("phase %d: after reopen: total %d, %v", phase, s, err)
 			}
 			return nil
@@ -407,14 +357,9 @@ func TestOldSnapshotAfterTrim(t *testing.T) {
 	}
 	defer a.Close()
 	const keys = 3000
-	for i := 0; i < keys; i += 100 {
-		a.Update(ctx, func(tx *Txn) error {
-			for j := i; j < i+100; j++ {
-				tx.Put(fmt.Appendf(nil, "k%05d", j), fmt.Appendf(nil, "old%d", j))
-			}
-			return nil
-		})
-	}
+	putBatches(t, a, keys, 100, func(j int) ([]byte, []byte) {
+		return fmt.Appendf(nil, "k%05d", j), fmt.Appendf(nil, "old%d", j)
+	})
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

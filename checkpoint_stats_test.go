@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
@@ -35,12 +35,8 @@ func liveLogBytes(t *testing.T, l log.Log) int64 {
 func waitLiveBytes(t *testing.T, db *DB, l log.Log, when string) {
 	t.Helper()
 	want := liveLogBytes(t, l)
-	deadline := time.Now().Add(10 * time.Second)
-	for db.Stats().LogLiveBytes != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: Stats.LogLiveBytes %d, the log holds %d bytes from its trim point %d on", when, db.Stats().LogLiveBytes, want, logTrimPoint(t, l))
-		}
-		time.Sleep(time.Millisecond)
+	if !testutil.Poll(testutil.WaitLong, func() bool { return db.Stats().LogLiveBytes == want }) {
+		t.Fatalf("%s: Stats.LogLiveBytes %d, the log holds %d bytes from its trim point %d on", when, db.Stats().LogLiveBytes, want, logTrimPoint(t, l))
 	}
 }
 

@@ -123,7 +123,8 @@ type Stats struct {
 	BackpressureWaits uint64
 	// Piggybacked counts afterimages appended in one batch with one of this
 	// node's intentions (on logs that batch appends, such as the embedded
-	// one, while few clients commit).
+	// one, while few clients commit), or, with more clients on seglog, in
+	// one group commit with another write (see log/piggyback).
 	Piggybacked uint64
 	// OpenTxns is the number of transactions not yet closed.
 	OpenTxns int
@@ -231,6 +232,7 @@ func (db *DB) start() error {
 			}
 		},
 		Prepared: db.onPrepared,
+		Hurry:    func() bool { return db.ck.held.Load() > 0 },
 		Latest: func() (cowtree.Tree, bool) {
 			if v := db.cur.Load(); v != nil {
 				return v.tree, true

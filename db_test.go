@@ -32,6 +32,25 @@ func put(t testing.TB, db *DB, k, v string) {
 	}
 }
 
+// putBatches puts keys 0..n-1 (key and value from kv) in transactions of
+// batch puts each, failing on any error.
+func putBatches(t testing.TB, db *DB, n, batch int, kv func(i int) (k, v []byte)) {
+	t.Helper()
+	for i := 0; i < n; i += batch {
+		err := db.Update(context.Background(), func(tx *Txn) error {
+			for j := i; j < min(i+batch, n); j++ {
+				if err := tx.Put(kv(j)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func get(t testing.TB, db *DB, k string) (string, bool) {
 	t.Helper()
 	var v []byte
@@ -350,98 +369,25 @@ func TestRangeReverseReadSet(t *testing.T) {
 
 // TestBank runs transfers between accounts while readers check the total in
 // every snapshot.
-// transfer moves a random amount (0-19) from account a to account b in one
-// Update, as TestBank's writers do.
-func transfer(ctx context.Context, db *DB, rng *rand.Rand, a, b int) error {
-	return db.Update(ctx, func(tx *Txn) error {
-		ka, kb := fmt.Appendf(nil, "acct%02d", a), fmt.Appendf(nil, "acct%02d", b)
-		va, err := tx.Get(ka)
-		if err != nil {
-			return err
-		}
-		vb, err := tx.Get(kb)
-		if err != nil {
-			return err
-		}
-		var na, nb int
-		fmt.Sscan(string(va), &na)
-		fmt.Sscan(string(vb), &nb)
-		amt := rng.IntN(20)
-		tx.Put(ka, fmt.Append(nil, na-amt))
-		return tx.Put(kb, fmt.Append(nil, nb+amt))
-	})
-}
-
 func TestBank(t *testing.T) {
 	l := memlog.New(nil)
 	db := openMem(t, l)
 	ctx := context.Background()
-	const accounts, initial = 10, 100
-	db.Update(ctx, func(tx *Txn) error {
-		for i := range accounts {
-			tx.Put(fmt.Appendf(nil, "acct%02d", i), fmt.Append(nil, initial))
-		}
-		return nil
-	})
-	total := func(tx *Txn) (int, error) {
-		sum := 0
-		for _, v := range tx.Range([]byte("acct"), []byte("acct~")) {
-			var n int
-			fmt.Sscan(string(v), &n)
-			sum += n
-		}
-		return sum, tx.Err()
-	}
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
+	bankSeed(ctx, db)
 	var readerErr error
 	var mu sync.Mutex
-	for r := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				db.View(ctx, func(tx *Txn) error {
-					s, err := total(tx)
-					if err == nil && s != accounts*initial {
-						err = fmt.Errorf("reader %d: total %d at snapshot %d", r, s, tx.Snapshot())
-					}
-					if err != nil {
-						mu.Lock()
-						readerErr = err
-						mu.Unlock()
-					}
-					return nil
-				})
-			}
-		}()
-	}
-	var writers sync.WaitGroup
-	for w := range 8 {
-		writers.Add(1)
-		go func() {
-			defer writers.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			for range 40 {
-				a, b := rng.IntN(accounts), rng.IntN(accounts)
-				if a == b {
-					continue
-				}
-				err := transfer(ctx, db, rng, a, b)
-				if err != nil && !errors.Is(err, ErrConflict) {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	writers.Wait()
-	close(stop)
-	wg.Wait()
+	stop := bankReaders(ctx, db, func(r int, tx *Txn, s int, err error) {
+		if err == nil && s != bankAccounts*bankInitial {
+			err = fmt.Errorf("reader %d: total %d at snapshot %d", r, s, tx.Snapshot())
+		}
+		if err != nil {
+			mu.Lock()
+			readerErr = err
+			mu.Unlock()
+		}
+	})
+	bankTransfers(t, ctx, db, 8, func(w int) *rand.Rand { return rand.New(rand.NewPCG(uint64(w), 7)) })
+	stop()
 	if readerErr != nil {
 		t.Fatal(readerErr)
 	}
@@ -454,8 +400,8 @@ func TestBank(t *testing.T) {
 	// Reopen on the same log: the total is intact.
 	db2 := openMem(t, l)
 	db2.View(ctx, func(tx *Txn) error {
-		s, err := total(tx)
-		if err != nil || s != accounts*initial {
+		s, err := bankTotal(tx)
+		if err != nil || s != bankAccounts*bankInitial {
 			t.Fatalf("after reopen: total %d, %v", s, err)
 		}
 		return nil

@@ -39,11 +39,14 @@
 // whose whole tree is in the log and replays only what follows it. Values
 // over 1 KiB are stored once, in their intention; afterimages point at them.
 // So do the unchanged values of path-copied nodes high in the tree, which
-// every write would otherwise write again (flusher.InlineHeight). On a log
-// that appends in batches (the embedded one), while few clients commit, an
-// afterimage waits up to 2 ms for the node's next intention and shares its
-// group commit, so that one client's commits do not wait behind it
-// (Stats.Piggybacked).
+// every write would otherwise write again (flusher.InlineHeight). While the
+// node commits, an afterimage waits up to 2 ms to share a group commit with
+// an intention, so that commits do not wait behind an fdatasync of
+// afterimages alone (Stats.Piggybacked): with one or two commits under way
+// it rides in one batch with the node's next intention (on a log that
+// appends in batches, such as the embedded one); with more, on the embedded
+// seglog, it is a lazy append that joins the next group started for any
+// write.
 //
 // # Checkpoints and trimming
 //
@@ -97,7 +100,7 @@
 // them off. The trigger is log growth, never a timer. If the log outgrows
 // the checkpoints (a busy machine slow to run them), commits wait
 // (Stats.CheckpointWaits), as they wait for the flusher past
-// MaxUnflushedBytes. Several nodes asking at once is harmless: each cut
+// MaxUnflushedBytes, and the image's writer stops resting until they go on. Several nodes asking at once is harmless: each cut
 // makes a complete image, duplicates of a marker are ignored, and a writer
 // whose image lost the race abandons it (Stats.CheckpointsAborted). A cut
 // another node appended whose image does not come (its writer slow,

@@ -104,7 +104,8 @@ type Options struct {
 	// CheckpointDuty is the share of the time the writer of a checkpoint's
 	// image works (it rests after each chunk in proportion): the image is
 	// background work, and commits keep the cores. In (0, 1]; 1 writes as
-	// fast as it can. Default 0.25.
+	// fast as it can. It does not rest while commits are held back because
+	// the log outgrew its checkpoints (Stats.CheckpointWaits). Default 0.25.
 	CheckpointDuty float64
 
 	// deltaHook, for tests, sees every delta on the processor goroutine.

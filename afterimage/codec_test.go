@@ -16,50 +16,11 @@ import (
 	"github.com/cruzlog/cruzdb/internal/testutil"
 )
 
-func randBytes(r *rand.Rand) []byte {
-	switch x := r.IntN(100); {
-	case x < 5:
-		return nil
-	case x < 10:
-		return []byte{}
-	case x < 13:
-		return randFill(r, 256+r.IntN(300))
-	case x == 13:
-		return randFill(r, 65536+r.IntN(100))
-	default:
-		return randFill(r, 1+r.IntN(40))
-	}
-}
-
-func randFill(r *rand.Rand, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
-func randUint(r *rand.Rand) uint64 {
-	switch r.IntN(6) {
-	case 0:
-		return uint64(r.IntN(128))
-	case 1:
-		return uint64(r.IntN(256))
-	case 2:
-		return uint64(r.IntN(65536))
-	case 3:
-		return uint64(r.Uint32())
-	case 4:
-		return math.MaxUint64 - uint64(r.IntN(3))
-	}
-	return r.Uint64()
-}
-
 func randOff(r *rand.Rand) uint32 {
 	if r.IntN(10) == 0 {
 		return math.MaxUint32 - uint32(r.IntN(3))
 	}
-	return uint32(randUint(r) % (1 << 20))
+	return uint32(testutil.RandUint(r) % (1 << 20))
 }
 
 // randPtr returns a valid pointer for node i.
@@ -73,9 +34,9 @@ func randPtr(r *rand.Rand, i int) Ptr {
 		}
 		return Ptr{}
 	case 2:
-		return AfterimagePtr(randUint(r), randOff(r))
+		return AfterimagePtr(testutil.RandUint(r), randOff(r))
 	}
-	return IntentionPtr(randUint(r), randOff(r))
+	return IntentionPtr(testutil.RandUint(r), randOff(r))
 }
 
 // randBase returns a valid Base for an afterimage of intention in: 0, in
@@ -89,7 +50,7 @@ func randBase(r *rand.Rand, in uint64) uint64 {
 	case 2:
 		return in - min(in, uint64(1+r.IntN(3)))
 	}
-	b := randUint(r)
+	b := testutil.RandUint(r)
 	if in != math.MaxUint64 {
 		b %= in + 1
 	}
@@ -97,7 +58,7 @@ func randBase(r *rand.Rand, in uint64) uint64 {
 }
 
 func randAfterimage(r *rand.Rand) *Afterimage {
-	a := &Afterimage{Intention: randUint(r)}
+	a := &Afterimage{Intention: testutil.RandUint(r)}
 	a.Base = randBase(r, a.Intention)
 	n := r.IntN(6)
 	switch r.IntN(10) {
@@ -111,24 +72,24 @@ func randAfterimage(r *rand.Rand) *Afterimage {
 	}
 	for i := range a.Nodes {
 		nd := &a.Nodes[i]
-		nd.Key = randBytes(r)
+		nd.Key = testutil.RandBytes(r, true)
 		switch x := r.IntN(8); {
 		case x < 2:
 			nd.Tombstone = true
 			if r.IntN(5) == 0 {
-				nd.Value = randBytes(r)
+				nd.Value = testutil.RandBytes(r, true)
 			}
 		case x < 4:
 			// The value is in the intention: no value, no tombstone.
 			nd.ValueInIntention = true
 		default:
-			nd.Value = randBytes(r)
+			nd.Value = testutil.RandBytes(r, true)
 		}
-		nd.Pos = randUint(r)
-		nd.MaxPos = randUint(r)
+		nd.Pos = testutil.RandUint(r)
+		nd.MaxPos = testutil.RandUint(r)
 		nd.MinTomb = NoTombstone
 		if r.IntN(3) == 0 {
-			nd.MinTomb = randUint(r)
+			nd.MinTomb = testutil.RandUint(r)
 		}
 		nd.Height = uint8(1 + r.IntN(255))
 		nd.Left = randPtr(r, i)
@@ -375,7 +336,7 @@ func breakAfterimage(r *rand.Rand, a *Afterimage) (string, int) {
 	switch r.IntN(3) {
 	case 0:
 		nd.Tombstone = false
-		if nd.Value = randBytes(r); nd.Value == nil {
+		if nd.Value = testutil.RandBytes(r, true); nd.Value == nil {
 			nd.Value = []byte{}
 		}
 		return "value in intention, with a value", i
@@ -384,7 +345,7 @@ func breakAfterimage(r *rand.Rand, a *Afterimage) (string, int) {
 		return "value in intention, with a tombstone", i
 	}
 	nd.Tombstone = true
-	if nd.Value = randBytes(r); nd.Value == nil {
+	if nd.Value = testutil.RandBytes(r, true); nd.Value == nil {
 		nd.Value = []byte("v")
 	}
 	return "value in intention, with a value and a tombstone", i

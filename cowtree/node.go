@@ -56,7 +56,7 @@ const NoTombstone = math.MaxUint64
 type Node struct {
 	kp      keyPrefix // the key's first 16 bytes: most comparisons end here
 	touched uint32    // set on access, cleared by the cache's clock hand
-	cached  uint32    // cache accounting: 0 not counted, 1 counted, 2 out of the latest version
+	cached  uint32    // the node cache's word (see CacheWord)
 	left    Ref
 	right   Ref
 	kv      *byte // key then value, one allocation
@@ -85,28 +85,11 @@ func (n *Node) touch() {
 // the mark (the cache's clock hand).
 func (n *Node) Touched() bool { return atomic.SwapUint32(&n.touched, 0) == 1 }
 
-// MarkCached records that a cache counts the node, unless it already does
-// or the node has left the latest version (Replaced). It reports whether
-// the cache should count it now.
-func (n *Node) MarkCached() bool { return atomic.CompareAndSwapUint32(&n.cached, 0, 1) }
-
-// Replaced records that the node is no longer part of the latest version
-// (a delta copied or removed it, or it was evicted). It reports whether a
-// cache was counting it, so the cache can stop; only the first call does.
-func (n *Node) Replaced() bool { return atomic.SwapUint32(&n.cached, 2) == 1 }
-
-// IsReplaced reports whether Replaced was called.
-func (n *Node) IsReplaced() bool { return atomic.LoadUint32(&n.cached) == 2 }
-
-// IsCounted reports whether a cache counts the node (MarkCached, and not
-// Replaced since): a node the flusher counts is durable and confirmed.
-func (n *Node) IsCounted() bool { return atomic.LoadUint32(&n.cached) == 1 }
-
-// Recount counts a Replaced node again, for a cache that found it in memory
-// in the latest version after all: a delta made while an eviction ran can
-// keep a node the eviction had just stopped counting (see Tree.Evict). It
-// reports whether the cache should count it now; only one call does.
-func (n *Node) Recount() bool { return atomic.CompareAndSwapUint32(&n.cached, 2, 1) }
+// CacheWord returns the word the node keeps for the node cache (package
+// flusher/nodecache, which alone reads and writes it, atomically: its
+// State). cowtree never reads it, so that nothing the tree does depends on
+// cache state.
+func (n *Node) CacheWord() *uint32 { return &n.cached }
 
 // Ref is a child pointer: the child's address in the log and, when it is in
 // memory, the child itself. Fresh nodes (not yet reachable by readers) have

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
@@ -63,21 +64,21 @@ func BenchmarkLoad(b *testing.B) {
 		{"intention-indexed-cold", func(i int) cowtree.Addr { return cowtree.Addr{Kind: cowtree.AddrIntention, Pos: intents[i], Off: 7} }, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			idx := newIndex(1 << 20)
+			idx := nodecache.NewIndex(1 << 20)
 			if c.indexed {
 				for i := range n {
-					idx.put(intents[i], afters[i])
+					idx.Put(intents[i], afters[i])
 				}
 			}
-			p := newPager(l, idx, 0)
+			p := nodecache.NewCache(l, idx, 0)
 			if strings.HasSuffix(c.name, "-cold") {
-				p.aiCache = newEntryCache(0) // keeps only the last afterimage read
+				p.SetEntryCacheBytes(0) // keeps only the last afterimage read
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
 				if !c.indexed && c.name == "intention-scan" && i%n == 0 {
-					p.idx = newIndex(1 << 20) // forget what earlier scans learned
+					p.SetIndex(nodecache.NewIndex(1 << 20)) // forget what earlier scans learned
 				}
 				if _, err := p.LoadNode(c.addr(i % n)); err != nil {
 					b.Fatal(err)

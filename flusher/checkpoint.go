@@ -1,11 +1,7 @@
 package flusher
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"time"
 
 	"github.com/cruzlog/cruzdb/afterimage"
@@ -38,97 +34,9 @@ import (
 // chunkTarget is the size at which a chunk entry is closed.
 const chunkTarget = 1 << 20
 
-// cuts is what the pager knows of checkpoint cuts: those whose image is
-// being written (pending) and those whose marker replay or a scan has seen.
-type cuts struct {
-	mu       sync.RWMutex
-	pending  map[uint64]cowtree.Tree // the cuts' trees, by cut
-	complete map[uint64]cutImage
-	newest   uint64 // the newest complete cut
-}
-
-type cutImage struct {
-	marker uint64 // the marker's position
-	m      *entry.Marker
-}
-
-func newCuts() *cuts {
-	return &cuts{pending: map[uint64]cowtree.Tree{}, complete: map[uint64]cutImage{}}
-}
-
-// setPending records a cut's tree until its image is complete: a node read
-// back from a later afterimage may point at node n of the image, (cut, n),
-// and finds it in the tree by its number (cowtree.Tree.NodeAt).
-func (c *cuts) setPending(cut uint64, tree cowtree.Tree) {
-	c.mu.Lock()
-	if _, done := c.complete[cut]; !done {
-		c.pending[cut] = tree
-	}
-	c.mu.Unlock()
-}
-
-// pendingTree returns the tree of a cut whose image is not complete.
-func (c *cuts) pendingTree(cut uint64) (cowtree.Tree, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	t, ok := c.pending[cut]
-	return t, ok
-}
-
-// setComplete records the image of cut at marker pos, unless one is known.
-func (c *cuts) setComplete(pos uint64, m *entry.Marker) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.pending, m.Cut)
-	if _, ok := c.complete[m.Cut]; ok {
-		return
-	}
-	c.complete[m.Cut] = cutImage{marker: pos, m: m}
-	c.newest = max(c.newest, m.Cut)
-	// Keep the newest few: an older image is read only by a snapshot taken
-	// before a newer cut, and once the log is trimmed past it, its chunks
-	// are gone anyway (the load then fails with log.ErrTrimmed).
-	// The image just recorded stays even when it is the oldest: a reader
-	// that found its marker again by a forward scan is about to use it.
-	for len(c.complete) > keptImages {
-		oldest := c.newest
-		for k := range c.complete {
-			if k != m.Cut {
-				oldest = min(oldest, k)
-			}
-		}
-		delete(c.complete, oldest)
-	}
-}
-
-// keptImages is how many complete images the pager remembers.
-const keptImages = 16
-
-func (c *cuts) isCut(pos uint64) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	_, done := c.complete[pos]
-	_, pending := c.pending[pos]
-	return done || pending
-}
-
-func (c *cuts) image(cut uint64) (cutImage, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	ci, ok := c.complete[cut]
-	return ci, ok
-}
-
-func (c *cuts) newestImage() (uint64, cutImage, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	ci, ok := c.complete[c.newest]
-	return c.newest, ci, ok
-}
-
-// KnownCheckpoint seeds the pager with a complete image found by startup.
+// KnownCheckpoint seeds the node cache with a complete image found by startup.
 func (f *Flusher) KnownCheckpoint(markerPos uint64, m *entry.Marker) {
-	f.pager.cuts.setComplete(markerPos, m)
+	f.pager.Cuts().SetComplete(markerPos, m)
 }
 
 // SawCheckpoint reports a checkpoint marker at pos, in log order, and
@@ -143,7 +51,7 @@ func (f *Flusher) SawCheckpoint(pos uint64, m *entry.Marker) bool {
 		return false
 	}
 	// From here, nodes of the cut's tree are read from the image.
-	f.pager.cuts.setComplete(pos, m)
+	f.pager.Cuts().SetComplete(pos, m)
 	if !ok || m.Cut <= f.start {
 		f.mu.Unlock()
 		f.dups.Add(1)
@@ -156,7 +64,7 @@ func (f *Flusher) SawCheckpoint(pos uint64, m *entry.Marker) bool {
 	// trimmed past their trees' nodes, see writeCheckpoint), so nothing
 	// waits on them any more. The intentions between such a cut and this
 	// one point into its image, though: their afterimages are never safe
-	// points (baseFor), and the cut's tree stays with the pager (for
+	// points (baseFor), and the cut's tree stays with the node cache (for
 	// readers of those versions) until the log is trimmed past this cut.
 	for c, q := range f.pend {
 		if q.d.Checkpoint && c < m.Cut {
@@ -235,9 +143,7 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 		// (with the replay of its chunks) takes the cores from commits.
 		if f.o.ImageDuty < 1 {
 			rest := time.Duration(float64(time.Since(since)) * (1 - f.o.ImageDuty) / f.o.ImageDuty)
-			select {
-			case <-time.After(rest):
-			case <-f.stopCh:
+			if !f.rest(rest) {
 				stopped = true
 				return errImageAbandoned
 			}
@@ -246,6 +152,29 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 		return nil
 	})
 	return m, stopped, err
+}
+
+// restSlice is how often a resting image writer asks Options.Hurry.
+const restSlice = 5 * time.Millisecond
+
+// rest sleeps for d, or less once someone waits for the image: a Flush,
+// or commits (Options.Hurry). It reports false when the flusher stopped.
+func (f *Flusher) rest(d time.Duration) bool {
+	for d > 0 {
+		if f.flushing.Load() > 0 || f.o.Hurry != nil && f.o.Hurry() {
+			return true
+		}
+		s := min(d, restSlice)
+		t := time.NewTimer(s)
+		select {
+		case <-t.C:
+		case <-f.stopCh:
+			t.Stop()
+			return false
+		}
+		d -= s
+	}
+	return true
 }
 
 // writeMarker appends the marker m of d's image, unless another node's
@@ -392,89 +321,6 @@ func imagePtr(cut uint64, num uint32, first uint64) afterimage.Ptr {
 	return afterimage.IntentionPtr(cut, num)
 }
 
-// locate returns where node off of the active afterimage (or image) of the
-// intention (or cut) at in lives: the entry's position and the node's
-// offset in it.
-func (p *pager) locate(in uint64, off uint32) (uint64, uint32, error) {
-	if ci, ok := p.cuts.image(in); ok {
-		return ci.m.Locate(uint64(off))
-	}
-	at, m, err := p.resolve(in)
-	if err != nil {
-		return 0, 0, err
-	}
-	if m != nil { // the scan found a marker
-		return m.Locate(uint64(off))
-	}
-	if p.cuts.isCut(in) {
-		return 0, 0, fmt.Errorf("flusher: node %d of the image of cut %d: image not known", off, in)
-	}
-	return at, off, nil
-}
-
-// valueFromImage finds the value of key written at pos, whose intention was
-// trimmed, in the newest checkpoint image: an entry last written at pos and
-// still live after the cut is in the image with that value. Anything else
-// is an error wrapping cause (log.ErrTrimmed): the reader's snapshot is
-// older than the trim, and its data are gone.
-func (p *pager) valueFromImage(pos uint64, key []byte, cause error) ([]byte, error) {
-	cut, ci, ok := p.cuts.newestImage()
-	if !ok {
-		if cut, ok = p.cutAtTrim(pos); ok {
-			ci, ok = p.cuts.image(cut)
-		}
-	}
-	if !ok || cut <= pos || ci.m.Nodes == 0 {
-		return nil, cause
-	}
-	t := cowtree.FromRoot(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: cut, Off: uint32(ci.m.Nodes - 1)}, p)
-	n, err := t.Lookup(key)
-	if err != nil {
-		return nil, fmt.Errorf("flusher: value of %q from the image of %d: %w", key, cut, err)
-	}
-	if n == nil || n.Tombstone() || n.Pos() != pos {
-		return nil, cause
-	}
-	return bytes.Clone(n.Value()), nil
-}
-
-// cutAtTrim finds the log's trim point above pos (the lowest position that
-// is not trimmed: the log is only ever trimmed at a cut whose image is
-// complete) and learns that cut's image from the log.
-func (p *pager) cutAtTrim(pos uint64) (uint64, bool) {
-	ctx := context.Background()
-	tail, err := p.log.Tail(ctx)
-	if err != nil {
-		return 0, false
-	}
-	lo, hi := pos, uint64(tail)
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		_, err := p.log.Read(ctx, log.Position(mid))
-		if errors.Is(err, log.ErrTrimmed) {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	data, err := p.log.Read(ctx, log.Position(lo))
-	if err != nil {
-		return 0, false
-	}
-	typ, payload, err := entry.Decode(lo, data)
-	if err != nil || typ != entry.TypeCheckpoint {
-		return 0, false
-	}
-	if k, err := entry.CheckpointKind(payload); err != nil || k != entry.CheckpointCut {
-		return 0, false
-	}
-	if _, err := p.resolveIntention(lo); err != nil {
-		return 0, false
-	}
-	_, ok := p.cuts.image(lo)
-	return lo, ok
-}
-
 // Trimmed tells the flusher that the log was trimmed below pos: the trees
 // of superseded cuts below it, and what is known of the stretches of
 // intentions they left unproven, are not needed any more (no version
@@ -489,24 +335,7 @@ func (f *Flusher) Trimmed(pos uint64) {
 	}
 	f.unproven = kept
 	f.mu.Unlock()
-	f.pager.cuts.dropPendingBelow(pos)
-}
-
-func (c *cuts) dropPendingBelow(pos uint64) {
-	c.mu.Lock()
-	for cut := range c.pending {
-		if cut < pos {
-			delete(c.pending, cut)
-		}
-	}
-	c.mu.Unlock()
-}
-
-// dropPending forgets a cut whose image will not be written here.
-func (c *cuts) dropPending(cut uint64) {
-	c.mu.Lock()
-	delete(c.pending, cut)
-	c.mu.Unlock()
+	f.pager.Cuts().DropPendingBelow(pos)
 }
 
 // Reset drops every pending delta and resumes at start, a newer safe point:
@@ -518,7 +347,7 @@ func (f *Flusher) Reset(start uint64) {
 	f.mu.Lock()
 	for pos, p := range f.pend {
 		if p.d.Checkpoint {
-			f.pager.cuts.dropPending(pos)
+			f.pager.Cuts().DropPending(pos)
 		}
 	}
 	clear(f.pend)

@@ -2,7 +2,8 @@
 // delta: serializing it with the right pointers, appending it to the log in
 // parallel, matching the active afterimage of each intention, holding back
 // commits when flushing falls behind, and, once a delta is durable and
-// confirmed, letting its nodes be evicted and loading them back on demand.
+// confirmed, handing its nodes to the node cache (package nodecache), which
+// evicts them and loads them back on demand.
 //
 // # Pointers
 //
@@ -28,7 +29,8 @@
 // A delta's nodes are pinned until its afterimage is confirmed; their bytes
 // count against Options.MaxUnflushedBytes, past which WaitRoom blocks new
 // commits (never readers). Confirmed nodes join a clock of clean nodes
-// bounded by Options.CacheBytes; evicted nodes are reloaded through their
+// bounded by Options.CacheBytes (package nodecache); evicted nodes are
+// reloaded through their
 // pointers: physical directly, intention through the index, or, on an index
 // miss, by scanning the log forward from the intention. A reload decodes
 // only the node it needs; the entry it read stays in a 64 MiB cache, with
@@ -60,6 +62,7 @@ import (
 	"time"
 
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/piggyback"
 	"github.com/cruzlog/cruzdb/processor"
@@ -148,6 +151,11 @@ type Options struct {
 	// that load nodes cannot grow it past the budget while no delta is made.
 	// ok is false while there is no version yet.
 	Latest func() (tree cowtree.Tree, ok bool)
+	// Hurry, if set, reports whether commits wait for a checkpoint to
+	// complete (the database holds them back while the log outgrows its
+	// checkpoints): the image writer then does not rest (see ImageDuty)
+	// until it reports false again. Nor does it while a Flush waits.
+	Hurry func() bool
 	// Prepared, if set, is called when this node has written every chunk
 	// of a checkpoint image and is about to append its marker, with how
 	// long the chunks took and their bytes (a passive metric).
@@ -196,14 +204,15 @@ type pending struct {
 // Flusher writes deltas back to the log as afterimages. Create with New.
 type Flusher struct {
 	o     Options
-	idx   *index
-	pager *pager
+	idx   *nodecache.Index
+	pager *nodecache.Cache
 	start uint64 // intentions at or below were replayed before this flusher
 	last  uint64 // the last committed intention produced (processor goroutine)
 	// lastDelta is the newest delta produced (under mu); sealed the newest
 	// intention whose afterimage was written with itself as Base.
 	lastDelta *processor.Delta
 	sealed    atomic.Uint64
+	flushing  atomic.Int32 // Flush calls waiting: image writers do not rest
 
 	mu      sync.Mutex
 	pend    map[uint64]*pending
@@ -246,7 +255,7 @@ func New(o Options, start uint64) (*Flusher, error) {
 	}
 	f := &Flusher{
 		o:      o,
-		idx:    newIndex(o.IndexEntries),
+		idx:    nodecache.NewIndex(o.IndexEntries),
 		start:  start,
 		last:   start,
 		pend:   map[uint64]*pending{},
@@ -256,12 +265,12 @@ func New(o Options, start uint64) (*Flusher, error) {
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	reads := o.Log
 	if pb, ok := o.Log.(*piggyback.Log); ok {
-		reads = pb.Inner() // the pager looks for log.RangeReader
+		reads = pb.Inner() // the node cache looks for log.RangeReader
 		if !o.Serial {
 			f.lane = pb
 		}
 	}
-	f.pager = newPager(reads, f.idx, o.HoleTimeout)
+	f.pager = nodecache.NewCache(reads, f.idx, o.HoleTimeout)
 	f.more = sync.NewCond(&f.mu)
 	if o.Serial {
 		f.wg.Add(1)
@@ -293,9 +302,9 @@ func (f *Flusher) trimLoop() {
 		case <-f.stopCh:
 			return
 		case <-t.C:
-			if f.pager.bytes.Load() > f.o.CacheBytes {
+			if f.pager.Clock().Bytes() > f.o.CacheBytes {
 				if tree, ok := f.o.Latest(); ok {
-					f.pager.evict(f.o.CacheBytes, tree)
+					f.pager.Clock().Evict(f.o.CacheBytes, tree)
 				}
 			}
 		}
@@ -304,13 +313,13 @@ func (f *Flusher) trimLoop() {
 
 // Known seeds the index with an intention's active afterimage found by
 // startup's scan.
-func (f *Flusher) Known(intention, afterimage uint64) { f.idx.put(intention, afterimage) }
+func (f *Flusher) Known(intention, afterimage uint64) { f.idx.Put(intention, afterimage) }
 
 // Loader returns the loader trees use to bring evicted nodes back.
 func (f *Flusher) Loader() cowtree.Loader { return f.pager }
 
 // Index returns the known active afterimage of an intention.
-func (f *Flusher) Index(intention uint64) (uint64, bool) { return f.idx.get(intention) }
+func (f *Flusher) Index(intention uint64) (uint64, bool) { return f.idx.Get(intention) }
 
 // Produced hands over the delta of a committed intention. local says this
 // node appended the intention. Processor goroutine only; never blocks.
@@ -320,14 +329,14 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 	if f.stopped {
 		return
 	}
-	f.pager.replaced(d.Replaced)
+	f.pager.Clock().Uncount(d.Replaced)
 	f.lastDelta = d
 	p := &pending{d: d, prev: f.last, local: local, since: time.Now()}
 	f.last = d.Pos
 	f.pend[d.Pos] = p
 	f.fifo = append(f.fifo, d.Pos)
 	if d.Checkpoint {
-		f.pager.cuts.setPending(d.Pos, d.Tree)
+		f.pager.Cuts().SetPending(d.Pos, d.Tree)
 		f.ckPending++
 	} else {
 		f.unflush += d.Bytes
@@ -366,7 +375,7 @@ func (f *Flusher) Saw(pos, intention uint64) {
 		f.dups.Add(1)
 		return
 	}
-	f.idx.put(intention, pos) // before waking waiters: serial mode looks it up
+	f.idx.Put(intention, pos) // before waking waiters: serial mode looks it up
 	delete(f.pend, intention)
 	f.unflush -= p.d.Bytes
 	close(f.room)
@@ -374,13 +383,13 @@ func (f *Flusher) Saw(pos, intention uint64) {
 	f.mu.Unlock()
 	f.confirmed.Add(1)
 	f.latency.Add(int64(time.Since(p.since)))
-	f.pager.add(p.d.Nodes)
+	f.pager.Clock().Add(p.d.Nodes)
 }
 
 // Evict trims clean nodes to the cache budget, unlinking them from tree, the
 // latest version. Called after each replayed position; with Options.Latest
 // the flusher also trims on its own.
-func (f *Flusher) Evict(tree cowtree.Tree) { f.pager.evict(f.o.CacheBytes, tree) }
+func (f *Flusher) Evict(tree cowtree.Tree) { f.pager.Clock().Evict(f.o.CacheBytes, tree) }
 
 // WaitRoom blocks while pinned delta memory is over MaxUnflushedBytes.
 func (f *Flusher) WaitRoom(ctx context.Context) error {
@@ -420,6 +429,8 @@ func (f *Flusher) WaitRoom(ctx context.Context) error {
 // It makes sure each of them is being written by this node, whatever the
 // policy, so it cannot wait on a dead originator.
 func (f *Flusher) Flush(ctx context.Context, upTo uint64) error {
+	f.flushing.Add(1) // an image writer does not rest while someone waits
+	defer f.flushing.Add(-1)
 	f.mu.Lock()
 	for _, pos := range f.fifo {
 		if pos > upTo {
@@ -490,7 +501,7 @@ func (f *Flusher) Seal(ctx context.Context) error {
 	if d == nil || pending > 0 || f.sealed.Load() >= d.Pos || d.Checkpoint {
 		return nil // a cut's marker proves its tree already
 	}
-	data, _ := AppendEntry(nil, d, d.Pos, f.pager.physical)
+	data, _ := AppendEntry(nil, d, d.Pos, f.pager.Physical)
 	if _, err := f.o.Log.Append(ctx, data); err != nil {
 		return fmt.Errorf("flusher: seal at intention %d: %w", d.Pos, err)
 	}
@@ -564,7 +575,7 @@ func (f *Flusher) run(write func(*pending) bool) {
 
 // writeParallel writes p with a physical pointer wherever the child's
 // afterimage is known, else an intention pointer.
-func (f *Flusher) writeParallel(p *pending) bool { return f.write(p, f.pager.physical) }
+func (f *Flusher) writeParallel(p *pending) bool { return f.write(p, f.pager.Physical) }
 
 // take removes and returns the oldest queued delta, waiting for one; nil
 // once the flusher stops.
@@ -597,7 +608,7 @@ func (f *Flusher) writeSerial(p *pending) bool {
 			return false
 		}
 	}
-	if !f.write(p, f.pager.mustPhysical) {
+	if !f.write(p, f.pager.MustPhysical) {
 		return false
 	}
 	for {
@@ -678,22 +689,6 @@ var entryBufs = sync.Pool{New: func() any { return new([]byte) }}
 // maxPooledEntry is the largest buffer kept for reuse.
 const maxPooledEntry = 1 << 20
 
-// physical is the parallel mode's pointer choice: known afterimages only.
-func (p *pager) physical(in uint64) (uint64, bool) { return p.idx.get(in) }
-
-// mustPhysical is serial mode's: every earlier delta is confirmed, so its
-// afterimage is in the index or found by a forward scan.
-func (p *pager) mustPhysical(in uint64) (uint64, bool) {
-	if p.cuts.isCut(in) {
-		return 0, false // an image node: (cut, n) is its only address
-	}
-	a, m, err := p.resolve(in)
-	if err != nil || m != nil || p.cuts.isCut(in) {
-		return 0, false
-	}
-	return a, true
-}
-
 // takeover writes deltas of other nodes that stay unconfirmed too long.
 func (f *Flusher) takeover() {
 	defer f.wg.Done()
@@ -737,12 +732,12 @@ func (f *Flusher) Stats() Stats {
 		AppendErrors:       f.appendErrs.Load(),
 		UnflushedBytes:     unflush,
 		PendingDeltas:      npend,
-		CachedBytes:        f.pager.bytes.Load(),
-		CacheHits:          f.pager.hits.Load(),
-		CacheMisses:        f.pager.misses.Load(),
-		Evictions:          f.pager.evictions.Load(),
-		IndexEntries:       f.idx.len(),
-		ForwardScans:       f.pager.scans.Load(),
+		CachedBytes:        f.pager.Clock().Bytes(),
+		CacheHits:          f.pager.Hits(),
+		CacheMisses:        f.pager.Misses(),
+		Evictions:          f.pager.Clock().Evictions(),
+		IndexEntries:       f.idx.Len(),
+		ForwardScans:       f.pager.Scans(),
 		BackpressureWaits:  f.bpWaits.Load(),
 		Piggybacked:        f.piggybacked(),
 		FlushLatencyTotal:  time.Duration(f.latency.Load()),
@@ -768,7 +763,7 @@ func (f *Flusher) Stop() {
 	f.more.Broadcast()
 	f.mu.Unlock()
 	f.wg.Wait()
-	f.pager.stop()
+	f.pager.Clock().Stop()
 }
 
 // appendAfterimage appends an afterimage entry: through the piggyback lane

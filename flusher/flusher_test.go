@@ -138,6 +138,17 @@ func (r *rig) awaitAfterimage(in uint64) (uint64, *afterimage.Afterimage) {
 	return p, ai
 }
 
+// flushed commits an intention of ops, replays it, waits for its
+// afterimage and replays that too: it returns both positions.
+func (r *rig) flushed(ops ...intention.Op) (p, a uint64) {
+	r.t.Helper()
+	p = r.intent(ops...)
+	r.stepTo(p)
+	a, _ = r.awaitAfterimage(p)
+	r.stepTo(a)
+	return p, a
+}
+
 // noAfterimage checks that no afterimage of in is written for d.
 func (r *rig) noAfterimage(in uint64, d time.Duration) {
 	r.t.Helper()
@@ -362,10 +373,7 @@ func TestBaseFromStart(t *testing.T) {
 
 func TestSawDuplicates(t *testing.T) {
 	r := newRig(t, Options{Workers: 2}, nil)
-	p1 := r.intent(putOp("a", "1"))
-	r.stepTo(p1)
-	a1, _ := r.awaitAfterimage(p1)
-	r.stepTo(a1)
+	p1, a1 := r.flushed(putOp("a", "1"))
 	// Later afterimages of the same intention: counted, ignored.
 	dup := appendAfterimage(t, r.l, &afterimage.Afterimage{Intention: p1, Base: p1, Nodes: []afterimage.Node{leaf("a", "1", p1)}})
 	r.stepTo(dup)
@@ -629,7 +637,7 @@ func (m *mini) onEvent(ev processor.Event) {
 		}
 	}
 	m.f.Evict(*m.tree.Load())
-	if b := m.f.pager.bytes.Load(); b > m.maxHeld.Load() {
+	if b := m.f.pager.Clock().Bytes(); b > m.maxHeld.Load() {
 		m.maxHeld.Store(b)
 	}
 }
@@ -773,14 +781,8 @@ func TestSerialAndParallelAgree(t *testing.T) {
 // duplicate was indexed as active and not counted.)
 func TestLateDuplicateAfterIndexDropped(t *testing.T) {
 	r := newRig(t, Options{Workers: 2, IndexEntries: 1}, nil)
-	p1 := r.intent(putOp("a", "1"))
-	r.stepTo(p1)
-	a1, _ := r.awaitAfterimage(p1)
-	r.stepTo(a1)
-	p2 := r.intent(putOp("b", "1"))
-	r.stepTo(p2)
-	a2, _ := r.awaitAfterimage(p2)
-	r.stepTo(a2)
+	p1, a1 := r.flushed(putOp("a", "1"))
+	r.flushed(putOp("b", "1"))
 	if _, ok := r.f.Index(p1); ok {
 		t.Fatal("setup: the index kept the older entry")
 	}
@@ -807,14 +809,8 @@ func TestLateDuplicateAfterIndexDropped(t *testing.T) {
 // deltas the bounded index has forgotten, by scanning the log.
 func TestSerialResolvesPastIndex(t *testing.T) {
 	r := newRig(t, Options{Serial: true, IndexEntries: 1}, nil)
-	p1 := r.intent(sevenOps()...)
-	r.stepTo(p1)
-	a1, _ := r.awaitAfterimage(p1)
-	r.stepTo(a1)
-	p2 := r.intent(putOp("h", "vh"))
-	r.stepTo(p2)
-	a2, _ := r.awaitAfterimage(p2)
-	r.stepTo(a2)
+	p1, a1 := r.flushed(sevenOps()...)
+	r.flushed(putOp("h", "vh"))
 	if _, ok := r.f.Index(p1); ok {
 		t.Fatal("setup: the index still knows the first delta")
 	}
@@ -881,10 +877,7 @@ func TestAppendErrorsRetried(t *testing.T) {
 		}
 		return memlog.Fault{}
 	}})
-	p1 := r.intent(putOp("a", "1"))
-	r.stepTo(p1)
-	a1, _ := r.awaitAfterimage(p1)
-	r.stepTo(a1)
+	r.flushed(putOp("a", "1"))
 	if s := r.f.Stats(); s.AppendErrors != 3 || s.AfterimagesWritten != 1 || s.Confirmed != 1 {
 		t.Fatalf("stats %+v", s)
 	}

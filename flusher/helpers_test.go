@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -12,6 +11,8 @@ import (
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/internal/testutil"
+	"github.com/cruzlog/cruzdb/internal/testutil/fixture"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/processor"
@@ -19,9 +20,9 @@ import (
 
 // waitLong bounds every wait for something that must happen; tests never
 // assert that something happens quickly.
-const waitLong = 10 * time.Second
+const waitLong = testutil.WaitLong
 
-var testHeader = entry.Header{FormatVersion: entry.FormatVersion, ConflictWindow: 1 << 20, MaxKeySize: 256, MaxValueSize: 1 << 20}
+var testHeader = fixture.Header(1<<20, 256, 1<<20)
 
 func putOp(k, v string) intention.Op {
 	return intention.Op{Kind: intention.OpPut, Key: []byte(k), Value: []byte(v)}
@@ -32,26 +33,13 @@ func delOp(k string) intention.Op { return intention.Op{Kind: intention.OpDelete
 // newLog returns a memlog holding the header at position 0.
 func newLog(t *testing.T, o *memlog.Options) *memlog.Log {
 	t.Helper()
-	l := memlog.New(o)
-	if _, err := l.Append(context.Background(), entry.EncodeHeader(&testHeader)); err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return fixture.NewLog(t, o, testHeader)
 }
 
-func appendData(t *testing.T, l log.Log, data []byte) uint64 {
-	t.Helper()
-	p, err := l.Append(context.Background(), data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return uint64(p)
-}
-
-func appendIntention(t *testing.T, l log.Log, in *intention.Intention) uint64 {
-	t.Helper()
-	return appendData(t, l, entry.AppendIntention(nil, in))
-}
+var (
+	appendData      = fixture.Append
+	appendIntention = fixture.AppendIntention
+)
 
 func appendAfterimage(t *testing.T, l log.Log, ai *afterimage.Afterimage) uint64 {
 	t.Helper()
@@ -64,18 +52,7 @@ func appendAfterimage(t *testing.T, l log.Log, ai *afterimage.Afterimage) uint64
 // hole takes a position whose writer dies, and returns it.
 func hole(t *testing.T, l *memlog.Log) uint64 {
 	t.Helper()
-	prev := l.SetInject(func(c memlog.Call, _ *rand.Rand) memlog.Fault {
-		if c.Op == memlog.OpAppend {
-			return memlog.Fault{Drop: true}
-		}
-		return memlog.Fault{}
-	})
-	defer l.SetInject(prev)
-	if _, err := l.Append(context.Background(), []byte("lost")); err == nil {
-		t.Fatal("dropped append succeeded")
-	}
-	tail, _ := l.Tail(context.Background())
-	return uint64(tail) - 1
+	return uint64(fixture.Hole(t, l))
 }
 
 func leaf(key, val string, pos uint64) afterimage.Node {
@@ -161,25 +138,16 @@ func residentNodes(tr cowtree.Tree) map[*cowtree.Node]bool {
 	return out
 }
 
+// within returns what a call running in the background returned on ch.
 func within(t *testing.T, what string, ch <-chan error) error {
 	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(waitLong):
-		t.Fatalf("%s did not return", what)
-	}
-	return nil
+	return testutil.Receive(t, what, ch)
 }
 
 // blocked checks that nothing arrives on ch for d.
 func blocked(t *testing.T, what string, ch <-chan error, d time.Duration) {
 	t.Helper()
-	select {
-	case err := <-ch:
-		t.Fatalf("%s returned early: %v", what, err)
-	case <-time.After(d):
-	}
+	testutil.Silent(t, what+" returned early", ch, d)
 }
 
 // appendLeafAfterimages appends count afterimages of nodes leaves each (for

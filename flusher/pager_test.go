@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -15,135 +14,13 @@ import (
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/processor"
 )
-
-func TestFIFODropsOldest(t *testing.T) {
-	x := newFIFO[uint64](3)
-	for i := uint64(1); i <= 5; i++ {
-		x.put(i, 100+i)
-	}
-	if x.len() != 3 {
-		t.Fatalf("len %d", x.len())
-	}
-	for i := uint64(1); i <= 5; i++ {
-		a, ok := x.get(i)
-		if want := i >= 3; ok != want || (ok && a != 100+i) {
-			t.Fatalf("get(%d) = %d %v", i, a, ok)
-		}
-	}
-	// The first mapping of a key stays: a later put is ignored and does
-	// not refresh its age.
-	x.put(3, 999)
-	if a, _ := x.get(3); a != 103 {
-		t.Fatalf("put over an entry changed it to %d", a)
-	}
-	x.put(6, 106)
-	if _, ok := x.get(3); ok {
-		t.Fatal("3 is the oldest and should have been dropped")
-	}
-	// Long runs keep the bookkeeping bounded and the newest entries.
-	y := newFIFO[uint64](10)
-	for i := uint64(1); i <= 50000; i++ {
-		y.put(i, i)
-	}
-	if y.len() != 10 || len(y.order)-y.head != 10 || len(y.order) > 10+2*1024+10 {
-		t.Fatalf("len %d, order %d head %d", y.len(), len(y.order), y.head)
-	}
-	for i := uint64(49991); i <= 50000; i++ {
-		if _, ok := y.get(i); !ok {
-			t.Fatalf("%d missing", i)
-		}
-	}
-}
-
-// The index keeps the most recent intentions (one per slot), keeps the first
-// afterimage recorded for an intention, never answers for an intention it
-// does not hold, and takes what does not pack into a word too.
-func TestIndex(t *testing.T) {
-	x := newIndex(5) // 8 slots
-	if len(x.slots) != 8 {
-		t.Fatalf("%d slots for a limit of 5", len(x.slots))
-	}
-	if n := len(newIndex(1 << 40).slots); n != 1<<maxIndexBits {
-		t.Fatalf("%d slots for a limit of 1<<40, want the cap %d", n, 1<<maxIndexBits)
-	}
-	for i := uint64(1); i <= 20; i++ {
-		x.put(i, i+3)
-	}
-	if x.len() != 8 {
-		t.Fatalf("len %d, want 8", x.len())
-	}
-	for i := uint64(0); i <= 30; i++ {
-		a, ok := x.get(i)
-		if want := i >= 13 && i <= 20; ok != want || (ok && a != i+3) {
-			t.Fatalf("get(%d) = %d %v, want %v", i, a, ok, want)
-		}
-	}
-	x.put(15, 99) // a duplicate: the first stays
-	if a, _ := x.get(15); a != 18 {
-		t.Fatalf("a later put changed 15 to %d", a)
-	}
-	x.put(23, 24) // same slot as 15: evicts it
-	if _, ok := x.get(15); ok {
-		t.Fatal("15 still answered after 23 took its slot")
-	}
-	if a, ok := x.get(23); !ok || a != 24 {
-		t.Fatalf("get(23) = %d %v", a, ok)
-	}
-	// Far afterimages and huge positions do not pack: kept aside.
-	for _, e := range [][2]uint64{{7, 7 + 1<<32}, {1 << 60, 1<<60 + 1}, {math.MaxUint64 - 1, math.MaxUint64}} {
-		x.put(e[0], e[1])
-		if a, ok := x.get(e[0]); !ok || a != e[1] {
-			t.Fatalf("get(%d) = %d %v, want %d", e[0], a, ok, e[1])
-		}
-	}
-	if _, ok := x.get(1<<60 + 8); ok {
-		t.Fatal("an absent huge position answered")
-	}
-	// The first afterimage stays whichever of the two stores holds it.
-	x.put(7, 8) // 7 is kept aside with a far afterimage
-	if a, _ := x.get(7); a != 7+1<<32 {
-		t.Fatalf("get(7) = %d after a later put, want the first, %d", a, uint64(7+1<<32))
-	}
-	x.put(9, 10)
-	x.put(9, 9+1<<33) // does not pack: must not shadow the first
-	if a, _ := x.get(9); a != 10 {
-		t.Fatalf("get(9) = %d, want 10", a)
-	}
-	if x.len() != 11 { // 8 slots (9 took 17's) and 3 aside
-		t.Fatalf("len %d, want 11", x.len())
-	}
-}
-
-// Concurrent puts and gets never pair an intention with another's
-// afterimage (run with -race).
-func TestIndexConcurrent(t *testing.T) {
-	x := newIndex(64)
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := uint64(1); i < 20000; i++ {
-				in := i*4 + uint64(w)
-				x.put(in, in*3+1)
-				for k := uint64(0); k < 30 && k*7 < in; k++ {
-					j := in - k*7
-					if a, ok := x.get(j); ok && a != j*3+1 {
-						t.Errorf("get(%d) = %d, want %d", j, a, j*3+1)
-						return
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-}
 
 func TestFlusherIndexBounded(t *testing.T) {
 	f, err := New(Options{Log: newLog(t, nil), IndexEntries: 2, Policy: PolicyOriginator}, 0)
@@ -204,7 +81,7 @@ func newPagerLog(t *testing.T) *pagerLog {
 
 func TestPagerLoadPhysical(t *testing.T) {
 	pl := newPagerLog(t)
-	p := newPager(pl.l, newIndex(16), waitLong)
+	p := nodecache.NewCache(pl.l, nodecache.NewIndex(16), waitLong)
 	n, err := p.LoadNode(pl.bAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -224,25 +101,25 @@ func TestPagerLoadPhysical(t *testing.T) {
 	if _, err := p.LoadNode(pl.rootAddr); err != nil {
 		t.Fatal(err)
 	}
-	if pl.l.Stats().Reads != reads || p.hits.Load() != 1 {
-		t.Fatalf("second node of a decoded afterimage read the log (%d reads, %d hits)", pl.l.Stats().Reads-reads, p.hits.Load())
+	if pl.l.Stats().Reads != reads || p.Hits() != 1 {
+		t.Fatalf("second node of a decoded afterimage read the log (%d reads, %d hits)", pl.l.Stats().Reads-reads, p.Hits())
 	}
 	// The whole tree through the pager, value in intention included.
 	tree := cowtree.FromRoot(pl.rootAddr, p)
 	if got := treeDump(t, tree); got != "a=va b=vb c=vc d=vd big="+pl.bigFinal+" " {
 		t.Fatalf("tree %.80q", got)
 	}
-	if p.scans.Load() != 1 {
-		t.Fatalf("%d forward scans, want 1 (for intention %d)", p.scans.Load(), pl.i1)
+	if p.Scans() != 1 {
+		t.Fatalf("%d forward scans, want 1 (for intention %d)", p.Scans(), pl.i1)
 	}
 }
 
 func TestPagerLoadIntentionPointer(t *testing.T) {
 	pl := newPagerLog(t)
 	t.Run("index hit", func(t *testing.T) {
-		idx := newIndex(16)
-		idx.put(pl.i1, pl.a1)
-		p := newPager(pl.l, idx, waitLong)
+		idx := nodecache.NewIndex(16)
+		idx.Put(pl.i1, pl.a1)
+		p := nodecache.NewCache(pl.l, idx, waitLong)
 		reads := pl.l.Stats().Reads
 		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i1, Off: 0})
 		if err != nil {
@@ -251,13 +128,13 @@ func TestPagerLoadIntentionPointer(t *testing.T) {
 		if string(n.Key()) != "a" || n.Addr() != (cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pl.a1, Off: 0}) {
 			t.Fatalf("%q at %v", n.Key(), n.Addr())
 		}
-		if p.scans.Load() != 0 || pl.l.Stats().Reads-reads != 1 {
-			t.Fatalf("index hit scanned (%d scans, %d reads)", p.scans.Load(), pl.l.Stats().Reads-reads)
+		if p.Scans() != 0 || pl.l.Stats().Reads-reads != 1 {
+			t.Fatalf("index hit scanned (%d scans, %d reads)", p.Scans(), pl.l.Stats().Reads-reads)
 		}
 	})
 	t.Run("index miss scans forward", func(t *testing.T) {
-		idx := newIndex(16)
-		p := newPager(pl.l, idx, waitLong)
+		idx := nodecache.NewIndex(16)
+		p := nodecache.NewCache(pl.l, idx, waitLong)
 		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i3, Off: 2})
 		if err != nil {
 			t.Fatal(err)
@@ -265,12 +142,12 @@ func TestPagerLoadIntentionPointer(t *testing.T) {
 		if string(n.Key()) != "d" || n.Addr().Pos != pl.a3 {
 			t.Fatalf("%q at %v", n.Key(), n.Addr())
 		}
-		if a, ok := idx.get(pl.i3); !ok || a != pl.a3 || p.scans.Load() != 1 {
-			t.Fatalf("scan did not index: %d %v, %d scans", a, ok, p.scans.Load())
+		if a, ok := idx.Get(pl.i3); !ok || a != pl.a3 || p.Scans() != 1 {
+			t.Fatalf("scan did not index: %d %v, %d scans", a, ok, p.Scans())
 		}
 		// Now an index hit.
-		if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i3, Off: 0}); err != nil || p.scans.Load() != 1 {
-			t.Fatalf("second load: %v, %d scans", err, p.scans.Load())
+		if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: pl.i3, Off: 0}); err != nil || p.Scans() != 1 {
+			t.Fatalf("second load: %v, %d scans", err, p.Scans())
 		}
 	})
 }
@@ -288,7 +165,7 @@ func TestPagerForwardScanChoosesActive(t *testing.T) {
 	}
 	active := appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("first", "1", i1)}})
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("dup", "1", i1)}})
-	p := newPager(l, newIndex(16), waitLong)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), waitLong)
 	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +181,7 @@ func TestPagerForwardScanFillsHoleAfterTimeout(t *testing.T) {
 	h := hole(t, l)
 	at := appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("a", "1", i1)}})
 	const timeout = 100 * time.Millisecond
-	p := newPager(l, newIndex(16), timeout)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), timeout)
 	began := time.Now()
 	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 	if err != nil {
@@ -346,7 +223,7 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 	<-gate.Held()
 	l.SetInject(nil)
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("late", "1", i1)}})
-	p := newPager(l, newIndex(16), time.Hour)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), time.Hour)
 	done := make(chan error, 1)
 	var n *cowtree.Node
 	go func() {
@@ -373,7 +250,7 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 func TestPagerForwardScanWaitsAtTail(t *testing.T) {
 	l := newLog(t, nil)
 	i1 := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("a", "1")}})
-	p := newPager(l, newIndex(16), 10*time.Millisecond)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), 10*time.Millisecond)
 	done := make(chan error, 1)
 	go func() {
 		_, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
@@ -391,7 +268,7 @@ func TestPagerForwardScanWaitsAtTail(t *testing.T) {
 
 func TestPagerValueInIntention(t *testing.T) {
 	pl := newPagerLog(t)
-	p := newPager(pl.l, newIndex(16), waitLong)
+	p := nodecache.NewCache(pl.l, nodecache.NewIndex(16), waitLong)
 	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pl.a1, Off: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +286,7 @@ func TestPagerValueInIntention(t *testing.T) {
 
 func TestPagerLoadErrors(t *testing.T) {
 	pl := newPagerLog(t)
-	p := newPager(pl.l, newIndex(16), waitLong)
+	p := nodecache.NewCache(pl.l, nodecache.NewIndex(16), waitLong)
 	for name, a := range map[string]cowtree.Addr{
 		"offset past the nodes":      {Kind: cowtree.AddrAfterimage, Pos: pl.a3, Off: 3},
 		"physical pointer to intent": {Kind: cowtree.AddrAfterimage, Pos: pl.i3, Off: 0},
@@ -426,7 +303,7 @@ func TestPagerLoadErrors(t *testing.T) {
 	i1 := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("a", "1")}})
 	bad := appendData(t, l, []byte("not an entry"))
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("a", "1", i1)}})
-	p = newPager(l, newIndex(16), waitLong)
+	p = nodecache.NewCache(l, nodecache.NewIndex(16), waitLong)
 	_, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 	var ce *entry.CorruptError
 	if !errors.As(err, &ce) || ce.Pos != bad {
@@ -441,7 +318,7 @@ func TestPagerLoadErrors(t *testing.T) {
 type evictRig struct {
 	t     *testing.T
 	l     *memlog.Log
-	p     *pager
+	p     *nodecache.Cache
 	st    *processor.State
 	model map[string]string
 	all   []*cowtree.Node
@@ -450,7 +327,7 @@ type evictRig struct {
 func newEvictRig(t *testing.T, commits int, seed uint64) *evictRig {
 	t.Helper()
 	r := &evictRig{t: t, l: newLog(t, nil), model: map[string]string{}}
-	r.p = newPager(r.l, newIndex(1<<16), waitLong)
+	r.p = nodecache.NewCache(r.l, nodecache.NewIndex(1<<16), waitLong)
 	r.st = processor.NewState(testHeader, cowtree.New(r.p), 0)
 	rnd := rand.New(rand.NewPCG(seed, 5))
 	for range commits {
@@ -476,11 +353,11 @@ func (r *evictRig) commit(in *intention.Intention) {
 	for _, op := range in.Ops {
 		r.model[string(op.Key)] = string(op.Value)
 	}
-	r.p.replaced(d.Replaced) // as Produced does
-	ai, _ := Serialize(d, d.Pos, r.p.physical)
+	r.p.Clock().Uncount(d.Replaced) // as Produced does
+	ai, _ := Serialize(d, d.Pos, r.p.Physical)
 	at := appendAfterimage(r.t, r.l, ai)
-	r.p.idx.put(d.Pos, at)
-	r.p.add(d.Nodes) // as Saw does
+	r.p.Index().Put(d.Pos, at)
+	r.p.Clock().Add(d.Nodes) // as Saw does
 	r.all = append(r.all, d.Nodes...)
 }
 
@@ -524,10 +401,10 @@ func residentBytes(tr cowtree.Tree) int64 {
 // older version).
 func (r *evictRig) checkAccounting() {
 	r.t.Helper()
-	if got, want := r.p.bytes.Load(), residentBytes(r.st.Tree()); got != want {
+	if got, want := r.p.Clock().Bytes(), residentBytes(r.st.Tree()); got != want {
 		r.t.Fatalf("pager counts %d bytes, the latest version holds %d in memory", got, want)
 	}
-	if got, want := r.p.counted.Load(), int64(len(residentNodes(r.st.Tree()))); got != want {
+	if got, want := r.p.Clock().Counted(), int64(len(residentNodes(r.st.Tree()))); got != want {
 		r.t.Fatalf("pager counts %d nodes, the latest version holds %d in memory", got, want)
 	}
 }
@@ -538,7 +415,7 @@ func (r *evictRig) evictChecked(budget int64) {
 	r.t.Helper()
 	tree := r.st.Tree()
 	before := residentNodes(tree)
-	r.p.evict(budget, tree)
+	r.p.Clock().Evict(budget, tree)
 	r.checkAccounting()
 	after := residentNodes(tree)
 	root := tree.Root().Node()
@@ -564,34 +441,34 @@ func (r *evictRig) evictChecked(budget int64) {
 func TestClockEvictionBudget(t *testing.T) {
 	r := newEvictRig(t, 200, 1)
 	r.checkAccounting()
-	total := r.p.bytes.Load()
+	total := r.p.Clock().Bytes()
 	budget := total / 10
-	for i := 0; i < 20 && r.p.bytes.Load() > budget; i++ {
+	for i := 0; i < 20 && r.p.Clock().Bytes() > budget; i++ {
 		r.evictChecked(budget)
 	}
-	if got := r.p.bytes.Load(); got > budget {
+	if got := r.p.Clock().Bytes(); got > budget {
 		t.Fatalf("cached %d bytes after repeated eviction, budget %d (of %d)", got, budget, total)
 	}
-	if r.p.evictions.Load() == 0 {
+	if r.p.Clock().Evictions() == 0 {
 		t.Fatal("nothing evicted")
 	}
 	resident := len(residentNodes(r.st.Tree()))
-	t.Logf("%d bytes in %d nodes; budget %d; %d evictions; %d nodes resident", total, len(r.all), budget, r.p.evictions.Load(), resident)
+	t.Logf("%d bytes in %d nodes; budget %d; %d evictions; %d nodes resident", total, len(r.all), budget, r.p.Clock().Evictions(), resident)
 	// Reading everything back loads the evicted nodes through the log.
-	misses := r.p.misses.Load()
+	misses := r.p.Misses()
 	r.check()
 	r.checkAccounting()
-	if r.p.misses.Load() == misses {
+	if r.p.Misses() == misses {
 		t.Fatal("no node was loaded back")
 	}
 	// Loaded nodes join the clock and are evicted again.
-	if r.p.bytes.Load() <= budget {
-		t.Fatalf("loads did not count: %d", r.p.bytes.Load())
+	if r.p.Clock().Bytes() <= budget {
+		t.Fatalf("loads did not count: %d", r.p.Clock().Bytes())
 	}
-	for i := 0; i < 20 && r.p.bytes.Load() > budget; i++ {
+	for i := 0; i < 20 && r.p.Clock().Bytes() > budget; i++ {
 		r.evictChecked(budget)
 	}
-	if got := r.p.bytes.Load(); got > budget {
+	if got := r.p.Clock().Bytes(); got > budget {
 		t.Fatalf("cached %d after reloading and evicting, budget %d", got, budget)
 	}
 	r.check()
@@ -617,31 +494,32 @@ func TestClockEvictionBudget(t *testing.T) {
 // ~2 KB per write). Overwriting 300 keys 3,000 times replaces ~60,000 nodes.
 func TestRingDropsReplacedNodesUnderBudget(t *testing.T) {
 	r := newEvictRig(t, 3000, 4)
-	r.p.sweeps.Wait()
+	r.p.Clock().WaitSweep()
 	r.checkAccounting()
-	counted := r.p.counted.Load()
-	if bound := 2*counted + ringSlack + 64; int64(len(r.p.ring)) > bound {
-		t.Fatalf("ring holds %d nodes for %d counted (bound %d)", len(r.p.ring), counted, bound)
+	counted := r.p.Clock().Counted()
+	ring, hand := r.p.Clock().Ring()
+	if bound := 2*counted + nodecache.RingSlack + 64; int64(len(ring)) > bound {
+		t.Fatalf("ring holds %d nodes for %d counted (bound %d)", len(ring), counted, bound)
 	}
 	var replaced int
 	for _, n := range r.all {
-		if n.IsReplaced() {
+		if nodecache.StateOf(n) == nodecache.Replaced {
 			replaced++
 		}
 	}
-	if replaced < 10*ringSlack {
+	if replaced < 10*nodecache.RingSlack {
 		t.Fatalf("only %d nodes replaced: the test does not exercise the sweep", replaced)
 	}
-	if r.p.hand > len(r.p.ring) {
-		t.Fatalf("hand %d beyond the ring (%d)", r.p.hand, len(r.p.ring))
+	if hand > len(ring) {
+		t.Fatalf("hand %d beyond the ring (%d)", hand, len(ring))
 	}
-	t.Logf("%d nodes made, %d replaced; ring %d, counted %d", len(r.all), replaced, len(r.p.ring), counted)
+	t.Logf("%d nodes made, %d replaced; ring %d, counted %d", len(r.all), replaced, len(ring), counted)
 	// The clock still works over the swept ring.
-	budget := r.p.bytes.Load() / 4
-	for i := 0; i < 20 && r.p.bytes.Load() > budget; i++ {
+	budget := r.p.Clock().Bytes() / 4
+	for i := 0; i < 20 && r.p.Clock().Bytes() > budget; i++ {
 		r.evictChecked(budget)
 	}
-	if got := r.p.bytes.Load(); got > budget {
+	if got := r.p.Clock().Bytes(); got > budget {
 		t.Fatalf("cached %d after eviction, budget %d", got, budget)
 	}
 	r.check()
@@ -650,8 +528,8 @@ func TestRingDropsReplacedNodesUnderBudget(t *testing.T) {
 func TestClockEvictionUnderBudgetDoesNothing(t *testing.T) {
 	r := newEvictRig(t, 50, 2)
 	before := len(residentNodes(r.st.Tree()))
-	r.evictChecked(r.p.bytes.Load())
-	if r.p.evictions.Load() != 0 || len(residentNodes(r.st.Tree())) != before {
+	r.evictChecked(r.p.Clock().Bytes())
+	if r.p.Clock().Evictions() != 0 || len(residentNodes(r.st.Tree())) != before {
 		t.Fatal("evicted under budget")
 	}
 }
@@ -667,7 +545,8 @@ func TestClockSecondChance(t *testing.T) {
 		}
 		r.commit(in)
 		// Clear the marks left by building the tree, as a pass would.
-		for _, n := range r.p.ring {
+		ring, _ := r.p.Clock().Ring()
+		for _, n := range ring {
 			n.Touched()
 		}
 		if touch != "" {
@@ -676,7 +555,7 @@ func TestClockSecondChance(t *testing.T) {
 			}
 		}
 		before := residentNodes(r.st.Tree())
-		r.p.evict(r.p.bytes.Load()-1, r.st.Tree())
+		r.p.Clock().Evict(r.p.Clock().Bytes()-1, r.st.Tree())
 		after := residentNodes(r.st.Tree())
 		var gone []string
 		for n := range before {
@@ -708,8 +587,8 @@ func TestClockSecondChance(t *testing.T) {
 func TestPagerEntryCacheBounded(t *testing.T) {
 	l := newLog(t, nil)
 	afters := appendLeafAfterimages(t, l, 40, 20, "k%02d-%02d", strings.Repeat("v", 100))
-	p := newPager(l, newIndex(16), time.Second)
-	p.aiCache = newEntryCache(10 << 10) // room for a few of them
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), time.Second)
+	p.SetEntryCacheBytes(10 << 10) // room for a few of them
 	for round := range 2 {
 		for i, at := range afters {
 			for _, off := range []uint32{19, 3} { // last first: a full parse, then a lookup
@@ -721,22 +600,21 @@ func TestPagerEntryCacheBounded(t *testing.T) {
 					t.Fatalf("round %d: node %d of afterimage %d is %q, want %q", round, off, at, n.Key(), want)
 				}
 			}
-			if c := p.aiCache; c.total > c.limit || len(c.m) != len(c.order)-c.head {
-				t.Fatalf("entry cache holds %d bytes in %d entries (%d in order), limit %d", c.total, len(c.m), len(c.order)-c.head, c.limit)
+			if total, limit := p.EntryCache().Weight(); total > limit {
+				t.Fatalf("entry cache holds %d bytes in %d entries, limit %d", total, p.EntryCache().Len(), limit)
+			}
+			if err := p.EntryCache().Check(); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}
-	var sum int64
-	for _, x := range p.aiCache.m {
-		sum += x.MaxSize()
+	if err := p.EntryCache().Check(); err != nil { // the weight of an entry is its MaxSize
+		t.Fatal(err)
 	}
-	if sum != p.aiCache.total {
-		t.Fatalf("entry cache counts %d bytes, its entries weigh %d", p.aiCache.total, sum)
-	}
-	if n := len(p.aiCache.m); n < 2 || n >= len(afters)/2 {
+	if n := p.EntryCache().Len(); n < 2 || n >= len(afters)/2 {
 		t.Fatalf("entry cache keeps %d of %d afterimages within 10 KiB", n, len(afters))
 	}
-	if h := p.hits.Load(); h < 80 { // the second load of each afterimage
+	if h := p.Hits(); h < 80 { // the second load of each afterimage
 		t.Fatalf("%d cache hits, want at least one per afterimage per round", h)
 	}
 }
@@ -746,7 +624,7 @@ func TestPagerEntryCacheBounded(t *testing.T) {
 func TestPagerConcurrentLoadsOfOneAfterimage(t *testing.T) {
 	l := newLog(t, nil)
 	afters := appendLeafAfterimages(t, l, 4, 200, "k%d-%03d", "v")
-	p := newPager(l, newIndex(16), time.Second)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), time.Second)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -776,7 +654,7 @@ type wholeReads struct{ log.Log }
 // and checked against its own checksum: the same node a whole read gives,
 // nothing cached. A damaged node is corrupt either way (its checksum, or
 // the envelope's); its intact neighbours still load by range. An afterimage
-// under rangedMin is read whole and cached.
+// under nodecache.RangedMin is read whole and cached.
 func TestPagerRangedLoad(t *testing.T) {
 	l := newLog(t, nil)
 	in := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("k", "v")}})
@@ -785,15 +663,15 @@ func TestPagerRangedLoad(t *testing.T) {
 		ai.Nodes = append(ai.Nodes, leaf(fmt.Sprintf("key%04d", i), strings.Repeat(string(rune('a'+i%26)), 100), in))
 	}
 	data := entry.AppendAfterimage(nil, ai)
-	if len(data) < rangedMin {
-		t.Fatalf("afterimage of %d bytes: not above rangedMin", len(data))
+	if len(data) < nodecache.RangedMin {
+		t.Fatalf("afterimage of %d bytes: not above nodecache.RangedMin", len(data))
 	}
 	pos := appendData(t, l, data)
 	bad := bytes.Clone(data)
 	bad[bytes.Index(bad, []byte("key0007"))+12] ^= 0xff // in node 7's value
 	badPos := appendData(t, l, bad)
 
-	check := func(p *pager, at uint64, off uint32) {
+	check := func(p *nodecache.Cache, at uint64, off uint32) {
 		t.Helper()
 		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: off})
 		if err != nil {
@@ -804,21 +682,21 @@ func TestPagerRangedLoad(t *testing.T) {
 			t.Fatalf("node %d at %d: %q=%.10q, want %q", off, at, n.Key(), n.Value(), want.Key)
 		}
 	}
-	p := newPager(l, newIndex(16), waitLong)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), waitLong)
 	reads := l.Stats().Reads
 	for _, off := range []uint32{0, 7, 399} {
 		check(p, pos, off)
 	}
-	if got := p.ranged.Load(); got != 3 {
+	if got := p.Ranged(); got != 3 {
 		t.Fatalf("%d nodes read by range, want 3", got)
 	}
-	// The first load reads the first rangedMin bytes (and learns the size)
+	// The first load reads the first nodecache.RangedMin bytes (and learns the size)
 	// and the offsets table (400 nodes: kept), and finds node 0 in those
 	// first bytes; the later loads read just their node.
 	if got := l.Stats().Reads - reads; got != 2+1+1 {
 		t.Fatalf("%d log reads for 3 ranged loads, want 4", got)
 	}
-	if _, ok := p.aiCache.get(pos); ok {
+	if _, ok := p.EntryCache().Get(pos); ok {
 		t.Fatal("a ranged load cached the entry")
 	}
 	if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: badPos, Off: 7}); !errors.Is(err, entry.ErrCorrupt) || !strings.Contains(err.Error(), strconv.FormatUint(badPos, 10)) {
@@ -826,11 +704,11 @@ func TestPagerRangedLoad(t *testing.T) {
 	}
 	check(p, badPos, 8)
 
-	// An afterimage of more nodes than maxCachedTable: its head is kept,
+	// An afterimage of more nodes than nodecache.MaxCachedTable: its head is kept,
 	// not its table, so each load reads the node's offsets entries and the
 	// node (unless it lies in the first bytes).
 	big := &afterimage.Afterimage{Intention: in, Base: in}
-	for i := range maxCachedTable + 100 {
+	for i := range nodecache.MaxCachedTable + 100 {
 		big.Nodes = append(big.Nodes, leaf(fmt.Sprintf("key%04d", i), strings.Repeat("v", 40), in))
 	}
 	bigData := entry.AppendAfterimage(nil, big)
@@ -845,16 +723,16 @@ func TestPagerRangedLoad(t *testing.T) {
 	if got := l.Stats().Reads - reads; got != 2+2+2 {
 		t.Fatalf("%d log reads for 3 loads from an afterimage of %d nodes, want 6", got, len(big.Nodes))
 	}
-	if rh, ok := p.heads.get(bigPos); !ok || rh.table != nil {
-		t.Fatalf("head of the big afterimage kept %t, with a table %t", ok, ok && rh.table != nil)
+	if known, table := p.KnowsHead(bigPos); !known || table {
+		t.Fatalf("head of the big afterimage kept %t, with a table %t", known, table)
 	}
 
-	whole := newPager(wholeReads{l}, newIndex(16), waitLong)
+	whole := nodecache.NewCache(wholeReads{l}, nodecache.NewIndex(16), waitLong)
 	check(whole, pos, 7)
 	if _, err := whole.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: badPos, Off: 8}); !errors.Is(err, entry.ErrCorrupt) {
 		t.Fatalf("intact node of a damaged entry, read whole: %v, want ErrCorrupt", err)
 	}
-	if whole.ranged.Load() != 0 {
+	if whole.Ranged() != 0 {
 		t.Fatal("read by range through a log without ReadRange")
 	}
 
@@ -866,9 +744,9 @@ func TestPagerRangedLoad(t *testing.T) {
 	damagedOld := entry.Encode(nil, entry.TypeAfterimage, old)
 	damagedOld[len(damagedOld)-3] ^= 0xff
 	damagedOldPos := appendData(t, l, damagedOld)
-	ranged := p.ranged.Load()
+	ranged := p.Ranged()
 	check(p, oldPos, 123)
-	if p.ranged.Load() != ranged {
+	if p.Ranged() != ranged {
 		t.Fatal("an afterimage without node offsets was read by range")
 	}
 	if _, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: damagedOldPos, Off: 1}); !errors.Is(err, entry.ErrCorrupt) {
@@ -877,12 +755,12 @@ func TestPagerRangedLoad(t *testing.T) {
 
 	small := &afterimage.Afterimage{Intention: in, Base: in, Nodes: ai.Nodes[:10]}
 	smallPos := appendData(t, l, entry.AppendAfterimage(nil, small))
-	ranged = p.ranged.Load()
+	ranged = p.Ranged()
 	check(p, smallPos, 3)
-	if p.ranged.Load() != ranged {
+	if p.Ranged() != ranged {
 		t.Fatal("a small afterimage was read by range")
 	}
-	if _, ok := p.aiCache.get(smallPos); !ok {
+	if _, ok := p.EntryCache().Get(smallPos); !ok {
 		t.Fatal("a small afterimage read whole was not cached")
 	}
 }
@@ -920,16 +798,13 @@ func TestEvictionRacingADelta(t *testing.T) {
 	if evicted, stale := old.Evict(n); !evicted || stale {
 		t.Fatalf("Evict(n) on the old version = %v, %v", evicted, stale)
 	}
-	if n.Replaced() {
-		r.p.bytes.Add(-n.Size())
-		r.p.counted.Add(-1)
-	}
+	r.p.Clock().Uncount([]*cowtree.Node{n}) // as the clock does for what it evicts
 	// The delta is handed over and confirmed, as Produced and Saw do.
-	r.p.replaced(d.Replaced)
-	ai, _ := Serialize(d, d.Pos, r.p.physical)
-	r.p.idx.put(d.Pos, appendAfterimage(t, r.l, ai))
-	r.p.add(d.Nodes)
-	if !residentNodes(r.st.Tree())[n] || !n.IsReplaced() {
+	r.p.Clock().Uncount(d.Replaced)
+	ai, _ := Serialize(d, d.Pos, r.p.Physical)
+	r.p.Index().Put(d.Pos, appendAfterimage(t, r.l, ai))
+	r.p.Clock().Add(d.Nodes)
+	if !residentNodes(r.st.Tree())[n] || nodecache.StateOf(n) != nodecache.Replaced {
 		t.Fatal("the race did not leave n in memory, uncounted, in the latest version")
 	}
 	// Evicting everything the clock may leaves the root alone, with n gone
@@ -943,7 +818,7 @@ func TestEvictionRacingADelta(t *testing.T) {
 	if resident := len(residentNodes(r.st.Tree())); resident != 1 {
 		t.Fatalf("%d nodes in memory after evicting to a budget of 0, want the root alone", resident)
 	}
-	if r.p.recounted.Load() == 0 {
+	if r.p.Clock().Recounted() == 0 {
 		t.Fatal("no node was counted again")
 	}
 	r.check()

@@ -1,8 +1,6 @@
 package flusher
 
 import (
-	"fmt"
-
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/internal/entry"
@@ -28,7 +26,7 @@ const InlineValueMax = 1024
 // most likely to be cold); the rest point at the intention at their Pos,
 // which holds the value and is durable before any afterimage refers to it.
 // The upper nodes are the ones every reader passes, so they are rarely
-// evicted; loading one costs an extra log read (the pager caches decoded
+// evicted; loading one costs an extra log read (the node cache keeps decoded
 // intentions).
 const InlineHeight = 2
 
@@ -143,39 +141,4 @@ func (s *serializer) ptr(r *cowtree.Ref) afterimage.Ptr {
 		s.counts.Intention++
 	}
 	return afterimage.IntentionPtr(a.Pos, a.Off)
-}
-
-// nodeFields converts a stored node of the afterimage at pos into the fields
-// cowtree needs, turning pointers into addresses. A node whose subtree sizes
-// disagree with its pointers is refused: the sizes number a checkpoint's
-// image, and a wrong one would misplace every node after it.
-func nodeFields(pos uint64, nd *afterimage.Node) (cowtree.NodeFields, error) {
-	if (nd.Left.Kind == afterimage.PtrNil) != (nd.LeftCount == 0) || (nd.Right.Kind == afterimage.PtrNil) != (nd.RightCount == 0) {
-		return cowtree.NodeFields{}, fmt.Errorf("%w: node at %d: subtree sizes %d/%d disagree with its pointers %v/%v",
-			afterimage.ErrMalformed, pos, nd.LeftCount, nd.RightCount, nd.Left, nd.Right)
-	}
-	addr := func(p afterimage.Ptr) cowtree.Addr {
-		switch p.Kind {
-		case afterimage.PtrSelf:
-			return cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: pos, Off: p.Off}
-		case afterimage.PtrAfterimage:
-			return cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: p.Pos, Off: p.Off}
-		case afterimage.PtrIntention:
-			return cowtree.Addr{Kind: cowtree.AddrIntention, Pos: p.Pos, Off: p.Off}
-		}
-		return cowtree.Addr{}
-	}
-	return cowtree.NodeFields{
-		Key:        nd.Key,
-		Value:      nd.Value,
-		Pos:        nd.Pos,
-		Tombstone:  nd.Tombstone,
-		MaxPos:     nd.MaxPos,
-		MinTomb:    nd.MinTomb,
-		Height:     int(nd.Height),
-		Left:       addr(nd.Left),
-		Right:      addr(nd.Right),
-		LeftCount:  nd.LeftCount,
-		RightCount: nd.RightCount,
-	}, nil
 }

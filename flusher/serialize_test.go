@@ -11,6 +11,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/processor"
@@ -204,7 +205,7 @@ func TestSerializeLoadedChildren(t *testing.T) {
 	appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("x", "x")}}) // position 1 (content unused)
 	ai1, _ := Serialize(d1, 1, nil)
 	at := appendAfterimage(t, l, ai1)
-	p := newPager(l, newIndex(16), waitLong)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), waitLong)
 	tree := cowtree.FromRoot(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: at, Off: 6}, p)
 	st := processor.NewState(testHeader, tree, 1)
 	d2 := mustApply(t, st, 2, &intention.Intention{Snapshot: 1, Ops: []intention.Op{putOp("h", "vh")}})
@@ -311,7 +312,7 @@ func TestSerializeCopiedValuesStayInIntention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPager(l, newIndex(16), time.Second)
+	p := nodecache.NewCache(l, nodecache.NewIndex(16), time.Second)
 	for off, nd := range ai.Nodes {
 		n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrAfterimage, Pos: uint64(at), Off: uint32(off)})
 		if err != nil {

@@ -13,49 +13,6 @@ import (
 	"github.com/cruzlog/cruzdb/internal/testutil"
 )
 
-// randBytes returns nil, empty, or random bytes of a length that exercises
-// every bin width now and then.
-func randBytes(r *rand.Rand, allowNil bool) []byte {
-	switch x := r.IntN(100); {
-	case x < 5 && allowNil:
-		return nil
-	case x < 10:
-		return []byte{}
-	case x < 13:
-		n := 256 + r.IntN(300) // bin16
-		return randFill(r, n)
-	case x == 13:
-		return randFill(r, 65536+r.IntN(100)) // bin32
-	default:
-		return randFill(r, 1+r.IntN(40))
-	}
-}
-
-func randFill(r *rand.Rand, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
-// randUint returns integers of every msgpack width.
-func randUint(r *rand.Rand) uint64 {
-	switch r.IntN(6) {
-	case 0:
-		return uint64(r.IntN(128))
-	case 1:
-		return uint64(r.IntN(256))
-	case 2:
-		return uint64(r.IntN(65536))
-	case 3:
-		return uint64(r.Uint32())
-	case 4:
-		return math.MaxUint64 - uint64(r.IntN(3))
-	}
-	return r.Uint64()
-}
-
 // randCount returns small counts mostly, and now and then one past the
 // inline capacities or the fixarray limit.
 func randCount(r *rand.Rand) int {
@@ -69,17 +26,17 @@ func randCount(r *rand.Rand) int {
 }
 
 func randIntention(r *rand.Rand) *Intention {
-	in := &Intention{Snapshot: randUint(r), Token: r.Uint64()}
+	in := &Intention{Snapshot: testutil.RandUint(r), Token: r.Uint64()}
 	if n := randCount(r); n > 0 {
 		in.Reads = make([][]byte, n)
 		for i := range in.Reads {
-			in.Reads[i] = randBytes(r, true)
+			in.Reads[i] = testutil.RandBytes(r, true)
 		}
 	}
 	if n := randCount(r); n > 0 {
 		in.Ranges = make([]Range, n)
 		for i := range in.Ranges {
-			in.Ranges[i] = Range{Lo: randBytes(r, true), Hi: randBytes(r, true)}
+			in.Ranges[i] = Range{Lo: testutil.RandBytes(r, true), Hi: testutil.RandBytes(r, true)}
 		}
 	}
 	if n := randCount(r); n > 0 {
@@ -90,9 +47,9 @@ func randIntention(r *rand.Rand) *Intention {
 			if r.IntN(50) == 0 {
 				op.Kind = OpKind(r.IntN(256))
 			}
-			op.Key = randBytes(r, true)
+			op.Key = testutil.RandBytes(r, true)
 			if op.Kind == OpPut || r.IntN(10) == 0 {
-				op.Value = randBytes(r, true)
+				op.Value = testutil.RandBytes(r, true)
 			}
 		}
 	}

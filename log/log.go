@@ -111,6 +111,17 @@ type TailWaiter interface {
 	WaitTail(ctx context.Context, after Position) (Position, error)
 }
 
+// CheckedReader is implemented by logs that check what they read: the bytes
+// Read and ReadRange return were checked against a checksum stored with
+// their entry (when the entry was first read from storage, or they never
+// left memory since it was appended), and corruption found is reported as
+// an error wrapping ErrCorrupt instead of returned. A reader of part of an
+// entry from a log whose ChecksReads is true may rely on that check in
+// place of the entry's envelope checksum.
+type CheckedReader interface {
+	ChecksReads() bool
+}
+
 // Log is a shared, write-once, totally ordered log. Implementations are safe
 // for concurrent use by multiple goroutines.
 type Log interface {

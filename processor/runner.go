@@ -261,10 +261,10 @@ func (r *Runner) fetch(ctx context.Context, pos uint64, wait func() bool) (it it
 	it.pos = pos
 	var holeSince time.Time
 	for attempt := 0; ; attempt++ {
-		data, chunk, err := r.readEntry(ctx, pos)
+		data, size, err := r.readEntry(ctx, pos)
 		switch {
-		case err == nil && chunk > 0:
-			it.typ, it.size, it.ck = entry.TypeCheckpoint, chunk, &CheckpointEntry{Kind: entry.CheckpointChunk}
+		case err == nil && len(data) < size:
+			r.decodePrefix(&it, data, size)
 			return it, true
 		case err == nil:
 			r.decode(&it, data)
@@ -313,27 +313,45 @@ func (r *Runner) fetch(ctx context.Context, pos uint64, wait func() bool) (it it
 
 // replayPrefix is how much of an entry replay reads first from a log that
 // reads ranges: the whole of almost every entry, and enough of a large one
-// to see that it is a checkpoint image's chunk, which replay skips.
+// to see that it is a checkpoint image's chunk or an afterimage, whose
+// header is all replay needs of it.
 const replayPrefix = 64 << 10
 
-// readEntry reads the entry at pos; for a chunk of a checkpoint image it
-// reads only its first bytes, when the log can, and returns the chunk's
-// size instead; of any other large entry it reads the rest once. Replay needs nothing of a chunk but its place: its nodes
-// are checked (each has its own checksum) when they are loaded, and
-// reading every image back would double what a checkpoint costs.
-func (r *Runner) readEntry(ctx context.Context, pos uint64) (data []byte, chunk int, err error) {
+// readEntry reads the entry at pos, of size bytes. Of an entry replay needs
+// only the first bytes of, when the log can read ranges, it reads just
+// those (data is then shorter than size): a checkpoint image's chunk, and
+// an afterimage on a log that checks what it reads (log.CheckedReader),
+// whose header the prefix holds (see decodePrefix). Of any other large
+// entry it reads the rest once. Replay needs nothing of a chunk but its
+// place, nor of an afterimage but its header: their nodes are checked when
+// they are loaded (each node against its own checksum when read alone, the
+// whole entry against the envelope's when read whole), and reading every
+// image and afterimage back would copy it twice more (~185 KB each on
+// cruzd's SET path).
+func (r *Runner) readEntry(ctx context.Context, pos uint64) (data []byte, size int, err error) {
 	rr, ok := r.cfg.Log.(log.RangeReader)
 	if !ok {
 		data, err = r.cfg.Log.Read(ctx, log.Position(pos))
-		return data, 0, err
+		return data, len(data), err
 	}
-	data, size, err := rr.ReadRange(ctx, log.Position(pos), 0, replayPrefix)
+	data, size, err = rr.ReadRange(ctx, log.Position(pos), 0, replayPrefix)
 	if err != nil || len(data) == size {
-		return data, 0, err
+		return data, size, err
 	}
-	if t, perr := entry.PeekType(pos, data); perr == nil && t == entry.TypeCheckpoint && len(data) > entry.FrameSize {
-		if k, _ := entry.CheckpointKind(data[entry.FrameSize:]); k == entry.CheckpointChunk {
-			return nil, size, nil
+	if t, perr := entry.PeekType(pos, data); perr == nil && len(data) > entry.FrameSize {
+		switch t {
+		case entry.TypeCheckpoint:
+			if k, _ := entry.CheckpointKind(data[entry.FrameSize:]); k == entry.CheckpointChunk {
+				return data, size, nil
+			}
+		case entry.TypeAfterimage:
+			// The header's fields (whose afterimage it is) steer the
+			// flusher's matching and carry no checksum of their own: they
+			// are trusted without the envelope's only from a log that
+			// checked them.
+			if c, ok := r.cfg.Log.(log.CheckedReader); ok && c.ChecksReads() {
+				return data, size, nil
+			}
 		}
 	}
 	// The rest of a large entry: the prefix is not read again.
@@ -342,7 +360,36 @@ func (r *Runner) readEntry(ctx context.Context, pos uint64) (data []byte, chunk 
 		return nil, 0, err
 	}
 	whole := make([]byte, 0, len(data)+len(rest))
-	return append(append(whole, data...), rest...), 0, nil
+	whole = append(append(whole, data...), rest...)
+	return whole, len(whole), nil
+}
+
+// decodePrefix decodes the entry at it.pos, of size bytes, from its first
+// bytes, prefix, as readEntry left them: a checkpoint image's chunk or an
+// afterimage (its header).
+func (r *Runner) decodePrefix(it *item, prefix []byte, size int) {
+	typ, err := entry.PeekType(it.pos, prefix)
+	if err != nil {
+		it.fail = err
+		return
+	}
+	it.typ, it.size = typ, size
+	switch typ {
+	case entry.TypeCheckpoint:
+		it.ck = &CheckpointEntry{Kind: entry.CheckpointChunk}
+	case entry.TypeAfterimage:
+		h, err := afterimage.ReadHead(prefix[entry.FrameSize:min(len(prefix), entry.FrameSize+afterimage.MaxHeadSize)])
+		if err == nil && h.Intention >= it.pos {
+			err = fmt.Errorf("%w: afterimage names intention %d, not before it", afterimage.ErrMalformed, h.Intention)
+		}
+		if err != nil {
+			it.fail = entry.Corrupt(it.pos, err)
+			return
+		}
+		it.ai = &AfterimageHeader{Intention: h.Intention, Base: h.Base, Nodes: h.Nodes}
+	default:
+		it.fail = entry.Corrupt(it.pos, fmt.Errorf("a %s entry read in part", typ))
+	}
 }
 
 func (r *Runner) decode(it *item, data []byte) {

@@ -33,19 +33,10 @@ func newLog(t *testing.T, o *memlog.Options) *memlog.Log {
 	return fixture.NewLog(t, o, runnerHeader)
 }
 
-func appendData(t *testing.T, l log.Log, data []byte) uint64 {
-	t.Helper()
-	p, err := l.Append(context.Background(), data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return uint64(p)
-}
-
-func appendIn(t *testing.T, l log.Log, in *intention.Intention) uint64 {
-	t.Helper()
-	return appendData(t, l, entry.AppendIntention(nil, in))
-}
+var (
+	appendData = fixture.Append
+	appendIn   = fixture.AppendIntention
+)
 
 func leafAfterimage(in uint64, key string) *afterimage.Afterimage {
 	return &afterimage.Afterimage{Intention: in, Base: in, Nodes: []afterimage.Node{
@@ -62,23 +53,13 @@ func (c *collector) on(ev processor.Event) { c.ch <- ev }
 
 func (c *collector) next(t *testing.T) processor.Event {
 	t.Helper()
-	select {
-	case ev := <-c.ch:
-		return ev
-	case <-time.After(waitLong):
-		t.Fatal("no event")
-	}
-	return processor.Event{}
+	return testutil.Receive(t, "event", c.ch)
 }
 
 // none checks that no event arrives for d.
 func (c *collector) none(t *testing.T, d time.Duration) {
 	t.Helper()
-	select {
-	case ev := <-c.ch:
-		t.Fatalf("unexpected event at %d (type %v)", ev.Pos, ev.Type)
-	case <-time.After(d):
-	}
+	testutil.Silent(t, "unexpected event", c.ch, d)
 }
 
 // start starts a runner from st with the collector, stopping it at cleanup.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/intention"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/processor"
@@ -65,12 +66,8 @@ func TestRunnerWaitsOnTailWaiter(t *testing.T) {
 	start(t, processor.Config{Log: w, State: processor.NewState(runnerHeader, cowtree.New(nil), 0), OnEvent: c.on, PollInterval: time.Hour})
 	for i := range 3 {
 		// Wait until the runner waits, so the append has to wake it.
-		deadline := time.Now().Add(waitLong)
-		for w.waits.Load() < int64(i+1) {
-			if time.Now().After(deadline) {
-				t.Fatal("the runner never waited on WaitTail")
-			}
-			time.Sleep(time.Millisecond)
+		if !testutil.Poll(waitLong, func() bool { return w.waits.Load() >= int64(i+1) }) {
+			t.Fatal("the runner never waited on WaitTail")
 		}
 		p := appendIn(t, w, &intention.Intention{Snapshot: uint64(i), Ops: []intention.Op{put("a", "1")}})
 		if ev := c.next(t); ev.Pos != p {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cruzlog/cruzdb"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -50,9 +51,8 @@ func TestBackupRestore(t *testing.T) {
 			}
 		}()
 	}
-	for incrs.Load() < 5 { // let the writers get going
-		time.Sleep(time.Millisecond)
-	}
+	// Let the writers get going.
+	testutil.Eventually(t, testutil.WaitLong, func() bool { return incrs.Load() >= 5 })
 	file := filepath.Join(t.TempDir(), "db.backup")
 	var out, errOut bytes.Buffer
 	if code := run([]string{"backup", "--addr", s.AdminAddr().String(), "--out", file}, &out, &errOut); code != 0 {

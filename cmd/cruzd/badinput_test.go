@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cruzlog/cruzdb/internal/testutil"
 )
 
 // TestBadInput sends every kind of malformed or refused input over raw
@@ -60,11 +62,7 @@ func TestBadInput(t *testing.T) {
 	// get their replies first.
 	r := dialRaw(t, s)
 	r.send("*1\r\n$4\r\nPING\r\nSET before 1\r\n*1\r\n:1\r\n")
-	for _, want := range []string{"+PONG\r\n", "+OK\r\n", "-ERR Protocol error: expected '$', got ':'\r\n"} {
-		if got := r.reply(); got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-	}
+	r.expect("+PONG\r\n", "+OK\r\n", "-ERR Protocol error: expected '$', got ':'\r\n")
 	r.expectClosed()
 
 	// Command errors leave the connection open.
@@ -127,10 +125,7 @@ func TestMaxClients(t *testing.T) {
 	}
 	a.expectClosed()
 	// The slot frees once the server has seen a go.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.nclients.Load() > 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, testutil.WaitLong, func() bool { return s.nclients.Load() <= 1 })
 	d := dialRaw(t, s)
 	d.send("PING\r\n")
 	if got := d.reply(); got != "+PONG\r\n" {

@@ -105,6 +105,7 @@ func dumpKeys(ctx context.Context, t *testing.T, addr string) []string {
 // at the kill may have committed or not, and later restarts must agree
 // with the first one on it.
 func TestProcessKill9WhileCheckpointing(t *testing.T) {
+	t.Parallel() // waits on child processes most of the time
 	bin := buildCruzd(t)
 	dir := t.TempDir()
 	ctx := ctxT(t)
@@ -186,17 +187,22 @@ func TestProcessKill9WhileCheckpointing(t *testing.T) {
 	}
 
 	// write runs 4 writers against addr until the server goes away, and
-	// a goroutine that asks for a checkpoint every 200 ms; it returns once
-	// the writers have 100 acknowledged pipelines between them.
+	// a goroutine that asks for a checkpoint every 200 ms until a writer
+	// saw the server go; it returns once the writers have 100 acknowledged
+	// pipelines between them. Their clients dial once, without retries: a
+	// dead server is not waited for.
 	next := map[int]int{} // writer -> next iteration
 	write := func(addr string) (wait func()) {
 		var wg sync.WaitGroup
+		dead := make(chan struct{})
+		var deadOnce sync.Once
 		for w := range 4 {
 			wg.Add(1)
 			start := next[w]
 			go func() {
 				defer wg.Done()
-				c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1, PoolSize: 1})
+				defer deadOnce.Do(func() { close(dead) })
+				c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1, PoolSize: 1, DialerRetries: 1})
 				defer c.Close()
 				for i := start; ; i++ {
 					it := killIter{w, i}
@@ -224,10 +230,16 @@ func TestProcessKill9WhileCheckpointing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1, PoolSize: 1})
+			c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1, PoolSize: 1, DialerRetries: 1})
 			defer c.Close()
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
 			for c.Do(ctx, "BGREWRITEAOF").Err() == nil {
-				time.Sleep(200 * time.Millisecond)
+				select {
+				case <-dead:
+					return
+				case <-tick.C:
+				}
 			}
 		}()
 		m.mu.Lock()
@@ -323,21 +335,18 @@ func TestProcessKill9WhileCheckpointing(t *testing.T) {
 		wait()
 
 		// Recovery is deterministic: a copy of the directory restarts to
-		// the same keys and values as the directory itself.
+		// the same keys and values as the directory itself (the two
+		// recover at the same time).
 		clone := t.TempDir()
 		if out, err := exec.Command("cp", "-a", dir+"/.", clone).CombinedOutput(); err != nil {
 			t.Fatalf("copy the data dir: %v\n%s", err, out)
 		}
-		pc := startProc(t, bin, clone, flags...)
+		pc := spawnProc(t, bin, clone, flags...)
+		p = spawnProc(t, bin, dir, flags...)
+		pc.awaitListening(t)
+		p.awaitListening(t)
 		dumpClone := dumpKeys(ctx, t, pc.addr)
-		if err := pc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		if err := pc.wait(t); err != nil {
-			t.Fatalf("cycle %d: the copy's cruzd exited with %v:\n%s", cycle, err, pc.stderr.String())
-		}
-
-		p = startProc(t, bin, dir, flags...)
+		pc.stop(t, syscall.SIGTERM)
 		dump := dumpKeys(ctx, t, p.addr)
 		if strings.Join(dump, "\n") != strings.Join(dumpClone, "\n") {
 			t.Fatalf("cycle %d: two recoveries of one crash differ: %d and %d keys", cycle, len(dump), len(dumpClone))
@@ -347,12 +356,7 @@ func TestProcessKill9WhileCheckpointing(t *testing.T) {
 		t.Logf("cycle %d: killed at %s; restarted with %d keys (%d acknowledged u:* keys)", cycle, seen, len(dump), len(m.unique))
 		m.mu.Unlock()
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.wait(t); err != nil {
-		t.Fatalf("cruzd exited with %v:\n%s", err, p.stderr.String())
-	}
+	p.stop(t, syscall.SIGTERM)
 	// The log was trimmed: images were written and used.
 	out, err := exec.Command(bin, "inspect", "--data-dir", dir, "--to", "3").CombinedOutput()
 	if err != nil {

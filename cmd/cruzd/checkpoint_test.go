@@ -5,7 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/cruzlog/cruzdb/internal/testutil"
 )
 
 // TestBgRewriteAOFCheckpoints: BGREWRITEAOF answers as Redis does and
@@ -33,19 +34,14 @@ func TestBgRewriteAOFCheckpoints(t *testing.T) {
 		return n
 	}
 	var info string
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	if !testutil.Poll(testutil.WaitLong, func() bool {
 		var err error
 		if info, err = c.Info(ctx, "checkpoint").Result(); err != nil {
 			t.Fatal(err)
 		}
-		if field(info, "checkpoints") >= 1 && field(info, "log_trimmed_below") > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint after BGREWRITEAOF:\n%s", info)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return field(info, "checkpoints") >= 1 && field(info, "log_trimmed_below") > 0
+	}) {
+		t.Fatalf("no checkpoint after BGREWRITEAOF:\n%s", info)
 	}
 	if !strings.Contains(info, "# Checkpoint") || field(info, "last_checkpoint_position") != field(info, "log_trimmed_below") || field(info, "log_live_bytes") <= 0 {
 		t.Fatalf("INFO checkpoint:\n%s", info)

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cruzlog/cruzdb/internal/etcdtest"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -201,10 +201,7 @@ func TestClusterTwoProcesses(t *testing.T) {
 			defer mu.Unlock()
 			return len(acked) >= 200
 		})
-		if err := n2.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		n2.wait(t)
+		n2.kill9(t)
 		close(stop)
 		wg.Wait()
 		// Node 1 has every acknowledged write.
@@ -236,11 +233,7 @@ func TestClusterTwoProcesses(t *testing.T) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testutil.Poll(60*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }

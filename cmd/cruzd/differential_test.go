@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cruzlog/cruzdb/internal/testutil"
 )
 
 // The differential test runs one seeded random stream of commands against
@@ -492,22 +494,19 @@ func startRedisServer(t *testing.T, bin string) string {
 		cmd.Wait()
 	})
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		nc, err := net.Dial("tcp", addr)
-		if err == nil {
-			c := &diffConn{nc: nc, br: bufio.NewReader(nc)}
-			nc.Write([]byte("PING\r\n"))
-			r, err := readReply(c.br)
-			nc.Close()
-			if err == nil && r == "+PONG\r\n" {
-				return addr
-			}
+	if !testutil.Poll(testutil.WaitLong, func() bool {
+		var nc net.Conn
+		if nc, err = net.Dial("tcp", addr); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-			t.Fatalf("redis-server did not start on %s: %v\n%s", addr, err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
+		defer nc.Close()
+		nc.Write([]byte("PING\r\n"))
+		var r string
+		r, err = readReply(bufio.NewReader(nc))
+		return err == nil && r == "+PONG\r\n"
+	}) {
+		log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+		t.Fatalf("redis-server did not start on %s: %v\n%s", addr, err, log)
 	}
+	return addr
 }

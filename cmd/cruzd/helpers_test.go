@@ -113,6 +113,17 @@ func (r *rawConn) reply() string {
 	return s
 }
 
+// expect reads one reply per want and fails the test at the first that
+// differs.
+func (r *rawConn) expect(wants ...string) {
+	r.t.Helper()
+	for _, want := range wants {
+		if got := r.reply(); got != want {
+			r.t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
 // expectClosed checks that the server closes the connection (after any
 // replies still unread).
 func (r *rawConn) expectClosed() {

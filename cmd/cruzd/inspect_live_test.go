@@ -12,9 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cruzlog/cruzdb/internal/inspect"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
@@ -36,16 +36,12 @@ func TestInspectLive(t *testing.T) {
 		c.Incr(ctx, "n")
 	}
 	// Wait for the log to settle: everything replayed and flushed.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	settled := func() bool {
 		st := s.db.Stats()
-		if st.UnflushedBytes == 0 && st.PendingDeltas == 0 && uint64(st.Position)+1 == s.logTail() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log did not settle: %+v, tail %d", st, s.logTail())
-		}
-		time.Sleep(time.Millisecond)
+		return st.UnflushedBytes == 0 && st.PendingDeltas == 0 && uint64(st.Position)+1 == s.logTail()
+	}
+	if !testutil.Poll(testutil.WaitLong, settled) {
+		t.Fatalf("log did not settle: %+v, tail %d", s.db.Stats(), s.logTail())
 	}
 	admin := s.AdminAddr().String()
 	inspectRun := func(args ...string) string {

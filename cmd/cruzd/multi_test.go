@@ -205,11 +205,7 @@ func TestExecConflictRetry(t *testing.T) {
 	s.beforeExecCommit.Store(&hook)
 	r := dialRaw(t, s)
 	r.send("WATCH w\r\nMULTI\r\nKEYS r:*\r\nSET r:1 y\r\nEXEC\r\n")
-	for _, want := range []string{"+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n"} {
-		if got := r.reply(); got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-	}
+	r.expect("+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n")
 	// The re-run sees r:2.
 	if got, want := r.reply(), "*2\r\n*1\r\n$3\r\nr:2\r\n+OK\r\n"; got != want {
 		t.Fatalf("EXEC = %q, want %q", got, want)
@@ -230,11 +226,7 @@ func TestExecConflictRetry(t *testing.T) {
 	}
 	s.beforeExecCommit.Store(&hook2)
 	r.send("WATCH w\r\nMULTI\r\nSET r:3 z\r\nEXEC\r\n")
-	for _, want := range []string{"+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n"} {
-		if got := r.reply(); got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-	}
+	r.expect("+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n")
 	if n := attempts.Load(); n != 1 {
 		t.Fatalf("EXEC ran %d times, want 1", n)
 	}

@@ -138,11 +138,7 @@ func TestPipelineBatchConflictRetry(t *testing.T) {
 	defer s.beforeBatchCommit.Store(nil)
 	r := dialRaw(t, s)
 	r.send("INCR n\r\nINCR n\r\nSET m 1\r\nGET n\r\n")
-	for _, want := range []string{":101\r\n", ":102\r\n", "+OK\r\n", "$3\r\n102\r\n"} {
-		if got := r.reply(); got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-	}
+	r.expect(":101\r\n", ":102\r\n", "+OK\r\n", "$3\r\n102\r\n")
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("batch ran %d times, want 2", n)
 	}

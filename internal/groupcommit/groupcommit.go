@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cruzlog/cruzdb/log"
 )
@@ -52,6 +53,13 @@ type Request struct {
 	// grouping may use them.
 	Batch  uint64
 	Passed bool
+	// Lazy marks an append that does not start a group commit of its own
+	// before Due: it joins the next group started for another request (see
+	// seglog's AppendLazy). Shared says, once it is committed, that its
+	// group held a request that was not lazy.
+	Lazy   bool
+	Due    time.Time
+	Shared bool
 
 	state atomic.Int32
 	done  chan struct{} // cap 1; signalled once the outcome is set
@@ -75,6 +83,7 @@ func Get(op Op) *Request {
 // Put returns r to Get's pool.
 func Put(r *Request) {
 	r.Data, r.Err, r.Pos, r.Write, r.Batch, r.Passed = nil, nil, 0, false, 0, false
+	r.Lazy, r.Due, r.Shared = false, time.Time{}, false
 	pool.Put(r)
 }
 

@@ -59,3 +59,34 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool) {
 		t.Fatalf("condition not met within %v", timeout)
 	}
 }
+
+// Receive returns the next value on ch, failing the test if none arrives
+// within WaitLong (what names it in the failure).
+func Receive[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	return receiveWithin(t, what, ch, WaitLong)
+}
+
+func receiveWithin[T any](t testing.TB, what string, ch <-chan T, timeout time.Duration) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("%s: nothing within %v", what, timeout)
+	}
+	var zero T
+	return zero
+}
+
+// Silent checks that nothing arrives on ch for d: a check of something
+// that must not happen, which a slow machine can make miss a bug but
+// never fail.
+func Silent[T any](t testing.TB, what string, ch <-chan T, d time.Duration) {
+	t.Helper()
+	select {
+	case v := <-ch:
+		t.Fatalf("%s: %v arrived", what, v)
+	case <-time.After(d):
+	}
+}

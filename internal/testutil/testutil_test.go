@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,5 +58,70 @@ func TestSeed(t *testing.T) {
 	Seed(r, 42)
 	if r.failed == "" {
 		t.Fatal("a malformed seed did not fail the test")
+	}
+}
+
+func TestReceiveAndSilent(t *testing.T) {
+	ch := make(chan int, 1)
+	go func() { ch <- 7 }()
+	if v := Receive(t, "seven", ch); v != 7 {
+		t.Fatalf("Receive = %d, want 7", v)
+	}
+	r := &recorder{TB: t}
+	receiveWithin(r, "nothing", ch, time.Millisecond)
+	if r.failed == "" {
+		t.Fatal("receiving from a silent channel did not fail")
+	}
+	r = &recorder{TB: t}
+	Silent(r, "empty", ch, time.Millisecond)
+	if r.failed != "" {
+		t.Fatalf("Silent on an empty channel failed: %s", r.failed)
+	}
+	ch <- 8
+	Silent(r, "full", ch, time.Hour)
+	if r.failed == "" {
+		t.Fatal("Silent on a channel holding a value did not fail")
+	}
+}
+
+func TestRandWidths(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var nilSeen, empty, bin8, bin16, bin32 bool
+	for range 2000 {
+		b := RandBytes(r, true)
+		switch n := len(b); {
+		case b == nil:
+			nilSeen = true
+		case n == 0:
+			empty = true
+		case n > 65535:
+			bin32 = true
+		case n > 255:
+			bin16 = true
+		default:
+			bin8 = true
+		}
+		if RandBytes(r, false) == nil {
+			t.Fatal("RandBytes without nil returned nil")
+		}
+	}
+	if !nilSeen || !empty || !bin8 || !bin16 || !bin32 {
+		t.Fatalf("widths seen: nil %v, empty %v, bin8 %v, bin16 %v, bin32 %v", nilSeen, empty, bin8, bin16, bin32)
+	}
+	var small, u16, u32, u64 bool
+	for range 2000 {
+		switch v := RandUint(r); {
+		case v < 1<<8:
+			small = true
+		case v < 1<<16:
+			u16 = true
+		case v < 1<<32:
+			u32 = true
+		default:
+			u64 = true
+		}
+	}
+	if !small || !u16 || !u32 || !u64 {
+		t.Fatalf("uint widths seen: 8 %v, 16 %v, 32 %v, 64 %v", small, u16, u32, u64)
 	}
 }

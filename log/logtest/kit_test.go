@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil/fixture"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/logtest"
 	"github.com/cruzlog/cruzdb/log/memlog"
@@ -121,20 +121,7 @@ func TestBrokenBackend(t *testing.T) {
 
 func makeHole(t *testing.T, l log.Log) log.Position {
 	t.Helper()
-	m := l.(*broken).inner
-	var hole log.Position
-	prev := m.SetInject(func(c memlog.Call, _ *rand.Rand) memlog.Fault {
-		if c.Op == memlog.OpAppend {
-			hole = c.Pos
-			return memlog.Fault{Drop: true}
-		}
-		return memlog.Fault{}
-	})
-	defer m.SetInject(prev)
-	if _, err := m.Append(context.Background(), []byte("dropped")); !errors.Is(err, memlog.ErrInjected) {
-		t.Fatalf("dropped Append = %v", err)
-	}
-	return hole
+	return fixture.Hole(t, l.(*broken).inner)
 }
 
 // broken wraps a memlog and breaks one rule of the contract.

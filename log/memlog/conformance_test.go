@@ -1,12 +1,11 @@
 package memlog_test
 
 import (
-	"context"
-	"errors"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil/fixture"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/logtest"
 	"github.com/cruzlog/cruzdb/log/memlog"
@@ -20,20 +19,7 @@ func reopen(t *testing.T, closed log.Log) log.Log {
 // makeHole makes the next append take a position and die before writing.
 func makeHole(t *testing.T, l log.Log) log.Position {
 	t.Helper()
-	m := l.(*memlog.Log)
-	var hole log.Position
-	prev := m.SetInject(func(c memlog.Call, _ *rand.Rand) memlog.Fault {
-		if c.Op == memlog.OpAppend {
-			hole = c.Pos
-			return memlog.Fault{Drop: true}
-		}
-		return memlog.Fault{}
-	})
-	defer m.SetInject(prev)
-	if _, err := m.Append(context.Background(), []byte("dropped")); !errors.Is(err, memlog.ErrInjected) {
-		t.Fatalf("dropped Append = %v, want ErrInjected", err)
-	}
-	return hole
+	return fixture.Hole(t, l.(*memlog.Log))
 }
 
 func TestConformance(t *testing.T) {

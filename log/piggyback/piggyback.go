@@ -9,8 +9,17 @@
 // AppendIntention within Window, and at most MaxRidingCommitters commits are
 // under way), AppendAfterimage waits up to Window for the next local
 // intention and the two are appended in one batch (log.BatchAppender), or
-// the afterimage alone when none comes. Busy, replaying and idle nodes
-// append at once.
+// the afterimage alone when none comes. Replaying and idle nodes append at
+// once, and so do busy ones on a log that is not a LazyAppender.
+//
+// With more commits under way, on a wrapped log that is a LazyAppender
+// (seglog), AppendAfterimage appends lazily: the afterimage joins the next
+// group commit started for anything else (an intention, whoever appends
+// it) instead of costing a group and an fdatasync of its own that
+// intentions would queue behind; it commits alone only after Window
+// without one. (With one or two clients riding in a batch is kept: a lazy
+// append wakes the log's committer once more per commit, which made one
+// client's commits slower.)
 //
 // The database appends its intentions through AppendIntention and the
 // flusher its afterimages through AppendAfterimage; every other use of the
@@ -39,10 +48,21 @@ const Window = 2 * time.Millisecond
 // anyway, and waiting made 64 clients slower (bench/RESULTS.md).
 const MaxRidingCommitters = 2
 
+// LazyAppender is a log that can hold an append back until another write
+// commits (log/seglog implements it).
+type LazyAppender interface {
+	// AppendLazy appends data as Append does, but starts no group commit
+	// of its own: it joins the next one started for another request, or
+	// commits alone once it has waited within. shared reports that its
+	// group held another request.
+	AppendLazy(ctx context.Context, data []byte, within time.Duration) (pos log.Position, shared bool, err error)
+}
+
 // Log wraps a log.Log. Create with New; safe for concurrent use.
 type Log struct {
 	log.Log
 	batch  log.BatchAppender // nil: the wrapped log cannot batch, nothing rides
+	lazy   LazyAppender      // non-nil: afterimages ride through the log's lazy appends
 	window time.Duration     // Window; tests lengthen it so that riding is certain
 
 	lastLocal  atomic.Int64 // UnixNano of the last AppendIntention
@@ -70,6 +90,7 @@ type rider struct {
 func New(l log.Log) *Log {
 	p := &Log{Log: l, window: Window}
 	p.batch, _ = l.(log.BatchAppender)
+	p.lazy, _ = l.(LazyAppender)
 	return p
 }
 
@@ -105,13 +126,20 @@ func (p *Log) CommitBegins() (ends func()) {
 }
 
 // Piggybacked returns how many afterimages were appended in one batch with
-// an intention.
+// an intention (on a LazyAppender: in one group commit with another write).
 func (p *Log) Piggybacked() uint64 { return p.ridden.Load() }
 
 // AppendAfterimage appends an afterimage entry, riding with the next local
 // intention when this node is committing (see the package doc). It returns
 // the afterimage's position, or the error of the append it rode in.
 func (p *Log) AppendAfterimage(ctx context.Context, data []byte) (log.Position, error) {
+	if p.lazy != nil && p.committing.Load() > MaxRidingCommitters && time.Since(time.Unix(0, p.lastLocal.Load())) <= p.window {
+		pos, shared, err := p.lazy.AppendLazy(ctx, data, p.window)
+		if err == nil && shared {
+			p.ridden.Add(1)
+		}
+		return pos, err
+	}
 	if p.batch == nil || p.committing.Load() > MaxRidingCommitters || time.Since(time.Unix(0, p.lastLocal.Load())) > p.window {
 		// Idle, or many commits under way (group commit then takes this
 		// append along with their intentions).

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"time"
 
 	"github.com/cruzlog/cruzdb/internal/groupcommit"
 	"github.com/cruzlog/cruzdb/log"
@@ -15,9 +16,14 @@ import (
 // committer commits groups of requests until Close.
 func (l *Log) committer() {
 	defer close(l.done)
+	// lazy fires when the oldest lazy append left waiting is due.
+	lazy := time.NewTimer(time.Hour)
+	lazy.Stop()
+	defer lazy.Stop()
 	for {
 		select {
 		case <-l.wake:
+		case <-lazy.C:
 		case <-l.stop:
 			return
 		}
@@ -27,6 +33,9 @@ func (l *Log) committer() {
 			// whole fdatasync for the one after. This waits for no timer,
 			// only for goroutines that are already runnable.
 			runtime.Gosched()
+		}
+		if !l.lazyDue.IsZero() {
+			lazy.Reset(time.Until(l.lazyDue))
 		}
 	}
 }
@@ -38,7 +47,12 @@ func (l *Log) commitLocked() bool {
 }
 
 // commitNext takes a group of the waiting requests and commits it. It
-// reports false if nothing was waiting.
+// reports false if nothing was waiting, or only lazy appends not yet due
+// (l.lazyDue is then the time the first of them is).
+//
+// Lazy appends (AppendLazy) start no group: while only they wait, nothing
+// is written until one is due; a group started for any other request takes
+// them along.
 //
 // The group is every fill and trim waiting and the appends in arrival
 // order, with two exceptions that keep small appends (intentions) from
@@ -52,7 +66,12 @@ func (l *Log) commitLocked() bool {
 // waiting with it.
 func (l *Log) commitNext() bool {
 	var group []*groupcommit.Request
+	l.lazyDue = time.Time{}
 	failed := l.q.Take(func(waiting []*groupcommit.Request) []*groupcommit.Request {
+		if due, wait := lazyOnly(waiting); wait {
+			l.lazyDue = due
+			return waiting
+		}
 		size := 0
 		// Is a small append waiting, and which batches hold a large entry?
 		hasSmall := false
@@ -63,7 +82,7 @@ func (l *Log) commitNext() bool {
 			}
 		}
 		for _, r := range waiting {
-			if r.Op == groupcommit.Append && len(r.Data) <= smallEntry && (r.Batch == 0 || !slices.Contains(largeBatches, r.Batch)) {
+			if r.Op == groupcommit.Append && !r.Lazy && len(r.Data) <= smallEntry && (r.Batch == 0 || !slices.Contains(largeBatches, r.Batch)) {
 				hasSmall = true
 				break
 			}
@@ -110,10 +129,42 @@ func (l *Log) commitNext() bool {
 		l.finish(group, l.setFailed(err))
 		return true
 	}
+	shared := slices.ContainsFunc(group, func(r *groupcommit.Request) bool { return !r.Lazy })
+	lazies := 0
+	for _, r := range group {
+		if r.Lazy {
+			r.Shared = shared
+			lazies++
+		}
+	}
+	if lazies > 0 { // counted before anyone learns the outcome
+		l.stats.lazy.Add(uint64(lazies))
+		if !shared {
+			l.stats.lazyAlone.Add(uint64(lazies))
+		}
+	}
 	for _, r := range group {
 		r.Complete()
 	}
 	return true
+}
+
+// lazyOnly reports whether waiting holds only lazy appends none of which
+// is due yet (wait), and if so when the first one is.
+func lazyOnly(waiting []*groupcommit.Request) (due time.Time, wait bool) {
+	if len(waiting) == 0 {
+		return time.Time{}, false
+	}
+	now := time.Now()
+	for _, r := range waiting {
+		if !r.Lazy || !r.Due.After(now) {
+			return time.Time{}, false
+		}
+		if due.IsZero() || r.Due.Before(due) {
+			due = r.Due
+		}
+	}
+	return due, true
 }
 
 // smallEntry: appends up to this size always join the next group, however

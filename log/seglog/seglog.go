@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cruzlog/cruzdb/internal/groupcommit"
 	"github.com/cruzlog/cruzdb/log"
@@ -58,7 +59,9 @@ type Log struct {
 	recent   recent // the last groups written, for reads that follow appends
 	noRecent bool   // benchmarks: leave recent empty (set before the first append)
 
-	stats struct{ groups, entries, bytes atomic.Uint64 }
+	stats struct{ groups, entries, bytes, lazy, lazyAlone atomic.Uint64 }
+
+	lazyDue time.Time // committer-owned: when the first lazy append left waiting is due
 }
 
 // Stats are counters of a Log since Open.
@@ -67,11 +70,15 @@ type Stats struct {
 	// one fdatasync); Entries and Bytes count the entries (data and junk)
 	// and the bytes of data they appended.
 	Groups, Entries, Bytes uint64
+	// Lazy counts the entries appended with AppendLazy, and LazyAlone
+	// those of them committed in a group that held only lazy appends.
+	Lazy, LazyAlone uint64
 }
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
-	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load()}
+	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load(),
+		Lazy: l.stats.lazy.Load(), LazyAlone: l.stats.lazyAlone.Load()}
 }
 
 var (
@@ -79,6 +86,7 @@ var (
 	_ log.BatchAppender = (*Log)(nil)
 	_ log.RangeReader   = (*Log)(nil)
 	_ log.TailWaiter    = (*Log)(nil)
+	_ log.CheckedReader = (*Log)(nil)
 )
 
 // rec is a positioned record of the group being committed.
@@ -237,6 +245,29 @@ func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 		return 0, fmt.Errorf("seglog: append: %w", err)
 	}
 	return r.Pos, r.Err
+}
+
+// AppendLazy appends data as Append does, for an entry whose durability
+// may wait a little (a database's afterimages): it starts no group commit
+// of its own, but joins the next one started for another request (an
+// append, fill or trim), or commits alone once it has waited within. So it
+// costs no fdatasync of its own while other writes keep coming, and the
+// group it rides in is not delayed for it. shared reports that the group
+// that committed it held another request.
+func (l *Log) AppendLazy(ctx context.Context, data []byte, within time.Duration) (pos log.Position, shared bool, err error) {
+	ctx = orBackground(ctx)
+	if err := groupcommit.CheckAppends(ctx, "seglog", data); err != nil {
+		return 0, false, err
+	}
+	r := groupcommit.NewRequest(groupcommit.Append)
+	r.Data, r.Lazy, r.Due = data, true, time.Now().Add(within)
+	if err := l.submit(r); err != nil {
+		return 0, false, fmt.Errorf("seglog: append: %w", err)
+	}
+	if err := r.Wait(ctx); err != nil {
+		return 0, false, fmt.Errorf("seglog: append: %w", err)
+	}
+	return r.Pos, r.Shared, r.Err
 }
 
 // AppendBatch appends the entries in order and returns their positions,
@@ -429,6 +460,12 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 	}
 	return readRecord(s, pos, from, to)
 }
+
+// ChecksReads implements log.CheckedReader: every record read from a
+// segment file is checked against its CRC-32C (a record larger than 64 KiB
+// on its first ReadRange), and a record still in memory since its group
+// was written is not read from the file.
+func (l *Log) ChecksReads() bool { return true }
 
 // rangeVerifyAll: ReadRange of a record up to this size reads and checks
 // the whole record.

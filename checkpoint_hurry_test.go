@@ -1,0 +1,71 @@
+package cruzdb
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cruzlog/cruzdb/log/memlog"
+)
+
+// TestImageWriterHurriesForHeldCommits: with CheckpointDuty at 1e-4 an
+// image's writer rests ten thousand times its work after every chunk, so
+// one automatic checkpoint would take minutes. Commits outgrow it and are
+// held back (Stats.CheckpointWaits); the writer must then stop resting, so
+// every commit ends and the checkpoints complete. Without the hurry, the
+// first held commit waits out the rest and the deadline fails the test.
+// Close, which flushes, must not wait out a rest either.
+func TestImageWriterHurriesForHeldCommits(t *testing.T) {
+	db, err := Open("", &Options{Log: memlog.New(nil), CheckpointDuty: 1e-4,
+		CheckpointLogRatio: 0.5, CheckpointMinLogBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	val := make([]byte, 1000)
+	done := make(chan error, 1)
+	go func() {
+		// 1,500 keys of 1 KB: images of one or two chunks, dozens of
+		// automatic checkpoints.
+		for i := range 300 {
+			err := db.Update(ctx, func(tx *Txn) error {
+				for j := range 10 {
+					if err := tx.Put(fmt.Appendf(nil, "k%04d", (i*10+j)%1500), val); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("commits held behind a resting image writer: %s, waits %d", summary(db.Stats()), db.Stats().CheckpointWaits)
+	}
+	st := db.Stats()
+	t.Logf("%s; waits %d", summary(st), st.CheckpointWaits)
+	if st.CheckpointWaits == 0 || st.CheckpointsWritten == 0 {
+		t.Fatalf("no commit was held back by a checkpoint (waits %d, written %d): the test did not exercise the hurry", st.CheckpointWaits, st.CheckpointsWritten)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Close waited out a resting image writer")
+	}
+}

@@ -1,0 +1,131 @@
+package seglog
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cruzlog/cruzdb/internal/testutil"
+	"github.com/cruzlog/cruzdb/log"
+)
+
+type lazyResult struct {
+	pos    log.Position
+	shared bool
+	err    error
+}
+
+// appendLazy starts a lazy append and returns once it is queued (or, if
+// it is due at once, done).
+func appendLazy(t *testing.T, l *Log, data []byte, within time.Duration) <-chan lazyResult {
+	t.Helper()
+	queued := l.q.Len()
+	ch := make(chan lazyResult, 1)
+	go func() {
+		pos, shared, err := l.AppendLazy(context.Background(), data, within)
+		ch <- lazyResult{pos, shared, err}
+	}()
+	testutil.Eventually(t, 10*time.Second, func() bool { return l.q.Len() > queued || len(ch) > 0 })
+	return ch
+}
+
+// TestAppendLazyJoinsNextGroup: a lazy append starts no group; the next
+// append of another writer commits it in its own group (one write, one
+// fdatasync), and a lazy append whose wait ends commits alone.
+func TestAppendLazyJoinsNextGroup(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, t.TempDir(), nil)
+	defer l.Close()
+	ch := appendLazy(t, l, []byte("afterimage"), time.Hour)
+	ch2 := appendLazy(t, l, []byte("afterimage 2"), time.Hour)
+	groups := l.Stats().Groups
+	p, err := l.Append(ctx, []byte("intention"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, r2 := <-ch, <-ch2
+	if r.err != nil || r2.err != nil || !r.shared || !r2.shared {
+		t.Fatalf("lazy appends: %+v, %+v; want shared, no error", r, r2)
+	}
+	if st := l.Stats(); st.Groups != groups+1 || st.Lazy != 2 || st.LazyAlone != 0 {
+		t.Fatalf("stats %+v (groups before %d): want the three entries in one group", st, groups)
+	}
+	for pos, want := range map[log.Position]string{r.pos: "afterimage", r2.pos: "afterimage 2", p: "intention"} {
+		if got, err := l.Read(ctx, pos); err != nil || string(got) != want {
+			t.Fatalf("read %d = %q, %v; want %q", pos, got, err, want)
+		}
+	}
+
+	// Nothing else comes: the lazy append commits alone once due.
+	r = <-appendLazy(t, l, []byte("alone"), time.Millisecond)
+	if r.err != nil || r.shared {
+		t.Fatalf("lazy append alone: %+v", r)
+	}
+	if st := l.Stats(); st.Groups != groups+2 || st.LazyAlone != 1 {
+		t.Fatalf("stats %+v: want a second group, of the lazy append alone", st)
+	}
+	if got, err := l.Read(ctx, r.pos); err != nil || string(got) != "alone" {
+		t.Fatalf("read %d = %q, %v", r.pos, got, err)
+	}
+}
+
+// TestAppendLazyTrimStartsGroup: a trim (or fill) starts a group too, which
+// takes the lazy appends waiting along.
+func TestAppendLazyTrimStartsGroup(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, t.TempDir(), nil)
+	defer l.Close()
+	for range 3 {
+		if _, err := l.Append(ctx, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := appendLazy(t, l, []byte("afterimage"), time.Hour)
+	if err := l.Trim(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ch; r.err != nil || !r.shared || r.pos != 3 {
+		t.Fatalf("lazy append %+v; want position 3, shared with the trim", r)
+	}
+}
+
+// TestAppendLazyClose: Close fails a lazy append still waiting with
+// log.ErrClosed (nothing was written for it), and the log reopens without
+// it.
+func TestAppendLazyClose(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, nil)
+	ch := appendLazy(t, l, []byte("afterimage"), time.Hour)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ch; !errors.Is(r.err, log.ErrClosed) {
+		t.Fatalf("lazy append at Close: %+v; want log.ErrClosed", r)
+	}
+	l = mustOpen(t, dir, nil)
+	defer l.Close()
+	if tail, err := l.Tail(context.Background()); err != nil || tail != 0 {
+		t.Fatalf("tail after reopen %d, %v; want 0", tail, err)
+	}
+}
+
+// TestAppendLazyNotCountedSmall: a lazy append of a small entry does not
+// hold back a large append waiting with it (only appends that are not lazy
+// do): both go in the next group.
+func TestAppendLazyNotCountedSmall(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, t.TempDir(), nil)
+	defer l.Close()
+	ch := appendLazy(t, l, []byte("afterimage"), time.Hour)
+	groups := l.Stats().Groups
+	if _, err := l.Append(ctx, make([]byte, smallEntry+1)); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ch; r.err != nil || !r.shared {
+		t.Fatalf("lazy append %+v", r)
+	}
+	if st := l.Stats(); st.Groups != groups+1 {
+		t.Fatalf("%d groups for a large append and a lazy one, want 1", st.Groups-groups)
+	}
+}
