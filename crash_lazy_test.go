@@ -2,7 +2,6 @@ package cruzdb
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
-	"github.com/cruzlog/cruzdb/log/seglog"
 )
 
 // AppendLazy goes through the hooks as the append of its entry and, around
@@ -39,19 +37,7 @@ func TestCrashAtLazyBoundariesSeglog(t *testing.T) {
 	t.Logf("seed %d", seed)
 	for _, ph := range []string{"before", "after"} {
 		t.Run("lazy-"+ph, func(t *testing.T) {
-			sl, err := seglog.Open(filepath.Join(t.TempDir(), SegLogDirName), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sl.Close()
-			h := &segHookLog{Log: sl}
-			db, err := Open("", &Options{Log: h, CheckpointLogRatio: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := &acks{m: map[string]string{}}
-			crashWarmUp(db, a, seed)
-			clone := filepath.Join(t.TempDir(), SegLogDirName)
+			sl, h, db, a, clone := seglogCrashRig(t, Options{}, seed)
 			var count atomic.Int64
 			var copyErr error
 			cp := newCrashPoint()

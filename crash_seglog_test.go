@@ -46,25 +46,7 @@ func TestCrashAtBoundariesSeglog(t *testing.T) {
 	}
 	for _, pt := range points {
 		t.Run(pt.name, func(t *testing.T) {
-			sl, err := seglog.Open(filepath.Join(t.TempDir(), SegLogDirName), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sl.Close()
-			h := &segHookLog{Log: sl}
-			opts := pt.opts
-			opts.Log = h
-			// Commit and flush boundaries only (checkpoint boundaries:
-			// TestCheckpointCrashBoundaries): the model replays the copy
-			// from position 1, which a checkpoint would have trimmed.
-			opts.CheckpointLogRatio = -1
-			db, err := Open("", &opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := &acks{m: map[string]string{}}
-			crashWarmUp(db, a, seed)
-			clone := filepath.Join(t.TempDir(), SegLogDirName)
+			sl, h, db, a, clone := seglogCrashRig(t, pt.opts, seed)
 			var count atomic.Int64
 			var copyErr error
 			cp := newCrashPoint()
@@ -95,6 +77,29 @@ func TestCrashAtBoundariesSeglog(t *testing.T) {
 			verifySeglogRecovery(t, clone, acked)
 		})
 	}
+}
+
+// seglogCrashRig opens a database with opts on a hooked seglog in a
+// temporary directory and gives it some history; clone is where a crash
+// point copies the log to. Commit and flush boundaries only (checkpoint
+// boundaries: TestCheckpointCrashBoundaries): the model replays the copy
+// from position 1, which a checkpoint would have trimmed.
+func seglogCrashRig(t *testing.T, opts Options, seed uint64) (sl *seglog.Log, h *segHookLog, db *DB, a *acks, clone string) {
+	t.Helper()
+	sl, err := seglog.Open(filepath.Join(t.TempDir(), SegLogDirName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sl.Close() })
+	h = &segHookLog{Log: sl}
+	opts.Log = h
+	opts.CheckpointLogRatio = -1
+	if db, err = Open("", &opts); err != nil {
+		t.Fatal(err)
+	}
+	a = &acks{m: map[string]string{}}
+	crashWarmUp(db, a, seed)
+	return sl, h, db, a, filepath.Join(t.TempDir(), SegLogDirName)
 }
 
 // verifySeglogRecovery opens a database on the seglog in dir and checks it
