@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
 
@@ -60,12 +61,7 @@ func TestImageWriterHurriesForHeldCommits(t *testing.T) {
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- db.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatal("Close waited out a resting image writer")
+	if err := testutil.Receive(t, "Close behind a resting image writer", closed); err != nil {
+		t.Fatal(err)
 	}
 }
