@@ -296,7 +296,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 	default:
 		l.buf = buf
 	}
-	if err := l.extend(act, int64(gstart)+int64(len(buf))); err != nil {
+	if err := l.makeRoom(act, int64(gstart), int64(gstart)+int64(len(buf))); err != nil {
 		return err
 	}
 	if _, err := act.f.WriteAt(buf, int64(gstart)); err != nil {
@@ -330,6 +330,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		l.tailMovedLocked()
 	}
 	l.segMu.Unlock()
+	l.askPrepare(act)
 	for _, rc := range l.recs {
 		if rc.r != nil {
 			rc.r.Data = nil
@@ -443,8 +444,10 @@ func (l *Log) roll(base uint64) error {
 		return fmt.Errorf("create segment %s: %w", path, err)
 	}
 	alloc := firstAlloc(l.opts.SegmentSize)
-	if err := preallocate(f, alloc); err != nil {
-		return fail(err)
+	if !l.prepareOn() {
+		if err := preallocate(f, alloc); err != nil {
+			return fail(err)
+		}
 	}
 	fills := make([]uint64, 0, len(l.pending))
 	for q := range l.pending {
@@ -454,6 +457,12 @@ func (l *Log) roll(base uint64) error {
 	buf := encodeSegHeader(segHeader{seq: seq, base: base})
 	for _, q := range fills {
 		buf = appendRecord(buf, kindFillAhead, q, segHeaderSize, nil)
+	}
+	end := len(buf)
+	if l.prepareOn() && int64(len(buf)) < alloc {
+		// The first step written as zeros with the header: one write,
+		// synced below (see prepare.go).
+		buf = append(buf, zeroChunk[:alloc-int64(len(buf))]...)
 	}
 	if _, err := f.WriteAt(buf, 0); err != nil {
 		return fail(err)
@@ -472,7 +481,10 @@ func (l *Log) roll(base uint64) error {
 			return fmt.Errorf("create segment %s: %w", path, err)
 		}
 	}
-	s := &segment{seq: seq, base: base, path: path, f: f, end: uint32(len(buf)), alloc: max(alloc, int64(len(buf)))}
+	s := &segment{seq: seq, base: base, path: path, f: f, end: uint32(end), alloc: max(alloc, int64(len(buf)))}
+	if l.prepareOn() {
+		s.zeroed, s.ready = int64(len(buf)), int64(len(buf))
+	}
 	l.segMu.Lock()
 	l.segs = append(l.segs, s)
 	l.segMu.Unlock()
@@ -486,6 +498,7 @@ func (l *Log) roll(base uint64) error {
 // seal writes s's index and trailer after its last record, cuts the file
 // there and syncs it.
 func (l *Log) seal(s *segment) error {
+	l.stopPreparing(s)
 	ix := encodeIndex(segIndex{offs: s.offs, kinds: s.kinds})
 	buf := appendRecord(nil, kindIndex, s.base, s.end, ix)
 	buf = append(buf, encodeTrailer(trailer{indexOff: s.end, indexLen: uint32(len(buf))})...)

@@ -85,9 +85,20 @@ func spanOf(t *testing.T, l *Log, p uint64) recordSpan {
 // still zero from preallocation, or the bytes before the cut lost and those
 // after it written), and checks that Open cuts it off, keeps every earlier
 // record, and appends after it.
+//
+// With the preparer on (zeros written ahead of the groups: prepare.go), the
+// same for a torn record followed by prepared zeros, in a segment that grows.
 func TestTornTailEveryOffset(t *testing.T) {
+	t.Run("preallocated", func(t *testing.T) {
+		testTornTailEveryOffset(t, &Options{NoSync: true, SegmentSize: minSegmentSize}, []string{"prefix-written", "suffix-written"})
+	})
+	t.Run("prepared", func(t *testing.T) {
+		testTornTailEveryOffset(t, prepOpts(1<<20), []string{"prefix-written"})
+	})
+}
+
+func testTornTailEveryOffset(t *testing.T, opts *Options, modes []string) {
 	ctx := context.Background()
-	opts := &Options{NoSync: true, SegmentSize: minSegmentSize}
 	dir := t.TempDir()
 	l := mustOpen(t, dir, opts)
 	const n = 6
@@ -100,7 +111,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []string{"prefix-written", "suffix-written"} {
+	for _, mode := range modes {
 		for cut := sp.from; cut < sp.to; cut++ {
 			d := copyDir(t, dir)
 			patchFile(t, filepath.Join(d, sp.path), func(b []byte) {

@@ -16,7 +16,13 @@
 // preallocation grows by a quarter (at least a step), up to
 // Options.SegmentSize, whenever a group would write past it. A small log holds little disk, and appends
 // still find their blocks allocated (one fallocate per step, not one per
-// group). When a group does not fit in what is left of
+// group). Without NoSync the blocks are written before groups land in them:
+// a new segment's first step is written as zeros with its header, and a
+// preparer goroutine writes zeros (and fdatasyncs them once) at least a
+// step ahead of the last group, so that a group's fdatasync finds its
+// blocks written and commits no extent conversion or allocation through
+// the file system's journal (see prepare.go; zeros read as "no record").
+// When a group does not fit in what is left of
 // Options.SegmentSize, the segment is sealed: its index (the offset and kind of every
 // position it holds) is written after its last record as a checksummed
 // record, with a trailer that locates it, the file is cut there and synced,

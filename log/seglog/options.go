@@ -12,7 +12,8 @@ import (
 // never modifies the caller's value.
 type Options struct {
 	// NoSync turns off fdatasync after each group commit and the syncs of
-	// new files, the metadata file and the directory.
+	// new files, the metadata file and the directory, and the writing of
+	// zeros ahead of the groups (segments are preallocated instead).
 	//
 	// FOR TESTS ONLY. With NoSync, Append, Fill and Trim return before their
 	// effect is durable: a machine crash or power loss can lose
@@ -46,6 +47,10 @@ type Options struct {
 
 	// syncHook, when set, replaces fdatasync of segment files (tests only).
 	syncHook func(f *os.File) error
+
+	// forcePrepare turns on the preparer (prepare.go) under NoSync (tests
+	// only; without NoSync it is always on).
+	forcePrepare bool
 }
 
 // Defaults and bounds.

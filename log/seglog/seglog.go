@@ -59,7 +59,12 @@ type Log struct {
 	recent   recent // the last groups written, for reads that follow appends
 	noRecent bool   // benchmarks: leave recent empty (set before the first append)
 
-	stats struct{ groups, entries, bytes, lazy, lazyAlone atomic.Uint64 }
+	stats struct {
+		groups, entries, bytes, lazy, lazyAlone             atomic.Uint64
+		prepared, unprepared, prepareWaits, prepareFailures atomic.Uint64
+	}
+
+	prep prepState // the preparer of blocks ahead of the groups (prepare.go)
 
 	lazyDue time.Time // committer-owned: when the first lazy append left waiting is due
 }
@@ -73,12 +78,18 @@ type Stats struct {
 	// Lazy counts the entries appended with AppendLazy, and LazyAlone
 	// those of them committed in a group that held only lazy appends.
 	Lazy, LazyAlone uint64
+	// Prepared counts the bytes of zeros written ahead of the groups
+	// (see Options.NoSync); Unprepared the groups that wrote past them
+	// (their fdatasync also commits new blocks), and PrepareWaits those
+	// that waited for a preparation overlapping them.
+	Prepared, Unprepared, PrepareWaits uint64
 }
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
 	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load(),
-		Lazy: l.stats.lazy.Load(), LazyAlone: l.stats.lazyAlone.Load()}
+		Lazy: l.stats.lazy.Load(), LazyAlone: l.stats.lazyAlone.Load(),
+		Prepared: l.stats.prepared.Load(), Unprepared: l.stats.unprepared.Load(), PrepareWaits: l.stats.prepareWaits.Load()}
 }
 
 var (
@@ -128,6 +139,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	l.prep.cond = sync.NewCond(&l.prep.mu)
 	if err := l.load(); err != nil {
 		for _, s := range l.segs {
 			s.f.Close()
@@ -135,6 +147,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 		lockF.Close()
 		return nil, fmt.Errorf("seglog: open %s: %w", dir, err)
 	}
+	l.startPreparer()
 	go l.committer()
 	return l, nil
 }
@@ -524,6 +537,7 @@ func (l *Log) Close() error {
 	}
 	close(l.stop)
 	<-l.done
+	<-l.prep.done
 	l.segMu.Lock()
 	l.closed = true
 	l.tailMovedLocked()

@@ -45,6 +45,15 @@ type segment struct {
 	alloc  int64
 	retire bool
 
+	// Blocks written ahead of the groups (see prepare.go), guarded by
+	// Log.prep.mu: bytes [0, zeroed) have been written (records or zeros)
+	// or are being written by the committer, and above it only the
+	// preparer writes; bytes [0, ready) were written and synced before.
+	// prepOff: the preparer leaves the segment alone (sealed, or a
+	// preparation failed).
+	zeroed, ready int64
+	prepOff       bool
+
 	// verified holds the indexes of large records whose checksum a
 	// ReadRange has checked (see ReadRange).
 	verified sync.Map
@@ -287,7 +296,8 @@ func loadLast(path string, seq uint64, noSync bool) (*segment, []uint64, error) 
 	}
 	// Only the part that may hold data is read: the rest of a preallocated
 	// segment reads as zeros.
-	data := make([]byte, max(dataEnd(f, fi.Size()), min(fi.Size(), segHeaderSize)))
+	written := dataEnd(f, fi.Size())
+	data := make([]byte, max(written, min(fi.Size(), segHeaderSize)))
 	if _, err := f.ReadAt(data, 0); err != nil {
 		return fail(fmt.Errorf("segment %s: %w", path, err))
 	}
@@ -306,6 +316,11 @@ func loadLast(path string, seq uint64, noSync bool) (*segment, []uint64, error) 
 		}
 	}
 	s := &segment{seq: seq, base: h.base, path: path, f: f, offs: r.ix.offs, kinds: r.ix.kinds, end: r.end, sealed: r.sealed, alloc: fi.Size()}
+	// What the file system holds as written data is prepared (zeros
+	// written before a crash but never synced may be unwritten again: that
+	// costs a group an extent conversion, nothing more).
+	s.zeroed = max(int64(r.end), written)
+	s.ready = s.zeroed
 	return s, r.fills, nil
 }
 

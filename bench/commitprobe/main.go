@@ -1,0 +1,279 @@
+// Command commitprobe measures durable 1-put commits in one process and one
+// round: the 4 KiB overwrite + fdatasync line, cruzdb on seglog (opened by
+// the probe, so that its counters can be printed) and Pebble Set with Sync,
+// each with the given client counts, a fresh directory per point. It is the
+// tool behind bench/journal/2026-12-07-seg20.md: run two builds of it
+// alternately and compare each build's ratios to the peers of its own round.
+//
+//	go run ./commitprobe -clients 1,16,64 -d 2s
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cruzlog/cruzdb"
+	"github.com/cruzlog/cruzdb/log/seglog"
+)
+
+func main() {
+	clientsF := flag.String("clients", "1,16,64", "client counts")
+	d := flag.Duration("d", 2*time.Second, "measured time per point")
+	warm := flag.Duration("warm", 300*time.Millisecond, "warm-up per point")
+	data := flag.String("data", os.TempDir(), "directory for the databases")
+	sys := flag.String("systems", "line,cruzdb,pebble", "what to measure, in order")
+	nockpt := flag.Bool("nockpt", false, "cruzdb without automatic checkpoints")
+	label := flag.String("label", "", "label printed on every line")
+	flag.Parse()
+	var clients []int
+	for _, s := range strings.Split(*clientsF, ",") {
+		c, err := strconv.Atoi(s)
+		if err != nil || c < 1 {
+			fail(fmt.Errorf("bad -clients %q", *clientsF))
+		}
+		clients = append(clients, c)
+	}
+	rates := map[string]float64{}
+	systems := strings.Split(*sys, ",")
+	if slices.Contains(systems, "line") {
+		r, err := line(*data, *warm, *d)
+		if err != nil {
+			fail(err)
+		}
+		rates["line"] = r
+		fmt.Printf("%s line 1 %.0f/s\n", *label, r)
+	}
+	// Client counts outside, systems inside: the peers of one client
+	// count are measured seconds apart.
+	for _, c := range clients {
+		for _, s := range systems {
+			switch s {
+			case "line":
+			case "cruzdb", "pebble":
+				r, err := point(s, *data, c, *warm, *d, *nockpt, *label)
+				if err != nil {
+					fail(err)
+				}
+				rates[s+strconv.Itoa(c)] = r
+			default:
+				fail(fmt.Errorf("unknown system %q", s))
+			}
+		}
+	}
+	var parts []string
+	for _, c := range clients {
+		cz, pb := rates["cruzdb"+strconv.Itoa(c)], rates["pebble"+strconv.Itoa(c)]
+		if cz > 0 && pb > 0 {
+			parts = append(parts, fmt.Sprintf("c%d÷pebble=%.2f", c, cz/pb))
+		}
+	}
+	if cz, ln := rates["cruzdb1"], rates["line"]; cz > 0 && ln > 0 {
+		parts = append(parts, fmt.Sprintf("c1÷line=%.2f", cz/ln))
+	}
+	if pb, ln := rates["pebble1"], rates["line"]; pb > 0 && ln > 0 {
+		parts = append(parts, fmt.Sprintf("p1÷line=%.2f", pb/ln))
+	}
+	fmt.Printf("%s ratios %s\n", *label, strings.Join(parts, " "))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "commitprobe:", err)
+	os.Exit(1)
+}
+
+// line overwrites one 4 KiB block and fdatasyncs it in a loop.
+func line(data string, warm, d time.Duration) (float64, error) {
+	dir, err := os.MkdirTemp(data, "probe-line-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	var n int
+	start := time.Now()
+	deadline := start.Add(warm)
+	measuring := false
+	for {
+		now := time.Now()
+		if !measuring && now.After(deadline) {
+			measuring, start, n, deadline = true, now, 0, now.Add(d)
+		} else if measuring && now.After(deadline) {
+			return float64(n) / now.Sub(start).Seconds(), nil
+		}
+		buf[0]++
+		if _, err := f.WriteAt(buf, 0); err != nil {
+			return 0, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return 0, err
+		}
+		n++
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, label string) (float64, error) {
+	dir, err := os.MkdirTemp(data, "probe-"+sys+"-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	var (
+		put   func(k, v []byte) error
+		close func() error
+		stats func() string
+	)
+	switch sys {
+	case "cruzdb":
+		l, err := seglog.Open(filepath.Join(dir, "seglog"), nil)
+		if err != nil {
+			return 0, err
+		}
+		opts := cruzdb.DefaultOptions()
+		opts.Log = l
+		if nockpt {
+			opts.CheckpointLogRatio = -1
+		}
+		db, err := cruzdb.Open("", &opts)
+		if err != nil {
+			l.Close()
+			return 0, err
+		}
+		put = func(k, v []byte) error {
+			return db.Update(context.Background(), func(tx *cruzdb.Txn) error { return tx.Put(k, v) })
+		}
+		close = func() error {
+			err := db.Close()
+			if cerr := l.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+		var l0 seglog.Stats
+		var s0 cruzdb.Stats
+		stats = func() string {
+			ls, s := l.Stats(), db.Stats()
+			if l0 == (seglog.Stats{}) {
+				l0, s0 = ls, s
+				return ""
+			}
+			txns := float64(s.Commits - s0.Commits)
+			groups := float64(ls.Groups - l0.Groups)
+			return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f bpwaits=%d ckpts=%d ckwaits=%d lazyalone=%d seg=%s",
+				groups/txns, float64(ls.Bytes-l0.Bytes)/groups/1000, s.BackpressureWaits-s0.BackpressureWaits,
+				s.CheckpointsWritten-s0.CheckpointsWritten, s.CheckpointWaits-s0.CheckpointWaits, ls.LazyAlone-l0.LazyAlone, extraStats(ls, l0))
+		}
+	case "pebble":
+		db, err := pebble.Open(dir, &pebble.Options{Logger: quiet{}})
+		if err != nil {
+			return 0, err
+		}
+		put = func(k, v []byte) error { return db.Set(k, v, pebble.Sync) }
+		close = db.Close
+		stats = func() string { return "" }
+	}
+	val := make([]byte, 100)
+	var (
+		wg        sync.WaitGroup
+		measuring atomic.Bool
+		stop      atomic.Bool
+		ops       atomic.Uint64
+		firstErr  atomic.Value
+		lats      = make([][]time.Duration, clients)
+	)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(1, uint64(c)+1))
+			key := make([]byte, 16)
+			for !stop.Load() {
+				for i := range key {
+					key[i] = byte(r.Uint32())
+				}
+				t := time.Now()
+				if err := put(key, val); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					stop.Store(true)
+					return
+				}
+				if measuring.Load() {
+					ops.Add(1)
+					if len(lats[c]) < 100000 {
+						lats[c] = append(lats[c], time.Since(t))
+					}
+				}
+			}
+		}(c)
+	}
+	time.Sleep(warm)
+	stats()
+	cpu0 := cpuTime()
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(d)
+	n := ops.Load()
+	el := time.Since(start)
+	cpu := cpuTime() - cpu0
+	st := stats()
+	stop.Store(true)
+	wg.Wait()
+	if err := close(); err != nil {
+		return 0, err
+	}
+	if e := firstErr.Load(); e != nil {
+		return 0, e.(error)
+	}
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	q := func(f float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[int(f*float64(len(all)-1))]
+	}
+	rate := float64(n) / el.Seconds()
+	fmt.Printf("%s %s %d %.0f/s p50=%dµs p99=%dµs cpu=%.1fµs/op %s\n", label, sys, clients, rate,
+		q(0.5).Microseconds(), q(0.99).Microseconds(), float64(cpu.Microseconds())/float64(max(n, 1)), st)
+	return rate, nil
+}
+
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)  {}
+func (quiet) Errorf(string, ...any) {}
+func (quiet) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+	os.Exit(1)
+}

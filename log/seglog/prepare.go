@@ -1,0 +1,216 @@
+package seglog
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Blocks written ahead of the groups.
+//
+// On ext4 (and most file systems with extents), a write into preallocated
+// but never written blocks converts their extent to written when the write
+// completes, and the fdatasync that follows must commit that change through
+// the file system's journal: measured on this project's machine, a group's
+// fdatasync costs 1.17x (1 KB groups) to 1.92x (9 KB groups) what it costs
+// over blocks written before (bench/journal/2026-12-07-commit.md). A write
+// past the end of the file has the same cost (allocation and size).
+//
+// So, unless NoSync, a preparer goroutine writes zeros into the active
+// segment ahead of its last record and fdatasyncs them once, off the
+// committer's path: when the prepared bytes ahead of the last group fall
+// below one preparation step, the committer asks for one step more (a
+// quarter of what the segment has prepared, at least 64 KiB and at most
+// 1 MiB, never beyond Options.SegmentSize). A group that lands in prepared
+// blocks costs one data write and a flush, like an overwrite. A new
+// segment's first step is written as zeros with its header (one write, and
+// the sync roll does anyway).
+//
+// The record format needs no change: zeros already read as "no record" at
+// the scan of the last segment, and the preparer writes only above every
+// byte the committer has written or will write without asking it (the
+// committer writes past the prepared bytes only under prepMu, after any
+// preparation that overlaps its group has finished, and marks what it
+// wrote). A crash in the middle of a preparation leaves zeros (or, where
+// the write did not reach, unwritten blocks that read as zeros, or a
+// shorter file) after the last group: the same state a clean shutdown
+// leaves, which Open scans as a clean end.
+//
+// Disk use: a segment holds less than two steps (2 MiB) of zeros past its
+// last record, against the quarter of its size fallocate steps left; sealed
+// segments are cut at their index as before. Bytes written to disk: each
+// prepared byte is written twice (zeros, then the group), a sequential write
+// off the commit path.
+
+// maxPrepStep caps one preparation (and so the zeros a segment holds ahead
+// of its groups, two steps).
+const maxPrepStep = 1 << 20
+
+// prepStep is how far one preparation extends a segment whose prepared
+// bytes end at ready: a quarter of that, in whole steps, at least stepSize
+// and at most maxPrepStep.
+func prepStep(ready int64) int64 {
+	return min(max(stepSize, ready/4/stepSize*stepSize), maxPrepStep)
+}
+
+// prepState is the preparer's view of the active segment, guarded by
+// Log.prepMu.
+type prepState struct {
+	mu   sync.Mutex
+	cond *sync.Cond // broadcast when a preparation finishes
+	wake chan struct{}
+	done chan struct{}
+
+	// seg and target: the preparation asked for (seg nil: none).
+	seg    *segment
+	target int64
+	// busy: the preparer is writing zeros into busySeg at and above busyFrom.
+	busy     bool
+	busySeg  *segment
+	busyFrom int64
+}
+
+// prepareOn reports whether the log writes blocks ahead of its groups.
+func (l *Log) prepareOn() bool { return !l.opts.NoSync || l.opts.forcePrepare }
+
+// startPreparer starts the preparer goroutine (if preparing is on).
+func (l *Log) startPreparer() {
+	l.prep.wake = make(chan struct{}, 1)
+	l.prep.done = make(chan struct{})
+	if !l.prepareOn() {
+		close(l.prep.done)
+		return
+	}
+	go l.preparer()
+}
+
+// preparer writes zeros where asked until Close.
+func (l *Log) preparer() {
+	defer close(l.prep.done)
+	for {
+		select {
+		case <-l.prep.wake:
+		case <-l.stop:
+			return
+		}
+		l.prep.mu.Lock()
+		s, target := l.prep.seg, l.prep.target
+		l.prep.seg = nil
+		if s == nil || s.sealed || s.prepOff || target <= s.zeroed {
+			l.prep.mu.Unlock()
+			continue
+		}
+		from := s.zeroed
+		l.prep.busy, l.prep.busySeg, l.prep.busyFrom = true, s, from
+		l.prep.mu.Unlock()
+
+		err := writeZeros(s, from, target)
+		if err == nil && !l.opts.NoSync {
+			err = fdatasync(s.f)
+		}
+
+		l.prep.mu.Lock()
+		if err != nil {
+			// Leave the segment to the committer's own allocation: its
+			// write reports any real trouble (a full disk) to the
+			// requesters.
+			s.prepOff = true
+			l.stats.prepareFailures.Add(1)
+		} else {
+			s.zeroed = max(s.zeroed, target)
+			s.ready = max(s.ready, target)
+			l.stats.prepared.Add(uint64(target - from))
+		}
+		l.prep.busy, l.prep.busySeg = false, nil
+		l.prep.cond.Broadcast()
+		l.prep.mu.Unlock()
+	}
+}
+
+// writeZeros writes zeros into s's bytes [from, to).
+func writeZeros(s *segment, from, to int64) error {
+	for off := from; off < to; {
+		n := min(to-off, int64(len(zeroChunk)))
+		if _, err := s.f.WriteAt(zeroChunk[:n], off); err != nil {
+			return fmt.Errorf("prepare segment %s at %d: %w", s.path, off, err)
+		}
+		off += n
+	}
+	return nil
+}
+
+// makeRoom is called by the committer before it writes s's bytes [from,
+// to): if they are not all prepared, it waits for a preparation that
+// overlaps them, and allocates what is still missing itself (extend).
+func (l *Log) makeRoom(s *segment, from, to int64) error {
+	if !l.prepareOn() {
+		return l.extend(s, to)
+	}
+	l.prep.mu.Lock()
+	defer l.prep.mu.Unlock()
+	if to <= s.ready {
+		return nil
+	}
+	waited := false
+	for l.prep.busy && l.prep.busySeg == s && l.prep.busyFrom < to {
+		waited = true
+		l.prep.cond.Wait()
+	}
+	if waited {
+		l.stats.prepareWaits.Add(1)
+	}
+	if to <= s.ready {
+		return nil
+	}
+	l.stats.unprepared.Add(1)
+	if err := l.extend(s, to); err != nil {
+		return err
+	}
+	s.zeroed = max(s.zeroed, to)
+	return nil
+}
+
+// askPrepare is called by the committer after a group: if less than a
+// step is prepared past s's last record, it asks the preparer for one
+// more (or, if the committer outran it, for one past the last record).
+func (l *Log) askPrepare(s *segment) {
+	if !l.prepareOn() {
+		return
+	}
+	end := int64(s.end)
+	l.prep.mu.Lock()
+	if s.sealed || s.prepOff || s.ready >= l.opts.SegmentSize {
+		l.prep.mu.Unlock()
+		return
+	}
+	step := prepStep(s.ready)
+	if s.ready-end >= step {
+		l.prep.mu.Unlock()
+		return
+	}
+	target := min(max(s.ready, end)+step, max(l.opts.SegmentSize, end))
+	if l.prep.busy && l.prep.busySeg == s {
+		// Asked again once this one finishes (the next group asks).
+		l.prep.mu.Unlock()
+		return
+	}
+	l.prep.seg, l.prep.target = s, target
+	l.prep.mu.Unlock()
+	select {
+	case l.prep.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stopPreparing waits for a preparation of s in progress and keeps the
+// preparer off s from then on (before s is sealed or closed).
+func (l *Log) stopPreparing(s *segment) {
+	l.prep.mu.Lock()
+	defer l.prep.mu.Unlock()
+	for l.prep.busy && l.prep.busySeg == s {
+		l.prep.cond.Wait()
+	}
+	if l.prep.seg == s {
+		l.prep.seg = nil
+	}
+	s.prepOff = true // nothing more for the preparer here
+}
