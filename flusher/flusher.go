@@ -46,10 +46,12 @@
 //
 // Produced, Saw and Evict are called on the processor goroutine. WaitRoom,
 // Flush and Stats may be called from anywhere. Options.Workers goroutines
-// take queued deltas oldest first and each writes one afterimage at a time
-// (serialize, append, next), so an append that returns leads straight to
-// the next one; serial mode has one such goroutine that also waits for each
-// confirmation.
+// take queued deltas oldest first — each every delta queued when it comes
+// back, up to 32 (a checkpoint cut alone) — and append their afterimages in
+// one batch (serialize, append, next), so an append that returns leads
+// straight to the next one, and one wait for a group commit carries as
+// many afterimages as queued meanwhile; serial mode has one such goroutine
+// that writes one delta at a time and also waits for each confirmation.
 package flusher
 
 import (
@@ -61,6 +63,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/flusher/nodecache"
 	"github.com/cruzlog/cruzdb/log"
@@ -554,32 +557,57 @@ func (f *Flusher) isConfirmed(pos uint64) (bool, chan struct{}) {
 }
 
 // run is a writer goroutine: Options.Workers of them in parallel mode, each
-// writing with write (f.writeParallel) and going back for the next delta, so
-// a finished append leads straight to the next one without a handoff; one
-// in serial mode (f.writeSerial), one delta at a time, in order.
-func (f *Flusher) run(write func(*pending) bool) {
+// writing with write (f.writeParallel) and going back for the next deltas,
+// so a finished append leads straight to the next one without a handoff;
+// one in serial mode (f.writeSerial), one delta at a time, in order.
+func (f *Flusher) run(write func([]*pending) bool) {
 	defer f.wg.Done()
+	limit := 1
+	if !f.o.Serial {
+		limit = maxBatch
+	}
 	for {
-		p := f.take()
-		if p == nil {
+		ps := f.take(limit)
+		if ps == nil {
 			return // stopped
 		}
-		if ok, _ := f.isConfirmed(p.d.Pos); ok {
-			continue // someone else's afterimage won meanwhile
+		n := 0
+		for _, p := range ps {
+			if ok, _ := f.isConfirmed(p.d.Pos); !ok {
+				ps[n] = p
+				n++
+			} // else someone else's afterimage won meanwhile
 		}
-		if !write(p) {
+		if n > 0 && !write(ps[:n]) {
 			return
 		}
 	}
 }
 
-// writeParallel writes p with a physical pointer wherever the child's
-// afterimage is known, else an intention pointer.
-func (f *Flusher) writeParallel(p *pending) bool { return f.write(p, f.pager.Physical) }
+// maxBatch and maxBatchBytes bound the deltas a worker takes at once in
+// parallel mode: every delta queued when it comes back for more, oldest
+// first, up to maxBatch of them and (after the first) maxBatchBytes of
+// delta bytes; a checkpoint cut goes alone. It serializes them and appends
+// them in one batch, with one wait: with many clients, afterimages queue
+// faster than Options.Workers appends of one afterimage each can take them
+// (each waits for its group commit), and commits then wait for room.
+const (
+	maxBatch      = 32
+	maxBatchBytes = 1 << 20
+)
 
-// take removes and returns the oldest queued delta, waiting for one; nil
-// once the flusher stops.
-func (f *Flusher) take() *pending {
+// writeParallel writes ps with a physical pointer wherever the child's
+// afterimage is known, else an intention pointer.
+func (f *Flusher) writeParallel(ps []*pending) bool {
+	if ps[0].d.Checkpoint {
+		return f.writeCheckpoint(ps[0])
+	}
+	return f.write(ps, f.pager.Physical)
+}
+
+// take removes and returns the oldest queued deltas (see maxBatch), at
+// most limit of them, waiting for one; nil once the flusher stops.
+func (f *Flusher) take(limit int) []*pending {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for len(f.queue) == 0 {
@@ -588,15 +616,24 @@ func (f *Flusher) take() *pending {
 		}
 		f.more.Wait()
 	}
-	p := f.queue[0]
-	f.queue[0] = nil
-	f.queue = f.queue[1:]
-	return p
+	n := 1
+	if size := f.queue[0].d.Bytes; !f.queue[0].d.Checkpoint {
+		for n < len(f.queue) && n < limit && !f.queue[n].d.Checkpoint && size+f.queue[n].d.Bytes <= maxBatchBytes {
+			size += f.queue[n].d.Bytes
+			n++
+		}
+	}
+	ps := make([]*pending, n)
+	copy(ps, f.queue[:n])
+	clear(f.queue[:n])
+	f.queue = f.queue[n:]
+	return ps
 }
 
 // writeSerial waits for every earlier delta, writes p with physical
 // pointers only, and waits for it to be confirmed.
-func (f *Flusher) writeSerial(p *pending) bool {
+func (f *Flusher) writeSerial(ps []*pending) bool {
+	p := ps[0] // take(1)
 	for {
 		ok, room := f.confirmedBefore(p.d.Pos)
 		if ok {
@@ -608,7 +645,11 @@ func (f *Flusher) writeSerial(p *pending) bool {
 			return false
 		}
 	}
-	if !f.write(p, f.pager.MustPhysical) {
+	if p.d.Checkpoint {
+		if !f.writeCheckpoint(p) {
+			return false
+		}
+	} else if !f.write(ps[:1], f.pager.MustPhysical) {
 		return false
 	}
 	for {
@@ -624,29 +665,44 @@ func (f *Flusher) writeSerial(p *pending) bool {
 	}
 }
 
-// write serializes and appends p, retrying failed appends until the flusher
-// stops. It reports false when stopped.
-func (f *Flusher) write(p *pending, phys Physical) bool {
-	if p.d.Checkpoint {
-		return f.writeCheckpoint(p)
+// write serializes ps (deltas, no checkpoint cut) and appends them in one
+// batch, retrying failed appends until the flusher stops. It reports false
+// when stopped.
+func (f *Flusher) write(ps []*pending, phys Physical) bool {
+	type enc struct {
+		p      *pending
+		base   uint64
+		buf    *[]byte
+		counts afterimage.PointerCounts
 	}
-	base := f.baseFor(p.d.Pos)
-	buf := entryBufs.Get().(*[]byte)
-	data, counts := AppendEntry((*buf)[:0], p.d, base, phys)
+	encs := make([]enc, 0, len(ps))
+	data := make([][]byte, 0, len(ps))
 	defer func() {
-		if cap(data) <= maxPooledEntry {
-			*buf = data[:0]
-			entryBufs.Put(buf) // the log keeps no reference after Append
+		for i, e := range encs {
+			if cap(data[i]) <= maxPooledEntry {
+				*e.buf = data[i][:0]
+				entryBufs.Put(e.buf) // the log keeps no reference after Append
+			}
 		}
 	}()
-	if len(data) > log.MaxEntrySize {
-		f.appendErrs.Add(1)
-		f.o.Logger.Error("afterimage larger than a log entry; delta stays pinned", "intention", p.d.Pos, "bytes", len(data))
+	for _, p := range ps {
+		base := f.baseFor(p.d.Pos)
+		buf := entryBufs.Get().(*[]byte)
+		d, counts := AppendEntry((*buf)[:0], p.d, base, phys)
+		if len(d) > log.MaxEntrySize {
+			f.appendErrs.Add(1)
+			f.o.Logger.Error("afterimage larger than a log entry; delta stays pinned", "intention", p.d.Pos, "bytes", len(d))
+			continue
+		}
+		encs = append(encs, enc{p, base, buf, counts})
+		data = append(data, d)
+	}
+	if len(encs) == 0 {
 		return true
 	}
 	backoff := time.Millisecond
 	for {
-		_, err := f.appendAfterimage(data)
+		err := f.appendAfterimages(data)
 		if err == nil {
 			f.appendErr.Store(nil)
 			break
@@ -661,7 +717,7 @@ func (f *Flusher) write(p *pending, phys Physical) bool {
 		if errors.Is(err, log.ErrClosed) {
 			return false
 		}
-		f.o.Logger.Warn("afterimage append failed; retrying", "intention", p.d.Pos, "err", err)
+		f.o.Logger.Warn("afterimage append failed; retrying", "intention", encs[0].p.d.Pos, "afterimages", len(encs), "err", err)
 		select {
 		case <-time.After(backoff):
 		case <-f.stopCh:
@@ -672,14 +728,16 @@ func (f *Flusher) write(p *pending, phys Physical) bool {
 	if f.o.Appended != nil {
 		f.o.Appended()
 	}
-	if base == p.d.Pos {
-		f.markSealed(base)
+	for i, e := range encs {
+		if e.base == e.p.d.Pos {
+			f.markSealed(e.base)
+		}
+		f.written.Add(1)
+		f.writtenBytes.Add(uint64(len(data[i])))
+		f.phys.Add(uint64(e.counts.Afterimage))
+		f.intent.Add(uint64(e.counts.Intention))
+		f.self.Add(uint64(e.counts.Self))
 	}
-	f.written.Add(1)
-	f.writtenBytes.Add(uint64(len(data)))
-	f.phys.Add(uint64(counts.Afterimage))
-	f.intent.Add(uint64(counts.Intention))
-	f.self.Add(uint64(counts.Self))
 	return true
 }
 
@@ -766,14 +824,29 @@ func (f *Flusher) Stop() {
 	f.pager.Clock().Stop()
 }
 
-// appendAfterimage appends an afterimage entry: through the piggyback lane
-// (riding with this node's next intention when it is committing), or at
-// once when there is none.
-func (f *Flusher) appendAfterimage(data []byte) (log.Position, error) {
-	if f.lane == nil {
-		return f.o.Log.Append(f.ctx, data)
+// appendAfterimages appends afterimage entries, in order: through the
+// piggyback lane (riding with this node's next intention when it is
+// committing, or lazily with the next group), or at once, in one batch where
+// the log batches, when there is none.
+func (f *Flusher) appendAfterimages(data [][]byte) error {
+	var err error
+	switch {
+	case f.lane != nil:
+		_, err = f.lane.AppendAfterimages(f.ctx, data)
+	case len(data) == 1:
+		_, err = f.o.Log.Append(f.ctx, data[0])
+	default:
+		if b, ok := f.o.Log.(log.BatchAppender); ok {
+			_, err = b.AppendBatch(f.ctx, data)
+			break
+		}
+		for _, d := range data {
+			if _, err = f.o.Log.Append(f.ctx, d); err != nil {
+				break
+			}
+		}
 	}
-	return f.lane.AppendAfterimage(f.ctx, data)
+	return err
 }
 
 // piggybacked is Stats.Piggybacked: afterimages the lane appended together

@@ -13,8 +13,9 @@ import (
 // and reports them shared when shared is set.
 type lazyLog struct {
 	*memlog.Log
-	lazy   []time.Duration
-	shared bool
+	lazy        []time.Duration
+	lazyBatches []int
+	shared      bool
 }
 
 func (l *lazyLog) AppendLazy(ctx context.Context, data []byte, within time.Duration) (log.Position, bool, error) {
@@ -63,5 +64,52 @@ func TestAfterimageLazyWhileCommitting(t *testing.T) {
 	}
 	if len(l.lazy) != 2 || p.Piggybacked() != 1 {
 		t.Fatalf("lazy appends %v, piggybacked %d; want a second lazy append, not counted", l.lazy, p.Piggybacked())
+	}
+}
+
+func (l *lazyLog) AppendLazyBatch(ctx context.Context, data [][]byte, within time.Duration) ([]log.Position, bool, error) {
+	l.lazyBatches = append(l.lazyBatches, len(data))
+	pos, err := l.Log.AppendBatch(ctx, data)
+	return pos, l.shared, err
+}
+
+// TestAfterimagesBatch: several afterimages appended together go in one
+// lazy batch while this node commits (counted as riding when shared), in
+// one plain batch when it is idle, and one alone as AppendAfterimage does.
+func TestAfterimagesBatch(t *testing.T) {
+	ctx := context.Background()
+	l := &lazyLog{Log: memlog.New(nil), shared: true}
+	p := newLane(t, l)
+	data := [][]byte{[]byte("a1"), []byte("a2"), []byte("a3")}
+	pos, err := p.AppendAfterimages(ctx, data)
+	if err != nil || len(pos) != 3 {
+		t.Fatalf("idle: %v, %v", pos, err)
+	}
+	if len(l.lazy)+len(l.lazyBatches) != 0 || p.Piggybacked() != 0 {
+		t.Fatalf("an idle node's afterimages went lazy (%v, %v)", l.lazy, l.lazyBatches)
+	}
+	for range 5 {
+		defer p.CommitBegins()()
+	}
+	if _, err := p.AppendIntention(ctx, []byte("intention")); err != nil {
+		t.Fatal(err)
+	}
+	pos, err = p.AppendAfterimages(ctx, data)
+	if err != nil || len(pos) != 3 {
+		t.Fatalf("committing: %v, %v", pos, err)
+	}
+	if len(l.lazyBatches) != 1 || l.lazyBatches[0] != 3 || p.Piggybacked() != 3 {
+		t.Fatalf("lazy batches %v, piggybacked %d; want one of 3, counted", l.lazyBatches, p.Piggybacked())
+	}
+	for i, q := range pos {
+		if got := read(t, l, q); string(got) != string(data[i]) {
+			t.Fatalf("read %d = %q, want %q", q, got, data[i])
+		}
+	}
+	if _, err := p.AppendAfterimages(ctx, data[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.lazy) != 1 || len(l.lazyBatches) != 1 {
+		t.Fatalf("one afterimage: lazy appends %v, lazy batches %v; want one lazy append", l.lazy, l.lazyBatches)
 	}
 }

@@ -58,11 +58,21 @@ type LazyAppender interface {
 	AppendLazy(ctx context.Context, data []byte, within time.Duration) (pos log.Position, shared bool, err error)
 }
 
+// LazyBatchAppender is a LazyAppender that can hold back several entries
+// with one wait (log/seglog implements it).
+type LazyBatchAppender interface {
+	// AppendLazyBatch appends the entries in order as AppendLazy does
+	// and returns their positions; shared reports that every group that
+	// committed them held another request.
+	AppendLazyBatch(ctx context.Context, data [][]byte, within time.Duration) (pos []log.Position, shared bool, err error)
+}
+
 // Log wraps a log.Log. Create with New; safe for concurrent use.
 type Log struct {
 	log.Log
 	batch  log.BatchAppender // nil: the wrapped log cannot batch, nothing rides
 	lazy   LazyAppender      // non-nil: afterimages ride through the log's lazy appends
+	lazyB  LazyBatchAppender // non-nil: several afterimages ride with one lazy wait
 	window time.Duration     // Window; tests lengthen it so that riding is certain
 
 	lastLocal  atomic.Int64 // UnixNano of the last AppendIntention
@@ -91,6 +101,7 @@ func New(l log.Log) *Log {
 	p := &Log{Log: l, window: Window}
 	p.batch, _ = l.(log.BatchAppender)
 	p.lazy, _ = l.(LazyAppender)
+	p.lazyB, _ = l.(LazyBatchAppender)
 	return p
 }
 
@@ -168,6 +179,29 @@ func (p *Log) AppendAfterimage(ctx context.Context, data []byte) (log.Position, 
 		return r.pos, r.err
 	}
 	return p.Log.Append(ctx, data)
+}
+
+// AppendAfterimages appends several afterimage entries, in order, with one
+// wait: lazily in one batch where AppendAfterimage would append lazily,
+// else in one batch at once (they do not wait for an intention to ride
+// with: a writer holding several afterimages is behind). It returns their
+// positions, or the error of the append.
+func (p *Log) AppendAfterimages(ctx context.Context, data [][]byte) ([]log.Position, error) {
+	if len(data) == 1 {
+		pos, err := p.AppendAfterimage(ctx, data[0])
+		if err != nil {
+			return nil, err
+		}
+		return []log.Position{pos}, nil
+	}
+	if p.lazyB != nil && p.committing.Load() > MaxRidingCommitters && time.Since(time.Unix(0, p.lastLocal.Load())) <= p.window {
+		pos, shared, err := p.lazyB.AppendLazyBatch(ctx, data, p.window)
+		if err == nil && shared {
+			p.ridden.Add(uint64(len(data)))
+		}
+		return pos, err
+	}
+	return p.AppendBatch(ctx, data)
 }
 
 // AppendIntention appends an intention this node commits, together with the

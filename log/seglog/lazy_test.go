@@ -129,3 +129,64 @@ func TestAppendLazyNotCountedSmall(t *testing.T) {
 		t.Fatalf("%d groups for a large append and a lazy one, want 1", st.Groups-groups)
 	}
 }
+
+// TestAppendLazyBatch: a lazy batch waits as one lazy append does; the next
+// append commits it with its own entry in one group, at consecutive
+// positions in order; a lazy batch alone commits once due; one waiting at
+// Close fails with log.ErrClosed.
+func TestAppendLazyBatch(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, t.TempDir(), nil)
+	type res struct {
+		pos    []log.Position
+		shared bool
+		err    error
+	}
+	start := func(data [][]byte, within time.Duration) <-chan res {
+		queued := l.q.Len()
+		ch := make(chan res, 1)
+		go func() {
+			pos, shared, err := l.AppendLazyBatch(ctx, data, within)
+			ch <- res{pos, shared, err}
+		}()
+		testutil.Eventually(t, 10*time.Second, func() bool { return l.q.Len() >= queued+len(data) || len(ch) > 0 })
+		return ch
+	}
+	batch := [][]byte{[]byte("a1"), []byte("a2"), []byte("a3")}
+	ch := start(batch, time.Hour)
+	groups := l.Stats().Groups
+	p, err := l.Append(ctx, []byte("intention"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil || !r.shared || len(r.pos) != 3 || r.pos[1] != r.pos[0]+1 || r.pos[2] != r.pos[1]+1 {
+		t.Fatalf("lazy batch: %+v; want three consecutive positions, shared", r)
+	}
+	if st := l.Stats(); st.Groups != groups+1 || st.Lazy != 3 || st.LazyAlone != 0 {
+		t.Fatalf("stats %+v (groups before %d): want the four entries in one group", st, groups)
+	}
+	want := map[log.Position]string{p: "intention"}
+	for i, q := range r.pos {
+		want[q] = string(batch[i])
+	}
+	for pos, w := range want {
+		if got, err := l.Read(ctx, pos); err != nil || string(got) != w {
+			t.Fatalf("read %d = %q, %v; want %q", pos, got, err, w)
+		}
+	}
+	r = <-start(batch[:2], time.Millisecond)
+	if r.err != nil || r.shared || len(r.pos) != 2 {
+		t.Fatalf("lazy batch alone: %+v", r)
+	}
+	if st := l.Stats(); st.LazyAlone != 2 {
+		t.Fatalf("stats %+v: want the two entries committed alone", st)
+	}
+	ch = start(batch, time.Hour)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ch; !errors.Is(r.err, log.ErrClosed) {
+		t.Fatalf("lazy batch at Close: %+v; want log.ErrClosed", r)
+	}
+}

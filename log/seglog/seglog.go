@@ -283,6 +283,44 @@ func (l *Log) AppendLazy(ctx context.Context, data []byte, within time.Duration)
 	return r.Pos, r.Shared, r.Err
 }
 
+// AppendLazyBatch appends the entries in order, lazily as AppendLazy does
+// (one wait for all of them: a database's flusher hands over several
+// afterimages at once), and returns their positions, ascending. They join
+// the same group commit unless Options.MaxGroupBytes splits them. shared
+// reports that every group that committed them held another request. On an
+// error each entry may or may not have been written, as with Append.
+func (l *Log) AppendLazyBatch(ctx context.Context, data [][]byte, within time.Duration) (pos []log.Position, shared bool, err error) {
+	ctx = orBackground(ctx)
+	if err := groupcommit.CheckAppends(ctx, "seglog", data...); err != nil {
+		return nil, false, err
+	}
+	if len(data) == 0 {
+		if l.q.IsShut() {
+			return nil, false, fmt.Errorf("seglog: append: %w", log.ErrClosed)
+		}
+		return []log.Position{}, false, nil
+	}
+	id := l.batchIDs.Add(1)
+	due := time.Now().Add(within)
+	rs := make([]*groupcommit.Request, len(data))
+	for i, d := range data {
+		rs[i] = groupcommit.NewRequest(groupcommit.Append)
+		rs[i].Data, rs[i].Batch, rs[i].Lazy, rs[i].Due = d, id, true, due
+	}
+	if err := l.submit(rs...); err != nil {
+		return nil, false, fmt.Errorf("seglog: append: %w", err)
+	}
+	pos, err = groupcommit.WaitAll(ctx, "seglog", rs, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	shared = true
+	for _, r := range rs {
+		shared = shared && r.Shared
+	}
+	return pos, shared, nil
+}
+
 // AppendBatch appends the entries in order and returns their positions,
 // ascending. They share one group commit unless Options.MaxGroupBytes splits
 // them. It implements log.BatchAppender. On an error each entry may or may

@@ -1,0 +1,90 @@
+package flusher
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/internal/testutil"
+	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/memlog"
+	"github.com/cruzlog/cruzdb/processor"
+)
+
+// batchLog records the sizes of the batches appended through it.
+type batchLog struct {
+	*memlog.Log
+	mu      sync.Mutex
+	batches []int
+}
+
+func (b *batchLog) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, error) {
+	b.mu.Lock()
+	b.batches = append(b.batches, len(data))
+	b.mu.Unlock()
+	return b.Log.AppendBatch(ctx, data)
+}
+
+func (b *batchLog) sizes() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.batches...)
+}
+
+// TestWorkerAppendsQueuedDeltasInOneBatch: while a worker's append waits,
+// the deltas produced meanwhile queue; the worker takes all of them when it
+// comes back and appends their afterimages in one batch (one wait), each a
+// valid afterimage of its own intention, confirmed in order, and the tree
+// reads back from the log alone.
+func TestWorkerAppendsQueuedDeltasInOneBatch(t *testing.T) {
+	gate := memlog.NewGate()
+	var holdNext atomic.Bool
+	r := &rig{t: t, next: 1, local: true, deltas: map[uint64]*processor.Delta{}}
+	r.l = newLog(t, &memlog.Options{Inject: func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpAppend && holdNext.CompareAndSwap(true, false) {
+			return memlog.Fault{Hold: gate}
+		}
+		return memlog.Fault{}
+	}})
+	bl := &batchLog{Log: r.l}
+	f, err := New(Options{Log: bl, Workers: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	r.f = f
+	r.st = processor.NewState(testHeader, cowtree.New(f.Loader()), 0)
+
+	p1 := r.intent(sevenOps()...)
+	var later []uint64
+	for _, k := range []string{"h", "a", "i", "b"} {
+		later = append(later, r.intent(putOp(k, "v"+k)))
+	}
+	holdNext.Store(true)
+	r.stepTo(p1) // the worker takes delta 1 alone; its append waits at the gate
+	<-gate.Held()
+	r.stepTo(later[len(later)-1])
+	gate.Release()
+	last := uint64(0)
+	for _, p := range append([]uint64{p1}, later...) {
+		a, ai := r.awaitAfterimage(p)
+		if ai.Intention != p {
+			t.Fatalf("afterimage at %d is of intention %d, want %d", a, ai.Intention, p)
+		}
+		last = max(last, a)
+	}
+	if got := bl.sizes(); len(got) != 1 || got[0] != len(later) {
+		t.Fatalf("batches appended: %v; want one of the %d deltas queued behind the held append", got, len(later))
+	}
+	r.stepTo(last)
+	testutil.Eventually(t, waitLong, func() bool { return f.Stats().Confirmed == 5 })
+	if s := f.Stats(); s.AfterimagesWritten != 5 || s.PendingDeltas != 0 || s.UnflushedBytes != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if got, want := loadFrom(t, r.l, last), treeDump(t, r.st.Tree()); got != want {
+		t.Fatalf("tree from the log:\n%s\nwant\n%s", got, want)
+	}
+}
