@@ -33,7 +33,8 @@ func main() {
 	d := flag.Duration("d", 2*time.Second, "measured time per point")
 	warm := flag.Duration("warm", 300*time.Millisecond, "warm-up per point")
 	data := flag.String("data", os.TempDir(), "directory for the databases")
-	sys := flag.String("systems", "line,cruzdb,pebble", "what to measure, in order")
+	sys := flag.String("systems", "line,cruzdb,pebble", "what to measure, in order (seglog: appends of -entry bytes alone)")
+	entry := flag.Int("entry", 1000, "entry size of the seglog system")
 	nockpt := flag.Bool("nockpt", false, "cruzdb without automatic checkpoints")
 	label := flag.String("label", "", "label printed on every line")
 	flag.Parse()
@@ -47,22 +48,24 @@ func main() {
 	}
 	rates := map[string]float64{}
 	systems := strings.Split(*sys, ",")
-	if slices.Contains(systems, "line") {
-		r, err := line(*data, *warm, *d)
-		if err != nil {
-			fail(err)
-		}
-		rates["line"] = r
-		fmt.Printf("%s line 1 %.0f/s\n", *label, r)
-	}
 	// Client counts outside, systems inside: the peers of one client
-	// count are measured seconds apart.
-	for _, c := range clients {
+	// count are measured seconds apart. The line is measured with the
+	// first client count, where -systems puts it.
+	for i, c := range clients {
 		for _, s := range systems {
 			switch s {
 			case "line":
-			case "cruzdb", "pebble":
-				r, err := point(s, *data, c, *warm, *d, *nockpt, *label)
+				if i > 0 {
+					continue
+				}
+				r, err := line(*data, *warm, *d)
+				if err != nil {
+					fail(err)
+				}
+				rates["line"] = r
+				fmt.Printf("%s line 1 %.0f/s\n", *label, r)
+			case "cruzdb", "pebble", "seglog":
+				r, err := point(s, *data, c, *warm, *d, *nockpt, *label, *entry)
 				if err != nil {
 					fail(err)
 				}
@@ -77,6 +80,11 @@ func main() {
 		cz, pb := rates["cruzdb"+strconv.Itoa(c)], rates["pebble"+strconv.Itoa(c)]
 		if cz > 0 && pb > 0 {
 			parts = append(parts, fmt.Sprintf("c%d÷pebble=%.2f", c, cz/pb))
+		}
+	}
+	for _, c := range clients {
+		if sg, ln := rates["seglog"+strconv.Itoa(c)], rates["line"]; sg > 0 && ln > 0 {
+			parts = append(parts, fmt.Sprintf("s%d÷line=%.2f", c, sg/ln))
 		}
 	}
 	if cz, ln := rates["cruzdb1"], rates["line"]; cz > 0 && ln > 0 {
@@ -140,7 +148,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, label string) (float64, error) {
+func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, label string, entry int) (float64, error) {
 	dir, err := os.MkdirTemp(data, "probe-"+sys+"-")
 	if err != nil {
 		return 0, err
@@ -190,6 +198,26 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 			return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f bpwaits=%d ckpts=%d ckwaits=%d lazyalone=%d seg=%s",
 				groups/txns, float64(ls.Bytes-l0.Bytes)/groups/1000, s.BackpressureWaits-s0.BackpressureWaits,
 				s.CheckpointsWritten-s0.CheckpointsWritten, s.CheckpointWaits-s0.CheckpointWaits, ls.LazyAlone-l0.LazyAlone, extraStats(ls, l0))
+		}
+	case "seglog":
+		l, err := seglog.Open(filepath.Join(dir, "seglog"), nil)
+		if err != nil {
+			return 0, err
+		}
+		buf := make([]byte, entry)
+		put = func(k, v []byte) error {
+			_, err := l.Append(context.Background(), buf)
+			return err
+		}
+		close = l.Close
+		var l0 seglog.Stats
+		stats = func() string {
+			ls := l.Stats()
+			if l0 == (seglog.Stats{}) {
+				l0 = ls
+				return ""
+			}
+			return fmt.Sprintf("entries/group=%.1f seg=%s", float64(ls.Entries-l0.Entries)/float64(ls.Groups-l0.Groups), extraStats(ls, l0))
 		}
 	case "pebble":
 		db, err := pebble.Open(dir, &pebble.Options{Logger: quiet{}})

@@ -27,23 +27,55 @@ func (l *Log) committer() {
 		case <-l.stop:
 			return
 		}
-		for l.commitLocked() {
+		var due time.Time
+		for {
+			more, d := l.commitLocked()
+			if !more {
+				due = d
+				break
+			}
 			// Let the requesters just woken run before taking the next
 			// group: those that append again join it instead of waiting a
 			// whole fdatasync for the one after. This waits for no timer,
 			// only for goroutines that are already runnable.
 			runtime.Gosched()
 		}
-		if !l.lazyDue.IsZero() {
-			lazy.Reset(time.Until(l.lazyDue))
+		if !due.IsZero() {
+			lazy.Reset(time.Until(due))
 		}
 	}
 }
 
-func (l *Log) commitLocked() bool {
+// commitLocked commits the next group under commitMu; due is when the
+// first lazy append left waiting is due, if nothing else was.
+func (l *Log) commitLocked() (more bool, due time.Time) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
-	return l.commitNext()
+	more = l.commitNext()
+	return more, l.lazyDue
+}
+
+// lead is called by an appender right after it queued its requests: if
+// the last group held the requests of a single appender (one client
+// committing alone) and no group is being committed, the appender commits
+// the next group itself, sparing two goroutine switches (to the committer
+// and back) per append. Otherwise, or if requests remain, it wakes the
+// committer. With several appenders the committer gathers their requests
+// as before (an appender leading there commits smaller groups: see
+// bench/journal/2026-12-07-commit.md, section 4).
+func (l *Log) lead() {
+	if l.solo.Load() && l.commitMu.TryLock() {
+		l.commitNext()
+		l.commitMu.Unlock()
+		l.stats.led.Add(1)
+		if l.q.Len() == 0 {
+			return
+		}
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
 }
 
 // commitNext takes a group of the waiting requests and commits it. It
@@ -121,6 +153,7 @@ func (l *Log) commitNext() bool {
 		}
 	}
 	group = group[:n]
+	l.solo.Store(appenders(group) == 1)
 	if failed != nil {
 		l.finish(group, failed)
 		return true
@@ -147,6 +180,23 @@ func (l *Log) commitNext() bool {
 		r.Complete()
 	}
 	return true
+}
+
+// appenders counts the calls of Append or AppendBatch whose requests are
+// in group (lazy appends, fills and trims not counted).
+func appenders(group []*groupcommit.Request) int {
+	n := 0
+	var last uint64
+	for _, r := range group {
+		if r.Op != groupcommit.Append || r.Lazy {
+			continue
+		}
+		if r.Batch == 0 || r.Batch != last {
+			n++
+		}
+		last = r.Batch
+	}
+	return n
 }
 
 // lazyOnly reports whether waiting holds only lazy appends none of which

@@ -62,11 +62,14 @@ type Log struct {
 	stats struct {
 		groups, entries, bytes, lazy, lazyAlone             atomic.Uint64
 		prepared, unprepared, prepareWaits, prepareFailures atomic.Uint64
+		led                                                 atomic.Uint64
 	}
 
 	prep prepState // the preparer of blocks ahead of the groups (prepare.go)
 
-	lazyDue time.Time // committer-owned: when the first lazy append left waiting is due
+	lazyDue time.Time // under commitMu: when the first lazy append left waiting is due
+
+	solo atomic.Bool // the last group held one appender's requests: the next appender leads (lead)
 }
 
 // Stats are counters of a Log since Open.
@@ -83,13 +86,16 @@ type Stats struct {
 	// (their fdatasync also commits new blocks), and PrepareWaits those
 	// that waited for a preparation overlapping them.
 	Prepared, Unprepared, PrepareWaits uint64
+	// Led counts the groups an appender committed itself (see lead).
+	Led uint64
 }
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
 	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load(),
 		Lazy: l.stats.lazy.Load(), LazyAlone: l.stats.lazyAlone.Load(),
-		Prepared: l.stats.prepared.Load(), Unprepared: l.stats.unprepared.Load(), PrepareWaits: l.stats.prepareWaits.Load()}
+		Prepared: l.stats.prepared.Load(), Unprepared: l.stats.unprepared.Load(), PrepareWaits: l.stats.prepareWaits.Load(),
+		Led: l.stats.led.Load()}
 }
 
 var (
@@ -251,7 +257,7 @@ func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 	}
 	r := groupcommit.NewRequest(groupcommit.Append)
 	r.Data = data
-	if err := l.submit(r); err != nil {
+	if err := l.submitLead(r); err != nil {
 		return 0, fmt.Errorf("seglog: append: %w", err)
 	}
 	if err := r.Wait(ctx); err != nil {
@@ -342,7 +348,7 @@ func (l *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, e
 		rs[i] = groupcommit.NewRequest(groupcommit.Append)
 		rs[i].Data, rs[i].Batch = d, id
 	}
-	if err := l.submit(rs...); err != nil {
+	if err := l.submitLead(rs...); err != nil {
 		return nil, fmt.Errorf("seglog: append: %w", err)
 	}
 	return groupcommit.WaitAll(ctx, "seglog", rs, nil)
@@ -385,6 +391,16 @@ func (l *Log) submit(rs ...*groupcommit.Request) error {
 	case l.wake <- struct{}{}:
 	default:
 	}
+	return nil
+}
+
+// submitLead queues rs together and commits them itself or wakes the
+// committer (see lead).
+func (l *Log) submitLead(rs ...*groupcommit.Request) error {
+	if err := l.q.Add(rs...); err != nil {
+		return err
+	}
+	l.lead()
 	return nil
 }
 
@@ -575,6 +591,8 @@ func (l *Log) Close() error {
 	}
 	close(l.stop)
 	<-l.done
+	l.commitMu.Lock() // wait for a group an appender is committing (lead)
+	l.commitMu.Unlock()
 	<-l.prep.done
 	l.segMu.Lock()
 	l.closed = true
