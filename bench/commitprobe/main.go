@@ -211,13 +211,15 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		}
 		close = l.Close
 		var l0 seglog.Stats
+		var w0 int64
 		stats = func() string {
-			ls := l.Stats()
+			ls, w := l.Stats(), writeBytes()
 			if l0 == (seglog.Stats{}) {
-				l0 = ls
+				l0, w0 = ls, w
 				return ""
 			}
-			return fmt.Sprintf("entries/group=%.1f seg=%s", float64(ls.Entries-l0.Entries)/float64(ls.Groups-l0.Groups), extraStats(ls, l0))
+			return fmt.Sprintf("entries/group=%.1f written/appended=%.2f seg=%s", float64(ls.Entries-l0.Entries)/float64(ls.Groups-l0.Groups),
+				float64(w-w0)/float64(ls.Bytes-l0.Bytes), extraStats(ls, l0))
 		}
 	case "pebble":
 		db, err := pebble.Open(dir, &pebble.Options{Logger: quiet{}})
@@ -304,4 +306,20 @@ func (quiet) Errorf(string, ...any) {}
 func (quiet) Fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
 	os.Exit(1)
+}
+
+// writeBytes is the process's write_bytes (/proc/self/io): bytes it caused
+// to be written to storage, counted as pages are dirtied.
+func writeBytes() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, ln := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(ln, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }

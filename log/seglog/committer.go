@@ -380,7 +380,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		l.tailMovedLocked()
 	}
 	l.segMu.Unlock()
-	l.askPrepare(act)
+	l.askPrepare(act, int64(len(buf)))
 	for _, rc := range l.recs {
 		if rc.r != nil {
 			rc.r.Data = nil

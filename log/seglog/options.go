@@ -51,6 +51,9 @@ type Options struct {
 	// forcePrepare turns on the preparer (prepare.go) under NoSync (tests
 	// only; without NoSync it is always on).
 	forcePrepare bool
+	// prepSyncHook, when set, replaces the preparer's fdatasync (tests
+	// only).
+	prepSyncHook func(f *os.File) error
 }
 
 // Defaults and bounds.

@@ -17,10 +17,13 @@ import (
 //
 // So, unless NoSync, a preparer goroutine writes zeros into the active
 // segment ahead of its last record and fdatasyncs them once, off the
-// committer's path: when the prepared bytes ahead of the last group fall
+// committer's path: when the zeros written ahead of the last group fall
 // below one preparation step, the committer asks for one step more (a
 // quarter of what the segment has prepared, at least 64 KiB and at most
-// 1 MiB, never beyond Options.SegmentSize). A group that lands in prepared
+// 1 MiB, or twice the last group if that is more, at most 4 MiB; never
+// beyond Options.SegmentSize). A group that reaches into zeros written but
+// not yet synced does not wait for the sync (its own fdatasync then commits
+// the new blocks, as without preparation). A group that lands in prepared
 // blocks costs one data write and a flush, like an overwrite. A new
 // segment's first step is written as zeros with its header (one write, and
 // the sync roll does anyway).
@@ -35,15 +38,20 @@ import (
 // shorter file) after the last group: the same state a clean shutdown
 // leaves, which Open scans as a clean end.
 //
-// Disk use: a segment holds less than two steps (2 MiB) of zeros past its
-// last record, against the quarter of its size fallocate steps left; sealed
+// Disk use: a segment holds less than two steps (2 MiB; 8 MiB after groups
+// of more than 512 KiB) of zeros past its last record, against the quarter of its size fallocate steps left; sealed
 // segments are cut at their index as before. Bytes written to disk: each
 // prepared byte is written twice (zeros, then the group), a sequential write
 // off the commit path.
 
-// maxPrepStep caps one preparation (and so the zeros a segment holds ahead
-// of its groups, two steps).
-const maxPrepStep = 1 << 20
+// maxPrepStep caps the step that follows the segment's size; maxPrepAhead
+// caps a step grown for large groups (twice the last group: a checkpoint's
+// chunks come in groups of up to Options.MaxGroupBytes), and so the zeros
+// a segment holds ahead of its groups (two steps).
+const (
+	maxPrepStep  = 1 << 20
+	maxPrepAhead = 4 << 20
+)
 
 // prepStep is how far one preparation extends a segment whose prepared
 // bytes end at ready: a quarter of that, in whole steps, at least stepSize
@@ -63,10 +71,11 @@ type prepState struct {
 	// seg and target: the preparation asked for (seg nil: none).
 	seg    *segment
 	target int64
-	// busy: the preparer is writing zeros into busySeg at and above busyFrom.
-	busy     bool
-	busySeg  *segment
-	busyFrom int64
+	// busy: the preparer is writing zeros into busySeg at and above
+	// busyFrom; syncing: it is syncing them (they are written).
+	busy, syncing bool
+	busySeg       *segment
+	busyFrom      int64
 }
 
 // prepareOn reports whether the log writes blocks ahead of its groups.
@@ -104,7 +113,21 @@ func (l *Log) preparer() {
 		l.prep.mu.Unlock()
 
 		err := writeZeros(s, from, target)
-		if err == nil && !l.opts.NoSync {
+		l.prep.mu.Lock()
+		l.prep.busy = false
+		if err == nil {
+			// Written: the committer may write there from now on (its
+			// fdatasync would commit the new blocks itself).
+			s.zeroed = max(s.zeroed, target)
+			l.prep.syncing = true
+		}
+		l.prep.cond.Broadcast()
+		l.prep.mu.Unlock()
+		switch {
+		case err != nil:
+		case l.opts.prepSyncHook != nil:
+			err = l.opts.prepSyncHook(s.f)
+		case !l.opts.NoSync:
 			err = fdatasync(s.f)
 		}
 
@@ -116,11 +139,10 @@ func (l *Log) preparer() {
 			s.prepOff = true
 			l.stats.prepareFailures.Add(1)
 		} else {
-			s.zeroed = max(s.zeroed, target)
 			s.ready = max(s.ready, target)
 			l.stats.prepared.Add(uint64(target - from))
 		}
-		l.prep.busy, l.prep.busySeg = false, nil
+		l.prep.syncing, l.prep.busySeg = false, nil
 		l.prep.cond.Broadcast()
 		l.prep.mu.Unlock()
 	}
@@ -139,8 +161,9 @@ func writeZeros(s *segment, from, to int64) error {
 }
 
 // makeRoom is called by the committer before it writes s's bytes [from,
-// to): if they are not all prepared, it waits for a preparation that
-// overlaps them, and allocates what is still missing itself (extend).
+// to): if they are not all prepared, it waits for the zeros of a
+// preparation that overlaps them to be written (not synced), and allocates
+// what is still missing itself (extend).
 func (l *Log) makeRoom(s *segment, from, to int64) error {
 	if !l.prepareOn() {
 		return l.extend(s, to)
@@ -158,7 +181,8 @@ func (l *Log) makeRoom(s *segment, from, to int64) error {
 	if waited {
 		l.stats.prepareWaits.Add(1)
 	}
-	if to <= s.ready {
+	if to <= s.zeroed {
+		l.stats.unsynced.Add(1) // written, its sync still under way
 		return nil
 	}
 	l.stats.unprepared.Add(1)
@@ -169,25 +193,25 @@ func (l *Log) makeRoom(s *segment, from, to int64) error {
 	return nil
 }
 
-// askPrepare is called by the committer after a group: if less than a
-// step is prepared past s's last record, it asks the preparer for one
-// more (or, if the committer outran it, for one past the last record).
-func (l *Log) askPrepare(s *segment) {
+// askPrepare is called by the committer after a group of n bytes: if less
+// than a step (or twice the group) is written past s's last record, it asks
+// the preparer for that much more.
+func (l *Log) askPrepare(s *segment, n int64) {
 	if !l.prepareOn() {
 		return
 	}
 	end := int64(s.end)
 	l.prep.mu.Lock()
-	if s.sealed || s.prepOff || s.ready >= l.opts.SegmentSize {
+	if s.sealed || s.prepOff || s.zeroed >= l.opts.SegmentSize {
 		l.prep.mu.Unlock()
 		return
 	}
-	step := prepStep(s.ready)
-	if s.ready-end >= step {
+	step := min(max(prepStep(s.zeroed), 2*n), maxPrepAhead)
+	if s.zeroed-end >= step {
 		l.prep.mu.Unlock()
 		return
 	}
-	target := min(max(s.ready, end)+step, max(l.opts.SegmentSize, end))
+	target := min(max(s.zeroed, end)+step, max(l.opts.SegmentSize, end))
 	if l.prep.busy && l.prep.busySeg == s {
 		// Asked again once this one finishes (the next group asks).
 		l.prep.mu.Unlock()
@@ -206,7 +230,7 @@ func (l *Log) askPrepare(s *segment) {
 func (l *Log) stopPreparing(s *segment) {
 	l.prep.mu.Lock()
 	defer l.prep.mu.Unlock()
-	for l.prep.busy && l.prep.busySeg == s {
+	for (l.prep.busy || l.prep.syncing) && l.prep.busySeg == s {
 		l.prep.cond.Wait()
 	}
 	if l.prep.seg == s {

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 )
 
@@ -29,7 +31,7 @@ func prepIdle(t *testing.T, l *Log) (end, ready, zeroed int64) {
 	for {
 		act := activeSeg(l)
 		l.prep.mu.Lock()
-		idle := !l.prep.busy && l.prep.seg == nil
+		idle := !l.prep.busy && !l.prep.syncing && l.prep.seg == nil
 		end, ready, zeroed = int64(act.end), act.ready, act.zeroed
 		l.prep.mu.Unlock()
 		if idle {
@@ -90,7 +92,7 @@ func TestPrepareAhead(t *testing.T) {
 	if fi.Size() < ready {
 		t.Fatalf("segment file of %d bytes, prepared up to %d", fi.Size(), ready)
 	}
-	if fi.Size() > end+2*maxPrepStep {
+	if fi.Size() > end+2*maxPrepAhead {
 		t.Fatalf("segment file of %d bytes for records up to %d: more than two steps ahead", fi.Size(), end)
 	}
 	f, err := os.Open(act.path)
@@ -275,5 +277,57 @@ func checkReopen(t *testing.T, d string, opts *Options, keep int) {
 		if got, err := l.Read(ctx, log.Position(i)); err != nil || !bytes.Equal(got, payload(i)) {
 			t.Fatalf("after a second reopen Read(%d) = %d bytes, %v", i, len(got), err)
 		}
+	}
+}
+
+// TestGroupDoesNotWaitForPrepareSync: a group that reaches into zeros the
+// preparer has written but not yet synced is written and acknowledged
+// while that sync is still under way (it waits only for the zeros to be
+// written, never for the preparer's fdatasync).
+func TestGroupDoesNotWaitForPrepareSync(t *testing.T) {
+	ctx := context.Background()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var hold atomic.Bool
+	opts := prepOpts(4 << 20)
+	opts.prepSyncHook = func(*os.File) error {
+		if hold.Load() {
+			entered <- struct{}{}
+			<-release
+		}
+		return nil
+	}
+	l := mustOpen(t, t.TempDir(), opts)
+	defer l.Close()
+	defer close(release)
+	if _, err := l.Append(ctx, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	end, ready, _ := prepIdle(t, l)
+	hold.Store(true)
+	// A group that leaves less than a step prepared: the preparer is asked
+	// for more, writes it and blocks in its sync.
+	if _, err := l.Append(ctx, make([]byte, ready-end-recHeaderSize-100)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Receive(t, "the preparer's sync", entered)
+	act := activeSeg(l)
+	l.prep.mu.Lock()
+	zeroed, ready2 := act.zeroed, act.ready
+	l.prep.mu.Unlock()
+	if zeroed <= ready2 {
+		t.Fatalf("preparer blocked in its sync with zeros written up to %d, prepared %d", zeroed, ready2)
+	}
+	// This group lands past the synced bytes, inside the written zeros.
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Append(ctx, make([]byte, 1000))
+		done <- err
+	}()
+	if err := testutil.Receive(t, "the append into written zeros", done); err != nil {
+		t.Fatal(err)
+	}
+	if st := l.Stats(); st.Unprepared != 0 {
+		t.Fatalf("Unprepared = %d, want 0 (the zeros were written)", st.Unprepared)
 	}
 }

@@ -62,7 +62,7 @@ type Log struct {
 	stats struct {
 		groups, entries, bytes, lazy, lazyAlone             atomic.Uint64
 		prepared, unprepared, prepareWaits, prepareFailures atomic.Uint64
-		led                                                 atomic.Uint64
+		led, unsynced                                       atomic.Uint64
 	}
 
 	prep prepState // the preparer of blocks ahead of the groups (prepare.go)
