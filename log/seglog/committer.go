@@ -509,13 +509,17 @@ func (l *Log) roll(base uint64) error {
 		buf = appendRecord(buf, kindFillAhead, q, segHeaderSize, nil)
 	}
 	end := len(buf)
-	if l.prepareOn() && int64(len(buf)) < alloc {
-		// The first step written as zeros with the header: one write,
-		// synced below (see prepare.go).
-		buf = append(buf, zeroChunk[:alloc-int64(len(buf))]...)
-	}
 	if _, err := f.WriteAt(buf, 0); err != nil {
 		return fail(err)
+	}
+	size := int64(end)
+	if l.prepareOn() && size < alloc {
+		// The first step written as zeros after the header, synced below
+		// (see prepare.go).
+		if err := writeZeros(f, size, alloc); err != nil {
+			return fail(err)
+		}
+		size = alloc
 	}
 	if !l.opts.NoSync {
 		if err := f.Sync(); err != nil {
@@ -531,9 +535,9 @@ func (l *Log) roll(base uint64) error {
 			return fmt.Errorf("create segment %s: %w", path, err)
 		}
 	}
-	s := &segment{seq: seq, base: base, path: path, f: f, end: uint32(end), alloc: max(alloc, int64(len(buf)))}
+	s := &segment{seq: seq, base: base, path: path, f: f, end: uint32(end), alloc: max(alloc, size)}
 	if l.prepareOn() {
-		s.zeroed, s.ready = int64(len(buf)), int64(len(buf))
+		s.zeroed, s.ready = size, size
 	}
 	l.segMu.Lock()
 	l.segs = append(l.segs, s)

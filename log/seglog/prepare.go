@@ -2,6 +2,7 @@ package seglog
 
 import (
 	"fmt"
+	"os"
 	"sync"
 )
 
@@ -112,7 +113,10 @@ func (l *Log) preparer() {
 		l.prep.busy, l.prep.busySeg, l.prep.busyFrom = true, s, from
 		l.prep.mu.Unlock()
 
-		err := writeZeros(s, from, target)
+		err := writeZeros(s.f, from, target)
+		if err != nil {
+			err = fmt.Errorf("prepare segment %s: %w", s.path, err)
+		}
 		l.prep.mu.Lock()
 		l.prep.busy = false
 		if err == nil {
@@ -148,12 +152,21 @@ func (l *Log) preparer() {
 	}
 }
 
-// writeZeros writes zeros into s's bytes [from, to).
-func writeZeros(s *segment, from, to int64) error {
+// zeroWrite is the size of the writes of zeros: one page. The page cache
+// sizes the folio it creates for a write by the write's length (large
+// folios, Linux 6.x), and a later group that changes one byte of a folio
+// dirties, and its fdatasync writes back, the whole folio: zeros written
+// 64 KiB at a time made every 1 KB group write 64 KiB to disk (measured: 68
+// bytes written per byte appended against 5 with fallocate).
+const zeroWrite = 4096
+
+// writeZeros writes zeros into f's bytes [from, to), a page at a time (see
+// zeroWrite).
+func writeZeros(f *os.File, from, to int64) error {
 	for off := from; off < to; {
-		n := min(to-off, int64(len(zeroChunk)))
-		if _, err := s.f.WriteAt(zeroChunk[:n], off); err != nil {
-			return fmt.Errorf("prepare segment %s at %d: %w", s.path, off, err)
+		n := min(to-off, zeroWrite-off%zeroWrite)
+		if _, err := f.WriteAt(zeroChunk[:n], off); err != nil {
+			return fmt.Errorf("write zeros at %d: %w", off, err)
 		}
 		off += n
 	}
