@@ -196,6 +196,13 @@ func (d *Delta) own(n *Node) *Node {
 	}
 	d.copyChild(&c.left, n, true)
 	d.copyChild(&c.right, n, false)
+	switch k := d.num(n); {
+	case d.cut == 0:
+	case k >= 0:
+		c.setImageValue(k) // n is node k of the cut's tree
+	default:
+		c.left.img = n.left.img // n was made after the cut: same cut
+	}
 	return c
 }
 
@@ -214,6 +221,7 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 	if c == 0 {
 		m.setKV(kv, int(klen))
 		m.tomb, m.pos = tomb, d.id
+		m.left.img = 0 // a new value, written after the cut
 		d.update(m)
 		return m, d.err
 	}
