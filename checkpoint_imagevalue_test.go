@@ -3,6 +3,7 @@ package cruzdb
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -129,4 +130,101 @@ func TestValuesInTheImageAfterTrim(t *testing.T) {
 		put(db, i, i+1, 2)
 	}
 	check(db, "after more commits")
+}
+
+// rewrittenLog serves other bytes for one position.
+type rewrittenLog struct {
+	log.Log
+	pos  log.Position
+	data []byte
+}
+
+func (l *rewrittenLog) Read(ctx context.Context, pos log.Position) ([]byte, error) {
+	if pos == l.pos {
+		return bytes.Clone(l.data), nil
+	}
+	return l.Log.Read(ctx, pos)
+}
+
+// An afterimage that names the wrong node of the image for a value (well
+// formed, checksums right) is reported as corruption when the node is
+// loaded, never read as the other node's value.
+func TestWrongImageValueIsCorrupt(t *testing.T) {
+	ctx := context.Background()
+	l := memlog.New(nil)
+	opts := noAuto(l)
+	db, err := Open("", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2000; i += 500 {
+		err := db.Update(ctx, func(tx *Txn) error {
+			for k := i; k < i+500; k++ {
+				if err := tx.Put(fmt.Appendf(nil, "key%05d", k), fmt.Appendf(nil, "value %d", k)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(ctx, func(tx *Txn) error { return tx.Put([]byte("key00777"), []byte("new")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The newest afterimage is the root's path: some of its nodes take
+	// their values from the image. Point one at its neighbour's node.
+	tail, err := l.Tail(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad *rewrittenLog
+	var victim []byte
+	for p := tail - 1; p > 0 && bad == nil; p-- {
+		data, err := l.Read(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ, payload, err := entry.Decode(uint64(p), data)
+		if err != nil || typ != entry.TypeAfterimage {
+			continue
+		}
+		ai, err := afterimage.Decode(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ai.Nodes {
+			if nd := &ai.Nodes[i]; nd.ValueCut != 0 && nd.Value == nil {
+				nd.ValueNum ^= 1
+				victim = nd.Key
+				bad = &rewrittenLog{Log: l, pos: p, data: entry.AppendAfterimage(nil, ai)}
+				break
+			}
+		}
+	}
+	if bad == nil {
+		t.Fatal("no afterimage takes a value from the image")
+	}
+	opts.Log = bad
+	db, err = Open("", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var got []byte
+	err = db.View(ctx, func(tx *Txn) error {
+		var err error
+		got, err = tx.Get(victim)
+		return err
+	})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("get %q through the wrong image node: %q, %v; want an error wrapping ErrCorrupt", victim, got, err)
+	}
 }
