@@ -105,7 +105,8 @@ func (l *Log) preparer() {
 		l.prep.mu.Lock()
 		s, target := l.prep.seg, l.prep.target
 		l.prep.seg = nil
-		if s == nil || s.sealed || s.prepOff || target <= s.zeroed {
+		// (A segment is sealed only after stopPreparing set prepOff.)
+		if s == nil || s.prepOff || target <= s.zeroed {
 			l.prep.mu.Unlock()
 			continue
 		}
