@@ -55,16 +55,16 @@ func (l *Log) commitLocked() (more bool, due time.Time) {
 	return more, l.lazyDue
 }
 
-// lead is called by an appender right after it queued its requests: if
+// lead is called by an appender right after it queued its n requests: if
 // the last group held the requests of a single appender (one client
-// committing alone) and no group is being committed, the appender commits
-// the next group itself, sparing two goroutine switches (to the committer
-// and back) per append. Otherwise, or if requests remain, it wakes the
+// committing alone), nothing else waits and no group is being committed,
+// the appender commits the next group itself, sparing two goroutine
+// switches (to the committer and back) per append. Otherwise, or if requests remain, it wakes the
 // committer. With several appenders the committer gathers their requests
 // as before (an appender leading there commits smaller groups: see
 // bench/journal/2026-12-07-commit.md, section 4).
-func (l *Log) lead() {
-	if l.solo.Load() && l.commitMu.TryLock() {
+func (l *Log) lead(n int) {
+	if l.solo.Load() && l.q.Len() == n && l.commitMu.TryLock() {
 		l.commitNext()
 		l.commitMu.Unlock()
 		l.stats.led.Add(1)

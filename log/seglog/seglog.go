@@ -400,7 +400,7 @@ func (l *Log) submitLead(rs ...*groupcommit.Request) error {
 	if err := l.q.Add(rs...); err != nil {
 		return err
 	}
-	l.lead()
+	l.lead(len(rs))
 	return nil
 }
 
