@@ -567,7 +567,7 @@ func TestClockSecondChance(t *testing.T) {
 		// Clear the marks left by building the tree, as a pass would.
 		ring, _ := r.p.Clock().Ring()
 		for _, n := range ring {
-			n.Touched()
+			n.TakeTouched()
 		}
 		if touch != "" {
 			if _, _, err := func() ([]byte, bool, error) { tr := r.st.Tree(); return tr.Get([]byte(touch)) }(); err != nil {
