@@ -32,7 +32,8 @@ type restSignals struct {
 
 // quiescent reports whether the flusher is at rest: nothing queued and no
 // write under way. Until Produced, Flush or a takeover pass queues a delta,
-// it appends nothing; any afterimage it wrote before is in the log.
+// its writers append nothing (Seal appends on its caller's goroutine); any
+// afterimage they wrote before is in the log.
 func (f *Flusher) quiescent() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
