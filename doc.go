@@ -60,7 +60,12 @@
 // a node's number from its parent's (cowtree.Tree.Cut). Deltas after the
 // cut write (c, n) pointers to the nodes of the cut's tree, so every
 // afterimage written for a later intention points only at c's image or
-// later, and stores inline every value written before c. Nothing else
+// later. A value written before c is read, once the log below c is gone,
+// from the node of c's image that holds it: a copy knows that node's
+// number as it knows its children's (cowtree.Node.ImageValue), and its
+// afterimage names it instead of storing the value again (nodes near the
+// leaves store it too, since they are the likeliest to be loaded cold).
+// Nothing else
 // changes: keys, values, entry positions, decisions. The flusher writes c's
 // image in the background by walking the cut's tree, as chunk entries (the
 // same bytes on every node) followed by a marker naming them; until the

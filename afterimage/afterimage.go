@@ -38,11 +38,20 @@ type Node struct {
 	// the intention, not again in every afterimage that copies the node).
 	// Value is then nil.
 	ValueInIntention bool
-	Height           uint8  // subtree height (balancing)
-	MaxPos           uint64 // highest Pos in this node's subtree
-	MinTomb          uint64 // lowest tombstone Pos in the subtree; math.MaxUint64 if none
-	Left             Ptr
-	Right            Ptr
+	// ValueCut and ValueNum, when ValueCut is not 0: the entry's value was
+	// written at Pos, before the checkpoint cut at ValueCut, and is also the
+	// value of node ValueNum of that cut's image, which stores every value
+	// (the log below the cut may be trimmed). Value then holds it too (nodes
+	// near the leaves, the likeliest to be loaded cold) or is nil (a reader
+	// takes it from the image). Path copies after a cut point at the image
+	// this way instead of writing every unchanged value again.
+	ValueCut uint64
+	ValueNum uint32
+	Height   uint8  // subtree height (balancing)
+	MaxPos   uint64 // highest Pos in this node's subtree
+	MinTomb  uint64 // lowest tombstone Pos in the subtree; math.MaxUint64 if none
+	Left     Ptr
+	Right    Ptr
 	// LeftCount and RightCount are the number of nodes in the left and
 	// right subtrees (0 for a nil pointer). They give every node of a tree
 	// its post-order number from its parent's on the way down, which is how

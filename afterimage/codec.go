@@ -68,7 +68,7 @@ func appendOffsetEntry(dst []byte, at int, b []byte) []byte {
 // value: array header, two bin headers, five uints, two bools, the height
 // and two pointers of at most an array header and three uints.
 const MaxNodeOverhead = 1 + 2*wire.MaxBytesOverhead + 5*wire.MaxUintSize + 2 + 2 +
-	2*(1+3*wire.MaxUintSize)
+	2*(1+3*wire.MaxUintSize) + 2*wire.MaxUintSize
 
 // maxSize is a cheap upper bound of EncodedSize.
 func (a *Afterimage) maxSize() int {
@@ -84,6 +84,9 @@ func (nd *Node) encodedSize() int {
 		wire.UintSize(nd.Pos) + 2 + wire.UintSize(nd.MaxPos) +
 		wire.UintSize(uint64(nd.Height)) + nd.Left.encodedSize() + nd.Right.encodedSize() +
 		wire.UintSize(uint64(nd.LeftCount)) + wire.UintSize(uint64(nd.RightCount))
+	if nd.ValueCut != 0 {
+		n += wire.UintSize(nd.ValueCut) + wire.UintSize(uint64(nd.ValueNum)) // and an array header for the bool
+	}
 	if nd.MinTomb == NoTombstone {
 		n++
 	} else {
@@ -111,7 +114,10 @@ func (p Ptr) encodedSize() int {
 //
 //	node = [key bin|nil, value bin|nil, pos uint, tombstone bool,
 //	        maxpos uint, mintomb uint|nil, height uint, left ptr, right ptr,
-//	        value-in-intention bool, left-count uint, right-count uint]
+//	        value-at, left-count uint, right-count uint]
+//
+//	value-at = bool                    ValueInIntention (false: Value here)
+//	         | [cut uint, num uint]    ValueCut, ValueNum
 //
 //	ptr  = nil                        PtrNil
 //	     | [1, off uint]              PtrSelf
@@ -213,7 +219,13 @@ func (nd *Node) AppendTo(dst []byte) []byte {
 	dst = wire.AppendUint(dst, uint64(nd.Height))
 	dst = nd.Left.appendTo(dst)
 	dst = nd.Right.appendTo(dst)
-	dst = wire.AppendBool(dst, nd.ValueInIntention)
+	if nd.ValueCut != 0 {
+		dst = wire.AppendArrayLen(dst, 2)
+		dst = wire.AppendUint(dst, nd.ValueCut)
+		dst = wire.AppendUint(dst, uint64(nd.ValueNum))
+	} else {
+		dst = wire.AppendBool(dst, nd.ValueInIntention)
+	}
 	dst = wire.AppendUint(dst, uint64(nd.LeftCount))
 	return wire.AppendUint(dst, uint64(nd.RightCount))
 }
@@ -464,7 +476,7 @@ func (nd *Node) decode(r *wire.Reader, i int) error {
 	if nd.Right, err = decodePtr(r); err != nil {
 		return malformed(fmt.Sprintf("node %d right", i), err)
 	}
-	if nd.ValueInIntention, err = r.Bool(); err != nil {
+	if err := decodeValueAt(r, nd); err != nil {
 		return malformed(fmt.Sprintf("node %d value-in-intention", i), err)
 	}
 	lc, err := r.UintMax(math.MaxUint32)
@@ -477,6 +489,34 @@ func (nd *Node) decode(r *wire.Reader, i int) error {
 	}
 	nd.LeftCount, nd.RightCount = uint32(lc), uint32(rc)
 	return nd.check(i)
+}
+
+// decodeValueAt reads a node's tenth field: a bool (value in the
+// intention, or here) or [cut, num] (value in an image).
+func decodeValueAt(r *wire.Reader, nd *Node) error {
+	var err error
+	if nd.ValueInIntention, err = r.Bool(); err == nil {
+		return nil
+	}
+	m, aerr := r.ArrayLen(1)
+	if aerr != nil {
+		return err // neither: report the bool expected
+	}
+	if m != 2 {
+		return errPtr(fmt.Sprintf("image value has %d fields, want 2", m))
+	}
+	if nd.ValueCut, err = r.Uint(); err != nil {
+		return err
+	}
+	num, err := r.UintMax(math.MaxUint32)
+	if err != nil {
+		return err
+	}
+	nd.ValueNum = uint32(num)
+	if nd.ValueCut == 0 {
+		return errPtr("image value of cut 0")
+	}
+	return nil
 }
 
 // errPtr is a reason a pointer does not decode; decodePtr's caller adds

@@ -86,6 +86,15 @@ func randAfterimage(r *rand.Rand) *Afterimage {
 			nd.Value = testutil.RandBytes(r, true)
 		}
 		nd.Pos = testutil.RandUint(r)
+		if !nd.Tombstone && !nd.ValueInIntention && nd.Pos < math.MaxUint64-1000 && r.IntN(3) == 0 {
+			// Written before a cut: the value is a node of its image
+			// (and maybe here too).
+			nd.ValueCut = nd.Pos + 1 + r.Uint64N(1000)
+			nd.ValueNum = r.Uint32()
+			if r.IntN(2) == 0 {
+				nd.Value = nil
+			}
+		}
 		nd.MaxPos = testutil.RandUint(r)
 		nd.MinTomb = NoTombstone
 		if r.IntN(3) == 0 {
@@ -332,7 +341,23 @@ func breakAfterimage(r *rand.Rand, a *Afterimage) (string, int) {
 	}
 	i := r.IntN(len(a.Nodes))
 	nd := &a.Nodes[i]
-	nd.ValueInIntention = true
+	if r.IntN(4) == 0 {
+		nd.ValueInIntention, nd.ValueNum = false, r.Uint32()
+		if nd.Pos == 0 {
+			nd.Pos = 1
+		}
+		if r.IntN(2) == 0 {
+			nd.ValueCut = 1 + r.Uint64N(nd.Pos)
+			return "value in an image of a cut not after its position", i
+		}
+		nd.ValueCut = nd.Pos + 1
+		if nd.Pos == math.MaxUint64 {
+			nd.ValueCut = math.MaxUint64
+		}
+		nd.Tombstone = true
+		return "value in an image, with a tombstone", i
+	}
+	nd.ValueInIntention, nd.ValueCut = true, 0
 	switch r.IntN(3) {
 	case 0:
 		nd.Tombstone = false
@@ -434,7 +459,13 @@ func libEncode(t testing.TB, a *Afterimage) []byte {
 		must(e.EncodeUint(uint64(n.Height)))
 		ptr(n.Left)
 		ptr(n.Right)
-		must(e.EncodeBool(n.ValueInIntention))
+		if n.ValueCut != 0 {
+			must(e.EncodeArrayLen(2))
+			must(e.EncodeUint(n.ValueCut))
+			must(e.EncodeUint(uint64(n.ValueNum)))
+		} else {
+			must(e.EncodeBool(n.ValueInIntention))
+		}
 		must(e.EncodeUint(uint64(n.LeftCount)))
 		must(e.EncodeUint(uint64(n.RightCount)))
 		offsets = binary.BigEndian.AppendUint32(offsets, crc32.Checksum(buf.Bytes()[start:], crc32.MakeTable(crc32.Castagnoli)))
@@ -512,8 +543,19 @@ func checkGeneric(t *testing.T, a *Afterimage, enc []byte) {
 		if nd[3] != a.Nodes[i].Tombstone {
 			t.Fatalf("node %d: tombstone %v, want %t", i, nd[3], a.Nodes[i].Tombstone)
 		}
-		if nd[9] != a.Nodes[i].ValueInIntention {
-			t.Fatalf("node %d: value-in-intention %v, want %t", i, nd[9], a.Nodes[i].ValueInIntention)
+		if w := a.Nodes[i]; w.ValueCut != 0 {
+			at, ok := nd[9].([]any)
+			if !ok || len(at) != 2 {
+				t.Fatalf("node %d: image value %v, want [%d %d]", i, nd[9], w.ValueCut, w.ValueNum)
+			}
+			if c, ok := asUint(at[0]); !ok || c != w.ValueCut {
+				t.Fatalf("node %d: image value cut %v, want %d", i, at[0], w.ValueCut)
+			}
+			if k, ok := asUint(at[1]); !ok || k != uint64(w.ValueNum) {
+				t.Fatalf("node %d: image value node %v, want %d", i, at[1], w.ValueNum)
+			}
+		} else if nd[9] != w.ValueInIntention {
+			t.Fatalf("node %d: value-in-intention %v, want %t", i, nd[9], w.ValueInIntention)
 		}
 	}
 }
@@ -762,6 +804,10 @@ func TestDecodeHandMade(t *testing.T) {
 		"one node":         {payload(node(nil)), &Afterimage{Intention: 5, Base: 4, Nodes: []Node{n}}},
 		"value in intention": {payload(node(nf{fInIntention: {0xc3}})), &Afterimage{Intention: 5, Base: 4,
 			Nodes: []Node{with(func(m *Node) { m.ValueInIntention = true })}}},
+		"value in image": {payload(node(nf{fInIntention: {0x92, 9, 0xcd, 1, 0}})), &Afterimage{Intention: 5, Base: 4,
+			Nodes: []Node{with(func(m *Node) { m.ValueCut, m.ValueNum = 9, 256 })}}},
+		"value here and in image": {payload(node(nf{fValue: {0xa1, 'v'}, fInIntention: {0x92, 2, 0}})), &Afterimage{Intention: 5, Base: 4,
+			Nodes: []Node{with(func(m *Node) { m.Value, m.ValueCut = []byte("v"), 2 })}}},
 		"tombstone": {payload(node(nf{fTomb: {0xc3}})), &Afterimage{Intention: 5, Base: 4,
 			Nodes: []Node{with(func(m *Node) { m.Tombstone = true })}}},
 		"value": {payload(node(nf{fValue: {0xa1, 'v'}})), &Afterimage{Intention: 5, Base: 4,
@@ -855,6 +901,15 @@ func TestDecodeMalformed(t *testing.T) {
 		"in intention, tombstone": payload(node(nf{fTomb: {0xc3}, fInIntention: {0xc3}})),
 		"in intention, both":      payload(node(nf{fValue: {0xc4, 1, 'v'}, fTomb: {0xc3}, fInIntention: {0xc3}})),
 		"in intention, 2nd node":  payload(node(nil), node(nf{fTomb: {0xc3}, fInIntention: {0xc3}})),
+		// Value in an image (the node's pos is 1).
+		"in image, cut 0":        payload(node(nf{fInIntention: {0x92, 0, 0}})),
+		"in image, cut at pos":   payload(node(nf{fInIntention: {0x92, 1, 0}})),
+		"in image, one field":    payload(node(nf{fInIntention: {0x91, 2}})),
+		"in image, three fields": payload(node(nf{fInIntention: {0x93, 2, 0, 0}})),
+		"in image, num > uint32": payload(node(nf{fInIntention: {0x92, 2, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0}})),
+		"in image, cut not uint": payload(node(nf{fInIntention: {0x92, 0xc0, 0}})),
+		"in image, num missing":  payload(node(nf{fInIntention: {0x92, 2}})),
+		"in image, tombstone":    payload(node(nf{fTomb: {0xc3}, fInIntention: {0x92, 2, 0}})),
 		// Pointers.
 		"self ptr to itself":   payload(ptrs([]byte{0x92, 1, 0}, nilPtr)),
 		"self ptr forward":     payload(node(nil), ptrs(nilPtr, []byte{0x92, 1, 5})),
@@ -933,6 +988,10 @@ func TestValidate(t *testing.T) {
 		"in intention, bad ptr":     {Height: 1, ValueInIntention: true, Left: SelfPtr(5)},
 		"tombstone, in intention":   {Height: 1, Tombstone: true, ValueInIntention: true, Key: []byte("t")},
 		"in intention, nil ptr off": {Height: 1, ValueInIntention: true, Right: Ptr{Off: 3}},
+		"in image and intention":    {Height: 1, Pos: 1, ValueCut: 2, ValueInIntention: true},
+		"in image, tombstone":       {Height: 1, Pos: 1, ValueCut: 2, Tombstone: true},
+		"in image, cut at pos":      {Height: 1, Pos: 2, ValueCut: 2},
+		"in image, cut before pos":  {Height: 1, Pos: 3, ValueCut: 2},
 	}
 	for name, n := range bad {
 		a := &Afterimage{Intention: 2, Base: 1, Nodes: []Node{ok, n}}

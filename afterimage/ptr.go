@@ -146,6 +146,9 @@ func (n *Node) check(i int) error {
 	if n.ValueInIntention && (n.Value != nil || n.Tombstone) {
 		return malformedf("node %d: value in the intention, yet a value or a tombstone here", i)
 	}
+	if n.ValueCut != 0 && (n.ValueInIntention || n.Tombstone || n.ValueCut <= n.Pos) {
+		return malformedf("node %d: value in the image of cut %d, yet in the intention, a tombstone, or written at %d", i, n.ValueCut, n.Pos)
+	}
 	if err := n.Left.check(i); err != nil {
 		return fmt.Errorf("%w: node %d: left: %s", ErrMalformed, i, err)
 	}

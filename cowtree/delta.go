@@ -158,10 +158,13 @@ func (d *Delta) num(n *Node) int64 {
 // its number, (cut, n): that address stays valid once the log below the
 // cut is trimmed, so every delta after a cut writes only pointers into the
 // cut's image and later deltas. Nothing is relabelled at the cut itself.
-func (d *Delta) copyChild(dst *Ref, p *Node, left bool) {
+func (d *Delta) copyChild(dst *Ref, p *Node, left bool) { d.copyChildOf(dst, p, d.num(p), left) }
+
+// copyChildOf is copyChild for p, node pk of the cut's image (-1: none).
+func (d *Delta) copyChildOf(dst *Ref, p *Node, pk int64, left bool) {
 	src := side(p, left)
 	dst.copyFrom(src)
-	if k := childNum(d.cut, src, p, d.num(p), left); k >= 0 {
+	if k := childNum(d.cut, src, p, pk, left); k >= 0 {
 		dst.setAddr(Addr{Kind: AddrIntention, Pos: d.cut, Off: uint32(k)})
 	}
 }
@@ -194,8 +197,16 @@ func (d *Delta) own(n *Node) *Node {
 		akind:   AddrIntention,
 		apos:    d.id,
 	}
-	d.copyChild(&c.left, n, true)
-	d.copyChild(&c.right, n, false)
+	k := d.num(n)
+	d.copyChildOf(&c.left, n, k, true)
+	d.copyChildOf(&c.right, n, k, false)
+	switch {
+	case d.cut == 0:
+	case k >= 0:
+		c.setImageValue(k) // n is node k of the cut's tree
+	default:
+		c.left.img = n.left.img // n was made after the cut: same cut
+	}
 	return c
 }
 
@@ -214,6 +225,7 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 	if c == 0 {
 		m.setKV(kv, int(klen))
 		m.tomb, m.pos = tomb, d.id
+		m.left.img = 0 // a new value, written after the cut
 		d.update(m)
 		return m, d.err
 	}

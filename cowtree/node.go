@@ -114,6 +114,11 @@ type Ref struct {
 	cnt  uint32
 	kind AddrKind
 	h    int8
+	// img is used in a node's left ref only, where it holds the node's
+	// own image value number (see Node.ImageValue): the ref's padding has
+	// room for it, so Node stays 176 bytes. Every other ref leaves it 0,
+	// and nothing that sets a ref changes it.
+	img uint32
 }
 
 // Node returns the in-memory child, or nil if it is empty or not resident.
@@ -135,7 +140,7 @@ func (r *Ref) IsNil() bool { return r.kind == AddrNone && r.Node() == nil }
 func (r *Ref) set(n *Node) {
 	r.p = unsafe.Pointer(n)
 	if n == nil {
-		*r = Ref{minTomb: NoTombstone}
+		*r = Ref{minTomb: NoTombstone, img: r.img}
 	} else {
 		r.kind, r.off, r.pos = n.akind, n.off, n.apos
 		r.learn(n)
@@ -186,6 +191,32 @@ func (n *Node) Value() []byte {
 
 // Pos is the position of the intention that last wrote the entry.
 func (n *Node) Pos() uint64 { return n.pos }
+
+// ImageValue reports where else the node's value is kept when it was
+// written before its tree's newest checkpoint cut c (Pos < c): the value is
+// that of node k of c's image (the node with this key in the cut's tree),
+// which holds every value inline. A copy of a node of the cut's tree learns
+// k from the descent's numbering (see Tree.Cut), a copy of a later node from
+// that node, and a node loaded from the log from its afterimage. An
+// afterimage can then point at the value instead of storing it again, and
+// the intention that wrote it may be trimmed. ok is false when the node has
+// no such number: its value was written at or after the cut, the tree knew
+// no cut when the node was made, or it was loaded from an afterimage that
+// recorded none.
+func (n *Node) ImageValue() (k uint32, ok bool) {
+	if n.left.img == 0 {
+		return 0, false
+	}
+	return n.left.img - 1, true
+}
+
+func (n *Node) setImageValue(k int64) {
+	if k < 0 || k >= math.MaxUint32 {
+		n.left.img = 0
+		return
+	}
+	n.left.img = uint32(k) + 1
+}
 
 // Tombstone reports whether the entry is a delete marker.
 func (n *Node) Tombstone() bool { return n.tomb }
@@ -244,6 +275,10 @@ type NodeFields struct {
 	// LeftCount and RightCount are the children's subtree sizes (0 for
 	// an empty child).
 	LeftCount, RightCount uint32
+	// ImageValue is k+1 when the afterimage says the value is that of node
+	// k of the image of the cut before the node's delta (see
+	// Node.ImageValue), 0 when it says nothing.
+	ImageValue uint32
 }
 
 // NewLoaded builds a node read from the log at addr. Children are left
@@ -261,6 +296,7 @@ func NewLoaded(addr Addr, f NodeFields) *Node {
 		off:     addr.Off,
 	}
 	n.setKV(joinKV(f.Key, f.Value), len(f.Key))
+	n.left.img = f.ImageValue
 	for _, c := range [2]struct {
 		r   *Ref
 		a   Addr

@@ -80,7 +80,7 @@ func (m *memLoader) LoadNode(a Addr) (*Node, error) {
 	// A load gives a fresh node with unresolved children, as the pager's.
 	f := NodeFields{Key: n.Key(), Value: n.Value(), Pos: n.pos, Tombstone: n.tomb, MaxPos: n.maxPos,
 		MinTomb: n.minTomb, Height: int(n.height), Left: n.left.Addr(), Right: n.right.Addr(),
-		LeftCount: n.left.cnt, RightCount: n.right.cnt}
+		LeftCount: n.left.cnt, RightCount: n.right.cnt, ImageValue: n.left.img}
 	return NewLoaded(a, f), nil
 }
 
@@ -122,17 +122,20 @@ func evictSome(r *rand.Rand, tr Tree) {
 // and pointer for pointer, with nodes evicted and reloaded on both sides
 // and the log below the cut trimmed halfway through.
 func TestCutMatchesCopy(t *testing.T) {
-	atLoads := 0
+	atLoads, imageValues := 0, 0
 	for seed := range uint64(40) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { atLoads += cutMatchesCopy(t, seed) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			a, v := cutMatchesCopy(t, seed)
+			atLoads, imageValues = atLoads+a, imageValues+v
+		})
 	}
-	if atLoads == 0 {
-		t.Fatalf("no node was loaded by both addresses")
+	if atLoads == 0 || imageValues == 0 {
+		t.Fatalf("%d nodes loaded by both addresses, %d copies knew their value's image node", atLoads, imageValues)
 	}
-	t.Logf("%d loads by both addresses", atLoads)
+	t.Logf("%d loads by both addresses, %d image values checked", atLoads, imageValues)
 }
 
-func cutMatchesCopy(t *testing.T, seed uint64) int {
+func cutMatchesCopy(t *testing.T, seed uint64) (atLoads, imageValues int) {
 	r := rand.New(rand.NewPCG(seed, 7))
 	keys := 20 + r.IntN(300)
 	key := func() []byte { return []byte(fmt.Sprintf("k%04d", r.IntN(keys))) }
@@ -256,6 +259,14 @@ func cutMatchesCopy(t *testing.T, seed uint64) int {
 				if a, b := stored(got[j]), stored(want[j]); a != b {
 					t.Fatalf("seed %d pos %d node %d:\n got %s\nwant %s", seed, pos, j, a, b)
 				}
+				// A value written before the cut is node k of the image.
+				if n := got[j]; n.pos < cut && !n.tomb {
+					k, ok := n.ImageValue()
+					if !ok || int(k) >= len(image) || !bytes.Equal(image[k].Key(), n.Key()) || image[k].pos != n.pos {
+						t.Fatalf("seed %d pos %d node %d (%s): image value %d %v, image has %d nodes", seed, pos, j, stored(n), k, ok, len(image))
+					}
+					imageValues++
+				}
 				for _, ref := range []*Ref{&got[j].left, &got[j].right} {
 					if a := ref.Addr(); a.Kind != AddrNone && a.Pos < cut {
 						t.Fatalf("seed %d pos %d: pointer %v below the cut", seed, pos, a)
@@ -297,7 +308,7 @@ func cutMatchesCopy(t *testing.T, seed uint64) int {
 	if d.Err() != nil {
 		t.Fatalf("seed %d: Descend: %v", seed, d.Err())
 	}
-	return ld.atLoads
+	return ld.atLoads, imageValues
 }
 
 func TestCutOrder(t *testing.T) {

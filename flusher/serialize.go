@@ -30,22 +30,37 @@ const InlineValueMax = 1024
 // intentions).
 const InlineHeight = 2
 
-// storedValue returns what the afterimage node for n stores: its value, or
-// nil and true when the value is left in the intention at n.Pos(). A value
-// written before epoch (the newest checkpoint cut the delta knows of) is
-// always stored: the log below the cut may be trimmed.
-func storedValue(n *cowtree.Node, delta, epoch uint64) (v []byte, inIntention bool) {
+// storedValue returns what the afterimage node for n stores: its value,
+// or nil and true when the value is left in the intention at n.Pos(). A
+// value written before epoch (the newest checkpoint cut the delta knows of)
+// is never left in its intention: the log below the cut may be trimmed.
+// When n knows the value's node in the image of its tree's cut (cut, k:
+// see cowtree.Node.ImageValue), the record says so (imageCut, imageNum), and
+// a node the rule above would not have store its value points at the image
+// instead; otherwise the value is stored. The record names the image even
+// when it stores the value, so that a node loaded back from it copies as
+// one that never left memory does (afterimages must not depend on what a
+// node's cache evicted).
+func storedValue(n *cowtree.Node, delta, epoch, cut uint64) (v []byte, inIntention bool, imageCut uint64, imageNum uint32) {
 	if n.Tombstone() {
-		return nil, false
+		return nil, false, 0, 0
 	}
 	v = n.Value()
+	away := len(v) > InlineValueMax || (n.Pos() != delta && n.Height() > InlineHeight)
 	if n.Pos() < epoch {
-		return v, false
+		k, ok := n.ImageValue()
+		if !ok || cut == 0 || n.Pos() >= cut {
+			return v, false, 0, 0
+		}
+		if away {
+			return nil, false, cut, k
+		}
+		return v, false, cut, k
 	}
-	if len(v) > InlineValueMax || (n.Pos() != delta && n.Height() > InlineHeight) {
-		return nil, true
+	if away {
+		return nil, true, 0, 0
 	}
-	return v, false
+	return v, false, 0, 0
 }
 
 // Serialize turns a delta into its afterimage record, with base as its
@@ -56,7 +71,7 @@ func storedValue(n *cowtree.Node, delta, epoch uint64) (v []byte, inIntention bo
 // canonical form, identical on every node for the same log.
 func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afterimage, afterimage.PointerCounts) {
 	ai := &afterimage.Afterimage{Intention: d.Pos, Base: base, Nodes: make([]afterimage.Node, len(d.Nodes))}
-	s := serializer{d: d, phys: phys}
+	s := serializer{d: d, phys: phys, cut: d.Tree.CutPos()}
 	for i, n := range d.Nodes {
 		s.node(n, &ai.Nodes[i])
 		ai.Nodes[i].Key = n.Key() // not s.key: the record keeps every key
@@ -69,10 +84,11 @@ func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afte
 // node by node without building the record (the flusher's path: one
 // allocation at most, none when dst has room).
 func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]byte, afterimage.PointerCounts) {
-	s := serializer{d: d, phys: phys}
+	s := serializer{d: d, phys: phys, cut: d.Tree.CutPos()}
+	cut := s.cut
 	size := afterimage.MaxHeaderSize + afterimage.OffsetsSize(len(d.Nodes))
 	for _, n := range d.Nodes {
-		v, _ := storedValue(n, d.Pos, d.Epoch)
+		v, _, _, _ := storedValue(n, d.Pos, d.Epoch, cut)
 		size += afterimage.MaxNodeOverhead + len(n.Key()) + len(v)
 	}
 	dst, start := entry.Begin(dst, size)
@@ -92,6 +108,7 @@ func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]
 // serializer converts one delta's nodes, counting pointer kinds.
 type serializer struct {
 	d      *processor.Delta
+	cut    uint64 // the cut of d's tree (0: none)
 	phys   Physical
 	counts afterimage.PointerCounts
 	key    [16]byte // a short key of the node being converted
@@ -99,11 +116,13 @@ type serializer struct {
 
 // node converts n into nd; nd.Key may alias s.key until the next call.
 func (s *serializer) node(n *cowtree.Node, nd *afterimage.Node) {
-	v, inIntention := storedValue(n, s.d.Pos, s.d.Epoch)
+	v, inIntention, vcut, vnum := storedValue(n, s.d.Pos, s.d.Epoch, s.cut)
 	*nd = afterimage.Node{
 		Key:              n.KeyInto(&s.key),
 		Value:            v,
 		ValueInIntention: inIntention,
+		ValueCut:         vcut,
+		ValueNum:         vnum,
 		Pos:              n.Pos(),
 		Tombstone:        n.Tombstone(),
 		MaxPos:           n.MaxPos(),

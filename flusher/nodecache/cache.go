@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -118,12 +119,22 @@ func (p *Cache) LoadNode(a cowtree.Addr) (*cowtree.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if nd.ValueInIntention {
+		switch {
+		case nd.ValueInIntention:
 			v, err := p.valueFromIntention(nd.Pos, nd.Key)
 			if err != nil {
 				return nil, err
 			}
 			fields.Value = v
+		case nd.ValueCut != 0 && nd.ValueNum < math.MaxUint32:
+			fields.ImageValue = nd.ValueNum + 1
+			if nd.Value == nil {
+				v, err := p.valueInImage(nd.ValueCut, nd.ValueNum, nd.Key, nd.Pos)
+				if err != nil {
+					return nil, err
+				}
+				fields.Value = v
+			}
 		}
 		return cowtree.NewLoaded(own, fields), nil
 	})
@@ -335,6 +346,22 @@ func (p *Cache) index(pos uint64, data []byte) (*afterimage.NodeIndex, error) {
 	}
 	p.aiCache.Put(pos, ai)
 	return ai, nil
+}
+
+// valueInImage returns the value of key, written at pos, from node num of
+// the image of the cut at cut, where the node's afterimage says it is: read
+// like any node of the image (from the cut's tree while the image is being
+// written, from the image once it is complete).
+func (p *Cache) valueInImage(cut uint64, num uint32, key []byte, pos uint64) ([]byte, error) {
+	n, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: cut, Off: num})
+	if err != nil {
+		return nil, fmt.Errorf("flusher: value of %q from node %d of the image of %d: %w", key, num, cut, err)
+	}
+	if n.Tombstone() || n.Pos() != pos || !bytes.Equal(n.Key(), key) {
+		return nil, fmt.Errorf("flusher: node %d of the image of %d is %q written at %d, not the value of %q written at %d: %w",
+			num, cut, n.Key(), n.Pos(), key, pos, entry.ErrCorrupt)
+	}
+	return n.Value(), nil
 }
 
 // valueFromIntention returns the value of the last put of key in the
