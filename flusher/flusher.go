@@ -241,6 +241,8 @@ type Flusher struct {
 	// it was complete (see SawCheckpoint): their afterimages never name
 	// themselves, or anything after the cut, as their Base. Under mu.
 	unproven []unproven
+
+	sig restSignals // what tests check inaction against (quiet.go)
 }
 
 // New starts a flusher. start is the last position replayed before the
@@ -454,6 +456,7 @@ func (f *Flusher) Flush(ctx context.Context, upTo uint64) error {
 		if stopped {
 			return ErrStopped
 		}
+		f.sig.flushWaits.Add(1)
 		select {
 		case <-room:
 		case <-ctx.Done():
@@ -565,9 +568,12 @@ func (f *Flusher) run(write func(*pending) bool) {
 			return // stopped
 		}
 		if ok, _ := f.isConfirmed(p.d.Pos); ok {
+			f.sig.writing.Add(-1)
 			continue // someone else's afterimage won meanwhile
 		}
-		if !write(p) {
+		ok := write(p)
+		f.sig.writing.Add(-1)
+		if !ok {
 			return
 		}
 	}
@@ -591,6 +597,7 @@ func (f *Flusher) take() *pending {
 	p := f.queue[0]
 	f.queue[0] = nil
 	f.queue = f.queue[1:]
+	f.sig.writing.Add(1) // with the pop, under mu: see quiescent
 	return p
 }
 
@@ -602,20 +609,24 @@ func (f *Flusher) writeSerial(p *pending) bool {
 		if ok {
 			break
 		}
+		f.sig.serialWaits.Store(p.d.Pos)
 		select {
 		case <-room:
 		case <-f.stopCh:
 			return false
 		}
 	}
+	f.sig.serialWaits.Store(0)
 	if !f.write(p, f.pager.MustPhysical) {
 		return false
 	}
 	for {
 		ok, room := f.isConfirmed(p.d.Pos)
 		if ok {
+			f.sig.serialWaits.Store(0)
 			return true
 		}
+		f.sig.serialWaits.Store(p.d.Pos)
 		select {
 		case <-room:
 		case <-f.stopCh:
@@ -700,6 +711,7 @@ func (f *Flusher) takeover() {
 			return
 		case <-t.C:
 		}
+		began := time.Now()
 		f.mu.Lock()
 		for _, pos := range f.fifo {
 			if p, ok := f.pend[pos]; ok && !p.queued && time.Since(p.since) >= f.o.TakeoverDelay {
@@ -707,6 +719,7 @@ func (f *Flusher) takeover() {
 			}
 		}
 		f.mu.Unlock()
+		f.sig.takeoverPass.Store(began.UnixNano())
 	}
 }
 

@@ -3,6 +3,7 @@ package testutil
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +39,16 @@ func TestEventuallyFailsOnTimeout(t *testing.T) {
 	Eventually(r, time.Millisecond, func() bool { return false })
 	if r.failed == "" {
 		t.Fatal("Eventually of a condition that never holds did not fail")
+	}
+	r = &recorder{TB: t}
+	WaitFor(r, "nothing", time.Millisecond, func() bool { return false })
+	if !strings.Contains(r.failed, "waiting for nothing") {
+		t.Fatalf("WaitFor of a condition that never holds: %q", r.failed)
+	}
+	r = &recorder{TB: t}
+	WaitFor(r, "something", WaitLong, func() bool { return true })
+	if r.failed != "" {
+		t.Fatalf("WaitFor of a condition that holds failed: %s", r.failed)
 	}
 	if Poll(time.Millisecond, func() bool { return false }) {
 		t.Fatal("Poll of a condition that never holds returned true")
