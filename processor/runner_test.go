@@ -604,9 +604,17 @@ func TestRunnerStop(t *testing.T) {
 type tailSpy struct {
 	*memlog.Log
 	tails chan log.Position
+	// hold, when set, makes Tail wait until it is closed (after saying
+	// so on held).
+	hold atomic.Pointer[chan struct{}]
+	held chan struct{}
 }
 
 func (s *tailSpy) Tail(ctx context.Context) (log.Position, error) {
+	if h := s.hold.Load(); h != nil {
+		s.held <- struct{}{}
+		<-*h
+	}
 	p, err := s.Log.Tail(ctx)
 	select {
 	case s.tails <- p:
@@ -618,7 +626,7 @@ func (s *tailSpy) Tail(ctx context.Context) (log.Position, error) {
 // TestRunnerNotifyWakes: with a poll interval of an hour, a new entry is
 // replayed only after Notify.
 func TestRunnerNotifyWakes(t *testing.T) {
-	spy := &tailSpy{Log: newLog(t, nil), tails: make(chan log.Position, 1)}
+	spy := &tailSpy{Log: newLog(t, nil), tails: make(chan log.Position, 1), held: make(chan struct{}, 1)}
 	c := newCollector()
 	r := start(t, processor.Config{Log: spy, State: processor.NewState(runnerHeader, cowtree.New(nil), 0), OnEvent: c.on, PollInterval: time.Hour})
 	select {
@@ -630,20 +638,32 @@ func TestRunnerNotifyWakes(t *testing.T) {
 		t.Fatal("runner never read the tail")
 	}
 	// The runner saw an empty log and sleeps; it will not look again by
-	// itself for an hour.
+	// itself for an hour, so the append alone wakes nothing.
+	testutil.WaitFor(t, "the runner to sleep", waitLong, func() bool { return r.IdleWaits() >= 1 })
 	appendIn(t, spy.Log, &intention.Intention{Snapshot: 0, Ops: []intention.Op{put("a", "1")}})
-	// The runner gives no sign that it sleeps, so this one is a window: it
-	// can miss a runner that polls on a slow machine, never fail a right one.
-	testutil.Silent(t, "unexpected event", c.ch, 100*time.Millisecond)
+	if w := r.IdleWaits(); w != 1 {
+		t.Fatalf("the runner woke by itself: %d waits", w)
+	}
+	c.none(t)
 	r.Notify()
 	if ev := c.next(t); ev.Pos != 1 {
 		t.Fatalf("event %d", ev.Pos)
 	}
-	// Notify before anything is appended is remembered, not lost: the
-	// runner looks once more and goes back to sleep.
+	// A Notify while the runner is awake (here: held in Tail) is
+	// remembered, not lost: once it finds nothing new, the runner looks
+	// once more before it sleeps (two more waits begun, not one).
+	testutil.WaitFor(t, "the runner to sleep", waitLong, func() bool { return r.IdleWaits() >= 2 })
+	gate := make(chan struct{})
+	spy.hold.Store(&gate)
+	r.Notify()
+	testutil.Receive(t, "the runner's look at the tail", spy.held)
+	spy.hold.Store(nil)
+	base := r.IdleWaits()
 	r.Notify()
 	r.Notify()
-	testutil.Silent(t, "unexpected event", c.ch, 50*time.Millisecond) // a window, as above
+	close(gate)
+	testutil.WaitFor(t, "the runner to look again and sleep", waitLong, func() bool { return r.IdleWaits() >= base+2 })
+	c.none(t)
 
 }
 
