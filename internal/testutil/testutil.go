@@ -87,15 +87,3 @@ func receiveWithin[T any](t testing.TB, what string, ch <-chan T, timeout time.D
 	var zero T
 	return zero
 }
-
-// Silent checks that nothing arrives on ch for d: a check of something
-// that must not happen, which a slow machine can make miss a bug but
-// never fail.
-func Silent[T any](t testing.TB, what string, ch <-chan T, d time.Duration) {
-	t.Helper()
-	select {
-	case v := <-ch:
-		t.Fatalf("%s: %v arrived", what, v)
-	case <-time.After(d):
-	}
-}
