@@ -21,9 +21,7 @@ import (
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	if !testutil.Poll(20*time.Second, cond) {
-		t.Fatalf("timed out waiting for %s", what)
-	}
+	testutil.WaitFor(t, what, 20*time.Second, cond)
 }
 
 // TestBankWithCheckpoints is seeds/001's bank: transfers from several
@@ -56,7 +54,7 @@ func TestBankWithCheckpoints(t *testing.T) {
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		wg.Add(1)
-		go func() { // checkpoints, paced (not waited on) by a ticker, two at least a phase
+		go func() { // checkpoints, paced (not waited on) by a ticker, two at least a phase whatever the clock
 			defer wg.Done()
 			tick := time.NewTicker(3 * time.Millisecond)
 			defer tick.Stop()

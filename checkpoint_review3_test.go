@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -240,8 +241,8 @@ func TestReviewCheckpointRacesClose(t *testing.T) {
 				}
 			}()
 		}
-		for range r.IntN(50) {
-			runtimeYield()
+		for range r.IntN(50) { // a random head start for the checkpoints, in yields, not time
+			runtime.Gosched()
 		}
 		closed := make(chan error, 1)
 		go func() { closed <- db.Close() }()
@@ -277,7 +278,5 @@ func TestReviewCheckpointRacesClose(t *testing.T) {
 		again.Close()
 	}
 }
-
-func runtimeYield() { time.Sleep(0) }
 
 var _ = log.ErrTrimmed

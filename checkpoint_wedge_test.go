@@ -9,6 +9,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/flusher"
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 )
@@ -124,24 +125,24 @@ func TestCheckpointCutSkippedByPeerTrim(t *testing.T) {
 	}()
 	// A's cut is in the log (A's flusher may append before it).
 	cutAt := uint64(0)
-	deadline := time.Now().Add(60 * time.Second)
-	for p := uint64(from); cutAt == 0; {
-		data, err := l.Read(ctx, log.Position(p))
-		switch {
-		case err == nil:
-			if isCheckpointKind(data, entry.CheckpointCut) {
-				cutAt = p
+	p := uint64(from)
+	testutil.WaitFor(t, "A's cut", 60*time.Second, func() bool {
+		for {
+			data, err := l.Read(ctx, log.Position(p))
+			switch {
+			case err == nil:
+				if isCheckpointKind(data, entry.CheckpointCut) {
+					cutAt = p
+					return true
+				}
+				p++
+			case errors.Is(err, log.ErrNotWritten):
+				return false
+			default:
+				t.Fatal(err)
 			}
-			p++
-		case errors.Is(err, log.ErrNotWritten):
-			if time.Now().After(deadline) {
-				t.Fatal("A appended no cut")
-			}
-			time.Sleep(time.Millisecond)
-		default:
-			t.Fatal(err)
 		}
-	}
+	})
 	if err := b.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}

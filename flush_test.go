@@ -396,20 +396,9 @@ func TestBackpressureBoundsMemory(t *testing.T) {
 	defer db.Close()
 	ctx := context.Background()
 	var wg sync.WaitGroup
+	// Sampled as each commit returns, when its delta has just joined the
+	// unflushed ones: the highs, without a sampling clock.
 	var maxUnflushed atomic.Int64
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-				if u := db.Stats().UnflushedBytes; u > maxUnflushed.Load() {
-					maxUnflushed.Store(u)
-				}
-			}
-		}
-	}()
 	val := bytes.Repeat([]byte("v"), 1000)
 	for w := range 64 {
 		wg.Add(1)
@@ -423,11 +412,11 @@ func TestBackpressureBoundsMemory(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				raiseTo(&maxUnflushed, db.Stats().UnflushedBytes)
 			}
 		}()
 	}
 	wg.Wait()
-	close(stop)
 	st := db.Stats()
 	if st.BackpressureWaits == 0 {
 		t.Fatalf("no commit waited: %+v", st)
@@ -673,7 +662,7 @@ func TestReadsAloneStayWithinCache(t *testing.T) {
 // delta hook holds the processor between deciding and handing over).
 func TestFlushAfterCommitIncludesIt(t *testing.T) {
 	o := &Options{Log: memlog.New(&memlog.Options{AppendLatency: 100 * time.Microsecond})}
-	o.deltaHook = func(*processor.Delta) { time.Sleep(20 * time.Millisecond) }
+	o.deltaHook = func(*processor.Delta) { time.Sleep(20 * time.Millisecond) } // late bookkeeping: the subject
 	db, err := Open("", o)
 	if err != nil {
 		t.Fatal(err)
@@ -768,22 +757,9 @@ func TestSmallCacheUnderConcurrentWrites(t *testing.T) {
 	}
 	defer db.Close()
 	ctx := context.Background()
+	// Sampled as each commit returns, its nodes in the cache by then or
+	// soon after (the next commit's sample sees them), and at the end.
 	var maxCached atomic.Int64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			if c := db.Stats().CachedBytes; c > maxCached.Load() {
-				maxCached.Store(c)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
 	// Writer w owns the keys congruent to w: its last write of each is what
 	// must read back.
 	want := make([]map[string]string, writers)
@@ -812,13 +788,13 @@ func TestSmallCacheUnderConcurrentWrites(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				raiseTo(&maxCached, db.Stats().CachedBytes)
 				maps.Copy(want[w], batch)
 			}
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	<-sampled
+	raiseTo(&maxCached, db.Stats().CachedBytes)
 	st := db.Stats()
 	t.Logf("highest cached %d bytes (budget %d); %d evictions, %d loads", maxCached.Load(), budget, st.Evictions, st.CacheMisses)
 	if st.Evictions == 0 || maxCached.Load() > 2*budget {
@@ -836,5 +812,15 @@ func TestSmallCacheUnderConcurrentWrites(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// raiseTo raises m to v if v is higher.
+func raiseTo(m *atomic.Int64, v int64) {
+	for {
+		old := m.Load()
+		if v <= old || m.CompareAndSwap(old, v) {
+			return
+		}
 	}
 }

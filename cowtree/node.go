@@ -81,9 +81,12 @@ func (n *Node) touch() {
 	}
 }
 
-// Touched reports whether the node was read since the last call, and clears
-// the mark (the cache's clock hand).
-func (n *Node) Touched() bool { return atomic.SwapUint32(&n.touched, 0) == 1 }
+// TakeTouched clears the node's read mark and reports whether it was set,
+// that is, whether the node was read since the last call: the node cache's
+// clock hand gives such a node a second chance. It changes the mark; cowtree
+// only sets it (on every read) and never reads it, so nothing the tree does
+// depends on it.
+func (n *Node) TakeTouched() bool { return atomic.SwapUint32(&n.touched, 0) == 1 }
 
 // CacheWord returns the word the node keeps for the node cache (package
 // flusher/nodecache, which alone reads and writes it, atomically: its

@@ -169,8 +169,7 @@ func benchFlushThroughput(b *testing.B, lat time.Duration, workers int) {
 					return
 				}
 				select {
-				case <-appended:
-				case <-time.After(100 * time.Microsecond):
+				case <-appended: // every afterimage append calls Appended once it returned
 				case <-stop:
 					return
 				}

@@ -244,6 +244,8 @@ type Flusher struct {
 	// it was complete (see SawCheckpoint): their afterimages never name
 	// themselves, or anything after the cut, as their Base. Under mu.
 	unproven []unproven
+
+	sig restSignals // what tests check inaction against (quiet.go)
 }
 
 // New starts a flusher. start is the last position replayed before the
@@ -457,6 +459,7 @@ func (f *Flusher) Flush(ctx context.Context, upTo uint64) error {
 		if stopped {
 			return ErrStopped
 		}
+		f.sig.flushWaits.Add(1)
 		select {
 		case <-room:
 		case <-ctx.Done():
@@ -576,9 +579,13 @@ func (f *Flusher) run(write func([]*pending) bool) {
 			if ok, _ := f.isConfirmed(p.d.Pos); !ok {
 				ps[n] = p
 				n++
-			} // else someone else's afterimage won meanwhile
+			} else { // someone else's afterimage won meanwhile
+				f.sig.writing.Add(-1)
+			}
 		}
-		if n > 0 && !write(ps[:n]) {
+		ok := n == 0 || write(ps[:n])
+		f.sig.writing.Add(-int32(n))
+		if !ok {
 			return
 		}
 	}
@@ -627,6 +634,7 @@ func (f *Flusher) take(limit int) []*pending {
 	copy(ps, f.queue[:n])
 	clear(f.queue[:n])
 	f.queue = f.queue[n:]
+	f.sig.writing.Add(int32(n)) // with the pop, under mu: see quiescent
 	return ps
 }
 
@@ -639,12 +647,14 @@ func (f *Flusher) writeSerial(ps []*pending) bool {
 		if ok {
 			break
 		}
+		f.sig.serialWaits.Store(p.d.Pos)
 		select {
 		case <-room:
 		case <-f.stopCh:
 			return false
 		}
 	}
+	f.sig.serialWaits.Store(0)
 	if p.d.Checkpoint {
 		if !f.writeCheckpoint(p) {
 			return false
@@ -655,8 +665,10 @@ func (f *Flusher) writeSerial(ps []*pending) bool {
 	for {
 		ok, room := f.isConfirmed(p.d.Pos)
 		if ok {
+			f.sig.serialWaits.Store(0)
 			return true
 		}
+		f.sig.serialWaits.Store(p.d.Pos)
 		select {
 		case <-room:
 		case <-f.stopCh:
@@ -758,6 +770,7 @@ func (f *Flusher) takeover() {
 			return
 		case <-t.C:
 		}
+		began := time.Now()
 		f.mu.Lock()
 		for _, pos := range f.fifo {
 			if p, ok := f.pend[pos]; ok && !p.queued && time.Since(p.since) >= f.o.TakeoverDelay {
@@ -765,6 +778,7 @@ func (f *Flusher) takeover() {
 			}
 		}
 		f.mu.Unlock()
+		f.sig.takeoverPass.Store(began.UnixNano())
 	}
 }
 

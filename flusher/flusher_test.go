@@ -149,12 +149,31 @@ func (r *rig) flushed(ops ...intention.Op) (p, a uint64) {
 	return p, a
 }
 
-// noAfterimage checks that no afterimage of in is written for d.
-func (r *rig) noAfterimage(in uint64, d time.Duration) {
+// noAfterimage checks that no afterimage of in is written: it waits until
+// the flusher is at rest (nothing queued, no write under way), when every
+// afterimage it decided to write is in the log and it writes no other
+// until the test gives it work.
+func (r *rig) noAfterimage(in uint64) {
 	r.t.Helper()
-	time.Sleep(d)
-	if p, _ := r.findAfterimage(in, in+1); p != 0 {
-		r.t.Fatalf("afterimage of %d written at %d", in, p)
+	testutil.Eventually(r.t, waitLong, r.f.quiescent)
+	r.notWritten(in)
+}
+
+// serialHeld checks that the serial writer holds the write of held back
+// until a confirmation arrives, and that no afterimage of any of ins is in
+// the log meanwhile (the one writer cannot write it while it waits).
+func (r *rig) serialHeld(held uint64, ins ...uint64) {
+	r.t.Helper()
+	testutil.Eventually(r.t, waitLong, func() bool { return r.f.serialWaitingOn() == held })
+	r.notWritten(ins...)
+}
+
+func (r *rig) notWritten(ins ...uint64) {
+	r.t.Helper()
+	for _, in := range ins {
+		if p, _ := r.findAfterimage(in, in+1); p != 0 {
+			r.t.Fatalf("afterimage of %d written at %d", in, p)
+		}
 	}
 }
 
@@ -258,10 +277,10 @@ func TestSerialWaitsAndWritesPhysical(t *testing.T) {
 	p3 := r.intent(putOp("0", "v0"))
 	r.stepTo(p3)
 	a1, _ := r.awaitAfterimage(p1)
-	r.noAfterimage(p2, 100*time.Millisecond)
+	r.serialHeld(p1, p2, p3)
 	r.stepTo(a1)
 	a2, ai2 := r.awaitAfterimage(p2)
-	r.noAfterimage(p3, 50*time.Millisecond)
+	r.serialHeld(p2, p3)
 	in2, ph2 := ptrKinds(ai2)
 	if len(in2) != 0 || len(ph2) != 2 {
 		t.Fatalf("serial afterimage: intention pointers %v, physical %v", in2, ph2)
@@ -402,10 +421,10 @@ func TestWaitRoom(t *testing.T) {
 	done := make(chan error, 2)
 	go func() { done <- r.f.WaitRoom(ctx) }()
 	go func() { done <- r.f.WaitRoom(ctx) }()
-	blocked(t, "WaitRoom over budget", done, 50*time.Millisecond)
+	blocked(t, "WaitRoom over budget", done, func() bool { return r.f.Stats().BackpressureWaits == 2 })
 	// Written is not enough: it must be confirmed.
 	a1, _ := r.awaitAfterimage(p1)
-	blocked(t, "WaitRoom before confirmation", done, 50*time.Millisecond)
+	blocked(t, "WaitRoom before confirmation", done, r.f.quiescent)
 	r.stepTo(a1)
 	for range 2 {
 		if err := within(t, "WaitRoom", done); err != nil {
@@ -415,13 +434,16 @@ func TestWaitRoom(t *testing.T) {
 	if s := r.f.Stats(); s.BackpressureWaits != 2 || s.UnflushedBytes != 0 || s.PendingDeltas != 0 {
 		t.Fatalf("stats %+v", s)
 	}
-	// A cancelled wait returns the context's error.
+	// A wait cancelled while it waits returns the context's error.
 	p2 := r.intent(putOp("b", "1"))
 	r.stepTo(p2)
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := r.f.WaitRoom(cctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("WaitRoom with a deadline: %v", err)
+	go func() { done <- r.f.WaitRoom(cctx) }()
+	blocked(t, "WaitRoom to be cancelled", done, func() bool { return r.f.Stats().BackpressureWaits == 3 })
+	cancel()
+	if err := within(t, "cancelled WaitRoom", done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled WaitRoom: %v", err)
 	}
 	// At the budget exactly is room. (Deltas are deterministic: a dry run
 	// gives the size.)
@@ -437,12 +459,14 @@ func TestWaitRoom(t *testing.T) {
 	if err := r2.f.WaitRoom(ctx); err != nil || r2.f.Stats().BackpressureWaits != 0 {
 		t.Fatalf("at the budget: %v, %d waits", err, r2.f.Stats().BackpressureWaits)
 	}
+	// Over it, WaitRoom waits: with a context already done, it returns
+	// the context's error (at the budget, it returned nil before looking).
 	q2 := r2.intent(putOp("b", "1"))
 	r2.stepTo(q2)
-	cctx2, cancel2 := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel2()
-	if err := r2.f.WaitRoom(cctx2); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("over the budget: %v", err)
+	cctx2, cancel2 := context.WithCancel(ctx)
+	cancel2()
+	if err := r2.f.WaitRoom(cctx2); !errors.Is(err, context.Canceled) || r2.f.Stats().BackpressureWaits != 1 {
+		t.Fatalf("over the budget: %v, %d waits", err, r2.f.Stats().BackpressureWaits)
 	}
 }
 
@@ -459,29 +483,34 @@ func TestFlushUpTo(t *testing.T) {
 	p2 := r.intent(putOp("b", "1"))
 	p3 := r.intent(putOp("c", "1"))
 	r.stepTo(p3)
-	r.noAfterimage(p1, 50*time.Millisecond)
+	r.noAfterimage(p1)
 	done := make(chan error, 1)
 	go func() { done <- r.f.Flush(ctx, p2) }()
 	a1, _ := r.awaitAfterimage(p1)
 	a2, _ := r.awaitAfterimage(p2)
-	blocked(t, "Flush before confirmation", done, 50*time.Millisecond)
+	// Appends do not wake a waiting Flush: one wait so far.
+	blocked(t, "Flush before confirmation", done, func() bool { return r.f.flushWaits() == 1 })
 	r.stepTo(min(a1, a2))
-	blocked(t, "Flush with one delta confirmed", done, 50*time.Millisecond)
+	// The confirmation woke it; it looked and went back to wait.
+	blocked(t, "Flush with one delta confirmed", done, func() bool { return r.f.flushWaits() == 2 })
 	r.stepTo(max(a1, a2))
 	if err := within(t, "Flush", done); err != nil {
 		t.Fatal(err)
 	}
 	// Flush(p2) wrote nothing after p2.
-	r.noAfterimage(p3, 50*time.Millisecond)
+	r.noAfterimage(p3)
 	if s := r.f.Stats(); s.PendingDeltas != 1 || s.AfterimagesWritten != 2 {
 		t.Fatalf("stats %+v", s)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := r.f.Flush(cctx, p3); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("unconfirmed Flush with a deadline: %v", err)
+	go func() { done <- r.f.Flush(cctx, p3) }()
+	blocked(t, "Flush to be cancelled", done, func() bool { return r.f.flushWaits() == 3 })
+	cancel()
+	if err := within(t, "cancelled Flush", done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("unconfirmed Flush cancelled: %v", err)
 	}
-	a3, _ := r.awaitAfterimage(p3) // the timed-out Flush queued it
+	a3, _ := r.awaitAfterimage(p3) // the cancelled Flush queued it
 	done = make(chan error, 1)
 	go func() { done <- r.f.Flush(ctx, p3) }()
 	r.stepTo(a3)
@@ -509,19 +538,25 @@ func TestPolicies(t *testing.T) {
 		began := time.Now()
 		r.stepTo(p)
 		r.awaitAfterimage(p)
+		// The delay is the subject: a lower bound, which load cannot break.
 		if waited := time.Since(began); waited < delay {
 			t.Fatalf("taken over after %v, before the delay %v", waited, delay)
 		}
 	})
 	t.Run("takeover leaves confirmed deltas alone", func(t *testing.T) {
-		r := newRig(t, Options{Policy: PolicyTakeover, TakeoverDelay: 40 * time.Millisecond}, nil)
+		const delay = 40 * time.Millisecond
+		r := newRig(t, Options{Policy: PolicyTakeover, TakeoverDelay: delay}, nil)
 		r.local = false
 		p := r.intent(putOp("a", "1"))
 		r.stepTo(p)
+		produced := time.Now() // the delta's delay runs from before this
 		// The originator writes it first.
 		at := appendAfterimage(t, r.l, &afterimage.Afterimage{Intention: p, Base: p, Nodes: []afterimage.Node{leaf("a", "1", p)}})
 		r.stepTo(at)
-		time.Sleep(150 * time.Millisecond)
+		// A takeover pass that began once the delay was over looked at
+		// the delta (it would have queued it, unconfirmed) and left it.
+		testutil.Eventually(t, waitLong, func() bool { return !r.f.lastTakeoverPass().Before(produced.Add(delay)) })
+		testutil.Eventually(t, waitLong, r.f.quiescent)
 		if s := r.f.Stats(); s.AfterimagesWritten != 0 || s.Confirmed != 1 {
 			t.Fatalf("stats %+v", s)
 		}
@@ -549,7 +584,7 @@ func TestStopUnblocksWaiters(t *testing.T) {
 	done := make(chan error, 2)
 	go func() { done <- r.f.WaitRoom(ctx) }()
 	go func() { done <- r.f.Flush(ctx, p1) }()
-	blocked(t, "waits", done, 50*time.Millisecond)
+	blocked(t, "waits", done, func() bool { return r.f.Stats().BackpressureWaits == 1 && r.f.flushWaits() == 1 })
 	stopped := make(chan error, 1)
 	go func() { r.f.Stop(); stopped <- nil }()
 	within(t, "Stop with an append in flight", stopped)
@@ -848,13 +883,12 @@ func TestSerialWaitsForOtherNodes(t *testing.T) {
 	r.stepTo(p1) // another node's
 	r.local = true
 	r.stepTo(p2) // ours
-	r.noAfterimage(p1, 50*time.Millisecond)
-	r.noAfterimage(p2, 0)
+	r.serialHeld(p2, p1, p2)
 	// The other node writes its afterimage; ours waits until replay
 	// confirms it.
 	ai1, _ := Serialize(r.deltas[p1], p1, nil)
 	a1 := appendAfterimage(t, r.l, ai1)
-	r.noAfterimage(p2, 100*time.Millisecond)
+	r.serialHeld(p2, p2)
 	r.stepTo(a1)
 	_, ai2 := r.awaitAfterimage(p2)
 	if ai2.Base != p2 {

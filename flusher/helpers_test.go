@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
@@ -144,10 +143,17 @@ func within(t *testing.T, what string, ch <-chan error) error {
 	return testutil.Receive(t, what, ch)
 }
 
-// blocked checks that nothing arrives on ch for d.
-func blocked(t *testing.T, what string, ch <-chan error, d time.Duration) {
+// blocked checks that a call running in the background has not returned
+// on ch once waiting reports that it looked and went to wait (a signal of
+// the flusher's, not a time window).
+func blocked(t *testing.T, what string, ch <-chan error, waiting func() bool) {
 	t.Helper()
-	testutil.Silent(t, what+" returned early", ch, d)
+	testutil.Eventually(t, waitLong, func() bool { return waiting() || len(ch) > 0 })
+	select {
+	case err := <-ch:
+		t.Fatalf("%s returned early: %v", what, err)
+	default:
+	}
 }
 
 // appendLeafAfterimages appends count afterimages of nodes leaves each (for

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,8 +207,10 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 	defer gate.Release()
 	l := newLog(t, nil)
 	i1 := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("a", "1")}})
+	var held atomic.Int64 // the position the held append took: the hole
 	l.SetInject(func(c memlog.Call, _ *rand.Rand) memlog.Fault {
 		if c.Op == memlog.OpAppend && c.Attempt == 0 {
+			held.Store(int64(c.Pos))
 			return memlog.Fault{Hold: gate}
 		}
 		return memlog.Fault{}
@@ -221,7 +224,14 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 		landed <- uint64(p)
 	}()
 	<-gate.Held()
-	l.SetInject(nil)
+	hole := log.Position(held.Load())
+	var holeReads atomic.Int64
+	l.SetInject(func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpRead && c.Pos == hole {
+			holeReads.Add(1)
+		}
+		return memlog.Fault{}
+	})
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("late", "1", i1)}})
 	p := nodecache.NewCache(l, nodecache.NewIndex(16), time.Hour)
 	done := make(chan error, 1)
@@ -231,7 +241,9 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 		n, err = p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 		done <- err
 	}()
-	blocked(t, "LoadNode across a hole", done, 100*time.Millisecond)
+	// Read the hole, found it empty, and read it again: the scan waits
+	// on it rather than passing it.
+	blocked(t, "LoadNode across a hole", done, func() bool { return holeReads.Load() >= 2 })
 	gate.Release()
 	at := <-landed
 	if err := within(t, "LoadNode", done); err != nil {
@@ -250,13 +262,21 @@ func TestPagerForwardScanWaitsForSlowWriter(t *testing.T) {
 func TestPagerForwardScanWaitsAtTail(t *testing.T) {
 	l := newLog(t, nil)
 	i1 := appendIntention(t, l, &intention.Intention{Ops: []intention.Op{putOp("a", "1")}})
+	var tailReads atomic.Int64
+	l.SetInject(func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpRead && c.Pos == log.Position(i1+1) {
+			tailReads.Add(1)
+		}
+		return memlog.Fault{}
+	})
 	p := nodecache.NewCache(l, nodecache.NewIndex(16), 10*time.Millisecond)
 	done := make(chan error, 1)
 	go func() {
 		_, err := p.LoadNode(cowtree.Addr{Kind: cowtree.AddrIntention, Pos: i1, Off: 0})
 		done <- err
 	}()
-	blocked(t, "LoadNode before the afterimage exists", done, 100*time.Millisecond)
+	// Read the tail, found nothing, read it again: the scan waits there.
+	blocked(t, "LoadNode before the afterimage exists", done, func() bool { return tailReads.Load() >= 2 })
 	appendAfterimage(t, l, &afterimage.Afterimage{Intention: i1, Base: i1, Nodes: []afterimage.Node{leaf("a", "1", i1)}})
 	if err := within(t, "LoadNode", done); err != nil {
 		t.Fatal(err)
@@ -547,7 +567,7 @@ func TestClockSecondChance(t *testing.T) {
 		// Clear the marks left by building the tree, as a pass would.
 		ring, _ := r.p.Clock().Ring()
 		for _, n := range ring {
-			n.Touched()
+			n.TakeTouched()
 		}
 		if touch != "" {
 			if _, _, err := func() ([]byte, bool, error) { tr := r.st.Tree(); return tr.Get([]byte(touch)) }(); err != nil {

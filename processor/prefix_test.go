@@ -117,6 +117,6 @@ func TestRunnerAfterimageHeaderFromPrefix(t *testing.T) {
 		if err := r.Err(); !errors.Is(err, entry.ErrCorrupt) || !errors.As(err, &ce) || ce.Pos != 2 {
 			t.Fatalf("err %v, want corruption at 2", err)
 		}
-		c.none(t, 0)
+		c.none(t)
 	})
 }

@@ -92,6 +92,9 @@ type Runner struct {
 	fills   atomic.Uint64
 
 	rebootstraps atomic.Uint64
+	// idle counts the waits the reader began for a wake-up (Notify or the
+	// poll), so that a test can tell it is asleep; nothing reads it.
+	idle atomic.Uint64
 }
 
 type item struct {
@@ -187,6 +190,7 @@ func (r *Runner) read(ctx context.Context, out chan<- []item, next uint64) {
 	ticker := time.NewTicker(r.cfg.PollInterval)
 	defer ticker.Stop()
 	wait := func() bool {
+		r.idle.Add(1)
 		select {
 		case <-ctx.Done():
 			return false

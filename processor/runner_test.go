@@ -56,10 +56,30 @@ func (c *collector) next(t *testing.T) processor.Event {
 	return testutil.Receive(t, "event", c.ch)
 }
 
-// none checks that no event arrives for d.
-func (c *collector) none(t *testing.T, d time.Duration) {
+// none checks that no event has arrived. Callers first wait for a sign
+// that the runner looked and decided to wait (see readsOf).
+func (c *collector) none(t *testing.T) {
 	t.Helper()
-	testutil.Silent(t, "unexpected event", c.ch, d)
+	select {
+	case ev := <-c.ch:
+		t.Fatalf("unexpected event %+v", ev)
+	default:
+	}
+}
+
+// readsOf wraps inject (nil: none) to count in n the reads of pos. A
+// runner that read a hole and came back to read it again looked, found it
+// empty and waits on it, rather than passing it.
+func readsOf(pos log.Position, n *atomic.Int64, inject func(memlog.Call, *rand.Rand) memlog.Fault) func(memlog.Call, *rand.Rand) memlog.Fault {
+	return func(c memlog.Call, r *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpRead && c.Pos == pos {
+			n.Add(1)
+		}
+		if inject == nil {
+			return memlog.Fault{}
+		}
+		return inject(c, r)
+	}
 }
 
 // start starts a runner from st with the collector, stopping it at cleanup.
@@ -181,7 +201,7 @@ func TestRunnerEventsInLogOrder(t *testing.T) {
 			if st.Pos() != 9 || dumpTree(t, st.Tree()) != "a@1=1 b@5=2 d@9=1 " {
 				t.Fatalf("state at %d: %s", st.Pos(), dumpTree(t, st.Tree()))
 			}
-			c.none(t, 0)
+			c.none(t)
 		})
 	}
 }
@@ -324,7 +344,8 @@ func heldAppend(t *testing.T, l *memlog.Log, gate *memlog.Gate, in *intention.In
 func TestRunnerWaitsForHeldAppend(t *testing.T) {
 	gate := memlog.NewGate()
 	t.Cleanup(gate.Release)
-	l := newLog(t, &memlog.Options{Inject: holdAppend(2, gate)})
+	var holeReads atomic.Int64
+	l := newLog(t, &memlog.Options{Inject: readsOf(2, &holeReads, holdAppend(2, gate))})
 	appendIn(t, l, &intention.Intention{Snapshot: 0, Ops: []intention.Op{put("a", "1")}}) // 1
 	landed := heldAppend(t, l, gate, &intention.Intention{Snapshot: 1, Ops: []intention.Op{put("slow", "1")}})
 	appendIn(t, l, &intention.Intention{Snapshot: 1, Ops: []intention.Op{put("b", "1")}}) // 3, behind the hole
@@ -334,7 +355,8 @@ func TestRunnerWaitsForHeldAppend(t *testing.T) {
 		t.Fatalf("event %d", ev.Pos)
 	}
 	// Position 3 is written but must wait for 2.
-	c.none(t, 150*time.Millisecond)
+	testutil.Eventually(t, waitLong, func() bool { return holeReads.Load() >= 2 })
+	c.none(t)
 	if r.Applied() != 1 {
 		t.Fatalf("applied %d while 2 is a hole", r.Applied())
 	}
@@ -415,7 +437,7 @@ func TestRunnerStopsOnCorruptEntry(t *testing.T) {
 			if serr := r.Stop(); serr != err {
 				t.Fatalf("Stop returned %v, Err %v", serr, err)
 			}
-			c.none(t, 0)
+			c.none(t)
 			if r.Applied() != 1 || r.HolesFilled() != 0 {
 				t.Fatalf("applied %d, filled %d", r.Applied(), r.HolesFilled())
 			}
@@ -440,7 +462,7 @@ func TestRunnerStopsOnTrimmedLog(t *testing.T) {
 	if err := r.Err(); !errors.Is(err, log.ErrTrimmed) {
 		t.Fatalf("err %v, want trimmed", err)
 	}
-	c.none(t, 0)
+	c.none(t)
 }
 
 // TestRunnerStopsOnApplyError: a failed node load stops replay before the
@@ -461,7 +483,7 @@ func TestRunnerStopsOnApplyError(t *testing.T) {
 	if err := r.Err(); !errors.Is(err, errLoad) {
 		t.Fatalf("err %v", err)
 	}
-	c.none(t, 0)
+	c.none(t)
 	if r.Applied() != 3 {
 		t.Fatalf("applied %d", r.Applied())
 	}
@@ -503,7 +525,7 @@ func TestRunnerRetriesReadErrors(t *testing.T) {
 		if err := r.Err(); !errors.Is(err, errFlaky) || !strings.Contains(err.Error(), "position 2") {
 			t.Fatalf("err %v", err)
 		}
-		c.none(t, 0)
+		c.none(t)
 	})
 }
 
@@ -545,11 +567,14 @@ func TestRunnerStop(t *testing.T) {
 	t.Run("waiting on a hole", func(t *testing.T) {
 		gate := memlog.NewGate()
 		t.Cleanup(gate.Release)
-		l := newLog(t, &memlog.Options{Inject: holdAppend(1, gate)})
+		var holeReads atomic.Int64
+		l := newLog(t, &memlog.Options{Inject: readsOf(1, &holeReads, holdAppend(1, gate))})
 		heldAppend(t, l, gate, &intention.Intention{Snapshot: 0, Ops: []intention.Op{put("a", "1")}})
 		c := newCollector()
 		r := start(t, processor.Config{Log: l, State: processor.NewState(runnerHeader, cowtree.New(nil), 0), OnEvent: c.on, HoleTimeout: time.Hour, PollInterval: time.Hour})
-		c.none(t, 50*time.Millisecond)
+		// It read the hole (then waits an hour to look again).
+		testutil.Eventually(t, waitLong, func() bool { return holeReads.Load() >= 1 })
+		c.none(t)
 		stopsWithin(t, r)
 		if r.HolesFilled() != 0 {
 			t.Fatal("stop filled the hole")
@@ -579,9 +604,17 @@ func TestRunnerStop(t *testing.T) {
 type tailSpy struct {
 	*memlog.Log
 	tails chan log.Position
+	// hold, when set, makes Tail wait until it is closed (after saying
+	// so on held).
+	hold atomic.Pointer[chan struct{}]
+	held chan struct{}
 }
 
 func (s *tailSpy) Tail(ctx context.Context) (log.Position, error) {
+	if h := s.hold.Load(); h != nil {
+		s.held <- struct{}{}
+		<-*h
+	}
 	p, err := s.Log.Tail(ctx)
 	select {
 	case s.tails <- p:
@@ -593,7 +626,7 @@ func (s *tailSpy) Tail(ctx context.Context) (log.Position, error) {
 // TestRunnerNotifyWakes: with a poll interval of an hour, a new entry is
 // replayed only after Notify.
 func TestRunnerNotifyWakes(t *testing.T) {
-	spy := &tailSpy{Log: newLog(t, nil), tails: make(chan log.Position, 1)}
+	spy := &tailSpy{Log: newLog(t, nil), tails: make(chan log.Position, 1), held: make(chan struct{}, 1)}
 	c := newCollector()
 	r := start(t, processor.Config{Log: spy, State: processor.NewState(runnerHeader, cowtree.New(nil), 0), OnEvent: c.on, PollInterval: time.Hour})
 	select {
@@ -605,18 +638,33 @@ func TestRunnerNotifyWakes(t *testing.T) {
 		t.Fatal("runner never read the tail")
 	}
 	// The runner saw an empty log and sleeps; it will not look again by
-	// itself for an hour.
+	// itself for an hour, so the append alone wakes nothing.
+	testutil.WaitFor(t, "the runner to sleep", waitLong, func() bool { return r.IdleWaits() >= 1 })
 	appendIn(t, spy.Log, &intention.Intention{Snapshot: 0, Ops: []intention.Op{put("a", "1")}})
-	c.none(t, 100*time.Millisecond)
+	if w := r.IdleWaits(); w != 1 {
+		t.Fatalf("the runner woke by itself: %d waits", w)
+	}
+	c.none(t)
 	r.Notify()
 	if ev := c.next(t); ev.Pos != 1 {
 		t.Fatalf("event %d", ev.Pos)
 	}
-	// Notify before anything is appended is remembered, not lost: the
-	// runner looks once more and goes back to sleep.
+	// A Notify while the runner is awake (here: held in Tail) is
+	// remembered, not lost: once it finds nothing new, the runner looks
+	// once more before it sleeps (two more waits begun, not one).
+	testutil.WaitFor(t, "the runner to sleep", waitLong, func() bool { return r.IdleWaits() >= 2 })
+	gate := make(chan struct{})
+	spy.hold.Store(&gate)
+	r.Notify()
+	testutil.Receive(t, "the runner's look at the tail", spy.held)
+	spy.hold.Store(nil)
+	base := r.IdleWaits()
 	r.Notify()
 	r.Notify()
-	c.none(t, 50*time.Millisecond)
+	close(gate)
+	testutil.WaitFor(t, "the runner to look again and sleep", waitLong, func() bool { return r.IdleWaits() >= base+2 })
+	c.none(t)
+
 }
 
 // TestRunnerDecidesBeforeAHole: entries read before a hole are replayed at
@@ -625,7 +673,8 @@ func TestRunnerNotifyWakes(t *testing.T) {
 // so a dead writer delayed the decisions of intentions before it by up to
 // HoleTimeout.)
 func TestRunnerDecidesBeforeAHole(t *testing.T) {
-	l := newLog(t, &memlog.Options{Inject: dropAppend(3)})
+	var holeReads atomic.Int64
+	l := newLog(t, &memlog.Options{Inject: readsOf(3, &holeReads, dropAppend(3))})
 	appendIn(t, l, &intention.Intention{Snapshot: 0, Ops: []intention.Op{put("a", "1")}}) // 1
 	appendIn(t, l, &intention.Intention{Snapshot: 0, Ops: []intention.Op{put("b", "1")}}) // 2
 	if _, err := l.Append(context.Background(), []byte("dies")); err == nil {             // 3: hole
@@ -639,7 +688,8 @@ func TestRunnerDecidesBeforeAHole(t *testing.T) {
 			t.Fatalf("event %+v, want a commit at %d", ev, want)
 		}
 	}
-	c.none(t, 100*time.Millisecond)
+	testutil.Eventually(t, waitLong, func() bool { return holeReads.Load() >= 2 })
+	c.none(t)
 	if r.Applied() != 2 {
 		t.Fatalf("applied %d", r.Applied())
 	}

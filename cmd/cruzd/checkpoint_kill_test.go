@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cruzlog/cruzdb"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 )
 
 // killModel is what the clients of TestProcessKill9WhileCheckpointing sent
@@ -232,7 +233,7 @@ func TestProcessKill9WhileCheckpointing(t *testing.T) {
 			defer wg.Done()
 			c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1, PoolSize: 1, DialerRetries: 1})
 			defer c.Close()
-			tick := time.NewTicker(200 * time.Millisecond)
+			tick := time.NewTicker(200 * time.Millisecond) // paces checkpoints (load shaping); nothing waits on it
 			defer tick.Stop()
 			for c.Do(ctx, "BGREWRITEAOF").Err() == nil {
 				select {
@@ -279,32 +280,27 @@ func TestProcessKill9WhileCheckpointing(t *testing.T) {
 			return
 		}
 		_, count0, trimmed0 := read()
-		deadline := time.Now().Add(60 * time.Second)
+		// "any" kills at a random moment: the moment is the subject.
 		anyAt := time.Now().Add(time.Duration(rand.IntN(300)) * time.Millisecond)
-		for {
-			in, count, trimmed := read()
-			hit := false
+		var in, count, trimmed int64
+		if !testutil.Poll(60*time.Second, func() bool {
+			in, count, trimmed = read()
 			switch phase {
 			case "preparing":
-				hit = in == 1 && count > count0
+				return in == 1 && count > count0
 			case "confirmed":
-				hit = count > count0+1
+				return count > count0+1
 			case "trimmed":
-				hit = trimmed > trimmed0 && count > count0+1
-			case "any":
-				hit = time.Now().After(anyAt)
+				return trimmed > trimmed0 && count > count0+1
 			}
-			if hit {
-				if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-					t.Fatal(err)
-				}
-				return fmt.Sprintf("%s (in progress %d, checkpoints %d, trimmed below %d)", phase, in, count, trimmed)
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("phase %s not seen in 60 s (checkpoints %d, trimmed below %d)\n%s", phase, count, trimmed, p.stderr.String())
-			}
-			time.Sleep(time.Millisecond)
+			return time.Now().After(anyAt)
+		}) {
+			t.Fatalf("phase %s not seen in 60 s (checkpoints %d, trimmed below %d)\n%s", phase, count, trimmed, p.stderr.String())
 		}
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%s (in progress %d, checkpoints %d, trimmed below %d)", phase, in, count, trimmed)
 	}
 
 	// A base of 2,000 keys of 200 bytes makes images big enough that

@@ -233,7 +233,5 @@ func TestClusterTwoProcesses(t *testing.T) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	if !testutil.Poll(60*time.Second, cond) {
-		t.Fatalf("timed out waiting for %s", what)
-	}
+	testutil.WaitFor(t, what, 60*time.Second, cond)
 }

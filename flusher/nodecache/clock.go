@@ -219,7 +219,7 @@ func (ck *Clock) evictLocked(budget int64, tree cowtree.Tree) {
 		switch {
 		case isReplaced(n):
 			drop = true // already uncounted
-		case n.Touched():
+		case n.TakeTouched():
 			ck.hand++
 		default:
 			// Nodes evicted below n stay in the ring, replaced, until the

@@ -60,6 +60,15 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool) {
 	}
 }
 
+// WaitFor is Eventually with a name for the failure: it waits until cond
+// returns true, failing the test with what if it has not after timeout.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	if !Poll(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
 // Receive returns the next value on ch, failing the test if none arrives
 // within WaitLong (what names it in the failure).
 func Receive[T any](t testing.TB, what string, ch <-chan T) T {
@@ -77,16 +86,4 @@ func receiveWithin[T any](t testing.TB, what string, ch <-chan T, timeout time.D
 	}
 	var zero T
 	return zero
-}
-
-// Silent checks that nothing arrives on ch for d: a check of something
-// that must not happen, which a slow machine can make miss a bug but
-// never fail.
-func Silent[T any](t testing.TB, what string, ch <-chan T, d time.Duration) {
-	t.Helper()
-	select {
-	case v := <-ch:
-		t.Fatalf("%s: %v arrived", what, v)
-	case <-time.After(d):
-	}
 }

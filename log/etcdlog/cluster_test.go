@@ -114,7 +114,8 @@ func TestClusterLosesMember(t *testing.T) {
 					p, err := l.Append(actx, data)
 					cancel()
 					// Paced, so that the check below reads a few thousand
-					// entries, not tens of thousands.
+					// entries, not tens of thousands: load shaping, not a
+					// wait (the phases wait on acknowledged counts).
 					time.Sleep(20 * time.Millisecond)
 					if err != nil {
 						failed.Add(1)

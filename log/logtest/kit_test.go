@@ -164,7 +164,7 @@ func (b *broken) Append(ctx context.Context, data []byte) (log.Position, error) 
 		if err != nil {
 			return 0, err
 		}
-		time.Sleep(50 * time.Microsecond)
+		time.Sleep(50 * time.Microsecond) // latency between check and act: the breakage itself
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		p, err := b.inner.Append(ctx, data)
@@ -240,7 +240,7 @@ func (b *broken) Fill(ctx context.Context, pos log.Position) error {
 		if _, err := b.inner.Read(ctx, pos); err == nil {
 			return fmt.Errorf("broken: fill position %d: %w", pos, log.ErrWritten)
 		}
-		time.Sleep(50 * time.Microsecond)
+		time.Sleep(50 * time.Microsecond) // latency between check and act: the breakage itself
 		if err := b.inner.Fill(ctx, pos); errors.Is(err, log.ErrWritten) {
 			return nil
 		}

@@ -209,6 +209,16 @@ func TestAppendBatchRacesFills(t *testing.T) {
 		data string
 	}
 	results := make(chan []landed, writers*rounds)
+	took := make(chan struct{}, 1) // a batch took positions
+	l.SetInject(func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpAppend {
+			select {
+			case took <- struct{}{}:
+			default:
+			}
+		}
+		return memlog.Fault{}
+	})
 	fills := make(chan log.Position, 100000)
 	stop := make(chan struct{})
 	fillerDone := make(chan struct{})
@@ -229,7 +239,12 @@ func TestAppendBatchRacesFills(t *testing.T) {
 			if l.Fill(ctx, p) == nil {
 				fills <- p
 			}
-			time.Sleep(50 * time.Microsecond)
+			// Next fill once an append has taken a position (or they are
+			// all done): the filler follows the writers instead of spinning.
+			select {
+			case <-took:
+			case <-stop:
+			}
 		}
 	}()
 	errs := make(chan error, writers)

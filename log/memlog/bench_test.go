@@ -175,6 +175,7 @@ func BenchmarkAppendLatencyCeiling(b *testing.B) {
 			l := memlog.New(&memlog.Options{AppendLatency: lat})
 			ctx := context.Background()
 			read := make(chan error, 1)
+			appended := make(chan struct{}, 1) // an append returned
 			go func() {
 				for p := log.Position(0); p < log.Position(b.N); {
 					if _, err := l.Read(ctx, p); err != nil {
@@ -182,7 +183,7 @@ func BenchmarkAppendLatencyCeiling(b *testing.B) {
 							read <- err
 							return
 						}
-						time.Sleep(50 * time.Microsecond)
+						<-appended // p lands with some append that has not returned
 						continue
 					}
 					p++
@@ -200,6 +201,10 @@ func BenchmarkAppendLatencyCeiling(b *testing.B) {
 						if _, err := l.Append(ctx, data); err != nil {
 							b.Error(err)
 							return
+						}
+						select {
+						case appended <- struct{}{}:
+						default:
 						}
 					}
 				})
