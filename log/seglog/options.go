@@ -23,7 +23,9 @@ type Options struct {
 
 	// SegmentSize is the size a segment file grows to, in bytes. A new
 	// segment is preallocated to 64 KiB and its preallocation grows by a
-	// quarter (at least 64 KiB), up to SegmentSize, as groups fill it. A
+	// quarter (at least 64 KiB), up to SegmentSize, as groups fill it
+	// (without NoSync, as zeros written ahead of the groups: see the
+	// package doc). A
 	// group commit that does not fit in what is left of SegmentSize starts
 	// a new segment (a group larger than a whole segment makes its segment
 	// longer). Trim gives disk space
