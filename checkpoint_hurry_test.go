@@ -65,3 +65,38 @@ func TestImageWriterHurriesForHeldCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLastChunkIsNotRestedOn: the image writer rests before a chunk, in
+// proportion to the work on the one before, never between its last chunk
+// and the marker. With CheckpointDuty at 1e-6 a rest lasts a million times
+// the work, so a one-chunk image (the whole checkpoint of a small tree)
+// that rested after its chunk would not complete within the deadline;
+// nothing waits on the image here, so nothing hurries the writer.
+func TestLastChunkIsNotRestedOn(t *testing.T) {
+	db, err := Open("", &Options{Log: memlog.New(nil), CheckpointDuty: 1e-6, CheckpointLogRatio: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	err = db.Update(ctx, func(tx *Txn) error {
+		for i := range 100 {
+			if err := tx.Put(fmt.Appendf(nil, "k%03d", i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, testutil.WaitLong)
+	defer cancel()
+	info, err := db.Checkpoint(cctx)
+	if err != nil {
+		t.Fatalf("checkpoint of a one-chunk image: %v (%s)", err, summary(db.Stats()))
+	}
+	if info.Nodes != 100 {
+		t.Fatalf("image of %d nodes, want 100", info.Nodes)
+	}
+}

@@ -126,27 +126,35 @@ func (f *Flusher) writeCheckpoint(p *pending) bool {
 func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool, err error) {
 	m = &entry.Marker{Cut: d.Pos, Nodes: d.ImageNodes}
 	since := time.Now() // the start of the work on this chunk
+	var owed time.Duration
 	err = WriteImage(d, func(chunk []byte, first uint64) error {
+		work := time.Since(since) // encoding the chunk
+		// Rest in proportion to the work on the chunk before (see
+		// Options.ImageDuty): the image is background work, and on a small
+		// machine an unpaced writer (with the replay of its chunks) takes
+		// the cores from commits. Resting before a chunk rather than after
+		// one leaves no rest between the last chunk and the marker, which
+		// would only make the checkpoint longer (for an image of one chunk,
+		// the whole checkpoint of a small tree, there is none at all).
+		if owed > 0 && !f.rest(owed) {
+			stopped = true
+			return errImageAbandoned
+		}
 		if done, _ := f.isConfirmed(d.Pos); done {
 			return errImageAbandoned
 		}
+		appending := time.Now()
 		pos, ok := f.appendCheckpointEntry(chunk, d.Pos)
 		if !ok {
 			stopped = true
 			return errImageAbandoned
 		}
+		work += time.Since(appending)
 		m.Chunks = append(m.Chunks, entry.ChunkRef{Pos: uint64(pos), First: first})
 		m.Bytes += uint64(len(chunk))
 		f.ckChunks.Add(1)
-		// Rest in proportion to the work (Options.ImageDuty): the image
-		// is background work, and on a small machine an unpaced writer
-		// (with the replay of its chunks) takes the cores from commits.
 		if f.o.ImageDuty < 1 {
-			rest := time.Duration(float64(time.Since(since)) * (1 - f.o.ImageDuty) / f.o.ImageDuty)
-			if !f.rest(rest) {
-				stopped = true
-				return errImageAbandoned
-			}
+			owed = time.Duration(float64(work) * (1 - f.o.ImageDuty) / f.o.ImageDuty)
 		}
 		since = time.Now()
 		return nil
