@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cruzlog/cruzdb/cowtree"
+	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
@@ -86,5 +87,66 @@ func TestWorkerAppendsQueuedDeltasInOneBatch(t *testing.T) {
 	}
 	if got, want := loadFrom(t, r.l, last), treeDump(t, r.st.Tree()); got != want {
 		t.Fatalf("tree from the log:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestImageGoesBeforeQueuedAfterimages: a cut's delta does not queue behind
+// the afterimages produced before it: while the one worker's append waits,
+// four deltas and then a cut are produced; the worker comes back for the
+// cut's image first, and the four afterimages follow it.
+func TestImageGoesBeforeQueuedAfterimages(t *testing.T) {
+	gate := memlog.NewGate()
+	var holdNext atomic.Bool
+	r := &rig{t: t, next: 1, local: true, deltas: map[uint64]*processor.Delta{}}
+	r.l = newLog(t, &memlog.Options{Inject: func(c memlog.Call, _ *rand.Rand) memlog.Fault {
+		if c.Op == memlog.OpAppend && holdNext.CompareAndSwap(true, false) {
+			return memlog.Fault{Hold: gate}
+		}
+		return memlog.Fault{}
+	}})
+	f, err := New(Options{Log: r.l, Workers: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	r.f = f
+	r.st = processor.NewState(testHeader, cowtree.New(f.Loader()), 0)
+
+	p1 := r.intent(sevenOps()...)
+	var later []uint64
+	for _, k := range []string{"h", "a", "i", "b"} {
+		later = append(later, r.intent(putOp(k, "v"+k)))
+	}
+	cutAt, err := r.l.Append(context.Background(), entry.AppendCut(nil, 1, &testHeader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := uint64(cutAt)
+	holdNext.Store(true)
+	r.stepTo(p1) // the worker takes delta 1 alone; its append waits at the gate
+	<-gate.Held()
+	r.stepTo(cut)
+	gate.Release()
+	first := uint64(0)
+	for _, p := range later {
+		a, _ := r.awaitAfterimage(p)
+		if first == 0 || a < first {
+			first = a
+		}
+	}
+	chunk := uint64(0)
+	for p := cut + 1; p < first && chunk == 0; p++ {
+		data, err := r.l.Read(context.Background(), log.Position(p))
+		if err != nil {
+			t.Fatalf("read %d: %v", p, err)
+		}
+		if typ, payload, err := entry.Decode(p, data); err == nil && typ == entry.TypeCheckpoint {
+			if k, _ := entry.CheckpointKind(payload); k == entry.CheckpointChunk {
+				chunk = p
+			}
+		}
+	}
+	if chunk == 0 {
+		t.Fatalf("no chunk of the cut at %d before the first afterimage queued ahead of it (at %d)", cut, first)
 	}
 }

@@ -362,6 +362,22 @@ func (f *Flusher) Last() uint64 {
 func (f *Flusher) enqueue(p *pending) {
 	p.queued = true
 	f.queue = append(f.queue, p)
+	if p.d.Checkpoint && !f.o.Serial {
+		// A cut's image goes before the afterimages queued: it depends on
+		// none of them (its nodes are in memory or read by their own
+		// addresses), and while it is written the log grows past its trigger
+		// and commits wait (the root's checkpointRoom) for as long as it
+		// queues, which is long when many clients keep Workers appends
+		// waiting for their groups. Earlier cuts stay ahead of it. Serial
+		// mode writes in order: its one writer waits for every earlier
+		// delta before the cut's.
+		i := len(f.queue) - 1
+		for i > 0 && !f.queue[i-1].d.Checkpoint {
+			f.queue[i] = f.queue[i-1]
+			i--
+		}
+		f.queue[i] = p
+	}
 	f.more.Signal()
 }
 

@@ -99,6 +99,17 @@ func (r *rig) stepTo(pos uint64) {
 			}
 			r.st.Skip(r.next)
 			r.f.Saw(r.next, ai.Intention)
+		case entry.TypeCheckpoint:
+			if k, _ := entry.CheckpointKind(payload); k == entry.CheckpointCut {
+				delta, err := r.st.Cut(r.next)
+				if err != nil {
+					r.t.Fatal(err)
+				}
+				r.deltas[r.next] = delta
+				r.f.Produced(delta, r.local)
+			} else {
+				r.st.Skip(r.next)
+			}
 		default:
 			r.st.Skip(r.next)
 		}
