@@ -16,7 +16,8 @@
 // preallocation grows by a quarter (at least a step), up to
 // Options.SegmentSize, whenever a group would write past it. A small log holds little disk, and appends
 // still find their blocks allocated (one fallocate per step, not one per
-// group). Without NoSync the blocks are written before groups land in them:
+// group). Without NoSync (unless Options.NoZeroFill) the blocks are written
+// before groups land in them:
 // a new segment's first step is written as zeros with its header, and a
 // preparer goroutine writes zeros (and fdatasyncs them once) at least a
 // step ahead of the last group, so that a group's fdatasync finds its

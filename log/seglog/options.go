@@ -21,6 +21,16 @@ type Options struct {
 	// cache survives it). Default false.
 	NoSync bool
 
+	// NoZeroFill leaves the blocks ahead of the groups preallocated
+	// (fallocate) instead of writing zeros into them first. About half the
+	// bytes reach the disk for large entries (the zeros are written once
+	// more than the data: 1.04 against 2.22 bytes written per byte appended
+	// for 100 KB entries), but a group's fdatasync then also commits the
+	// conversion of its blocks through the file system's journal (1.17x the
+	// fdatasync of written blocks for 1 KB groups, 1.92x for 9 KB, on ext4
+	// here). Default false: commit latency first.
+	NoZeroFill bool
+
 	// SegmentSize is the size a segment file grows to, in bytes. A new
 	// segment is preallocated to 64 KiB and its preallocation grows by a
 	// quarter (at least 64 KiB), up to SegmentSize, as groups fill it

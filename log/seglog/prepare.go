@@ -80,7 +80,9 @@ type prepState struct {
 }
 
 // prepareOn reports whether the log writes blocks ahead of its groups.
-func (l *Log) prepareOn() bool { return !l.opts.NoSync || l.opts.forcePrepare }
+func (l *Log) prepareOn() bool {
+	return !l.opts.NoSync && !l.opts.NoZeroFill || l.opts.forcePrepare
+}
 
 // startPreparer starts the preparer goroutine (if preparing is on).
 func (l *Log) startPreparer() {

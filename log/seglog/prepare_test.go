@@ -331,3 +331,50 @@ func TestGroupDoesNotWaitForPrepareSync(t *testing.T) {
 		t.Fatalf("Unprepared = %d, want 0 (the zeros were written)", st.Unprepared)
 	}
 }
+
+// TestNoZeroFill: with NoZeroFill the blocks ahead of the groups stay
+// preallocated and unwritten (no preparer, no zeros), and the log works as
+// ever across a reopen.
+func TestNoZeroFill(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := &Options{NoZeroFill: true, SegmentSize: 4 << 20}
+	l := mustOpen(t, dir, opts)
+	var want [][]byte
+	for i := range 40 {
+		b := bytes.Repeat([]byte{byte(i)}, 10000)
+		if p, err := l.Append(ctx, b); err != nil || p != log.Position(i) {
+			t.Fatalf("Append %d = %d, %v", i, p, err)
+		}
+		want = append(want, b)
+	}
+	if st := l.Stats(); st.Prepared != 0 {
+		t.Fatalf("%d bytes prepared with NoZeroFill", st.Prepared)
+	}
+	act := activeSeg(l)
+	fi, err := os.Stat(act.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if canPreallocate(t) {
+		f, err := os.Open(act.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		records := int64(40 * 10000)
+		if de := dataEnd(f, fi.Size()); de > records+2*stepSize {
+			t.Fatalf("data extents end at %d for %d bytes of records in a %d-byte file: blocks ahead were written", de, records, fi.Size())
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, opts)
+	defer l.Close()
+	for i, w := range want {
+		if got, err := l.Read(ctx, log.Position(i)); err != nil || !bytes.Equal(got, w) {
+			t.Fatalf("after reopen Read(%d) = %d bytes, %v", i, len(got), err)
+		}
+	}
+}
