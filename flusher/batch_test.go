@@ -35,29 +35,41 @@ func (b *batchLog) sizes() []int {
 	return append([]int(nil), b.batches...)
 }
 
-// TestWorkerAppendsQueuedDeltasInOneBatch: while a worker's append waits,
-// the deltas produced meanwhile queue; the worker takes all of them when it
-// comes back and appends their afterimages in one batch (one wait), each a
-// valid afterimage of its own intention, confirmed in order, and the tree
-// reads back from the log alone.
-func TestWorkerAppendsQueuedDeltasInOneBatch(t *testing.T) {
-	gate := memlog.NewGate()
-	var holdNext atomic.Bool
-	r := &rig{t: t, next: 1, local: true, deltas: map[uint64]*processor.Delta{}}
+// gatedRig returns a rig whose flusher has one worker and appends through
+// wrap(log) (nil: the log itself), and whose next append, once holdNext is
+// set, waits at gate.
+func gatedRig(t *testing.T, wrap func(*memlog.Log) log.Log) (r *rig, gate *memlog.Gate, holdNext *atomic.Bool) {
+	gate, holdNext = memlog.NewGate(), new(atomic.Bool)
+	r = &rig{t: t, next: 1, local: true, deltas: map[uint64]*processor.Delta{}}
 	r.l = newLog(t, &memlog.Options{Inject: func(c memlog.Call, _ *rand.Rand) memlog.Fault {
 		if c.Op == memlog.OpAppend && holdNext.CompareAndSwap(true, false) {
 			return memlog.Fault{Hold: gate}
 		}
 		return memlog.Fault{}
 	}})
-	bl := &batchLog{Log: r.l}
-	f, err := New(Options{Log: bl, Workers: 1}, 0)
+	var l log.Log = r.l
+	if wrap != nil {
+		l = wrap(r.l)
+	}
+	f, err := New(Options{Log: l, Workers: 1}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Stop)
 	r.f = f
 	r.st = processor.NewState(testHeader, cowtree.New(f.Loader()), 0)
+	return r, gate, holdNext
+}
+
+// TestWorkerAppendsQueuedDeltasInOneBatch: while a worker's append waits,
+// the deltas produced meanwhile queue; the worker takes all of them when it
+// comes back and appends their afterimages in one batch (one wait), each a
+// valid afterimage of its own intention, confirmed in order, and the tree
+// reads back from the log alone.
+func TestWorkerAppendsQueuedDeltasInOneBatch(t *testing.T) {
+	var bl *batchLog
+	r, gate, holdNext := gatedRig(t, func(l *memlog.Log) log.Log { bl = &batchLog{Log: l}; return bl })
+	f := r.f
 
 	p1 := r.intent(sevenOps()...)
 	var later []uint64
@@ -95,22 +107,7 @@ func TestWorkerAppendsQueuedDeltasInOneBatch(t *testing.T) {
 // four deltas and then a cut are produced; the worker comes back for the
 // cut's image first, and the four afterimages follow it.
 func TestImageGoesBeforeQueuedAfterimages(t *testing.T) {
-	gate := memlog.NewGate()
-	var holdNext atomic.Bool
-	r := &rig{t: t, next: 1, local: true, deltas: map[uint64]*processor.Delta{}}
-	r.l = newLog(t, &memlog.Options{Inject: func(c memlog.Call, _ *rand.Rand) memlog.Fault {
-		if c.Op == memlog.OpAppend && holdNext.CompareAndSwap(true, false) {
-			return memlog.Fault{Hold: gate}
-		}
-		return memlog.Fault{}
-	}})
-	f, err := New(Options{Log: r.l, Workers: 1}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
-	r.f = f
-	r.st = processor.NewState(testHeader, cowtree.New(f.Loader()), 0)
+	r, gate, holdNext := gatedRig(t, nil)
 
 	p1 := r.intent(sevenOps()...)
 	var later []uint64

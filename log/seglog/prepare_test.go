@@ -135,11 +135,7 @@ func TestPrepareAhead(t *testing.T) {
 	}
 	l = mustOpen(t, dir, opts)
 	defer l.Close()
-	for i, w := range want {
-		if got, err := l.Read(ctx, log.Position(i)); err != nil || !bytes.Equal(got, w) {
-			t.Fatalf("after reopen Read(%d) = %d bytes, %v", i, len(got), err)
-		}
-	}
+	readsBack(t, l, want)
 	if p, err := l.Append(ctx, []byte("after reopen")); err != nil || p != log.Position(len(want)) {
 		t.Fatalf("Append after reopen = %d, %v", p, err)
 	}
@@ -372,8 +368,14 @@ func TestNoZeroFill(t *testing.T) {
 	}
 	l = mustOpen(t, dir, opts)
 	defer l.Close()
+	readsBack(t, l, want)
+}
+
+// readsBack checks that l holds want, from position 0.
+func readsBack(t *testing.T, l *Log, want [][]byte) {
+	t.Helper()
 	for i, w := range want {
-		if got, err := l.Read(ctx, log.Position(i)); err != nil || !bytes.Equal(got, w) {
+		if got, err := l.Read(context.Background(), log.Position(i)); err != nil || !bytes.Equal(got, w) {
 			t.Fatalf("after reopen Read(%d) = %d bytes, %v", i, len(got), err)
 		}
 	}
