@@ -46,14 +46,7 @@ func TestImageWriterHurriesForHeldCommits(t *testing.T) {
 		}
 		done <- nil
 	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("commits held behind a resting image writer: %s, waits %d", summary(db.Stats()), db.Stats().CheckpointWaits)
-	}
+	awaitCommits(t, done, 2*time.Minute, db, "commits held behind a resting image writer")
 	st := db.Stats()
 	t.Logf("%s; waits %d", summary(st), st.CheckpointWaits)
 	if st.CheckpointWaits == 0 || st.CheckpointsWritten == 0 {
@@ -98,5 +91,21 @@ func TestLastChunkIsNotRestedOn(t *testing.T) {
 	}
 	if info.Nodes != 100 {
 		t.Fatalf("image of %d nodes, want 100", info.Nodes)
+	}
+}
+
+// awaitCommits fails the test with err when done delivers one, and with
+// db's state when done delivers nothing within d: a hang bound for writers
+// that a bug would wedge, not a timing.
+func awaitCommits(t *testing.T, done <-chan error, d time.Duration, db *DB, wedged string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(d):
+		st := db.Stats()
+		t.Fatalf("%s: %s, waits %d, written %d", wedged, summary(st), st.CheckpointWaits, st.CheckpointsWritten)
 	}
 }

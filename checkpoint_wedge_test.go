@@ -75,14 +75,7 @@ func TestCommitsGoOnWhilePeerHoldsItsCut(t *testing.T) {
 		}
 		done <- nil
 	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(120 * time.Second):
-		t.Fatalf("A's commits wedged while B holds its cut: %+v", a.Stats())
-	}
+	awaitCommits(t, done, 2*time.Minute, a, "A's commits wedged while B holds its cut")
 	st := a.Stats()
 	t.Logf("A: %s; waits %d, written %d", summary(st), st.CheckpointWaits, st.CheckpointsWritten)
 	hl.release()

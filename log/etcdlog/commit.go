@@ -167,6 +167,13 @@ func (l *Log) commitLoop() {
 	}
 }
 
+// joins reports whether r may join a batch of n entries and bytes bytes: a
+// large entry goes alone, and a batch stays within MaxBatchEntries and
+// MaxBatchBytes.
+func (l *Log) joins(r *appendReq, n, bytes int) bool {
+	return r.large == nil && n+len(r.vals) <= l.opts.MaxBatchEntries && bytes+r.bytes <= l.opts.MaxBatchBytes
+}
+
 // gather adds the appends waiting to batch, within the batch limits; the
 // first that does not fit is returned as carry, for the next batch. A
 // large entry goes alone.
@@ -181,7 +188,7 @@ func (l *Log) gather(batch []*appendReq) ([]*appendReq, *appendReq) {
 	for n < l.opts.MaxBatchEntries && bytes < l.opts.MaxBatchBytes {
 		select {
 		case r := <-l.reqs:
-			if r.large != nil || n+len(r.vals) > l.opts.MaxBatchEntries || bytes+r.bytes > l.opts.MaxBatchBytes {
+			if !l.joins(r, n, bytes) {
 				return batch, r
 			}
 			batch = append(batch, r)

@@ -84,7 +84,7 @@ func (l *Log) grow(batch []*appendReq) ([]*appendReq, *appendReq) {
 	for n < target {
 		select {
 		case r := <-l.reqs:
-			if r.large != nil || n+len(r.vals) > l.opts.MaxBatchEntries || bytes+r.bytes > l.opts.MaxBatchBytes {
+			if !l.joins(r, n, bytes) {
 				return batch, r
 			}
 			batch = append(batch, r)

@@ -45,6 +45,18 @@ func TestGrowerTarget(t *testing.T) {
 	}
 }
 
+// sharingPair opens two Logs on one name, b sharing the log with a batch
+// target of n (see shareWith).
+func sharingPair(t *testing.T, n int) (a, b *Log) {
+	t.Helper()
+	url := sharedEtcd(t)
+	name := uniqueName(t)
+	a = mustOpen(t, newClient(t, url), name, nil)
+	b = mustOpen(t, newClient(t, url), name, nil)
+	shareWith(t, a, b, n)
+	return a, b
+}
+
 // shareWith makes b lose one race for the tail to a (so that b shares the
 // log) and land a batch of n entries, which becomes its batch target. It
 // returns b's positions.
@@ -76,12 +88,8 @@ func shareWith(t *testing.T, a, b *Log, n int) []log.Position {
 // only the batch reaching 3 ends it) until two more arrive, and all three
 // land in one transaction, at consecutive positions.
 func TestGrowWaitsForBatch(t *testing.T) {
-	url := sharedEtcd(t)
-	name := uniqueName(t)
-	a := mustOpen(t, newClient(t, url), name, nil)
-	b := mustOpen(t, newClient(t, url), name, nil)
+	a, b := sharingPair(t, 3)
 	ctx := t.Context()
-	shareWith(t, a, b, 3)
 
 	// The committer is idle (it answered b's append): these writes happen
 	// before its next receive from b.reqs.
@@ -132,12 +140,8 @@ func TestGrowWaitsForBatch(t *testing.T) {
 // when the wait is over (appends complete, one transaction each); Close
 // ends a wait at once, answering the append with log.ErrClosed.
 func TestGrowWaitIsBounded(t *testing.T) {
-	url := sharedEtcd(t)
-	name := uniqueName(t)
-	a := mustOpen(t, newClient(t, url), name, nil)
-	b := mustOpen(t, newClient(t, url), name, nil)
+	_, b := sharingPair(t, 5)
 	ctx := t.Context()
-	shareWith(t, a, b, 5)
 
 	// Bounded by the wait: single appends in turn never reach the target
 	// of 5.
