@@ -58,6 +58,7 @@ type ckpt struct {
 	trimMu sync.Mutex // one trim at a time
 
 	sinceCut  atomic.Int64 // bytes replayed since the newest cut
+	imageCut  atomic.Int64 // of those, checkpoint chunks and markers (images)
 	below     atomic.Int64 // bytes from the log's trim point to the safe point Open resumed from
 	cum       atomic.Int64 // bytes replayed by this DB
 	liveBase  atomic.Int64 // cum at the trim point
@@ -284,6 +285,7 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 		db.ck.cumAt[ev.Pos] = db.ck.cum.Load() - int64(ev.Size)
 		db.ck.pending.Add(1)
 		db.ck.sinceCut.Store(0)
+		db.ck.imageCut.Store(0)
 		close(db.ck.changed) // commits held back by checkpointRoom
 		db.ck.changed = make(chan struct{})
 		db.ck.mu.Unlock()
@@ -342,12 +344,15 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 	return local
 }
 
-// countReplayed adds a replayed entry's bytes and fires the automatic
-// trigger: when the log bytes replayed since the newest cut pass
-// CheckpointLogRatio times the newest image (and CheckpointMinLogBytes).
-// Processor goroutine.
-func (db *DB) countReplayed(size int) {
+// countReplayed adds a replayed entry's bytes (image: a checkpoint's chunk
+// or marker) and fires the automatic trigger: when the log bytes replayed
+// since the newest cut pass CheckpointLogRatio times the newest image (and
+// CheckpointMinLogBytes). Processor goroutine.
+func (db *DB) countReplayed(size int, image bool) {
 	db.ck.cum.Add(int64(size))
+	if image {
+		db.ck.imageCut.Add(int64(size))
+	}
 	since := db.ck.sinceCut.Add(int64(size))
 	if db.opts.CheckpointLogRatio < 0 || db.ck.pending.Load() > 0 {
 		return
@@ -378,12 +383,31 @@ func (db *DB) autoLimit() int64 {
 	return max(db.opts.CheckpointMinLogBytes, int64(db.opts.CheckpointLogRatio*float64(db.ck.lastImage.Load())))
 }
 
+// committedSince is the log growth since the newest cut that commits made:
+// every byte replayed since it but checkpoint images' (the image of that
+// cut is what the checkpoint writes, not the log outgrowing it).
+func (db *DB) committedSince() int64 {
+	return db.ck.sinceCut.Load() - db.ck.imageCut.Load()
+}
+
+// imageBudget is flusher.Options.ImageBudget: the share of the room
+// checkpointRoom gives commits while a checkpoint is under way that they
+// have used since its cut.
+func (db *DB) imageBudget() float64 {
+	if db.opts.CheckpointLogRatio < 0 {
+		return 0
+	}
+	return float64(db.committedSince()) / float64(db.autoLimit())
+}
+
 // checkpointRoom holds a commit back while the log outgrows automatic
-// checkpoints: while one is under way and the log grew by more than the
-// trigger since its cut, or none is and it grew by twice the trigger. Like
+// checkpoints: while one is under way and commits grew the log by more
+// than the trigger since its cut, or none is and they grew it by twice the
+// trigger (the images' own bytes count towards the trigger, not here). Like
 // the flusher's MaxUnflushedBytes, it only bites when writers outrun the
-// background work (here, a busy machine slow to schedule it); it keeps the
-// live log within about the image plus three triggers' worth.
+// background work (the image writer paces itself to finish first:
+// imageBudget); it keeps the live log within about the image plus three
+// triggers' worth.
 func (db *DB) checkpointRoom(ctx context.Context) error {
 	if db.opts.CheckpointLogRatio < 0 {
 		return nil
@@ -393,7 +417,7 @@ func (db *DB) checkpointRoom(ctx context.Context) error {
 		db.ck.mu.Lock()
 		changed := db.ck.changed
 		db.ck.mu.Unlock()
-		limit, since := db.autoLimit(), db.ck.sinceCut.Load()
+		limit, since := db.autoLimit(), db.committedSince()
 		if since <= limit || since <= 2*limit && db.ck.pending.Load() == 0 {
 			return nil
 		}

@@ -231,8 +231,9 @@ func (db *DB) start() error {
 				r.Notify()
 			}
 		},
-		Prepared: db.onPrepared,
-		Hurry:    func() bool { return db.ck.held.Load() > 0 },
+		Prepared:    db.onPrepared,
+		Hurry:       func() bool { return db.ck.held.Load() > 0 },
+		ImageBudget: db.imageBudget,
 		Latest: func() (cowtree.Tree, bool) {
 			if v := db.cur.Load(); v != nil {
 				return v.tree, true
@@ -358,7 +359,7 @@ func readOrWriteHeader(ctx context.Context, l log.Log, o Options) (*entry.Header
 
 // onEvent runs on the processor goroutine for every replayed position.
 func (db *DB) onEvent(ev processor.Event) {
-	db.countReplayed(ev.Size)
+	db.countReplayed(ev.Size, ev.Checkpoint != nil && ev.Checkpoint.Kind != entry.CheckpointCut)
 	if d := ev.Decision; d != nil {
 		switch d.Outcome {
 		case processor.Committed:

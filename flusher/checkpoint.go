@@ -136,7 +136,8 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 		// one leaves no rest between the last chunk and the marker, which
 		// would only make the checkpoint longer (for an image of one chunk,
 		// the whole checkpoint of a small tree, there is none at all).
-		if owed > 0 && !f.rest(owed) {
+		progress := float64(first) / float64(max(d.ImageNodes, 1))
+		if owed > 0 && !f.rest(owed, func() bool { return f.behind(progress) }) {
 			stopped = true
 			return errImageAbandoned
 		}
@@ -165,11 +166,28 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 // restSlice is how often a resting image writer asks Options.Hurry.
 const restSlice = 5 * time.Millisecond
 
-// rest sleeps for d, or less once someone waits for the image: a Flush,
-// or commits (Options.Hurry). It reports false when the flusher stopped.
-func (f *Flusher) rest(d time.Duration) bool {
+// ImagePaceLead is the lead over the log's use of its room (see
+// Options.ImageBudget) that the image writer keeps before it rests: a
+// quarter of the image, so that the last chunks and the marker's replay
+// still land before commits are held back.
+const ImagePaceLead = 0.25
+
+// behind reports whether an image writer that has written the share
+// progress of its image's nodes must not rest: the log's use of its room
+// (Options.ImageBudget) is within ImagePaceLead of it.
+func (f *Flusher) behind(progress float64) bool {
+	if f.o.ImageBudget == nil {
+		return false
+	}
+	return f.o.ImageBudget()+ImagePaceLead >= progress
+}
+
+// rest sleeps for d, or less once someone waits for the image (a Flush, or
+// commits: Options.Hurry) or once behind reports true. It reports false
+// when the flusher stopped.
+func (f *Flusher) rest(d time.Duration, behind func() bool) bool {
 	for d > 0 {
-		if f.flushing.Load() > 0 || f.o.Hurry != nil && f.o.Hurry() {
+		if f.flushing.Load() > 0 || f.o.Hurry != nil && f.o.Hurry() || behind() {
 			return true
 		}
 		s := min(d, restSlice)

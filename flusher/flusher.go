@@ -159,6 +159,16 @@ type Options struct {
 	// checkpoints): the image writer then does not rest (see ImageDuty)
 	// until it reports false again. Nor does it while a Flush waits.
 	Hurry func() bool
+	// ImageBudget, if set, returns the share of its room the log has used
+	// since the newest cut: how far the bytes that commits appended since
+	// then are towards the point where the database holds commits back
+	// (1 or more: there). The image writer rests (see ImageDuty) only while
+	// its own progress through the image (nodes written over the image's
+	// nodes) leads that share by ImagePaceLead, so that a tree small for
+	// the rate its log grows at is written before commits are held, at
+	// full speed if need be, not after (Hurry). Zero or unset: no pacing
+	// against the log.
+	ImageBudget func() float64
 	// Prepared, if set, is called when this node has written every chunk
 	// of a checkpoint image and is about to append its marker, with how
 	// long the chunks took and their bytes (a passive metric).

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,8 +37,18 @@ func main() {
 	sys := flag.String("systems", "line,cruzdb,pebble", "what to measure, in order (seglog: appends of -entry bytes alone)")
 	entry := flag.Int("entry", 1000, "entry size of the seglog system")
 	nockpt := flag.Bool("nockpt", false, "cruzdb without automatic checkpoints")
+	flag.Float64Var(&ckDuty, "duty", 0, "cruzdb Options.CheckpointDuty (0: the default)")
 	label := flag.String("label", "", "label printed on every line")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured windows of every cruzdb point to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		profileOut = f
+	}
 	var clients []int
 	for _, s := range strings.Split(*clientsF, ",") {
 		c, err := strconv.Atoi(s)
@@ -170,6 +181,9 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		if nockpt {
 			opts.CheckpointLogRatio = -1
 		}
+		if ckDuty > 0 {
+			opts.CheckpointDuty = ckDuty
+		}
 		db, err := cruzdb.Open("", &opts)
 		if err != nil {
 			l.Close()
@@ -195,9 +209,12 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 			}
 			txns := float64(s.Commits - s0.Commits)
 			groups := float64(ls.Groups - l0.Groups)
-			return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f bpwaits=%d ckpts=%d ckwaits=%d lazyalone=%d seg=%s",
-				groups/txns, float64(ls.Bytes-l0.Bytes)/groups/1000, s.BackpressureWaits-s0.BackpressureWaits,
-				s.CheckpointsWritten-s0.CheckpointsWritten, s.CheckpointWaits-s0.CheckpointWaits, ls.LazyAlone-l0.LazyAlone, extraStats(ls, l0))
+			return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f logB/txn=%.0f aiB/txn=%.0f bpwaits=%d ckpts=%d ckwaits=%d ckB/txn=%.0f image=%dKB prep=%s live=%dKB lazyalone=%d seg=%s",
+				groups/txns, float64(ls.Bytes-l0.Bytes)/groups/1000, float64(ls.Bytes-l0.Bytes)/txns,
+				float64(s.AfterimageBytes-s0.AfterimageBytes)/txns, s.BackpressureWaits-s0.BackpressureWaits,
+				s.CheckpointsWritten-s0.CheckpointsWritten, s.CheckpointWaits-s0.CheckpointWaits,
+				float64(s.CheckpointBytes-s0.CheckpointBytes)/txns, s.CheckpointBytes/max(s.CheckpointsWritten, 1)>>10,
+				s.CheckpointPrepare.Round(time.Millisecond), s.LogLiveBytes>>10, ls.LazyAlone-l0.LazyAlone, extraStats(ls, l0))
 		}
 	case "seglog":
 		l, err := seglog.Open(filepath.Join(dir, "seglog"), nil)
@@ -266,6 +283,13 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	}
 	time.Sleep(warm)
 	stats()
+	profiling := false
+	if profileOut != nil && sys == "cruzdb" {
+		if err := pprof.StartCPUProfile(profileOut); err == nil {
+			profiling = true
+			profileOut = nil // one profile per file: the first cruzdb point
+		}
+	}
 	cpu0 := cpuTime()
 	measuring.Store(true)
 	start := time.Now()
@@ -274,6 +298,9 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	el := time.Since(start)
 	cpu := cpuTime() - cpu0
 	st := stats()
+	if profiling {
+		pprof.StopCPUProfile()
+	}
 	stop.Store(true)
 	wg.Wait()
 	if err := close(); err != nil {
@@ -298,6 +325,12 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		q(0.5).Microseconds(), q(0.99).Microseconds(), float64(cpu.Microseconds())/float64(max(n, 1)), st)
 	return rate, nil
 }
+
+// ckDuty is -duty.
+var ckDuty float64
+
+// profileOut, if set, receives the CPU profile of the first cruzdb point.
+var profileOut *os.File
 
 type quiet struct{}
 
