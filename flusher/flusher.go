@@ -247,6 +247,9 @@ type Flusher struct {
 	confirmed, dups, appendErrs, bpWaits      atomic.Uint64
 	latency                                   atomic.Int64
 
+	scratchMu sync.Mutex
+	scratch   *imageScratch // an image writer's buffers, kept between images
+
 	ckWritten, ckChunks, ckBytes, ckAborted atomic.Uint64
 	ckPending                               int // cut deltas in pend, under mu
 	// unproven are the stretches (cut, superseding cut) of intentions
