@@ -168,20 +168,25 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 // restSlice is how often a resting image writer asks Options.Hurry.
 const restSlice = 5 * time.Millisecond
 
-// ImagePaceLead is the lead over the log's use of its room (see
-// Options.ImageBudget) that the image writer keeps before it rests: a
-// quarter of the image, so that the last chunks and the marker's replay
-// still land before commits are held back.
-const ImagePaceLead = 0.25
+// ImagePaceMargin is the share of the log's room (see Options.ImageBudget)
+// an image writer keeps in hand: it rests only while the share the log has
+// used is below its own progress through the image times 1-ImagePaceMargin.
+// Both went at their pace so far; if they keep it, the image is done when
+// the log has used three quarters of its room, and the last chunk and the
+// marker's replay land before commits are held back.
+const ImagePaceMargin = 0.25
 
 // behind reports whether an image writer that has written the share
-// progress of its image's nodes must not rest: the log's use of its room
-// (Options.ImageBudget) is within ImagePaceLead of it.
+// progress of its image's nodes must not rest: at the pace of the two so
+// far, the log would use its room (Options.ImageBudget) before the writer
+// is done, less ImagePaceMargin. With no commits since the cut (or no
+// automatic checkpoints: a budget of 0), it is never behind.
 func (f *Flusher) behind(progress float64) bool {
 	if f.o.ImageBudget == nil {
 		return false
 	}
-	return f.o.ImageBudget()+ImagePaceLead >= progress
+	b := f.o.ImageBudget()
+	return b > 0 && b >= progress*(1-ImagePaceMargin)
 }
 
 // rest sleeps for d, or less once someone waits for the image (a Flush, or

@@ -19,21 +19,26 @@ import (
 // (no Flush, no Hurry), but ImageBudget reports that the commits since the
 // cut have used their room: the writer is behind the log and must not rest,
 // so every chunk and the marker are written. Without the pacing the
-// deadline fails the test. A budget within ImagePaceLead of the writer's
-// progress counts as behind as well; a writer well ahead rests (behind is
-// false).
+// deadline fails the test. A budget within ImagePaceMargin of the
+// writer's progress counts as behind as well; a writer ahead rests (behind
+// is false), and so does one with no commits to race (a budget of 0).
 func TestImageWriterPacesAgainstTheLog(t *testing.T) {
 	var budget atomic.Uint64 // math.Float64bits
 	setBudget := func(v float64) { budget.Store(math.Float64bits(v)) }
 	r := newRig(t, Options{ImageDuty: 1e-6, ImageBudget: func() float64 { return math.Float64frombits(budget.Load()) }}, nil)
 
-	// Ahead of the log: rests; within the lead, or behind: does not.
+	// Ahead of the log: rests; behind it, or within the margin: does not.
+	// No commits since the cut (a budget of 0): never behind.
 	setBudget(0.1)
-	if r.f.behind(0.5) {
-		t.Fatal("behind(0.5) with the log at 0.1 of its room: want false (the writer is ahead)")
+	if r.f.behind(0.5) || r.f.behind(0.14) {
+		t.Fatal("behind(0.5) or behind(0.14) with the log at 0.1 of its room: want false (the writer is ahead)")
 	}
-	if !r.f.behind(0.3) || !r.f.behind(0.05) {
-		t.Fatal("behind(0.3) or behind(0.05) with the log at 0.1 of its room: want true (within the lead)")
+	if !r.f.behind(0.13) || !r.f.behind(0.05) {
+		t.Fatal("behind(0.13) or behind(0.05) with the log at 0.1 of its room: want true (within the margin, or behind)")
+	}
+	setBudget(0)
+	if r.f.behind(0.01) {
+		t.Fatal("behind with no commits since the cut: want false")
 	}
 	setBudget(1)
 

@@ -38,6 +38,7 @@ func main() {
 	entry := flag.Int("entry", 1000, "entry size of the seglog system")
 	nockpt := flag.Bool("nockpt", false, "cruzdb without automatic checkpoints")
 	flag.Float64Var(&ckDuty, "duty", 0, "cruzdb Options.CheckpointDuty (0: the default)")
+	flag.Float64Var(&ckRatio, "ratio", 0, "cruzdb Options.CheckpointLogRatio (0: the default)")
 	label := flag.String("label", "", "label printed on every line")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured windows of every cruzdb point to this file")
 	flag.Parse()
@@ -181,6 +182,9 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		if nockpt {
 			opts.CheckpointLogRatio = -1
 		}
+		if ckRatio > 0 {
+			opts.CheckpointLogRatio = ckRatio
+		}
 		if ckDuty > 0 {
 			opts.CheckpointDuty = ckDuty
 		}
@@ -193,6 +197,11 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 			return db.Update(context.Background(), func(tx *cruzdb.Txn) error { return tx.Put(k, v) })
 		}
 		close = func() error {
+			if info, err := db.Checkpoint(context.Background()); err == nil {
+				st := db.Stats()
+				fmt.Printf("%s cruzdb %d image at the end: %d nodes, %d KB, %.0f B a node; in all: %d checkpoints confirmed, %d automatic, %d images written, %d aborted\n",
+					label, clients, info.Nodes, info.Bytes>>10, float64(info.Bytes)/float64(max(info.Nodes, 1)), st.Checkpoints, st.AutoCheckpoints, st.CheckpointsWritten, st.CheckpointsAborted)
+			}
 			err := db.Close()
 			if cerr := l.Close(); err == nil {
 				err = cerr
@@ -326,8 +335,8 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	return rate, nil
 }
 
-// ckDuty is -duty.
-var ckDuty float64
+// ckDuty and ckRatio are -duty and -ratio.
+var ckDuty, ckRatio float64
 
 // profileOut, if set, receives the CPU profile of the first cruzdb point.
 var profileOut *os.File
