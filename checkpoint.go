@@ -363,18 +363,25 @@ func (db *DB) countReplayed(size int, image bool) {
 }
 
 // autoDue reports whether the automatic trigger may start a checkpoint
-// now: when none is under way, or when only other nodes' cuts are and the
-// log grew past the trigger since the newest of them (their writer is slow,
-// stopped or held behind: this DB's own image supersedes them, and
-// commits held by checkpointRoom go on).
+// now: when the log grew past the trigger since the newest cut and none is
+// under way, or only other nodes' cuts are (their writer is slow, stopped
+// or held behind: this DB's own image supersedes them, and commits held by
+// checkpointRoom go on). The growth is checked again here, not only where
+// the wake came from: replay wakes the loop for every entry past the
+// trigger until the cut it asked for is replayed, and a wake left from
+// that burst would otherwise start another checkpoint as soon as that one
+// is done, a few commits after its cut (TestAutomaticCheckpointOnlyWhenDue).
 func (db *DB) autoDue() bool {
+	if db.ck.sinceCut.Load() <= db.autoLimit() {
+		return false
+	}
 	if db.ck.pending.Load() == 0 {
 		return true
 	}
 	db.ck.mu.Lock()
 	own := len(db.ck.own)
 	db.ck.mu.Unlock()
-	return own == 0 && db.ck.sinceCut.Load() > db.autoLimit()
+	return own == 0
 }
 
 // autoLimit is the log growth since the newest cut that triggers an
