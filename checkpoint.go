@@ -419,13 +419,19 @@ func (db *DB) checkpointRoom(ctx context.Context) error {
 	if db.opts.CheckpointLogRatio < 0 {
 		return nil
 	}
+	room := func() bool {
+		limit, since := db.autoLimit(), db.committedSince()
+		return since <= limit || since <= 2*limit && db.ck.pending.Load() == 0
+	}
+	if room() {
+		return nil // every commit asks: no lock unless it may wait
+	}
 	waited := false
 	for {
 		db.ck.mu.Lock()
 		changed := db.ck.changed
 		db.ck.mu.Unlock()
-		limit, since := db.autoLimit(), db.committedSince()
-		if since <= limit || since <= 2*limit && db.ck.pending.Load() == 0 {
+		if room() {
 			return nil
 		}
 		if !waited {
