@@ -5,6 +5,13 @@
 // tool behind bench/journal/2026-12-07-seg20.md: run two builds of it
 // alternately and compare each build's ratios to the peers of its own round.
 //
+// -cpuprofile profiles the first cruzdb point's measured window; -duty and
+// -ratio set Options.CheckpointDuty and CheckpointLogRatio, -nockpt turns
+// automatic checkpoints off. Each cruzdb line gives log, afterimage and
+// checkpoint image bytes per commit, the commits held behind checkpoints
+// (ckwaits), and a line after it the image of a checkpoint made at the
+// end with the checkpoint counts (bench/journal/2026-12-07-cpu20.md).
+//
 //	go run ./commitprobe -clients 1,16,64 -d 2s
 package main
 
