@@ -17,6 +17,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -46,6 +47,7 @@ func main() {
 	nockpt := flag.Bool("nockpt", false, "cruzdb without automatic checkpoints")
 	flag.Float64Var(&ckDuty, "duty", 0, "cruzdb Options.CheckpointDuty (0: the default)")
 	flag.Float64Var(&ckRatio, "ratio", 0, "cruzdb Options.CheckpointLogRatio (0: the default)")
+	flag.IntVar(&prefill, "prefill", 0, "cruzdb: keys written (100 a transaction) before each point's warm-up, so that its tree does not start empty")
 	label := flag.String("label", "", "label printed on every line")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured windows of every cruzdb point to this file")
 	flag.Parse()
@@ -203,6 +205,23 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		put = func(k, v []byte) error {
 			return db.Update(context.Background(), func(tx *cruzdb.Txn) error { return tx.Put(k, v) })
 		}
+		r := rand.New(rand.NewPCG(7, 7))
+		val := make([]byte, 100)
+		for i := 0; i < prefill; i += 100 {
+			err := db.Update(context.Background(), func(tx *cruzdb.Txn) error {
+				for range 100 {
+					if err := tx.Put(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, r.Uint64()), r.Uint64()), val); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				db.Close()
+				l.Close()
+				return 0, err
+			}
+		}
 		close = func() error {
 			if info, err := db.Checkpoint(context.Background()); err == nil {
 				st := db.Stats()
@@ -342,8 +361,11 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	return rate, nil
 }
 
-// ckDuty and ckRatio are -duty and -ratio.
-var ckDuty, ckRatio float64
+// ckDuty and ckRatio are -duty and -ratio, prefill -prefill.
+var (
+	ckDuty, ckRatio float64
+	prefill         int
+)
 
 // profileOut, if set, receives the CPU profile of the first cruzdb point.
 var profileOut *os.File
