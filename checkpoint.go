@@ -412,8 +412,8 @@ func (db *DB) imageBudget() float64 {
 // than the trigger since its cut, or none is and they grew it by twice the
 // trigger (the images' own bytes count towards the trigger, not here). Like
 // the flusher's MaxUnflushedBytes, it only bites when writers outrun the
-// background work (the image writer paces itself to finish first:
-// imageBudget); it keeps the live log within about the image plus three
+// background work (the image writer stops resting once commits used half
+// their room: imageBudget); it keeps the live log within about the image plus three
 // triggers' worth.
 func (db *DB) checkpointRoom(ctx context.Context) error {
 	if db.opts.CheckpointLogRatio < 0 {

@@ -138,8 +138,7 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 		// one leaves no rest between the last chunk and the marker, which
 		// would only make the checkpoint longer (for an image of one chunk,
 		// the whole checkpoint of a small tree, there is none at all).
-		progress := float64(first) / float64(max(d.ImageNodes, 1))
-		if owed > 0 && !f.rest(owed, func() bool { return f.behind(progress) }) {
+		if owed > 0 && !f.rest(owed) {
 			stopped = true
 			return errImageAbandoned
 		}
@@ -168,33 +167,25 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 // restSlice is how often a resting image writer asks Options.Hurry.
 const restSlice = 5 * time.Millisecond
 
-// ImagePaceMargin is the share of the log's room (see Options.ImageBudget)
-// an image writer keeps in hand: it rests only while the share the log has
-// used is below its own progress through the image times 1-ImagePaceMargin.
-// Both went at their pace so far; if they keep it, the image is done when
-// the log has used three quarters of its room, and the last chunk and the
-// marker's replay land before commits are held back.
-const ImagePaceMargin = 0.25
+// ImageHurryShare is the share of the log's room (see Options.ImageBudget)
+// past which an image writer stops resting: the commits since the cut have
+// used half the room they have before they are held back, and the writer
+// finishes its image at full speed in the other half. Before that it
+// rests as ImageDuty says, so that a large image stays background work.
+const ImageHurryShare = 0.5
 
-// behind reports whether an image writer that has written the share
-// progress of its image's nodes must not rest: at the pace of the two so
-// far, the log would use its room (Options.ImageBudget) before the writer
-// is done, less ImagePaceMargin. With no commits since the cut (or no
-// automatic checkpoints: a budget of 0), it is never behind.
-func (f *Flusher) behind(progress float64) bool {
-	if f.o.ImageBudget == nil {
-		return false
-	}
-	b := f.o.ImageBudget()
-	return b > 0 && b >= progress*(1-ImagePaceMargin)
+// behind reports whether the image writer must stop resting: the log has
+// used ImageHurryShare of its room since the cut (Options.ImageBudget).
+func (f *Flusher) behind() bool {
+	return f.o.ImageBudget != nil && f.o.ImageBudget() >= ImageHurryShare
 }
 
 // rest sleeps for d, or less once someone waits for the image (a Flush, or
-// commits: Options.Hurry) or once behind reports true. It reports false
-// when the flusher stopped.
-func (f *Flusher) rest(d time.Duration, behind func() bool) bool {
+// commits: Options.Hurry) or once the log has used ImageHurryShare of its
+// room (behind). It reports false when the flusher stopped.
+func (f *Flusher) rest(d time.Duration) bool {
 	for d > 0 {
-		if f.flushing.Load() > 0 || f.o.Hurry != nil && f.o.Hurry() || behind() {
+		if f.flushing.Load() > 0 || f.o.Hurry != nil && f.o.Hurry() || f.behind() {
 			return true
 		}
 		s := min(d, restSlice)

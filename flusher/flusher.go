@@ -162,12 +162,10 @@ type Options struct {
 	// ImageBudget, if set, returns the share of its room the log has used
 	// since the newest cut: how far the bytes that commits appended since
 	// then are towards the point where the database holds commits back
-	// (1 or more: there). The image writer rests (see ImageDuty) only while
-	// that share stays below its own progress through the image (nodes
-	// written over the image's nodes) less ImagePaceMargin of it, so that
-	// the image of a tree small for the rate its log grows at is written
-	// before commits are held, at full speed if need be, not after (Hurry).
-	// Zero or unset: no pacing against the log.
+	// (1 or more: there). Once it reaches ImageHurryShare the image writer
+	// stops resting (see ImageDuty), so that the image of a tree small for
+	// the rate its log grows at is written before commits are held, not
+	// after (Hurry). Unset: no pacing against the log.
 	ImageBudget func() float64
 	// Prepared, if set, is called when this node has written every chunk
 	// of a checkpoint image and is about to append its marker, with how

@@ -17,28 +17,24 @@ import (
 // writer rests a million times its work before each chunk after the first,
 // so an image of several chunks would take hours. Nothing waits on it
 // (no Flush, no Hurry), but ImageBudget reports that the commits since the
-// cut have used their room: the writer is behind the log and must not rest,
-// so every chunk and the marker are written. Without the pacing the
-// deadline fails the test. A budget within ImagePaceMargin of the
-// writer's progress counts as behind as well; a writer ahead rests (behind
-// is false), and so does one with no commits to race (a budget of 0).
+// cut have used their room: the writer must not rest, so every chunk and
+// the marker are written. Without the pacing the deadline fails the test.
+// The writer stops resting from ImageHurryShare of the room on, and rests
+// below it.
 func TestImageWriterPacesAgainstTheLog(t *testing.T) {
 	var budget atomic.Uint64 // math.Float64bits
 	setBudget := func(v float64) { budget.Store(math.Float64bits(v)) }
 	r := newRig(t, Options{ImageDuty: 1e-6, ImageBudget: func() float64 { return math.Float64frombits(budget.Load()) }}, nil)
 
-	// Ahead of the log: rests; behind it, or within the margin: does not.
-	// No commits since the cut (a budget of 0): never behind.
-	setBudget(0.1)
-	if r.f.behind(0.5) || r.f.behind(0.14) {
-		t.Fatal("behind(0.5) or behind(0.14) with the log at 0.1 of its room: want false (the writer is ahead)")
-	}
-	if !r.f.behind(0.13) || !r.f.behind(0.05) {
-		t.Fatal("behind(0.13) or behind(0.05) with the log at 0.1 of its room: want true (within the margin, or behind)")
-	}
-	setBudget(0)
-	if r.f.behind(0.01) {
-		t.Fatal("behind with no commits since the cut: want false")
+	// Below the share: rests; at or past it: does not.
+	for _, c := range []struct {
+		budget float64
+		want   bool
+	}{{0, false}, {0.1, false}, {ImageHurryShare - 0.01, false}, {ImageHurryShare, true}, {1, true}, {3, true}} {
+		setBudget(c.budget)
+		if got := r.f.behind(); got != c.want {
+			t.Fatalf("behind with the log at %v of its room = %v, want %v", c.budget, got, c.want)
+		}
 	}
 	setBudget(1)
 

@@ -47,6 +47,7 @@ func main() {
 	nockpt := flag.Bool("nockpt", false, "cruzdb without automatic checkpoints")
 	flag.Float64Var(&ckDuty, "duty", 0, "cruzdb Options.CheckpointDuty (0: the default)")
 	flag.Float64Var(&ckRatio, "ratio", 0, "cruzdb Options.CheckpointLogRatio (0: the default)")
+	flag.BoolVar(&keep, "keep", false, "cruzdb: one database for every client count, in order (as the suite's commit experiment), not a fresh one per point")
 	flag.IntVar(&prefill, "prefill", 0, "cruzdb: keys written (100 a transaction) before each point's warm-up, so that its tree does not start empty")
 	label := flag.String("label", "", "label printed on every line")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured windows of every cruzdb point to this file")
@@ -115,6 +116,16 @@ func main() {
 		parts = append(parts, fmt.Sprintf("p1÷line=%.2f", pb/ln))
 	}
 	fmt.Printf("%s ratios %s\n", *label, strings.Join(parts, " "))
+	if kept != nil {
+		err := kept.db.Close()
+		if cerr := kept.l.Close(); err == nil {
+			err = cerr
+		}
+		os.RemoveAll(kept.dir)
+		if err != nil {
+			fail(err)
+		}
+	}
 }
 
 func fail(err error) {
@@ -174,7 +185,11 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if dir != "" { // "": the database is kept (-keep)
+			os.RemoveAll(dir)
+		}
+	}()
 	var (
 		put   func(k, v []byte) error
 		close func() error
@@ -182,6 +197,15 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	)
 	switch sys {
 	case "cruzdb":
+		if kept != nil {
+			db, l := kept.db, kept.l
+			put = func(k, v []byte) error {
+				return db.Update(context.Background(), func(tx *cruzdb.Txn) error { return tx.Put(k, v) })
+			}
+			close = func() error { return nil }
+			stats = cruzStats(db, l)
+			break
+		}
 		l, err := seglog.Open(filepath.Join(dir, "seglog"), nil)
 		if err != nil {
 			return 0, err
@@ -222,35 +246,25 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 				return 0, err
 			}
 		}
-		close = func() error {
-			if info, err := db.Checkpoint(context.Background()); err == nil {
-				st := db.Stats()
-				fmt.Printf("%s cruzdb %d image at the end: %d nodes, %d KB, %.0f B a node; in all: %d checkpoints confirmed, %d automatic, %d images written, %d aborted\n",
-					label, clients, info.Nodes, info.Bytes>>10, float64(info.Bytes)/float64(max(info.Nodes, 1)), st.Checkpoints, st.AutoCheckpoints, st.CheckpointsWritten, st.CheckpointsAborted)
+		if keep {
+			kept = &keptDB{db: db, l: l, dir: dir}
+			dir = "" // removed at the end of main
+			close = func() error { return nil }
+		} else {
+			close = func() error {
+				if info, err := db.Checkpoint(context.Background()); err == nil {
+					st := db.Stats()
+					fmt.Printf("%s cruzdb %d image at the end: %d nodes, %d KB, %.0f B a node; in all: %d checkpoints confirmed, %d automatic, %d images written, %d aborted\n",
+						label, clients, info.Nodes, info.Bytes>>10, float64(info.Bytes)/float64(max(info.Nodes, 1)), st.Checkpoints, st.AutoCheckpoints, st.CheckpointsWritten, st.CheckpointsAborted)
+				}
+				err := db.Close()
+				if cerr := l.Close(); err == nil {
+					err = cerr
+				}
+				return err
 			}
-			err := db.Close()
-			if cerr := l.Close(); err == nil {
-				err = cerr
-			}
-			return err
 		}
-		var l0 seglog.Stats
-		var s0 cruzdb.Stats
-		stats = func() string {
-			ls, s := l.Stats(), db.Stats()
-			if l0 == (seglog.Stats{}) {
-				l0, s0 = ls, s
-				return ""
-			}
-			txns := float64(s.Commits - s0.Commits)
-			groups := float64(ls.Groups - l0.Groups)
-			return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f logB/txn=%.0f aiB/txn=%.0f bpwaits=%d ckpts=%d ckwaits=%d ckB/txn=%.0f image=%dKB prep=%s live=%dKB lazyalone=%d seg=%s",
-				groups/txns, float64(ls.Bytes-l0.Bytes)/groups/1000, float64(ls.Bytes-l0.Bytes)/txns,
-				float64(s.AfterimageBytes-s0.AfterimageBytes)/txns, s.BackpressureWaits-s0.BackpressureWaits,
-				s.CheckpointsWritten-s0.CheckpointsWritten, s.CheckpointWaits-s0.CheckpointWaits,
-				float64(s.CheckpointBytes-s0.CheckpointBytes)/txns, s.CheckpointBytes/max(s.CheckpointsWritten, 1)>>10,
-				s.CheckpointPrepare.Round(time.Millisecond), s.LogLiveBytes>>10, ls.LazyAlone-l0.LazyAlone, extraStats(ls, l0))
-		}
+		stats = cruzStats(db, l)
 	case "seglog":
 		l, err := seglog.Open(filepath.Join(dir, "seglog"), nil)
 		if err != nil {
@@ -360,6 +374,40 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		q(0.5).Microseconds(), q(0.99).Microseconds(), float64(cpu.Microseconds())/float64(max(n, 1)), st)
 	return rate, nil
 }
+
+// cruzStats returns a point's stats function for db on l: the first call
+// takes the baseline, later ones format the counters since it.
+func cruzStats(db *cruzdb.DB, l *seglog.Log) func() string {
+	var l0 seglog.Stats
+	var s0 cruzdb.Stats
+	return func() string {
+		ls, s := l.Stats(), db.Stats()
+		if l0 == (seglog.Stats{}) {
+			l0, s0 = ls, s
+			return ""
+		}
+		txns := float64(s.Commits - s0.Commits)
+		groups := float64(ls.Groups - l0.Groups)
+		return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f logB/txn=%.0f aiB/txn=%.0f bpwaits=%d ckpts=%d ckwaits=%d ckB/txn=%.0f image=%dKB prep=%s live=%dKB lazyalone=%d seg=%s",
+			groups/txns, float64(ls.Bytes-l0.Bytes)/groups/1000, float64(ls.Bytes-l0.Bytes)/txns,
+			float64(s.AfterimageBytes-s0.AfterimageBytes)/txns, s.BackpressureWaits-s0.BackpressureWaits,
+			s.CheckpointsWritten-s0.CheckpointsWritten, s.CheckpointWaits-s0.CheckpointWaits,
+			float64(s.CheckpointBytes-s0.CheckpointBytes)/txns, s.CheckpointBytes/max(s.CheckpointsWritten, 1)>>10,
+			s.CheckpointPrepare.Round(time.Millisecond), s.LogLiveBytes>>10, ls.LazyAlone-l0.LazyAlone, extraStats(ls, l0))
+	}
+}
+
+// keptDB is the database -keep reuses from point to point.
+type keptDB struct {
+	db  *cruzdb.DB
+	l   *seglog.Log
+	dir string
+}
+
+var (
+	keep bool
+	kept *keptDB
+)
 
 // ckDuty and ckRatio are -duty and -ratio, prefill -prefill.
 var (
