@@ -58,7 +58,6 @@ type ckpt struct {
 	trimMu sync.Mutex // one trim at a time
 
 	sinceCut  atomic.Int64 // bytes replayed since the newest cut
-	imageCut  atomic.Int64 // of those, checkpoint chunks and markers (images)
 	below     atomic.Int64 // bytes from the log's trim point to the safe point Open resumed from
 	cum       atomic.Int64 // bytes replayed by this DB
 	liveBase  atomic.Int64 // cum at the trim point
@@ -285,7 +284,6 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 		db.ck.cumAt[ev.Pos] = db.ck.cum.Load() - int64(ev.Size)
 		db.ck.pending.Add(1)
 		db.ck.sinceCut.Store(0)
-		db.ck.imageCut.Store(0)
 		close(db.ck.changed) // commits held back by checkpointRoom
 		db.ck.changed = make(chan struct{})
 		db.ck.mu.Unlock()
@@ -344,15 +342,12 @@ func (db *DB) onCheckpointEvent(ev processor.Event) (local bool) {
 	return local
 }
 
-// countReplayed adds a replayed entry's bytes (image: a checkpoint's chunk
-// or marker) and fires the automatic trigger: when the log bytes replayed
-// since the newest cut pass CheckpointLogRatio times the newest image (and
-// CheckpointMinLogBytes). Processor goroutine.
-func (db *DB) countReplayed(size int, image bool) {
+// countReplayed adds a replayed entry's bytes and fires the automatic
+// trigger: when the log bytes replayed since the newest cut pass
+// CheckpointLogRatio times the newest image (and CheckpointMinLogBytes).
+// Processor goroutine.
+func (db *DB) countReplayed(size int) {
 	db.ck.cum.Add(int64(size))
-	if image {
-		db.ck.imageCut.Add(int64(size))
-	}
 	since := db.ck.sinceCut.Add(int64(size))
 	if db.opts.CheckpointLogRatio < 0 || db.ck.pending.Load() > 0 {
 		return
@@ -390,27 +385,19 @@ func (db *DB) autoLimit() int64 {
 	return max(db.opts.CheckpointMinLogBytes, int64(db.opts.CheckpointLogRatio*float64(db.ck.lastImage.Load())))
 }
 
-// committedSince is the log growth since the newest cut that commits made:
-// every byte replayed since it but checkpoint images' (the image of that
-// cut is what the checkpoint writes, not the log outgrowing it).
-func (db *DB) committedSince() int64 {
-	return db.ck.sinceCut.Load() - db.ck.imageCut.Load()
-}
-
 // imageBudget is flusher.Options.ImageBudget: the share of the room
-// checkpointRoom gives commits while a checkpoint is under way that they
-// have used since its cut.
+// checkpointRoom gives the log while a checkpoint is under way that it has
+// used since the cut (its image's bytes included, as the hold counts them).
 func (db *DB) imageBudget() float64 {
 	if db.opts.CheckpointLogRatio < 0 {
 		return 0
 	}
-	return float64(db.committedSince()) / float64(db.autoLimit())
+	return float64(db.ck.sinceCut.Load()) / float64(db.autoLimit())
 }
 
 // checkpointRoom holds a commit back while the log outgrows automatic
-// checkpoints: while one is under way and commits grew the log by more
-// than the trigger since its cut, or none is and they grew it by twice the
-// trigger (the images' own bytes count towards the trigger, not here). Like
+// checkpoints: while one is under way and the log grew by more than the
+// trigger since its cut, or none is and it grew by twice the trigger. Like
 // the flusher's MaxUnflushedBytes, it only bites when writers outrun the
 // background work (the image writer stops resting once commits used half
 // their room: imageBudget); it keeps the live log within about the image plus three
@@ -420,7 +407,7 @@ func (db *DB) checkpointRoom(ctx context.Context) error {
 		return nil
 	}
 	room := func() bool {
-		limit, since := db.autoLimit(), db.committedSince()
+		limit, since := db.autoLimit(), db.ck.sinceCut.Load()
 		return since <= limit || since <= 2*limit && db.ck.pending.Load() == 0
 	}
 	if room() {

@@ -106,8 +106,8 @@ type Options struct {
 	// background work, and commits keep the cores. In (0, 1]; 1 writes as
 	// fast as it can. It does not rest while commits are held back because
 	// the log outgrew its checkpoints (Stats.CheckpointWaits), nor once
-	// the commits since the cut have used half the room they have before
-	// that (it finishes first). Default 0.25.
+	// the log since the cut has used half the room it has before that (it
+	// finishes first). Default 0.25.
 	CheckpointDuty float64
 
 	// deltaHook, for tests, sees every delta on the processor goroutine.

@@ -168,8 +168,8 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 const restSlice = 5 * time.Millisecond
 
 // ImageHurryShare is the share of the log's room (see Options.ImageBudget)
-// past which an image writer stops resting: the commits since the cut have
-// used half the room they have before they are held back, and the writer
+// past which an image writer stops resting: the log has used half the room
+// it has since the cut before commits are held back, and the writer
 // finishes its image at full speed in the other half. Before that it
 // rests as ImageDuty says, so that a large image stays background work.
 const ImageHurryShare = 0.5

@@ -160,9 +160,9 @@ type Options struct {
 	// until it reports false again. Nor does it while a Flush waits.
 	Hurry func() bool
 	// ImageBudget, if set, returns the share of its room the log has used
-	// since the newest cut: how far the bytes that commits appended since
-	// then are towards the point where the database holds commits back
-	// (1 or more: there). Once it reaches ImageHurryShare the image writer
+	// since the newest cut: how far the bytes appended since then are
+	// towards the point where the database holds commits back (1 or more:
+	// there). Once it reaches ImageHurryShare the image writer
 	// stops resting (see ImageDuty), so that the image of a tree small for
 	// the rate its log grows at is written before commits are held, not
 	// after (Hurry). Unset: no pacing against the log.
