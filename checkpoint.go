@@ -358,25 +358,18 @@ func (db *DB) countReplayed(size int) {
 }
 
 // autoDue reports whether the automatic trigger may start a checkpoint
-// now: when the log grew past the trigger since the newest cut and none is
-// under way, or only other nodes' cuts are (their writer is slow, stopped
-// or held behind: this DB's own image supersedes them, and commits held by
-// checkpointRoom go on). The growth is checked again here, not only where
-// the wake came from: replay wakes the loop for every entry past the
-// trigger until the cut it asked for is replayed, and a wake left from
-// that burst would otherwise start another checkpoint as soon as that one
-// is done, a few commits after its cut (TestAutomaticCheckpointOnlyWhenDue).
+// now: when none is under way, or when only other nodes' cuts are and the
+// log grew past the trigger since the newest of them (their writer is slow,
+// stopped or held behind: this DB's own image supersedes them, and
+// commits held by checkpointRoom go on).
 func (db *DB) autoDue() bool {
-	if db.ck.sinceCut.Load() <= db.autoLimit() {
-		return false
-	}
 	if db.ck.pending.Load() == 0 {
 		return true
 	}
 	db.ck.mu.Lock()
 	own := len(db.ck.own)
 	db.ck.mu.Unlock()
-	return own == 0
+	return own == 0 && db.ck.sinceCut.Load() > db.autoLimit()
 }
 
 // autoLimit is the log growth since the newest cut that triggers an
@@ -399,9 +392,9 @@ func (db *DB) imageBudget() float64 {
 // checkpoints: while one is under way and the log grew by more than the
 // trigger since its cut, or none is and it grew by twice the trigger. Like
 // the flusher's MaxUnflushedBytes, it only bites when writers outrun the
-// background work (the image writer stops resting once commits used half
-// their room: imageBudget); it keeps the live log within about the image plus three
-// triggers' worth.
+// background work (the image writer stops resting once the log used half
+// this room: imageBudget); it keeps the live log within about the image
+// plus three triggers' worth.
 func (db *DB) checkpointRoom(ctx context.Context) error {
 	if db.opts.CheckpointLogRatio < 0 {
 		return nil
