@@ -54,6 +54,15 @@ type Options struct {
 	// is committed alone. Default 4 MiB; at most 1 GiB.
 	MaxGroupBytes int
 
+	// Spares is how many segment files Trim keeps for reuse instead of
+	// deleting them (recycle.go): a new segment takes one and writes its
+	// blocks once, where a new file's blocks are written as zeros first.
+	// Spares are kept only where blocks are written ahead of the groups
+	// (neither NoSync nor NoZeroFill); the disk they hold is given back
+	// only when a new segment takes them (or a reopen without them). 0
+	// means the default, 2; a negative value keeps none. At most 64.
+	Spares int
+
 	// FileMode is the permission of new files. Default 0600.
 	FileMode os.FileMode
 
@@ -75,6 +84,8 @@ const (
 	maxSegmentSize       = 1 << 30
 	defaultMaxGroupBytes = 4 << 20
 	defaultFileMode      = os.FileMode(0o600)
+	defaultSpares        = 1
+	maxSpares            = 64
 )
 
 // withDefaults returns a copy of o (nil allowed) with defaults filled in, or
@@ -89,6 +100,14 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("seglog: invalid options: SegmentSize %d is outside [%d, %d]", c.SegmentSize, minSegmentSize, maxSegmentSize)
 	case c.MaxGroupBytes < 0 || c.MaxGroupBytes > maxSegmentSize:
 		return c, fmt.Errorf("seglog: invalid options: MaxGroupBytes %d is outside [0, %d]", c.MaxGroupBytes, maxSegmentSize)
+	case c.Spares > maxSpares:
+		return c, fmt.Errorf("seglog: invalid options: Spares %d is above %d", c.Spares, maxSpares)
+	}
+	switch {
+	case c.Spares == 0:
+		c.Spares = defaultSpares
+	case c.Spares < 0:
+		c.Spares = 0
 	}
 	opt.Default(&c.SegmentSize, defaultSegmentSize)
 	opt.Default(&c.MaxGroupBytes, defaultMaxGroupBytes)
