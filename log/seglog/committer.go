@@ -353,9 +353,11 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		return fmt.Errorf("write segment %s: %w", act.path, err)
 	}
 	act.alloc = max(act.alloc, int64(gstart)+int64(len(buf)))
+	t0 := time.Now()
 	if err := l.sync(act.f); err != nil {
 		return fmt.Errorf("fdatasync segment %s: %w", act.path, err)
 	}
+	l.stats.syncNanos.Add(uint64(time.Since(t0)))
 	if ring != nil {
 		l.recent.publish(act, gstart, len(buf))
 	}

@@ -63,7 +63,7 @@ type Log struct {
 	stats struct {
 		groups, entries, bytes, lazy, lazyAlone             atomic.Uint64
 		prepared, unprepared, prepareWaits, prepareFailures atomic.Uint64
-		led, unsynced, recycled                             atomic.Uint64
+		led, unsynced, recycled, syncNanos                  atomic.Uint64
 	}
 
 	prep prepState // the preparer of blocks ahead of the groups (prepare.go)
@@ -91,6 +91,8 @@ type Stats struct {
 	Led uint64
 	// Recycled counts the segments started in a spare file (recycle.go).
 	Recycled uint64
+	// SyncTime is the time the group commits spent in their fdatasync.
+	SyncTime time.Duration
 }
 
 // Stats returns the log's counters.
@@ -98,7 +100,7 @@ func (l *Log) Stats() Stats {
 	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load(),
 		Lazy: l.stats.lazy.Load(), LazyAlone: l.stats.lazyAlone.Load(),
 		Prepared: l.stats.prepared.Load(), Unprepared: l.stats.unprepared.Load(), PrepareWaits: l.stats.prepareWaits.Load(),
-		Led: l.stats.led.Load(), Recycled: l.stats.recycled.Load()}
+		Led: l.stats.led.Load(), Recycled: l.stats.recycled.Load(), SyncTime: time.Duration(l.stats.syncNanos.Load())}
 }
 
 var (
