@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -230,16 +228,19 @@ type appendPoint struct {
 }
 
 // Bounded-log runs: a trimmer keeps the live log at boundWindow bytes of
-// entries, trimming every boundEvery; before the measured interval the log
-// is filled with Env.boundPrefill bytes (with the trimmer running), so that
-// the measured appends land in segment files past their first life.
+// entries, trimming every boundEvery; before the measured interval (and
+// its warm-up) the appenders run for Env.boundPrefill with the trimmer on,
+// so that the measured appends land in segment files past their first
+// lives (a few tens of segment lives at every size measured here).
 const (
 	boundWindow = 256 << 10
 	boundEvery  = 50 * time.Millisecond
 )
 
-// boundPrefill: 8 MiB (a full run), 1 MiB (quick), 64 KiB (tiny).
-func (e *Env) boundPrefill() int64 { return pick[int64](e, 8<<20, 1<<20, 64<<10) }
+// boundPrefill: 2 s (a full run), 300 ms (quick), 20 ms (tiny).
+func (e *Env) boundPrefill() time.Duration {
+	return e.pick(2*time.Second, 300*time.Millisecond, 20*time.Millisecond)
+}
 
 // runTrimmer trims a behind its tail, keeping window entries, every
 // boundEvery until stop is closed; the first error is sent on the
@@ -291,7 +292,9 @@ func (e *Env) appendOnce(c logCandidate, bounded bool, clients, size int, warm, 
 			return appendPoint{}, fmt.Errorf("%s cannot be trimmed", c.name)
 		}
 		errc = runTrimmer(tr, uint64(max(1, boundWindow/size)), stop)
-		if err := fillLog(a, min(clients, 16), data, e.boundPrefill()); err != nil {
+		if _, err := drive(clients, 0, e.boundPrefill(), e.Seed, func(_ int, _ *rand.Rand, _ uint64) error {
+			return a.Append(data)
+		}); err != nil {
 			close(stop)
 			a.Close()
 			return appendPoint{}, fmt.Errorf("%s: fill: %w", c.name, err)
@@ -335,26 +338,6 @@ func (e *Env) appendOnce(c logCandidate, bounded bool, clients, size int, warm, 
 		p.wamp = float64(w1-w0) / float64(appended.Load())
 	}
 	return p, nil
-}
-
-// fillLog appends data from n goroutines until total bytes are appended.
-func fillLog(a appender, n int, data []byte, total int64) error {
-	var filled atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for filled.Add(int64(len(data))) <= total {
-				if errs[i] = a.Append(data); errs[i] != nil {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // runLogAppend: appends/s of the embedded logs and of the WAL libraries
@@ -445,7 +428,7 @@ func runLogAppend(e *Env) error {
 	for _, lc := range logCandidates {
 		t.Note("%s: %s", lc.name, lc.note)
 	}
-	t.Note("growing: a fresh log, never trimmed. bounded: a trimmer keeps %d KiB of entries (Trim every %s), and %d KiB are appended (with the trimmer on) before the measured interval", boundWindow>>10, boundEvery, e.boundPrefill()>>10)
+	t.Note("growing: a fresh log, never trimmed. bounded: a trimmer keeps %d KiB of entries (Trim every %s), and the appenders run for %s (with the trimmer on) before the measured interval", boundWindow>>10, boundEvery, e.boundPrefill())
 	t.Note("written/appended: the process's write_bytes (/proc/self/io, counted as pages are dirtied, so a group that ends mid-page writes that page again next time) over the bytes appended, in the same interval (the trims' metadata writes included); journal writes of the file system are not in it")
 	t.Note("fdatasync µs/group, appends/group, reused segments: seglog's Stats over the measured interval and its warm-up (medians over runs)")
 	t.Note("latency quantiles are from the last run")
