@@ -17,6 +17,9 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(appendRecord(nil, s7, kindIndex, 3, 99, encodeIndex(segIndex{offs: []uint32{32, 64}, kinds: []byte{kindData, kindJunk}})), s7)
 	f.Fuzz(func(t *testing.T, b []byte, seed uint32) {
 		h, payload, err := decodeRecord(b, seed)
+		if h2, ok := checkRecord(b, seed); ok != (err == nil) || (ok && h2 != h) {
+			t.Fatalf("checkRecord = %v, %v; decodeRecord = %v, %v", h2, ok, h, err)
+		}
 		if err != nil {
 			return
 		}

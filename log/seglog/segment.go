@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sort"
@@ -251,12 +252,20 @@ func scanSegment(path string, data []byte, hd segHeader) (scanResult, error) {
 	// is left after them decodes at no offset, whatever is written before
 	// it). Bytes that decode nowhere (a torn write, zeros, or a reused
 	// file's former records) stay.
+	//
+	// Only offsets whose header could be a record of this segment written
+	// after off have their CRC checked (the scan of a reused file tries
+	// every offset of its old bytes, and a misread length would make a CRC
+	// run for megabytes): its group begins at or before it, and a data or
+	// junk record holds a position from expected on, at most one per
+	// header's bytes after off (positions are written in order, each
+	// record at least a header long); an index record the segment's base.
 	for o := off + 1; o <= last; o++ {
-		if !maybeRecord(data[o:]) {
+		if !maybeLater(data[o:], uint32(o), expected, uint64(o-off)/recHeaderSize, base) {
 			continue
 		}
-		h, _, err := decodeRecord(data[o:], seed)
-		if err != nil {
+		h, ok := checkRecord(data[o:], seed)
+		if !ok {
 			continue
 		}
 		if h.gstart > uint32(off) && h.gstart <= uint32(o) {
@@ -267,10 +276,37 @@ func scanSegment(path string, data []byte, hd segHeader) (scanResult, error) {
 	return r, nil
 }
 
-// maybeRecord is a quick check that b may start with a record header (its
-// padding zero and its kind known), before decodeRecord is tried.
-func maybeRecord(b []byte) bool {
-	return len(b) >= recHeaderSize && b[21]|b[22]|b[23] == 0 && b[20] >= kindData && b[20] <= kindIndex
+// maybeLater reports whether the header at the start of b, at offset o,
+// can be a record written after the scan's end: see scanSegment.
+func maybeLater(b []byte, o uint32, expected, span, base uint64) bool {
+	if len(b) < recHeaderSize || b[21]|b[22]|b[23] != 0 || binary.LittleEndian.Uint32(b[16:]) > o {
+		return false
+	}
+	pos := binary.LittleEndian.Uint64(b[8:])
+	switch b[20] {
+	case kindData, kindJunk:
+		return pos >= expected && pos-expected <= span
+	case kindFillAhead:
+		return true
+	case kindIndex:
+		return pos == base
+	}
+	return false
+}
+
+// checkRecord reports whether b starts with a record that decodes (as
+// decodeRecord would say), and its header, without building an error for
+// the bytes that do not: the scan tries every offset of a torn tail, or of
+// a reused file's old bytes.
+func checkRecord(b []byte, seed uint32) (recHeader, bool) {
+	if len(b) < recHeaderSize || b[21]|b[22]|b[23] != 0 || b[20] < kindData || b[20] > kindIndex {
+		return recHeader{}, false
+	}
+	h, err := parseRecHeader(b)
+	if err != nil || len(b) < recHeaderSize+int(h.len) {
+		return recHeader{}, false
+	}
+	return h, binary.LittleEndian.Uint32(b) == crc32.Update(seed, castagnoli, b[4:recHeaderSize+int(h.len)])
 }
 
 func sameIndex(a, b segIndex) bool {
