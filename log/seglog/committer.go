@@ -516,11 +516,13 @@ func (l *Log) roll(base uint64) error {
 	l.segs = append(l.segs, s)
 	l.segMu.Unlock()
 	l.nextSeq++
-	if n := len(l.segs); n > 1 && l.segs[n-2].retire && !l.recycleOn() {
-		// Best effort: it frees space only. (With spares, the retired
-		// segment's blocks are kept whole for reuse once a trim passes
-		// its end.)
-		l.punchDead(l.segs[n-2])
+	if n := len(l.segs); n > 1 && l.segs[n-2].retire {
+		// Best effort: it frees space only. (Not for a file that will be
+		// kept as a spare: its blocks are kept whole for its reuse once a
+		// trim passes its end.)
+		if fi, err := l.segs[n-2].f.Stat(); err == nil && !l.mayKeep(fi.Size()) {
+			l.punchDead(l.segs[n-2])
+		}
 	}
 	return nil
 }
@@ -581,21 +583,22 @@ func (l *Log) createSegment(seq, base uint64, path string, head []byte) (*segmen
 // seal writes s's index and trailer after its last record, cuts the file
 // there and syncs it.
 //
-// With spares (recycle.go), the file is cut at the end of its written
-// blocks instead, if that is further (the zeros the preparer wrote ahead,
-// or the bytes of a reused file's former life), with the trailer in its
-// last 24 bytes: the blocks stay written for the file's next life.
+// With spares (recycle.go), a file large enough to be kept as one is cut
+// at the end of its written blocks instead, if that is further (the zeros
+// the preparer wrote ahead, or the bytes of a reused file's former life),
+// with the trailer in its last 24 bytes: the blocks stay written for the
+// file's next life.
 func (l *Log) seal(s *segment) error {
 	l.stopPreparing(s)
 	ix := encodeIndex(segIndex{offs: s.offs, kinds: s.kinds})
 	buf := appendRecord(nil, s.seed, kindIndex, s.base, s.end, ix)
 	tr := encodeTrailer(trailer{indexOff: s.end, indexLen: uint32(len(buf))})
 	size := int64(s.end) + int64(len(buf)) + trailerSize
-	if l.recycleOn() {
-		l.prep.mu.Lock()
-		size = max(size, s.zeroed)
-		l.prep.mu.Unlock()
+	l.prep.mu.Lock()
+	if zeroed := s.zeroed; l.mayKeep(zeroed) {
+		size = max(size, zeroed)
 	}
+	l.prep.mu.Unlock()
 	if size == int64(s.end)+int64(len(buf))+trailerSize {
 		buf = append(buf, tr...)
 	} else if _, err := s.f.WriteAt(tr, size-trailerSize); err != nil {

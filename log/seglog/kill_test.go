@@ -20,12 +20,12 @@ const kill9Env = "SEGLOG_KILL9_DIR"
 
 // kill9Opts: segments of one preallocation step (they roll by size), or
 // with SEGLOG_KILL9_STEPS set, 1 MiB segments that grow in steps and that
-// trims retire before they fill.
+// trims retire before they fill; trimmed files of any size kept as spares.
 func kill9Opts() *Options {
 	if os.Getenv(kill9StepsEnv) != "" {
-		return &Options{SegmentSize: 1 << 20}
+		return &Options{SegmentSize: 1 << 20, minSpare: 1}
 	}
-	return &Options{SegmentSize: minSegmentSize}
+	return &Options{SegmentSize: minSegmentSize, minSpare: 1}
 }
 
 const kill9StepsEnv = "SEGLOG_KILL9_STEPS"

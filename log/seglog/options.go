@@ -58,9 +58,10 @@ type Options struct {
 	// deleting them (recycle.go): a new segment takes one and writes its
 	// blocks once, where a new file's blocks are written as zeros first.
 	// Spares are kept only where blocks are written ahead of the groups
-	// (neither NoSync nor NoZeroFill); the disk they hold is given back
-	// only when a new segment takes them (or a reopen without them). 0
-	// means the default, 2; a negative value keeps none. At most 64.
+	// (neither NoSync nor NoZeroFill), and only files of at least 1 MiB (a
+	// small log keeps no spare beside it); the disk they hold is given back
+	// when a new segment takes them (or at a reopen without them). 0
+	// means the default, 1; a negative value keeps none. At most 64.
 	Spares int
 
 	// FileMode is the permission of new files. Default 0600.
@@ -68,6 +69,10 @@ type Options struct {
 
 	// syncHook, when set, replaces fdatasync of segment files (tests only).
 	syncHook func(f *os.File) error
+
+	// minSpare, when set, replaces the 1 MiB below which a segment file is
+	// not kept as a spare (tests only).
+	minSpare int64
 
 	// forcePrepare turns on the preparer (prepare.go) under NoSync (tests
 	// only; without NoSync it is always on).

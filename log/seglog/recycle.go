@@ -73,6 +73,25 @@ type spare struct {
 // saves).
 func (l *Log) recycleOn() bool { return l.prepareOn() && l.opts.Spares > 0 }
 
+// defaultMinSpare: a segment file smaller than this is never kept as a
+// spare. The zeros a small new file costs are few, while a spare beside a
+// small log would double its disk (cruzd under redis-benchmark keeps
+// 19 KB of data in a log of 55-130 KB whose segment files live for tens of
+// milliseconds: bench/journal/2026-12-07-recycle20.md); a log that trims
+// behind a tail moving megabytes between its trims reuses its files.
+const defaultMinSpare = 1 << 20
+
+// mayKeep reports whether a segment file of size bytes would be kept as a
+// spare once trimmed: then its blocks are kept written (not cut at the
+// seal, not punched).
+func (l *Log) mayKeep(size int64) bool {
+	min := int64(defaultMinSpare)
+	if l.opts.minSpare != 0 {
+		min = l.opts.minSpare
+	}
+	return l.recycleOn() && size >= min
+}
+
 // loadSpares lists dir's spares: those whose header is a version-2 header
 // naming the sequence number of the file name are kept (the largest, up to
 // Options.Spares, or none if recycling is off); the others are deleted.
@@ -90,7 +109,7 @@ func (l *Log) loadSpares() error {
 		path := filepath.Join(l.dir, e.Name())
 		seq, err := strconv.ParseUint(stem, 16, 64)
 		if err == nil && l.recycleOn() {
-			if size, ok := checkSpare(path, seq); ok {
+			if size, ok := checkSpare(path, seq); ok && l.mayKeep(size) {
 				keep = append(keep, spare{path: path, size: size})
 				continue
 			}
@@ -135,10 +154,10 @@ func checkSpare(path string, seq uint64) (int64, bool) {
 
 // keepSpare makes the file of s, a segment below the trim point that the
 // caller has closed, a spare if recycling is on and it is worth keeping
-// (version 2, and among the Options.Spares largest); otherwise it deletes
-// it. The caller syncs the directory.
+// (version 2, at least 1 MiB, and among the Options.Spares largest);
+// otherwise it deletes it. The caller syncs the directory.
 func (l *Log) keepSpare(s *segment, size int64) error {
-	if !l.recycleOn() || s.version != segVersion {
+	if !l.mayKeep(size) || s.version != segVersion {
 		return os.Remove(s.path)
 	}
 	if len(l.spares) >= l.opts.Spares {

@@ -12,6 +12,14 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 )
 
+// recycleOpts: 64 KiB segments, the preparer on (NoSync), and spares of
+// any size.
+func recycleOpts() *Options {
+	o := prepOpts(minSegmentSize)
+	o.minSpare = 1
+	return o
+}
+
 // recycledLog is a closed log whose last segment (3) reuses the file of
 // segment 1, trimmed: its records, then segment 1's old bytes.
 type recycledLog struct {
@@ -46,7 +54,7 @@ func appendPayloads(t *testing.T, l *Log, next *uint64, cond func() bool) {
 func buildRecycled(t *testing.T) recycledLog {
 	t.Helper()
 	ctx := context.Background()
-	opts := prepOpts(minSegmentSize)
+	opts := recycleOpts()
 	r := recycledLog{dir: t.TempDir()}
 	l := mustOpen(t, r.dir, opts)
 	appendPayloads(t, l, &r.next, func() bool { return activeSeg(l).seq == 2 })
@@ -105,7 +113,7 @@ func buildRecycled(t *testing.T) recycledLog {
 func checkRecycled(t *testing.T, d string, trim, keep uint64) {
 	t.Helper()
 	ctx := context.Background()
-	opts := prepOpts(minSegmentSize)
+	opts := recycleOpts()
 	for round := range 2 {
 		l, err := Open(d, opts)
 		if err != nil {
@@ -152,7 +160,7 @@ func TestRecycleReusesTrimmedFile(t *testing.T) {
 	r := buildRecycled(t)
 	checkRecycled(t, r.dir, r.trim, r.next)
 	next := r.next + 1
-	l := mustOpen(t, r.dir, prepOpts(minSegmentSize))
+	l := mustOpen(t, r.dir, recycleOpts())
 	defer l.Close()
 	if err := l.Trim(ctx, log.Position(r.first)); err != nil {
 		t.Fatal(err)
@@ -191,7 +199,7 @@ func TestRecycleReusesTrimmedFile(t *testing.T) {
 // another reopen; no old record ever reads back.
 func TestTornTailRecycledEveryOffset(t *testing.T) {
 	r := buildRecycled(t)
-	l := mustOpen(t, r.dir, prepOpts(minSegmentSize))
+	l := mustOpen(t, r.dir, recycleOpts())
 	sp := spanOf(t, l, r.next-1)
 	l.Close()
 	if sp.path != r.seg {
@@ -223,7 +231,7 @@ func TestRecycleCrashPoints(t *testing.T) {
 		if err := os.Rename(filepath.Join(d, r.spare), filepath.Join(d, segName(1))); err != nil {
 			t.Fatal(err)
 		}
-		l := mustOpen(t, d, prepOpts(minSegmentSize))
+		l := mustOpen(t, d, recycleOpts())
 		defer l.Close()
 		if _, err := os.Stat(filepath.Join(d, r.spare)); err != nil {
 			t.Fatalf("Open did not make the trimmed segment a spare: %v", err)
@@ -242,7 +250,7 @@ func TestRecycleCrashPoints(t *testing.T) {
 		head := encodeSegHeader(segHeader{seq: 3, base: 5000})
 		head = appendRecord(head, segSeed(segVersion, 3), kindFillAhead, 5003, segHeaderSize, nil)
 		patchFile(t, filepath.Join(d, r.spare), func(b []byte) { copy(b, head) })
-		l := mustOpen(t, d, prepOpts(minSegmentSize))
+		l := mustOpen(t, d, recycleOpts())
 		if _, err := os.Stat(filepath.Join(d, r.spare)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("Open kept a spare whose header names segment 3: %v", err)
 		}
@@ -262,7 +270,7 @@ func TestRecycleCrashPoints(t *testing.T) {
 	})
 	t.Run("torn group over old bytes, a later group after it", func(t *testing.T) {
 		d := copyDir(t, r.dir)
-		l := mustOpen(t, d, prepOpts(minSegmentSize))
+		l := mustOpen(t, d, recycleOpts())
 		sp := spanOf(t, l, r.first+1)
 		l.Close()
 		// A byte of an acknowledged record, below the tail, back to its
@@ -275,11 +283,19 @@ func TestRecycleCrashPoints(t *testing.T) {
 				b[i] = r.old[i]
 			}
 		})
-		if l, err := Open(d, prepOpts(minSegmentSize)); !errors.Is(err, log.ErrCorrupt) {
+		if l, err := Open(d, recycleOpts()); !errors.Is(err, log.ErrCorrupt) {
 			if err == nil {
 				l.Close()
 			}
 			t.Fatalf("Open = %v, want log.ErrCorrupt", err)
+		}
+	})
+	t.Run("spares below 1 MiB deleted", func(t *testing.T) {
+		d := copyDir(t, r.spareDir)
+		l := mustOpen(t, d, prepOpts(minSegmentSize))
+		defer l.Close()
+		if _, err := os.Stat(filepath.Join(d, r.spare)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("Open kept a spare of %d bytes: %v", len(r.old), err)
 		}
 	})
 	t.Run("no spares kept when they are off", func(t *testing.T) {
@@ -298,7 +314,7 @@ func TestRecycleCrashPoints(t *testing.T) {
 func TestFlippedByteInRecycledSegment(t *testing.T) {
 	ctx := context.Background()
 	r := buildRecycled(t)
-	l := mustOpen(t, r.dir, prepOpts(minSegmentSize))
+	l := mustOpen(t, r.dir, recycleOpts())
 	next := r.next
 	appendPayloads(t, l, &next, func() bool { return activeSeg(l).seq == 4 })
 	sp := spanOf(t, l, r.first+2)
@@ -309,7 +325,7 @@ func TestFlippedByteInRecycledSegment(t *testing.T) {
 	for _, o := range recordBytes(sp) {
 		d := copyDir(t, r.dir)
 		patchFile(t, filepath.Join(d, sp.path), func(b []byte) { b[o] ^= 0x20 })
-		l, err := Open(d, prepOpts(minSegmentSize))
+		l, err := Open(d, recycleOpts())
 		if err != nil {
 			if !errors.Is(err, log.ErrCorrupt) {
 				t.Fatalf("byte %d: Open = %v", o, err)
@@ -346,7 +362,7 @@ func TestFlippedByteInRecycledSegment(t *testing.T) {
 func TestFormatV1DirectoryOpens(t *testing.T) {
 	ctx := context.Background()
 	d := copyDir(t, "testdata/v1log")
-	opts := prepOpts(minSegmentSize)
+	opts := recycleOpts()
 	check := func(l *Log, upto uint64) {
 		t.Helper()
 		for p := uint64(0); p < upto; p++ {

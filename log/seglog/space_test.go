@@ -125,7 +125,8 @@ func TestPreallocationSteps(t *testing.T) {
 // is appended between two trims, under two steps of preallocation), and the
 // segment before it is deleted by the next trim.
 //
-// With the default spare (recycle.go), the directory holds the active
+// The default keeps no spare of less than 1 MiB (recycle.go), so the same
+// bound holds. With spares of any size, the directory holds the active
 // segment, the retired one until the next trim and the spare, each cut at
 // its written blocks (up to two steps of zeros past its records): within
 // eight steps, however much is appended, and after the first segments the
@@ -134,8 +135,14 @@ func TestDiskFollowsTrim(t *testing.T) {
 	t.Run("no spares", func(t *testing.T) {
 		testDiskFollowsTrim(t, &Options{Spares: -1}, 4*stepSize, 400)
 	})
+	t.Run("default: files below 1 MiB not kept", func(t *testing.T) {
+		l := testDiskFollowsTrim(t, nil, 4*stepSize, 400)
+		if st := l.Stats(); st.Recycled != 0 {
+			t.Fatalf("%d segments from spares of less than 1 MiB", st.Recycled)
+		}
+	})
 	t.Run("spares", func(t *testing.T) {
-		l := testDiskFollowsTrim(t, nil, 8*stepSize, 1000)
+		l := testDiskFollowsTrim(t, &Options{minSpare: 1}, 8*stepSize, 1000)
 		st := l.Stats()
 		if st.Recycled < 10 || st.Prepared > 8*stepSize {
 			t.Fatalf("%d segments from spares, %d bytes of zeros written: want most segments reused and the zeros bounded", st.Recycled, st.Prepared)
