@@ -233,8 +233,8 @@ type appendPoint struct {
 // so that the measured appends land in segment files past their first
 // lives (a few tens of segment lives at every size measured here).
 const (
-	boundWindow = 256 << 10
-	boundEvery  = 50 * time.Millisecond
+	boundWindow = 1 << 20
+	boundEvery  = 100 * time.Millisecond
 )
 
 // boundPrefill: 2 s (a full run), 300 ms (quick), 20 ms (tiny).
@@ -345,7 +345,7 @@ func (e *Env) appendOnce(c logCandidate, bounded bool, clients, size int, warm, 
 // entries) and 1 appender of 100 KB entries; bytes written to storage per
 // byte appended. Each log runs as a growing log (never trimmed: every
 // segment is new) and, for the embedded logs, as a bounded one (trimmed
-// behind the appenders, keeping 256 KiB of entries: cruzdb's steady state,
+// behind the appenders, keeping 1 MiB of entries: cruzdb's steady state,
 // which trims behind its checkpoints; seglog reuses trimmed segment files
 // there). Candidates are interleaved in every run.
 func runLogAppend(e *Env) error {
