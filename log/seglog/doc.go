@@ -28,21 +28,23 @@
 // When a group does not fit in what is left of
 // Options.SegmentSize, the segment is sealed: its index (the offset and kind of every
 // position it holds) is written after its last record as a checksummed
-// record, with a trailer that locates it, the file is cut there (or, with
-// spares, at the end of its written blocks) and synced,
+// record, with a trailer that locates it, the file is cut there (or, for a
+// file that may become a spare, at the end of its written blocks) and
+// synced,
 // and a new segment starts, beginning with a fill-ahead record for every fill
 // still ahead of the tail, so that deleting older segments loses none.
 //
 // # Spares
 //
-// Trim keeps up to Options.Spares (default 1) of the segment files it no
-// longer needs as spares (NNNNNNNNNNNNNNNN.spare) instead of deleting them,
-// where blocks are written ahead of the groups (neither NoSync nor
-// NoZeroFill). A new segment takes the largest spare: it writes its header
+// Trim keeps up to Options.Spares (default 1) of the segment files of at
+// least 1 MiB it no longer needs as spares (NNNNNNNNNNNNNNNN.spare) instead
+// of deleting them, where blocks are written ahead of the groups (neither
+// NoSync nor NoZeroFill); a smaller log keeps no spare beside it. A new segment takes the largest spare: it writes its header
 // over the old one and then needs zeros only past the old file's size, so a
 // log that trims behind its tail writes each block once (see recycle.go).
-// With spares on, a sealed segment is cut at the end of its written blocks
-// (zeros written ahead included), not at its index, for the next life. The
+// A sealed segment that may become a spare (at least 1 MiB) is cut at the
+// end of its written blocks (zeros written ahead included), not at its
+// index, and not hole-punched when retired, for the next life. The
 // old records after the new ones never check (their CRC was seeded by
 // another sequence number): to the scan they are bytes that are not a
 // record, like a torn write. Open lists only .seg files as segments, deletes a
@@ -106,8 +108,8 @@
 // segments short. Once the new segment exists, the retired one's blocks
 // wholly below the trim point are freed (a hole punched on Linux; it is
 // sealed and no longer last, so it is opened from its index and never
-// scanned, and nothing reads below the trim point); not with spares, whose
-// reuse wants the blocks written. Nothing at or above the
+// scanned, and nothing reads below the trim point); not a file that may
+// become a spare, whose reuse wants the blocks written. Nothing at or above the
 // trim point is ever deleted or punched.
 //
 // # Concurrency
