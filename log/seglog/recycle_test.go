@@ -310,7 +310,8 @@ func TestRecycleCrashPoints(t *testing.T) {
 
 // TestFlippedByteInRecycledSegment: a byte flipped in a record of a sealed
 // segment that reuses a file is reported by Read as log.ErrCorrupt, and
-// nothing reads back as other data.
+// nothing reads back as other data; one flipped in its index or trailer
+// (the trailer at the end of the file, after the old bytes) by Open.
 func TestFlippedByteInRecycledSegment(t *testing.T) {
 	ctx := context.Background()
 	r := buildRecycled(t)
@@ -349,6 +350,31 @@ func TestFlippedByteInRecycledSegment(t *testing.T) {
 		l.Close()
 		if !detected {
 			t.Fatalf("byte %d of a record flipped: not reported", o)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(r.dir, r.seg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := decodeTrailer(b[len(b)-trailerSize:])
+	if err != nil {
+		t.Fatalf("the sealed reused segment has no trailer at its end: %v", err)
+	}
+	var offs []int
+	for o := int(tr.indexOff); o < int(tr.indexOff+tr.indexLen); o += max(1, int(tr.indexLen)/40) {
+		offs = append(offs, o)
+	}
+	for o := len(b) - trailerSize; o < len(b); o++ {
+		offs = append(offs, o)
+	}
+	for _, o := range offs {
+		d := copyDir(t, r.dir)
+		patchFile(t, filepath.Join(d, r.seg), func(b []byte) { b[o] ^= 0x04 })
+		if l, err := Open(d, recycleOpts()); !errors.Is(err, log.ErrCorrupt) {
+			if err == nil {
+				l.Close()
+			}
+			t.Fatalf("byte %d of the index or trailer flipped: Open = %v, want log.ErrCorrupt", o, err)
 		}
 	}
 }
