@@ -22,21 +22,33 @@ import (
 //
 //	go test -run '^$' -bench PipelinedSet -cpuprofile cpu.out ./cmd/cruzd
 //
-// profiles the daemon's write path without a script around it. "bolt" is
-// the default durable configuration (bbolt log, fsync); "bolt-nosync" shows
-// what fsync costs.
+// profiles the daemon's write path without a script around it. "seglog" is
+// the default durable configuration (the embedded seglog log, fsync,
+// automatic checkpoints); "seglog-nockpt" turns automatic checkpoints off
+// (--checkpoint-log-ratio -1) and "seglog-nosync" fsync, to show what each
+// costs. Besides time and CPU it reports the bytes of afterimages and of
+// checkpoint images the daemon wrote per SET (Stats.AfterimageBytes,
+// CheckpointBytes): the log work a SET causes.
 func BenchmarkPipelinedSet(b *testing.B) {
 	for _, bc := range []struct {
-		name   string
-		noSync bool
-	}{{"bolt", false}, {"bolt-nosync", true}} {
+		name     string
+		noSync   bool
+		logRatio float64
+	}{{"seglog", false, 0}, {"seglog-nockpt", false, -1}, {"seglog-nosync", true, 0}} {
 		b.Run(bc.name, func(b *testing.B) {
 			dir := b.TempDir()
 			s := testServer(b, func(c *config) {
 				c.DataDir = dir
 				c.NoSync = bc.noSync
+				if bc.logRatio != 0 {
+					c.Checkpoint.LogRatio = bc.logRatio
+				}
 			})
+			st0 := s.db.Stats()
 			benchPipelinedSet(b, s.Addr().String(), 50, 16)
+			st := s.db.Stats()
+			b.ReportMetric(float64(st.AfterimageBytes-st0.AfterimageBytes)/float64(b.N), "afterimage-B/op")
+			b.ReportMetric(float64(st.CheckpointBytes-st0.CheckpointBytes)/float64(b.N), "checkpoint-B/op")
 		})
 	}
 }

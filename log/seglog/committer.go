@@ -323,7 +323,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		}
 	}
 	for _, q := range l.fills {
-		buf = appendRecord(buf, kindFillAhead, q, gstart, nil)
+		buf = appendRecord(buf, act.seed, kindFillAhead, q, gstart, nil)
 	}
 	offs := make([]uint32, 0, len(l.recs))
 	kinds := make([]byte, 0, len(l.recs))
@@ -334,7 +334,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		if rc.r != nil {
 			data = rc.r.Data
 		}
-		buf = appendRecord(buf, rc.kind, rc.pos, gstart, data)
+		buf = appendRecord(buf, act.seed, rc.kind, rc.pos, gstart, data)
 	}
 	switch {
 	case ring != nil:
@@ -353,9 +353,11 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		return fmt.Errorf("write segment %s: %w", act.path, err)
 	}
 	act.alloc = max(act.alloc, int64(gstart)+int64(len(buf)))
+	t0 := time.Now()
 	if err := l.sync(act.f); err != nil {
 		return fmt.Errorf("fdatasync segment %s: %w", act.path, err)
 	}
+	l.stats.syncNanos.Add(uint64(time.Since(t0)))
 	if ring != nil {
 		l.recent.publish(act, gstart, len(buf))
 	}
@@ -438,7 +440,7 @@ func (l *Log) advanceTrim(trim uint64) error {
 }
 
 // dropTrimmed deletes every segment but the last whose positions are all
-// below the trim point.
+// below the trim point, or keeps its file as a spare (recycle.go).
 func (l *Log) dropTrimmed() error {
 	n := 0
 	for n < len(l.segs)-1 && l.segs[n].next() <= l.trim {
@@ -453,10 +455,17 @@ func (l *Log) dropTrimmed() error {
 	l.segMu.Unlock()
 	for _, s := range drop {
 		s.fileMu.Lock() // wait for reads in progress
-		err := s.f.Close()
+		var size int64
+		fi, err := s.f.Stat()
+		if err == nil {
+			size = fi.Size()
+			err = s.f.Close()
+		} else {
+			s.f.Close()
+		}
 		s.fileMu.Unlock()
 		if err == nil {
-			err = os.Remove(s.path)
+			err = l.keepSpare(s, size) // or delete it
 		}
 		if err != nil {
 			return fmt.Errorf("delete trimmed segment %s: %w", s.path, err)
@@ -483,15 +492,54 @@ func (l *Log) roll(base uint64) error {
 	}
 	seq := l.nextSeq
 	path := filepath.Join(l.dir, segName(seq))
+	fills := make([]uint64, 0, len(l.pending))
+	for q := range l.pending {
+		fills = append(fills, q)
+	}
+	slices.Sort(fills)
+	seed := segSeed(segVersion, seq)
+	buf := encodeSegHeader(segHeader{seq: seq, base: base})
+	for _, q := range fills {
+		buf = appendRecord(buf, seed, kindFillAhead, q, segHeaderSize, nil)
+	}
+	var s *segment
+	var err error
+	if sp, ok := l.takeSpare(); ok {
+		s, err = l.reuseSpare(sp, seq, base, path, buf)
+	} else {
+		s, err = l.createSegment(seq, base, path, buf)
+	}
+	if err != nil {
+		return err
+	}
+	l.segMu.Lock()
+	l.segs = append(l.segs, s)
+	l.segMu.Unlock()
+	l.nextSeq++
+	if n := len(l.segs); n > 1 && l.segs[n-2].retire {
+		// Best effort: it frees space only. (Not for a file that will be
+		// kept as a spare: its blocks are kept whole for its reuse once a
+		// trim passes its end.)
+		if fi, err := l.segs[n-2].f.Stat(); err == nil && !l.mayKeep(fi.Size()) {
+			l.punchDead(l.segs[n-2])
+		}
+	}
+	return nil
+}
+
+// createSegment creates the segment seq at path, a new file starting with
+// head (its header and fill-ahead records): written and synced under a
+// temporary name, renamed, and the directory synced.
+func (l *Log) createSegment(seq, base uint64, path string, head []byte) (*segment, error) {
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, l.opts.FileMode)
 	if err != nil {
-		return fmt.Errorf("create segment: %w", err)
+		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	fail := func(err error) error {
+	fail := func(err error) (*segment, error) {
 		f.Close()
 		_ = os.Remove(tmp)
-		return fmt.Errorf("create segment %s: %w", path, err)
+		return nil, fmt.Errorf("create segment %s: %w", path, err)
 	}
 	alloc := firstAlloc(l.opts.SegmentSize)
 	if !l.prepareOn() {
@@ -499,15 +547,7 @@ func (l *Log) roll(base uint64) error {
 			return fail(err)
 		}
 	}
-	fills := make([]uint64, 0, len(l.pending))
-	for q := range l.pending {
-		fills = append(fills, q)
-	}
-	slices.Sort(fills)
-	buf := encodeSegHeader(segHeader{seq: seq, base: base})
-	for _, q := range fills {
-		buf = appendRecord(buf, kindFillAhead, q, segHeaderSize, nil)
-	}
+	buf := head
 	end := len(buf)
 	if _, err := f.WriteAt(buf, 0); err != nil {
 		return fail(err)
@@ -521,10 +561,8 @@ func (l *Log) roll(base uint64) error {
 		}
 		size = alloc
 	}
-	if !l.opts.NoSync {
-		if err := f.Sync(); err != nil {
-			return fail(err)
-		}
+	if err := l.syncNew(f); err != nil {
+		return fail(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fail(err)
@@ -532,34 +570,44 @@ func (l *Log) roll(base uint64) error {
 	if !l.opts.NoSync {
 		if err := syncDir(l.dir); err != nil {
 			f.Close()
-			return fmt.Errorf("create segment %s: %w", path, err)
+			return nil, fmt.Errorf("create segment %s: %w", path, err)
 		}
 	}
-	s := &segment{seq: seq, base: base, path: path, f: f, end: uint32(end), alloc: max(alloc, size)}
+	s := &segment{seq: seq, base: base, version: segVersion, seed: segSeed(segVersion, seq), path: path, f: f, end: uint32(end), alloc: max(alloc, size)}
 	if l.prepareOn() {
 		s.zeroed, s.ready = size, size
 	}
-	l.segMu.Lock()
-	l.segs = append(l.segs, s)
-	l.segMu.Unlock()
-	l.nextSeq++
-	if n := len(l.segs); n > 1 && l.segs[n-2].retire {
-		l.punchDead(l.segs[n-2]) // best effort: it frees space only
-	}
-	return nil
+	return s, nil
 }
 
 // seal writes s's index and trailer after its last record, cuts the file
 // there and syncs it.
+//
+// With spares (recycle.go), a file large enough to be kept as one is cut
+// at the end of its written blocks instead, if that is further (the zeros
+// the preparer wrote ahead, or the bytes of a reused file's former life),
+// with the trailer in its last 24 bytes: the blocks stay written for the
+// file's next life.
 func (l *Log) seal(s *segment) error {
 	l.stopPreparing(s)
 	ix := encodeIndex(segIndex{offs: s.offs, kinds: s.kinds})
-	buf := appendRecord(nil, kindIndex, s.base, s.end, ix)
-	buf = append(buf, encodeTrailer(trailer{indexOff: s.end, indexLen: uint32(len(buf))})...)
+	buf := appendRecord(nil, s.seed, kindIndex, s.base, s.end, ix)
+	tr := encodeTrailer(trailer{indexOff: s.end, indexLen: uint32(len(buf))})
+	size := int64(s.end) + int64(len(buf)) + trailerSize
+	l.prep.mu.Lock()
+	if zeroed := s.zeroed; l.mayKeep(zeroed) {
+		size = max(size, zeroed)
+	}
+	l.prep.mu.Unlock()
+	if size == int64(s.end)+int64(len(buf))+trailerSize {
+		buf = append(buf, tr...)
+	} else if _, err := s.f.WriteAt(tr, size-trailerSize); err != nil {
+		return fmt.Errorf("seal segment %s: %w", s.path, err)
+	}
 	if _, err := s.f.WriteAt(buf, int64(s.end)); err != nil {
 		return fmt.Errorf("seal segment %s: %w", s.path, err)
 	}
-	if err := s.f.Truncate(int64(s.end) + int64(len(buf))); err != nil {
+	if err := s.f.Truncate(size); err != nil {
 		return fmt.Errorf("seal segment %s: %w", s.path, err)
 	}
 	if err := l.sync(s.f); err != nil {

@@ -355,7 +355,7 @@ func TestCrashDuringSeal(t *testing.T) {
 	}
 	s := l.segs[len(l.segs)-1]
 	ix := encodeIndex(segIndex{offs: s.offs, kinds: s.kinds})
-	buf := appendRecord(nil, kindIndex, s.base, s.end, ix)
+	buf := appendRecord(nil, s.seed, kindIndex, s.base, s.end, ix)
 	buf = append(buf, encodeTrailer(trailer{indexOff: s.end, indexLen: uint32(len(buf))})...)
 	if _, err := s.f.WriteAt(buf, int64(s.end)); err != nil { // no truncate: the crash came first
 		t.Fatal(err)

@@ -8,7 +8,9 @@
 // (0000000000000001.seg, ...). A segment holds the records of a run of
 // consecutive positions, from the base position in its header. Each record
 // is framed with its length, its position, the offset at which its group
-// commit began, its kind and a CRC-32C of all of that and the payload:
+// commit began, its kind and a CRC-32C of all of that and the payload,
+// seeded by the segment's sequence number (so a record checks only in the
+// segment that wrote it: see Spares below):
 // data (an entry), junk (a filled position), or fill-ahead (a Fill at or
 // beyond the tail, which takes no position of its own; Append writes junk
 // when it reaches that position). Segments are preallocated (fallocate on
@@ -26,9 +28,30 @@
 // When a group does not fit in what is left of
 // Options.SegmentSize, the segment is sealed: its index (the offset and kind of every
 // position it holds) is written after its last record as a checksummed
-// record, with a trailer that locates it, the file is cut there and synced,
+// record, with a trailer that locates it, the file is cut there (or, for a
+// file that may become a spare, at the end of its written blocks) and
+// synced,
 // and a new segment starts, beginning with a fill-ahead record for every fill
 // still ahead of the tail, so that deleting older segments loses none.
+//
+// # Spares
+//
+// Trim keeps up to Options.Spares (default 1) of the segment files of at
+// least 1 MiB it no longer needs as spares (NNNNNNNNNNNNNNNN.spare) instead
+// of deleting them, where blocks are written ahead of the groups (neither
+// NoSync nor NoZeroFill); a smaller log keeps no spare beside it. A new segment takes the largest spare: it writes its header
+// over the old one and then needs zeros only past the old file's size, so a
+// log that trims behind its tail writes each block once (see recycle.go).
+// A sealed segment that may become a spare (at least 1 MiB) is cut at the
+// end of its written blocks (zeros written ahead included), not at its
+// index, and not hole-punched when retired, for the next life. The
+// old records after the new ones never check (their CRC was seeded by
+// another sequence number): to the scan they are bytes that are not a
+// record, like a torn write. Open lists only .seg files as segments, deletes a
+// spare whose header names another segment than its file name (a crash
+// between rewriting its header and renaming it), and keeps the trim point in
+// the metadata file, whatever files exist. Version-1 segments (written
+// before spares existed) are read and appended to, and deleted when trimmed.
 //
 // # Group commit
 //
@@ -53,7 +76,8 @@
 // group that extended the preallocation makes the new size durable with its
 // own fdatasync), until one does not decode. If no valid record after that point
 // belongs to a later group commit, the bad bytes are the torn tail of the
-// last group (never acknowledged): Open cuts them off, zeroing them on disk.
+// last group (never acknowledged): Open cuts them off, zeroing on disk the
+// records of that group that still check (the rest checks at no offset).
 // If a later group follows, the bad record was durable and acknowledged: it
 // is corruption, and Open fails with an error wrapping log.ErrCorrupt. Read
 // checks the CRC of every record it returns and reports a mismatch the same
@@ -69,7 +93,8 @@
 //
 // Trim(p) writes the new trim point to the metadata file atomically (a
 // temporary file, fsync, rename, fsync of the directory), then deletes every
-// segment file whose positions are all below p, before it returns. A trim
+// segment file whose positions are all below p (or keeps it as a spare),
+// before it returns. A trim
 // beyond the tail moves the tail there and starts a new segment at p.
 //
 // A trim whose point falls inside the last (active) segment retires it if
@@ -83,7 +108,8 @@
 // segments short. Once the new segment exists, the retired one's blocks
 // wholly below the trim point are freed (a hole punched on Linux; it is
 // sealed and no longer last, so it is opened from its index and never
-// scanned, and nothing reads below the trim point). Nothing at or above the
+// scanned, and nothing reads below the trim point); not a file that may
+// become a spare, whose reuse wants the blocks written. Nothing at or above the
 // trim point is ever deleted or punched.
 //
 // # Concurrency
@@ -103,7 +129,11 @@
 // # Caveats
 //
 //   - Open reads the last segment (up to its preallocation, at most
-//     Options.SegmentSize) into memory to scan it.
+//     Options.SegmentSize; a reused file up to its size) into memory to
+//     scan it.
+//   - Spares hold disk after Trim until a new segment takes them: up to
+//     Options.Spares files, each the size a segment reached (with its
+//     zeros written ahead).
 //   - The index takes 5 bytes of memory per position of the untrimmed log;
 //     the ring of recent groups 4 MiB, from the first append.
 //   - A ReadRange of a record larger than 64 KiB reads and checks the whole

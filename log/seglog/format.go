@@ -10,28 +10,49 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 )
 
-// On-disk format, version 1. All integers are little-endian.
+// On-disk format. All integers are little-endian.
 //
-// Segment file (NNNNNNNNNNNNNNNN.seg, the hex sequence number):
+// Segment file (NNNNNNNNNNNNNNNN.seg, the hex sequence number), version 2:
 //
 //	header   32 bytes: magic "CRZSEG01", version u32, crc u32 (CRC-32C of
 //	         the header with this field zero), seq u64, base u64 (the
 //	         position of the segment's first positioned record)
 //	records  each: crc u32 | len u32 | pos u64 | gstart u32 | kind u8 |
 //	         3 zero bytes | len bytes of payload. crc is the CRC-32C of
-//	         everything after it. gstart is the file offset at which the
+//	         everything after it, started from the segment's seed (below)
+//	         instead of zero. gstart is the file offset at which the
 //	         record's group commit began (torn-tail detection, see scan).
 //	index    (sealed segments) a record of kind kindIndex, pos = base:
 //	         count u32 | count offsets u32 | count kinds u8
-//	trailer  (sealed segments, the last 24 bytes of the file): magic
+//	trailer  (sealed segments, the last 24 bytes of the file, right after
+//	         the index or, in a file kept for reuse, after unused written
+//	         bytes: zeros or a former life's records): magic
 //	         "CRZSEAL1", index offset u32, index record length u32 (header
 //	         included), crc u32 (CRC-32C of the 20 bytes before), 4 zero
 //	         bytes
 //
-// Metadata file (meta): magic "CRZMETA1", version u32, crc u32 (of the
+// The seed of a version-2 segment is the CRC-32C of the low 32 bits of its
+// sequence number (4 bytes, little-endian). A segment file is reused for a
+// later segment (recycle.go) with the bytes of its former life still in it;
+// every segment has a new sequence number, so its records are checked from
+// another seed, and no record of a former life checks in the new one: CRC
+// over 4 bytes is a bijection, so two sequence numbers that differ in their
+// low 32 bits give two seeds, and CRC-32C from two different seeds over the
+// same bytes gives two different checksums (the difference of the two
+// states is multiplied by a power of x, invertible modulo the CRC
+// polynomial). Guaranteed, not probable: a stale record is never data.
+//
+// Version 1 (before recycling): the same layout, the record CRC from zero.
+// Version-1 segments are still read and appended to (their records keep
+// the version-1 CRC); new segments are version 2; a version-1 segment is
+// never reused (its file is deleted when trimmed).
+//
+// Metadata file (meta): magic "CRZMETA1", version u32 (1), crc u32 (of the
 // file with this field zero), trim u64.
 const (
-	formatVersion = 1
+	segVersion   = 2 // the version of new segments
+	segVersionV1 = 1 // still read
+	metaVersion  = 1
 
 	segHeaderSize = 32
 	recHeaderSize = 24
@@ -71,8 +92,18 @@ type recHeader struct {
 	kind   byte
 }
 
-// appendRecord appends the record (header and payload) to dst.
-func appendRecord(dst []byte, kind byte, pos uint64, gstart uint32, payload []byte) []byte {
+// segSeed is the seed of the record CRCs of a segment of the version and
+// sequence number (see the format).
+func segSeed(version uint32, seq uint64) uint32 {
+	if version == segVersionV1 {
+		return 0
+	}
+	return crc32.Checksum(binary.LittleEndian.AppendUint32(nil, uint32(seq)), castagnoli)
+}
+
+// appendRecord appends the record (header and payload) to dst, its CRC
+// started from seed (segSeed).
+func appendRecord(dst []byte, seed uint32, kind byte, pos uint64, gstart uint32, payload []byte) []byte {
 	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, 0) // crc, set below
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
@@ -80,7 +111,7 @@ func appendRecord(dst []byte, kind byte, pos uint64, gstart uint32, payload []by
 	dst = binary.LittleEndian.AppendUint32(dst, gstart)
 	dst = append(dst, kind, 0, 0, 0)
 	dst = append(dst, payload...)
-	binary.LittleEndian.PutUint32(dst[start:], crc32.Checksum(dst[start+4:], castagnoli))
+	binary.LittleEndian.PutUint32(dst[start:], crc32.Update(seed, castagnoli, dst[start+4:]))
 	return dst
 }
 
@@ -119,9 +150,9 @@ func parseRecHeader(b []byte) (recHeader, error) {
 	return h, nil
 }
 
-// decodeRecord decodes the record at the start of b and checks its CRC. It
-// returns the header and the payload (a slice of b).
-func decodeRecord(b []byte) (recHeader, []byte, error) {
+// decodeRecord decodes the record at the start of b and checks its CRC
+// (started from seed). It returns the header and the payload (a slice of b).
+func decodeRecord(b []byte, seed uint32) (recHeader, []byte, error) {
 	h, err := parseRecHeader(b)
 	if err != nil {
 		return h, nil, err
@@ -130,7 +161,7 @@ func decodeRecord(b []byte) (recHeader, []byte, error) {
 	if len(b) < end {
 		return h, nil, fmt.Errorf("%w: %d-byte payload cut short at %d", errBadRecord, h.len, len(b)-recHeaderSize)
 	}
-	if want, got := binary.LittleEndian.Uint32(b), crc32.Checksum(b[4:end], castagnoli); want != got {
+	if want, got := binary.LittleEndian.Uint32(b), crc32.Update(seed, castagnoli, b[4:end]); want != got {
 		return h, nil, fmt.Errorf("%w: checksum %#08x, want %#08x", errBadRecord, got, want)
 	}
 	return h, b[recHeaderSize:end], nil
@@ -138,13 +169,20 @@ func decodeRecord(b []byte) (recHeader, []byte, error) {
 
 // segHeader is a decoded segment header.
 type segHeader struct {
+	version   uint32 // segVersion or segVersionV1; encodeSegHeader writes 0 as segVersion
 	seq, base uint64
 }
 
+// seed is the seed of the segment's record CRCs.
+func (h segHeader) seed() uint32 { return segSeed(h.version, h.seq) }
+
 func encodeSegHeader(h segHeader) []byte {
+	if h.version == 0 {
+		h.version = segVersion
+	}
 	b := make([]byte, 0, segHeaderSize)
 	b = append(b, segMagic...)
-	b = binary.LittleEndian.AppendUint32(b, formatVersion)
+	b = binary.LittleEndian.AppendUint32(b, h.version)
 	b = binary.LittleEndian.AppendUint32(b, 0)
 	b = binary.LittleEndian.AppendUint64(b, h.seq)
 	b = binary.LittleEndian.AppendUint64(b, h.base)
@@ -165,10 +203,11 @@ func decodeSegHeader(b []byte) (segHeader, error) {
 	if want, got := binary.LittleEndian.Uint32(b[12:]), crc32.Checksum(c[:], castagnoli); want != got {
 		return segHeader{}, fmt.Errorf("segment header checksum %#08x, want %#08x", got, want)
 	}
-	if v := binary.LittleEndian.Uint32(b[8:]); v != formatVersion {
-		return segHeader{}, fmt.Errorf("segment format version %d (this build reads %d)", v, formatVersion)
+	v := binary.LittleEndian.Uint32(b[8:])
+	if v != segVersion && v != segVersionV1 {
+		return segHeader{}, fmt.Errorf("segment format version %d (this build reads %d and %d)", v, segVersionV1, segVersion)
 	}
-	return segHeader{seq: binary.LittleEndian.Uint64(b[16:]), base: binary.LittleEndian.Uint64(b[24:])}, nil
+	return segHeader{version: v, seq: binary.LittleEndian.Uint64(b[16:]), base: binary.LittleEndian.Uint64(b[24:])}, nil
 }
 
 // segIndex is a segment's index: the offset and kind of each positioned
@@ -249,7 +288,7 @@ func decodeTrailer(b []byte) (trailer, error) {
 func encodeMeta(trim uint64) []byte {
 	b := make([]byte, 0, metaSize)
 	b = append(b, metaMagic...)
-	b = binary.LittleEndian.AppendUint32(b, formatVersion)
+	b = binary.LittleEndian.AppendUint32(b, metaVersion)
 	b = binary.LittleEndian.AppendUint32(b, 0)
 	b = binary.LittleEndian.AppendUint64(b, trim)
 	binary.LittleEndian.PutUint32(b[12:], crc32.Checksum(b, castagnoli))
@@ -269,8 +308,8 @@ func decodeMeta(b []byte) (trim uint64, err error) {
 	if want, got := binary.LittleEndian.Uint32(b[12:]), crc32.Checksum(c[:], castagnoli); want != got {
 		return 0, fmt.Errorf("metadata checksum %#08x, want %#08x", got, want)
 	}
-	if v := binary.LittleEndian.Uint32(b[8:]); v != formatVersion {
-		return 0, fmt.Errorf("metadata format version %d (this build reads %d)", v, formatVersion)
+	if v := binary.LittleEndian.Uint32(b[8:]); v != metaVersion {
+		return 0, fmt.Errorf("metadata format version %d (this build reads %d)", v, metaVersion)
 	}
 	return binary.LittleEndian.Uint64(b[16:]), nil
 }

@@ -20,12 +20,12 @@ const kill9Env = "SEGLOG_KILL9_DIR"
 
 // kill9Opts: segments of one preallocation step (they roll by size), or
 // with SEGLOG_KILL9_STEPS set, 1 MiB segments that grow in steps and that
-// trims retire before they fill.
+// trims retire before they fill; trimmed files of any size kept as spares.
 func kill9Opts() *Options {
 	if os.Getenv(kill9StepsEnv) != "" {
-		return &Options{SegmentSize: 1 << 20}
+		return &Options{SegmentSize: 1 << 20, minSpare: 1}
 	}
-	return &Options{SegmentSize: minSegmentSize}
+	return &Options{SegmentSize: minSegmentSize, minSpare: 1}
 }
 
 const kill9StepsEnv = "SEGLOG_KILL9_STEPS"
@@ -103,6 +103,7 @@ func TestKill9Child(t *testing.T) {
 							return
 						}
 						say("trim %d", tail-100)
+						say("recycled %d", l.Stats().Recycled)
 					}
 				}
 				p, err := l.Append(ctx, killData(name))
@@ -119,9 +120,9 @@ func TestKill9Child(t *testing.T) {
 }
 
 // TestKill9 kills a real process appending to seglog (with fdatasync, small
-// segments that roll and are trimmed), several times, and checks after each
-// restart that every acknowledged entry, fill and trim is there and that
-// appends carry on.
+// segments that roll and are trimmed, and trimmed segment files reused as
+// new segments), several times, and checks after each restart that every
+// acknowledged entry, fill and trim is there and that appends carry on.
 func TestKill9(t *testing.T) {
 	if os.Getenv(kill9Env) != "" {
 		t.Skip("in the child")
@@ -146,6 +147,7 @@ func testKill9(t *testing.T, steps bool) {
 	acked := map[log.Position]string{}
 	filled := map[log.Position]bool{}
 	var trim, trying log.Position // acknowledged trims, and attempted ones
+	var recycled uint64           // segments a child started in a spare
 	for cycle := range 4 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Child$", "-test.count=1")
 		cmd.Env = append(os.Environ(), kill9Env+"="+dir, "SEGLOG_KILL9_CYCLE="+strconv.Itoa(cycle))
@@ -176,6 +178,8 @@ func testKill9(t *testing.T, steps bool) {
 				trim = max(trim, log.Position(p))
 			case f[0] == "trimming" && err == nil:
 				trying = max(trying, log.Position(p))
+			case f[0] == "recycled" && err == nil:
+				recycled = max(recycled, p)
 			default:
 				t.Fatalf("child said %q", sc.Text())
 			}
@@ -226,6 +230,9 @@ func testKill9(t *testing.T, steps bool) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("cycle %d: %d acknowledged entries and %d fills intact, trim %d, tail %d", cycle, len(acked), len(filled), trim, tail)
+		t.Logf("cycle %d: %d acknowledged entries and %d fills intact, trim %d, tail %d, %d segments reused", cycle, len(acked), len(filled), trim, tail, recycled)
+	}
+	if recycled == 0 {
+		t.Fatal("no child started a segment in a spare file: the kills never met a reused file")
 	}
 }

@@ -54,11 +54,25 @@ type Options struct {
 	// is committed alone. Default 4 MiB; at most 1 GiB.
 	MaxGroupBytes int
 
+	// Spares is how many segment files Trim keeps for reuse instead of
+	// deleting them (recycle.go): a new segment takes one and writes its
+	// blocks once, where a new file's blocks are written as zeros first.
+	// Spares are kept only where blocks are written ahead of the groups
+	// (neither NoSync nor NoZeroFill), and only files of at least 1 MiB (a
+	// small log keeps no spare beside it); the disk they hold is given back
+	// when a new segment takes them (or at a reopen without them). 0
+	// means the default, 1; a negative value keeps none. At most 64.
+	Spares int
+
 	// FileMode is the permission of new files. Default 0600.
 	FileMode os.FileMode
 
 	// syncHook, when set, replaces fdatasync of segment files (tests only).
 	syncHook func(f *os.File) error
+
+	// minSpare, when set, replaces the 1 MiB below which a segment file is
+	// not kept as a spare (tests only).
+	minSpare int64
 
 	// forcePrepare turns on the preparer (prepare.go) under NoSync (tests
 	// only; without NoSync it is always on).
@@ -75,6 +89,8 @@ const (
 	maxSegmentSize       = 1 << 30
 	defaultMaxGroupBytes = 4 << 20
 	defaultFileMode      = os.FileMode(0o600)
+	defaultSpares        = 1
+	maxSpares            = 64
 )
 
 // withDefaults returns a copy of o (nil allowed) with defaults filled in, or
@@ -89,6 +105,14 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("seglog: invalid options: SegmentSize %d is outside [%d, %d]", c.SegmentSize, minSegmentSize, maxSegmentSize)
 	case c.MaxGroupBytes < 0 || c.MaxGroupBytes > maxSegmentSize:
 		return c, fmt.Errorf("seglog: invalid options: MaxGroupBytes %d is outside [0, %d]", c.MaxGroupBytes, maxSegmentSize)
+	case c.Spares > maxSpares:
+		return c, fmt.Errorf("seglog: invalid options: Spares %d is above %d", c.Spares, maxSpares)
+	}
+	switch {
+	case c.Spares == 0:
+		c.Spares = defaultSpares
+	case c.Spares < 0:
+		c.Spares = 0
 	}
 	opt.Default(&c.SegmentSize, defaultSegmentSize)
 	opt.Default(&c.MaxGroupBytes, defaultMaxGroupBytes)

@@ -29,8 +29,7 @@ import (
 // segment's first step is written as zeros with its header (one write, and
 // the sync roll does anyway).
 //
-// The record format needs no change: zeros already read as "no record" at
-// the scan of the last segment, and the preparer writes only above every
+// Zeros read as "no record" at the scan of the last segment, and the preparer writes only above every
 // byte the committer has written or will write without asking it (the
 // committer writes past the prepared bytes only under prepMu, after any
 // preparation that overlaps its group has finished, and marks what it
@@ -41,7 +40,9 @@ import (
 //
 // Disk use: a segment holds less than two steps (2 MiB; 8 MiB after groups
 // of more than 512 KiB) of zeros past its last record, against the quarter of its size fallocate steps left; sealed
-// segments are cut at their index as before. Bytes written to disk: each
+// segments are cut at their index, or with spares (recycle.go) at the end
+// of their zeros, which the file's next life reuses instead of writing
+// zeros again. Bytes written to disk: each
 // prepared byte is written twice (zeros, then the group), a sequential write
 // off the commit path.
 

@@ -51,7 +51,7 @@ func TestRecentRing(t *testing.T) {
 			g.offs = append(g.offs, off+uint32(len(b)))
 			g.recs = append(g.recs, pos)
 			g.datas = append(g.datas, d)
-			b = appendRecord(b, kindData, pos, off, d)
+			b = appendRecord(b, 0, kindData, pos, off, d)
 			pos++
 		}
 		add(s1, off, b)
@@ -91,7 +91,7 @@ func TestRecentRing(t *testing.T) {
 			t.Fatal("ring answered for a position its record does not hold")
 		}
 	}
-	big := appendRecord(nil, kindData, pos, off, make([]byte, recentBytes))
+	big := appendRecord(nil, 0, kindData, pos, off, make([]byte, recentBytes))
 	add(s1, off, big)
 	if _, _, ok := c.read(s1, pos, off, 0, 1); ok {
 		t.Fatal("ring answered for a group larger than itself")

@@ -49,6 +49,7 @@ type Log struct {
 
 	// Committer-owned.
 	nextSeq   uint64
+	spares    []spare // segment files kept for reuse (recycle.go)
 	buf       []byte
 	recs      []rec
 	groupFill map[uint64]struct{}
@@ -62,7 +63,7 @@ type Log struct {
 	stats struct {
 		groups, entries, bytes, lazy, lazyAlone             atomic.Uint64
 		prepared, unprepared, prepareWaits, prepareFailures atomic.Uint64
-		led, unsynced                                       atomic.Uint64
+		led, unsynced, recycled, syncNanos                  atomic.Uint64
 	}
 
 	prep prepState // the preparer of blocks ahead of the groups (prepare.go)
@@ -88,6 +89,10 @@ type Stats struct {
 	Prepared, Unprepared, PrepareWaits uint64
 	// Led counts the groups an appender committed itself (see lead).
 	Led uint64
+	// Recycled counts the segments started in a spare file (recycle.go).
+	Recycled uint64
+	// SyncTime is the time the group commits spent in their fdatasync.
+	SyncTime time.Duration
 }
 
 // Stats returns the log's counters.
@@ -95,7 +100,7 @@ func (l *Log) Stats() Stats {
 	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load(),
 		Lazy: l.stats.lazy.Load(), LazyAlone: l.stats.lazyAlone.Load(),
 		Prepared: l.stats.prepared.Load(), Unprepared: l.stats.unprepared.Load(), PrepareWaits: l.stats.prepareWaits.Load(),
-		Led: l.stats.led.Load()}
+		Led: l.stats.led.Load(), Recycled: l.stats.recycled.Load(), SyncTime: time.Duration(l.stats.syncNanos.Load())}
 }
 
 var (
@@ -178,6 +183,9 @@ func (l *Log) load() error {
 		}
 	}
 	l.trim = trim
+	if err := l.loadSpares(); err != nil {
+		return err
+	}
 	var fills []uint64
 	for i, seq := range seqs {
 		path := filepath.Join(l.dir, segName(seq))
@@ -194,7 +202,7 @@ func (l *Log) load() error {
 			// A crash between writing the index and cutting the file
 			// there leaves a segment that scans as sealed but whose
 			// trailer is not at the end of the file: seal it again.
-			if _, err := readSealed(path, s.f, segHeader{seq: s.seq, base: s.base}); err != nil {
+			if _, err := readSealed(path, s.f, segHeader{version: s.version, seq: s.seq, base: s.base}); err != nil {
 				if err := l.seal(s); err != nil {
 					s.f.Close()
 					return err
@@ -503,7 +511,7 @@ func readRecord(s *segment, pos log.Position, from, to uint32) ([]byte, error) {
 	if _, err := s.f.ReadAt(buf, int64(from)); err != nil {
 		return nil, fmt.Errorf("seglog: read position %d: segment %s offset %d: %w", pos, s.path, from, err)
 	}
-	h, payload, err := decodeRecord(buf)
+	h, payload, err := decodeRecord(buf, s.seed)
 	if err == nil && (h.kind != kindData || h.pos != uint64(pos)) {
 		err = fmt.Errorf("record of kind %d for position %d", h.kind, h.pos)
 	}

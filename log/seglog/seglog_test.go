@@ -26,8 +26,14 @@ func TestOptions(t *testing.T) {
 	if !in.NoSync || in.SegmentSize != 0 || in.MaxGroupBytes != 0 || in.FileMode != 0 {
 		t.Fatalf("withDefaults modified its receiver: %+v", *in)
 	}
-	if c.SegmentSize != defaultSegmentSize || c.MaxGroupBytes != defaultMaxGroupBytes || c.FileMode != defaultFileMode || !c.NoSync {
+	if c.SegmentSize != defaultSegmentSize || c.MaxGroupBytes != defaultMaxGroupBytes || c.FileMode != defaultFileMode || !c.NoSync || c.Spares != defaultSpares {
 		t.Fatalf("defaults: %+v", c)
+	}
+	if in.Spares != 0 {
+		t.Fatalf("withDefaults modified its receiver: %+v", *in)
+	}
+	if c, err := (&Options{Spares: -1}).withDefaults(); err != nil || c.Spares != 0 {
+		t.Fatalf("Spares -1: %+v, %v; want none kept", c, err)
 	}
 	if c, err := (*Options)(nil).withDefaults(); err != nil || c.SegmentSize != defaultSegmentSize {
 		t.Fatalf("nil options: %+v, %v", c, err)
@@ -37,6 +43,7 @@ func TestOptions(t *testing.T) {
 		{SegmentSize: maxSegmentSize + 1},
 		{MaxGroupBytes: -1},
 		{MaxGroupBytes: maxSegmentSize + 1},
+		{Spares: maxSpares + 1},
 	} {
 		if _, err := Open(t.TempDir(), &bad); err == nil || !strings.Contains(err.Error(), "invalid options") {
 			t.Errorf("Open with %+v = %v, want an invalid options error", bad, err)

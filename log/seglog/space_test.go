@@ -118,22 +118,47 @@ func TestPreallocationSteps(t *testing.T) {
 	}
 }
 
-// TestDiskFollowsTrim: with the default Options (64 MiB segments), a loop
-// of appends and trims near the tail keeps the directory within four
-// preallocation steps: the active segment is retired once a trim leaves a
-// step below its point (so it holds at most a step plus what is appended
-// between two trims, under two steps of preallocation), and the segment
-// before it is deleted by the next trim.
+// TestDiskFollowsTrim: with the default Options (64 MiB segments) but no
+// spares, a loop of appends and trims near the tail keeps the directory
+// within four preallocation steps: the active segment is retired once a
+// trim leaves a step below its point (so it holds at most a step plus what
+// is appended between two trims, under two steps of preallocation), and the
+// segment before it is deleted by the next trim.
+//
+// The default keeps no spare of less than 1 MiB (recycle.go), so the same
+// bound holds. With spares of any size, the directory holds the active
+// segment, the retired one until the next trim and the spare, each cut at
+// its written blocks (up to two steps of zeros past its records): within
+// eight steps, however much is appended, and after the first segments the
+// preparer writes no more zeros (the files are reused).
 func TestDiskFollowsTrim(t *testing.T) {
+	t.Run("no spares", func(t *testing.T) {
+		testDiskFollowsTrim(t, &Options{Spares: -1}, 4*stepSize, 400)
+	})
+	t.Run("default: files below 1 MiB not kept", func(t *testing.T) {
+		l := testDiskFollowsTrim(t, nil, 4*stepSize, 400)
+		if st := l.Stats(); st.Recycled != 0 {
+			t.Fatalf("%d segments from spares of less than 1 MiB", st.Recycled)
+		}
+	})
+	t.Run("spares", func(t *testing.T) {
+		l := testDiskFollowsTrim(t, &Options{minSpare: 1}, 8*stepSize, 1000)
+		st := l.Stats()
+		if st.Recycled < 10 || st.Prepared > 8*stepSize {
+			t.Fatalf("%d segments from spares, %d bytes of zeros written: want most segments reused and the zeros bounded", st.Recycled, st.Prepared)
+		}
+	})
+}
+
+func testDiskFollowsTrim(t *testing.T, opts *Options, bound int64, rounds int) *Log {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l := mustOpen(t, dir, nil)
-	defer l.Close()
-	const bound = 4 * stepSize
+	l := mustOpen(t, dir, opts)
+	t.Cleanup(func() { l.Close() })
 	batch := make([][]byte, 10)
 	var written, maxSize, maxBlocks int64
 	var last log.Position
-	for round := 0; round < 400; round++ {
+	for round := 0; round < rounds; round++ {
 		for i := range batch {
 			batch[i] = payload(round*len(batch) + i)
 			written += int64(len(batch[i]))
@@ -166,6 +191,7 @@ func TestDiskFollowsTrim(t *testing.T) {
 		}
 	}
 	t.Logf("%d bytes written; directory at most %d bytes, %d allocated", written, maxSize, maxBlocks)
+	return l
 }
 
 // TestRetireNeedsHalf: a trim far below the tail (most of the segment still

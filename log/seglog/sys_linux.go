@@ -55,6 +55,17 @@ func dataEnd(f *os.File, size int64) int64 {
 	return min(end, size)
 }
 
+// firstHole returns the offset of f's first hole (bytes that are not
+// written data: never written, or punched), or size if it has none.
+func firstHole(f *os.File, size int64) int64 {
+	const seekHole = 4
+	h, err := f.Seek(0, seekHole)
+	if err != nil {
+		return 0
+	}
+	return min(h, size)
+}
+
 // punchHole frees the blocks of f's bytes [off, off+n) (they read as
 // zeros after it), keeping f's size. It reports whether it could.
 func punchHole(f *os.File, off, n int64) bool {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// infoFields parses the "name:value" lines of an INFO reply.
+func infoFields(t *testing.T, info string) map[string]string {
+	t.Helper()
+	f := map[string]string{}
+	for _, line := range strings.Split(info, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+			f[k] = v
+		}
+	}
+	return f
+}
+
+// TestInfoLogCostFields checks the INFO fields bench/resp.sh reads around
+// each test to report what cruzd's writes cost its log: commits and
+// afterimage_bytes in "INFO cruzdb", checkpoint_bytes, auto_checkpoints and
+// checkpoint_commit_waits in "INFO checkpoint". Pipelined SETs on the
+// embedded seglog log with small automatic-checkpoint thresholds must move
+// the first four (commits by fewer than the SETs: pipelined SETs commit
+// together), and the last must be a count.
+func TestInfoLogCostFields(t *testing.T) {
+	s := testServer(t, func(c *config) {
+		c.DataDir = t.TempDir()
+		c.Checkpoint.MinLogBytes = 16 << 10
+		c.Checkpoint.LogRatio = 0.25
+	})
+	ctx := ctxT(t)
+	c := client(t, s)
+	read := func() map[string]string {
+		t.Helper()
+		f := infoFields(t, must[string](t, c.Info(ctx, "cruzdb")))
+		for k, v := range infoFields(t, must[string](t, c.Info(ctx, "checkpoint"))) {
+			f[k] = v
+		}
+		return f
+	}
+	num := func(f map[string]string, k string) uint64 {
+		t.Helper()
+		v, ok := f[k]
+		if !ok {
+			t.Fatalf("INFO cruzdb / checkpoint lack %s: %v", k, f)
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s:%s is not a count: %v", k, v, err)
+		}
+		return n
+	}
+	before := read()
+	for _, k := range []string{"commits", "afterimage_bytes", "checkpoint_bytes", "auto_checkpoints", "checkpoint_commit_waits"} {
+		num(before, k)
+	}
+
+	const rounds, per = 20, 50
+	value := strings.Repeat("v", 100)
+	deadline := time.Now().Add(20 * time.Second)
+	sets := 0
+	for {
+		for r := range rounds {
+			p := c.Pipeline()
+			for i := range per {
+				p.Set(ctx, fmt.Sprintf("key:%d", (sets+r*per+i)%5000), value, 0)
+			}
+			if _, err := p.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sets += rounds * per
+		after := read()
+		if num(after, "auto_checkpoints") > num(before, "auto_checkpoints") && num(after, "checkpoint_bytes") > num(before, "checkpoint_bytes") &&
+			num(after, "afterimage_bytes") > num(before, "afterimage_bytes") {
+			commits := num(after, "commits") - num(before, "commits")
+			if commits == 0 || commits >= uint64(sets) {
+				t.Fatalf("%d pipelined SETs: commits rose by %d", sets, commits)
+			}
+			num(after, "checkpoint_commit_waits")
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d SETs no automatic checkpoint or afterimage bytes in INFO: before %v, after %v", sets, before, after)
+		}
+	}
+}
