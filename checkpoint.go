@@ -378,23 +378,40 @@ func (db *DB) autoLimit() int64 {
 	return max(db.opts.CheckpointMinLogBytes, int64(db.opts.CheckpointLogRatio*float64(db.ck.lastImage.Load())))
 }
 
+// imageBudget is flusher.Options.ImageBudget: the share of the room
+// checkpointRoom gives the log while a checkpoint is under way that it has
+// used since the cut (its image's bytes included, as the hold counts them).
+func (db *DB) imageBudget() float64 {
+	if db.opts.CheckpointLogRatio < 0 {
+		return 0
+	}
+	return float64(db.ck.sinceCut.Load()) / float64(db.autoLimit())
+}
+
 // checkpointRoom holds a commit back while the log outgrows automatic
 // checkpoints: while one is under way and the log grew by more than the
 // trigger since its cut, or none is and it grew by twice the trigger. Like
 // the flusher's MaxUnflushedBytes, it only bites when writers outrun the
-// background work (here, a busy machine slow to schedule it); it keeps the
-// live log within about the image plus three triggers' worth.
+// background work (the image writer stops resting once the log used half
+// this room: imageBudget); it keeps the live log within about the image
+// plus three triggers' worth.
 func (db *DB) checkpointRoom(ctx context.Context) error {
 	if db.opts.CheckpointLogRatio < 0 {
 		return nil
+	}
+	room := func() bool {
+		limit, since := db.autoLimit(), db.ck.sinceCut.Load()
+		return since <= limit || since <= 2*limit && db.ck.pending.Load() == 0
+	}
+	if room() {
+		return nil // every commit asks: no lock unless it may wait
 	}
 	waited := false
 	for {
 		db.ck.mu.Lock()
 		changed := db.ck.changed
 		db.ck.mu.Unlock()
-		limit, since := db.autoLimit(), db.ck.sinceCut.Load()
-		if since <= limit || since <= 2*limit && db.ck.pending.Load() == 0 {
+		if room() {
 			return nil
 		}
 		if !waited {

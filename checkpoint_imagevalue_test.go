@@ -180,25 +180,40 @@ func TestWrongImageValueIsCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The newest afterimage is the root's path: some of its nodes take
-	// their values from the image. Point one at its neighbour's node.
+	// their values from the image. Point one at its neighbour's node, in
+	// the active afterimage of its intention (the first after it: the
+	// flusher may have written a later duplicate, which nothing reads).
 	tail, err := l.Tail(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bad *rewrittenLog
-	var victim []byte
-	for p := tail - 1; p > 0 && bad == nil; p-- {
+	readAfterimage := func(p log.Position) *afterimage.Afterimage {
 		data, err := l.Read(ctx, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		typ, payload, err := entry.Decode(uint64(p), data)
 		if err != nil || typ != entry.TypeAfterimage {
-			continue
+			return nil
 		}
 		ai, err := afterimage.Decode(payload)
 		if err != nil {
 			t.Fatal(err)
+		}
+		return ai
+	}
+	var bad *rewrittenLog
+	var victim []byte
+	for p := tail - 1; p > 0 && bad == nil; p-- {
+		ai := readAfterimage(p)
+		if ai == nil {
+			continue
+		}
+		for q := log.Position(ai.Intention) + 1; q < p; q++ {
+			if first := readAfterimage(q); first != nil && first.Intention == ai.Intention {
+				p, ai = q, first
+				break
+			}
 		}
 		for i := range ai.Nodes {
 			if nd := &ai.Nodes[i]; nd.ValueCut != 0 && nd.Value == nil {

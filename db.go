@@ -231,8 +231,9 @@ func (db *DB) start() error {
 				r.Notify()
 			}
 		},
-		Prepared: db.onPrepared,
-		Hurry:    func() bool { return db.ck.held.Load() > 0 },
+		Prepared:    db.onPrepared,
+		Hurry:       func() bool { return db.ck.held.Load() > 0 },
+		ImageBudget: db.imageBudget,
 		Latest: func() (cowtree.Tree, bool) {
 			if v := db.cur.Load(); v != nil {
 				return v.tree, true

@@ -105,7 +105,9 @@ type Options struct {
 	// image works (it rests after each chunk in proportion): the image is
 	// background work, and commits keep the cores. In (0, 1]; 1 writes as
 	// fast as it can. It does not rest while commits are held back because
-	// the log outgrew its checkpoints (Stats.CheckpointWaits). Default 0.25.
+	// the log outgrew its checkpoints (Stats.CheckpointWaits), nor once
+	// the log since the cut has used half the room it has before that (it
+	// finishes first). Default 0.25.
 	CheckpointDuty float64
 
 	// deltaHook, for tests, sees every delta on the processor goroutine.

@@ -127,7 +127,9 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 	m = &entry.Marker{Cut: d.Pos, Nodes: d.ImageNodes}
 	since := time.Now() // the start of the work on this chunk
 	var owed time.Duration
-	err = WriteImage(d, func(chunk []byte, first uint64) error {
+	w := f.takeScratch()
+	defer f.putScratch(w)
+	err = w.write(d, func(chunk []byte, first uint64) error {
 		work := time.Since(since) // encoding the chunk
 		// Rest in proportion to the work on the chunk before (see
 		// Options.ImageDuty): the image is background work, and on a small
@@ -165,11 +167,25 @@ func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool,
 // restSlice is how often a resting image writer asks Options.Hurry.
 const restSlice = 5 * time.Millisecond
 
-// rest sleeps for d, or less once someone waits for the image: a Flush,
-// or commits (Options.Hurry). It reports false when the flusher stopped.
+// ImageHurryShare is the share of the log's room (see Options.ImageBudget)
+// past which an image writer stops resting: the log has used half the room
+// it has since the cut before commits are held back, and the writer
+// finishes its image at full speed in the other half. Before that it
+// rests as ImageDuty says, so that a large image stays background work.
+const ImageHurryShare = 0.5
+
+// behind reports whether the image writer must stop resting: the log has
+// used ImageHurryShare of its room since the cut (Options.ImageBudget).
+func (f *Flusher) behind() bool {
+	return f.o.ImageBudget != nil && f.o.ImageBudget() >= ImageHurryShare
+}
+
+// rest sleeps for d, or less once someone waits for the image (a Flush, or
+// commits: Options.Hurry) or once the log has used ImageHurryShare of its
+// room (behind). It reports false when the flusher stopped.
 func (f *Flusher) rest(d time.Duration) bool {
 	for d > 0 {
-		if f.flushing.Load() > 0 || f.o.Hurry != nil && f.o.Hurry() {
+		if f.flushing.Load() > 0 || f.o.Hurry != nil && f.o.Hurry() || f.behind() {
 			return true
 		}
 		s := min(d, restSlice)
@@ -240,21 +256,55 @@ func (f *Flusher) appendCheckpointEntry(data []byte, cut uint64) (log.Position, 
 // same chunks. It stops at the first error emit returns, and returns it.
 // A chunk's bytes are emit's only during the call.
 func WriteImage(d *processor.Delta, emit func(chunk []byte, first uint64) error) error {
+	var w imageScratch
+	return w.write(d, emit)
+}
+
+// imageScratch holds an image writer's buffers: each node is encoded as the
+// walk meets it (nodes, starts), and a chunk entry is assembled around them
+// when it is closed (buf). A Flusher keeps one between images, so that an
+// image of a tree that grows costs no new buffers and no copies of its nodes
+// as structs; the chunks are the bytes an afterimage of the same nodes would have
+// (TestImageScratchBytes).
+type imageScratch struct {
+	buf, nodes []byte
+	starts     []uint32
+}
+
+// takeScratch returns the Flusher's image buffers, or new ones while
+// another image holds them.
+func (f *Flusher) takeScratch() *imageScratch {
+	f.scratchMu.Lock()
+	defer f.scratchMu.Unlock()
+	w := f.scratch
+	f.scratch = nil
+	if w == nil {
+		w = &imageScratch{}
+	}
+	return w
+}
+
+// putScratch keeps w for the next image.
+func (f *Flusher) putScratch(w *imageScratch) {
+	f.scratchMu.Lock()
+	f.scratch = w
+	f.scratchMu.Unlock()
+}
+
+func (w *imageScratch) write(d *processor.Delta, emit func(chunk []byte, first uint64) error) error {
 	var (
-		buf   []byte
-		batch []afterimage.Node
 		first uint64
-		size  int
+		size  int // the nodes' MaxEncodedSize: where a chunk is cut
 	)
+	w.nodes, w.starts = w.nodes[:0], w.starts[:0]
 	flush := func() error {
-		if len(batch) == 0 {
+		if len(w.starts) == 0 {
 			return nil
 		}
-		buf = appendChunk(buf[:0], d.Pos, first, batch, size)
-		err := emit(buf, first)
-		first += uint64(len(batch))
-		clear(batch) // drop the keys and values it aliases
-		batch, size = batch[:0], 0
+		w.buf = w.chunk(w.buf[:0], d.Pos, first)
+		err := emit(w.buf, first)
+		first += uint64(len(w.starts))
+		w.nodes, w.starts, size = w.nodes[:0], w.starts[:0], 0
 		return err
 	}
 	err := d.Tree.Walk(func(n *cowtree.Node, num uint32) error {
@@ -273,6 +323,12 @@ func WriteImage(d *processor.Delta, emit func(chunk []byte, first uint64) error)
 			LeftCount:  n.Left().Count(),
 			RightCount: n.Right().Count(),
 		}
+		sz := nd.MaxEncodedSize()
+		if len(w.starts) > 0 && size+sz > chunkTarget {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		// Post-order: the right child is num-1, the left one below the
 		// right subtree. A child in this chunk is a self pointer.
 		if nd.RightCount > 0 {
@@ -281,19 +337,8 @@ func WriteImage(d *processor.Delta, emit func(chunk []byte, first uint64) error)
 		if nd.LeftCount > 0 {
 			nd.Left = imagePtr(d.Pos, num-1-nd.RightCount, first)
 		}
-		sz := nd.MaxEncodedSize()
-		if len(batch) > 0 && size+sz > chunkTarget {
-			if err := flush(); err != nil {
-				return err
-			}
-			if nd.RightCount > 0 { // the chunk moved on: re-point the children
-				nd.Right = imagePtr(d.Pos, num-1, first)
-			}
-			if nd.LeftCount > 0 {
-				nd.Left = imagePtr(d.Pos, num-1-nd.RightCount, first)
-			}
-		}
-		batch = append(batch, nd)
+		w.starts = append(w.starts, uint32(len(w.nodes)))
+		w.nodes = nd.AppendTo(w.nodes)
 		size += sz
 		return nil
 	})
@@ -303,19 +348,22 @@ func WriteImage(d *processor.Delta, emit func(chunk []byte, first uint64) error)
 	return flush()
 }
 
-// appendChunk appends the chunk entry of the image of cut holding nodes,
-// the first of which is node first; size bounds their encodings.
-func appendChunk(dst []byte, cut, first uint64, nodes []afterimage.Node, size int) []byte {
-	dst, start := entry.Begin(dst, 2*10+afterimage.MaxHeaderSize+afterimage.OffsetsSize(len(nodes))+size)
+// chunk appends the chunk entry of the image of cut whose nodes, the first
+// of which is node first, are encoded in w.nodes (starting at w.starts):
+// a chunk header, then the afterimage payload of those nodes. It rebases
+// w.starts.
+func (w *imageScratch) chunk(dst []byte, cut, first uint64) []byte {
+	n := len(w.starts)
+	dst, start := entry.Begin(dst, 2*10+afterimage.MaxHeaderSize+afterimage.OffsetsSize(n)+len(w.nodes))
 	dst = entry.BeginChunk(dst, first)
 	payload := len(dst)
-	dst = afterimage.AppendHeader(dst, cut, cut, len(nodes))
-	starts := make([]uint32, len(nodes))
-	for i := range nodes {
-		starts[i] = uint32(len(dst) - payload)
-		dst = nodes[i].AppendTo(dst)
+	dst = afterimage.AppendHeader(dst, cut, cut, n)
+	at := uint32(len(dst) - payload)
+	dst = append(dst, w.nodes...)
+	for i := range w.starts {
+		w.starts[i] += at
 	}
-	dst = afterimage.AppendOffsets(dst, payload, starts)
+	dst = afterimage.AppendOffsets(dst, payload, w.starts)
 	return entry.Seal(dst, start, entry.TypeCheckpoint)
 }
 

@@ -159,6 +159,14 @@ type Options struct {
 	// checkpoints): the image writer then does not rest (see ImageDuty)
 	// until it reports false again. Nor does it while a Flush waits.
 	Hurry func() bool
+	// ImageBudget, if set, returns the share of its room the log has used
+	// since the newest cut: how far the bytes appended since then are
+	// towards the point where the database holds commits back (1 or more:
+	// there). Once it reaches ImageHurryShare the image writer
+	// stops resting (see ImageDuty), so that the image of a tree small for
+	// the rate its log grows at is written before commits are held, not
+	// after (Hurry). Unset: no pacing against the log.
+	ImageBudget func() float64
 	// Prepared, if set, is called when this node has written every chunk
 	// of a checkpoint image and is about to append its marker, with how
 	// long the chunks took and their bytes (a passive metric).
@@ -236,6 +244,9 @@ type Flusher struct {
 	written, writtenBytes, phys, intent, self atomic.Uint64
 	confirmed, dups, appendErrs, bpWaits      atomic.Uint64
 	latency                                   atomic.Int64
+
+	scratchMu sync.Mutex
+	scratch   *imageScratch // an image writer's buffers, kept between images
 
 	ckWritten, ckChunks, ckBytes, ckAborted atomic.Uint64
 	ckPending                               int // cut deltas in pend, under mu

@@ -5,16 +5,25 @@
 // tool behind bench/journal/2026-12-07-seg20.md: run two builds of it
 // alternately and compare each build's ratios to the peers of its own round.
 //
+// -cpuprofile profiles the first cruzdb point's measured window; -duty and
+// -ratio set Options.CheckpointDuty and CheckpointLogRatio, -nockpt turns
+// automatic checkpoints off. Each cruzdb line gives log, afterimage and
+// checkpoint image bytes per commit, the commits held behind checkpoints
+// (ckwaits), and a line after it the image of a checkpoint made at the
+// end with the checkpoint counts (bench/journal/2026-12-07-cpu20.md).
+//
 //	go run ./commitprobe -clients 1,16,64 -d 2s
 package main
 
 import (
 	"context"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,8 +45,21 @@ func main() {
 	sys := flag.String("systems", "line,cruzdb,pebble", "what to measure, in order (seglog: appends of -entry bytes alone)")
 	entry := flag.Int("entry", 1000, "entry size of the seglog system")
 	nockpt := flag.Bool("nockpt", false, "cruzdb without automatic checkpoints")
+	flag.Float64Var(&ckDuty, "duty", 0, "cruzdb Options.CheckpointDuty (0: the default)")
+	flag.Float64Var(&ckRatio, "ratio", 0, "cruzdb Options.CheckpointLogRatio (0: the default)")
+	flag.BoolVar(&keep, "keep", false, "cruzdb: one database for every client count, in order (as the suite's commit experiment), not a fresh one per point")
+	flag.IntVar(&prefill, "prefill", 0, "cruzdb: keys written (100 a transaction) before each point's warm-up, so that its tree does not start empty")
 	label := flag.String("label", "", "label printed on every line")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured windows of every cruzdb point to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		profileOut = f
+	}
 	var clients []int
 	for _, s := range strings.Split(*clientsF, ",") {
 		c, err := strconv.Atoi(s)
@@ -94,6 +116,16 @@ func main() {
 		parts = append(parts, fmt.Sprintf("p1÷line=%.2f", pb/ln))
 	}
 	fmt.Printf("%s ratios %s\n", *label, strings.Join(parts, " "))
+	if kept != nil {
+		err := kept.db.Close()
+		if cerr := kept.l.Close(); err == nil {
+			err = cerr
+		}
+		os.RemoveAll(kept.dir)
+		if err != nil {
+			fail(err)
+		}
+	}
 }
 
 func fail(err error) {
@@ -153,7 +185,11 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if dir != "" { // "": the database is kept (-keep)
+			os.RemoveAll(dir)
+		}
+	}()
 	var (
 		put   func(k, v []byte) error
 		close func() error
@@ -161,6 +197,15 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	)
 	switch sys {
 	case "cruzdb":
+		if kept != nil {
+			db, l := kept.db, kept.l
+			put = func(k, v []byte) error {
+				return db.Update(context.Background(), func(tx *cruzdb.Txn) error { return tx.Put(k, v) })
+			}
+			close = func() error { return nil }
+			stats = cruzStats(db, l)
+			break
+		}
 		l, err := seglog.Open(filepath.Join(dir, "seglog"), nil)
 		if err != nil {
 			return 0, err
@@ -170,6 +215,12 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		if nockpt {
 			opts.CheckpointLogRatio = -1
 		}
+		if ckRatio > 0 {
+			opts.CheckpointLogRatio = ckRatio
+		}
+		if ckDuty > 0 {
+			opts.CheckpointDuty = ckDuty
+		}
 		db, err := cruzdb.Open("", &opts)
 		if err != nil {
 			l.Close()
@@ -178,27 +229,42 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		put = func(k, v []byte) error {
 			return db.Update(context.Background(), func(tx *cruzdb.Txn) error { return tx.Put(k, v) })
 		}
-		close = func() error {
-			err := db.Close()
-			if cerr := l.Close(); err == nil {
-				err = cerr
+		r := rand.New(rand.NewPCG(7, 7))
+		val := make([]byte, 100)
+		for i := 0; i < prefill; i += 100 {
+			err := db.Update(context.Background(), func(tx *cruzdb.Txn) error {
+				for range 100 {
+					if err := tx.Put(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, r.Uint64()), r.Uint64()), val); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				db.Close()
+				l.Close()
+				return 0, err
 			}
-			return err
 		}
-		var l0 seglog.Stats
-		var s0 cruzdb.Stats
-		stats = func() string {
-			ls, s := l.Stats(), db.Stats()
-			if l0 == (seglog.Stats{}) {
-				l0, s0 = ls, s
-				return ""
+		if keep {
+			kept = &keptDB{db: db, l: l, dir: dir}
+			dir = "" // removed at the end of main
+			close = func() error { return nil }
+		} else {
+			close = func() error {
+				if info, err := db.Checkpoint(context.Background()); err == nil {
+					st := db.Stats()
+					fmt.Printf("%s cruzdb %d image at the end: %d nodes, %d KB, %.0f B a node; in all: %d checkpoints confirmed, %d automatic, %d images written, %d aborted\n",
+						label, clients, info.Nodes, info.Bytes>>10, float64(info.Bytes)/float64(max(info.Nodes, 1)), st.Checkpoints, st.AutoCheckpoints, st.CheckpointsWritten, st.CheckpointsAborted)
+				}
+				err := db.Close()
+				if cerr := l.Close(); err == nil {
+					err = cerr
+				}
+				return err
 			}
-			txns := float64(s.Commits - s0.Commits)
-			groups := float64(ls.Groups - l0.Groups)
-			return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f bpwaits=%d ckpts=%d ckwaits=%d lazyalone=%d seg=%s",
-				groups/txns, float64(ls.Bytes-l0.Bytes)/groups/1000, s.BackpressureWaits-s0.BackpressureWaits,
-				s.CheckpointsWritten-s0.CheckpointsWritten, s.CheckpointWaits-s0.CheckpointWaits, ls.LazyAlone-l0.LazyAlone, extraStats(ls, l0))
 		}
+		stats = cruzStats(db, l)
 	case "seglog":
 		l, err := seglog.Open(filepath.Join(dir, "seglog"), nil)
 		if err != nil {
@@ -266,6 +332,13 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	}
 	time.Sleep(warm)
 	stats()
+	profiling := false
+	if profileOut != nil && sys == "cruzdb" {
+		if err := pprof.StartCPUProfile(profileOut); err == nil {
+			profiling = true
+			profileOut = nil // one profile per file: the first cruzdb point
+		}
+	}
 	cpu0 := cpuTime()
 	measuring.Store(true)
 	start := time.Now()
@@ -274,6 +347,9 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	el := time.Since(start)
 	cpu := cpuTime() - cpu0
 	st := stats()
+	if profiling {
+		pprof.StopCPUProfile()
+	}
 	stop.Store(true)
 	wg.Wait()
 	if err := close(); err != nil {
@@ -298,6 +374,49 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		q(0.5).Microseconds(), q(0.99).Microseconds(), float64(cpu.Microseconds())/float64(max(n, 1)), st)
 	return rate, nil
 }
+
+// cruzStats returns a point's stats function for db on l: the first call
+// takes the baseline, later ones format the counters since it.
+func cruzStats(db *cruzdb.DB, l *seglog.Log) func() string {
+	var l0 seglog.Stats
+	var s0 cruzdb.Stats
+	return func() string {
+		ls, s := l.Stats(), db.Stats()
+		if l0 == (seglog.Stats{}) {
+			l0, s0 = ls, s
+			return ""
+		}
+		txns := float64(s.Commits - s0.Commits)
+		groups := float64(ls.Groups - l0.Groups)
+		return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f logB/txn=%.0f aiB/txn=%.0f bpwaits=%d ckpts=%d ckwaits=%d ckB/txn=%.0f image=%dKB prep=%s live=%dKB lazyalone=%d seg=%s",
+			groups/txns, float64(ls.Bytes-l0.Bytes)/groups/1000, float64(ls.Bytes-l0.Bytes)/txns,
+			float64(s.AfterimageBytes-s0.AfterimageBytes)/txns, s.BackpressureWaits-s0.BackpressureWaits,
+			s.CheckpointsWritten-s0.CheckpointsWritten, s.CheckpointWaits-s0.CheckpointWaits,
+			float64(s.CheckpointBytes-s0.CheckpointBytes)/txns, s.CheckpointBytes/max(s.CheckpointsWritten, 1)>>10,
+			s.CheckpointPrepare.Round(time.Millisecond), s.LogLiveBytes>>10, ls.LazyAlone-l0.LazyAlone, extraStats(ls, l0))
+	}
+}
+
+// keptDB is the database -keep reuses from point to point.
+type keptDB struct {
+	db  *cruzdb.DB
+	l   *seglog.Log
+	dir string
+}
+
+var (
+	keep bool
+	kept *keptDB
+)
+
+// ckDuty and ckRatio are -duty and -ratio, prefill -prefill.
+var (
+	ckDuty, ckRatio float64
+	prefill         int
+)
+
+// profileOut, if set, receives the CPU profile of the first cruzdb point.
+var profileOut *os.File
 
 type quiet struct{}
 
