@@ -457,11 +457,8 @@ func (l *Log) dropTrimmed() error {
 		s.fileMu.Lock() // wait for reads in progress
 		var size int64
 		fi, err := s.f.Stat()
-		if err == nil {
-			size = fi.Size()
-			err = s.f.Close()
-		} else {
-			s.f.Close()
+		if cerr := s.f.Close(); err == nil {
+			size, err = fi.Size(), cerr
 		}
 		s.fileMu.Unlock()
 		if err == nil {

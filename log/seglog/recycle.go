@@ -160,42 +160,34 @@ func (l *Log) keepSpare(s *segment, size int64) error {
 	if !l.mayKeep(size) || s.version != segVersion {
 		return os.Remove(s.path)
 	}
+	// l.spares is sorted by size: the smallest goes first.
 	if len(l.spares) >= l.opts.Spares {
-		small := 0
-		for i, sp := range l.spares {
-			if sp.size < l.spares[small].size {
-				small = i
-			}
-		}
-		if l.spares[small].size >= size {
+		if l.spares[0].size >= size {
 			return os.Remove(s.path)
 		}
-		if err := os.Remove(l.spares[small].path); err != nil {
+		if err := os.Remove(l.spares[0].path); err != nil {
 			return err
 		}
-		l.spares = slices.Delete(l.spares, small, small+1)
+		l.spares = slices.Delete(l.spares, 0, 1)
 	}
 	path := filepath.Join(l.dir, spareName(s.seq))
 	if err := os.Rename(s.path, path); err != nil {
 		return err
 	}
-	l.spares = append(l.spares, spare{path: path, size: size})
+	i, _ := slices.BinarySearchFunc(l.spares, size, func(sp spare, size int64) int { return cmp.Compare(sp.size, size) })
+	l.spares = slices.Insert(l.spares, i, spare{path: path, size: size})
 	return nil
 }
 
-// takeSpare removes the largest spare from the list and returns it.
+// takeSpare removes the largest spare from the list (sorted by size) and
+// returns it.
 func (l *Log) takeSpare() (spare, bool) {
-	if len(l.spares) == 0 {
+	n := len(l.spares)
+	if n == 0 {
 		return spare{}, false
 	}
-	big := 0
-	for i, sp := range l.spares {
-		if sp.size > l.spares[big].size {
-			big = i
-		}
-	}
-	sp := l.spares[big]
-	l.spares = slices.Delete(l.spares, big, big+1)
+	sp := l.spares[n-1]
+	l.spares = l.spares[:n-1]
 	return sp, true
 }
 

@@ -49,7 +49,7 @@ type Log struct {
 
 	// Committer-owned.
 	nextSeq   uint64
-	spares    []spare // segment files kept for reuse (recycle.go)
+	spares    []spare // segment files kept for reuse, smallest first (recycle.go)
 	buf       []byte
 	recs      []rec
 	groupFill map[uint64]struct{}
