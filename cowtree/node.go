@@ -2,6 +2,7 @@ package cowtree
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -344,6 +345,13 @@ func prefix(key []byte) keyPrefix {
 }
 
 // compare orders key (with prefix kp) against n's key.
+//
+// When the prefixes are equal and either key is at most 16 bytes long, that
+// key is the other's first bytes (the prefix pads with zeros, so any bytes
+// of the longer key past the shorter one's end, within the 16, are zeros
+// too): the keys are ordered by length, and n's key, a separate allocation,
+// is not read. This is every comparison that ends a lookup of a key of up
+// to 16 bytes. Two longer keys compare from their 17th byte on.
 func (n *Node) compare(kp keyPrefix, key []byte) int {
 	switch {
 	case kp.hi < n.kp.hi:
@@ -355,5 +363,8 @@ func (n *Node) compare(kp keyPrefix, key []byte) int {
 	case kp.lo > n.kp.lo:
 		return 1
 	}
-	return bytes.Compare(key, n.Key())
+	if len(key) <= 16 || n.klen <= 16 {
+		return cmp.Compare(len(key), int(n.klen))
+	}
+	return bytes.Compare(key[16:], n.Key()[16:])
 }

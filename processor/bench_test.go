@@ -130,3 +130,51 @@ func BenchmarkReplay(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyCommit is the apply of the commit experiment's transaction
+// (one put of a 16-byte key and a 100-byte value, a read of the same key)
+// on a tree of 100K keys just cut by a checkpoint, as a database's tree
+// is after its first checkpoint: the processor's CPU per durable 1-put
+// commit, apart from replay's reading. writes=16 is a cruzd batch (the
+// combiner's 16 SETs in one intention).
+func BenchmarkApplyCommit(b *testing.B) {
+	for _, w := range []int{1, 16} {
+		b.Run(fmt.Sprintf("writes=%d/keys=100K", w), func(b *testing.B) {
+			const keys = 100_000
+			var t cowtree.Tree
+			d := t.Begin(1)
+			val := make([]byte, 100)
+			for i := range keys {
+				d.Put(fmt.Appendf(nil, "key:%012d", i), val)
+			}
+			t, _, err := d.Finish()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if t, err = t.Cut(2); err != nil {
+				b.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(20, 1))
+			ins := make([]*intention.Intention, b.N)
+			for i := range ins {
+				in := &intention.Intention{Snapshot: uint64(i + 2), Token: uint64(i)}
+				for range w {
+					k := fmt.Appendf(nil, "key:%012d", r.IntN(keys))
+					in.Reads = append(in.Reads, k)
+					in.Ops = append(in.Ops, intention.Op{Kind: intention.OpPut, Key: k, Value: val})
+				}
+				ins[i] = in
+			}
+			st := NewState(header, t, 2)
+			st.SetEpoch(2)
+			runtime.GC()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i, in := range ins {
+				if d, _, err := st.Apply(uint64(i+3), in); err != nil || d.Outcome != Committed {
+					b.Fatalf("%v %v", d.Outcome, err)
+				}
+			}
+		})
+	}
+}
