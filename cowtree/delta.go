@@ -84,8 +84,8 @@ func (t *Tree) BeginScratch(id uint64, writes int, s *Scratch) *Delta {
 	num := t.rootNum()
 	d.root, d.err = resolveAt(t.root, t.ld, t.cut, num)
 	d.note(d.root, num)
-	if d.err == nil && d.root != nil && d.root.maxPos >= id {
-		d.err = fmt.Errorf("%w: delta %d, tree has %d", ErrDeltaOrder, id, d.root.maxPos)
+	if d.err == nil && d.root != nil && d.root.MaxPos() >= id {
+		d.err = fmt.Errorf("%w: delta %d, tree has %d", ErrDeltaOrder, id, d.root.MaxPos())
 	}
 	d.replaced = make([]*Node, 0, replacedHint(d.root, writes))
 	return d
@@ -241,17 +241,15 @@ func (d *Delta) own(n *Node) *Node {
 	d.replaced = append(d.replaced, n)
 	d.fresh++
 	c := &Node{
-		kp:      n.kp,
-		kv:      n.kv,
-		klen:    n.klen,
-		vlen:    n.vlen,
-		height:  n.height,
-		tomb:    n.tomb,
-		pos:     n.pos,
-		maxPos:  n.maxPos,
-		minTomb: n.minTomb,
-		akind:   AddrIntention,
-		apos:    d.id,
+		kp:     n.kp,
+		kv:     n.kv,
+		klen:   n.klen,
+		vlen:   n.vlen,
+		height: n.height,
+		tomb:   n.tomb,
+		pos:    n.pos,
+		akind:  AddrIntention,
+		apos:   d.id,
 	}
 	k := d.num(n)
 	d.copyChildOf(&c.left, n, k, true)
@@ -269,12 +267,9 @@ func (d *Delta) own(n *Node) *Node {
 func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*Node, error) {
 	if n == nil {
 		d.fresh++
-		m := &Node{tomb: tomb, pos: d.id, akind: AddrIntention, apos: d.id, height: 1, maxPos: d.id, minTomb: NoTombstone}
+		m := &Node{tomb: tomb, pos: d.id, akind: AddrIntention, apos: d.id, height: 1}
 		m.setKV(kv, int(klen))
 		m.left.minTomb, m.right.minTomb = NoTombstone, NoTombstone
-		if tomb {
-			m.minTomb = d.id
-		}
 		return m, nil
 	}
 	c := n.compare(kp, kv[:klen])
@@ -298,15 +293,11 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 	return d.balance(m), d.err
 }
 
-// update recomputes m's summaries from its children.
+// update recomputes m's height from its children, learning their
+// summaries (MaxPos and MinTomb then follow from m's refs).
 func (d *Delta) update(m *Node) {
 	lh, rh := d.refHeight(m, true), d.refHeight(m, false)
 	m.height = max(lh, rh) + 1
-	m.maxPos = max(m.pos, m.left.maxPos, m.right.maxPos)
-	m.minTomb = min(m.left.minTomb, m.right.minTomb)
-	if m.tomb {
-		m.minTomb = min(m.minTomb, m.pos)
-	}
 }
 
 // refHeight returns the height of m's left (or right) child, learning the
@@ -381,7 +372,7 @@ func (d *Delta) rotateLeft(m *Node) *Node {
 // The result depends only on the tree and before, so every node drops the
 // same tombstones at the same delta.
 func (d *Delta) DropTombstones(before uint64) error {
-	for d.err == nil && d.root != nil && d.root.minTomb < before {
+	for d.err == nil && d.root != nil && d.root.MinTomb() < before {
 		n := d.root
 		var key []byte
 		for n != nil && key == nil {
@@ -389,7 +380,7 @@ func (d *Delta) DropTombstones(before uint64) error {
 			case n.tomb && n.pos < before:
 				key = n.Key()
 			default:
-				if l := d.childOf(n, true); l != nil && l.minTomb < before {
+				if l := d.childOf(n, true); l != nil && l.MinTomb() < before {
 					n = l
 				} else {
 					n = d.childOf(n, false)

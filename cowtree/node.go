@@ -50,10 +50,13 @@ const NoTombstone = math.MaxUint64
 // pointers to its children may be installed (after a load) or cleared (on
 // eviction), atomically.
 //
-// The layout is for the processor's walks: 176 bytes (a size class), with
+// The layout is for the processor's walks: 160 bytes (a size class), with
 // the key prefix, the clock mark and the left child pointer in the first 64
 // bytes and the right child pointer at the start of the next, so a lookup
-// step reads one or two cache lines.
+// step reads one or two cache lines. The subtree's summaries (MaxPos,
+// MinTomb) are not stored in the node: they follow from its own entry and
+// its child pointers' summaries (see Ref), which saves a copy of 16 bytes
+// on every node of every path a write copies.
 type Node struct {
 	kp      keyPrefix // the key's first 16 bytes: most comparisons end here
 	touched uint32    // set on access, cleared by the cache's clock hand
@@ -64,8 +67,6 @@ type Node struct {
 	klen    uint32
 	vlen    uint32
 	pos     uint64 // position of the intention that last wrote the entry
-	maxPos  uint64 // highest pos in the subtree
-	minTomb uint64 // lowest tombstone pos in the subtree, or NoTombstone
 	// The node's own address. A node made by a delta has kind AddrIntention
 	// and apos the delta's id from the moment it is made (that is how a
 	// delta recognises its own nodes); off is set when the delta finishes.
@@ -103,8 +104,13 @@ type Ref struct {
 	p unsafe.Pointer // *Node
 	// The child's address (kind, pos, off) and its summaries, copied from
 	// it when the ref is set, so that a parent's summaries are recomputed
-	// without touching its children. h is -1 when unknown (a child of a
-	// node loaded from the log).
+	// without touching its children. h is -1 when they are unknown (a
+	// child of a node loaded from the log): maxPos and minTomb are then
+	// the parent's own summaries, as the log stored them, which bound the
+	// child's (its subtree is part of the parent's), so that the parent's
+	// summaries computed from its refs (Node.MaxPos, Node.MinTomb) are
+	// exact whether its refs are known or not. A delta learns a ref's
+	// summaries before it changes the node's subtree (Delta.update).
 	pos     uint64
 	maxPos  uint64
 	minTomb uint64
@@ -117,7 +123,7 @@ type Ref struct {
 	h    int8
 	// img is used in a node's left ref only, where it holds the node's
 	// own image value number (see Node.ImageValue): the ref's padding has
-	// room for it, so Node stays 176 bytes. Every other ref leaves it 0,
+	// room for it, so Node stays 160 bytes. Every other ref leaves it 0,
 	// and nothing that sets a ref changes it.
 	img uint32
 }
@@ -152,7 +158,7 @@ func (r *Ref) set(n *Node) {
 // keeping the address the ref has.
 func (r *Ref) learn(n *Node) {
 	r.p = unsafe.Pointer(n)
-	r.h, r.maxPos, r.minTomb, r.cnt = n.height, n.maxPos, n.minTomb, n.count()
+	r.h, r.maxPos, r.minTomb, r.cnt = n.height, n.MaxPos(), n.MinTomb(), n.count()
 }
 
 // copyFrom copies another ref into a fresh node's ref.
@@ -223,10 +229,16 @@ func (n *Node) setImageValue(k int64) {
 func (n *Node) Tombstone() bool { return n.tomb }
 
 // MaxPos is the highest Pos in the subtree.
-func (n *Node) MaxPos() uint64 { return n.maxPos }
+func (n *Node) MaxPos() uint64 { return max(n.pos, n.left.maxPos, n.right.maxPos) }
 
 // MinTomb is the lowest tombstone Pos in the subtree, or NoTombstone.
-func (n *Node) MinTomb() uint64 { return n.minTomb }
+func (n *Node) MinTomb() uint64 {
+	t := min(n.left.minTomb, n.right.minTomb)
+	if n.tomb {
+		t = min(t, n.pos)
+	}
+	return t
+}
 
 // Count is the number of nodes in the subtree (tombstones included).
 func (n *Node) Count() uint64 { return uint64(n.count()) }
@@ -287,14 +299,12 @@ type NodeFields struct {
 // value are copied.
 func NewLoaded(addr Addr, f NodeFields) *Node {
 	n := &Node{
-		height:  int8(f.Height),
-		tomb:    f.Tombstone,
-		pos:     f.Pos,
-		maxPos:  f.MaxPos,
-		minTomb: f.MinTomb,
-		akind:   addr.Kind,
-		apos:    addr.Pos,
-		off:     addr.Off,
+		height: int8(f.Height),
+		tomb:   f.Tombstone,
+		pos:    f.Pos,
+		akind:  addr.Kind,
+		apos:   addr.Pos,
+		off:    addr.Off,
 	}
 	n.setKV(joinKV(f.Key, f.Value), len(f.Key))
 	n.left.img = f.ImageValue
@@ -307,7 +317,9 @@ func NewLoaded(addr Addr, f NodeFields) *Node {
 		c.r.cnt = c.cnt
 		c.r.minTomb = NoTombstone
 		if c.a.Kind != AddrNone {
-			c.r.h = -1 // summaries unknown until the child is loaded
+			// Summaries unknown until the child is loaded: the node's
+			// own stand in for them (see Ref).
+			c.r.h, c.r.maxPos, c.r.minTomb = -1, f.MaxPos, f.MinTomb
 		}
 	}
 	return n
