@@ -170,6 +170,9 @@ func (r *Ref) copyFrom(o *Ref) {
 // Key returns the entry's key. The slice must not be modified.
 func (n *Node) Key() []byte { return unsafe.Slice(n.kv, n.klen) }
 
+// KeyLen is len(n.Key()), read from the node alone.
+func (n *Node) KeyLen() int { return int(n.klen) }
+
 // KeyInto returns the entry's key like Key, but a key of at most 16 bytes
 // is rebuilt in buf from the prefix the node keeps inline, without reading
 // the key's own allocation: serializing a path of copied nodes then reads
