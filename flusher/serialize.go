@@ -1,6 +1,8 @@
 package flusher
 
 import (
+	"math/bits"
+
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/internal/entry"
@@ -105,6 +107,19 @@ func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]
 			vals = append(vals, sv)
 		}
 		size += afterimage.MaxNodeOverhead + n.KeyLen() + len(sv.v)
+	}
+	if need := len(dst) + entry.FrameSize + size; cap(dst) < need {
+		// Grown to a power of two: a kept buffer (the flusher's) then
+		// fits the next entries of about this size, which vary with
+		// the deltas' paths, instead of being grown again for most.
+		// One too large to be kept is grown to its size.
+		c := need
+		if need <= maxPooledEntry {
+			c = 1 << bits.Len(uint(need-1))
+		}
+		grown := make([]byte, len(dst), c)
+		copy(grown, dst)
+		dst = grown
 	}
 	dst, start := entry.Begin(dst, size)
 	payload := len(dst)
