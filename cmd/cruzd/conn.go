@@ -47,6 +47,8 @@ type conn struct {
 	shared atomic.Pointer[sharedInfo]
 	active time.Time // when the last batch began (CLIENT LIST's idle)
 	authed bool      // AUTH succeeded (security.go)
+	mkey   []byte    // scratch for a metadata key (loadMeta, storeMeta)
+	mval   []byte    // scratch for an encoded metadata value (storeMeta)
 
 	// MULTI / WATCH state.
 	inMulti    bool
@@ -249,9 +251,18 @@ func (c *conn) runBatch(batch [][][]byte) {
 			}
 			c.runPoint(batch[i:j], specs[i:j])
 			d := time.Since(start).Seconds()
-			for _, sp := range specs[i:j] {
-				sp.calls.Inc()
-				sp.dur.Observe(d)
+			for k := i; k < j; {
+				// A pipeline's run is mostly one command: count each
+				// command's calls with one Add.
+				sp, m := specs[k], k+1
+				for m < j && specs[m] == sp {
+					m++
+				}
+				sp.calls.Add(float64(m - k))
+				for range m - k {
+					sp.dur.Observe(d)
+				}
+				k = m
 			}
 			i = j
 			continue
