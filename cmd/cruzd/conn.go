@@ -50,6 +50,8 @@ type conn struct {
 	mkey   []byte    // scratch for a metadata key (loadMeta, storeMeta)
 	mval   []byte    // scratch for an encoded metadata value (storeMeta)
 
+	gm getManyScratch // scratch for runs of GETs (getmany.go)
+
 	// MULTI / WATCH state.
 	inMulti    bool
 	multiDirty bool // a command failed to queue: EXEC replies EXECABORT
@@ -326,9 +328,7 @@ func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 			c.errorAll(len(batch), err)
 			return
 		}
-		for k, args := range batch {
-			specs[k].run(c, tx, args)
-		}
+		c.runReads(tx, batch, specs) // runs of GETs with one GetMany (getmany.go)
 		tx.Rollback()
 		return
 	}
