@@ -3,3 +3,6 @@ package processor
 // IdleWaits is how many waits for a wake-up (Notify or the poll) the
 // runner's reader has begun.
 func (r *Runner) IdleWaits() uint64 { return r.idle.Load() }
+
+// ReplayPrefix is how much of an entry replay reads first.
+const ReplayPrefix = replayPrefix

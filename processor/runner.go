@@ -316,10 +316,14 @@ func (r *Runner) fetch(ctx context.Context, pos uint64, wait func() bool) (it it
 }
 
 // replayPrefix is how much of an entry replay reads first from a log that
-// reads ranges: the whole of almost every entry, and enough of a large one
-// to see that it is a checkpoint image's chunk or an afterimage, whose
-// header is all replay needs of it.
-const replayPrefix = 64 << 10
+// reads ranges: the whole of an intention of a few writes, and enough of a
+// larger entry to see that it is a checkpoint image's chunk or an
+// afterimage, whose header is all replay needs of it. (It was 64 KiB, which
+// copied 64 KiB of every large afterimage and chunk that replay does not
+// need: the read-back was 40 % of the bytes cruzd allocated per SET,
+// bench/journal/2026-12-07-resp20.md §2.) Another entry larger than this is
+// read in two ranges, the prefix and the rest.
+const replayPrefix = 4 << 10
 
 // readEntry reads the entry at pos, of size bytes. Of an entry replay needs
 // only the first bytes of, when the log can read ranges, it reads just
