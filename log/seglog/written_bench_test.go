@@ -21,14 +21,16 @@ func BenchmarkAppendWritten(b *testing.B) {
 	type pattern struct {
 		name  string
 		sizes []int
+		opts  *Options
 	}
 	for _, p := range []pattern{
-		{"200B", []int{200}},
-		{"100KB", []int{100 << 10}},
-		{"100KB+3x200B", []int{100 << 10, 200, 200, 200}},
+		{"200B", []int{200}, nil},
+		{"100KB", []int{100 << 10}, nil},
+		{"100KB+3x200B", []int{100 << 10, 200, 200, 200}, nil},
+		{"100KB-NoZeroFill", []int{100 << 10}, &Options{NoZeroFill: true}},
 	} {
 		b.Run(p.name, func(b *testing.B) {
-			l := mustOpenB(b, nil)
+			l := mustOpenB(b, p.opts)
 			defer l.Close()
 			bufs := make([][]byte, len(p.sizes))
 			for i, n := range p.sizes {
