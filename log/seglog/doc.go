@@ -25,8 +25,8 @@
 // step ahead of the last group, so that a group's fdatasync finds its
 // blocks written and commits no extent conversion or allocation through
 // the file system's journal (see prepare.go; zeros read as "no record").
-// Groups of at least 64 KiB are not given zeros ahead (only a few pages
-// after themselves, for the small groups that follow): written twice they
+// Runs of groups of at least 64 KiB are not given zeros ahead (only a few
+// pages after each, for the small groups that follow): written twice they
 // would double the bytes written.
 // When a group does not fit in what is left of
 // Options.SegmentSize, the segment is sealed: its index (the offset and kind of every

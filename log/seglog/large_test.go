@@ -21,13 +21,14 @@ func largeEntry() []byte {
 	return b
 }
 
-// TestLargeGroupZerosAhead covers the on-disk states of a large group (at
-// least largeGroup bytes), which lands past the prepared zeros, in blocks
-// allocated (fallocate) but never written, and writes a few pages of zeros
-// after itself before its fdatasync (prepare.go, makeRoom), instead of
-// asking the preparer for twice its size. It checks those zeros are there
-// after the group, that the small groups after it land in them (Unprepared
-// counts only the large group), and that what a crash can leave opens
+// TestLargeGroupZerosAhead covers the on-disk states of a run of large
+// groups (at least largeGroup bytes each): past its first groups, a large
+// group lands past the prepared zeros, in blocks allocated (fallocate) but
+// never written, and writes a few pages of zeros after itself before its
+// fdatasync (prepare.go, makeRoom), instead of the preparer writing twice
+// its size ahead. It checks that most of the run lands there, that those
+// zeros are there after the last group, that the small groups after it
+// land in them (no Unprepared), and that what a crash can leave opens
 // with every acknowledged entry: the large group torn at several offsets
 // (its bytes after the cut zero, or the file cut there because its new
 // size was not durable), its zeros ahead lost (the file ends at the
@@ -45,20 +46,26 @@ func TestLargeGroupZerosAhead(t *testing.T) {
 		}
 		want = append(want, payload(i))
 	}
-	end, ready, _ := prepIdle(t, l)
 	big := largeEntry()
-	if ready-end >= int64(len(big)) {
-		t.Fatalf("%d bytes prepared ahead: the large entry of %d bytes would land in them", ready-end, len(big))
-	}
+	// A run of large groups, the preparer idle between them: the first
+	// ones land in the zeros asked for after the small groups and after the
+	// first large one (as a single large group among small ones does), the
+	// later ones past the zeros.
 	before := l.Stats().Unprepared
-	if p, err := l.Append(ctx, big); err != nil || p != n {
-		t.Fatalf("Append(large) = %d, %v", p, err)
+	const run = 6
+	for i := range run {
+		if p, err := l.Append(ctx, big); err != nil || p != log.Position(len(want)) {
+			t.Fatalf("Append(large %d) = %d, %v", i, p, err)
+		}
+		want = append(want, big)
+		prepIdle(t, l)
 	}
-	want = append(want, big)
-	if got := l.Stats().Unprepared - before; got != 1 {
-		t.Fatalf("the large group: Unprepared +%d, want 1", got)
+	if got := l.Stats().Unprepared - before; got < run/2 {
+		t.Fatalf("a run of %d large groups: %d landed past the zeros, want at least %d", run, got, run/2)
 	}
-	sp := spanOf(t, l, n)
+	before = l.Stats().Unprepared
+	last := uint64(len(want) - 1)
+	sp := spanOf(t, l, last)
 	bigEnd := int64(sp.to)
 	_, ready, zeroed := prepIdle(t, l)
 	ahead := aheadOfLarge(int64(sp.to - sp.from))
@@ -82,8 +89,8 @@ func TestLargeGroupZerosAhead(t *testing.T) {
 		}
 		want = append(want, payload(n+1+i))
 	}
-	if got := l.Stats().Unprepared - before; got != 1 {
-		t.Fatalf("small groups after the large one: Unprepared +%d, want 1 (the large group's)", got)
+	if got := l.Stats().Unprepared - before; got != 0 {
+		t.Fatalf("small groups after the large one: Unprepared +%d, want 0", got)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -127,8 +134,8 @@ func TestLargeGroupZerosAhead(t *testing.T) {
 		keep  int
 	}
 	crashes := []crash{
-		{"large group whole, zeros ahead", lastIsLarge, n + 1},
-		{"large group whole, file ends at it", cutAt(bigEnd), n + 1},
+		{"large group whole, zeros ahead", lastIsLarge, int(last) + 1},
+		{"large group whole, file ends at it", cutAt(bigEnd), int(last) + 1},
 		{"large group whole, unwritten blocks after it", func(d string) error {
 			if err := os.Truncate(seg(d), bigEnd); err != nil {
 				return err
@@ -139,11 +146,11 @@ func TestLargeGroupZerosAhead(t *testing.T) {
 			}
 			defer f.Close()
 			return preallocate(f, bigEnd+4*stepSize)
-		}, n + 1},
-		{"torn in its header", tornAt(sp.from + 3), n},
-		{"torn a page in", tornAt(sp.from + 4096), n},
-		{"torn one byte short", tornAt(sp.to - 1), n},
-		{"file cut inside it", cutAt(int64(sp.from + (sp.to-sp.from)/2)), n},
+		}, int(last) + 1},
+		{"torn in its header", tornAt(sp.from + 3), int(last)},
+		{"torn a page in", tornAt(sp.from + 4096), int(last)},
+		{"torn one byte short", tornAt(sp.to - 1), int(last)},
+		{"file cut inside it", cutAt(int64(sp.from + (sp.to-sp.from)/2)), int(last)},
 	}
 	for _, c := range crashes {
 		t.Run(c.name, func(t *testing.T) {

@@ -151,7 +151,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 		done:      make(chan struct{}),
 	}
 	l.prep.cond = sync.NewCond(&l.prep.mu)
-	l.prep.sinceLarge = smallAfterLarge
+	l.prep.sinceRun = smallAfterLarge
 	if err := l.load(); err != nil {
 		for _, s := range l.segs {
 			s.f.Close()
