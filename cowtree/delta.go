@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // ErrDeltaOrder is returned when a delta's id is not above every position
@@ -30,6 +31,19 @@ type Delta struct {
 	cut     uint64
 	nums    []numbered
 	bigNums map[*Node]int64
+	mapped  bool // bigNums holds the numbers (nums is unused)
+	// fresh counts the nodes this delta made, a bound of what Finish
+	// numbers (a node made and then removed is counted too).
+	fresh int
+}
+
+// Scratch is the memory a Delta uses only while it is being made: the
+// Delta itself and its record of the cut's numbers. A caller that makes
+// one delta after another on one goroutine (the processor) keeps one
+// Scratch and passes it to every BeginScratch, so that these are not
+// allocated again for every delta. It changes nothing a delta computes.
+type Scratch struct {
+	d Delta
 }
 
 // numbered is a node of the cut's tree and its number in the cut's image.
@@ -44,15 +58,50 @@ const maxListedNums = 96
 
 // Begin starts delta id on top of t. Every entry written through the delta
 // carries position id, which must be greater than every position in t.
-func (t *Tree) Begin(id uint64) *Delta {
-	d := &Delta{id: id, ld: t.ld, replaced: make([]*Node, 0, 32), cut: t.cut}
+func (t *Tree) Begin(id uint64) *Delta { return t.BeginScratch(id, 1, nil) }
+
+// BeginScratch is Begin for a delta of about writes writes (a hint: it
+// sizes the list of replaced nodes), using s's memory when s is not nil.
+// The Delta returned is then s's own: it is valid until the next
+// BeginScratch with s, and the slices its Finish and Replaced return are
+// the caller's (they are never reused).
+func (t *Tree) BeginScratch(id uint64, writes int, s *Scratch) *Delta {
+	var d *Delta
+	if s != nil {
+		// Keep the previous delta's list and map (emptied: every lookup
+		// in them is by key, never in their order).
+		clear(s.d.nums) // drop the previous delta's nodes
+		nums, big := s.d.nums[:0], s.d.bigNums
+		if len(big) > 0 {
+			clear(big)
+		}
+		s.d = Delta{nums: nums, bigNums: big}
+		d = &s.d
+	} else {
+		d = &Delta{}
+	}
+	d.id, d.ld, d.cut = id, t.ld, t.cut
 	num := t.rootNum()
 	d.root, d.err = resolveAt(t.root, t.ld, t.cut, num)
 	d.note(d.root, num)
-	if d.err == nil && d.root != nil && d.root.maxPos >= id {
-		d.err = fmt.Errorf("%w: delta %d, tree has %d", ErrDeltaOrder, id, d.root.maxPos)
+	if d.err == nil && d.root != nil && d.root.MaxPos() >= id {
+		d.err = fmt.Errorf("%w: delta %d, tree has %d", ErrDeltaOrder, id, d.root.MaxPos())
 	}
+	d.replaced = make([]*Node, 0, replacedHint(d.root, writes))
 	return d
+}
+
+// replacedHint estimates how many nodes a delta of w writes on the tree at
+// root copies: each write copies its path (the height, plus a rotation's
+// node or two), and w random writes share the top log2(w) levels of their
+// paths; never more than the tree has.
+func replacedHint(root *Node, w int) int {
+	if root == nil {
+		return 0
+	}
+	w = max(w, 1)
+	shared := bits.Len(uint(w)) - 1
+	return min(w*max(int(root.height)+2-shared, 2), int(root.count()), 1<<16)
 }
 
 // ID returns the delta's id (the intention position).
@@ -117,7 +166,7 @@ func (d *Delta) note(n *Node, num int64) {
 	if n == nil || num < 0 {
 		return
 	}
-	if d.bigNums != nil {
+	if d.mapped {
 		d.bigNums[n] = num
 		return
 	}
@@ -128,18 +177,23 @@ func (d *Delta) note(n *Node, num int64) {
 		d.nums = append(d.nums, numbered{n, num})
 		return
 	}
-	d.bigNums = make(map[*Node]int64, 2*maxListedNums)
+	if d.bigNums == nil {
+		d.bigNums = make(map[*Node]int64, 2*maxListedNums)
+	}
 	for _, e := range d.nums {
 		d.bigNums[e.n] = e.k
 	}
 	d.bigNums[n] = num
-	d.nums = nil
+	d.mapped = true
 }
 
 // num returns n's number in the cut's image, or -1 when n is not in the
 // cut's tree (or this delta has not met it).
 func (d *Delta) num(n *Node) int64 {
-	if d.bigNums != nil {
+	if d.cut == 0 || n == nil || (n.akind == AddrIntention && n.apos == d.id) {
+		return -1 // no cut, or a node of this delta: not in the cut's tree
+	}
+	if d.mapped {
 		if k, ok := d.bigNums[n]; ok {
 			return k
 		}
@@ -184,18 +238,17 @@ func (d *Delta) own(n *Node) *Node {
 		return n
 	}
 	d.replaced = append(d.replaced, n)
+	d.fresh++
 	c := &Node{
-		kp:      n.kp,
-		kv:      n.kv,
-		klen:    n.klen,
-		vlen:    n.vlen,
-		height:  n.height,
-		tomb:    n.tomb,
-		pos:     n.pos,
-		maxPos:  n.maxPos,
-		minTomb: n.minTomb,
-		akind:   AddrIntention,
-		apos:    d.id,
+		kp:     n.kp,
+		kv:     n.kv,
+		klen:   n.klen,
+		vlen:   n.vlen,
+		height: n.height,
+		tomb:   n.tomb,
+		pos:    n.pos,
+		akind:  AddrIntention,
+		apos:   d.id,
 	}
 	k := d.num(n)
 	d.copyChildOf(&c.left, n, k, true)
@@ -212,12 +265,10 @@ func (d *Delta) own(n *Node) *Node {
 
 func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*Node, error) {
 	if n == nil {
-		m := &Node{tomb: tomb, pos: d.id, akind: AddrIntention, apos: d.id, height: 1, maxPos: d.id, minTomb: NoTombstone}
+		d.fresh++
+		m := &Node{tomb: tomb, pos: d.id, akind: AddrIntention, apos: d.id, height: 1}
 		m.setKV(kv, int(klen))
 		m.left.minTomb, m.right.minTomb = NoTombstone, NoTombstone
-		if tomb {
-			m.minTomb = d.id
-		}
 		return m, nil
 	}
 	c := n.compare(kp, kv[:klen])
@@ -241,15 +292,11 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 	return d.balance(m), d.err
 }
 
-// update recomputes m's summaries from its children.
+// update recomputes m's height from its children, learning their
+// summaries (MaxPos and MinTomb then follow from m's refs).
 func (d *Delta) update(m *Node) {
 	lh, rh := d.refHeight(m, true), d.refHeight(m, false)
 	m.height = max(lh, rh) + 1
-	m.maxPos = max(m.pos, m.left.maxPos, m.right.maxPos)
-	m.minTomb = min(m.left.minTomb, m.right.minTomb)
-	if m.tomb {
-		m.minTomb = min(m.minTomb, m.pos)
-	}
 }
 
 // refHeight returns the height of m's left (or right) child, learning the
@@ -324,7 +371,7 @@ func (d *Delta) rotateLeft(m *Node) *Node {
 // The result depends only on the tree and before, so every node drops the
 // same tombstones at the same delta.
 func (d *Delta) DropTombstones(before uint64) error {
-	for d.err == nil && d.root != nil && d.root.minTomb < before {
+	for d.err == nil && d.root != nil && d.root.MinTomb() < before {
 		n := d.root
 		var key []byte
 		for n != nil && key == nil {
@@ -332,7 +379,7 @@ func (d *Delta) DropTombstones(before uint64) error {
 			case n.tomb && n.pos < before:
 				key = n.Key()
 			default:
-				if l := d.childOf(n, true); l != nil && l.minTomb < before {
+				if l := d.childOf(n, true); l != nil && l.MinTomb() < before {
 					n = l
 				} else {
 					n = d.childOf(n, false)
@@ -396,8 +443,7 @@ func (d *Delta) Finish() (Tree, []*Node, error) {
 		return Tree{}, nil, d.err
 	}
 	d.done = true
-	// Fresh nodes are about as many as replaced ones, plus new leaves.
-	nodes := make([]*Node, 0, len(d.replaced)+4)
+	nodes := make([]*Node, 0, d.fresh)
 	nt := Tree{ld: d.ld, root: &Ref{minTomb: NoTombstone}, cut: d.cut}
 	if d.root != nil {
 		if d.root.delta() == d.id {

@@ -2,6 +2,7 @@ package cowtree
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -49,10 +50,13 @@ const NoTombstone = math.MaxUint64
 // pointers to its children may be installed (after a load) or cleared (on
 // eviction), atomically.
 //
-// The layout is for the processor's walks: 176 bytes (a size class), with
+// The layout is for the processor's walks: 160 bytes (a size class), with
 // the key prefix, the clock mark and the left child pointer in the first 64
 // bytes and the right child pointer at the start of the next, so a lookup
-// step reads one or two cache lines.
+// step reads one or two cache lines. The subtree's summaries (MaxPos,
+// MinTomb) are not stored in the node: they follow from its own entry and
+// its child pointers' summaries (see Ref), which saves a copy of 16 bytes
+// on every node of every path a write copies.
 type Node struct {
 	kp      keyPrefix // the key's first 16 bytes: most comparisons end here
 	touched uint32    // set on access, cleared by the cache's clock hand
@@ -63,8 +67,6 @@ type Node struct {
 	klen    uint32
 	vlen    uint32
 	pos     uint64 // position of the intention that last wrote the entry
-	maxPos  uint64 // highest pos in the subtree
-	minTomb uint64 // lowest tombstone pos in the subtree, or NoTombstone
 	// The node's own address. A node made by a delta has kind AddrIntention
 	// and apos the delta's id from the moment it is made (that is how a
 	// delta recognises its own nodes); off is set when the delta finishes.
@@ -102,8 +104,13 @@ type Ref struct {
 	p unsafe.Pointer // *Node
 	// The child's address (kind, pos, off) and its summaries, copied from
 	// it when the ref is set, so that a parent's summaries are recomputed
-	// without touching its children. h is -1 when unknown (a child of a
-	// node loaded from the log).
+	// without touching its children. h is -1 when they are unknown (a
+	// child of a node loaded from the log): maxPos and minTomb are then
+	// the parent's own summaries, as the log stored them, which bound the
+	// child's (its subtree is part of the parent's), so that the parent's
+	// summaries computed from its refs (Node.MaxPos, Node.MinTomb) are
+	// exact whether its refs are known or not. A delta learns a ref's
+	// summaries before it changes the node's subtree (Delta.update).
 	pos     uint64
 	maxPos  uint64
 	minTomb uint64
@@ -116,7 +123,7 @@ type Ref struct {
 	h    int8
 	// img is used in a node's left ref only, where it holds the node's
 	// own image value number (see Node.ImageValue): the ref's padding has
-	// room for it, so Node stays 176 bytes. Every other ref leaves it 0,
+	// room for it, so Node stays 160 bytes. Every other ref leaves it 0,
 	// and nothing that sets a ref changes it.
 	img uint32
 }
@@ -151,7 +158,7 @@ func (r *Ref) set(n *Node) {
 // keeping the address the ref has.
 func (r *Ref) learn(n *Node) {
 	r.p = unsafe.Pointer(n)
-	r.h, r.maxPos, r.minTomb, r.cnt = n.height, n.maxPos, n.minTomb, n.count()
+	r.h, r.maxPos, r.minTomb, r.cnt = n.height, n.MaxPos(), n.MinTomb(), n.count()
 }
 
 // copyFrom copies another ref into a fresh node's ref.
@@ -162,6 +169,9 @@ func (r *Ref) copyFrom(o *Ref) {
 
 // Key returns the entry's key. The slice must not be modified.
 func (n *Node) Key() []byte { return unsafe.Slice(n.kv, n.klen) }
+
+// KeyLen is len(n.Key()), read from the node alone.
+func (n *Node) KeyLen() int { return int(n.klen) }
 
 // KeyInto returns the entry's key like Key, but a key of at most 16 bytes
 // is rebuilt in buf from the prefix the node keeps inline, without reading
@@ -222,10 +232,16 @@ func (n *Node) setImageValue(k int64) {
 func (n *Node) Tombstone() bool { return n.tomb }
 
 // MaxPos is the highest Pos in the subtree.
-func (n *Node) MaxPos() uint64 { return n.maxPos }
+func (n *Node) MaxPos() uint64 { return max(n.pos, n.left.maxPos, n.right.maxPos) }
 
 // MinTomb is the lowest tombstone Pos in the subtree, or NoTombstone.
-func (n *Node) MinTomb() uint64 { return n.minTomb }
+func (n *Node) MinTomb() uint64 {
+	t := min(n.left.minTomb, n.right.minTomb)
+	if n.tomb {
+		t = min(t, n.pos)
+	}
+	return t
+}
 
 // Count is the number of nodes in the subtree (tombstones included).
 func (n *Node) Count() uint64 { return uint64(n.count()) }
@@ -286,14 +302,12 @@ type NodeFields struct {
 // value are copied.
 func NewLoaded(addr Addr, f NodeFields) *Node {
 	n := &Node{
-		height:  int8(f.Height),
-		tomb:    f.Tombstone,
-		pos:     f.Pos,
-		maxPos:  f.MaxPos,
-		minTomb: f.MinTomb,
-		akind:   addr.Kind,
-		apos:    addr.Pos,
-		off:     addr.Off,
+		height: int8(f.Height),
+		tomb:   f.Tombstone,
+		pos:    f.Pos,
+		akind:  addr.Kind,
+		apos:   addr.Pos,
+		off:    addr.Off,
 	}
 	n.setKV(joinKV(f.Key, f.Value), len(f.Key))
 	n.left.img = f.ImageValue
@@ -306,7 +320,9 @@ func NewLoaded(addr Addr, f NodeFields) *Node {
 		c.r.cnt = c.cnt
 		c.r.minTomb = NoTombstone
 		if c.a.Kind != AddrNone {
-			c.r.h = -1 // summaries unknown until the child is loaded
+			// Summaries unknown until the child is loaded: the node's
+			// own stand in for them (see Ref).
+			c.r.h, c.r.maxPos, c.r.minTomb = -1, f.MaxPos, f.MinTomb
 		}
 	}
 	return n
@@ -344,6 +360,13 @@ func prefix(key []byte) keyPrefix {
 }
 
 // compare orders key (with prefix kp) against n's key.
+//
+// When the prefixes are equal and either key is at most 16 bytes long, that
+// key is the other's first bytes (the prefix pads with zeros, so any bytes
+// of the longer key past the shorter one's end, within the 16, are zeros
+// too): the keys are ordered by length, and n's key, a separate allocation,
+// is not read. This is every comparison that ends a lookup of a key of up
+// to 16 bytes. Two longer keys compare from their 17th byte on.
 func (n *Node) compare(kp keyPrefix, key []byte) int {
 	switch {
 	case kp.hi < n.kp.hi:
@@ -355,5 +378,8 @@ func (n *Node) compare(kp keyPrefix, key []byte) int {
 	case kp.lo > n.kp.lo:
 		return 1
 	}
-	return bytes.Compare(key, n.Key())
+	if len(key) <= 16 || n.klen <= 16 {
+		return cmp.Compare(len(key), int(n.klen))
+	}
+	return bytes.Compare(key[16:], n.Key()[16:])
 }

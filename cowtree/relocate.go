@@ -45,8 +45,8 @@ func (t *Tree) Cut(cut uint64) (Tree, error) {
 	if root == nil {
 		return nt, nil
 	}
-	if root.maxPos >= cut {
-		return Tree{}, fmt.Errorf("%w: cut %d, tree has %d", ErrDeltaOrder, cut, root.maxPos)
+	if root.MaxPos() >= cut {
+		return Tree{}, fmt.Errorf("%w: cut %d, tree has %d", ErrDeltaOrder, cut, root.MaxPos())
 	}
 	nt.root.set(root)
 	nt.root.setAddr(Addr{Kind: AddrIntention, Pos: cut, Off: root.count() - 1})

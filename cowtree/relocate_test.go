@@ -17,7 +17,7 @@ func relocateCopy(t *testing.T, tr Tree, cut uint64) (Tree, []*Node) {
 	var cp func(n *Node) *Node
 	cp = func(n *Node) *Node {
 		c := &Node{kp: n.kp, kv: n.kv, klen: n.klen, vlen: n.vlen, height: n.height, tomb: n.tomb,
-			pos: n.pos, maxPos: n.maxPos, minTomb: n.minTomb, akind: AddrIntention, apos: cut}
+			pos: n.pos, akind: AddrIntention, apos: cut}
 		for _, s := range [2]struct{ from, to *Ref }{{&n.left, &c.left}, {&n.right, &c.right}} {
 			ch, err := resolve(s.from, tr.ld)
 			if err != nil {
@@ -48,7 +48,7 @@ func relocateCopy(t *testing.T, tr Tree, cut uint64) (Tree, []*Node) {
 // writes, child pointers as addresses with their subtree sizes.
 func stored(n *Node) string {
 	return fmt.Sprintf("%v key=%q val=%q pos=%d tomb=%t max=%d mt=%d h=%d L=%v/%d R=%v/%d",
-		n.Addr(), n.Key(), n.Value(), n.pos, n.tomb, n.maxPos, n.minTomb, n.height,
+		n.Addr(), n.Key(), n.Value(), n.pos, n.tomb, n.MaxPos(), n.MinTomb(), n.height,
 		n.left.Addr(), n.left.cnt, n.right.Addr(), n.right.cnt)
 }
 
@@ -78,8 +78,8 @@ func (m *memLoader) LoadNode(a Addr) (*Node, error) {
 		return nil, fmt.Errorf("address %v: no node", a)
 	}
 	// A load gives a fresh node with unresolved children, as the pager's.
-	f := NodeFields{Key: n.Key(), Value: n.Value(), Pos: n.pos, Tombstone: n.tomb, MaxPos: n.maxPos,
-		MinTomb: n.minTomb, Height: int(n.height), Left: n.left.Addr(), Right: n.right.Addr(),
+	f := NodeFields{Key: n.Key(), Value: n.Value(), Pos: n.pos, Tombstone: n.tomb, MaxPos: n.MaxPos(),
+		MinTomb: n.MinTomb(), Height: int(n.height), Left: n.left.Addr(), Right: n.right.Addr(),
 		LeftCount: n.left.cnt, RightCount: n.right.cnt, ImageValue: n.left.img}
 	return NewLoaded(a, f), nil
 }

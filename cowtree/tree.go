@@ -222,7 +222,7 @@ func (t *Tree) KeyWrittenAfter(key []byte, s uint64) (*Node, error) {
 				return nil, err
 			}
 		}
-		if n.maxPos <= s {
+		if n.MaxPos() <= s {
 			return nil, nil
 		}
 		switch c := n.compare(kp, key); {
@@ -255,7 +255,7 @@ func (t *Tree) WrittenAfter(lo, hi []byte, s uint64) (*Node, error) {
 
 func (t *Tree) writtenAfter(n *Node, num int64, lo, hi []byte, s uint64) (*Node, error) {
 	var err error
-	for n != nil && n.maxPos > s {
+	for n != nil && n.MaxPos() > s {
 		k := n.Key()
 		if lo != nil && bytes.Compare(k, lo) < 0 {
 			if n, num, err = t.step(n, num, false); err != nil {

@@ -37,8 +37,8 @@ func check(t *testing.T, tr Tree) {
 		if n.tomb {
 			mt = min(mt, n.pos)
 		}
-		if h != n.height || mp != n.maxPos || mt != n.minTomb {
-			t.Fatalf("summary wrong at %q: h %d/%d max %d/%d tomb %d/%d", n.Key(), h, n.height, mp, n.maxPos, mt, n.minTomb)
+		if h != n.height || mp != n.MaxPos() || mt != n.MinTomb() {
+			t.Fatalf("summary wrong at %q: h %d/%d max %d/%d tomb %d/%d", n.Key(), h, n.height, mp, n.MaxPos(), mt, n.MinTomb())
 		}
 		if n.akind == AddrNone {
 			t.Fatalf("node %q has no address", n.Key())
@@ -279,8 +279,8 @@ func TestPrefixOrder(t *testing.T) {
 // added carelessly pushes it into the next size class.
 func TestNodeLayout(t *testing.T) {
 	var n Node
-	if s := unsafe.Sizeof(n); s != 176 {
-		t.Errorf("Node is %d bytes, want 176", s)
+	if s := unsafe.Sizeof(n); s != 160 {
+		t.Errorf("Node is %d bytes, want 160", s)
 	}
 	if o := unsafe.Offsetof(n.left) + unsafe.Offsetof(n.left.p); o+8 > 64 {
 		t.Errorf("left child pointer at offset %d, outside the first cache line", o)

@@ -255,3 +255,56 @@ func (l *timedLog) Append(ctx context.Context, data []byte) (log.Position, error
 	l.n.Add(1)
 	return p, err
 }
+
+// BenchmarkAppendEntry is the afterimage encoding of the commit
+// experiment's deltas (BenchmarkApplyCommit in processor: one put, or a
+// cruzd batch of 16, on a tree of 100K keys cut by a checkpoint) into a
+// kept buffer, as the flusher encodes them.
+func BenchmarkAppendEntry(b *testing.B) {
+	for _, w := range []int{1, 16} {
+		b.Run(fmt.Sprintf("writes=%d/keys=100K", w), func(b *testing.B) {
+			const keys = 100_000
+			hdr := *entry.NewHeader(1<<20, 1<<14, 8<<20)
+			var t cowtree.Tree
+			d := t.Begin(1)
+			val := make([]byte, 100)
+			for i := range keys {
+				d.Put(fmt.Appendf(nil, "key:%012d", i), val)
+			}
+			t, _, err := d.Finish()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if t, err = t.Cut(2); err != nil {
+				b.Fatal(err)
+			}
+			st := processor.NewState(hdr, t, 2)
+			st.SetEpoch(2)
+			r := rand.New(rand.NewPCG(20, 1))
+			const n = 1024
+			deltas := make([]*processor.Delta, n)
+			for i := range deltas {
+				in := &intention.Intention{Snapshot: uint64(i + 2)}
+				for range w {
+					in.Ops = append(in.Ops, intention.Op{Kind: intention.OpPut, Key: fmt.Appendf(nil, "key:%012d", r.IntN(keys)), Value: val})
+				}
+				dec, dl, err := st.Apply(uint64(i+3), in)
+				if err != nil || dec.Outcome != processor.Committed {
+					b.Fatalf("%v %v", dec.Outcome, err)
+				}
+				deltas[i] = dl
+			}
+			phys := func(p uint64) (uint64, bool) { return p + 1, p%2 == 0 }
+			var buf []byte
+			var bytes int
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				dl := deltas[i%n]
+				buf, _ = AppendEntry(buf[:0], dl, dl.Pos, phys)
+				bytes += len(buf)
+			}
+			b.ReportMetric(float64(bytes)/float64(b.N), "entry-B/op")
+		})
+	}
+}

@@ -720,13 +720,13 @@ func (f *Flusher) write(ps []*pending, phys Physical) bool {
 		for i, e := range encs {
 			if cap(data[i]) <= maxPooledEntry {
 				*e.buf = data[i][:0]
-				entryBufs.Put(e.buf) // the log keeps no reference after Append
+				putEntryBuf(e.buf) // the log keeps no reference after Append
 			}
 		}
 	}()
 	for _, p := range ps {
 		base := f.baseFor(p.d.Pos)
-		buf := entryBufs.Get().(*[]byte)
+		buf := getEntryBuf()
 		d, counts := AppendEntry((*buf)[:0], p.d, base, phys)
 		if len(d) > log.MaxEntrySize {
 			f.appendErrs.Add(1)
@@ -782,6 +782,40 @@ func (f *Flusher) write(ps []*pending, phys Physical) bool {
 
 // entryBufs recycles encoded afterimage entries between appends.
 var entryBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// keptEntryBufs holds up to keptEntryBufCount buffers of at most
+// keptEntryBufMax bytes (4 MiB in all) across garbage collections, which
+// empty entryBufs: under a steady write load a collection came every few
+// thousand commits, and half the afterimage buffers were allocated anew.
+var keptEntryBufs = make(chan *[]byte, keptEntryBufCount)
+
+const (
+	keptEntryBufCount = 64
+	keptEntryBufMax   = 64 << 10
+)
+
+// getEntryBuf returns an empty buffer for an afterimage entry.
+func getEntryBuf() *[]byte {
+	select {
+	case b := <-keptEntryBufs:
+		return b
+	default:
+		return entryBufs.Get().(*[]byte)
+	}
+}
+
+// putEntryBuf gives back a buffer of getEntryBuf, emptied, of at most
+// maxPooledEntry bytes.
+func putEntryBuf(b *[]byte) {
+	if cap(*b) <= keptEntryBufMax {
+		select {
+		case keptEntryBufs <- b:
+			return
+		default:
+		}
+	}
+	entryBufs.Put(b)
+}
 
 // maxPooledEntry is the largest buffer kept for reuse.
 const maxPooledEntry = 1 << 20

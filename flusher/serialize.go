@@ -1,6 +1,8 @@
 package flusher
 
 import (
+	"math/bits"
+
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/internal/entry"
@@ -72,9 +74,10 @@ func storedValue(n *cowtree.Node, delta, epoch, cut uint64) (v []byte, inIntenti
 func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afterimage, afterimage.PointerCounts) {
 	ai := &afterimage.Afterimage{Intention: d.Pos, Base: base, Nodes: make([]afterimage.Node, len(d.Nodes))}
 	s := serializer{d: d, phys: phys, cut: d.Tree.CutPos()}
+	var key [16]byte
 	for i, n := range d.Nodes {
-		s.node(n, &ai.Nodes[i])
-		ai.Nodes[i].Key = n.Key() // not s.key: the record keeps every key
+		ai.Nodes[i] = s.node(n, &key)
+		ai.Nodes[i].Key = n.Key() // not key: the record keeps every key
 	}
 	return ai, s.counts
 }
@@ -82,27 +85,71 @@ func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afte
 // AppendEntry appends the complete log entry of d's afterimage to dst: the
 // bytes of entry.AppendAfterimage(dst, Serialize(d, base, phys)), encoded
 // node by node without building the record (the flusher's path: one
-// allocation at most, none when dst has room).
+// allocation at most, none when dst has room, for a delta of up to
+// keptNodes nodes).
 func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]byte, afterimage.PointerCounts) {
 	s := serializer{d: d, phys: phys, cut: d.Tree.CutPos()}
-	cut := s.cut
+	// What each node stores is decided once, for the size and the
+	// encoding both, for a delta of up to keptNodes nodes (kept on the
+	// stack); a larger one decides it again as it encodes.
+	var keptVals [keptNodes]stored
+	var keptStarts [keptNodes]uint32
+	vals, starts := keptVals[:0], keptStarts[:0]
+	keep := len(d.Nodes) <= keptNodes
+	if !keep {
+		starts = make([]uint32, 0, len(d.Nodes))
+	}
 	size := afterimage.MaxHeaderSize + afterimage.OffsetsSize(len(d.Nodes))
 	for _, n := range d.Nodes {
-		v, _, _, _ := storedValue(n, d.Pos, d.Epoch, cut)
-		size += afterimage.MaxNodeOverhead + len(n.Key()) + len(v)
+		var sv stored
+		sv.v, sv.inIntention, sv.cut, sv.num = storedValue(n, d.Pos, d.Epoch, s.cut)
+		if keep {
+			vals = append(vals, sv)
+		}
+		size += afterimage.MaxNodeOverhead + n.KeyLen() + len(sv.v)
+	}
+	if need := len(dst) + entry.FrameSize + size; cap(dst) < need {
+		// Grown to a power of two: a kept buffer (the flusher's) then
+		// fits the next entries of about this size, which vary with
+		// the deltas' paths, instead of being grown again for most.
+		// One too large to be kept is grown to its size.
+		c := need
+		if need <= maxPooledEntry {
+			c = 1 << bits.Len(uint(need-1))
+		}
+		grown := make([]byte, len(dst), c)
+		copy(grown, dst)
+		dst = grown
 	}
 	dst, start := entry.Begin(dst, size)
 	payload := len(dst)
 	dst = afterimage.AppendHeader(dst, d.Pos, base, len(d.Nodes))
-	starts := make([]uint32, len(d.Nodes))
-	var nd afterimage.Node
+	var key [16]byte
 	for i, n := range d.Nodes {
-		s.node(n, &nd)
-		starts[i] = uint32(len(dst) - payload)
+		var nd afterimage.Node
+		if keep {
+			nd = s.nodeStored(n, &vals[i], &key)
+		} else {
+			nd = s.node(n, &key)
+		}
+		starts = append(starts, uint32(len(dst)-payload))
 		dst = nd.AppendTo(dst)
 	}
 	dst = afterimage.AppendOffsets(dst, payload, starts)
 	return entry.Seal(dst, start, entry.TypeAfterimage), s.counts
+}
+
+// keptNodes is how many nodes of a delta AppendEntry keeps its notes of on
+// the stack: a path of a tree of a billion keys, a few writes' paths of
+// the usual trees.
+const keptNodes = 48
+
+// stored is what an afterimage node stores of its value (see storedValue).
+type stored struct {
+	v           []byte
+	inIntention bool
+	cut         uint64
+	num         uint32
 }
 
 // serializer converts one delta's nodes, counting pointer kinds.
@@ -111,18 +158,25 @@ type serializer struct {
 	cut    uint64 // the cut of d's tree (0: none)
 	phys   Physical
 	counts afterimage.PointerCounts
-	key    [16]byte // a short key of the node being converted
 }
 
-// node converts n into nd; nd.Key may alias s.key until the next call.
-func (s *serializer) node(n *cowtree.Node, nd *afterimage.Node) {
-	v, inIntention, vcut, vnum := storedValue(n, s.d.Pos, s.d.Epoch, s.cut)
-	*nd = afterimage.Node{
-		Key:              n.KeyInto(&s.key),
-		Value:            v,
-		ValueInIntention: inIntention,
-		ValueCut:         vcut,
-		ValueNum:         vnum,
+// node converts n; the result's Key may alias key (a short key is rebuilt
+// there) until the next call with it. (The caller keeps key on its stack:
+// a buffer in the serializer would move the serializer to the heap.)
+func (s *serializer) node(n *cowtree.Node, key *[16]byte) afterimage.Node {
+	var sv stored
+	sv.v, sv.inIntention, sv.cut, sv.num = storedValue(n, s.d.Pos, s.d.Epoch, s.cut)
+	return s.nodeStored(n, &sv, key)
+}
+
+// nodeStored is node for n, whose value is stored as sv says.
+func (s *serializer) nodeStored(n *cowtree.Node, sv *stored, key *[16]byte) afterimage.Node {
+	return afterimage.Node{
+		Key:              n.KeyInto(key),
+		Value:            sv.v,
+		ValueInIntention: sv.inIntention,
+		ValueCut:         sv.cut,
+		ValueNum:         sv.num,
 		Pos:              n.Pos(),
 		Tombstone:        n.Tombstone(),
 		MaxPos:           n.MaxPos(),

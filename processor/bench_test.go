@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/intention"
@@ -129,4 +131,72 @@ func BenchmarkReplay(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "intentions/s")
 		})
 	}
+}
+
+// BenchmarkApplyCommit is the apply of the commit experiment's transaction
+// (one put of a 16-byte key and a 100-byte value, a read of the same key)
+// on a tree of 100K keys just cut by a checkpoint, as a database's tree
+// is after its first checkpoint: the processor's CPU per durable 1-put
+// commit, apart from replay's reading. writes=16 is a cruzd batch (the
+// combiner's 16 SETs in one intention).
+func BenchmarkApplyCommit(b *testing.B) {
+	for _, w := range []int{1, 16} {
+		b.Run(fmt.Sprintf("writes=%d/keys=100K", w), func(b *testing.B) {
+			const keys = 100_000
+			var t cowtree.Tree
+			d := t.Begin(1)
+			val := make([]byte, 100)
+			for i := range keys {
+				d.Put(fmt.Appendf(nil, "key:%012d", i), val)
+			}
+			t, _, err := d.Finish()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if t, err = t.Cut(2); err != nil {
+				b.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(20, 1))
+			// A ring of intentions, each given its snapshot as it is
+			// applied: a heap of b.N intentions would make the figure
+			// mostly the collector's.
+			ins := make([]*intention.Intention, 4096)
+			for i := range ins {
+				in := &intention.Intention{Token: uint64(i)}
+				for range w {
+					k := fmt.Appendf(nil, "key:%012d", r.IntN(keys))
+					in.Reads = append(in.Reads, k)
+					in.Ops = append(in.Ops, intention.Op{Kind: intention.OpPut, Key: k, Value: val})
+				}
+				ins[i] = in
+			}
+			st := NewState(header, t, 2)
+			st.SetEpoch(2)
+			runtime.GC()
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for i := range b.N {
+				in := ins[i%len(ins)]
+				in.Snapshot = uint64(i + 2)
+				if d, _, err := st.Apply(uint64(i+3), in); err != nil || d.Outcome != Committed {
+					b.Fatalf("%v %v", d.Outcome, err)
+				}
+			}
+			b.StopTimer()
+			// The process's CPU time (the collector's included) per
+			// intention: less sensitive than ns/op to other processes
+			// on a shared machine.
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -105,6 +105,9 @@ type State struct {
 	tree   cowtree.Tree
 	pos    uint64
 	epoch  uint64
+	// scratch is the memory of the delta being made, reused by the next
+	// (it changes nothing the delta computes).
+	scratch cowtree.Scratch
 }
 
 // SetEpoch tells a state resumed from a safe point which positions may be
@@ -166,7 +169,7 @@ func (s *State) Apply(pos uint64, in *intention.Intention) (Decision, *Delta, er
 		s.pos = pos
 		return d, nil, nil
 	}
-	delta := s.tree.Begin(pos)
+	delta := s.tree.BeginScratch(pos, len(in.Ops), &s.scratch)
 	for i, op := range in.Ops {
 		var err error
 		switch op.Kind {
