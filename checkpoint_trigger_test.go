@@ -35,13 +35,15 @@ func (l *appendLog) Append(ctx context.Context, data []byte) (log.Position, erro
 // follows more log bytes since the cut before it than the trigger
 // (CheckpointLogRatio times the newest image before it, and
 // CheckpointMinLogBytes), counted as the option says: every entry since the
-// previous cut but checkpoint images (chunks and markers). It fails if the
-// trigger counts the images' own bytes (a cut then follows about one image
-// less of new log than the trigger), and if a stale wake of the automatic
-// loop starts a checkpoint as soon as the one before is done (replay wakes
-// the loop once for each entry past the trigger until the cut is replayed;
-// before the loop checked the growth again, every other cut came a few
-// commits after the one before).
+// previous cut but checkpoint images (chunks and markers). The images here
+// are soon large (1,500 keys), so that the ratio sets the trigger and no
+// checkpoint is a follow-up (DB.followUp) but while the tree is small. It fails if the trigger counts
+// the images' own bytes (a cut then follows about one image less of new log
+// than the trigger), and if a stale wake of the automatic loop starts a
+// checkpoint as soon as the one before is done (replay wakes the loop once
+// for each entry past the trigger until the cut is replayed; before the
+// loop checked the growth again, every other cut came a few commits after
+// the one before).
 func TestAutomaticCheckpointOnlyWhenDue(t *testing.T) {
 	const minLog = 32 << 10
 	l := &appendLog{Log: memlog.New(nil), entries: map[log.Position][]byte{}}
@@ -56,7 +58,7 @@ func TestAutomaticCheckpointOnlyWhenDue(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := scanTriggerHistory(t, l, minLog)
-	t.Logf("%d cuts, %d automatic checkpoints, %d bytes of log but images", h.cuts, st.AutoCheckpoints, h.grown)
+	t.Logf("%d cuts (%d follow-ups), %d automatic checkpoints, %d bytes of log but images", h.cuts, h.followUps, st.AutoCheckpoints, h.grown)
 	if h.cuts < 5 {
 		t.Fatalf("%d cuts: the test needs several automatic checkpoints", h.cuts)
 	}
@@ -64,11 +66,13 @@ func TestAutomaticCheckpointOnlyWhenDue(t *testing.T) {
 
 // TestAutomaticCheckpointCount counts the automatic checkpoints of a fixed
 // workload whose image is far below CheckpointMinLogBytes (50 keys), so
-// that the trigger is CheckpointMinLogBytes of new log: there are at most
-// as many as the log's bytes (images left out) over it, plus one. With the
-// stale wake of the automatic loop there were about twice as many (each
-// checkpoint followed by a second a few commits later), and counting the
-// images' bytes toward the trigger adds more.
+// that the trigger is CheckpointMinLogBytes of new log: the checkpoints the
+// trigger started are at most as many as the log's bytes (images left out)
+// over it, plus one, and each may be followed by one more as soon as it is
+// done (DB.followUp: commits landed while it was made, so there are
+// some). Counting the images' bytes toward the trigger starts them early
+// (and fails), and so would any other cut that neither passed the trigger
+// nor followed one that did.
 func TestAutomaticCheckpointCount(t *testing.T) {
 	const minLog = 32 << 10
 	l := &appendLog{Log: memlog.New(nil), entries: map[log.Position][]byte{}}
@@ -84,15 +88,49 @@ func TestAutomaticCheckpointCount(t *testing.T) {
 	}
 	h := scanTriggerHistory(t, l, minLog)
 	most := uint64(h.grown/minLog) + 1
-	t.Logf("%d automatic checkpoints (%d cuts) for %d bytes of log but images; the largest image %d bytes; at most %d", st.AutoCheckpoints, h.cuts, h.grown, h.largestImage, most)
+	due := uint64(h.cuts - h.followUps)
+	t.Logf("%d automatic checkpoints (%d cuts, %d of them follow-ups) for %d bytes of log but images; the largest image %d bytes; at most %d due", st.AutoCheckpoints, h.cuts, h.followUps, h.grown, h.largestImage, most)
 	if h.largestImage*int64(DefaultOptions().CheckpointLogRatio) >= minLog {
-		t.Fatalf("an image of %d bytes: the ratio, not CheckpointMinLogBytes, set the trigger; the test needs a smaller tree", h.largestImage)
+		t.Fatalf("an image of %d bytes: the ratio, not CheckpointMinLogBytes, set the trigger (and no follow-up is made for images of CheckpointMinLogBytes or more); the test needs a smaller tree", h.largestImage)
 	}
-	if st.AutoCheckpoints < 5 {
-		t.Fatalf("%d automatic checkpoints: the test needs several", st.AutoCheckpoints)
+	if due < 5 {
+		t.Fatalf("%d checkpoints due: the test needs several", due)
 	}
-	if st.AutoCheckpoints > most {
-		t.Fatalf("%d automatic checkpoints for %d bytes of log (images left out) with a trigger of %d bytes: at most %d", st.AutoCheckpoints, h.grown, minLog, most)
+	if due > most {
+		t.Fatalf("%d automatic checkpoints due for %d bytes of log (images left out) with a trigger of %d bytes: at most %d", due, h.grown, minLog, most)
+	}
+	if h.followUps == 0 {
+		t.Fatalf("no checkpoint followed another: the images are below CheckpointMinLogBytes/CheckpointLogRatio and commits went on during them")
+	}
+}
+
+// TestFollowUp: DB.followUp's conditions on a DB whose processor is not
+// running: a checkpoint is followed by another only when none is under
+// way, commits landed since its cut, and its image is smaller than
+// CheckpointMinLogBytes.
+func TestFollowUp(t *testing.T) {
+	o, err := (&Options{CheckpointMinLogBytes: 100_000}).withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := &DB{opts: o}
+	db.ck.init()
+	for _, c := range []struct {
+		image, grown, pending int64
+		want                  bool
+	}{
+		{image: 10_000, grown: 1, want: true},
+		{image: 99_999, grown: 500, want: true},
+		{image: 100_000, grown: 500, want: false},
+		{image: 10_000, grown: 0, want: false}, // no commits since the cut
+		{image: 10_000, grown: 500, pending: 1, want: false},
+	} {
+		db.ck.lastImage.Store(c.image)
+		db.ck.grownCut.Store(c.grown)
+		db.ck.pending.Store(c.pending)
+		if got := db.followUp(); got != c.want {
+			t.Errorf("image %d, grown %d, pending %d: followUp %v, want %v", c.image, c.grown, c.pending, got, c.want)
+		}
 	}
 }
 
@@ -126,7 +164,7 @@ func putConcurrently(t *testing.T, db *DB, clients, n, keys int, val []byte) {
 
 // triggerHistory is what scanTriggerHistory found.
 type triggerHistory struct {
-	cuts                int
+	cuts, followUps     int
 	grown, largestImage int64 // log bytes but images'; the largest image
 }
 
@@ -134,7 +172,9 @@ type triggerHistory struct {
 // trigger counts it (every entry since the previous cut but checkpoint
 // chunks and markers) and reports every cut after the first that came at
 // or below the trigger in force (CheckpointLogRatio times the newest
-// confirmed image, and minLog).
+// confirmed image, and minLog) unless it is a follow-up (DB.followUp): the
+// cut before it was due, its image (confirmed before this cut) is smaller
+// than minLog, and entries other than images came between.
 func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory {
 	t.Helper()
 	tail, err := l.Tail(context.Background())
@@ -144,7 +184,8 @@ func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory
 	ratio := DefaultOptions().CheckpointLogRatio
 	var h triggerHistory
 	var grown, lastImage int64
-	var lastCut uint64
+	var lastCut, lastImageCut uint64
+	prevDue, prevConfirmed := false, false
 	for p := log.Position(1); p < tail; p++ {
 		data, ok := l.entries[p]
 		if !ok {
@@ -163,19 +204,29 @@ func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory
 		switch kind {
 		case entry.CheckpointCut:
 			limit := max(minLog, int64(ratio*float64(lastImage)))
-			if h.cuts > 0 && grown <= limit {
-				t.Errorf("cut at %d after %d bytes (images left out) since the cut before; the trigger was %d (image %d)", p, grown, limit, lastImage)
+			due := h.cuts == 0 || grown > limit
+			if !due {
+				if prevDue && prevConfirmed && grown > 0 && lastImage < minLog {
+					h.followUps++
+				} else {
+					t.Errorf("cut at %d after %d bytes (images left out) since the cut before; the trigger was %d (image %d), and it follows no checkpoint due with a small image", p, grown, limit, lastImage)
+				}
 			}
+			prevDue, prevConfirmed = due, false
 			h.cuts++
 			grown = 0 // the cut resets the count (its own bytes are counted before it)
 			h.grown += int64(len(data))
+			lastCut = uint64(p)
 		case entry.CheckpointMarker:
 			m, err := entry.DecodeMarker(payload)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Cut > lastCut {
-				lastCut, lastImage = m.Cut, int64(m.Bytes)
+			if m.Cut > lastImageCut {
+				lastImageCut, lastImage = m.Cut, int64(m.Bytes)
+			}
+			if m.Cut == lastCut {
+				prevConfirmed = true
 			}
 			h.largestImage = max(h.largestImage, int64(m.Bytes))
 		case entry.CheckpointChunk:
