@@ -359,7 +359,7 @@ func readOrWriteHeader(ctx context.Context, l log.Log, o Options) (*entry.Header
 
 // onEvent runs on the processor goroutine for every replayed position.
 func (db *DB) onEvent(ev processor.Event) {
-	db.countReplayed(ev.Size)
+	db.countReplayed(ev)
 	if d := ev.Decision; d != nil {
 		switch d.Outcome {
 		case processor.Committed:

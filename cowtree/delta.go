@@ -94,15 +94,14 @@ func (t *Tree) BeginScratch(id uint64, writes int, s *Scratch) *Delta {
 // replacedHint estimates how many nodes a delta of w writes on the tree at
 // root copies: each write copies its path (the height, plus a rotation's
 // node or two), and w random writes share the top log2(w) levels of their
-// paths.
+// paths; never more than the tree has.
 func replacedHint(root *Node, w int) int {
-	h := 1
-	if root != nil {
-		h = int(root.height)
+	if root == nil {
+		return 0
 	}
 	w = max(w, 1)
 	shared := bits.Len(uint(w)) - 1
-	return min(w*max(h+2-shared, 2), 1<<16)
+	return min(w*max(int(root.height)+2-shared, 2), int(root.count()), 1<<16)
 }
 
 // ID returns the delta's id (the intention position).

@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/intention"
@@ -172,6 +174,7 @@ func BenchmarkApplyCommit(b *testing.B) {
 			st.SetEpoch(2)
 			runtime.GC()
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			for i := range b.N {
 				in := ins[i%len(ins)]
@@ -180,6 +183,20 @@ func BenchmarkApplyCommit(b *testing.B) {
 					b.Fatalf("%v %v", d.Outcome, err)
 				}
 			}
+			b.StopTimer()
+			// The process's CPU time (the collector's included) per
+			// intention: less sensitive than ns/op to other processes
+			// on a shared machine.
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

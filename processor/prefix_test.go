@@ -71,7 +71,7 @@ func bigAfterimage(in uint64) []byte {
 // corruption.
 func TestRunnerAfterimageHeaderFromPrefix(t *testing.T) {
 	ai := bigAfterimage(1)
-	if len(ai) < 3*64<<10 {
+	if len(ai) < 3*processor.ReplayPrefix {
 		t.Fatalf("afterimage of %d bytes: too small for the test", len(ai))
 	}
 	for _, checked := range []bool{true, false} {
@@ -96,7 +96,7 @@ func TestRunnerAfterimageHeaderFromPrefix(t *testing.T) {
 			}
 			got, want := l.bytesRead(2), len(ai)
 			if checked {
-				want = 64 << 10
+				want = processor.ReplayPrefix
 			}
 			if got != want {
 				t.Fatalf("read %d bytes of the afterimage, want %d", got, want)

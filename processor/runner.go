@@ -63,8 +63,9 @@ type Config struct {
 	// log.TailWaiter is waited on instead; the interval then only paces
 	// waiting on a hole.
 	PollInterval time.Duration
-	// ReadAhead is how many entries the reader decodes ahead of the core.
-	// Zero means DefaultReadAhead.
+	// ReadAhead is how many entries the reader decodes ahead of the core
+	// (while a backlog is read by a reader goroutine: see Runner), and the
+	// most read in one go at the tail. Zero means DefaultReadAhead.
 	ReadAhead int
 	// Logger receives progress and problems. Default: discard.
 	Logger *slog.Logger
@@ -77,8 +78,11 @@ type Config struct {
 	Rebootstrap func(cause error) (*State, error)
 }
 
-// Runner drives a State over the log: one goroutine reads and decodes ahead,
-// another applies. Create with Start.
+// Runner drives a State over the log on one goroutine, which applies the
+// entries and, at the tail, reads them itself; while more than a few dozen
+// entries wait (replay at start, a burst), a second goroutine reads and
+// decodes ahead of it until it has caught up (source.go). Create with
+// Start.
 type Runner struct {
 	cfg     Config
 	wake    chan struct{}
@@ -95,6 +99,8 @@ type Runner struct {
 	// idle counts the waits the reader began for a wake-up (Notify or the
 	// poll), so that a test can tell it is asleep; nothing reads it.
 	idle atomic.Uint64
+	// catchUps counts the catch-up readers started (source.go), for tests.
+	catchUps atomic.Uint64
 }
 
 type item struct {
@@ -172,19 +178,21 @@ func (r *Runner) fail(err error) {
 	r.cancel()
 }
 
-// startReader starts a reader from position from; cancel stops it, and it
-// then closes its channel.
-func (r *Runner) startReader(from uint64) (<-chan []item, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(r.ctx)
+// startReader starts a reader from position from, under parent; cancel
+// stops it, and it then closes its channel. With caught set, the reader
+// also stops once it finds no entry beyond the last it handed over, and
+// says where in caught before it closes its channel (see source).
+func (r *Runner) startReader(parent context.Context, from uint64, caught *caughtUp) (<-chan []item, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
 	ch := make(chan []item, 4)
 	r.wg.Add(1)
-	go r.read(ctx, ch, from)
+	go r.read(ctx, ch, from, caught)
 	return ch, cancel
 }
 
 // read fetches and decodes entries in order from next on and hands them
-// over in batches.
-func (r *Runner) read(ctx context.Context, out chan<- []item, next uint64) {
+// over in batches (until it has caught up, with caught set).
+func (r *Runner) read(ctx context.Context, out chan<- []item, next uint64, caught *caughtUp) {
 	defer r.wg.Done()
 	defer close(out)
 	ticker := time.NewTicker(r.cfg.PollInterval)
@@ -216,6 +224,10 @@ func (r *Runner) read(ctx context.Context, out chan<- []item, next uint64) {
 			return
 		}
 		if uint64(tail) <= next {
+			if caught != nil {
+				*caught = caughtUp{done: true, next: next}
+				return
+			}
 			if !wait() {
 				return
 			}
@@ -316,10 +328,14 @@ func (r *Runner) fetch(ctx context.Context, pos uint64, wait func() bool) (it it
 }
 
 // replayPrefix is how much of an entry replay reads first from a log that
-// reads ranges: the whole of almost every entry, and enough of a large one
-// to see that it is a checkpoint image's chunk or an afterimage, whose
-// header is all replay needs of it.
-const replayPrefix = 64 << 10
+// reads ranges: the whole of an intention of a few writes, and enough of a
+// larger entry to see that it is a checkpoint image's chunk or an
+// afterimage, whose header is all replay needs of it. (It was 64 KiB, which
+// copied 64 KiB of every large afterimage and chunk that replay does not
+// need: the read-back was 40 % of the bytes cruzd allocated per SET,
+// bench/journal/2026-12-07-resp20.md §2.) Another entry larger than this is
+// read in two ranges, the prefix and the rest.
+const replayPrefix = 4 << 10
 
 // readEntry reads the entry at pos, of size bytes. Of an entry replay needs
 // only the first bytes of, when the log can read ranges, it reads just
@@ -436,12 +452,8 @@ func (r *Runner) decode(it *item, data []byte) {
 func (r *Runner) apply() {
 	defer r.wg.Done()
 	st := r.cfg.State
-	in, stopReader := r.startReader(st.Pos() + 1)
-	defer func() {
-		stopReader()
-		for range in { // let the reader finish
-		}
-	}()
+	src := r.newSource(st.Pos() + 1)
+	defer func() { src.close() }()
 	// rebootstrap swaps in a newer state after a trim; ok is false when
 	// replay must stop.
 	rebootstrap := func(cause error) bool {
@@ -449,9 +461,7 @@ func (r *Runner) apply() {
 			r.fail(cause)
 			return false
 		}
-		stopReader()
-		for range in {
-		}
+		src.close()
 		next, err := r.cfg.Rebootstrap(cause)
 		if err == nil && next.Pos() <= st.Pos() {
 			err = fmt.Errorf("processor: resuming at %d would go back from %d", next.Pos(), st.Pos())
@@ -464,11 +474,11 @@ func (r *Runner) apply() {
 		st = next
 		r.rebootstraps.Add(1)
 		r.applied.Store(st.Pos())
-		in, stopReader = r.startReader(st.Pos() + 1)
+		src = r.newSource(st.Pos() + 1)
 		return true
 	}
 	for {
-		batch, ok := <-in
+		batch, ok := src.batch()
 		if !ok {
 			return
 		}

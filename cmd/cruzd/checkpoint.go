@@ -88,7 +88,7 @@ type checkpointConfig struct {
 	// (negative: no automatic checkpoints). Default cruzdb's, 2.
 	LogRatio float64
 	// MinLogBytes is cruzdb Options.CheckpointMinLogBytes: the least log
-	// growth that triggers an automatic checkpoint. Default cruzdb's, 128 KiB.
+	// growth that triggers an automatic checkpoint. Default cruzdb's, 96 KiB.
 	MinLogBytes int64
 	// Serial is cruzdb Options.CheckpointSerial. Default false.
 	Serial bool

@@ -21,10 +21,13 @@
 // group). Without NoSync (unless Options.NoZeroFill) the blocks are written
 // before groups land in them:
 // a new segment's first step is written as zeros with its header, and a
-// preparer goroutine writes zeros (and fdatasyncs them once) at least a
+// preparer goroutine writes zeros (and fdatasyncs them once) at least half a
 // step ahead of the last group, so that a group's fdatasync finds its
 // blocks written and commits no extent conversion or allocation through
 // the file system's journal (see prepare.go; zeros read as "no record").
+// Runs of groups of at least 64 KiB are not given zeros ahead (only a few
+// pages after each, for the small groups that follow): written twice they
+// would double the bytes written.
 // When a group does not fit in what is left of
 // Options.SegmentSize, the segment is sealed: its index (the offset and kind of every
 // position it holds) is written after its last record as a checksummed

@@ -67,13 +67,13 @@ func TestPrepareAhead(t *testing.T) {
 	}
 	app([]byte("first"))
 	end, ready, _ := prepIdle(t, l)
-	if ready < end+stepSize {
-		t.Fatalf("after one group: prepared up to %d, last record ends at %d: less than a step ahead", ready, end)
+	if ready < end+stepSize/2 {
+		t.Fatalf("after one group: prepared up to %d, last record ends at %d: less than half a step ahead", ready, end)
 	}
 	for i := 0; i < 60; i++ {
 		app(bytes.Repeat([]byte{byte(i)}, 10000))
 		end, ready, _ = prepIdle(t, l)
-		if ready < end+stepSize && ready < opts.SegmentSize {
+		if ready < end+stepSize/2 && ready < opts.SegmentSize {
 			t.Fatalf("group %d: prepared up to %d, last record at %d", i, ready, end)
 		}
 	}
@@ -122,8 +122,10 @@ func TestPrepareAhead(t *testing.T) {
 	if st := l.Stats(); st.Unprepared != 1 {
 		t.Fatalf("a group past the prepared bytes: Unprepared = %d, want 1", st.Unprepared)
 	}
+	// A single large group among small ones asks for zeros as a small one
+	// does (a run of large groups: TestLargeGroupZerosAhead).
 	end, ready, _ = prepIdle(t, l)
-	if ready < end+stepSize {
+	if ready < end+stepSize/2 {
 		t.Fatalf("after a large group: prepared up to %d, last record at %d", ready, end)
 	}
 	app([]byte("after the large group"))

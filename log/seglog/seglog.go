@@ -151,6 +151,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 		done:      make(chan struct{}),
 	}
 	l.prep.cond = sync.NewCond(&l.prep.mu)
+	l.prep.sinceRun = smallAfterLarge
 	if err := l.load(); err != nil {
 		for _, s := range l.segs {
 			s.f.Close()
@@ -263,15 +264,18 @@ func (l *Log) Append(ctx context.Context, data []byte) (log.Position, error) {
 	if err := groupcommit.CheckAppends(ctx, "seglog", data); err != nil {
 		return 0, err
 	}
-	r := groupcommit.NewRequest(groupcommit.Append)
+	r := groupcommit.Get(groupcommit.Append)
 	r.Data = data
 	if err := l.submitLead(r); err != nil {
+		groupcommit.Put(r)
 		return 0, fmt.Errorf("seglog: append: %w", err)
 	}
 	if err := r.Wait(ctx); err != nil {
-		return 0, fmt.Errorf("seglog: append: %w", err)
+		return 0, fmt.Errorf("seglog: append: %w", err) // withdrawn: not pooled
 	}
-	return r.Pos, r.Err
+	pos, err := r.Pos, r.Err
+	groupcommit.Put(r)
+	return pos, err
 }
 
 // AppendLazy appends data as Append does, for an entry whose durability
@@ -286,15 +290,18 @@ func (l *Log) AppendLazy(ctx context.Context, data []byte, within time.Duration)
 	if err := groupcommit.CheckAppends(ctx, "seglog", data); err != nil {
 		return 0, false, err
 	}
-	r := groupcommit.NewRequest(groupcommit.Append)
+	r := groupcommit.Get(groupcommit.Append)
 	r.Data, r.Lazy, r.Due = data, true, time.Now().Add(within)
 	if err := l.submit(r); err != nil {
+		groupcommit.Put(r)
 		return 0, false, fmt.Errorf("seglog: append: %w", err)
 	}
 	if err := r.Wait(ctx); err != nil {
-		return 0, false, fmt.Errorf("seglog: append: %w", err)
+		return 0, false, fmt.Errorf("seglog: append: %w", err) // withdrawn: not pooled
 	}
-	return r.Pos, r.Shared, r.Err
+	pos, shared, err = r.Pos, r.Shared, r.Err
+	groupcommit.Put(r)
+	return pos, shared, err
 }
 
 // AppendLazyBatch appends the entries in order, lazily as AppendLazy does
@@ -353,13 +360,16 @@ func (l *Log) AppendBatch(ctx context.Context, data [][]byte) ([]log.Position, e
 	id := l.batchIDs.Add(1)
 	rs := make([]*groupcommit.Request, len(data))
 	for i, d := range data {
-		rs[i] = groupcommit.NewRequest(groupcommit.Append)
+		rs[i] = groupcommit.Get(groupcommit.Append)
 		rs[i].Data, rs[i].Batch = d, id
 	}
 	if err := l.submitLead(rs...); err != nil {
+		for _, r := range rs {
+			groupcommit.Put(r)
+		}
 		return nil, fmt.Errorf("seglog: append: %w", err)
 	}
-	return groupcommit.WaitAll(ctx, "seglog", rs, nil)
+	return groupcommit.WaitAll(ctx, "seglog", rs, groupcommit.Put)
 }
 
 // Fill makes pos junk forever. See log.Log.
@@ -379,15 +389,18 @@ func (l *Log) do(ctx context.Context, op groupcommit.Op, pos log.Position, name 
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err)
 	}
-	r := groupcommit.NewRequest(op)
+	r := groupcommit.Get(op)
 	r.Pos = pos
 	if err := l.submit(r); err != nil {
+		groupcommit.Put(r)
 		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err)
 	}
 	if err := r.Wait(ctx); err != nil {
-		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err)
+		return fmt.Errorf("seglog: %s position %d: %w", name, pos, err) // withdrawn: not pooled
 	}
-	return r.Err
+	err := r.Err
+	groupcommit.Put(r)
+	return err
 }
 
 // submit queues rs together and wakes the committer.
