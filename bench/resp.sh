@@ -17,13 +17,15 @@
 # plus "HGET myhash element:__rand_int__" and "SISMEMBER myset
 # element:__rand_int__" (the keys HSET and SADD filled), and the same with
 # -P 1; TESTS="set get" runs only those. Targets: cruzd SET >= 0.8x (issue
-# 20; issue 6 asked 1.0x) and GET >= 0.5x redis-server with -P 16. A second
-# table shows, per cruzd test, what its writes cost the log (from INFO
-# before and after the test): afterimage and checkpoint-image bytes per
-# request, requests per commit, automatic checkpoints and the commits they
-# held back (see bench/journal/2026-12-07-resp20.md: automatic checkpoints
-# are a third of cruzd's CPU per SET here). Installs redis-tools and
-# redis-server with apt-get if they are missing.
+# 20; issue 6 asked 1.0x) and GET >= 0.75x redis-server with -P 16 (issue
+# 20: no worse than when it was filed; bench/journal/2026-12-07-get20.md
+# says where a GET's CPU goes). A second table shows, per cruzd test, what
+# its writes cost the log (from INFO before and after the test): afterimage
+# and checkpoint-image bytes per request, requests per commit, automatic
+# checkpoints and the commits they held back (see
+# bench/journal/2026-12-07-resp20.md: automatic checkpoints are a third of
+# cruzd's CPU per SET here). Installs redis-tools and redis-server with
+# apt-get if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-200000}
@@ -161,7 +163,7 @@ for P in 16 1; do
     ratio=$(awk -v c="$c" -v r="$r" 'BEGIN { if (r > 0) printf "%.2fx", c / r; else print "-" }')
     target=-
     if [ "$P" = 16 ] && { [ "$t" = SET ] || [ "$t" = GET ]; }; then
-      if [ "$t" = SET ]; then target=">= 0.8x"; else target=">= 0.5x"; fi
+      if [ "$t" = SET ]; then target=">= 0.8x"; else target=">= 0.75x"; fi
     fi
     printf '| %s | %s | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$P" \
       "$c" "$(range "${rps[cruzd,$P,$t]:-}")" "$(median "${p50[cruzd,$P,$t]:-}")" "$(median "${cpu[cruzd,$P,$t]:-}")" \

@@ -47,6 +47,10 @@ type conn struct {
 	shared atomic.Pointer[sharedInfo]
 	active time.Time // when the last batch began (CLIENT LIST's idle)
 	authed bool      // AUTH succeeded (security.go)
+	mkey   []byte    // scratch for a metadata key (loadMeta, storeMeta)
+	mval   []byte    // scratch for an encoded metadata value (storeMeta)
+
+	gm getManyScratch // scratch for runs of GETs (getmany.go)
 
 	// MULTI / WATCH state.
 	inMulti    bool
@@ -249,9 +253,18 @@ func (c *conn) runBatch(batch [][][]byte) {
 			}
 			c.runPoint(batch[i:j], specs[i:j])
 			d := time.Since(start).Seconds()
-			for _, sp := range specs[i:j] {
-				sp.calls.Inc()
-				sp.dur.Observe(d)
+			for k := i; k < j; {
+				// A pipeline's run is mostly one command: count each
+				// command's calls with one Add.
+				sp, m := specs[k], k+1
+				for m < j && specs[m] == sp {
+					m++
+				}
+				sp.calls.Add(float64(m - k))
+				for range m - k {
+					sp.dur.Observe(d)
+				}
+				k = m
 			}
 			i = j
 			continue
@@ -315,9 +328,7 @@ func (c *conn) runPoint(batch [][][]byte, specs []*cmdSpec) {
 			c.errorAll(len(batch), err)
 			return
 		}
-		for k, args := range batch {
-			specs[k].run(c, tx, args)
-		}
+		c.runReads(tx, batch, specs) // runs of GETs with one GetMany (getmany.go)
 		tx.Rollback()
 		return
 	}

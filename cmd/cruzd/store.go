@@ -109,7 +109,11 @@ func encodeMeta(m meta) []byte {
 	if m.typ != typeString {
 		n += 16
 	}
-	b := make([]byte, 0, n)
+	return appendMeta(make([]byte, 0, n), m)
+}
+
+// appendMeta appends m's encoding to b.
+func appendMeta(b []byte, m meta) []byte {
 	t := byte(m.typ)
 	if m.expireAt != 0 {
 		t |= hasExpiry
@@ -172,7 +176,13 @@ const (
 // this server's clock is absent (and queued for deletion); so is a key
 // that cannot exist (empty, or too long).
 func (c *conn) loadMeta(tx *cruzdb.Txn, key []byte) (meta, bool, error) {
-	v, err := tx.Get(metaKey(key))
+	// The key is built in the connection's scratch buffer: Txn.Get keeps
+	// no reference to it (a writable transaction copies it into its read set).
+	c.mkey = append(append(c.mkey[:0], metaPrefix), key...)
+	v, err := tx.Get(c.mkey)
+	if cap(c.mkey) > keepScratch {
+		c.mkey = nil
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, cruzdb.ErrNotFound), errors.Is(err, cruzdb.ErrEmptyKey), errors.Is(err, cruzdb.ErrKeyTooLarge):
@@ -184,7 +194,7 @@ func (c *conn) loadMeta(tx *cruzdb.Txn, key []byte) (meta, bool, error) {
 	if err != nil {
 		return meta{}, false, fmt.Errorf("key %q: %w", key, err)
 	}
-	if m.expired(c.s.now()) {
+	if m.expireAt != 0 && m.expired(c.s.now()) { // the clock is read only for a key with an expiry
 		c.s.expiredSeen(key)
 		return meta{}, false, nil
 	}
@@ -204,6 +214,25 @@ func (c *conn) loadTyped(tx *cruzdb.Txn, key []byte, t keyType) (meta, bool, err
 // storeMeta writes key's metadata.
 func storeMeta(tx *cruzdb.Txn, key []byte, m meta) error {
 	return tx.Put(metaKey(key), encodeMeta(m))
+}
+
+// keepScratch is the largest scratch buffer a connection keeps for the
+// next command (conn.mkey, conn.mval).
+const keepScratch = 4 << 10
+
+// storeMeta is storeMeta with the key and the encoding built in the
+// connection's scratch buffers: Txn.Put copies both.
+func (c *conn) storeMeta(tx *cruzdb.Txn, key []byte, m meta) error {
+	c.mkey = append(append(c.mkey[:0], metaPrefix), key...)
+	c.mval = appendMeta(c.mval[:0], m)
+	err := tx.Put(c.mkey, c.mval)
+	if cap(c.mval) > keepScratch {
+		c.mval = nil
+	}
+	if cap(c.mkey) > keepScratch {
+		c.mkey = nil
+	}
+	return err
 }
 
 // deleteKey removes key (its elements become garbage for the sweeper).

@@ -33,7 +33,7 @@ func putString(c *conn, tx *cruzdb.Txn, key, value []byte, expireAt int64) bool 
 		c.w.Err(msg)
 		return false
 	}
-	if err := storeMeta(tx, key, meta{typ: typeString, value: value, expireAt: expireAt}); err != nil {
+	if err := c.storeMeta(tx, key, meta{typ: typeString, value: value, expireAt: expireAt}); err != nil {
 		c.w.Err(writeErrText(err))
 		return false
 	}

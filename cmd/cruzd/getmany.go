@@ -1,0 +1,92 @@
+package main
+
+import (
+	"sync/atomic"
+
+	"github.com/cruzlog/cruzdb"
+)
+
+// getManyScratch is a connection's scratch for looking up a run of GETs
+// with one Txn.GetMany (runReads).
+type getManyScratch struct {
+	kbuf []byte   // the metadata keys, back to back
+	keys [][]byte // slices of kbuf
+	vals [][]byte
+}
+
+// getManyRuns counts the runs of GETs looked up with one GetMany (tests
+// check that pipelined GETs take that path).
+var getManyRuns atomic.Int64
+
+// runReads runs a read-only run of point commands in tx. Each run of two
+// or more consecutive GETs is looked up with one Txn.GetMany, whose walk of
+// the tree overlaps the keys' cache misses; a GET's reply is taken from it
+// only for a plain string without an expiry (or a missing key: null).
+// Anything else (another type: WRONGTYPE; an expiry, which reads the clock
+// and may expire the key; metadata that does not decode; a GetMany error)
+// runs the GET as the unbatched path does, so every reply is the one cmdGet
+// would give.
+func (c *conn) runReads(tx *cruzdb.Txn, batch [][][]byte, specs []*cmdSpec) {
+	for k := 0; k < len(batch); {
+		j := k
+		for j < len(batch) && specs[j].name == "get" {
+			j++
+		}
+		if j-k < 2 {
+			specs[k].run(c, tx, batch[k])
+			k++
+			continue
+		}
+		c.getRun(tx, batch[k:j], specs[k:j])
+		k = j
+	}
+}
+
+// getRun replies to a run of GETs (arity checked) with one GetMany.
+func (c *conn) getRun(tx *cruzdb.Txn, batch [][][]byte, specs []*cmdSpec) {
+	g := &c.gm
+	g.kbuf = g.kbuf[:0]
+	for _, args := range batch {
+		g.kbuf = append(append(g.kbuf, metaPrefix), args[1]...)
+	}
+	g.keys = g.keys[:0]
+	off := 0
+	for _, args := range batch {
+		n := 1 + len(args[1])
+		g.keys = append(g.keys, g.kbuf[off:off+n:off+n])
+		off += n
+	}
+	if cap(g.vals) < len(batch) {
+		g.vals = make([][]byte, len(batch))
+	}
+	vals := g.vals[:len(batch)]
+	getManyRuns.Add(1)
+	if err := tx.GetMany(g.keys, vals); err != nil {
+		// A key over the size limit (GET's reply: null), a node that cannot
+		// be read: each GET replies as it would alone.
+		for i, args := range batch {
+			specs[i].run(c, tx, args)
+		}
+	} else {
+		for i, v := range vals {
+			if v == nil {
+				c.w.Null()
+				continue
+			}
+			m, err := decodeMeta(v)
+			if err != nil || m.typ != typeString || m.expireAt != 0 {
+				specs[i].run(c, tx, batch[i])
+				continue
+			}
+			c.w.Bulk(m.value)
+		}
+	}
+	clear(vals) // the values are garbage once replied
+	clear(g.keys)
+	if cap(g.kbuf) > keepScratch {
+		g.kbuf = nil
+	}
+	if cap(g.keys) > 1024 {
+		g.keys, g.vals = nil, nil
+	}
+}

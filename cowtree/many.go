@@ -1,0 +1,110 @@
+package cowtree
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrShortOut is returned by LookupMany when out has fewer entries than keys.
+var ErrShortOut = errors.New("cowtree: result slice shorter than the keys")
+
+// manyBlock is how many keys LookupMany walks down the tree together. Each
+// pass steps every unfinished key one level; the node loads of one pass
+// do not depend on each other, so the processor overlaps their cache
+// misses. 16 paths fill the load buffers of current cores without making
+// the per-key state outgrow the registers and the first cache line or two.
+const manyBlock = 16
+
+// LookupMany is Lookup for each of keys: out[i] is keys[i]'s entry,
+// tombstones included, or nil. out must have at least len(keys) entries;
+// any number of keys may be given, duplicates and absent keys included.
+// The keys are walked down the tree a block at a time, one level of every
+// key of the block per pass, so that the cache misses of independent paths
+// overlap instead of queueing one behind the other. Nodes not in memory are
+// loaded through the tree's loader, as Lookup loads them, and count as used
+// for the cache as Lookup's do.
+//
+// On an error (a node that cannot be loaded) it returns the error, wrapped
+// with the index of the key whose path met it; out's entries are then
+// unspecified.
+func (t *Tree) LookupMany(keys [][]byte, out []*Node) error {
+	if len(out) < len(keys) {
+		return fmt.Errorf("cowtree: lookup many: %d results for %d keys: %w", len(out), len(keys), ErrShortOut)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	rn := t.rootNum()
+	root, err := resolveAt(t.root, t.ld, t.cut, rn)
+	if err != nil {
+		return fmt.Errorf("cowtree: lookup many: root: %w", err)
+	}
+	for base := 0; base < len(keys); base += manyBlock {
+		end := min(base+manyBlock, len(keys))
+		if err := t.lookupBlock(root, rn, keys[base:end], out[base:end]); err != nil {
+			var be *blockError
+			if errors.As(err, &be) {
+				return fmt.Errorf("cowtree: lookup many: key %d: %w", base+be.i, be.err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// blockError is a load error met on the path of key i of a block.
+type blockError struct {
+	i   int
+	err error
+}
+
+func (e *blockError) Error() string { return e.err.Error() }
+func (e *blockError) Unwrap() error { return e.err }
+
+// lookupBlock looks up at most manyBlock keys from root (node rn of the
+// cut's image), in lockstep.
+func (t *Tree) lookupBlock(root *Node, rn int64, keys [][]byte, out []*Node) error {
+	var (
+		kps  [manyBlock]keyPrefix
+		nums [manyBlock]int64
+		cur  [manyBlock]*Node
+		act  [manyBlock]uint8 // indices of the keys still descending
+	)
+	keys = keys[:min(len(keys), manyBlock)]
+	out = out[:len(keys)]
+	na := 0
+	for i, k := range keys {
+		out[i] = nil
+		if root == nil {
+			continue
+		}
+		kps[i], nums[i], cur[i] = prefix(k), rn, root
+		act[na] = uint8(i)
+		na++
+	}
+	for na > 0 {
+		// One pass: every active key compares with its node and steps to
+		// the child; finished keys are dropped from act in place.
+		w := 0
+		for _, i := range act[:na] {
+			n := cur[i]
+			c := n.compare(kps[i], keys[i])
+			if c == 0 {
+				out[i] = n
+				continue
+			}
+			next, num, err := t.step(n, nums[i], c < 0)
+			if err != nil {
+				return &blockError{i: int(i), err: err}
+			}
+			if next == nil {
+				continue // absent
+			}
+			cur[i], nums[i] = next, num
+			act[w] = i
+			w++
+		}
+		na = w
+	}
+	return nil
+}
