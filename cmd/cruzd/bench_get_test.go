@@ -118,14 +118,5 @@ func benchPipelinedGet(b *testing.B, addr string, conns, pipeline, keys int, val
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	cpu := processCPU(b) - cpu0
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "GETs/s")
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
-	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
+	reportPipelined(b, start, cpu0, errs, "GETs/s")
 }

@@ -111,6 +111,13 @@ func benchPipelinedSet(b *testing.B, addr string, conns, pipeline int) {
 		}()
 	}
 	wg.Wait()
+	reportPipelined(b, start, cpu0, errs, "SETs/s")
+}
+
+// reportPipelined ends a pipelined benchmark whose clients have finished:
+// it fails on the first error they sent and reports the requests per second
+// (as unit), the process's CPU µs per request and the cores used.
+func reportPipelined(b *testing.B, start time.Time, cpu0 time.Duration, errs chan error, unit string) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	close(errs)
@@ -118,7 +125,7 @@ func benchPipelinedSet(b *testing.B, addr string, conns, pipeline int) {
 		b.Fatal(err)
 	}
 	cpu := processCPU(b) - cpu0
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "SETs/s")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit)
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
 }
