@@ -37,9 +37,15 @@ func TestAppenderLeadsAlone(t *testing.T) {
 			want = append(want, bs...)
 		}
 	}
+	// Every group but the first is led when the machine is idle. Under load
+	// (CI runs the packages side by side) the committer, once woken for a
+	// group it had to commit, may still hold commitMu in its next look at
+	// the queue when the appender comes back, and then commits a few groups
+	// itself (42 of 55 were led once in a loaded CI run). Without leading,
+	// none is.
 	st := l.Stats()
-	if st.Led < 50 || st.Groups != 55 {
-		t.Fatalf("one appender: %d groups, %d led; want 55 groups, all but the first led", st.Groups, st.Led)
+	if st.Led < 28 || st.Groups != 55 {
+		t.Fatalf("one appender: %d groups, %d led; want 55 groups, most led", st.Groups, st.Led)
 	}
 
 	// Several appenders, with fdatasync (without it a group can be
