@@ -46,22 +46,29 @@ func (l *appendLog) Append(ctx context.Context, data []byte) (log.Position, erro
 // the one before).
 func TestAutomaticCheckpointOnlyWhenDue(t *testing.T) {
 	const minLog = 32 << 10
+	h, st := runTriggerWorkload(t, minLog, 4, 600, 1500)
+	t.Logf("%d cuts (%d follow-ups), %d automatic checkpoints, %d bytes of log but images", h.cuts, h.followUps, st.AutoCheckpoints, h.grown)
+	if h.cuts < 5 {
+		t.Fatalf("%d cuts: the test needs several automatic checkpoints", h.cuts)
+	}
+}
+
+// runTriggerWorkload runs writers x each puts of 100-byte values over keys
+// keys with automatic checkpoints triggered by minLog bytes of new log, and
+// returns the log's checkpoint history and the DB's stats.
+func runTriggerWorkload(t *testing.T, minLog int64, writers, each, keys int) (triggerHistory, Stats) {
+	t.Helper()
 	l := &appendLog{Log: memlog.New(nil), entries: map[log.Position][]byte{}}
 	db, err := Open("", &Options{Log: l, CheckpointMinLogBytes: minLog})
 	if err != nil {
 		t.Fatal(err)
 	}
-	val := bytes.Repeat([]byte("v"), 100)
-	putConcurrently(t, db, 4, 600, 1500, val)
+	putConcurrently(t, db, writers, each, keys, bytes.Repeat([]byte("v"), 100))
 	st := db.Stats()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	h := scanTriggerHistory(t, l, minLog)
-	t.Logf("%d cuts (%d follow-ups), %d automatic checkpoints, %d bytes of log but images", h.cuts, h.followUps, st.AutoCheckpoints, h.grown)
-	if h.cuts < 5 {
-		t.Fatalf("%d cuts: the test needs several automatic checkpoints", h.cuts)
-	}
+	return scanTriggerHistory(t, l, minLog), st
 }
 
 // TestAutomaticCheckpointCount counts the automatic checkpoints of a fixed
@@ -75,18 +82,7 @@ func TestAutomaticCheckpointOnlyWhenDue(t *testing.T) {
 // nor followed one that did.
 func TestAutomaticCheckpointCount(t *testing.T) {
 	const minLog = 32 << 10
-	l := &appendLog{Log: memlog.New(nil), entries: map[log.Position][]byte{}}
-	db, err := Open("", &Options{Log: l, CheckpointMinLogBytes: minLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	val := bytes.Repeat([]byte("v"), 100)
-	putConcurrently(t, db, 2, 500, 50, val)
-	st := db.Stats()
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	h := scanTriggerHistory(t, l, minLog)
+	h, st := runTriggerWorkload(t, minLog, 2, 500, 50)
 	most := uint64(h.grown/minLog) + 1
 	due := uint64(h.cuts - h.followUps)
 	t.Logf("%d automatic checkpoints (%d cuts, %d of them follow-ups) for %d bytes of log but images; the largest image %d bytes; at most %d due", st.AutoCheckpoints, h.cuts, h.followUps, h.grown, h.largestImage, most)
