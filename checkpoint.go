@@ -419,10 +419,27 @@ func (db *DB) followUp() bool {
 }
 
 // autoLimit is the log growth since the newest cut (images left out) that
-// triggers an automatic checkpoint.
+// triggers an automatic checkpoint: CheckpointLogRatio times the newest
+// image, at most smallImageRatio times while that image is smaller than
+// CheckpointMinLogBytes, and at least CheckpointMinLogBytes.
 func (db *DB) autoLimit() int64 {
-	return max(db.opts.CheckpointMinLogBytes, int64(db.opts.CheckpointLogRatio*float64(db.ck.lastImage.Load())))
+	img := db.ck.lastImage.Load()
+	r := db.opts.CheckpointLogRatio
+	if img < db.opts.CheckpointMinLogBytes {
+		r = min(r, smallImageRatio)
+	}
+	return max(db.opts.CheckpointMinLogBytes, int64(r*float64(img)))
 }
+
+// smallImageRatio caps the trigger's ratio for a small database (its
+// newest image smaller than CheckpointMinLogBytes). There the bound that
+// matters is the data directory against the live data, which fixed costs
+// (the image, a segment's first step) dominate: cruzd's 1,000-key benchmark
+// (checkpoint-resp, images of ~50 KB) read 20.3x live data at ratio 3 where
+// issue 19 allows 16x (bench/journal/2026-12-07-image21.md). For larger
+// images the ratio (default 3) sets the image bytes written per commit
+// byte.
+const smallImageRatio = 2
 
 // imageBudget is flusher.Options.ImageBudget: the share of the room
 // checkpointRoom gives the log while a checkpoint is under way that it has

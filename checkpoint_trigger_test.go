@@ -243,7 +243,7 @@ func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory
 // once they pass CheckpointMinLogBytes (or CheckpointLogRatio times the
 // newest image).
 func TestTriggerLeavesImagesOut(t *testing.T) {
-	o, err := (&Options{CheckpointMinLogBytes: 10_000}).withDefaults()
+	o, err := (&Options{CheckpointMinLogBytes: 10_000, CheckpointLogRatio: 2}).withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,5 +294,38 @@ func TestTriggerLeavesImagesOut(t *testing.T) {
 	}
 	if !woken() || !db.autoDue() {
 		t.Fatalf("41,000 bytes of commits past a trigger of %d did not wake the loop", db.autoLimit())
+	}
+}
+
+// TestAutoLimitSmallImages: the trigger is CheckpointLogRatio times the
+// newest image, but at most smallImageRatio times while that image is
+// smaller than CheckpointMinLogBytes, and never below the minimum.
+func TestAutoLimitSmallImages(t *testing.T) {
+	for _, c := range []struct {
+		ratio        float64
+		image, limit int64
+	}{
+		{ratio: 3, image: 10_000, limit: 100_000},  // the minimum
+		{ratio: 3, image: 60_000, limit: 120_000},  // small: 2x, not 3x
+		{ratio: 3, image: 99_999, limit: 199_998},  // small: 2x
+		{ratio: 3, image: 100_000, limit: 300_000}, // not small: 3x
+		{ratio: 3, image: 1_000_000, limit: 3_000_000},
+		{ratio: 1, image: 60_000, limit: 100_000}, // a lower ratio is kept
+		{ratio: 1.5, image: 90_000, limit: 135_000},
+		{ratio: 2, image: 1_000_000, limit: 2_000_000},
+	} {
+		o, err := (&Options{CheckpointMinLogBytes: 100_000, CheckpointLogRatio: c.ratio}).withDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := &DB{opts: o}
+		db.ck.init()
+		db.ck.lastImage.Store(c.image)
+		if got := db.autoLimit(); got != c.limit {
+			t.Errorf("ratio %v, image %d: autoLimit %d, want %d", c.ratio, c.image, got, c.limit)
+		}
+	}
+	if d := DefaultOptions(); d.CheckpointLogRatio != 3 || smallImageRatio != 2 {
+		t.Fatalf("default ratio %v, small-image ratio %v: the figures of bench/journal/2026-12-07-image21.md were measured at 3 and 2", d.CheckpointLogRatio, smallImageRatio)
 	}
 }

@@ -94,8 +94,11 @@ type Options struct {
 	// after it) stays within about 1+ratio times the image, and about as
 	// many image bytes are written as 1/ratio of the other log bytes;
 	// commits wait if it grows past about 1+3*ratio times (the background
-	// work fell behind). Default 2; negative turns automatic checkpoints
-	// (and that wait) off. Never time-based.
+	// work fell behind). While the newest image is smaller than
+	// CheckpointMinLogBytes (a small database) the ratio used is at most 2,
+	// which keeps such a database's data directory within ~16x its data.
+	// Default 3; negative turns automatic checkpoints (and that wait) off.
+	// Never time-based.
 	CheckpointLogRatio float64
 
 	// CheckpointMinLogBytes is the least log growth (images left out) that
@@ -142,7 +145,7 @@ func DefaultOptions() Options {
 		TakeoverDelay:     flusher.DefaultTakeoverDelay,
 		CloseFlushTimeout: 30 * time.Second,
 
-		CheckpointLogRatio:    2,
+		CheckpointLogRatio:    3,
 		CheckpointMinLogBytes: 96 << 10,
 		CheckpointDuty:        flusher.DefaultImageDuty,
 	}
