@@ -168,7 +168,8 @@ type triggerHistory struct {
 // trigger counts it (every entry since the previous cut but checkpoint
 // chunks and markers) and reports every cut after the first that came at
 // or below the trigger in force (CheckpointLogRatio times the newest
-// confirmed image, and minLog) unless it is a follow-up (DB.followUp): the
+// confirmed image, at most smallImageRatio times while it is smaller than
+// minLog, and minLog) unless it is a follow-up (DB.followUp): the
 // cut before it was due, its image (confirmed before this cut) is smaller
 // than minLog, and entries other than images came between.
 func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory {
@@ -199,7 +200,11 @@ func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory
 		}
 		switch kind {
 		case entry.CheckpointCut:
-			limit := max(minLog, int64(ratio*float64(lastImage)))
+			r := ratio
+			if lastImage < minLog {
+				r = min(r, smallImageRatio) // a small database's cap (autoLimit)
+			}
+			limit := max(minLog, int64(r*float64(lastImage)))
 			due := h.cuts == 0 || grown > limit
 			if !due {
 				if prevDue && prevConfirmed && grown > 0 && lastImage < minLog {
