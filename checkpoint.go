@@ -133,17 +133,9 @@ func (db *DB) startCheckpoints() {
 				if !db.autoDue() {
 					continue // not grown past the trigger, or one is under way (its end re-arms it)
 				}
-				for run := 0; run < 2; run++ {
-					db.ck.autoRuns.Add(1)
-					if _, err := db.checkpoint(db.ck.ctx); err != nil {
-						if db.ck.ctx.Err() == nil {
-							db.opts.Logger.Warn("automatic checkpoint failed", "err", err)
-						}
-						break
-					}
-					if !db.followUp() {
-						break
-					}
+				db.ck.autoRuns.Add(1)
+				if _, err := db.checkpoint(db.ck.ctx); err != nil && db.ck.ctx.Err() == nil {
+					db.opts.Logger.Warn("automatic checkpoint failed", "err", err)
 				}
 			}
 		}
@@ -398,24 +390,6 @@ func (db *DB) autoDue() bool {
 	own := len(db.ck.own)
 	db.ck.mu.Unlock()
 	return own == 0 && db.ck.sinceCut.Load() > limit
-}
-
-// followUp reports whether an automatic checkpoint just done is followed
-// by another at once: when its image is smaller than CheckpointMinLogBytes
-// (a small database) and commits landed while it was made. With writes
-// going on, the log then holds about one image when they stop, whatever
-// the phase of the trigger they stop at (the second image is made with
-// few or none of them); without it a small database at rest keeps up to
-// its image, CheckpointMinLogBytes and the commits made during the
-// checkpoint, which on cruzd's 1,000-key benchmark (checkpoint-resp) put
-// the data directory above 16x its live data in a quarter of the samples
-// (bench/journal/2026-12-07-image20.md). It costs an image of less than
-// CheckpointMinLogBytes per trigger, only where images are that small; a
-// larger database's checkpoints start only when the trigger is due
-// (TestFollowUp, TestAutomaticCheckpointCount).
-func (db *DB) followUp() bool {
-	return db.ck.pending.Load() == 0 && db.ck.grownCut.Load() > 0 &&
-		db.ck.lastImage.Load() < db.opts.CheckpointMinLogBytes
 }
 
 // autoLimit is the log growth since the newest cut (images left out) that

@@ -102,12 +102,9 @@ type Options struct {
 	CheckpointLogRatio float64
 
 	// CheckpointMinLogBytes is the least log growth (images left out) that
-	// triggers an automatic checkpoint; and while the newest image is
-	// smaller than this (a small database), an automatic checkpoint during
-	// which commits landed is followed by another at once, so that the log
-	// holds about one image when writes stop. Default 96 KiB (the data
-	// directory of cruzd's 1,000-key benchmark then stays within ~16x its
-	// data, files included).
+	// triggers an automatic checkpoint. Default 96 KiB (the data directory
+	// of cruzd's 1,000-key benchmark then stays within ~16x its data, files
+	// included: bench/journal/2026-12-07-image21.md).
 	CheckpointMinLogBytes int64
 
 	// CheckpointDuty is the share of the time the writer of a checkpoint's
