@@ -357,7 +357,7 @@ func (t *Tree) findInMemory(n *Node) (ref *Ref, parent *Node, found bool) {
 	if t.root == nil {
 		return nil, nil, false
 	}
-	kp, key := n.kp, n.Key()
+	kp, key := n.keyPrefix(), n.Key()
 	ref = t.root
 	for {
 		m := ref.Node()
