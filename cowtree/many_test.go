@@ -321,39 +321,63 @@ func metaTree(b *testing.B, r *rand.Rand) (Tree, func(i int) []byte) {
 }
 
 // BenchmarkLookupMany looks up random keys of metaTree one at a time with
-// Lookup, and 16 per call with LookupMany; cpu-ns/key is the process's CPU
+// Lookup, and 16 per call with LookupMany, on the tree as written and
+// (cut/) after a checkpoint cut and 16 more deltas of 256 writes, as
+// cruzd's tree is between checkpoints; cpu-ns/key is the process's CPU
 // time per key (the machine is shared).
 func BenchmarkLookupMany(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
-	tr, key := metaTree(b, r)
+	plain, key := metaTree(b, r)
 	keys := make([][]byte, 4096)
 	for i := range keys {
 		keys[i] = key(r.IntN(1 << 18))
 	}
-	b.Run("Lookup", func(b *testing.B) {
-		c0 := cpuNanos()
-		i := 0
-		for range b.N {
-			if _, err := tr.Lookup(keys[i%len(keys)]); err != nil {
+	cut, err := plain.Cut(1 << 20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	val := make([]byte, 100)
+	for pos := uint64(1<<20 + 1); pos <= 1<<20+16; pos++ {
+		d := cut.Begin(pos)
+		for range 256 {
+			if err := d.Put(key(r.IntN(1<<18)), val); err != nil {
 				b.Fatal(err)
 			}
-			i++
 		}
-		b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/key")
-	})
-	b.Run("LookupMany16", func(b *testing.B) {
-		var out [16]*Node
-		c0 := cpuNanos()
-		i := 0
-		for n := 0; n < b.N; n += 16 {
-			j := i % len(keys)
-			if err := tr.LookupMany(keys[j:j+16], out[:]); err != nil {
-				b.Fatal(err)
+		if cut, _, err = d.Finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, v := range []struct {
+		name string
+		tr   Tree
+	}{{"", plain}, {"cut/", cut}} {
+		tr := v.tr
+		b.Run(v.name+"Lookup", func(b *testing.B) {
+			c0 := cpuNanos()
+			i := 0
+			for range b.N {
+				if _, err := tr.Lookup(keys[i%len(keys)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
 			}
-			i += 16
-		}
-		b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/key")
-	})
+			b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/key")
+		})
+		b.Run(v.name+"LookupMany16", func(b *testing.B) {
+			var out [16]*Node
+			c0 := cpuNanos()
+			i := 0
+			for n := 0; n < b.N; n += 16 {
+				j := i % len(keys)
+				if err := tr.LookupMany(keys[j:j+16], out[:]); err != nil {
+					b.Fatal(err)
+				}
+				i += 16
+			}
+			b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/key")
+		})
+	}
 }
 
 // BenchmarkApplyMetaKeys writes deltas of 16 random keys of metaTree's
