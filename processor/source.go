@@ -173,8 +173,8 @@ func (s *source) readInline() ([]item, bool) {
 			}
 			return nil, false
 		}
-		if uint64(tail) <= s.next {
-			continue // applied meanwhile by a committing goroutine
+		if len(s.held) > 0 || uint64(tail) <= s.next {
+			continue // a committing goroutine applied, or left an entry
 		}
 		if uint64(tail)-s.next > catchUpBacklog {
 			s.caught = caughtUp{}
