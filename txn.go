@@ -511,7 +511,7 @@ func (tx *Txn) Commit() error {
 	// Decide on this goroutine if nobody else is applying: the decision is
 	// then in w.ch without a wake-up of the processor and one of this
 	// goroutine (processor.Runner.ApplyLocal).
-	if !db.runner.ApplyLocal(uint64(pos), data) {
+	if !db.runner.ApplyLocal(tx.ctx, uint64(pos), data) {
 		db.runner.Notify()
 	}
 	for {

@@ -17,12 +17,12 @@ import "context"
 // calling goroutine, if the apply role is free (no waiting for it), and
 // reports whether every position up to pos has been applied when it
 // returns; OnEvent is then called on the calling goroutine for the
-// positions it applied. pos must be below the log's tail (the caller's own
+// positions it applied. Its reads of the log end with ctx (then false). pos must be below the log's tail (the caller's own
 // append returned it). data, if not nil, is the entry at pos as appended,
 // used instead of reading it back. It does not wait on holes, does not
 // re-bootstrap and does not start catch-up readers: such work, and any
 // entry it cannot apply, is left to the applying goroutine (false).
-func (r *Runner) ApplyLocal(pos uint64, data []byte) bool {
+func (r *Runner) ApplyLocal(ctx context.Context, pos uint64, data []byte) bool {
 	defer r.EndLocal()
 	if r.applied.Load() >= pos {
 		return true
@@ -30,7 +30,7 @@ func (r *Runner) ApplyLocal(pos uint64, data []byte) bool {
 	if !r.mu.TryLock() {
 		return false
 	}
-	done := r.applyLocalLocked(pos, data)
+	done := r.applyLocalLocked(ctx, pos, data)
 	r.mu.Unlock()
 	return done
 }
@@ -57,10 +57,18 @@ func (r *Runner) EndLocal() {
 	}
 }
 
-func (r *Runner) applyLocalLocked(pos uint64, data []byte) bool {
+func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte) bool {
 	s := r.src
-	if r.stopped || s == nil || s.ctx.Err() != nil || s.in != nil || len(s.held) > 0 {
+	if r.stopped || s == nil || s.ctx.Err() != nil || s.in != nil || len(s.held) > 0 || ctx.Err() != nil {
 		return false
+	}
+	// Reads end with the runner (Stop) or with the committer's context.
+	readCtx := s.ctx
+	if ctx.Done() != nil {
+		var cancel context.CancelFunc
+		readCtx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(s.ctx, cancel)()
 	}
 	noWait := func() bool { return false }
 	for s.next <= pos {
@@ -70,7 +78,7 @@ func (r *Runner) applyLocalLocked(pos uint64, data []byte) bool {
 			r.decode(&it, data)
 		} else {
 			var ok bool
-			if it, ok = r.fetch(s.ctx, s.next, noWait); !ok {
+			if it, ok = r.fetch(readCtx, s.next, noWait); !ok {
 				return false // a hole, or a read to retry: the applier's
 			}
 		}

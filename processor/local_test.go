@@ -29,7 +29,7 @@ func localCommit(t *testing.T, r *processor.Runner, l log.Log, in *intention.Int
 		t.Error(err)
 		return 0, false
 	}
-	return p, r.ApplyLocal(uint64(p), data)
+	return p, r.ApplyLocal(context.Background(), uint64(p), data)
 }
 
 // TestApplyLocalDecidesOnCaller: on a TailWaiter log, a committer's
@@ -139,7 +139,7 @@ func TestApplyLocalLeavesFailuresToTheApplier(t *testing.T) {
 	pb := appendData(t, w, bad)
 	good := entry.AppendIntention(nil, &intention.Intention{Snapshot: 1, Ops: []intention.Op{put("c", "1")}})
 	pg := appendData(t, w, good)
-	if r.ApplyLocal(uint64(pg), good) {
+	if r.ApplyLocal(context.Background(), uint64(pg), good) {
 		t.Fatalf("ApplyLocal applied %d past the corrupt entry at %d", pg, pb)
 	}
 	waitDone(t, r)

@@ -15,7 +15,9 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 )
 
-// Event reports one log position, in log order, on the processor goroutine.
+// Event reports one log position, in log order, on the processor goroutine
+// (or on a committing goroutine that holds the apply role: ApplyLocal; one
+// at a time either way).
 type Event struct {
 	Pos uint64
 	// Type of the entry; 0 for junk (a filled position).
@@ -52,7 +54,9 @@ type Config struct {
 	// Required. The Runner owns it from Start on.
 	State *State
 	// OnEvent is called for every position, in log order, on the processor
-	// goroutine. It must not block for long: replay waits for it. Required.
+	// goroutine or, for the positions a committer applies itself, on the
+	// goroutine calling ApplyLocal; never two at once. It must not block for
+	// long: replay waits for it. Required.
 	OnEvent func(Event)
 	// HoleTimeout is how long a position below the tail may stay unwritten
 	// before the runner fills it, so a dead writer cannot stall every node.
