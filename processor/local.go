@@ -1,27 +1,35 @@
 package processor
 
-import "context"
+import (
+	"context"
+
+	"github.com/cruzlog/cruzdb/log"
+)
 
 // The apply role and the committing goroutine.
 //
-// After its group commit, a committing client would otherwise wait for two
-// goroutine wake-ups before it has its decision: the group commit wakes the
-// applying goroutine (waiting on the tail), which reads, applies and wakes
+// After its group commit, a committing client used to wait for two
+// goroutine wake-ups before it had its decision: the group commit woke the
+// applying goroutine (waiting on the tail), which read, applied and woke
 // the client. ApplyLocal lets the client apply its own intention (and
 // whatever precedes it) on its own goroutine when nobody else is applying,
 // so that its decision is ready when the call returns. Applies stay in log
-// order, one at a time: whoever applies holds r.mu, and reads from the
-// source's next position on, exactly as the applying goroutine would.
+// order, one at a time: whoever applies holds r.mu (the apply role) and
+// reads from the source's next position on, exactly as the applying
+// goroutine would; only which goroutine runs the deterministic core
+// changes, never what it decides.
 
 // ApplyLocal applies the log's entries up to and including pos on the
 // calling goroutine, if the apply role is free (no waiting for it), and
 // reports whether every position up to pos has been applied when it
 // returns; OnEvent is then called on the calling goroutine for the
-// positions it applied. Its reads of the log end with ctx (then false). pos must be below the log's tail (the caller's own
-// append returned it). data, if not nil, is the entry at pos as appended,
-// used instead of reading it back. It does not wait on holes, does not
-// re-bootstrap and does not start catch-up readers: such work, and any
-// entry it cannot apply, is left to the applying goroutine (false).
+// positions it applied. pos must be below the log's tail (the caller's own
+// append returned it), and the call ends a commit begun with BeginLocal.
+// data, if not nil, is the entry at pos as appended, used instead of
+// reading it back. Reads of the entries below pos end with ctx (then
+// false). It does not wait on holes, re-bootstrap or start catch-up
+// readers: such work, and any entry it cannot apply, is left to the
+// applying goroutine (false).
 func (r *Runner) ApplyLocal(ctx context.Context, pos uint64, data []byte) bool {
 	defer r.EndLocal()
 	if r.applied.Load() >= pos {
@@ -37,22 +45,68 @@ func (r *Runner) ApplyLocal(ctx context.Context, pos uint64, data []byte) bool {
 
 // BeginLocal says that a committing goroutine is about to append an
 // intention and then call ApplyLocal (or EndLocal if its append fails).
-// While any such commit is under way, the applying goroutine, once it has
-// applied everything, waits for the committers instead of for the tail
-// (their own group commits would otherwise wake it to race them for the
-// apply role): the last to end wakes it, and so does any that could not
-// apply.
+// While any such commit is under way, the applying goroutine, woken by a
+// group commit, leaves the entries it saw to the committers (their own
+// group commits would otherwise have it race them for the apply role) and
+// waits for the tail to move further; a committer that ends with some of
+// them not applied (it found the role taken, or its append failed) wakes it
+// (leaveToCommitters).
 func (r *Runner) BeginLocal() { r.inflight.Add(1) }
 
 // EndLocal ends a commit begun with BeginLocal whose intention was not
 // appended. ApplyLocal ends it itself.
 func (r *Runner) EndLocal() {
 	r.inflight.Add(-1)
-	missed := r.missed.Load() && r.missed.CompareAndSwap(true, false)
-	if missed || r.parked.Load() {
-		select { // hand the apply role back
+	if r.missed.Load() && r.missed.CompareAndSwap(true, false) {
+		select { // hand the apply role back (lockApplier)
 		case r.handback <- struct{}{}:
 		default:
+		}
+	}
+	if r.applied.Load()+1 < r.seen.Load() {
+		if k := r.kick.Load(); k != nil {
+			(*k)() // the applier saw entries nobody applied
+		}
+	}
+}
+
+// leaveToCommitters is the applying goroutine's wait, without the apply
+// role, while local commits are under way, having seen the tail at tail:
+// it returns once no local commit is under way, or once one that ended
+// left some of the entries seen unapplied (it cancels the wait), with the
+// newest tail seen. An error is the context's.
+//
+// The hand-off is two-sided: the applier publishes how to wake it and what
+// it saw (kick, then seen) before it looks at inflight again; a committer
+// takes itself out of inflight before it looks at seen (then kick). So
+// either the applier finds no commit under way, or a committer still under
+// way finds what it saw and how to wake it.
+func (r *Runner) leaveToCommitters(parent context.Context, tw log.TailWaiter, tail log.Position) (log.Position, error) {
+	for {
+		ctx, cancel := context.WithCancel(parent)
+		r.kick.Store(&cancel)
+		r.seen.Store(uint64(tail))
+		if r.inflight.Load() == 0 {
+			r.kick.Store(nil)
+			cancel()
+			return tail, nil
+		}
+		r.idle.Add(1)
+		t, err := tw.WaitTail(ctx, tail)
+		r.kick.Store(nil)
+		kicked := ctx.Err() != nil
+		cancel()
+		switch {
+		case parent.Err() != nil:
+			return 0, parent.Err()
+		case kicked:
+			return tail, nil
+		case err != nil:
+			return 0, err
+		}
+		tail = t
+		if r.inflight.Load() == 0 {
+			return tail, nil
 		}
 	}
 }
@@ -98,28 +152,6 @@ func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte) 
 		}
 	}
 	return true
-}
-
-// waitLocal parks the applying goroutine while commits begun with
-// BeginLocal are under way (each wakes it as it ends); false when stopping.
-// It returns at once if none is.
-func (r *Runner) waitLocal(ctx context.Context) (waited, ok bool) {
-	r.parked.Store(true)
-	defer r.parked.Store(false)
-	select {
-	case <-r.handback: // stale: from a commit that ended before
-	default:
-	}
-	if r.inflight.Load() == 0 {
-		return false, true
-	}
-	r.idle.Add(1)
-	select {
-	case <-r.handback:
-		return true, true
-	case <-ctx.Done():
-		return true, false
-	}
 }
 
 // lockApplier takes the apply role for the applying goroutine, waiting for

@@ -121,10 +121,12 @@ type Runner struct {
 	// locals counts the intentions applied by committing goroutines
 	// (ApplyLocal), for tests and benchmarks.
 	locals atomic.Uint64
-	// inflight counts the commits between BeginLocal and their end;
-	// parked is set while the applying goroutine waits for them (local.go).
+	// inflight counts the commits between BeginLocal and their end; seen
+	// is the tail the applying goroutine left to them, and kick ends its
+	// wait (leaveToCommitters, local.go).
 	inflight atomic.Int64
-	parked   atomic.Bool
+	seen     atomic.Uint64
+	kick     atomic.Pointer[context.CancelFunc]
 	handback chan struct{} // wakes the applying goroutine for the apply role
 }
 

@@ -103,32 +103,17 @@ func (s *source) batch() (batch []item, ok bool) {
 // stopping. The caller does not hold r.mu.
 func (s *source) waitTail(next uint64) (tail log.Position, err error, ok bool) {
 	r := s.r
-	waited := false
-	for {
-		if s.tw != nil {
-			if !waited {
-				// Local commits under way apply their own intentions
-				// (ApplyLocal): wait for them rather than race them.
-				if waited, ok = r.waitLocal(s.ctx); !ok {
-					return 0, nil, false
-				}
-				if waited && r.applied.Load() >= next {
-					return 0, nil, true // applied meanwhile: next is stale
-				}
-			}
-			tail, err = s.tw.WaitTail(s.ctx, log.Position(next))
-			if err == nil && uint64(tail) > next && !waited && r.inflight.Load() > 0 {
-				// Woken by a local commit's group: it applies itself.
-				continue
-			}
-		} else {
-			tail, err = s.r.cfg.Log.Tail(s.ctx)
+	if s.tw != nil {
+		tail, err = s.tw.WaitTail(s.ctx, log.Position(next))
+		if err == nil && r.inflight.Load() > 0 {
+			tail, err = r.leaveToCommitters(s.ctx, s.tw, tail)
 		}
+		return tail, err, true
+	}
+	for {
+		tail, err = r.cfg.Log.Tail(s.ctx)
 		if err != nil || uint64(tail) > next {
 			return tail, err, true
-		}
-		if next < s.r.applied.Load()+1 {
-			return tail, nil, true // a committing goroutine applied past next
 		}
 		if !s.wait() {
 			return 0, nil, false
