@@ -29,11 +29,15 @@ import (
 // reading it back. Reads of the entries below pos end with ctx (then
 // false). It does not wait on holes, re-bootstrap or start catch-up
 // readers: such work, and any entry it cannot apply, is left to the
-// applying goroutine (false).
+// applying goroutine (false). On a log that is not a log.TailWaiter it
+// applies nothing (false): see Runner.tw.
 func (r *Runner) ApplyLocal(ctx context.Context, pos uint64, data []byte) bool {
 	defer r.EndLocal()
 	if r.applied.Load() >= pos {
 		return true
+	}
+	if r.tw == nil {
+		return false // see Runner.tw
 	}
 	if !r.mu.TryLock() {
 		return false

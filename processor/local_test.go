@@ -180,3 +180,24 @@ func TestCatchUpEndsOnTailWaiter(t *testing.T) {
 		t.Fatal("no commit at the tail was applied by its committer after the catch-up")
 	}
 }
+
+// TestApplyLocalOnlyOnTailWaiter: on a polled log (not a log.TailWaiter)
+// ApplyLocal applies nothing; the applying goroutine decides, as before.
+func TestApplyLocalOnlyOnTailWaiter(t *testing.T) {
+	l := newLog(t, nil)
+	c := newCollector()
+	r := start(t, processor.Config{Log: l, State: processor.NewState(runnerHeader, cowtree.New(nil), 0), OnEvent: c.on})
+	for i := range 5 {
+		p, ok := localCommit(t, r, l, &intention.Intention{Snapshot: uint64(i), Ops: []intention.Op{put("a", "1")}})
+		if ok && r.Applied() < uint64(p) {
+			t.Fatalf("ApplyLocal(%d) reported true before the position was applied", p)
+		}
+		r.Notify()
+		if ev := c.next(t); ev.Pos != uint64(p) || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
+			t.Fatalf("event %+v, want position %d committed", ev, p)
+		}
+	}
+	if n := r.LocalApplies(); n != 0 {
+		t.Fatalf("%d intentions applied by their committers on a polled log", n)
+	}
+}
