@@ -101,7 +101,9 @@ type Runner struct {
 
 	rebootstraps atomic.Uint64
 	// idle counts the waits the reader began for a wake-up (Notify or the
-	// poll), so that a test can tell it is asleep; nothing reads it.
+	// poll), and those of the applier for local commits under way
+	// (leaveToCommitters), so that a test can tell it is asleep; nothing
+	// reads it.
 	idle atomic.Uint64
 	// catchUps counts the catch-up readers started (source.go), for tests.
 	catchUps atomic.Uint64
