@@ -357,7 +357,9 @@ func readOrWriteHeader(ctx context.Context, l log.Log, o Options) (*entry.Header
 	}
 }
 
-// onEvent runs on the processor goroutine for every replayed position.
+// onEvent runs on the processor goroutine for every replayed position (or
+// on a committing goroutine that applies its own intention: Txn.Commit,
+// processor.Runner.ApplyLocal), one position at a time, in log order.
 func (db *DB) onEvent(ev processor.Event) {
 	db.countReplayed(ev)
 	if d := ev.Decision; d != nil {

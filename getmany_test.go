@@ -28,6 +28,8 @@ func TestGetManyMatchesGet(t *testing.T) {
 		return fmt.Appendf(nil, "v%d", r.Uint32())
 	}
 	var found, pendingHits, compared int
+	var abuf []byte // GetManyAppend's buffer, reused
+	head := []byte("head")
 	for round := range 30 {
 		err := db.Update(ctx, func(tx *Txn) error {
 			for range 1 + r.IntN(20) {
@@ -98,6 +100,24 @@ func TestGetManyMatchesGet(t *testing.T) {
 			if err := many.GetMany(keys, vals); err != nil {
 				t.Fatal(err)
 			}
+			// GetManyAppend gives the same values, in the buffer of
+			// earlier rounds, after bytes of it that must stay.
+			avals := make([][]byte, len(keys))
+			for i := range avals {
+				avals[i] = []byte("stale")
+			}
+			abuf, err = many.GetManyAppend(append(abuf[:0], head...), keys, avals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(abuf, head) {
+				t.Fatalf("round %d: GetManyAppend changed the buffer's first bytes: %q", round, abuf[:len(head)])
+			}
+			for i := range keys {
+				if (avals[i] == nil) != (vals[i] == nil) || !bytes.Equal(avals[i], vals[i]) {
+					t.Fatalf("round %d key %q: GetManyAppend %q (nil %t), GetMany %q (nil %t)", round, keys[i], avals[i], avals[i] == nil, vals[i], vals[i] == nil)
+				}
+			}
 			for i, k := range keys {
 				want, err := one.Get(k)
 				switch {
@@ -150,6 +170,48 @@ func TestGetManyValuesAreCopies(t *testing.T) {
 	}
 	if v, _ := get(t, db, "a"); v != "aaaa" {
 		t.Fatalf("database value changed: %q", v)
+	}
+}
+
+// TestGetManyAppendReuse: values appended to a buffer big enough cost no
+// allocation; each value is capped, so appending to one leaves the next
+// alone; a present empty value is non-nil, a missing key nil.
+func TestGetManyAppendReuse(t *testing.T) {
+	db := openMem(t, nil)
+	put(t, db, "a", "aaaa")
+	put(t, db, "b", "bbbb")
+	put(t, db, "e", "")
+	tx, _ := db.Begin(context.Background(), false)
+	defer tx.Rollback()
+	keys := [][]byte{[]byte("a"), []byte("b"), []byte("e"), []byte("x"), []byte("a")}
+	vals := make([][]byte, len(keys))
+	buf := make([]byte, 0, 64)
+	allocs := testing.AllocsPerRun(20, func() {
+		var err error
+		if buf, err = tx.GetManyAppend(buf[:0], keys, vals); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("GetManyAppend into a buffer with room: %v allocations a call", allocs)
+	}
+	if string(buf) != "aaaabbbbaaaa" {
+		t.Fatalf("buffer %q", buf)
+	}
+	if string(vals[0]) != "aaaa" || string(vals[1]) != "bbbb" || vals[2] == nil || len(vals[2]) != 0 || vals[3] != nil || string(vals[4]) != "aaaa" {
+		t.Fatalf("values %q (empty value nil: %t)", vals, vals[2] == nil)
+	}
+	vals[0] = append(vals[0], "XX"...)
+	if string(vals[1]) != "bbbb" {
+		t.Fatalf("appending to a value changed the next: %q", vals[1])
+	}
+	// A buffer too small grows; what it held is kept.
+	out, err := tx.GetManyAppend([]byte("kept"), keys, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "keptaaaabbbbaaaa" || string(vals[4]) != "aaaa" {
+		t.Fatalf("grown buffer %q, values %q", out, vals)
 	}
 }
 

@@ -493,8 +493,10 @@ func (tx *Txn) Commit() error {
 	db.waiters[in.Token] = w
 	db.mu.Unlock()
 
+	db.runner.BeginLocal()
 	pos, err := db.lane.AppendIntention(tx.ctx, data)
 	if err != nil {
+		db.runner.EndLocal()
 		db.mu.Lock()
 		delete(db.waiters, in.Token)
 		db.mu.Unlock()
@@ -506,7 +508,12 @@ func (tx *Txn) Commit() error {
 	w.pos.Store(uint64(pos))
 	db.stats.appended.Add(1)
 	tx.pos = pos
-	db.runner.Notify()
+	// Decide on this goroutine if nobody else is applying: the decision is
+	// then in w.ch without a wake-up of the processor and one of this
+	// goroutine (processor.Runner.ApplyLocal).
+	if !db.runner.ApplyLocal(tx.ctx, uint64(pos), data) {
+		db.runner.Notify()
+	}
 	for {
 		select {
 		case d, ok := <-w.ch:

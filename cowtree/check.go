@@ -12,12 +12,12 @@ var ErrInvariant = errors.New("cowtree: tree invariant broken")
 
 // Check walks the whole version t, loading what is not in memory, and
 // verifies the invariants every reader and every checkpoint image relies
-// on: keys strictly ascending in order, AVL balance, every child
-// pointer's subtree size and known height and summaries equal to its
-// subtree's, every node's summaries (MaxPos, MinTomb) its subtree's, and
-// every pointer into the cut's image, (cut, n), equal to the number the
-// descent computes for it. It is meant for tests and tools: it costs a
-// full read of the tree.
+// on: keys strictly ascending in order, every node's inline key prefix
+// its key's, AVL balance, every child pointer's subtree size and known
+// height and summaries equal to its subtree's, every node's summaries
+// (MaxPos, MinTomb) its subtree's, and every pointer into the cut's image,
+// (cut, n), equal to the number the descent computes for it. It is meant
+// for tests and tools: it costs a full read of the tree.
 func (t *Tree) Check() error {
 	c := checker{t: t}
 	num := t.rootNum()
@@ -106,6 +106,9 @@ func (c *checker) check(n *Node, num int64, path string) (summary, error) {
 	}
 	if n.tomb {
 		s.minTomb = min(s.minTomb, n.pos)
+	}
+	if n.keyPrefix() != prefix(n.Key()) {
+		return summary{}, fmt.Errorf("%w: %s: inline prefix of key %q is %x, want %x", ErrInvariant, path, n.Key(), n.keyPrefix(), prefix(n.Key()))
 	}
 	if n.height != s.height {
 		return summary{}, fmt.Errorf("%w: %s: node says height %d, has %d", ErrInvariant, path, n.height, s.height)

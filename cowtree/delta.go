@@ -250,6 +250,7 @@ func (d *Delta) own(n *Node) *Node {
 		akind:  AddrIntention,
 		apos:   d.id,
 	}
+	c.right.aux = n.right.aux // the key's bytes 16..19 (keyExt)
 	k := d.num(n)
 	d.copyChildOf(&c.left, n, k, true)
 	d.copyChildOf(&c.right, n, k, false)
@@ -258,7 +259,7 @@ func (d *Delta) own(n *Node) *Node {
 	case k >= 0:
 		c.setImageValue(k) // n is node k of the cut's tree
 	default:
-		c.left.img = n.left.img // n was made after the cut: same cut
+		c.left.aux = n.left.aux // n was made after the cut: same cut
 	}
 	return c
 }
@@ -276,7 +277,7 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 	if c == 0 {
 		m.setKV(kv, int(klen))
 		m.tomb, m.pos = tomb, d.id
-		m.left.img = 0 // a new value, written after the cut
+		m.left.aux = 0 // a new value, written after the cut
 		d.update(m)
 		return m, d.err
 	}

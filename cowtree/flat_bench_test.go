@@ -11,21 +11,21 @@ import (
 const flatFan = 16
 
 // flat is a persistent B+tree with path copying whose keys live inside the
-// node as 16-byte prefixes (keyPrefix; the benchmark's keys are 16 bytes,
+// node as 16-byte prefixes (keyHead; the benchmark's keys are 16 bytes,
 // so a prefix is the whole key): a search step reads one node's contiguous
 // key array, not one allocation per key as wide does, and a copy is one
 // allocation. Values stay out of line. BenchmarkApplyFlat measures whether
 // this layout, not the node width, is what a fast meld needs here.
 type flat struct {
 	n    int
-	keys [flatFan + 1]keyPrefix
+	keys [flatFan + 1]keyHead
 	kids [flatFan + 1]*flat  // inner only
 	vals [flatFan + 1][]byte // leaf only
 	leaf bool
 }
 
 // search returns the first index whose key is >= kp.
-func (f *flat) search(kp keyPrefix) (int, bool) {
+func (f *flat) search(kp keyHead) (int, bool) {
 	lo, hi := 0, f.n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -39,7 +39,7 @@ func (f *flat) search(kp keyPrefix) (int, bool) {
 	return lo, lo < f.n && f.keys[lo] == kp
 }
 
-func flatPut(f *flat, kp keyPrefix, value []byte) (*flat, *flat) {
+func flatPut(f *flat, kp keyHead, value []byte) (*flat, *flat) {
 	m := new(flat)
 	*m = *f
 	i, found := m.search(kp)
@@ -84,7 +84,7 @@ func flatInsert(root *flat, key, value []byte) *flat {
 	if root == nil {
 		root = &flat{leaf: true}
 	}
-	m, split := flatPut(root, prefix(key), value)
+	m, split := flatPut(root, prefix(key).keyHead, value)
 	if split == nil {
 		return m
 	}
@@ -95,7 +95,7 @@ func flatInsert(root *flat, key, value []byte) *flat {
 }
 
 func (f *flat) get(key []byte) []byte {
-	kp := prefix(key)
+	kp := prefix(key).keyHead
 	for {
 		i, found := f.search(kp)
 		if f.leaf {

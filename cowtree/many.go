@@ -41,7 +41,7 @@ func (t *Tree) LookupMany(keys [][]byte, out []*Node) error {
 	}
 	for base := 0; base < len(keys); base += manyBlock {
 		end := min(base+manyBlock, len(keys))
-		if err := t.lookupBlock(root, rn, keys[base:end], out[base:end]); err != nil {
+		if err := t.lookupBlock(root, keys[base:end], out[base:end]); err != nil {
 			var be *blockError
 			if errors.As(err, &be) {
 				return fmt.Errorf("cowtree: lookup many: key %d: %w", base+be.i, be.err)
@@ -61,14 +61,15 @@ type blockError struct {
 func (e *blockError) Error() string { return e.err.Error() }
 func (e *blockError) Unwrap() error { return e.err }
 
-// lookupBlock looks up at most manyBlock keys from root (node rn of the
-// cut's image), in lockstep.
-func (t *Tree) lookupBlock(root *Node, rn int64, keys [][]byte, out []*Node) error {
+// lookupBlock looks up at most manyBlock keys from root, in lockstep,
+// through the nodes in memory, as Lookup walks them; a key whose path meets
+// a node not in memory is finished alone with the numbered walk
+// (lookupNumbered), which loads it.
+func (t *Tree) lookupBlock(root *Node, keys [][]byte, out []*Node) error {
 	var (
-		kps  [manyBlock]keyPrefix
-		nums [manyBlock]int64
-		cur  [manyBlock]*Node
-		act  [manyBlock]uint8 // indices of the keys still descending
+		kps [manyBlock]keyPrefix
+		cur [manyBlock]*Node
+		act [manyBlock]uint8 // indices of the keys still descending
 	)
 	keys = keys[:min(len(keys), manyBlock)]
 	out = out[:len(keys)]
@@ -78,7 +79,7 @@ func (t *Tree) lookupBlock(root *Node, rn int64, keys [][]byte, out []*Node) err
 		if root == nil {
 			continue
 		}
-		kps[i], nums[i], cur[i] = prefix(k), rn, root
+		kps[i], cur[i] = prefix(k), root
 		act[na] = uint8(i)
 		na++
 	}
@@ -93,14 +94,21 @@ func (t *Tree) lookupBlock(root *Node, rn int64, keys [][]byte, out []*Node) err
 				out[i] = n
 				continue
 			}
-			next, num, err := t.step(n, nums[i], c < 0)
-			if err != nil {
-				return &blockError{i: int(i), err: err}
-			}
+			r := side(n, c < 0)
+			next := r.Node()
 			if next == nil {
-				continue // absent
+				if r.kind == AddrNone {
+					continue // absent
+				}
+				m, err := t.lookupNumbered(kps[i], keys[i])
+				if err != nil {
+					return &blockError{i: int(i), err: err}
+				}
+				out[i] = m
+				continue
 			}
-			cur[i], nums[i] = next, num
+			next.touch()
+			cur[i] = next
 			act[w] = i
 			w++
 		}

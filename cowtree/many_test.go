@@ -298,49 +298,112 @@ func FuzzLookupMany(f *testing.F) {
 	})
 }
 
-// BenchmarkLookupMany looks up random keys of a tree of 256K 17-byte keys
-// (cruzd's metadata keys of redis-benchmark's "key:%012d") one at a time
-// with Lookup, and 16 per call with LookupMany; cpu-ns/key is the
-// process's CPU time per key (the machine is shared).
-func BenchmarkLookupMany(b *testing.B) {
+// metaTree is a tree of about 256K random 17-byte keys, cruzd's metadata
+// keys of redis-benchmark's "key:%012d" ('k' + the name), written in deltas
+// of 256 with 100-byte values, and the key of number i. The keys share
+// their first 16 bytes in groups of 10: a comparison within a group is
+// decided by the 17th byte.
+func metaTree(b *testing.B, r *rand.Rand) (Tree, func(i int) []byte) {
 	const size = 1 << 18
 	key := func(i int) []byte { return fmt.Appendf(nil, "kkey:%012d", i) }
 	var tr Tree
 	val := make([]byte, 100)
-	r := rand.New(rand.NewPCG(1, 2))
 	for pos := uint64(1); pos <= size/256; pos++ {
 		d := tr.Begin(pos)
 		for range 256 {
-			d.Put(key(r.IntN(size)), val)
+			if err := d.Put(key(r.IntN(size)), val); err != nil {
+				b.Fatal(err)
+			}
 		}
 		tr, _, _ = d.Finish()
 	}
+	return tr, key
+}
+
+// BenchmarkLookupMany looks up random keys of metaTree one at a time with
+// Lookup, and 16 per call with LookupMany, on the tree as written and
+// (cut/) after a checkpoint cut and 16 more deltas of 256 writes, as
+// cruzd's tree is between checkpoints; cpu-ns/key is the process's CPU
+// time per key (the machine is shared).
+func BenchmarkLookupMany(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	plain, key := metaTree(b, r)
 	keys := make([][]byte, 4096)
 	for i := range keys {
-		keys[i] = key(r.IntN(size))
+		keys[i] = key(r.IntN(1 << 18))
 	}
-	b.Run("Lookup", func(b *testing.B) {
-		c0 := cpuNanos()
-		i := 0
-		for range b.N {
-			if _, err := tr.Lookup(keys[i%len(keys)]); err != nil {
+	cut, err := plain.Cut(1 << 20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	val := make([]byte, 100)
+	for pos := uint64(1<<20 + 1); pos <= 1<<20+16; pos++ {
+		d := cut.Begin(pos)
+		for range 256 {
+			if err := d.Put(key(r.IntN(1<<18)), val); err != nil {
 				b.Fatal(err)
 			}
-			i++
 		}
-		b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/key")
-	})
-	b.Run("LookupMany16", func(b *testing.B) {
-		var out [16]*Node
-		c0 := cpuNanos()
-		i := 0
-		for n := 0; n < b.N; n += 16 {
-			j := i % len(keys)
-			if err := tr.LookupMany(keys[j:j+16], out[:]); err != nil {
+		if cut, _, err = d.Finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, v := range []struct {
+		name string
+		tr   Tree
+	}{{"", plain}, {"cut/", cut}} {
+		tr := v.tr
+		b.Run(v.name+"Lookup", func(b *testing.B) {
+			c0 := cpuNanos()
+			i := 0
+			for range b.N {
+				if _, err := tr.Lookup(keys[i%len(keys)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/key")
+		})
+		b.Run(v.name+"LookupMany16", func(b *testing.B) {
+			var out [16]*Node
+			c0 := cpuNanos()
+			i := 0
+			for n := 0; n < b.N; n += 16 {
+				j := i % len(keys)
+				if err := tr.LookupMany(keys[j:j+16], out[:]); err != nil {
+					b.Fatal(err)
+				}
+				i += 16
+			}
+			b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/key")
+		})
+	}
+}
+
+// BenchmarkApplyMetaKeys writes deltas of 16 random keys of metaTree's
+// shape into it (overwrites and inserts, as cruzd's SETs): the processor's
+// apply cost per write, whose comparisons are those of a lookup;
+// cpu-ns/put is the process's CPU time per write.
+func BenchmarkApplyMetaKeys(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	tr, key := metaTree(b, r)
+	val := make([]byte, 100)
+	pos := uint64(1 << 20)
+	b.ReportAllocs()
+	b.ResetTimer()
+	c0 := cpuNanos()
+	for n := 0; n < b.N; n += 16 {
+		d := tr.Begin(pos)
+		for range 16 {
+			if err := d.Put(key(r.IntN(1<<19)), val); err != nil {
 				b.Fatal(err)
 			}
-			i += 16
 		}
-		b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/key")
-	})
+		var err error
+		if tr, _, err = d.Finish(); err != nil {
+			b.Fatal(err)
+		}
+		pos++
+	}
+	b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/put")
 }

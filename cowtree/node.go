@@ -51,16 +51,18 @@ const NoTombstone = math.MaxUint64
 // eviction), atomically.
 //
 // The layout is for the processor's walks: 160 bytes (a size class), with
-// the key prefix, the clock mark and the left child pointer in the first 64
-// bytes and the right child pointer at the start of the next, so a lookup
-// step reads one or two cache lines. The subtree's summaries (MaxPos,
+// the key's first 16 bytes, the clock mark and the left child pointer in
+// the first 64 bytes and the right child pointer at the start of the next,
+// with the key's bytes 16..19 (keyExt, kept in the right ref's spare word),
+// so a lookup step reads one or two cache lines, and none of the key's own
+// allocation for keys of up to 20 bytes. The subtree's summaries (MaxPos,
 // MinTomb) are not stored in the node: they follow from its own entry and
 // its child pointers' summaries (see Ref), which saves a copy of 16 bytes
 // on every node of every path a write copies.
 type Node struct {
-	kp      keyPrefix // the key's first 16 bytes: most comparisons end here
-	touched uint32    // set on access, cleared by the cache's clock hand
-	cached  uint32    // the node cache's word (see CacheWord)
+	kp      keyHead // the key's first 16 bytes (bytes 16..19: keyExt): most comparisons end here
+	touched uint32  // set on access, cleared by the cache's clock hand
+	cached  uint32  // the node cache's word (see CacheWord)
 	left    Ref
 	right   Ref
 	kv      *byte // key then value, one allocation
@@ -121,11 +123,17 @@ type Ref struct {
 	cnt  uint32
 	kind AddrKind
 	h    int8
-	// img is used in a node's left ref only, where it holds the node's
-	// own image value number (see Node.ImageValue): the ref's padding has
-	// room for it, so Node stays 160 bytes. Every other ref leaves it 0,
-	// and nothing that sets a ref changes it.
-	img uint32
+	// aux is a word of the node that holds the ref, not of the child: the
+	// ref's padding has room for it, so Node stays 160 bytes. Nothing
+	// that sets a ref changes it.
+	//   - In a node's left ref it is the node's own image value number
+	//     plus one, 0 for none (see Node.ImageValue, setImageValue).
+	//   - In a node's right ref it is bytes 16..19 of the node's key,
+	//     big-endian, zero-padded (0 for a key of at most 16 bytes): with
+	//     Node.kp, the first 20 bytes of the key inline (see keyPrefix,
+	//     Node.keyExt). setKV sets it; a copy of a node copies it.
+	//   - A ref outside a node (a Tree's root) leaves it 0.
+	aux uint32
 }
 
 // Node returns the in-memory child, or nil if it is empty or not resident.
@@ -147,7 +155,7 @@ func (r *Ref) IsNil() bool { return r.kind == AddrNone && r.Node() == nil }
 func (r *Ref) set(n *Node) {
 	r.p = unsafe.Pointer(n)
 	if n == nil {
-		*r = Ref{minTomb: NoTombstone, img: r.img}
+		*r = Ref{minTomb: NoTombstone, aux: r.aux}
 	} else {
 		r.kind, r.off, r.pos = n.akind, n.off, n.apos
 		r.learn(n)
@@ -214,18 +222,18 @@ func (n *Node) Pos() uint64 { return n.pos }
 // no cut when the node was made, or it was loaded from an afterimage that
 // recorded none.
 func (n *Node) ImageValue() (k uint32, ok bool) {
-	if n.left.img == 0 {
+	if n.left.aux == 0 {
 		return 0, false
 	}
-	return n.left.img - 1, true
+	return n.left.aux - 1, true
 }
 
 func (n *Node) setImageValue(k int64) {
 	if k < 0 || k >= math.MaxUint32 {
-		n.left.img = 0
+		n.left.aux = 0
 		return
 	}
-	n.left.img = uint32(k) + 1
+	n.left.aux = uint32(k) + 1
 }
 
 // Tombstone reports whether the entry is a delete marker.
@@ -310,7 +318,7 @@ func NewLoaded(addr Addr, f NodeFields) *Node {
 		off:    addr.Off,
 	}
 	n.setKV(joinKV(f.Key, f.Value), len(f.Key))
-	n.left.img = f.ImageValue
+	n.left.aux = f.ImageValue
 	for _, c := range [2]struct {
 		r   *Ref
 		a   Addr
@@ -338,48 +346,85 @@ func joinKV(key, value []byte) []byte {
 
 // setKV points the node at kv, whose first klen bytes are the key (keys are
 // never empty, so kv always has a first byte to point at), and sets the
-// key prefix.
+// key prefix inline: its first 16 bytes in kp, bytes 16..19 in right.aux.
 func (n *Node) setKV(kv []byte, klen int) {
 	n.kv, n.klen, n.vlen = unsafe.SliceData(kv), uint32(klen), uint32(len(kv)-klen)
-	n.kp = prefix(kv[:klen])
+	p := prefix(kv[:klen])
+	n.kp, n.right.aux = p.keyHead, p.x
 }
 
-// keyPrefix is a key's first 16 bytes as two big-endian numbers,
-// zero-padded. Comparing prefixes orders keys correctly whenever the prefixes
-// differ, and it reads only the node itself, not the key's separate
-// allocation; 16 bytes cover keys that share a namespace ("user:0000...").
-type keyPrefix struct{ hi, lo uint64 }
+// keyExt is bytes 16..19 of the node's key (see Ref.aux).
+func (n *Node) keyExt() uint32 { return n.right.aux }
 
+// keyPrefix returns the node's key prefix, read from the node alone.
+func (n *Node) keyPrefix() keyPrefix { return keyPrefix{n.kp, n.keyExt()} }
+
+// keyHead is a key's first 16 bytes as two big-endian numbers,
+// zero-padded: the part of its prefix a node keeps in its first cache line.
+type keyHead struct{ hi, lo uint64 }
+
+// keyPrefixLen is the number of a key's first bytes that keyPrefix holds.
+const keyPrefixLen = 20
+
+// keyPrefix is a key's first 20 bytes as three big-endian numbers,
+// zero-padded: bytes 0..15 in keyHead, 16..19 in x. Comparing prefixes
+// orders keys correctly whenever the prefixes differ, and a node's prefix
+// is inline (Node.kp and Node.keyExt), so the comparison reads only the
+// node, not the key's separate allocation; 20 bytes cover keys that share
+// a namespace ("user:0000...") and cruzd's metadata keys of 16-byte names.
+type keyPrefix struct {
+	keyHead
+	x uint32
+}
+
+// prefix computes key's prefix: once per lookup, not per node.
 func prefix(key []byte) keyPrefix {
-	if len(key) >= 16 {
-		return keyPrefix{binary.BigEndian.Uint64(key), binary.BigEndian.Uint64(key[8:])}
+	if len(key) >= keyPrefixLen {
+		return keyPrefix{
+			keyHead{binary.BigEndian.Uint64(key), binary.BigEndian.Uint64(key[8:])},
+			binary.BigEndian.Uint32(key[16:]),
+		}
 	}
-	var b [16]byte
+	var b [keyPrefixLen]byte
 	copy(b[:], key)
-	return keyPrefix{binary.BigEndian.Uint64(b[:]), binary.BigEndian.Uint64(b[8:])}
+	return keyPrefix{
+		keyHead{binary.BigEndian.Uint64(b[:]), binary.BigEndian.Uint64(b[8:])},
+		binary.BigEndian.Uint32(b[16:]),
+	}
 }
 
 // compare orders key (with prefix kp) against n's key.
 //
-// When the prefixes are equal and either key is at most 16 bytes long, that
+// When the prefixes are equal and either key is at most 20 bytes long, that
 // key is the other's first bytes (the prefix pads with zeros, so any bytes
-// of the longer key past the shorter one's end, within the 16, are zeros
+// of the longer key past the shorter one's end, within the 20, are zeros
 // too): the keys are ordered by length, and n's key, a separate allocation,
 // is not read. This is every comparison that ends a lookup of a key of up
-// to 16 bytes. Two longer keys compare from their 17th byte on.
+// to 20 bytes. Two longer keys compare from their 21st byte on. The first
+// 16 bytes are in the node's first cache line, the next 4 (keyExt) in the
+// second, next to the right child pointer; they are read only when the
+// first 16 tie.
 func (n *Node) compare(kp keyPrefix, key []byte) int {
-	switch {
-	case kp.hi < n.kp.hi:
-		return -1
-	case kp.hi > n.kp.hi:
-		return 1
-	case kp.lo < n.kp.lo:
-		return -1
-	case kp.lo > n.kp.lo:
+	if kp.hi != n.kp.hi {
+		if kp.hi < n.kp.hi {
+			return -1
+		}
 		return 1
 	}
-	if len(key) <= 16 || n.klen <= 16 {
+	if kp.lo != n.kp.lo {
+		if kp.lo < n.kp.lo {
+			return -1
+		}
+		return 1
+	}
+	if x := n.keyExt(); kp.x != x {
+		if kp.x < x {
+			return -1
+		}
+		return 1
+	}
+	if len(key) <= keyPrefixLen || n.klen <= keyPrefixLen {
 		return cmp.Compare(len(key), int(n.klen))
 	}
-	return bytes.Compare(key[16:], n.Key()[16:])
+	return bytes.Compare(key[keyPrefixLen:], n.Key()[keyPrefixLen:])
 }

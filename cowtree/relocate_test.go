@@ -80,7 +80,7 @@ func (m *memLoader) LoadNode(a Addr) (*Node, error) {
 	// A load gives a fresh node with unresolved children, as the pager's.
 	f := NodeFields{Key: n.Key(), Value: n.Value(), Pos: n.pos, Tombstone: n.tomb, MaxPos: n.MaxPos(),
 		MinTomb: n.MinTomb(), Height: int(n.height), Left: n.left.Addr(), Right: n.right.Addr(),
-		LeftCount: n.left.cnt, RightCount: n.right.cnt, ImageValue: n.left.img}
+		LeftCount: n.left.cnt, RightCount: n.right.cnt, ImageValue: n.left.aux}
 	return NewLoaded(a, f), nil
 }
 

@@ -178,8 +178,36 @@ func (t *Tree) RootNode() (*Node, error) { return resolveAt(t.root, t.ld, t.cut,
 func (t *Tree) Child(r *Ref) (*Node, error) { return resolve(r, t.ld) }
 
 // Lookup returns the entry for key, tombstones included, or nil.
+//
+// The walk through nodes in memory reads only their refs' pointers and
+// kinds: a node's number in the cut's image (which a left step computes
+// from the right child's count, in the node's second cache line) is needed
+// only to load a node, so at the first node not in memory the lookup starts
+// again from the root with the numbered walk (lookupNumbered), which loads
+// it. Both find the same node.
 func (t *Tree) Lookup(key []byte) (*Node, error) {
 	kp := prefix(key)
+	for r := t.root; r != nil; {
+		n := r.Node()
+		if n == nil {
+			if r.kind == AddrNone {
+				return nil, nil // an empty subtree: absent
+			}
+			return t.lookupNumbered(kp, key)
+		}
+		n.touch()
+		c := n.compare(kp, key)
+		if c == 0 {
+			return n, nil
+		}
+		r = side(n, c < 0)
+	}
+	return nil, nil
+}
+
+// lookupNumbered is Lookup keeping the path's numbers in the cut's image,
+// loading the nodes not in memory.
+func (t *Tree) lookupNumbered(kp keyPrefix, key []byte) (*Node, error) {
 	num := t.rootNum()
 	n, err := resolveAt(t.root, t.ld, t.cut, num)
 	for n != nil && err == nil {
@@ -357,7 +385,7 @@ func (t *Tree) findInMemory(n *Node) (ref *Ref, parent *Node, found bool) {
 	if t.root == nil {
 		return nil, nil, false
 	}
-	kp, key := n.kp, n.Key()
+	kp, key := n.keyPrefix(), n.Key()
 	ref = t.root
 	for {
 		m := ref.Node()

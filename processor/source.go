@@ -32,6 +32,9 @@ type source struct {
 	ticker *time.Ticker
 	next   uint64 // the next position to read inline
 	buf    []item // the batch read inline, reused
+	// held is an entry a committing goroutine read but left to the
+	// applying goroutine (one that failed: see ApplyLocal); it comes first.
+	held []item
 
 	// The catch-up reader, while one runs (in non-nil), and where it
 	// stopped once it caught up (set before it closes in).
@@ -71,6 +74,12 @@ func (s *source) close() {
 // batch is valid until the next call.
 func (s *source) batch() (batch []item, ok bool) {
 	for {
+		if len(s.held) > 0 {
+			b := append(s.buf[:0], s.held...)
+			s.held = s.held[:0]
+			s.buf = b
+			return b, true
+		}
 		if s.in != nil {
 			if b, ok := <-s.in; ok {
 				return b, true
@@ -85,6 +94,29 @@ func (s *source) batch() (batch []item, ok bool) {
 		b, ok := s.readInline()
 		if !ok || len(b) > 0 {
 			return b, ok
+		}
+	}
+}
+
+// waitTail returns a tail beyond next, from a log.TailWaiter, or from
+// polling Tail between wake-ups (Notify, the poll); ok is false when
+// stopping. The caller does not hold r.mu.
+func (s *source) waitTail(next uint64) (tail log.Position, err error, ok bool) {
+	r := s.r
+	if s.tw != nil {
+		tail, err = s.tw.WaitTail(s.ctx, log.Position(next))
+		if err == nil && r.inflight.Load() > 0 {
+			tail, err = r.leaveToCommitters(s.ctx, s.tw, tail)
+		}
+		return tail, err, true
+	}
+	for {
+		tail, err = r.cfg.Log.Tail(s.ctx)
+		if err != nil || uint64(tail) > next {
+			return tail, err, true
+		}
+		if !s.wait() {
+			return 0, nil, false
 		}
 	}
 }
@@ -108,12 +140,17 @@ func (s *source) wait() bool {
 func (s *source) readInline() ([]item, bool) {
 	r := s.r
 	for {
-		var tail log.Position
-		var err error
-		if s.tw != nil {
-			tail, err = s.tw.WaitTail(s.ctx, log.Position(s.next))
-		} else {
-			tail, err = r.cfg.Log.Tail(s.ctx)
+		if len(s.held) > 0 {
+			return nil, true // a committing goroutine left an entry (batch)
+		}
+		// The tail is waited for without the apply role, so that a
+		// committing goroutine may apply meanwhile; s.next is read again
+		// once the role is back.
+		next := s.next
+		r.mu.Unlock()
+		tail, err, ok := s.waitTail(next)
+		if !r.lockApplier(s.ctx) || !ok {
+			return nil, false
 		}
 		if err != nil {
 			if s.ctx.Err() == nil {
@@ -121,11 +158,8 @@ func (s *source) readInline() ([]item, bool) {
 			}
 			return nil, false
 		}
-		if uint64(tail) <= s.next {
-			if !s.wait() {
-				return nil, false
-			}
-			continue
+		if len(s.held) > 0 || uint64(tail) <= s.next {
+			continue // a committing goroutine applied, or left an entry
 		}
 		if uint64(tail)-s.next > catchUpBacklog {
 			s.caught = caughtUp{}

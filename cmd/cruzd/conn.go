@@ -218,7 +218,11 @@ func (c *conn) runBatch(batch [][][]byte) {
 		specs[i] = c.lookup(args[0])
 	}
 	c.s.totalCmds.Add(int64(len(batch)))
-	c.active = time.Now()
+	// One clock read a command (and one a batch): a command's duration
+	// runs from the previous command's end, the first's from here, so a
+	// linearizable read's catch-up (readSync) counts to the first command.
+	now := time.Now()
+	c.active = now
 	if sp := specs[len(specs)-1]; sp != nil {
 		c.lastCmd = sp.name
 	}
@@ -228,7 +232,7 @@ func (c *conn) runBatch(batch [][][]byte) {
 	}
 	for i := 0; i < len(batch) && !c.quit; {
 		args, spec := batch[i], specs[i]
-		start := time.Now()
+		start := now
 		switch {
 		case spec == nil:
 			c.s.metrics.unknownCommands.Inc()
@@ -252,7 +256,8 @@ func (c *conn) runBatch(batch [][][]byte) {
 				j++
 			}
 			c.runPoint(batch[i:j], specs[i:j])
-			d := time.Since(start).Seconds()
+			now = time.Now()
+			d := now.Sub(start).Seconds()
 			for k := i; k < j; {
 				// A pipeline's run is mostly one command: count each
 				// command's calls with one Add.
@@ -272,7 +277,8 @@ func (c *conn) runBatch(batch [][][]byte) {
 			spec.run(c, nil, args)
 		}
 		spec.calls.Inc()
-		spec.dur.Observe(time.Since(start).Seconds())
+		now = time.Now()
+		spec.dur.Observe(now.Sub(start).Seconds())
 		i++
 	}
 }

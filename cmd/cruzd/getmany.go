@@ -12,7 +12,12 @@ type getManyScratch struct {
 	kbuf []byte   // the metadata keys, back to back
 	keys [][]byte // slices of kbuf
 	vals [][]byte
+	vbuf []byte // the values, back to back (Txn.GetManyAppend)
 }
+
+// keepValueScratch is the largest value buffer (getManyScratch.vbuf) a
+// connection keeps between runs of GETs: 16 values of up to 2 KiB.
+const keepValueScratch = 32 << 10
 
 // getManyRuns counts the runs of GETs looked up with one GetMany (tests
 // check that pipelined GETs take that path).
@@ -42,7 +47,9 @@ func (c *conn) runReads(tx *cruzdb.Txn, batch [][][]byte, specs []*cmdSpec) {
 	}
 }
 
-// getRun replies to a run of GETs (arity checked) with one GetMany.
+// getRun replies to a run of GETs (arity checked) with one GetMany, the
+// values appended to the connection's value buffer (GetManyAppend): a run
+// allocates nothing once the buffers have grown to fit it.
 func (c *conn) getRun(tx *cruzdb.Txn, batch [][][]byte, specs []*cmdSpec) {
 	g := &c.gm
 	g.kbuf = g.kbuf[:0]
@@ -61,7 +68,8 @@ func (c *conn) getRun(tx *cruzdb.Txn, batch [][][]byte, specs []*cmdSpec) {
 	}
 	vals := g.vals[:len(batch)]
 	getManyRuns.Add(1)
-	if err := tx.GetMany(g.keys, vals); err != nil {
+	var err error
+	if g.vbuf, err = tx.GetManyAppend(g.vbuf[:0], g.keys, vals); err != nil {
 		// A key over the size limit (GET's reply: null), a node that cannot
 		// be read: each GET replies as it would alone.
 		for i, args := range batch {
@@ -85,6 +93,9 @@ func (c *conn) getRun(tx *cruzdb.Txn, batch [][][]byte, specs []*cmdSpec) {
 	clear(g.keys)
 	if cap(g.kbuf) > keepScratch {
 		g.kbuf = nil
+	}
+	if cap(g.vbuf) > keepValueScratch {
+		g.vbuf = nil
 	}
 	if cap(g.keys) > 1024 {
 		g.keys, g.vals = nil, nil

@@ -32,6 +32,9 @@ func TestPipelinedGetsMatchUnbatched(t *testing.T) {
 		cmd("SET", "bin", "a\r\nb\x00c"), cmd("HSET", "h", "f", "hv"), cmd("SADD", "st", "m"),
 		cmd("SET", "live", "still here", "PX", "60000"), cmd("SET", "gone", "expired", "PX", "1000"),
 		cmd("SET", "key:000000000001", strings.Repeat("v", 100)),
+		// Over the value buffer a connection keeps (keepValueScratch):
+		// runs with it drop the buffer, the next grow it again.
+		cmd("SET", "big", strings.Repeat("B", 2*keepValueScratch)),
 	}
 	r.send(strings.Join(setup, ""))
 	for range setup {
@@ -41,7 +44,7 @@ func TestPipelinedGetsMatchUnbatched(t *testing.T) {
 	}
 	clk.advance(2 * time.Second) // "gone" has expired; no sweep runs
 	long := strings.Repeat("L", 20<<10)
-	keys := []string{"s0", "s1", "empty", "bin", "h", "st", "live", "gone", "key:000000000001", "missing", "s0x", "", long}
+	keys := []string{"s0", "s1", "empty", "bin", "h", "st", "live", "gone", "key:000000000001", "missing", "s0x", "", long, "big"}
 	rng := rand.New(rand.NewPCG(20, 1))
 	var cmds []string
 	for range 300 {
@@ -83,7 +86,7 @@ func TestPipelinedGetsMatchUnbatched(t *testing.T) {
 	}
 	// Every kind of reply was compared.
 	joined := strings.Join(want, "")
-	for _, w := range []string{"$-1\r\n", "WRONGTYPE", bulk("still here"), bulk(""), bulk("a\r\nb\x00c"), "wrong number of arguments"} {
+	for _, w := range []string{"$-1\r\n", "WRONGTYPE", bulk("still here"), bulk(""), bulk("a\r\nb\x00c"), "wrong number of arguments", bulk(strings.Repeat("B", 2*keepValueScratch))} {
 		if !strings.Contains(joined, w) {
 			t.Fatalf("no reply %q among the compared ones", w)
 		}
