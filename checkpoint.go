@@ -133,17 +133,9 @@ func (db *DB) startCheckpoints() {
 				if !db.autoDue() {
 					continue // not grown past the trigger, or one is under way (its end re-arms it)
 				}
-				for run := 0; run < 2; run++ {
-					db.ck.autoRuns.Add(1)
-					if _, err := db.checkpoint(db.ck.ctx); err != nil {
-						if db.ck.ctx.Err() == nil {
-							db.opts.Logger.Warn("automatic checkpoint failed", "err", err)
-						}
-						break
-					}
-					if !db.followUp() {
-						break
-					}
+				db.ck.autoRuns.Add(1)
+				if _, err := db.checkpoint(db.ck.ctx); err != nil && db.ck.ctx.Err() == nil {
+					db.opts.Logger.Warn("automatic checkpoint failed", "err", err)
 				}
 			}
 		}
@@ -400,29 +392,28 @@ func (db *DB) autoDue() bool {
 	return own == 0 && db.ck.sinceCut.Load() > limit
 }
 
-// followUp reports whether an automatic checkpoint just done is followed
-// by another at once: when its image is smaller than CheckpointMinLogBytes
-// (a small database) and commits landed while it was made. With writes
-// going on, the log then holds about one image when they stop, whatever
-// the phase of the trigger they stop at (the second image is made with
-// few or none of them); without it a small database at rest keeps up to
-// its image, CheckpointMinLogBytes and the commits made during the
-// checkpoint, which on cruzd's 1,000-key benchmark (checkpoint-resp) put
-// the data directory above 16x its live data in a quarter of the samples
-// (bench/journal/2026-12-07-image20.md). It costs an image of less than
-// CheckpointMinLogBytes per trigger, only where images are that small; a
-// larger database's checkpoints start only when the trigger is due
-// (TestFollowUp, TestAutomaticCheckpointCount).
-func (db *DB) followUp() bool {
-	return db.ck.pending.Load() == 0 && db.ck.grownCut.Load() > 0 &&
-		db.ck.lastImage.Load() < db.opts.CheckpointMinLogBytes
+// autoLimit is the log growth since the newest cut (images left out) that
+// triggers an automatic checkpoint: CheckpointLogRatio times the newest
+// image, at most smallImageRatio times while that image is smaller than
+// CheckpointMinLogBytes, and at least CheckpointMinLogBytes.
+func (db *DB) autoLimit() int64 {
+	img := db.ck.lastImage.Load()
+	r := db.opts.CheckpointLogRatio
+	if img < db.opts.CheckpointMinLogBytes {
+		r = min(r, smallImageRatio)
+	}
+	return max(db.opts.CheckpointMinLogBytes, int64(r*float64(img)))
 }
 
-// autoLimit is the log growth since the newest cut (images left out) that
-// triggers an automatic checkpoint.
-func (db *DB) autoLimit() int64 {
-	return max(db.opts.CheckpointMinLogBytes, int64(db.opts.CheckpointLogRatio*float64(db.ck.lastImage.Load())))
-}
+// smallImageRatio caps the trigger's ratio for a small database (its
+// newest image smaller than CheckpointMinLogBytes). There the bound that
+// matters is the data directory against the live data, which fixed costs
+// (the image, a segment's first step) dominate: cruzd's 1,000-key benchmark
+// (checkpoint-resp, images of ~50 KB) read 20.3x live data at ratio 3 where
+// issue 19 allows 16x (bench/journal/2026-12-07-image21.md). For larger
+// images the ratio (default 3) sets the image bytes written per commit
+// byte.
+const smallImageRatio = 2
 
 // imageBudget is flusher.Options.ImageBudget: the share of the room
 // checkpointRoom gives the log while a checkpoint is under way that it has

@@ -36,8 +36,8 @@ func (l *appendLog) Append(ctx context.Context, data []byte) (log.Position, erro
 // (CheckpointLogRatio times the newest image before it, and
 // CheckpointMinLogBytes), counted as the option says: every entry since the
 // previous cut but checkpoint images (chunks and markers). The images here
-// are soon large (1,500 keys), so that the ratio sets the trigger and no
-// checkpoint is a follow-up (DB.followUp) but while the tree is small. It fails if the trigger counts
+// are soon large (1,500 keys), so that the ratio sets the trigger after the
+// first checkpoints. It fails if the trigger counts
 // the images' own bytes (a cut then follows about one image less of new log
 // than the trigger), and if a stale wake of the automatic loop starts a
 // checkpoint as soon as the one before is done (replay wakes the loop once
@@ -47,7 +47,7 @@ func (l *appendLog) Append(ctx context.Context, data []byte) (log.Position, erro
 func TestAutomaticCheckpointOnlyWhenDue(t *testing.T) {
 	const minLog = 32 << 10
 	h, st := runTriggerWorkload(t, minLog, 4, 600, 1500)
-	t.Logf("%d cuts (%d follow-ups), %d automatic checkpoints, %d bytes of log but images", h.cuts, h.followUps, st.AutoCheckpoints, h.grown)
+	t.Logf("%d cuts, %d automatic checkpoints, %d bytes of log but images", h.cuts, st.AutoCheckpoints, h.grown)
 	if h.cuts < 5 {
 		t.Fatalf("%d cuts: the test needs several automatic checkpoints", h.cuts)
 	}
@@ -75,58 +75,24 @@ func runTriggerWorkload(t *testing.T, minLog int64, writers, each, keys int) (tr
 // workload whose image is far below CheckpointMinLogBytes (50 keys), so
 // that the trigger is CheckpointMinLogBytes of new log: the checkpoints the
 // trigger started are at most as many as the log's bytes (images left out)
-// over it, plus one, and each may be followed by one more as soon as it is
-// done (DB.followUp: commits landed while it was made, so there are
-// some). Counting the images' bytes toward the trigger starts them early
-// (and fails), and so would any other cut that neither passed the trigger
-// nor followed one that did.
+// over it, plus one. Counting the images' bytes toward the trigger starts
+// them early (and fails), and so would a checkpoint started at once after
+// another (a stale wake, or a follow-up checkpoint as this package made
+// until bench/journal/2026-12-07-image21.md).
 func TestAutomaticCheckpointCount(t *testing.T) {
 	const minLog = 32 << 10
 	h, st := runTriggerWorkload(t, minLog, 2, 500, 50)
 	most := uint64(h.grown/minLog) + 1
-	due := uint64(h.cuts - h.followUps)
-	t.Logf("%d automatic checkpoints (%d cuts, %d of them follow-ups) for %d bytes of log but images; the largest image %d bytes; at most %d due", st.AutoCheckpoints, h.cuts, h.followUps, h.grown, h.largestImage, most)
-	if h.largestImage*int64(DefaultOptions().CheckpointLogRatio) >= minLog {
-		t.Fatalf("an image of %d bytes: the ratio, not CheckpointMinLogBytes, set the trigger (and no follow-up is made for images of CheckpointMinLogBytes or more); the test needs a smaller tree", h.largestImage)
+	due := uint64(h.cuts)
+	t.Logf("%d automatic checkpoints (%d cuts) for %d bytes of log but images; the largest image %d bytes; at most %d due", st.AutoCheckpoints, h.cuts, h.grown, h.largestImage, most)
+	if h.largestImage*smallImageRatio >= minLog {
+		t.Fatalf("an image of %d bytes: the ratio, not CheckpointMinLogBytes, set the trigger; the test needs a smaller tree", h.largestImage)
 	}
 	if due < 5 {
 		t.Fatalf("%d checkpoints due: the test needs several", due)
 	}
 	if due > most {
 		t.Fatalf("%d automatic checkpoints due for %d bytes of log (images left out) with a trigger of %d bytes: at most %d", due, h.grown, minLog, most)
-	}
-	if h.followUps == 0 {
-		t.Fatalf("no checkpoint followed another: the images are below CheckpointMinLogBytes/CheckpointLogRatio and commits went on during them")
-	}
-}
-
-// TestFollowUp: DB.followUp's conditions on a DB whose processor is not
-// running: a checkpoint is followed by another only when none is under
-// way, commits landed since its cut, and its image is smaller than
-// CheckpointMinLogBytes.
-func TestFollowUp(t *testing.T) {
-	o, err := (&Options{CheckpointMinLogBytes: 100_000}).withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := &DB{opts: o}
-	db.ck.init()
-	for _, c := range []struct {
-		image, grown, pending int64
-		want                  bool
-	}{
-		{image: 10_000, grown: 1, want: true},
-		{image: 99_999, grown: 500, want: true},
-		{image: 100_000, grown: 500, want: false},
-		{image: 10_000, grown: 0, want: false}, // no commits since the cut
-		{image: 10_000, grown: 500, pending: 1, want: false},
-	} {
-		db.ck.lastImage.Store(c.image)
-		db.ck.grownCut.Store(c.grown)
-		db.ck.pending.Store(c.pending)
-		if got := db.followUp(); got != c.want {
-			t.Errorf("image %d, grown %d, pending %d: followUp %v, want %v", c.image, c.grown, c.pending, got, c.want)
-		}
 	}
 }
 
@@ -160,7 +126,7 @@ func putConcurrently(t *testing.T, db *DB, clients, n, keys int, val []byte) {
 
 // triggerHistory is what scanTriggerHistory found.
 type triggerHistory struct {
-	cuts, followUps     int
+	cuts                int
 	grown, largestImage int64 // log bytes but images'; the largest image
 }
 
@@ -168,9 +134,8 @@ type triggerHistory struct {
 // trigger counts it (every entry since the previous cut but checkpoint
 // chunks and markers) and reports every cut after the first that came at
 // or below the trigger in force (CheckpointLogRatio times the newest
-// confirmed image, and minLog) unless it is a follow-up (DB.followUp): the
-// cut before it was due, its image (confirmed before this cut) is smaller
-// than minLog, and entries other than images came between.
+// confirmed image, at most smallImageRatio times while it is smaller than
+// minLog, and minLog).
 func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory {
 	t.Helper()
 	tail, err := l.Tail(context.Background())
@@ -180,8 +145,7 @@ func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory
 	ratio := DefaultOptions().CheckpointLogRatio
 	var h triggerHistory
 	var grown, lastImage int64
-	var lastCut, lastImageCut uint64
-	prevDue, prevConfirmed := false, false
+	var lastImageCut uint64
 	for p := log.Position(1); p < tail; p++ {
 		data, ok := l.entries[p]
 		if !ok {
@@ -199,20 +163,17 @@ func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory
 		}
 		switch kind {
 		case entry.CheckpointCut:
-			limit := max(minLog, int64(ratio*float64(lastImage)))
-			due := h.cuts == 0 || grown > limit
-			if !due {
-				if prevDue && prevConfirmed && grown > 0 && lastImage < minLog {
-					h.followUps++
-				} else {
-					t.Errorf("cut at %d after %d bytes (images left out) since the cut before; the trigger was %d (image %d), and it follows no checkpoint due with a small image", p, grown, limit, lastImage)
-				}
+			r := ratio
+			if lastImage < minLog {
+				r = min(r, smallImageRatio) // a small database's cap (autoLimit)
 			}
-			prevDue, prevConfirmed = due, false
+			limit := max(minLog, int64(r*float64(lastImage)))
+			if h.cuts > 0 && grown <= limit {
+				t.Errorf("cut at %d after %d bytes (images left out) since the cut before; the trigger was %d (image %d)", p, grown, limit, lastImage)
+			}
 			h.cuts++
 			grown = 0 // the cut resets the count (its own bytes are counted before it)
 			h.grown += int64(len(data))
-			lastCut = uint64(p)
 		case entry.CheckpointMarker:
 			m, err := entry.DecodeMarker(payload)
 			if err != nil {
@@ -220,9 +181,6 @@ func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory
 			}
 			if m.Cut > lastImageCut {
 				lastImageCut, lastImage = m.Cut, int64(m.Bytes)
-			}
-			if m.Cut == lastCut {
-				prevConfirmed = true
 			}
 			h.largestImage = max(h.largestImage, int64(m.Bytes))
 		case entry.CheckpointChunk:
@@ -243,7 +201,7 @@ func scanTriggerHistory(t *testing.T, l *appendLog, minLog int64) triggerHistory
 // once they pass CheckpointMinLogBytes (or CheckpointLogRatio times the
 // newest image).
 func TestTriggerLeavesImagesOut(t *testing.T) {
-	o, err := (&Options{CheckpointMinLogBytes: 10_000}).withDefaults()
+	o, err := (&Options{CheckpointMinLogBytes: 10_000, CheckpointLogRatio: 2}).withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,5 +252,38 @@ func TestTriggerLeavesImagesOut(t *testing.T) {
 	}
 	if !woken() || !db.autoDue() {
 		t.Fatalf("41,000 bytes of commits past a trigger of %d did not wake the loop", db.autoLimit())
+	}
+}
+
+// TestAutoLimitSmallImages: the trigger is CheckpointLogRatio times the
+// newest image, but at most smallImageRatio times while that image is
+// smaller than CheckpointMinLogBytes, and never below the minimum.
+func TestAutoLimitSmallImages(t *testing.T) {
+	for _, c := range []struct {
+		ratio        float64
+		image, limit int64
+	}{
+		{ratio: 3, image: 10_000, limit: 100_000},  // the minimum
+		{ratio: 3, image: 60_000, limit: 120_000},  // small: 2x, not 3x
+		{ratio: 3, image: 99_999, limit: 199_998},  // small: 2x
+		{ratio: 3, image: 100_000, limit: 300_000}, // not small: 3x
+		{ratio: 3, image: 1_000_000, limit: 3_000_000},
+		{ratio: 1, image: 60_000, limit: 100_000}, // a lower ratio is kept
+		{ratio: 1.5, image: 90_000, limit: 135_000},
+		{ratio: 2, image: 1_000_000, limit: 2_000_000},
+	} {
+		o, err := (&Options{CheckpointMinLogBytes: 100_000, CheckpointLogRatio: c.ratio}).withDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := &DB{opts: o}
+		db.ck.init()
+		db.ck.lastImage.Store(c.image)
+		if got := db.autoLimit(); got != c.limit {
+			t.Errorf("ratio %v, image %d: autoLimit %d, want %d", c.ratio, c.image, got, c.limit)
+		}
+	}
+	if d := DefaultOptions(); d.CheckpointLogRatio != 3 || smallImageRatio != 2 {
+		t.Fatalf("default ratio %v, small-image ratio %v: the figures of bench/journal/2026-12-07-image21.md were measured at 3 and 2", d.CheckpointLogRatio, smallImageRatio)
 	}
 }

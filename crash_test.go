@@ -407,8 +407,8 @@ func TestRandomAppendFaultsWhileRiding(t *testing.T) {
 		}
 	})
 	// Automatic checkpoints off: the model replays the whole log, which
-	// their trims would cut (with a 96 KiB trigger and follow-ups for small
-	// trees, one landed in a CI run).
+	// their trims would cut (with a 96 KiB trigger, one landed in a CI
+	// run).
 	db, err := Open("", &Options{Log: h, HoleTimeout: 20 * time.Millisecond, CheckpointLogRatio: -1})
 	if err != nil {
 		t.Fatal(err)

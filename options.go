@@ -94,17 +94,17 @@ type Options struct {
 	// after it) stays within about 1+ratio times the image, and about as
 	// many image bytes are written as 1/ratio of the other log bytes;
 	// commits wait if it grows past about 1+3*ratio times (the background
-	// work fell behind). Default 2; negative turns automatic checkpoints
-	// (and that wait) off. Never time-based.
+	// work fell behind). While the newest image is smaller than
+	// CheckpointMinLogBytes (a small database) the ratio used is at most 2,
+	// which keeps such a database's data directory within ~16x its data.
+	// Default 3; negative turns automatic checkpoints (and that wait) off.
+	// Never time-based.
 	CheckpointLogRatio float64
 
 	// CheckpointMinLogBytes is the least log growth (images left out) that
-	// triggers an automatic checkpoint; and while the newest image is
-	// smaller than this (a small database), an automatic checkpoint during
-	// which commits landed is followed by another at once, so that the log
-	// holds about one image when writes stop. Default 96 KiB (the data
-	// directory of cruzd's 1,000-key benchmark then stays within ~16x its
-	// data, files included).
+	// triggers an automatic checkpoint. Default 96 KiB (the data directory
+	// of cruzd's 1,000-key benchmark then stays within ~16x its data, files
+	// included: bench/journal/2026-12-07-image21.md).
 	CheckpointMinLogBytes int64
 
 	// CheckpointDuty is the share of the time the writer of a checkpoint's
@@ -142,7 +142,7 @@ func DefaultOptions() Options {
 		TakeoverDelay:     flusher.DefaultTakeoverDelay,
 		CloseFlushTimeout: 30 * time.Second,
 
-		CheckpointLogRatio:    2,
+		CheckpointLogRatio:    3,
 		CheckpointMinLogBytes: 96 << 10,
 		CheckpointDuty:        flusher.DefaultImageDuty,
 	}

@@ -206,7 +206,7 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 			stats = cruzStats(db, l)
 			break
 		}
-		l, err := seglog.Open(filepath.Join(dir, "seglog"), nil)
+		l, err := seglog.Open(filepath.Join(dir, "seglog"), segOptions())
 		if err != nil {
 			return 0, err
 		}

@@ -433,8 +433,16 @@ func (l *Log) advanceTrim(trim uint64) error {
 		if err := l.roll(trim); err != nil {
 			return err
 		}
-	} else {
-		l.markRetire(trim)
+	} else if l.markRetire(trim) {
+		// Retired at once, not at the next group: a log at rest (a
+		// checkpoint's trim after the last commit of a burst) would
+		// otherwise keep the whole active segment, most of it dead,
+		// until the next append. The roll punches the retired segment's
+		// blocks below the trim point, and the next trim past its end
+		// deletes it.
+		if err := l.roll(l.tail); err != nil {
+			return err
+		}
 	}
 	return l.dropTrimmed()
 }
@@ -485,6 +493,9 @@ func (l *Log) roll(base uint64) error {
 	if n := len(l.segs); n > 0 && !l.segs[n-1].sealed {
 		if err := l.seal(l.segs[n-1]); err != nil {
 			return err
+		}
+		if l.opts.sealedHook != nil {
+			l.opts.sealedHook()
 		}
 	}
 	seq := l.nextSeq

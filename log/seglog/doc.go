@@ -102,10 +102,13 @@
 //
 // A trim whose point falls inside the last (active) segment retires it if
 // at least 64 KiB (one preallocation step) of it, and at least half of what
-// it holds, lie below the point: the next group seals it, as a full segment
-// is sealed, and starts a new one, so that the next trim past its end
-// deletes it whole. The mark is not durable (a reopened log appends to the
-// segment until a trim marks it again). With trims near the tail the
+// it holds, lie below the point: the trim seals it at once, as a full
+// segment is sealed, and starts a new one (not waiting for the next group:
+// a log at rest gives the dead part back too), so that the next trim past
+// its end deletes it whole. A crash inside that roll leaves the trim point
+// durable and the segment unsealed (a reopened log appends to it until a
+// trim retires it again), sealed with no segment after it (Open starts
+// one), or both segments. With trims near the tail the
 // directory so stays within a few steps of the log above the trim point,
 // whatever Options.SegmentSize is; a trim far below the tail does not cut
 // segments short. Once the new segment exists, the retired one's blocks

@@ -42,8 +42,8 @@ type Options struct {
 	// a new segment (a group larger than a whole segment makes its segment
 	// longer). Trim gives disk space
 	// back in whole segments, and a trim that leaves at least 64 KiB and
-	// half of the active segment below its point seals it at the next
-	// group, so that the next trim deletes it (see the package doc).
+	// half of the active segment below its point seals it at once, so that
+	// the next trim deletes it (see the package doc).
 	// Default 64 MiB; at least 64 KiB and at most 1 GiB.
 	SegmentSize int64
 
@@ -82,6 +82,10 @@ type Options struct {
 	// prepSyncHook, when set, replaces the preparer's fdatasync (tests
 	// only).
 	prepSyncHook func(f *os.File) error
+	// sealedHook, when set, is called by roll after it sealed the last
+	// segment and before it starts the new one (tests only: a crash
+	// there).
+	sealedHook func()
 }
 
 // Defaults and bounds.

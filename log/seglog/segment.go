@@ -44,8 +44,8 @@ type segment struct {
 
 	// alloc is the file's size while it is the unsealed last segment: what
 	// is preallocated (see space.go). retire: a trim left at least
-	// rollDead bytes, and half the segment, below the trim point; the next
-	// group starts a new segment. Only the committer reads or writes them.
+	// rollDead bytes, and half the segment, below the trim point; the trim
+	// starts a new segment at once. Only the committer reads or writes them.
 	alloc  int64
 	retire bool
 

@@ -19,7 +19,7 @@ import "fmt"
 //
 // A trim whose point falls inside the last (active) segment marks it to be
 // retired if at least rollDead bytes of it, and at least half of what it
-// holds, lie below the trim point: the next group seals it (as a full
+// holds, lie below the trim point: the trim seals it at once (as a full
 // segment is sealed) and starts a new one, so the next trim past its end
 // deletes it whole. Nothing above the trim point is deleted or punched.
 
@@ -66,13 +66,14 @@ func (l *Log) extend(s *segment, need int64) error {
 	return nil
 }
 
-// markRetire marks the active segment to be sealed before the next group if
-// the trim point (inside it, at or below the tail) leaves at least rollDead
-// bytes, and half of what it holds, below it.
-func (l *Log) markRetire(trim uint64) {
+// markRetire marks the active segment to be retired if the trim point
+// (inside it, at or below the tail) leaves at least rollDead bytes, and half
+// of what it holds, below it, and reports whether it did (the trim then
+// rolls to a new segment at once: advanceTrim).
+func (l *Log) markRetire(trim uint64) bool {
 	act := l.segs[len(l.segs)-1]
 	if act.sealed || len(act.offs) == 0 || trim <= act.base {
-		return
+		return false
 	}
 	dead := act.end // every position is below the trim point
 	if i := trim - act.base; i < uint64(len(act.offs)) {
@@ -82,6 +83,7 @@ func (l *Log) markRetire(trim uint64) {
 	if d >= rollDead && 2*d >= used {
 		act.retire = true
 	}
+	return act.retire
 }
 
 // punchBlock is the granularity of punchDead.

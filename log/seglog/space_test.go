@@ -196,9 +196,9 @@ func testDiskFollowsTrim(t *testing.T, opts *Options, bound int64, rounds int) *
 
 // TestRetireNeedsHalf: a trim far below the tail (most of the segment still
 // live) does not cut the segment short; one that leaves more than half of
-// it (and a step) below its point does, at the next group, and the next
-// trim past its end deletes it. Nothing above a trim point is lost, also
-// across reopen.
+// it (and a step) below its point does, at once (no group needed), and the
+// next trim past its end deletes it. Nothing above a trim point is lost,
+// also across reopen.
 func TestRetireNeedsHalf(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -223,15 +223,15 @@ func TestRetireNeedsHalf(t *testing.T) {
 	if err := l.Trim(ctx, 300); err != nil { // three quarters dead
 		t.Fatal(err)
 	}
-	if n, _ := segFiles(t, dir); n != 1 {
-		t.Fatalf("%d segments before the next group, want 1", n)
+	if n, _ := segFiles(t, dir); n != 2 || activeSeg(l).seq != first+1 {
+		t.Fatalf("after a trim leaving three quarters dead, before any group: %d segments, active %d; want 2, %d", n, activeSeg(l).seq, first+1)
 	}
 	p, err := l.Append(ctx, []byte("next"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if seq := activeSeg(l).seq; seq != first+1 {
-		t.Fatalf("after a trim leaving three quarters dead, the next group went to segment %d, want %d", seq, first+1)
+		t.Fatalf("the next group went to segment %d, want %d", seq, first+1)
 	}
 	// The retired segment's blocks below the trim point are freed (where
 	// the file system punches holes); its size and its live records stay.
@@ -354,12 +354,16 @@ func TestCrashAcrossStep(t *testing.T) {
 	}
 }
 
-// TestCrashAroundRetire: a crash after a trim marked the active segment to
-// be retired (before the next group) loses nothing: the mark is not
-// durable, the reopened log appends to the same segment and a later trim
-// retires it; a crash right after the roll (the retired segment sealed, the
-// new one holding one group) opens with both, and a crash while the new
-// segment was being created (only its temporary file) opens without it.
+// TestCrashAroundRetire: a trim that retires the active segment rolls to a
+// new one at once. A crash at any step of it loses nothing and keeps the
+// trim: after the trim point was made durable but before the seal (the
+// segment unsealed: the reopened log appends to it and a later trim
+// retires it), after the seal but before the new segment was renamed into
+// place (its temporary file left: the sealed segment opens as the last one,
+// and a new one starts), and after the roll (the new segment holds no
+// group, the retired one's dead blocks punched). Positions below the trim
+// point read ErrTrimmed, those above it their data, appends carry on at the
+// tail, and a trim past the retired segment deletes it.
 func TestCrashAroundRetire(t *testing.T) {
 	ctx := context.Background()
 	opts := &Options{NoSync: true}
@@ -371,82 +375,153 @@ func TestCrashAroundRetire(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	before := copyDir(t, dir)
+	var sealed string // crash after the seal, before the new segment
+	l.opts.sealedHook = func() { sealed = copyDir(t, dir) }
 	if err := l.Trim(ctx, 190); err != nil {
 		t.Fatal(err)
 	}
-	if !activeSeg(l).retire {
-		t.Fatal("a trim leaving 190 KB of 200 KB below it did not retire the segment")
+	if seq := activeSeg(l).seq; seq != 2 {
+		t.Fatalf("a trim leaving 190 KB of 200 KB below it did not retire the segment: active %d", seq)
 	}
-	marked := copyDir(t, dir) // crash after the trim, before the next group
-	// A new segment's temporary file, as a crash inside roll leaves it.
-	if err := os.WriteFile(filepath.Join(marked, segName(2)+tmpSuffix), make([]byte, stepSize), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := l.Append(ctx, []byte("after"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rolled := copyDir(t, dir) // crash after the roll and the group
+	rolled := copyDir(t, dir) // crash right after the trim
 	l.Close()
 
-	check := func(name, d string, want map[log.Position][]byte) *Log {
-		l, err := Open(d, opts)
-		if err != nil {
-			t.Fatalf("%s: Open: %v", name, err)
-		}
-		if _, err := l.Read(ctx, 189); !errors.Is(err, log.ErrTrimmed) {
-			t.Fatalf("%s: Read(189) = %v, want ErrTrimmed", name, err)
-		}
-		for q, w := range want {
-			if got, err := l.Read(ctx, q); err != nil || !bytes.Equal(got, w) {
-				t.Fatalf("%s: Read(%d) = %d bytes, %v", name, q, len(got), err)
-			}
-		}
-		return l
+	// Crash after the trim point was written, before the seal.
+	unsealed := before
+	if err := writeFileAtomic(unsealed, metaName, encodeMeta(190), 0o600, true); err != nil {
+		t.Fatal(err)
 	}
+	// Crash after the seal, inside the new segment's creation.
+	if sealed == "" {
+		t.Fatal("the trim did not seal the segment")
+	}
+	if err := os.WriteFile(filepath.Join(sealed, segName(2)+tmpSuffix), make([]byte, stepSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	above := map[log.Position][]byte{}
 	for q := log.Position(190); q < 200; q++ {
 		above[q] = data
 	}
-	l = check("crash before the next group", marked, above)
-	if _, err := os.Stat(filepath.Join(marked, segName(2)+tmpSuffix)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the temporary segment file survived Open: %v", err)
+	for _, c := range []struct {
+		name, dir string
+		segs      int // segment files after Open
+	}{
+		{"crash before the seal", unsealed, 1},
+		{"crash before the new segment's rename", sealed, 2},
+		{"crash after the roll", rolled, 2},
+	} {
+		l, err := Open(c.dir, opts)
+		if err != nil {
+			t.Fatalf("%s: Open: %v", c.name, err)
+		}
+		if _, err := os.Stat(filepath.Join(c.dir, segName(2)+tmpSuffix)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: the temporary segment file survived Open: %v", c.name, err)
+		}
+		if n, _ := segFiles(t, c.dir); n != c.segs {
+			t.Fatalf("%s: %d segment files after Open, want %d", c.name, n, c.segs)
+		}
+		if _, err := l.Read(ctx, 189); !errors.Is(err, log.ErrTrimmed) {
+			t.Fatalf("%s: Read(189) = %v, want ErrTrimmed", c.name, err)
+		}
+		for q, w := range above {
+			if got, err := l.Read(ctx, q); err != nil || !bytes.Equal(got, w) {
+				t.Fatalf("%s: Read(%d) = %d bytes, %v", c.name, q, len(got), err)
+			}
+		}
+		p, err := l.Append(ctx, []byte("after"))
+		if err != nil || p != 200 {
+			t.Fatalf("%s: Append = %d, %v; want 200", c.name, p, err)
+		}
+		if c.segs == 1 {
+			// The retire mark is not durable: the reopened log appended
+			// to the old segment; the next trim retires it.
+			if seq := activeSeg(l).seq; seq != 1 {
+				t.Fatalf("%s: the group went to segment %d, want 1", c.name, seq)
+			}
+			if err := l.Trim(ctx, 199); err != nil {
+				t.Fatal(err)
+			}
+			if seq := activeSeg(l).seq; seq == 1 {
+				t.Fatalf("%s: a trim leaving 199 KB below it did not retire segment 1", c.name)
+			}
+		}
+		// The first position of the segment after the retired one: a
+		// trim there deletes the retired segment.
+		if q, err := l.Append(ctx, []byte("again")); err != nil || q != 201 {
+			t.Fatalf("%s: Append = %d, %v; want 201", c.name, q, err)
+		}
+		keep := log.Position(200) // the retired segment ends at 199
+		if c.segs == 1 {
+			keep = 201 // "after" went to the retired segment
+		}
+		if err := l.Trim(ctx, keep); err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		if _, err := os.Stat(filepath.Join(c.dir, segName(1))); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: a trim past the retired segment kept it: %v", c.name, err)
+		}
+		l = mustOpen(t, c.dir, opts)
+		for q, w := range map[log.Position]string{200: "after", 201: "again"} {
+			got, err := l.Read(ctx, q)
+			if q < keep {
+				if !errors.Is(err, log.ErrTrimmed) {
+					t.Fatalf("%s: after reopen Read(%d) = %v, want ErrTrimmed", c.name, q, err)
+				}
+				continue
+			}
+			if err != nil || string(got) != w {
+				t.Fatalf("%s: after reopen Read(%d) = %q, %v", c.name, q, got, err)
+			}
+		}
+		if _, err := l.Read(ctx, 199); !errors.Is(err, log.ErrTrimmed) {
+			t.Fatalf("%s: after reopen Read(199) = %v, want ErrTrimmed", c.name, err)
+		}
+		l.Close()
 	}
-	if q, err := l.Append(ctx, []byte("after")); err != nil || q != p {
-		t.Fatalf("Append = %d, %v; want %d", q, err, p)
-	}
-	if seq := activeSeg(l).seq; seq != 1 {
-		t.Fatalf("after reopen the group went to segment %d, want 1 (the mark is not durable)", seq)
-	}
-	if err := l.Trim(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(ctx, []byte("again")); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Trim(ctx, p+1); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := segFiles(t, marked); n != 1 || activeSeg(l).seq == 1 {
-		t.Fatalf("a later trim did not retire and delete the first segment: %d segments, active %d", n, activeSeg(l).seq)
-	}
-	l.Close()
+}
 
-	above[p] = []byte("after")
-	l = check("crash after the roll", rolled, above)
-	if n, _ := segFiles(t, rolled); n != 2 {
-		t.Fatalf("%d segments after the roll, want the sealed one and the new one", n)
+// TestTrimAtRestFreesDisk: a trim near the tail with no append after it (a
+// checkpoint's trim at the end of a burst of writes) gives the dead part of
+// the active segment back at once: the directory then holds about the live
+// log and the new segment's first step, not the whole segment.
+func TestTrimAtRestFreesDisk(t *testing.T) {
+	if !canPreallocate(t) {
+		t.Skip("no block allocation to measure on this file system")
 	}
-	if err := l.Trim(ctx, p); err != nil {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := mustOpen(t, dir, nil) // with fdatasync and zeros written ahead, as cruzd
+	defer l.Close()
+	data := bytes.Repeat([]byte("s"), 1000)
+	batch := make([][]byte, 20)
+	for i := range batch {
+		batch[i] = data
+	}
+	var last log.Position
+	for range 20 { // 400 KB in one segment
+		ps, err := l.AppendBatch(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = ps[len(ps)-1]
+	}
+	_, full := dirBytes(t, dir)
+	if err := l.Trim(ctx, last-20); err != nil { // ~20 KB live
 		t.Fatal(err)
 	}
-	if n, _ := segFiles(t, rolled); n != 1 {
-		t.Fatalf("%d segments after a trim past the retired one, want 1", n)
+	_, blocks := dirBytes(t, dir)
+	if limit := int64(2*stepSize + 64<<10); blocks > limit {
+		t.Fatalf("after a trim leaving ~20 KB live, no group since: %d bytes allocated (%d before), want at most %d", blocks, full, limit)
 	}
-	if got, err := l.Read(ctx, p); err != nil || string(got) != "after" {
-		t.Fatalf("Read(%d) = %q, %v", p, got, err)
+	for q := last - 20; q <= last; q++ {
+		if got, err := l.Read(ctx, q); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Read(%d) = %d bytes, %v", q, len(got), err)
+		}
 	}
-	l.Close()
+	t.Logf("%d bytes allocated before the trim, %d after", full, blocks)
 }
 
 // canPreallocate reports whether preallocate allocates blocks in a file of
