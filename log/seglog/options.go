@@ -86,6 +86,10 @@ type Options struct {
 	// segment and before it starts the new one (tests only: a crash
 	// there).
 	sealedHook func()
+	// readHook, when set, is called by Read and ReadRange once they have
+	// located pos, before they read the file (tests only: a read in
+	// progress across a trim).
+	readHook func(pos uint64)
 }
 
 // Defaults and bounds.

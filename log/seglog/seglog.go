@@ -543,6 +543,9 @@ func (l *Log) Read(ctx context.Context, pos log.Position) ([]byte, error) {
 		return nil, err
 	}
 	defer s.fileMu.RUnlock()
+	if l.opts.readHook != nil {
+		l.opts.readHook(uint64(pos))
+	}
 	if data, _, ok := l.recent.read(s, uint64(pos), from, 0, math.MaxInt); ok {
 		return data, nil
 	}
@@ -572,6 +575,9 @@ func (l *Log) ReadRange(ctx context.Context, pos log.Position, off, n int) ([]by
 		return nil, 0, err
 	}
 	defer s.fileMu.RUnlock()
+	if l.opts.readHook != nil {
+		l.opts.readHook(uint64(pos))
+	}
 	if data, size, ok := l.recent.read(s, uint64(pos), from, off, n); ok {
 		return data, size, nil
 	}

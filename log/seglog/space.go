@@ -96,7 +96,11 @@ const punchBlock = 4096
 // from its trailer and index (never scanned), and its fill-ahead records
 // are never read again. So a crash in the middle leaves nothing to repair,
 // and a file system without hole punching only keeps the blocks until the
-// next trim deletes the segment whole. It reports whether it punched.
+// next trim deletes the segment whole. A read that located its position
+// before the trim point passed it may still be reading the file: the punch
+// waits for it (fileMu), so that it gets the record it located, never the
+// zeros of a punched block; reads located after the trim fail with
+// log.ErrTrimmed. It reports whether it punched.
 func (l *Log) punchDead(s *segment) bool {
 	if !s.sealed || l.trim <= s.base || l.trim-s.base >= uint64(len(s.offs)) {
 		return false // nothing below the trim point, or all of it (dropTrimmed deletes it)
@@ -105,5 +109,7 @@ func (l *Log) punchDead(s *segment) bool {
 	if to-punchBlock < rollDead {
 		return false
 	}
+	s.fileMu.Lock() // wait for reads in progress
+	defer s.fileMu.Unlock()
 	return punchHole(s.f, punchBlock, to-punchBlock)
 }
