@@ -411,7 +411,7 @@ func (db *DB) autoLimit() int64 {
 // (the image, a segment's first step) dominate: cruzd's 1,000-key benchmark
 // (checkpoint-resp, images of ~50 KB) read 20.3x live data at ratio 3 where
 // issue 19 allows 16x (bench/journal/2026-12-07-image21.md). For larger
-// images the ratio (default 3) sets the image bytes written per commit
+// images the ratio (default 2, which this cap leaves alone) sets the image bytes written per commit
 // byte.
 const smallImageRatio = 2
 

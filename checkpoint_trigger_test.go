@@ -283,7 +283,7 @@ func TestAutoLimitSmallImages(t *testing.T) {
 			t.Errorf("ratio %v, image %d: autoLimit %d, want %d", c.ratio, c.image, got, c.limit)
 		}
 	}
-	if d := DefaultOptions(); d.CheckpointLogRatio != 3 || smallImageRatio != 2 {
-		t.Fatalf("default ratio %v, small-image ratio %v: the figures of bench/journal/2026-12-07-image21.md were measured at 3 and 2", d.CheckpointLogRatio, smallImageRatio)
+	if d := DefaultOptions(); d.CheckpointLogRatio != 2 || smallImageRatio != 2 {
+		t.Fatalf("default ratio %v, small-image ratio %v: the figures of bench/journal/2026-12-07-session14.md were measured at 2 and 2", d.CheckpointLogRatio, smallImageRatio)
 	}
 }

@@ -100,8 +100,9 @@
 // keys). Incremental copy-forward would need exact live counts per position.
 //
 // Automatic checkpoints start when the log bytes replayed since the newest
-// cut, images left out, exceed Options.CheckpointLogRatio (default 3; at most
-// 2 while the image is smaller than Options.CheckpointMinLogBytes) times
+// cut, images left out, exceed Options.CheckpointLogRatio (default 2; a
+// larger ratio is capped at 2 while the image is smaller than
+// Options.CheckpointMinLogBytes) times
 // the newest image (at least Options.CheckpointMinLogBytes, 96 KiB); a negative ratio turns
 // them off. The trigger is log growth, never a timer. If the log outgrows
 // the checkpoints (a busy machine slow to run them), commits wait
