@@ -64,18 +64,23 @@ func (e *blockError) Unwrap() error { return e.err }
 // lookupBlock looks up at most manyBlock keys from root, in lockstep,
 // through the nodes in memory, as Lookup walks them; a key whose path meets
 // a node not in memory is finished alone with the numbered walk
-// (lookupNumbered), which loads it.
+// (lookupNumbered), which loads it. With out nil it is Prefetch's walk: it
+// gives no results, marks no node as read, and stops a path at the first
+// node not in memory instead of loading it.
 func (t *Tree) lookupBlock(root *Node, keys [][]byte, out []*Node) error {
+	hint := out == nil
 	var (
 		kps [manyBlock]keyPrefix
 		cur [manyBlock]*Node
 		act [manyBlock]uint8 // indices of the keys still descending
 	)
 	keys = keys[:min(len(keys), manyBlock)]
-	out = out[:len(keys)]
+	if !hint {
+		out = out[:len(keys)]
+		clear(out)
+	}
 	na := 0
 	for i, k := range keys {
-		out[i] = nil
 		if root == nil {
 			continue
 		}
@@ -91,14 +96,16 @@ func (t *Tree) lookupBlock(root *Node, keys [][]byte, out []*Node) error {
 			n := cur[i]
 			c := n.compare(kps[i], keys[i])
 			if c == 0 {
-				out[i] = n
+				if !hint {
+					out[i] = n
+				}
 				continue
 			}
 			r := side(n, c < 0)
 			next := r.Node()
 			if next == nil {
-				if r.kind == AddrNone {
-					continue // absent
+				if r.kind == AddrNone || hint {
+					continue // absent, or not in memory for a hint
 				}
 				m, err := t.lookupNumbered(kps[i], keys[i])
 				if err != nil {
@@ -107,7 +114,9 @@ func (t *Tree) lookupBlock(root *Node, keys [][]byte, out []*Node) error {
 				out[i] = m
 				continue
 			}
-			next.touch()
+			if !hint {
+				next.touch()
+			}
 			cur[i] = next
 			act[w] = i
 			w++
