@@ -4,14 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // BenchmarkPipelinedGet is redis-benchmark's pipelined GET test in-process
@@ -57,66 +52,27 @@ func fillStrings(b *testing.B, s *server, keys int, value []byte) {
 }
 
 func benchPipelinedGet(b *testing.B, addr string, conns, pipeline, keys int, value []byte) {
-	var left atomic.Int64
-	left.Store(int64(b.N))
-	cs := make([]net.Conn, conns)
-	for i := range cs {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		cs[i] = c
-	}
 	wantHeader := "$" + strconv.Itoa(len(value)) + "\r\n"
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	cpu0 := processCPU(b)
-	b.ResetTimer()
-	start := time.Now()
-	for i, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 11))
-			r := bufio.NewReader(c)
-			var req []byte
-			got := make([]byte, len(value)+2)
-			for {
-				n := min(int64(pipeline), left.Add(-int64(pipeline))+int64(pipeline))
-				if n <= 0 {
-					return
-				}
-				req = req[:0]
-				for range n {
-					req = fmt.Appendf(req, "*2\r\n$3\r\nGET\r\n$16\r\nkey:%012d\r\n", rng.IntN(keys))
-				}
-				if _, err := c.Write(req); err != nil {
-					errs <- err
-					return
-				}
-				for range n {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						errs <- err
-						return
-					}
-					if line != wantHeader {
-						errs <- fmt.Errorf("GET replied %q, want %q", line, wantHeader)
-						return
-					}
-					if _, err := io.ReadFull(r, got); err != nil {
-						errs <- err
-						return
-					}
-					if !bytes.Equal(got[:len(value)], value) {
-						errs <- fmt.Errorf("GET replied value %q, want %q", got[:len(value)], value)
-						return
-					}
-				}
+	runPipelined(b, addr, conns, pipeline, 11, "GETs/s",
+		func(req []byte, rng *rand.Rand) []byte {
+			return fmt.Appendf(req, "*2\r\n$3\r\nGET\r\n$16\r\nkey:%012d\r\n", rng.IntN(keys))
+		},
+		func(r *bufio.Reader) error {
+			line, err := r.ReadString('\n')
+			switch {
+			case err != nil:
+				return err
+			case line != wantHeader:
+				return fmt.Errorf("GET replied %q, want %q", line, wantHeader)
 			}
-		}()
-	}
-	wg.Wait()
-	reportPipelined(b, start, cpu0, errs, "GETs/s")
+			got, err := r.Peek(len(value) + 2)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got[:len(value)], value) {
+				return fmt.Errorf("GET replied value %q, want %q", got[:len(value)], value)
+			}
+			_, err = r.Discard(len(got))
+			return err
+		})
 }

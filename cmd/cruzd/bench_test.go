@@ -56,8 +56,30 @@ func BenchmarkPipelinedSet(b *testing.B) {
 func benchPipelinedSet(b *testing.B, addr string, conns, pipeline int) {
 	const keys, valueSize = 100_000, 100
 	value := bytes.Repeat([]byte("v"), valueSize)
-	// Each connection takes pipeline SETs at a time from left until none
-	// are left; b.N need not divide evenly.
+	runPipelined(b, addr, conns, pipeline, 7, "SETs/s",
+		func(req []byte, rng *rand.Rand) []byte {
+			key := fmt.Sprintf("key:%012d", rng.IntN(keys))
+			req = fmt.Appendf(req, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n", len(key), key, len(value))
+			return append(append(req, value...), "\r\n"...)
+		},
+		func(r *bufio.Reader) error {
+			line, err := r.ReadString('\n')
+			if err == nil && line != "+OK\r\n" {
+				err = fmt.Errorf("SET replied %q, want +OK", line)
+			}
+			return err
+		})
+}
+
+// runPipelined drives a pipelined benchmark: conns connections each take
+// pipeline requests at a time from b.N until none are left (b.N need not
+// divide evenly), write them in one write (each built by add, with a
+// generator seeded by the connection's index and seed) and read their
+// replies (each checked by reply) before the next. It fails on the first
+// error and reports the requests per second (as unit), the process's CPU
+// µs per request (the client goroutines included) and the cores used.
+func runPipelined(b *testing.B, addr string, conns, pipeline int, seed uint64, unit string,
+	add func(req []byte, rng *rand.Rand) []byte, reply func(r *bufio.Reader) error) {
 	var left atomic.Int64
 	left.Store(int64(b.N))
 	cs := make([]net.Conn, conns)
@@ -78,7 +100,7 @@ func benchPipelinedSet(b *testing.B, addr string, conns, pipeline int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			rng := rand.New(rand.NewPCG(uint64(i), seed))
 			r := bufio.NewReader(c)
 			var req []byte
 			for {
@@ -88,22 +110,15 @@ func benchPipelinedSet(b *testing.B, addr string, conns, pipeline int) {
 				}
 				req = req[:0]
 				for range n {
-					key := fmt.Sprintf("key:%012d", rng.IntN(keys))
-					req = fmt.Appendf(req, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n", len(key), key, len(value))
-					req = append(append(req, value...), "\r\n"...)
+					req = add(req, rng)
 				}
 				if _, err := c.Write(req); err != nil {
 					errs <- err
 					return
 				}
 				for range n {
-					line, err := r.ReadString('\n')
-					if err != nil {
+					if err := reply(r); err != nil {
 						errs <- err
-						return
-					}
-					if line != "+OK\r\n" {
-						errs <- fmt.Errorf("SET replied %q, want +OK", line)
 						return
 					}
 				}
@@ -111,13 +126,6 @@ func benchPipelinedSet(b *testing.B, addr string, conns, pipeline int) {
 		}()
 	}
 	wg.Wait()
-	reportPipelined(b, start, cpu0, errs, "SETs/s")
-}
-
-// reportPipelined ends a pipelined benchmark whose clients have finished:
-// it fails on the first error they sent and reports the requests per second
-// (as unit), the process's CPU µs per request and the cores used.
-func reportPipelined(b *testing.B, start time.Time, cpu0 time.Duration, errs chan error, unit string) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	close(errs)
