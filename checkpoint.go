@@ -410,9 +410,9 @@ func (db *DB) autoLimit() int64 {
 // matters is the data directory against the live data, which fixed costs
 // (the image, a segment's first step) dominate: cruzd's 1,000-key benchmark
 // (checkpoint-resp, images of ~50 KB) read 20.3x live data at ratio 3 where
-// issue 19 allows 16x (bench/journal/2026-12-07-image21.md). For larger
-// images the ratio (default 2, which this cap leaves alone) sets the image bytes written per commit
-// byte.
+// issue 19 allows 16x (bench/journal/2026-12-07-image21.md). It binds only
+// a ratio above the default 2; for larger images the ratio sets the image
+// bytes written per commit byte.
 const smallImageRatio = 2
 
 // imageBudget is flusher.Options.ImageBudget: the share of the room

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -18,15 +17,7 @@ import (
 func TestPipelinedGetsMatchUnbatched(t *testing.T) {
 	s, clk := clockServer(t, nil)
 	r := dialRaw(t, s)
-	bulk := func(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
-	cmd := func(args ...string) string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "*%d\r\n", len(args))
-		for _, a := range args {
-			b.WriteString(bulk(a))
-		}
-		return b.String()
-	}
+	bulk, cmd := bulkReply, respCommand
 	setup := []string{
 		cmd("SET", "s0", "zero"), cmd("SET", "s1", "one"), cmd("SET", "empty", ""),
 		cmd("SET", "bin", "a\r\nb\x00c"), cmd("HSET", "h", "f", "hv"), cmd("SADD", "st", "m"),

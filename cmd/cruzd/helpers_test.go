@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,6 +93,20 @@ func dialRaw(t testing.TB, s *server) *rawConn {
 	}
 	t.Cleanup(func() { nc.Close() })
 	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+// bulkReply is s as a RESP bulk string.
+func bulkReply(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
+
+// respCommand is args as a RESP array of bulk strings, as a client sends a
+// command.
+func respCommand(args ...string) string {
+	var b strings.Builder
+	b.WriteString("*" + strconv.Itoa(len(args)) + "\r\n")
+	for _, a := range args {
+		b.WriteString(bulkReply(a))
+	}
+	return b.String()
 }
 
 func (r *rawConn) send(s string) {

@@ -13,14 +13,7 @@ import (
 func TestCommandDurationsPerCommand(t *testing.T) {
 	s := testServer(t, nil)
 	r := dialRaw(t, s)
-	cmd := func(args ...string) string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "*%d\r\n", len(args))
-		for _, a := range args {
-			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-		}
-		return b.String()
-	}
+	cmd := respCommand
 	var p []string
 	for i := range 3 {
 		p = append(p, cmd("SET", fmt.Sprint("k", i), "v"))

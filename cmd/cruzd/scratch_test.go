@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,15 +18,7 @@ func TestScratchBuffers(t *testing.T) {
 	r := dialRaw(t, s)
 	long := strings.Repeat("k", 3*keepScratch)
 	big := strings.Repeat("v", 5*keepScratch)
-	bulk := func(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
-	cmd := func(args ...string) string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "*%d\r\n", len(args))
-		for _, a := range args {
-			b.WriteString(bulk(a))
-		}
-		return b.String()
-	}
+	bulk, cmd := bulkReply, respCommand
 	// One writing batch: every SET, INCR and GET in one transaction.
 	r.send(cmd("SET", long, "1") + cmd("SET", "a", big) + cmd("SET", "b", "2") +
 		cmd("INCR", long) + cmd("GET", "a") + cmd("GET", long) + cmd("SET", "a", "x") + cmd("GET", "b") + cmd("GET", "a"))
