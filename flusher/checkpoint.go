@@ -34,8 +34,10 @@ import (
 // chunkTarget is the size at which a chunk entry is closed. A chunk is
 // appended alone (its group commit: a pwrite and an fdatasync of its
 // bytes), and the intentions that arrive meanwhile wait for it: at 1 MiB
-// such a group held them ~2 ms (p50), the p99 of 16 clients on a quiet
-// machine (bench/journal/2026-12-07-image22.md).
+// such a group held them ~2 ms longer (p50), about the p99 of 16 clients
+// on a quiet machine; at 256 KiB ~1 ms less (bench/journal/
+// 2026-12-07-image22.md). Smaller chunks made the image slower than the
+// log's room allows (commits held), even with appends overlapped.
 const chunkTarget = 256 << 10
 
 // paceBytes is how many bytes of chunks the image writer appends between
