@@ -70,9 +70,9 @@
 // image in the background by walking the cut's tree, as chunk entries (the
 // same bytes on every node) followed by a marker naming them; until the
 // marker, a node's (c, n) address is found in the cut's tree by its number
-// and read where it was written. The writer rests after each MiB of chunks
-// so that it works at most Options.CheckpointDuty (default a quarter) of the
-// time, and replay skips the chunks' bodies: commits and reads go on meanwhile
+// and read where it was written. The writer rests after each chunk so that
+// it works at most Options.CheckpointDuty (default a quarter) of the time,
+// and replay skips the chunks' bodies: commits and reads go on meanwhile
 // and keep the cores (seeds/001, 004: the cut is pinned, readers never
 // wait). This preparation is restart-discardable: chunks no
 // marker names are never read. The authority steps are strictly ordered

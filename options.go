@@ -111,8 +111,8 @@ type Options struct {
 	CheckpointMinLogBytes int64
 
 	// CheckpointDuty is the share of the time the writer of a checkpoint's
-	// image works (it rests after each MiB of chunks in proportion): the
-	// image is background work, and commits keep the cores. In (0, 1]; 1 writes as
+	// image works (it rests after each chunk in proportion): the image is
+	// background work, and commits keep the cores. In (0, 1]; 1 writes as
 	// fast as it can. It does not rest while commits are held back because
 	// the log outgrew its checkpoints (Stats.CheckpointWaits), nor once
 	// the log since the cut has used half the room it has before that (it

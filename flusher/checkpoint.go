@@ -31,20 +31,8 @@ import (
 // The chunks are the same bytes whichever node writes them; only the
 // markers differ (they name the positions the chunks landed at).
 
-// chunkTarget is the size at which a chunk entry is closed. A chunk is
-// appended alone (its group commit: a pwrite and an fdatasync of its
-// bytes), and the intentions that arrive meanwhile wait for it: at 1 MiB
-// such a group held them ~2 ms longer (p50), about the p99 of 16 clients
-// on a quiet machine; at 256 KiB ~1 ms less (bench/journal/
-// 2026-12-07-image22.md). Smaller chunks made the image slower than the
-// log's room allows (commits held), even with appends overlapped.
-const chunkTarget = 256 << 10
-
-// paceBytes is how many bytes of chunks the image writer appends between
-// two rests (see Options.ImageDuty): the pacing of the 1 MiB chunks of
-// before, so that an image of up to 1 MiB is written without a rest and a
-// larger one rests as often as it did.
-const paceBytes = 1 << 20
+// chunkTarget is the size at which a chunk entry is closed.
+const chunkTarget = 1 << 20
 
 // KnownCheckpoint seeds the node cache with a complete image found by startup.
 func (f *Flusher) KnownCheckpoint(markerPos uint64, m *entry.Marker) {
@@ -135,97 +123,45 @@ func (f *Flusher) writeCheckpoint(p *pending) bool {
 
 // writeImage writes the chunks of the image of d, and returns the marker
 // naming them; stopped reports that the flusher stopped.
-//
-// Each chunk is appended alone, one after another (the marker names them in
-// ascending positions), while the walk encodes the next one: a chunk's
-// append, a group commit of its own that the intentions arriving meanwhile
-// wait behind, overlaps the encoding of the next chunk, so that chunks of
-// chunkTarget bytes cost the image no more time than fewer, larger ones
-// did (see chunkTarget).
 func (f *Flusher) writeImage(d *processor.Delta) (m *entry.Marker, stopped bool, err error) {
 	m = &entry.Marker{Cut: d.Pos, Nodes: d.ImageNodes}
 	since := time.Now() // the start of the work on this chunk
-	var (
-		owed     time.Duration // rest owed for the work since the last rest
-		unpaced  int           // chunk bytes appended since the last rest
-		inFlight chan chunkAppended
-		inFirst  uint64 // the first node of the chunk in flight
-		inBytes  int
-	)
-	// landed waits for the chunk in flight, if any, and names it in m; it
-	// reports false when the flusher stopped.
-	landed := func() bool {
-		if inFlight == nil {
-			return true
-		}
-		r := <-inFlight
-		inFlight = nil
-		if !r.ok {
-			return false
-		}
-		m.Chunks = append(m.Chunks, entry.ChunkRef{Pos: uint64(r.pos), First: inFirst})
-		m.Bytes += uint64(inBytes)
-		f.ckChunks.Add(1)
-		unpaced += inBytes
-		return true
-	}
+	var owed time.Duration
 	w := f.takeScratch()
 	defer f.putScratch(w)
 	err = w.write(d, func(chunk []byte, first uint64) error {
-		if !landed() {
+		work := time.Since(since) // encoding the chunk
+		// Rest in proportion to the work on the chunk before (see
+		// Options.ImageDuty): the image is background work, and on a small
+		// machine an unpaced writer (with the replay of its chunks) takes
+		// the cores from commits. Resting before a chunk rather than after
+		// one leaves no rest between the last chunk and the marker, which
+		// would only make the checkpoint longer (for an image of one chunk,
+		// the whole checkpoint of a small tree, there is none at all).
+		if owed > 0 && !f.rest(owed) {
 			stopped = true
 			return errImageAbandoned
-		}
-		// The work on this chunk: encoding it, and the part of the append
-		// before it that encoding did not overlap.
-		work := time.Since(since)
-		if f.o.ImageDuty < 1 {
-			owed += time.Duration(float64(work) * (1 - f.o.ImageDuty) / f.o.ImageDuty)
-		}
-		// Rest in proportion to the work since the last rest (see
-		// Options.ImageDuty), once per paceBytes of chunks: the image is
-		// background work, and on a small machine an unpaced writer (with
-		// the replay of its chunks) takes the cores from commits. Resting
-		// before a chunk rather than after one leaves no rest between the
-		// last chunk and the marker, which would only make the checkpoint
-		// longer (for an image of up to paceBytes, the whole checkpoint of
-		// a small tree, there is none at all).
-		if unpaced >= paceBytes {
-			if owed > 0 && !f.rest(owed) {
-				stopped = true
-				return errImageAbandoned
-			}
-			owed, unpaced = 0, 0
 		}
 		if done, _ := f.isConfirmed(d.Pos); done {
 			return errImageAbandoned
 		}
-		// The chunk is appended from w.buf while the walk encodes the next
-		// one into the other buffer.
-		inFlight, inFirst, inBytes = make(chan chunkAppended, 1), first, len(chunk)
-		go func(c chan<- chunkAppended) {
-			pos, ok := f.appendCheckpointEntry(chunk, d.Pos)
-			c <- chunkAppended{pos, ok}
-		}(inFlight)
-		w.buf, w.spare = w.spare, w.buf
+		appending := time.Now()
+		pos, ok := f.appendCheckpointEntry(chunk, d.Pos)
+		if !ok {
+			stopped = true
+			return errImageAbandoned
+		}
+		work += time.Since(appending)
+		m.Chunks = append(m.Chunks, entry.ChunkRef{Pos: uint64(pos), First: first})
+		m.Bytes += uint64(len(chunk))
+		f.ckChunks.Add(1)
+		if f.o.ImageDuty < 1 {
+			owed = time.Duration(float64(work) * (1 - f.o.ImageDuty) / f.o.ImageDuty)
+		}
 		since = time.Now()
 		return nil
 	})
-	// The chunk in flight is waited for whatever happened: its buffer goes
-	// back with the scratch, and a marker must name it.
-	if !landed() {
-		stopped = true
-		if err == nil {
-			err = errImageAbandoned
-		}
-	}
 	return m, stopped, err
-}
-
-// chunkAppended is the outcome of a chunk's append (appendCheckpointEntry).
-type chunkAppended struct {
-	pos log.Position
-	ok  bool
 }
 
 // restSlice is how often a resting image writer asks Options.Hurry.
@@ -333,7 +269,6 @@ func WriteImage(d *processor.Delta, emit func(chunk []byte, first uint64) error)
 type imageScratch struct {
 	buf, nodes []byte
 	starts     []uint32
-	spare      []byte // a chunk's second buffer: see Flusher.writeImage
 }
 
 // takeScratch returns the Flusher's image buffers, or new ones while

@@ -126,9 +126,9 @@ type Options struct {
 	// CacheBytes bounds clean nodes in memory. Zero means DefaultCacheBytes.
 	CacheBytes int64
 	// ImageDuty is the share of the wall time a checkpoint image's writer
-	// works: after each MiB of chunks it rests so that reading the tree,
-	// encoding and appending (what encoding did not overlap) take at most
-	// this fraction of the time, leaving the cores to commits and reads. In (0, 1]; 1 never rests. Zero means
+	// works: after each chunk it rests so that reading the tree, encoding
+	// and appending take at most this fraction of the time, leaving the
+	// cores to commits and reads. In (0, 1]; 1 never rests. Zero means
 	// DefaultImageDuty (0.25).
 	ImageDuty float64
 	// Policy decides who writes an afterimage. Default PolicyTakeover.
