@@ -126,7 +126,7 @@ func (d *Delta) write(key, value []byte, tomb bool) error {
 	if d.done {
 		return errors.New("cowtree: delta already finished")
 	}
-	root, err := d.put(d.root, prefix(key), joinKV(key, value), uint32(len(key)), tomb)
+	root, err := d.put(d.root, d.num(d.root), prefix(key), joinKV(key, value), uint32(len(key)), tomb)
 	if err != nil {
 		d.err = err
 		return err
@@ -152,6 +152,29 @@ func (d *Delta) childOf(p *Node, left bool) *Node {
 	}
 	d.note(n, num)
 	return n
+}
+
+// childNumbered is childOf for the paths a write copies (put, balance,
+// rotations): it returns the child's number in the cut's image (-1: none)
+// with it instead of noting it, since the caller hands the number straight
+// to ownNum. A delta of many writes noted every node of every path it
+// walked, each a map assignment; only the nodes a later num asks for need
+// noting, and those are reached through childOf.
+func (d *Delta) childNumbered(p *Node, left bool) (*Node, int64) {
+	if d.err != nil {
+		return nil, -1
+	}
+	r := side(p, left)
+	num := childNum(d.cut, r, p, d.num(p), left)
+	n := r.Node()
+	if n == nil {
+		var err error
+		if n, err = resolveAt(r, d.ld, d.cut, num); err != nil {
+			d.err = err
+			return nil, -1
+		}
+	}
+	return n, num
 }
 
 func side(p *Node, left bool) *Ref {
@@ -233,7 +256,11 @@ func (d *Delta) setRef(r *Ref, n *Node) {
 }
 
 // own returns n itself when this delta created it, else a fresh copy.
-func (d *Delta) own(n *Node) *Node {
+func (d *Delta) own(n *Node) *Node { return d.ownNum(n, d.num(n)) }
+
+// ownNum is own for n, node k of the cut's image (-1: n is not in the
+// cut's tree, or there is no cut).
+func (d *Delta) ownNum(n *Node, k int64) *Node {
 	if n.akind == AddrIntention && n.apos == d.id {
 		return n
 	}
@@ -251,7 +278,6 @@ func (d *Delta) own(n *Node) *Node {
 		apos:   d.id,
 	}
 	c.right.aux = n.right.aux // the key's bytes 16..19 (keyExt)
-	k := d.num(n)
 	d.copyChildOf(&c.left, n, k, true)
 	d.copyChildOf(&c.right, n, k, false)
 	switch {
@@ -264,7 +290,9 @@ func (d *Delta) own(n *Node) *Node {
 	return c
 }
 
-func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*Node, error) {
+// put writes the entry into the subtree at n, node nk of the cut's image
+// (-1: none), and returns the subtree's new root.
+func (d *Delta) put(n *Node, nk int64, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*Node, error) {
 	if n == nil {
 		d.fresh++
 		m := &Node{tomb: tomb, pos: d.id, akind: AddrIntention, apos: d.id, height: 1}
@@ -273,7 +301,7 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 		return m, nil
 	}
 	c := n.compare(kp, kv[:klen])
-	m := d.own(n)
+	m := d.ownNum(n, nk)
 	if c == 0 {
 		m.setKV(kv, int(klen))
 		m.tomb, m.pos = tomb, d.id
@@ -281,11 +309,11 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 		d.update(m)
 		return m, d.err
 	}
-	ch := d.childOf(m, c < 0)
+	ch, ck := d.childNumbered(m, c < 0)
 	if d.err != nil {
 		return nil, d.err
 	}
-	nc, err := d.put(ch, kp, kv, klen, tomb)
+	nc, err := d.put(ch, ck, kp, kv, klen, tomb)
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +356,7 @@ func (d *Delta) balance(m *Node) *Node {
 	}
 	switch {
 	case bf > 1:
-		l := d.own(d.childOf(m, true))
+		l := d.ownNum(d.childNumbered(m, true))
 		if d.refHeight(l, true) < d.refHeight(l, false) {
 			d.setRef(&m.left, d.rotateLeft(l))
 		} else {
@@ -336,7 +364,7 @@ func (d *Delta) balance(m *Node) *Node {
 		}
 		return d.rotateRight(m)
 	case bf < -1:
-		r := d.own(d.childOf(m, false))
+		r := d.ownNum(d.childNumbered(m, false))
 		if d.refHeight(r, false) < d.refHeight(r, true) {
 			d.setRef(&m.right, d.rotateRight(r))
 		} else {
@@ -350,7 +378,7 @@ func (d *Delta) balance(m *Node) *Node {
 
 // rotateRight lifts m's left child; m is owned.
 func (d *Delta) rotateRight(m *Node) *Node {
-	l := d.own(d.childOf(m, true))
+	l := d.ownNum(d.childNumbered(m, true))
 	d.copyChild(&m.left, l, false)
 	d.update(m)
 	d.setRef(&l.right, m)
@@ -360,7 +388,7 @@ func (d *Delta) rotateRight(m *Node) *Node {
 
 // rotateLeft lifts m's right child; m is owned.
 func (d *Delta) rotateLeft(m *Node) *Node {
-	r := d.own(d.childOf(m, false))
+	r := d.ownNum(d.childNumbered(m, false))
 	d.copyChild(&m.right, r, true)
 	d.update(m)
 	d.setRef(&r.left, m)
