@@ -216,8 +216,8 @@ func cpuTime() time.Duration {
 func BenchmarkApplySet(b *testing.B) {
 	const keys, batch = 100_000, 148
 	for _, bc := range []struct {
-		name string
-		step int
+		name  string
+		step  int
 		fresh bool
 	}{{"present=all", 1, false}, {"present=half", 2, true}} {
 		b.Run(bc.name, func(b *testing.B) {
