@@ -195,6 +195,28 @@ func (n *Node) KeyInto(buf *[16]byte) []byte {
 	return buf[:n.klen]
 }
 
+// KeyInlineLen is the length of the longest key a node keeps whole inline
+// (its first 16 bytes in the node's first cache line, bytes 16..19 in the
+// right child ref's spare word): KeyInline rebuilds such a key from the
+// node alone.
+const KeyInlineLen = keyPrefixLen
+
+// KeyInline is KeyInto for keys of up to KeyInlineLen bytes (cruzd's
+// string keys are 17: a type byte and redis-benchmark's 16): such a key is
+// rebuilt in buf from the node's inline prefix, without reading the key's
+// own allocation, which for the nodes a delta copied (most of an
+// afterimage) was last touched when their entries were written. The
+// result is buf's or the node's; it must not be modified.
+func (n *Node) KeyInline(buf *[KeyInlineLen]byte) []byte {
+	if n.klen > KeyInlineLen {
+		return n.Key()
+	}
+	binary.BigEndian.PutUint64(buf[:8], n.kp.hi)
+	binary.BigEndian.PutUint64(buf[8:16], n.kp.lo)
+	binary.BigEndian.PutUint32(buf[16:], n.keyExt())
+	return buf[:n.klen]
+}
+
 // Value returns the entry's value (nil for a tombstone). The slice must not
 // be modified.
 func (n *Node) Value() []byte {
