@@ -153,7 +153,6 @@ func (r *Ref) IsNil() bool { return r.kind == AddrNone && r.Node() == nil }
 
 // set points a fresh node's ref at n (plain write: the owner is unpublished).
 func (r *Ref) set(n *Node) {
-	r.p = unsafe.Pointer(n)
 	if n == nil {
 		*r = Ref{minTomb: NoTombstone, aux: r.aux}
 	} else {
@@ -163,9 +162,14 @@ func (r *Ref) set(n *Node) {
 }
 
 // learn points a fresh node's ref at n, its child, and takes n's summaries,
-// keeping the address the ref has.
+// keeping the address the ref has. A ref that already points at n is not
+// written again: a pointer store costs a write barrier while the collector
+// marks, and a delta's writes refresh the same refs over and over (each
+// write's way back up its path, and Delta.flushPath).
 func (r *Ref) learn(n *Node) {
-	r.p = unsafe.Pointer(n)
+	if r.p != unsafe.Pointer(n) {
+		r.p = unsafe.Pointer(n)
+	}
 	r.h, r.maxPos, r.minTomb, r.cnt = n.height, n.MaxPos(), n.MinTomb(), n.count()
 }
 
