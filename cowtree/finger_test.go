@@ -17,11 +17,11 @@ import (
 // checkpoints and with nodes evicted and loaded back.
 func TestFingerMatchesRoot(t *testing.T) {
 	fingered := 0
-	for seed := range uint64(6) {
+	for seed := range uint64(4) {
 		r := rand.New(rand.NewPCG(seed, 22))
 		ld := &memLoader{nodes: map[Addr]*Node{}, pending: map[uint64]Tree{}, complete: map[uint64]bool{}}
 		tr := New(ld)
-		for pos := uint64(1); pos <= 45; pos++ {
+		for pos := uint64(1); pos <= 40; pos++ {
 			if pos%13 == 0 {
 				ct, err := tr.Cut(pos)
 				if err != nil {
@@ -37,7 +37,7 @@ func TestFingerMatchesRoot(t *testing.T) {
 			}
 			var ops []op
 			keys := map[int]bool{}
-			for n := 1 + r.IntN(200); len(keys) < n; {
+			for n := 1 + r.IntN(150); len(keys) < n; {
 				keys[r.IntN(2000)] = true
 			}
 			ks := slices.Sorted(func(yield func(int) bool) {
