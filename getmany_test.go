@@ -58,17 +58,7 @@ func TestGetManyMatchesGet(t *testing.T) {
 		for _, writable := range []bool{false, true} {
 			// Two transactions on one snapshot with the same pending
 			// writes: one reads with Get, the other with GetMany.
-			one, err := db.Begin(ctx, writable)
-			if err != nil {
-				t.Fatal(err)
-			}
-			many, err := db.Begin(ctx, writable)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if one.Snapshot() != many.Snapshot() {
-				t.Fatal("the two transactions read different snapshots")
-			}
+			one, many := beginSameSnapshot(t, db, writable)
 			if writable {
 				for range r.IntN(15) {
 					k := key()
@@ -286,5 +276,32 @@ func TestGetManyConflicts(t *testing.T) {
 				t.Fatalf("commit: %v, want success", err)
 			}
 		})
+	}
+}
+
+// beginSameSnapshot begins two transactions on one snapshot. Two Begins in
+// a row may see different ones: the processor may apply an entry between
+// them (an afterimage, a checkpoint's), so it begins pairs until one
+// matches.
+func beginSameSnapshot(t *testing.T, db *DB, writable bool) (*Txn, *Txn) {
+	t.Helper()
+	ctx := context.Background()
+	for attempt := 0; ; attempt++ {
+		one, err := db.Begin(ctx, writable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		two, err := db.Begin(ctx, writable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if one.Snapshot() == two.Snapshot() {
+			return one, two
+		}
+		one.Rollback()
+		two.Rollback()
+		if attempt == 1000 {
+			t.Fatal("1,000 pairs of Begins in a row read different snapshots")
+		}
 	}
 }

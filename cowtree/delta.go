@@ -35,6 +35,25 @@ type Delta struct {
 	// fresh counts the nodes this delta made, a bound of what Finish
 	// numbers (a node made and then removed is counted too).
 	fresh int
+	// path is the last write's path from the root, every node on it the
+	// delta's own, and last that write's key: a write of a greater key
+	// (an intention's writes are in key order) starts at the deepest node
+	// of path whose subtree holds its key instead of at the root (see
+	// write). The pointers from each node of path to the next may lag
+	// behind the summaries of what they point at (see Delta.flushPath).
+	path []pathStep
+	last []byte
+	// noFinger makes every write start at the root (tests compare the two).
+	noFinger bool
+}
+
+// pathStep is a node of the last write's path.
+type pathStep struct {
+	m *Node
+	// hi is the nearest node above m whose left subtree holds m: every
+	// key of m's subtree is below hi's (nil: no bound).
+	hi   *Node
+	left bool // the path goes on to m's left child (else right, or ends)
 }
 
 // Scratch is the memory a Delta uses only while it is being made: the
@@ -71,11 +90,12 @@ func (t *Tree) BeginScratch(id uint64, writes int, s *Scratch) *Delta {
 		// Keep the previous delta's list and map (emptied: every lookup
 		// in them is by key, never in their order).
 		clear(s.d.nums) // drop the previous delta's nodes
-		nums, big := s.d.nums[:0], s.d.bigNums
+		clear(s.d.path)
+		nums, big, path := s.d.nums[:0], s.d.bigNums, s.d.path[:0]
 		if len(big) > 0 {
 			clear(big)
 		}
-		s.d = Delta{nums: nums, bigNums: big}
+		s.d = Delta{nums: nums, bigNums: big, path: path}
 		d = &s.d
 	} else {
 		d = &Delta{}
@@ -126,13 +146,92 @@ func (d *Delta) write(key, value []byte, tomb bool) error {
 	if d.done {
 		return errors.New("cowtree: delta already finished")
 	}
-	root, err := d.put(d.root, prefix(key), joinKV(key, value), uint32(len(key)), tomb)
+	kp, kv := prefix(key), joinKV(key, value)
+	s := 0
+	if len(d.path) > 0 && !d.noFinger && bytes.Compare(key, d.last) > 0 {
+		s = d.pathStart(kp, key)
+		// The steps below s leave the path: bring their pointers up to
+		// date, bottom first.
+		for i := len(d.path) - 1; i > s; i-- {
+			d.setRef(side(d.path[i-1].m, d.path[i-1].left), d.path[i].m)
+		}
+	} else {
+		d.flushPath()
+	}
+	var top, hi *Node
+	var nk int64 = -1 // a node of the path is the delta's own
+	if len(d.path) > 0 {
+		top, hi = d.path[s].m, d.path[s].hi
+	} else {
+		top, nk = d.root, d.num(d.root)
+	}
+	var h int8
+	if top != nil {
+		h = top.height
+	}
+	d.path = d.path[:s]
+	nc, err := d.put(top, nk, hi, kp, kv, uint32(len(key)), tomb)
 	if err != nil {
 		d.err = err
 		return err
 	}
-	d.root = root
-	return nil
+	d.last = kv[:len(key)]
+	if s == 0 {
+		d.root = nc
+		return nil
+	}
+	if nc == top && nc.height == h {
+		// Nothing above s changes but its summaries (the pointers
+		// down the path), which flushPath or a later write brings up
+		// to date: as a write from the root would have found, every
+		// node above keeps its children and its height, so balance
+		// leaves them as they are.
+		return nil
+	}
+	// The subtree at s changed its root or its height: the nodes above
+	// rebalance as a write from the root would have, and the next write
+	// starts at the root.
+	for i := s - 1; i >= 0; i-- {
+		m := d.path[i].m
+		d.setRef(side(m, d.path[i].left), nc)
+		nc = d.balance(m)
+	}
+	d.root = nc
+	d.path = d.path[:0]
+	return d.err
+}
+
+// pathStart returns the index of the deepest node of the path whose
+// subtree holds key, a key above the last write's (which every subtree of
+// the path holds): the first from the bottom whose upper bound is above
+// key.
+func (d *Delta) pathStart(kp keyPrefix, key []byte) int {
+	var seen *Node
+	for i := len(d.path) - 1; i > 0; i-- {
+		hi := d.path[i].hi
+		if hi == nil {
+			return i
+		}
+		if hi == seen {
+			continue // the same bound, already found below key
+		}
+		if hi.compare(kp, key) < 0 {
+			return i
+		}
+		seen = hi
+	}
+	return 0
+}
+
+// flushPath brings the pointers down the last write's path up to date,
+// bottom first, and forgets the path: what a write from the root would
+// have done along it (see write).
+func (d *Delta) flushPath() {
+	for i := len(d.path) - 1; i > 0; i-- {
+		d.setRef(side(d.path[i-1].m, d.path[i-1].left), d.path[i].m)
+	}
+	clear(d.path)
+	d.path = d.path[:0]
 }
 
 // childOf returns p's left (or right) child, loading it if needed.
@@ -152,6 +251,29 @@ func (d *Delta) childOf(p *Node, left bool) *Node {
 	}
 	d.note(n, num)
 	return n
+}
+
+// childNumbered is childOf for the paths a write copies (put, balance,
+// rotations): it returns the child's number in the cut's image (-1: none)
+// with it instead of noting it, since the caller hands the number straight
+// to ownNum. A delta of many writes noted every node of every path it
+// walked, each a map assignment; only the nodes a later num asks for need
+// noting, and those are reached through childOf.
+func (d *Delta) childNumbered(p *Node, left bool) (*Node, int64) {
+	if d.err != nil {
+		return nil, -1
+	}
+	r := side(p, left)
+	num := childNum(d.cut, r, p, d.num(p), left)
+	n := r.Node()
+	if n == nil {
+		var err error
+		if n, err = resolveAt(r, d.ld, d.cut, num); err != nil {
+			d.err = err
+			return nil, -1
+		}
+	}
+	return n, num
 }
 
 func side(p *Node, left bool) *Ref {
@@ -233,7 +355,11 @@ func (d *Delta) setRef(r *Ref, n *Node) {
 }
 
 // own returns n itself when this delta created it, else a fresh copy.
-func (d *Delta) own(n *Node) *Node {
+func (d *Delta) own(n *Node) *Node { return d.ownNum(n, d.num(n)) }
+
+// ownNum is own for n, node k of the cut's image (-1: n is not in the
+// cut's tree, or there is no cut).
+func (d *Delta) ownNum(n *Node, k int64) *Node {
 	if n.akind == AddrIntention && n.apos == d.id {
 		return n
 	}
@@ -251,7 +377,6 @@ func (d *Delta) own(n *Node) *Node {
 		apos:   d.id,
 	}
 	c.right.aux = n.right.aux // the key's bytes 16..19 (keyExt)
-	k := d.num(n)
 	d.copyChildOf(&c.left, n, k, true)
 	d.copyChildOf(&c.right, n, k, false)
 	switch {
@@ -264,7 +389,11 @@ func (d *Delta) own(n *Node) *Node {
 	return c
 }
 
-func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*Node, error) {
+// put writes the entry into the subtree at n, node nk of the cut's image
+// (-1: none), whose keys are all below hi's (nil: no bound), and returns
+// the subtree's new root. It appends the nodes of the entry's path that
+// stay in place to d.path.
+func (d *Delta) put(n *Node, nk int64, hi *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*Node, error) {
 	if n == nil {
 		d.fresh++
 		m := &Node{tomb: tomb, pos: d.id, akind: AddrIntention, apos: d.id, height: 1}
@@ -273,7 +402,9 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 		return m, nil
 	}
 	c := n.compare(kp, kv[:klen])
-	m := d.own(n)
+	m := d.ownNum(n, nk)
+	at := len(d.path)
+	d.path = append(d.path, pathStep{m: m, hi: hi, left: c < 0})
 	if c == 0 {
 		m.setKV(kv, int(klen))
 		m.tomb, m.pos = tomb, d.id
@@ -281,16 +412,24 @@ func (d *Delta) put(n *Node, kp keyPrefix, kv []byte, klen uint32, tomb bool) (*
 		d.update(m)
 		return m, d.err
 	}
-	ch := d.childOf(m, c < 0)
+	ch, ck := d.childNumbered(m, c < 0)
 	if d.err != nil {
 		return nil, d.err
 	}
-	nc, err := d.put(ch, kp, kv, klen, tomb)
+	chi := hi
+	if c < 0 {
+		chi = m
+	}
+	nc, err := d.put(ch, ck, chi, kp, kv, klen, tomb)
 	if err != nil {
 		return nil, err
 	}
 	d.setRef(side(m, c < 0), nc)
-	return d.balance(m), d.err
+	b := d.balance(m)
+	if b != m {
+		d.path = d.path[:at] // rotated: m and what is below moved
+	}
+	return b, d.err
 }
 
 // update recomputes m's height from its children, learning their
@@ -328,7 +467,7 @@ func (d *Delta) balance(m *Node) *Node {
 	}
 	switch {
 	case bf > 1:
-		l := d.own(d.childOf(m, true))
+		l := d.ownNum(d.childNumbered(m, true))
 		if d.refHeight(l, true) < d.refHeight(l, false) {
 			d.setRef(&m.left, d.rotateLeft(l))
 		} else {
@@ -336,7 +475,7 @@ func (d *Delta) balance(m *Node) *Node {
 		}
 		return d.rotateRight(m)
 	case bf < -1:
-		r := d.own(d.childOf(m, false))
+		r := d.ownNum(d.childNumbered(m, false))
 		if d.refHeight(r, false) < d.refHeight(r, true) {
 			d.setRef(&m.right, d.rotateRight(r))
 		} else {
@@ -350,7 +489,7 @@ func (d *Delta) balance(m *Node) *Node {
 
 // rotateRight lifts m's left child; m is owned.
 func (d *Delta) rotateRight(m *Node) *Node {
-	l := d.own(d.childOf(m, true))
+	l := d.ownNum(d.childNumbered(m, true))
 	d.copyChild(&m.left, l, false)
 	d.update(m)
 	d.setRef(&l.right, m)
@@ -360,7 +499,7 @@ func (d *Delta) rotateRight(m *Node) *Node {
 
 // rotateLeft lifts m's right child; m is owned.
 func (d *Delta) rotateLeft(m *Node) *Node {
-	r := d.own(d.childOf(m, false))
+	r := d.ownNum(d.childNumbered(m, false))
 	d.copyChild(&m.right, r, true)
 	d.update(m)
 	d.setRef(&r.left, m)
@@ -372,6 +511,7 @@ func (d *Delta) rotateLeft(m *Node) *Node {
 // The result depends only on the tree and before, so every node drops the
 // same tombstones at the same delta.
 func (d *Delta) DropTombstones(before uint64) error {
+	d.flushPath()
 	for d.err == nil && d.root != nil && d.root.MinTomb() < before {
 		n := d.root
 		var key []byte
@@ -443,6 +583,7 @@ func (d *Delta) Finish() (Tree, []*Node, error) {
 	if d.err != nil {
 		return Tree{}, nil, d.err
 	}
+	d.flushPath()
 	d.done = true
 	nodes := make([]*Node, 0, d.fresh)
 	nt := Tree{ld: d.ld, root: &Ref{minTomb: NoTombstone}, cut: d.cut}

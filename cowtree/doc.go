@@ -25,7 +25,11 @@
 // carries the position that last wrote it; every node the highest position
 // in its subtree (MaxPos) and its lowest tombstone (MinTomb). Deletes leave
 // tombstones, so conflict checks see them; DropTombstones removes those
-// older than a position, deterministically.
+// older than a position, deterministically. An intention's writes come in
+// key order, so a write whose key is above the last one starts at the
+// deepest node of the last write's path that holds it instead of at the
+// root; the nodes it skips would have been left as they are, and it makes
+// the same nodes as a write from the root.
 //
 // # Children and paging
 //

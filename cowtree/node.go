@@ -153,7 +153,6 @@ func (r *Ref) IsNil() bool { return r.kind == AddrNone && r.Node() == nil }
 
 // set points a fresh node's ref at n (plain write: the owner is unpublished).
 func (r *Ref) set(n *Node) {
-	r.p = unsafe.Pointer(n)
 	if n == nil {
 		*r = Ref{minTomb: NoTombstone, aux: r.aux}
 	} else {
@@ -163,9 +162,14 @@ func (r *Ref) set(n *Node) {
 }
 
 // learn points a fresh node's ref at n, its child, and takes n's summaries,
-// keeping the address the ref has.
+// keeping the address the ref has. A ref that already points at n is not
+// written again: a pointer store costs a write barrier while the collector
+// marks, and a delta's writes refresh the same refs over and over (each
+// write's way back up its path, and Delta.flushPath).
 func (r *Ref) learn(n *Node) {
-	r.p = unsafe.Pointer(n)
+	if r.p != unsafe.Pointer(n) {
+		r.p = unsafe.Pointer(n)
+	}
 	r.h, r.maxPos, r.minTomb, r.cnt = n.height, n.MaxPos(), n.MinTomb(), n.count()
 }
 
@@ -192,6 +196,28 @@ func (n *Node) KeyInto(buf *[16]byte) []byte {
 	}
 	binary.BigEndian.PutUint64(buf[:8], n.kp.hi)
 	binary.BigEndian.PutUint64(buf[8:], n.kp.lo)
+	return buf[:n.klen]
+}
+
+// KeyInlineLen is the length of the longest key a node keeps whole inline
+// (its first 16 bytes in the node's first cache line, bytes 16..19 in the
+// right child ref's spare word): KeyInline rebuilds such a key from the
+// node alone.
+const KeyInlineLen = keyPrefixLen
+
+// KeyInline is KeyInto for keys of up to KeyInlineLen bytes (cruzd's
+// string keys are 17: a type byte and redis-benchmark's 16): such a key is
+// rebuilt in buf from the node's inline prefix, without reading the key's
+// own allocation, which for the nodes a delta copied (most of an
+// afterimage) was last touched when their entries were written. The
+// result is buf's or the node's; it must not be modified.
+func (n *Node) KeyInline(buf *[KeyInlineLen]byte) []byte {
+	if n.klen > KeyInlineLen {
+		return n.Key()
+	}
+	binary.BigEndian.PutUint64(buf[:8], n.kp.hi)
+	binary.BigEndian.PutUint64(buf[8:16], n.kp.lo)
+	binary.BigEndian.PutUint32(buf[16:], n.keyExt())
 	return buf[:n.klen]
 }
 

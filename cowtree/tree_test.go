@@ -290,9 +290,12 @@ func TestNodeLayout(t *testing.T) {
 	}
 }
 
-// KeyInto gives every node's key, short ones rebuilt from the inline
-// prefix, including keys that end in zero bytes (the prefix is zero-padded)
-// and keys longer than the prefix.
+// KeyInto and KeyInline give every node's key, short ones rebuilt from
+// the inline prefix (up to 16 and 20 bytes), including keys that end in
+// zero bytes (the prefix is zero-padded) and keys longer than the prefix,
+// in the delta that wrote them and in copies a later delta made of them
+// (a write to a neighbour copies the path through them), and in nodes
+// loaded back from their stored fields.
 func TestKeyInto(t *testing.T) {
 	var keys [][]byte
 	for n := 1; n <= 24; n++ {
@@ -312,14 +315,58 @@ func TestKeyInto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf [16]byte
+	check := func(n *Node, k []byte) {
+		t.Helper()
+		var buf [16]byte
+		if got := n.KeyInto(&buf); !bytes.Equal(got, k) {
+			t.Fatalf("KeyInto = %q, want %q", got, k)
+		}
+		var buf20 [KeyInlineLen]byte
+		if got := n.KeyInline(&buf20); !bytes.Equal(got, k) {
+			t.Fatalf("KeyInline = %q, want %q", got, k)
+		}
+	}
 	for _, k := range keys {
 		n, err := tr.Lookup(k)
 		if err != nil || n == nil {
 			t.Fatalf("Lookup(%q): %v %v", k, n, err)
 		}
-		if got := n.KeyInto(&buf); !bytes.Equal(got, k) {
-			t.Fatalf("KeyInto = %q, want %q", got, k)
+		check(n, k)
+		check(NewLoaded(n.Addr(), NodeFields{Key: n.Key(), Value: n.Value(), Pos: n.Pos(), Height: n.Height()}), k)
+	}
+	d = tr.Begin(2)
+	for _, k := range everyThird(keys) {
+		if err := d.Put(k, []byte("w")); err != nil {
+			t.Fatal(err)
 		}
 	}
+	tr2, nodes, err := d.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := 0
+	for _, n := range nodes {
+		if n.Pos() == 1 {
+			copied++
+		}
+		check(n, n.Key())
+	}
+	if copied == 0 {
+		t.Fatal("the second delta copied no node of the first")
+	}
+	for _, k := range keys {
+		n, err := tr2.Lookup(k)
+		if err != nil || n == nil {
+			t.Fatalf("Lookup(%q): %v %v", k, n, err)
+		}
+		check(n, k)
+	}
+}
+
+func everyThird(keys [][]byte) [][]byte {
+	var out [][]byte
+	for i := 0; i < len(keys); i += 3 {
+		out = append(out, keys[i])
+	}
+	return out
 }

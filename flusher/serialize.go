@@ -74,7 +74,7 @@ func storedValue(n *cowtree.Node, delta, epoch, cut uint64) (v []byte, inIntenti
 func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afterimage, afterimage.PointerCounts) {
 	ai := &afterimage.Afterimage{Intention: d.Pos, Base: base, Nodes: make([]afterimage.Node, len(d.Nodes))}
 	s := serializer{d: d, phys: phys, cut: d.Tree.CutPos()}
-	var key [16]byte
+	var key [cowtree.KeyInlineLen]byte
 	for i, n := range d.Nodes {
 		ai.Nodes[i] = s.node(n, &key)
 		ai.Nodes[i].Key = n.Key() // not key: the record keeps every key
@@ -124,7 +124,7 @@ func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]
 	dst, start := entry.Begin(dst, size)
 	payload := len(dst)
 	dst = afterimage.AppendHeader(dst, d.Pos, base, len(d.Nodes))
-	var key [16]byte
+	var key [cowtree.KeyInlineLen]byte
 	for i, n := range d.Nodes {
 		var nd afterimage.Node
 		if keep {
@@ -163,16 +163,16 @@ type serializer struct {
 // node converts n; the result's Key may alias key (a short key is rebuilt
 // there) until the next call with it. (The caller keeps key on its stack:
 // a buffer in the serializer would move the serializer to the heap.)
-func (s *serializer) node(n *cowtree.Node, key *[16]byte) afterimage.Node {
+func (s *serializer) node(n *cowtree.Node, key *[cowtree.KeyInlineLen]byte) afterimage.Node {
 	var sv stored
 	sv.v, sv.inIntention, sv.cut, sv.num = storedValue(n, s.d.Pos, s.d.Epoch, s.cut)
 	return s.nodeStored(n, &sv, key)
 }
 
 // nodeStored is node for n, whose value is stored as sv says.
-func (s *serializer) nodeStored(n *cowtree.Node, sv *stored, key *[16]byte) afterimage.Node {
+func (s *serializer) nodeStored(n *cowtree.Node, sv *stored, key *[cowtree.KeyInlineLen]byte) afterimage.Node {
 	return afterimage.Node{
-		Key:              n.KeyInto(key),
+		Key:              n.KeyInline(key),
 		Value:            sv.v,
 		ValueInIntention: sv.inIntention,
 		ValueCut:         sv.cut,
