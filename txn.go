@@ -494,7 +494,7 @@ func (tx *Txn) Commit() error {
 	db.mu.Unlock()
 
 	db.runner.BeginLocal()
-	pos, err := db.lane.AppendIntention(tx.ctx, data)
+	pos, riders, err := db.lane.AppendIntentionHeld(tx.ctx, data)
 	if err != nil {
 		db.runner.EndLocal()
 		db.mu.Lock()
@@ -511,7 +511,17 @@ func (tx *Txn) Commit() error {
 	// Decide on this goroutine if nobody else is applying: the decision is
 	// then in w.ch without a wake-up of the processor and one of this
 	// goroutine (processor.Runner.ApplyLocal).
-	if !db.runner.ApplyLocal(tx.ctx, uint64(pos), data) {
+	// The afterimages that rode with the intention are decoded from their
+	// writers' bytes, not read back; their writers go on once it is done.
+	var buf [4]processor.Appended
+	below := buf[:0]
+	for i := range riders.Len() {
+		p, d := riders.At(i)
+		below = append(below, processor.Appended{Pos: uint64(p), Data: d})
+	}
+	applied := db.runner.ApplyLocalWith(tx.ctx, uint64(pos), data, below)
+	riders.Release()
+	if !applied {
 		db.runner.Notify()
 	}
 	for {

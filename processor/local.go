@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 )
 
@@ -34,12 +35,29 @@ import (
 // applying goroutine (false). On a log that is not a log.TailWaiter it
 // applies nothing (false): see Runner.tw.
 func (r *Runner) ApplyLocal(ctx context.Context, pos uint64, data []byte) bool {
-	done := r.applyLocal(ctx, pos, data)
+	return r.ApplyLocalWith(ctx, pos, data, nil)
+}
+
+// Appended is an entry as its appender handed it over: its position and
+// its bytes.
+type Appended struct {
+	Pos  uint64
+	Data []byte
+}
+
+// ApplyLocalWith is ApplyLocal, given also entries below pos as they were
+// appended (the afterimages that rode in the committer's batch: see
+// log/piggyback's AppendIntentionHeld), which it decodes from those bytes
+// instead of reading them back. Only afterimages are taken from below (the
+// rest is read as ApplyLocal reads it), and nothing of their bytes is kept
+// once it returns.
+func (r *Runner) ApplyLocalWith(ctx context.Context, pos uint64, data []byte, below []Appended) bool {
+	done := r.applyLocal(ctx, pos, data, below)
 	r.endLocal(pos, done)
 	return done
 }
 
-func (r *Runner) applyLocal(ctx context.Context, pos uint64, data []byte) bool {
+func (r *Runner) applyLocal(ctx context.Context, pos uint64, data []byte, below []Appended) bool {
 	if r.applied.Load() >= pos {
 		return true
 	}
@@ -49,7 +67,7 @@ func (r *Runner) applyLocal(ctx context.Context, pos uint64, data []byte) bool {
 	if !r.mu.TryLock() {
 		return false
 	}
-	done := r.applyLocalLocked(ctx, pos, data)
+	done := r.applyLocalLocked(ctx, pos, data, below)
 	r.mu.Unlock()
 	return done
 }
@@ -267,7 +285,7 @@ func (w waitNotifier) NotifyTail(after log.Position, f func(log.Position, error)
 	}
 }
 
-func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte) bool {
+func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte, below []Appended) bool {
 	s := r.src
 	if r.stopped || s == nil || s.ctx.Err() != nil || s.in != nil || len(s.held) > 0 || ctx.Err() != nil {
 		return false
@@ -286,6 +304,13 @@ func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte) 
 		if s.next == pos && data != nil {
 			it.pos = pos
 			r.decode(&it, data)
+		} else if d := afterimageAt(below, s.next); d != nil {
+			it.pos = s.next
+			if len(d) > replayPrefix {
+				r.decodePrefix(&it, d[:replayPrefix], len(d)) // its header: all replay needs
+			} else {
+				r.decode(&it, d)
+			}
 		} else {
 			var ok bool
 			if it, ok = r.fetch(readCtx, s.next, noWait); !ok {
@@ -308,6 +333,21 @@ func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte) 
 		}
 	}
 	return true
+}
+
+// afterimageAt returns the bytes of the afterimage at pos in below, or nil
+// (not there, or not an afterimage: decoding an intention would keep
+// references into bytes its appender may reuse).
+func afterimageAt(below []Appended, pos uint64) []byte {
+	for _, a := range below {
+		if a.Pos == pos {
+			if t, err := entry.PeekType(pos, a.Data); err == nil && t == entry.TypeAfterimage {
+				return a.Data
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // lockApplier takes the apply role for the applying goroutine, waiting for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
+	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/log/seglog"
 	"github.com/cruzlog/cruzdb/processor"
 )
@@ -203,5 +205,46 @@ func TestNothingStrandedUnderLocalCommits(t *testing.T) {
 			testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
 			c.none(t)
 		})
+	}
+}
+
+// TestApplyLocalWithRiders: the afterimage that rode below a committer's
+// intention is decoded from the bytes handed over, not read back from the
+// log; an entry handed over that is not an afterimage is read as before.
+func TestApplyLocalWithRiders(t *testing.T) {
+	var reads2, reads4 atomic.Int64
+	w := &waiterLog{Log: newLog(t, &memlog.Options{Inject: readsOf(2, &reads2, readsOf(4, &reads4, nil))}), changed: make(chan struct{})}
+	c := newCollector()
+	r := startOn(t, w, c)
+	testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
+	p1 := appendIn(t, w, &intention.Intention{Snapshot: 0, Token: 1, Ops: []intention.Op{put("a", "1")}})
+	if ev := c.next(t); ev.Pos != p1 {
+		t.Fatalf("event at %d, want %d", ev.Pos, p1)
+	}
+	for i, rider := range []struct {
+		data  []byte
+		reads *atomic.Int64 // of the rider's position (2, then 4)
+		want  int64
+	}{
+		{entry.AppendAfterimage(nil, leafAfterimage(1, "a")), &reads2, 0},
+		{entry.AppendIntention(nil, &intention.Intention{Snapshot: 3, Token: 3, Ops: []intention.Op{put("c", "1")}}), &reads4, 1},
+	} {
+		testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
+		r.BeginLocal()
+		pa := appendData(t, w, rider.data)
+		data := entry.AppendIntention(nil, &intention.Intention{Snapshot: pa - 1, Token: uint64(10 + i), Ops: []intention.Op{put("b", "1")}})
+		pi := appendData(t, w, data)
+		if !r.ApplyLocalWith(context.Background(), pi, data, []processor.Appended{{Pos: pa, Data: rider.data}}) {
+			t.Fatalf("case %d: commit at %d not applied by its committer", i, pi)
+		}
+		if ev := c.next(t); ev.Pos != pa || ev.Size != len(rider.data) || (i == 0) != (ev.Afterimage != nil && ev.Afterimage.Intention == 1) {
+			t.Fatalf("case %d: event %+v, want position %d (%d bytes)", i, ev, pa, len(rider.data))
+		}
+		if ev := c.next(t); ev.Pos != pi || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
+			t.Fatalf("case %d: event %+v, want position %d committed", i, ev, pi)
+		}
+		if n := rider.reads.Load(); n != rider.want {
+			t.Fatalf("case %d: the entry handed over at %d was read back %d times, want %d", i, pa, n, rider.want)
+		}
 	}
 }
