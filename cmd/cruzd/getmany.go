@@ -51,42 +51,62 @@ func (c *conn) runReads(tx *cruzdb.Txn, batch [][][]byte, specs []*cmdSpec) {
 // values appended to the connection's value buffer (GetManyAppend): a run
 // allocates nothing once the buffers have grown to fit it.
 func (c *conn) getRun(tx *cruzdb.Txn, batch [][][]byte, specs []*cmdSpec) {
+	c.lookupStrings(tx, len(batch), func(i int) []byte { return batch[i][1] },
+		func(i int, v []byte, plain bool) {
+			switch {
+			case !plain:
+				specs[i].run(c, tx, batch[i])
+			case v == nil:
+				c.w.Null()
+			default:
+				c.w.Bulk(v)
+			}
+		})
+}
+
+// lookupStrings looks up n string keys (key(i) is the i-th) with one
+// Txn.GetManyAppend and calls reply(i, value, plain) for each, in order.
+// plain says value is what a GET replies: a plain string without an expiry
+// (value: its bytes, valid only during the call) or a missing key (value:
+// nil). Otherwise the caller takes the unbatched path for key i: another
+// type, an expiry (which reads the clock and may expire the key), metadata
+// that does not decode, or a GetMany error (a key over the size limit, a
+// node that cannot be read: then for every key).
+func (c *conn) lookupStrings(tx *cruzdb.Txn, n int, key func(int) []byte, reply func(i int, value []byte, plain bool)) {
 	g := &c.gm
 	g.kbuf = g.kbuf[:0]
-	for _, args := range batch {
-		g.kbuf = append(append(g.kbuf, metaPrefix), args[1]...)
+	for i := range n {
+		g.kbuf = append(append(g.kbuf, metaPrefix), key(i)...)
 	}
 	g.keys = g.keys[:0]
 	off := 0
-	for _, args := range batch {
-		n := 1 + len(args[1])
-		g.keys = append(g.keys, g.kbuf[off:off+n:off+n])
-		off += n
+	for i := range n {
+		end := off + 1 + len(key(i))
+		g.keys = append(g.keys, g.kbuf[off:end:end])
+		off = end
 	}
-	if cap(g.vals) < len(batch) {
-		g.vals = make([][]byte, len(batch))
+	if cap(g.vals) < n {
+		g.vals = make([][]byte, n)
 	}
-	vals := g.vals[:len(batch)]
+	vals := g.vals[:n]
 	getManyRuns.Add(1)
 	var err error
 	if g.vbuf, err = tx.GetManyAppend(g.vbuf[:0], g.keys, vals); err != nil {
-		// A key over the size limit (GET's reply: null), a node that cannot
-		// be read: each GET replies as it would alone.
-		for i, args := range batch {
-			specs[i].run(c, tx, args)
+		for i := range n {
+			reply(i, nil, false)
 		}
 	} else {
 		for i, v := range vals {
 			if v == nil {
-				c.w.Null()
+				reply(i, nil, true)
 				continue
 			}
 			m, err := decodeMeta(v)
 			if err != nil || m.typ != typeString || m.expireAt != 0 {
-				specs[i].run(c, tx, batch[i])
+				reply(i, nil, false)
 				continue
 			}
-			c.w.Bulk(m.value)
+			reply(i, m.value, true)
 		}
 	}
 	clear(vals) // the values are garbage once replied

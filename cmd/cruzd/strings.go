@@ -228,24 +228,48 @@ func cmdGetSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	}
 }
 
+// cmdMGet replies to MGET. Two or more keys are looked up with one
+// Txn.GetMany (lookupStrings); a key that is not a plain string without an
+// expiry, or all of them if that lookup fails, take the one-key path.
 func cmdMGet(c *conn, tx *cruzdb.Txn, args [][]byte) {
 	mark := len(c.w.B)
 	c.w.ArrayLen(len(args) - 1)
-	for _, k := range args[1:] {
-		v, ok, err := c.getString(tx, k)
-		switch {
-		case err == errWrongType:
-			c.w.Null() // MGET answers nil for a key of another type
-		case err != nil:
-			c.w.B = c.w.B[:mark]
-			c.w.Err(errText(err))
-			return
-		case ok:
-			c.w.Bulk(v)
-		default:
-			c.w.Null()
-		}
+	if len(args) > 2 {
+		failed := false
+		c.lookupStrings(tx, len(args)-1, func(i int) []byte { return args[1+i] },
+			func(i int, v []byte, plain bool) {
+				switch {
+				case failed:
+				case !plain:
+					failed = !mgetOne(c, tx, args[1+i], mark)
+				case v == nil:
+					c.w.Null()
+				default:
+					c.w.Bulk(v)
+				}
+			})
+		return
 	}
+	mgetOne(c, tx, args[1], mark)
+}
+
+// mgetOne replies to one key of an MGET whose reply started at mark. On an
+// error it replaces the whole reply with it and returns false.
+func mgetOne(c *conn, tx *cruzdb.Txn, k []byte, mark int) bool {
+	v, ok, err := c.getString(tx, k)
+	switch {
+	case err == errWrongType:
+		c.w.Null() // MGET answers nil for a key of another type
+	case err != nil:
+		c.w.B = c.w.B[:mark]
+		c.w.Err(errText(err))
+		return false
+	case ok:
+		c.w.Bulk(v)
+	default:
+		c.w.Null()
+	}
+	return true
 }
 
 func cmdMSet(c *conn, tx *cruzdb.Txn, args [][]byte) {
