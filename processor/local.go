@@ -38,19 +38,36 @@ func (r *Runner) ApplyLocal(ctx context.Context, pos uint64, data []byte) bool {
 	return r.ApplyLocalWith(ctx, pos, data, nil)
 }
 
-// Appended is an entry as its appender handed it over: its position and
-// its bytes.
+// Appended is an entry below a committer's own, decoded from the bytes its
+// appender handed over (Runner.DecodeAppended), for ApplyLocalWith.
 type Appended struct {
-	Pos  uint64
-	Data []byte
+	it item
+	ok bool
 }
 
-// ApplyLocalWith is ApplyLocal, given also entries below pos as they were
-// appended (the afterimages that rode in the committer's batch: see
-// log/piggyback's AppendIntentionHeld), which it decodes from those bytes
-// instead of reading them back. Only afterimages are taken from below (the
-// rest is read as ApplyLocal reads it), and nothing of their bytes is kept
-// once it returns.
+// DecodeAppended decodes the entry at pos from data, the bytes appended
+// there (an afterimage that rode in the committer's batch: see
+// log/piggyback's AppendIntentionHeld), for ApplyLocalWith. It keeps
+// nothing of data, so its appender may reuse it at once. Only afterimages
+// are decoded (an intention's decode keeps references into its bytes):
+// anything else is read from the log as ApplyLocal reads it. A decode
+// holds no state of the runner and needs no apply role.
+func (r *Runner) DecodeAppended(pos uint64, data []byte) Appended {
+	if t, err := entry.PeekType(pos, data); err != nil || t != entry.TypeAfterimage {
+		return Appended{}
+	}
+	a := Appended{it: item{pos: pos}, ok: true}
+	if len(data) > replayPrefix {
+		r.decodePrefix(&a.it, data[:replayPrefix], len(data)) // its header: all replay needs
+	} else {
+		r.decode(&a.it, data)
+	}
+	return a
+}
+
+// ApplyLocalWith is ApplyLocal, given also entries below pos as their
+// appenders handed them over (DecodeAppended), which it applies instead of
+// reading them back.
 func (r *Runner) ApplyLocalWith(ctx context.Context, pos uint64, data []byte, below []Appended) bool {
 	done := r.applyLocal(ctx, pos, data, below)
 	r.endLocal(pos, done)
@@ -304,13 +321,8 @@ func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte, 
 		if s.next == pos && data != nil {
 			it.pos = pos
 			r.decode(&it, data)
-		} else if d := afterimageAt(below, s.next); d != nil {
-			it.pos = s.next
-			if len(d) > replayPrefix {
-				r.decodePrefix(&it, d[:replayPrefix], len(d)) // its header: all replay needs
-			} else {
-				r.decode(&it, d)
-			}
+		} else if a := appendedAt(below, s.next); a != nil {
+			it = a.it
 		} else {
 			var ok bool
 			if it, ok = r.fetch(readCtx, s.next, noWait); !ok {
@@ -335,16 +347,11 @@ func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte, 
 	return true
 }
 
-// afterimageAt returns the bytes of the afterimage at pos in below, or nil
-// (not there, or not an afterimage: decoding an intention would keep
-// references into bytes its appender may reuse).
-func afterimageAt(below []Appended, pos uint64) []byte {
-	for _, a := range below {
-		if a.Pos == pos {
-			if t, err := entry.PeekType(pos, a.Data); err == nil && t == entry.TypeAfterimage {
-				return a.Data
-			}
-			return nil
+// appendedAt returns the entry at pos in below, or nil.
+func appendedAt(below []Appended, pos uint64) *Appended {
+	for i := range below {
+		if below[i].ok && below[i].it.pos == pos {
+			return &below[i]
 		}
 	}
 	return nil

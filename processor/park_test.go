@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -234,7 +235,11 @@ func TestApplyLocalWithRiders(t *testing.T) {
 		pa := appendData(t, w, rider.data)
 		data := entry.AppendIntention(nil, &intention.Intention{Snapshot: pa - 1, Token: uint64(10 + i), Ops: []intention.Op{put("b", "1")}})
 		pi := appendData(t, w, data)
-		if !r.ApplyLocalWith(context.Background(), pi, data, []processor.Appended{{Pos: pa, Data: rider.data}}) {
+		// Decoded from a copy its writer reuses at once: nothing of it is kept.
+		handed := bytes.Clone(rider.data)
+		below := []processor.Appended{r.DecodeAppended(pa, handed)}
+		clear(handed)
+		if !r.ApplyLocalWith(context.Background(), pi, data, below) {
 			t.Fatalf("case %d: commit at %d not applied by its committer", i, pi)
 		}
 		if ev := c.next(t); ev.Pos != pa || ev.Size != len(rider.data) || (i == 0) != (ev.Afterimage != nil && ev.Afterimage.Intention == 1) {
