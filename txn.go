@@ -512,10 +512,11 @@ func (tx *Txn) Commit() error {
 	// then in w.ch without a wake-up of the processor and one of this
 	// goroutine (processor.Runner.ApplyLocal).
 	// The afterimages that rode with the intention are decoded from their
-	// writers' bytes, not read back. Their writers are released before the
-	// apply: the first goroutine readied after the fdatasync pays the
-	// futex that wakes the idle core, and it costs less right after the
-	// sync than after the apply (journal 2026-12-07-one22.md §2).
+	// writers' bytes, not read back, and their writers released at once:
+	// nothing of the bytes is needed after the decode. (Released after the
+	// apply instead, the futex that wakes the idle core moved to the
+	// flusher's signal in the apply; the time after the fdatasync was the
+	// same: journal 2026-12-07-one22.md §3.)
 	var buf [4]processor.Appended
 	below := buf[:0]
 	for i := range riders.Len() {
