@@ -150,6 +150,9 @@ func (r *Runner) endLocal(pos uint64, done bool) {
 		}
 		if !done {
 			r.left = true // park takes it from here
+			if pos == 0 {
+				r.lost = true // where its append went, if anywhere, the log says
+			}
 		}
 		if r.parked {
 			switch {
@@ -213,8 +216,8 @@ func (r *Runner) pokeApplier() {
 func (r *Runner) park(ctx context.Context, next uint64) (log.Position, error) {
 	for {
 		r.watchMu.Lock()
-		left := r.left
-		r.left = false
+		left, lost := r.left, r.lost
+		r.left, r.lost = false, false
 		if !left {
 			if r.inflight > 0 {
 				// The commits under way apply whatever the notice saw, or
@@ -236,15 +239,17 @@ func (r *Runner) park(ctx context.Context, next uint64) (log.Position, error) {
 		if p := r.noteErr.Load(); p != nil {
 			return 0, *p
 		}
-		if left {
-			// What a commit left (its append failed: where it went is not
-			// known; or others applied past next meanwhile, so next says
-			// nothing) is below the log's tail now.
+		if lost {
+			// A commit whose append failed: what it, or anyone, appended
+			// is below the log's tail now.
 			return r.cfg.Log.Tail(ctx)
 		}
 		if tail > next {
 			return log.Position(tail), nil
 		}
+		// A commit left its position (below hint, so below next): the
+		// applying goroutine read it before it parked. Entries beyond hint
+		// are the notice's, armed at the next sleep or by the last commit.
 	}
 }
 

@@ -136,13 +136,14 @@ type Runner struct {
 	tn log.TailNotifier
 	// The applying goroutine's park (local.go). watchMu guards inflight
 	// (the commits between BeginLocal and their end), parked, left (a
-	// commit ended without its position applied) and note (the armed tail
-	// notice's stop). hint is a tail known to have been reached; fired and
+	// commit ended without its position applied), lost (one whose append
+	// failed) and note (the armed tail notice's stop). hint is a tail known to have been reached; fired and
 	// noteErr are set by the notice's callback, which takes no lock.
 	watchMu  sync.Mutex
 	inflight int
 	parked   bool
 	left     bool
+	lost     bool
 	note     func() bool
 	notedFn  func(log.Position, error)
 	hint     atomic.Uint64
