@@ -92,10 +92,9 @@ func (r *Runner) applyLocal(ctx context.Context, pos uint64, data []byte, below 
 // The applying goroutine's wait while local commits apply themselves.
 //
 // Waiting on the log's tail, the applying goroutine was woken by every
-// group commit, on the committing goroutine's path (seglog's leader wakes
-// it after its fdatasync: ~5.7 µs a commit with one client), and found
-// nothing to do: the committer applies its own intention, and whatever
-// precedes it. So while it has nothing to apply, the applying goroutine
+// group commit, on the committing goroutine's path (seglog's leader woke
+// it after its fdatasync), and found nothing to do: the committer applies
+// its own intention, and whatever precedes it. So while it has nothing to apply, the applying goroutine
 // parks (park) and is woken only when something may be left to it:
 //
 //   - With no local commit under way, it arms a tail notice
