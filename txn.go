@@ -494,7 +494,7 @@ func (tx *Txn) Commit() error {
 	db.mu.Unlock()
 
 	db.runner.BeginLocal()
-	pos, err := db.lane.AppendIntention(tx.ctx, data)
+	pos, riders, err := db.lane.AppendIntentionHeld(tx.ctx, data)
 	if err != nil {
 		db.runner.EndLocal()
 		db.mu.Lock()
@@ -511,7 +511,20 @@ func (tx *Txn) Commit() error {
 	// Decide on this goroutine if nobody else is applying: the decision is
 	// then in w.ch without a wake-up of the processor and one of this
 	// goroutine (processor.Runner.ApplyLocal).
-	if !db.runner.ApplyLocal(tx.ctx, uint64(pos), data) {
+	// The afterimages that rode with the intention are decoded from their
+	// writers' bytes, not read back, and their writers released at once:
+	// nothing of the bytes is needed after the decode. (Released after the
+	// apply instead, the futex that wakes the idle core moved to the
+	// flusher's signal in the apply; the time after the fdatasync was the
+	// same: journal 2026-12-07-one22.md §3.)
+	var buf [4]processor.Appended
+	below := buf[:0]
+	for i := range riders.Len() {
+		p, d := riders.At(i)
+		below = append(below, db.runner.DecodeAppended(uint64(p), d))
+	}
+	riders.Release()
+	if !db.runner.ApplyLocalWith(tx.ctx, uint64(pos), data, below) {
 		db.runner.Notify()
 	}
 	for {

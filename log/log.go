@@ -111,6 +111,22 @@ type TailWaiter interface {
 	WaitTail(ctx context.Context, after Position) (Position, error)
 }
 
+// TailNotifier is implemented by logs that can call a function when their
+// tail moves, without a goroutine waiting for it (log/seglog). A reader that
+// must not be woken by every append (the processor, while committing
+// goroutines apply their own intentions) arms one only while it needs it.
+type TailNotifier interface {
+	// NotifyTail arranges for f to be called once: with a tail beyond after
+	// (as WaitTail would return it) once the log's tail is beyond after, or
+	// with an error wrapping ErrClosed once the log is closed. If either
+	// holds already, f is called before NotifyTail returns; otherwise on
+	// the goroutine that moves the tail or closes the log, possibly with
+	// the log's locks held, so f must not block or call the log. stop
+	// cancels the call: true if f will not be called, false if it was or
+	// is being called.
+	NotifyTail(after Position, f func(Position, error)) (stop func() bool)
+}
+
 // CheckedReader is implemented by logs that check what they read: the bytes
 // Read and ReadRange return were checked against a checksum stored with
 // their entry (when the entry was first read from storage, or they never

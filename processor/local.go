@@ -2,7 +2,10 @@ package processor
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 
+	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/log"
 )
 
@@ -32,7 +35,46 @@ import (
 // applying goroutine (false). On a log that is not a log.TailWaiter it
 // applies nothing (false): see Runner.tw.
 func (r *Runner) ApplyLocal(ctx context.Context, pos uint64, data []byte) bool {
-	defer r.EndLocal()
+	return r.ApplyLocalWith(ctx, pos, data, nil)
+}
+
+// Appended is an entry below a committer's own, decoded from the bytes its
+// appender handed over (Runner.DecodeAppended), for ApplyLocalWith.
+type Appended struct {
+	it item
+	ok bool
+}
+
+// DecodeAppended decodes the entry at pos from data, the bytes appended
+// there (an afterimage that rode in the committer's batch: see
+// log/piggyback's AppendIntentionHeld), for ApplyLocalWith. It keeps
+// nothing of data, so its appender may reuse it at once. Only afterimages
+// are decoded (an intention's decode keeps references into its bytes):
+// anything else is read from the log as ApplyLocal reads it. A decode
+// holds no state of the runner and needs no apply role.
+func (r *Runner) DecodeAppended(pos uint64, data []byte) Appended {
+	if t, err := entry.PeekType(pos, data); err != nil || t != entry.TypeAfterimage {
+		return Appended{}
+	}
+	a := Appended{it: item{pos: pos}, ok: true}
+	if len(data) > replayPrefix {
+		r.decodePrefix(&a.it, data[:replayPrefix], len(data)) // its header: all replay needs
+	} else {
+		r.decode(&a.it, data)
+	}
+	return a
+}
+
+// ApplyLocalWith is ApplyLocal, given also entries below pos as their
+// appenders handed them over (DecodeAppended), which it applies instead of
+// reading them back.
+func (r *Runner) ApplyLocalWith(ctx context.Context, pos uint64, data []byte, below []Appended) bool {
+	done := r.applyLocal(ctx, pos, data, below)
+	r.endLocal(pos, done)
+	return done
+}
+
+func (r *Runner) applyLocal(ctx context.Context, pos uint64, data []byte, below []Appended) bool {
 	if r.applied.Load() >= pos {
 		return true
 	}
@@ -42,80 +84,229 @@ func (r *Runner) ApplyLocal(ctx context.Context, pos uint64, data []byte) bool {
 	if !r.mu.TryLock() {
 		return false
 	}
-	done := r.applyLocalLocked(ctx, pos, data)
+	done := r.applyLocalLocked(ctx, pos, data, below)
 	r.mu.Unlock()
 	return done
 }
 
+// The applying goroutine's wait while local commits apply themselves.
+//
+// Waiting on the log's tail, the applying goroutine was woken by every
+// group commit, on the committing goroutine's path (seglog's leader woke
+// it after its fdatasync), and found nothing to do: the committer applies
+// its own intention, and whatever precedes it. So while it has nothing to apply, the applying goroutine
+// parks (park) and is woken only when something may be left to it:
+//
+//   - With no local commit under way, it arms a tail notice
+//     (log.TailNotifier; a goroutine on WaitTail for a log that is only a
+//     TailWaiter) for the position after the last applied: an append by
+//     anyone else (the flusher alone, a checkpoint, another node) wakes it.
+//   - BeginLocal disarms it: whatever is appended from then on is below
+//     the committer's own position, or is appended later still, and the
+//     committer applies everything up to its own position.
+//   - A committer that ends without its position applied (the role was
+//     taken, its append failed, an entry failed) wakes it (left).
+//   - The last committer to end re-arms the notice for the position after
+//     the last applied, which fires at once if anything is beyond it
+//     (entries appended after the last committer's own).
+//
+// watchMu orders these: whoever changes inflight, or decides to sleep,
+// holds it, so the applying goroutine never sleeps with no notice armed
+// and no commit under way that will end and look. A notice's callback
+// takes no lock (it may run inside NotifyTail or under the log's locks):
+// it records the tail and pokes.
+
 // BeginLocal says that a committing goroutine is about to append an
 // intention and then call ApplyLocal (or EndLocal if its append fails).
-// While any such commit is under way, the applying goroutine, woken by a
-// group commit, leaves the entries it saw to the committers (their own
-// group commits would otherwise have it race them for the apply role) and
-// waits for the tail to move further; a committer that ends with some of
-// them not applied (it found the role taken, or its append failed) wakes it
-// (leaveToCommitters).
-func (r *Runner) BeginLocal() { r.inflight.Add(1) }
+// While any such commit is under way the applying goroutine is not woken
+// by the tail: the commits apply what is appended meanwhile, and the last
+// one to end looks for anything left (see park).
+func (r *Runner) BeginLocal() {
+	if r.tw == nil {
+		return
+	}
+	r.watchMu.Lock()
+	r.inflight++
+	if r.note != nil {
+		r.note() // if it fired already, park sees the commit under way
+		r.note = nil
+	}
+	r.watchMu.Unlock()
+}
 
 // EndLocal ends a commit begun with BeginLocal whose intention was not
 // appended. ApplyLocal ends it itself.
-func (r *Runner) EndLocal() {
-	r.inflight.Add(-1)
+func (r *Runner) EndLocal() { r.endLocal(0, false) }
+
+// endLocal ends a local commit: pos is its position (0: its append
+// failed), done whether every position up to it was applied.
+func (r *Runner) endLocal(pos uint64, done bool) {
+	if r.tw != nil {
+		r.watchMu.Lock()
+		r.inflight--
+		if pos > 0 {
+			r.sawTail(pos + 1)
+		}
+		if !done {
+			r.left = true // park takes it from here
+			if pos == 0 {
+				r.lost = true // where its append went, if anywhere, the log says
+			}
+		}
+		if r.parked {
+			switch {
+			case r.left:
+				r.pokeApplier()
+			case r.inflight == 0 && r.note == nil:
+				r.armLocked()
+			}
+		}
+		r.watchMu.Unlock()
+	}
 	if r.missed.Load() && r.missed.CompareAndSwap(true, false) {
 		select { // hand the apply role back (lockApplier)
 		case r.handback <- struct{}{}:
 		default:
 		}
 	}
-	if r.applied.Load()+1 < r.seen.Load() {
-		if k := r.kick.Load(); k != nil {
-			(*k)() // the applier saw entries nobody applied
-		}
-	}
 }
 
-// leaveToCommitters is the applying goroutine's wait, without the apply
-// role, while local commits are under way, having seen the tail at tail:
-// it returns once no local commit is under way, or once one that ended
-// left some of the entries seen unapplied (it cancels the wait), with the
-// newest tail seen. An error is the context's.
-//
-// The hand-off is two-sided: the applier publishes how to wake it and what
-// it saw (kick, then seen) before it looks at inflight again; a committer
-// takes itself out of inflight before it looks at seen (then kick). So
-// either the applier finds no commit under way, or a committer still under
-// way finds what it saw and how to wake it.
-func (r *Runner) leaveToCommitters(parent context.Context, tw log.TailWaiter, tail log.Position) (log.Position, error) {
+// armLocked arms the tail notice for the position after the last applied.
+// The caller holds watchMu, and nobody applies meanwhile (the applying
+// goroutine is parked, no local commit is under way).
+func (r *Runner) armLocked() {
+	r.note = r.tn.NotifyTail(log.Position(r.applied.Load()+1), r.notedFn)
+}
+
+// noted is the tail notice's callback: it records the tail seen (or the
+// log's error) and pokes the applying goroutine. It takes no lock.
+func (r *Runner) noted(tail log.Position, err error) {
+	if err != nil {
+		r.noteErr.CompareAndSwap(nil, &err)
+	} else {
+		r.sawTail(uint64(tail))
+	}
+	r.fired.Store(true)
+	r.pokeApplier()
+}
+
+// sawTail raises hint, a tail known to have been reached, to tail.
+func (r *Runner) sawTail(tail uint64) {
 	for {
-		ctx, cancel := context.WithCancel(parent)
-		r.kick.Store(&cancel)
-		r.seen.Store(uint64(tail))
-		if r.inflight.Load() == 0 {
-			r.kick.Store(nil)
-			cancel()
-			return tail, nil
-		}
-		r.idle.Add(1)
-		t, err := tw.WaitTail(ctx, tail)
-		r.kick.Store(nil)
-		kicked := ctx.Err() != nil
-		cancel()
-		switch {
-		case parent.Err() != nil:
-			return 0, parent.Err()
-		case kicked:
-			return tail, nil
-		case err != nil:
-			return 0, err
-		}
-		tail = t
-		if r.inflight.Load() == 0 {
-			return tail, nil
+		h := r.hint.Load()
+		if h >= tail || r.hint.CompareAndSwap(h, tail) {
+			return
 		}
 	}
 }
 
-func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte) bool {
+func (r *Runner) pokeApplier() {
+	select {
+	case r.poke <- struct{}{}:
+	default:
+	}
+}
+
+// park is the applying goroutine's wait for entries beyond next, without
+// the apply role, on a log.TailWaiter (see above). It returns a tail that
+// was reached: beyond next, unless the entries were applied meanwhile by a
+// committer (the caller, back in the role, compares it with what it has
+// read). An error is the context's or the log's.
+func (r *Runner) park(ctx context.Context, next uint64) (log.Position, error) {
+	for {
+		r.watchMu.Lock()
+		left, lost := r.left, r.lost
+		r.left, r.lost = false, false
+		if !left {
+			if r.inflight > 0 {
+				// The commits under way apply whatever the notice saw, or
+				// the last of them to end re-arms it.
+				r.fired.Store(false)
+			}
+			if !r.fired.Load() {
+				r.sleepLocked(ctx)
+				r.watchMu.Unlock()
+				if err := ctx.Err(); err != nil {
+					return 0, fmt.Errorf("processor: wait for the tail beyond %d: %w", next, err)
+				}
+				continue
+			}
+			r.fired.Store(false)
+		}
+		tail := r.hint.Load()
+		r.watchMu.Unlock()
+		if p := r.noteErr.Load(); p != nil {
+			return 0, *p
+		}
+		if lost {
+			// A commit whose append failed: what it, or anyone, appended
+			// is below the log's tail now.
+			return r.cfg.Log.Tail(ctx)
+		}
+		if tail > next {
+			return log.Position(tail), nil
+		}
+		// A commit left its position (below hint, so below next): the
+		// applying goroutine read it before it parked. Entries beyond hint
+		// are the notice's, armed at the next sleep or by the last commit.
+	}
+}
+
+// sleepLocked arms the notice if no local commit is under way and waits
+// for a poke (or ctx). The caller holds watchMu; it is released while
+// asleep.
+func (r *Runner) sleepLocked(ctx context.Context) {
+	select { // a poke from before is answered by what the caller just read
+	case <-r.poke:
+	default:
+	}
+	if r.inflight == 0 && r.note == nil {
+		r.armLocked()
+	}
+	if !r.fired.Load() { // else it fired at once (or meanwhile): no sleep
+		r.idle.Add(1)
+		r.parked = true
+		r.watchMu.Unlock()
+		select {
+		case <-r.poke:
+		case <-ctx.Done():
+		}
+		r.watchMu.Lock()
+		r.parked = false
+	}
+	if r.note != nil { // awake, the applying goroutine arms again before it sleeps
+		r.note()
+		r.note = nil
+	}
+}
+
+// waitNotifier is the log.TailNotifier of a log that is only a
+// log.TailWaiter: a goroutine per notice waits on WaitTail.
+type waitNotifier struct {
+	r  *Runner
+	tw log.TailWaiter
+}
+
+func (w waitNotifier) NotifyTail(after log.Position, f func(log.Position, error)) (stop func() bool) {
+	ctx, cancel := context.WithCancel(w.r.ctx)
+	var state atomic.Int32 // 0 armed, 1 fired, 2 stopped
+	w.r.wg.Add(1)          // the applying goroutine is running: the count is not zero
+	go func() {
+		defer w.r.wg.Done()
+		defer cancel()
+		tail, err := w.tw.WaitTail(ctx, after)
+		if state.CompareAndSwap(0, 1) {
+			f(tail, err)
+		}
+	}()
+	return func() bool {
+		ok := state.CompareAndSwap(0, 2)
+		cancel()
+		return ok
+	}
+}
+
+func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte, below []Appended) bool {
 	s := r.src
 	if r.stopped || s == nil || s.ctx.Err() != nil || s.in != nil || len(s.held) > 0 || ctx.Err() != nil {
 		return false
@@ -134,6 +325,8 @@ func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte) 
 		if s.next == pos && data != nil {
 			it.pos = pos
 			r.decode(&it, data)
+		} else if a := appendedAt(below, s.next); a != nil {
+			it = a.it
 		} else {
 			var ok bool
 			if it, ok = r.fetch(readCtx, s.next, noWait); !ok {
@@ -156,6 +349,16 @@ func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte) 
 		}
 	}
 	return true
+}
+
+// appendedAt returns the entry at pos in below, or nil.
+func appendedAt(below []Appended, pos uint64) *Appended {
+	for i := range below {
+		if below[i].ok && below[i].it.pos == pos {
+			return &below[i]
+		}
+	}
+	return nil
 }
 
 // lockApplier takes the apply role for the applying goroutine, waiting for

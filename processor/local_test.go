@@ -105,13 +105,13 @@ func TestApplyLocalAppendErrorHandsBack(t *testing.T) {
 	c := newCollector()
 	r := start(t, processor.Config{Log: w, State: processor.NewState(runnerHeader, cowtree.New(nil), 0), OnEvent: c.on})
 	for i := range 5 {
-		idle := r.IdleWaits()
+		testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
 		r.BeginLocal() // a committer whose append will fail
-		// Another node's append, not a local commit: the applier, woken
-		// by it, leaves it to the local commit under way.
+		// Another node's append, not a local commit: the applier, parked,
+		// leaves it to the local commit under way.
 		p := appendIn(t, w, &intention.Intention{Snapshot: uint64(i), Ops: []intention.Op{put("a", "1")}})
-		if !testutil.Poll(waitLong, func() bool { return r.IdleWaits() > idle }) {
-			t.Fatal("the applier never waited for the local commit")
+		if !r.Parked() {
+			t.Fatal("an append woke the applier while a local commit was under way")
 		}
 		c.none(t)
 		r.EndLocal() // the failed append

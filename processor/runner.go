@@ -101,9 +101,8 @@ type Runner struct {
 
 	rebootstraps atomic.Uint64
 	// idle counts the waits the reader began for a wake-up (Notify or the
-	// poll), and those of the applier for local commits under way
-	// (leaveToCommitters), so that a test can tell it is asleep; nothing
-	// reads it.
+	// poll), and the applier's parks on a TailWaiter (park), so that a test
+	// can tell it is asleep; nothing reads it.
 	idle atomic.Uint64
 	// catchUps counts the catch-up readers started (source.go), for tests.
 	catchUps atomic.Uint64
@@ -123,10 +122,6 @@ type Runner struct {
 	// locals counts the intentions applied by committing goroutines
 	// (ApplyLocal), for tests and benchmarks.
 	locals atomic.Uint64
-	// inflight counts the commits between BeginLocal and their end; seen
-	// is the tail the applying goroutine left to them, and kick ends its
-	// wait (leaveToCommitters, local.go).
-	inflight atomic.Int64
 	// tw is the log as a log.TailWaiter, or nil: committers apply their
 	// own intentions only on such a log (seglog, etcdlog). On a polled log
 	// (memlog, boltlog) nothing races them, and an append that does not
@@ -135,9 +130,26 @@ type Runner struct {
 	// their intentions further, and a recovery's forward scans in
 	// TestCheckpointCrashBoundaries (memlog, -race) passed its bound in 6
 	// of about 200 subtests (never in 112 without local applies).
-	tw       log.TailWaiter
-	seen     atomic.Uint64
-	kick     atomic.Pointer[context.CancelFunc]
+	tw log.TailWaiter
+	// tn tells the applying goroutine, parked, that the tail moved: the
+	// log itself (seglog), or a goroutine on tw (waitNotifier).
+	tn log.TailNotifier
+	// The applying goroutine's park (local.go). watchMu guards inflight
+	// (the commits between BeginLocal and their end), parked, left (a
+	// commit ended without its position applied), lost (one whose append
+	// failed) and note (the armed tail notice's stop). hint is a tail known to have been reached; fired and
+	// noteErr are set by the notice's callback, which takes no lock.
+	watchMu  sync.Mutex
+	inflight int
+	parked   bool
+	left     bool
+	lost     bool
+	note     func() bool
+	notedFn  func(log.Position, error)
+	hint     atomic.Uint64
+	fired    atomic.Bool
+	noteErr  atomic.Pointer[error]
+	poke     chan struct{} // cap 1: wakes the parked applying goroutine
 	handback chan struct{} // wakes the applying goroutine for the apply role
 }
 
@@ -163,9 +175,15 @@ func Start(cfg Config) (*Runner, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, wake: make(chan struct{}, 1), handback: make(chan struct{}, 1), done: make(chan struct{})}
+	r := &Runner{cfg: cfg, wake: make(chan struct{}, 1), handback: make(chan struct{}, 1), poke: make(chan struct{}, 1), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.tw, _ = cfg.Log.(log.TailWaiter)
+	if r.tw != nil {
+		r.notedFn = r.noted
+		if r.tn, _ = cfg.Log.(log.TailNotifier); r.tn == nil {
+			r.tn = waitNotifier{r: r, tw: r.tw}
+		}
+	}
 	r.applied.Store(cfg.State.Pos())
 	r.wg.Add(1)
 	go r.apply()

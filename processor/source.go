@@ -28,7 +28,6 @@ type source struct {
 	r      *Runner
 	ctx    context.Context
 	cancel context.CancelFunc
-	tw     log.TailWaiter
 	ticker *time.Ticker
 	next   uint64 // the next position to read inline
 	buf    []item // the batch read inline, reused
@@ -54,7 +53,6 @@ type caughtUp struct {
 func (r *Runner) newSource(from uint64) *source {
 	s := &source{r: r, next: from, ticker: time.NewTicker(r.cfg.PollInterval)}
 	s.ctx, s.cancel = context.WithCancel(r.ctx)
-	s.tw, _ = r.cfg.Log.(log.TailWaiter)
 	return s
 }
 
@@ -98,16 +96,15 @@ func (s *source) batch() (batch []item, ok bool) {
 	}
 }
 
-// waitTail returns a tail beyond next, from a log.TailWaiter, or from
-// polling Tail between wake-ups (Notify, the poll); ok is false when
+// waitTail returns a tail beyond next: on a log.TailWaiter once the
+// applying goroutine has something to apply (Runner.park: the tail may be
+// stale, at or below a next that committers advanced meanwhile); else by
+// polling Tail between wake-ups (Notify, the poll). ok is false when
 // stopping. The caller does not hold r.mu.
 func (s *source) waitTail(next uint64) (tail log.Position, err error, ok bool) {
 	r := s.r
-	if s.tw != nil {
-		tail, err = s.tw.WaitTail(s.ctx, log.Position(next))
-		if err == nil && r.inflight.Load() > 0 {
-			tail, err = r.leaveToCommitters(s.ctx, s.tw, tail)
-		}
+	if r.tw != nil {
+		tail, err = r.park(s.ctx, next)
 		return tail, err, true
 	}
 	for {

@@ -162,6 +162,11 @@ func keepTailWaiter(wrapped, base log.Log) log.Log {
 		return wrapped
 	}
 	if w, ok := wrapped.(*timedRangeBatchLog); ok {
+		if tn, ok := base.(log.TailNotifier); ok {
+			// seglog: the processor parks on a tail notice instead of
+			// waiting on WaitTail (processor/local.go).
+			return &timedNotifyLog{timedRangeBatchLog: w, TailWaiter: tw, TailNotifier: tn}
+		}
 		return &timedWaitLog{timedRangeBatchLog: w, TailWaiter: tw}
 	}
 	return wrapped
@@ -170,6 +175,12 @@ func keepTailWaiter(wrapped, base log.Log) log.Log {
 type timedWaitLog struct {
 	*timedRangeBatchLog
 	log.TailWaiter
+}
+
+type timedNotifyLog struct {
+	*timedRangeBatchLog
+	log.TailWaiter
+	log.TailNotifier
 }
 
 // readSync catches up with the log's tail before a batch that reads, when

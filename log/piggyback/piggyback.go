@@ -209,8 +209,21 @@ func (p *Log) AppendAfterimages(ctx context.Context, data [][]byte) ([]log.Posit
 // position. An error is the intention's append error; the riders get the
 // same error (their writers retry them).
 func (p *Log) AppendIntention(ctx context.Context, data []byte) (log.Position, error) {
+	pos, riders, err := p.AppendIntentionHeld(ctx, data)
+	riders.Release()
+	return pos, err
+}
+
+// AppendIntentionHeld is AppendIntention, except that the afterimages that
+// rode with the intention are handed to the caller, their writers held
+// until the caller calls Release on them (exactly once): a committer that
+// applies the entries up to its own reads their bytes instead of reading
+// them back from the log, and wakes their writers once it is done. After an
+// error there are none (the riders already have the error).
+func (p *Log) AppendIntentionHeld(ctx context.Context, data []byte) (log.Position, Riders, error) {
 	if p.batch == nil {
-		return p.Log.Append(ctx, data)
+		pos, err := p.Log.Append(ctx, data)
+		return pos, Riders{}, err
 	}
 	p.lastLocal.Store(time.Now().UnixNano())
 	p.mu.Lock()
@@ -218,24 +231,44 @@ func (p *Log) AppendIntention(ctx context.Context, data []byte) (log.Position, e
 	p.riders = nil
 	p.mu.Unlock()
 	if len(riders) == 0 {
-		return p.Log.Append(ctx, data)
+		pos, err := p.Log.Append(ctx, data)
+		return pos, Riders{}, err
 	}
 	batch := make([][]byte, 0, len(riders)+1)
 	for _, r := range riders {
 		batch = append(batch, r.data)
 	}
 	pos, err := p.batch.AppendBatch(ctx, append(batch, data))
-	for i, r := range riders {
-		if err != nil {
-			r.err = err
-		} else {
-			r.pos = pos[i]
-		}
-		close(r.done)
-	}
 	if err != nil {
-		return 0, err
+		for _, r := range riders {
+			r.err = err
+		}
+		Riders{riders}.Release()
+		return 0, Riders{}, err
+	}
+	for i, r := range riders {
+		r.pos = pos[i]
 	}
 	p.ridden.Add(uint64(len(riders)))
-	return pos[len(pos)-1], nil
+	return pos[len(pos)-1], Riders{riders}, nil
+}
+
+// Riders are the afterimages that rode with an intention
+// (AppendIntentionHeld), in log order, below it. Their writers wait until
+// Release.
+type Riders struct{ rs []*rider }
+
+// Len is how many afterimages rode.
+func (rd Riders) Len() int { return len(rd.rs) }
+
+// At returns the i-th afterimage's position and bytes, which are its
+// writer's: valid until Release.
+func (rd Riders) At(i int) (log.Position, []byte) { return rd.rs[i].pos, rd.rs[i].data }
+
+// Release lets the afterimages' writers go on (their AppendAfterimage
+// returns). Call it once.
+func (rd Riders) Release() {
+	for _, r := range rd.rs {
+		close(r.done)
+	}
 }

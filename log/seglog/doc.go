@@ -127,7 +127,10 @@
 // and Read copies the entry from there (the processor reads every entry back
 // right after it is appended).
 // Tail reads an in-memory value; WaitTail (log.TailWaiter) wakes when a group
-// commit is published or a trim moves the tail. Close waits for the group being written,
+// commit is published or a trim moves the tail, and NotifyTail
+// (log.TailNotifier) calls its function then, on the committer's goroutine,
+// with no goroutine waiting (the processor arms one only while no local
+// commit is under way, so a 1-client commit wakes nobody). Close waits for the group being written,
 // fails requests still queued with log.ErrClosed, waits for reads in progress
 // and closes the files. Open takes an exclusive lock on the directory; a
 // second opener fails at once.

@@ -36,6 +36,8 @@ type Log struct {
 	// tailMoved is closed (and replaced) whenever the tail moves and at
 	// Close, waking WaitTail.
 	tailMoved chan struct{}
+	// notes are the NotifyTail calls waiting for the tail (notify.go).
+	notes []*tailNote
 
 	// commitMu is held by the committer while it commits a group, and by
 	// CopyTo.
@@ -463,10 +465,12 @@ func (l *Log) WaitTail(ctx context.Context, after log.Position) (log.Position, e
 	}
 }
 
-// tailMovedLocked wakes WaitTail callers. The caller holds segMu.
+// tailMovedLocked wakes WaitTail callers and calls the NotifyTail notes
+// the tail passed. The caller holds segMu.
 func (l *Log) tailMovedLocked() {
 	close(l.tailMoved)
 	l.tailMoved = make(chan struct{})
+	l.notifyLocked()
 }
 
 // locate finds the record at pos, or the error reading pos gives. On
