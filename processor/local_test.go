@@ -115,9 +115,7 @@ func TestApplyLocalAppendErrorHandsBack(t *testing.T) {
 		}
 		c.none(t)
 		r.EndLocal() // the failed append
-		if ev := c.next(t); ev.Pos != p || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
-			t.Fatalf("event %+v, want position %d committed", ev, p)
-		}
+		c.nextCommitted(t, p)
 	}
 	c.none(t)
 }
@@ -193,9 +191,7 @@ func TestApplyLocalOnlyOnTailWaiter(t *testing.T) {
 			t.Fatalf("ApplyLocal(%d) reported true before the position was applied", p)
 		}
 		r.Notify()
-		if ev := c.next(t); ev.Pos != uint64(p) || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
-			t.Fatalf("event %+v, want position %d committed", ev, p)
-		}
+		c.nextCommitted(t, uint64(p))
 	}
 	if n := r.LocalApplies(); n != 0 {
 		t.Fatalf("%d intentions applied by their committers on a polled log", n)

@@ -69,17 +69,13 @@ func TestLocalCommitsLeaveApplierParked(t *testing.T) {
 				if !ok {
 					t.Fatalf("commit %d at %d not applied by its committer with the applier parked", i, p)
 				}
-				if ev := c.next(t); ev.Pos != uint64(p) || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
-					t.Fatalf("event %+v, want position %d committed", ev, p)
-				}
+				c.nextCommitted(t, uint64(p))
 			}
 			if n := r.IdleWaits() - idle; n != 0 || !r.Parked() {
 				t.Fatalf("the applier woke during 50 local commits (%d more waits, parked %v)", n, r.Parked())
 			}
 			p := appendIn(t, l, &intention.Intention{Snapshot: 50, Ops: []intention.Op{put("other", "v")}})
-			if ev := c.next(t); ev.Pos != p || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
-				t.Fatalf("event %+v, want the other writer's position %d committed", ev, p)
-			}
+			c.nextCommitted(t, p)
 		})
 	}
 }
@@ -104,9 +100,7 @@ func TestLastCommitFindsWhatIsLeft(t *testing.T) {
 					t.Fatalf("commit at %d not applied by its committer", p1)
 				}
 				for _, p := range []uint64{p1, p2} {
-					if ev := c.next(t); ev.Pos != p || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
-						t.Fatalf("event %+v, want position %d committed", ev, p)
-					}
+					c.nextCommitted(t, p)
 				}
 			}
 			c.none(t)
@@ -131,9 +125,7 @@ func TestFailedCommitWakesApplier(t *testing.T) {
 				p := appendIn(t, l, &intention.Intention{Snapshot: uint64(2 * i), Ops: []intention.Op{put("a", "1")}})
 				c.none(t)
 				r.EndLocal()
-				if ev := c.next(t); ev.Pos != p || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
-					t.Fatalf("event %+v, want position %d committed", ev, p)
-				}
+				c.nextCommitted(t, p)
 				data := entry.AppendIntention(nil, &intention.Intention{Snapshot: p, Ops: []intention.Op{put("b", "1")}})
 				pa := appendData(t, l, data)
 				r.ApplyLocal(context.Background(), pa, data)
@@ -245,9 +237,7 @@ func TestApplyLocalWithRiders(t *testing.T) {
 		if ev := c.next(t); ev.Pos != pa || ev.Size != len(rider.data) || (i == 0) != (ev.Afterimage != nil && ev.Afterimage.Intention == 1) {
 			t.Fatalf("case %d: event %+v, want position %d (%d bytes)", i, ev, pa, len(rider.data))
 		}
-		if ev := c.next(t); ev.Pos != pi || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
-			t.Fatalf("case %d: event %+v, want position %d committed", i, ev, pi)
-		}
+		c.nextCommitted(t, pi)
 		if n := rider.reads.Load(); n != rider.want {
 			t.Fatalf("case %d: the entry handed over at %d was read back %d times, want %d", i, pa, n, rider.want)
 		}

@@ -56,6 +56,15 @@ func (c *collector) next(t *testing.T) processor.Event {
 	return testutil.Receive(t, "event", c.ch)
 }
 
+// nextCommitted checks that the next event is position pos, an intention
+// that committed.
+func (c *collector) nextCommitted(t *testing.T, pos uint64) {
+	t.Helper()
+	if ev := c.next(t); ev.Pos != pos || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
+		t.Fatalf("event %+v, want position %d committed", ev, pos)
+	}
+}
+
 // none checks that no event has arrived. Callers first wait for a sign
 // that the runner looked and decided to wait (see readsOf).
 func (c *collector) none(t *testing.T) {
@@ -187,9 +196,7 @@ func TestRunnerEventsInLogOrder(t *testing.T) {
 			// Appends after the runner caught up are replayed too.
 			appendIn(t, l, &intention.Intention{Snapshot: 8, Token: 19, Ops: []intention.Op{put("d", "1")}})
 			r.Notify()
-			if ev := c.next(t); ev.Pos != 9 || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
-				t.Fatalf("live append: event %+v", ev)
-			}
+			c.nextCommitted(t, 9)
 			// Applied moves after OnEvent returns, so it is read once the
 			// runner has stopped.
 			if err := r.Stop(); err != nil {
@@ -398,9 +405,7 @@ func TestRunnerHeldPastTimeout(t *testing.T) {
 		t.Fatalf("late append landed at %d, want 4", p)
 	}
 	r.Notify()
-	if ev := c.next(t); ev.Pos != 4 || ev.Decision == nil || ev.Decision.Outcome != processor.Committed {
-		t.Fatalf("late entry: %+v", ev)
-	}
+	c.nextCommitted(t, 4)
 	if r.HolesFilled() != 1 {
 		t.Fatalf("filled %d holes", r.HolesFilled())
 	}
