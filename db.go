@@ -83,7 +83,11 @@ type stats struct {
 // Stats are counters and gauges of a DB. They are passive: nothing steers by
 // them.
 type Stats struct {
-	// Position is the last log position the processor has replayed.
+	// Position is the last log position the processor has replayed. It
+	// moves once everything the database does for an entry is done, which
+	// is after the entry's decision reaches its committer: an Update that
+	// has returned may briefly be above it (a transaction begun then still
+	// reads what it committed).
 	Position log.Position
 	// Commits and Aborts count decisions made by replay (for every node's
 	// intentions, not only this DB's).
