@@ -47,6 +47,18 @@ func tailLogs(t *testing.T) []struct {
 	}
 }
 
+// onTailLogs runs f as a subtest on each of tailLogs, with a runner
+// started on it that reports to c.
+func onTailLogs(t *testing.T, f func(t *testing.T, l log.Log, c *collector, r *processor.Runner)) {
+	for _, tl := range tailLogs(t) {
+		t.Run(tl.name, func(t *testing.T) {
+			l := tl.open(t)
+			c := newCollector()
+			f(t, l, c, startOn(t, l, c))
+		})
+	}
+}
+
 func startOn(t *testing.T, l log.Log, c *collector) *processor.Runner {
 	return start(t, processor.Config{Log: l, State: processor.NewState(runnerHeader, cowtree.New(nil), 0), OnEvent: c.on})
 }
@@ -57,27 +69,22 @@ func startOn(t *testing.T, l log.Log, c *collector) *processor.Runner {
 // commit re-arms the tail notice, so another writer's append after them is
 // still applied.
 func TestLocalCommitsLeaveApplierParked(t *testing.T) {
-	for _, tl := range tailLogs(t) {
-		t.Run(tl.name, func(t *testing.T) {
-			l := tl.open(t)
-			c := newCollector()
-			r := startOn(t, l, c)
-			testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
-			idle := r.IdleWaits()
-			for i := range 50 {
-				p, ok := localCommit(t, r, l, &intention.Intention{Snapshot: uint64(i), Ops: []intention.Op{put(fmt.Sprint("k", i), "v")}})
-				if !ok {
-					t.Fatalf("commit %d at %d not applied by its committer with the applier parked", i, p)
-				}
-				c.nextCommitted(t, uint64(p))
+	onTailLogs(t, func(t *testing.T, l log.Log, c *collector, r *processor.Runner) {
+		testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
+		idle := r.IdleWaits()
+		for i := range 50 {
+			p, ok := localCommit(t, r, l, &intention.Intention{Snapshot: uint64(i), Ops: []intention.Op{put(fmt.Sprint("k", i), "v")}})
+			if !ok {
+				t.Fatalf("commit %d at %d not applied by its committer with the applier parked", i, p)
 			}
-			if n := r.IdleWaits() - idle; n != 0 || !r.Parked() {
-				t.Fatalf("the applier woke during 50 local commits (%d more waits, parked %v)", n, r.Parked())
-			}
-			p := appendIn(t, l, &intention.Intention{Snapshot: 50, Ops: []intention.Op{put("other", "v")}})
-			c.nextCommitted(t, p)
-		})
-	}
+			c.nextCommitted(t, uint64(p))
+		}
+		if n := r.IdleWaits() - idle; n != 0 || !r.Parked() {
+			t.Fatalf("the applier woke during 50 local commits (%d more waits, parked %v)", n, r.Parked())
+		}
+		p := appendIn(t, l, &intention.Intention{Snapshot: 50, Ops: []intention.Op{put("other", "v")}})
+		c.nextCommitted(t, p)
+	})
 }
 
 // TestLastCommitFindsWhatIsLeft: an entry another writer appends after a
@@ -85,27 +92,22 @@ func TestLocalCommitsLeaveApplierParked(t *testing.T) {
 // the committer's to apply; the commit, the last to end, re-arms the
 // notice, which finds it at once.
 func TestLastCommitFindsWhatIsLeft(t *testing.T) {
-	for _, tl := range tailLogs(t) {
-		t.Run(tl.name, func(t *testing.T) {
-			l := tl.open(t)
-			c := newCollector()
-			r := startOn(t, l, c)
-			for i := range 5 {
-				testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
-				data := entry.AppendIntention(nil, &intention.Intention{Snapshot: uint64(2 * i), Ops: []intention.Op{put("a", "1")}})
-				r.BeginLocal()
-				p1 := appendData(t, l, data)
-				p2 := appendIn(t, l, &intention.Intention{Snapshot: uint64(2 * i), Ops: []intention.Op{put("b", "1")}})
-				if !r.ApplyLocal(context.Background(), p1, data) {
-					t.Fatalf("commit at %d not applied by its committer", p1)
-				}
-				for _, p := range []uint64{p1, p2} {
-					c.nextCommitted(t, p)
-				}
+	onTailLogs(t, func(t *testing.T, l log.Log, c *collector, r *processor.Runner) {
+		for i := range 5 {
+			testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
+			data := entry.AppendIntention(nil, &intention.Intention{Snapshot: uint64(2 * i), Ops: []intention.Op{put("a", "1")}})
+			r.BeginLocal()
+			p1 := appendData(t, l, data)
+			p2 := appendIn(t, l, &intention.Intention{Snapshot: uint64(2 * i), Ops: []intention.Op{put("b", "1")}})
+			if !r.ApplyLocal(context.Background(), p1, data) {
+				t.Fatalf("commit at %d not applied by its committer", p1)
 			}
-			c.none(t)
-		})
-	}
+			for _, p := range []uint64{p1, p2} {
+				c.nextCommitted(t, p)
+			}
+		}
+		c.none(t)
+	})
 }
 
 // TestFailedCommitWakesApplier: a local commit that ends without its
@@ -113,29 +115,24 @@ func TestLastCommitFindsWhatIsLeft(t *testing.T) {
 // once, though another commit is still under way: an entry another writer
 // appended meanwhile is applied without waiting for that commit to end.
 func TestFailedCommitWakesApplier(t *testing.T) {
-	for _, tl := range tailLogs(t) {
-		t.Run(tl.name, func(t *testing.T) {
-			l := tl.open(t)
-			c := newCollector()
-			r := startOn(t, l, c)
-			for i := range 5 {
-				testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
-				r.BeginLocal() // stays under way
-				r.BeginLocal() // its append fails
-				p := appendIn(t, l, &intention.Intention{Snapshot: uint64(2 * i), Ops: []intention.Op{put("a", "1")}})
-				c.none(t)
-				r.EndLocal()
-				c.nextCommitted(t, p)
-				data := entry.AppendIntention(nil, &intention.Intention{Snapshot: p, Ops: []intention.Op{put("b", "1")}})
-				pa := appendData(t, l, data)
-				r.ApplyLocal(context.Background(), pa, data)
-				if ev := c.next(t); ev.Pos != pa {
-					t.Fatalf("event at %d, want %d", ev.Pos, pa)
-				}
-			}
+	onTailLogs(t, func(t *testing.T, l log.Log, c *collector, r *processor.Runner) {
+		for i := range 5 {
+			testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
+			r.BeginLocal() // stays under way
+			r.BeginLocal() // its append fails
+			p := appendIn(t, l, &intention.Intention{Snapshot: uint64(2 * i), Ops: []intention.Op{put("a", "1")}})
 			c.none(t)
-		})
-	}
+			r.EndLocal()
+			c.nextCommitted(t, p)
+			data := entry.AppendIntention(nil, &intention.Intention{Snapshot: p, Ops: []intention.Op{put("b", "1")}})
+			pa := appendData(t, l, data)
+			r.ApplyLocal(context.Background(), pa, data)
+			if ev := c.next(t); ev.Pos != pa {
+				t.Fatalf("event at %d, want %d", ev.Pos, pa)
+			}
+		}
+		c.none(t)
+	})
 }
 
 // TestNothingStrandedUnderLocalCommits: committers (some of which end
@@ -144,61 +141,56 @@ func TestFailedCommitWakesApplier(t *testing.T) {
 // writer append concurrently; every position is reported once, in order,
 // and every intention commits. An entry nobody applies hangs the test.
 func TestNothingStrandedUnderLocalCommits(t *testing.T) {
-	for _, tl := range tailLogs(t) {
-		t.Run(tl.name, func(t *testing.T) {
-			l := tl.open(t)
-			c := newCollector()
-			r := startOn(t, l, c)
-			const writers, each = 4, 40
-			var wg sync.WaitGroup
-			for g := range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range each {
-						in := &intention.Intention{Token: uint64(g*each + i + 1), Ops: []intention.Op{put(fmt.Sprint("w", g, "-", i), "v")}}
-						switch i % 5 {
-						case 1: // the append fails
-							r.BeginLocal()
-							r.EndLocal()
-						case 2: // appended, then the committer returns early
-							r.BeginLocal()
-							appendIn(t, l, in)
-							r.EndLocal()
-						default:
-							localCommit(t, r, l, in)
-						}
-					}
-				}()
-			}
-			const others = 40
+	onTailLogs(t, func(t *testing.T, l log.Log, c *collector, r *processor.Runner) {
+		const writers, each = 4, 40
+		var wg sync.WaitGroup
+		for g := range writers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := range others {
-					appendIn(t, l, &intention.Intention{Token: uint64(1000 + i), Ops: []intention.Op{put(fmt.Sprint("o", i), "v")}})
+				for i := range each {
+					in := &intention.Intention{Token: uint64(g*each + i + 1), Ops: []intention.Op{put(fmt.Sprint("w", g, "-", i), "v")}}
+					switch i % 5 {
+					case 1: // the append fails
+						r.BeginLocal()
+						r.EndLocal()
+					case 2: // appended, then the committer returns early
+						r.BeginLocal()
+						appendIn(t, l, in)
+						r.EndLocal()
+					default:
+						localCommit(t, r, l, in)
+					}
 				}
 			}()
-			wg.Wait()
-			n := uint64(writers*(each-each/5) + others)
-			tokens := map[uint64]bool{}
-			for p := uint64(1); p <= n; p++ {
-				var ev processor.Event
-				select {
-				case ev = <-c.ch:
-				case <-time.After(waitLong):
-					tail, _ := l.Tail(context.Background())
-					t.Fatalf("position %d not reported; log tail %d; %s", p, tail, r.ParkState())
-				}
-				if ev.Pos != p || ev.Decision == nil || ev.Decision.Outcome != processor.Committed || tokens[ev.Decision.Token] {
-					t.Fatalf("event %+v (decision %+v), want position %d committed once", ev, ev.Decision, p)
-				}
-				tokens[ev.Decision.Token] = true
+		}
+		const others = 40
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range others {
+				appendIn(t, l, &intention.Intention{Token: uint64(1000 + i), Ops: []intention.Op{put(fmt.Sprint("o", i), "v")}})
 			}
-			testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
-			c.none(t)
-		})
-	}
+		}()
+		wg.Wait()
+		n := uint64(writers*(each-each/5) + others)
+		tokens := map[uint64]bool{}
+		for p := uint64(1); p <= n; p++ {
+			var ev processor.Event
+			select {
+			case ev = <-c.ch:
+			case <-time.After(waitLong):
+				tail, _ := l.Tail(context.Background())
+				t.Fatalf("position %d not reported; log tail %d; %s", p, tail, r.ParkState())
+			}
+			if ev.Pos != p || ev.Decision == nil || ev.Decision.Outcome != processor.Committed || tokens[ev.Decision.Token] {
+				t.Fatalf("event %+v (decision %+v), want position %d committed once", ev, ev.Decision, p)
+			}
+			tokens[ev.Decision.Token] = true
+		}
+		testutil.WaitFor(t, "the applier to park", waitLong, r.Parked)
+		c.none(t)
+	})
 }
 
 // TestApplyLocalWithRiders: the afterimage that rode below a committer's
