@@ -185,30 +185,16 @@ func (n *Node) Key() []byte { return unsafe.Slice(n.kv, n.klen) }
 // KeyLen is len(n.Key()), read from the node alone.
 func (n *Node) KeyLen() int { return int(n.klen) }
 
-// KeyInto returns the entry's key like Key, but a key of at most 16 bytes
-// is rebuilt in buf from the prefix the node keeps inline, without reading
-// the key's own allocation: serializing a path of copied nodes then reads
-// only their headers (one cache miss a node fewer). The result is buf's or
-// the node's; it must not be modified.
-func (n *Node) KeyInto(buf *[16]byte) []byte {
-	if n.klen > 16 {
-		return n.Key()
-	}
-	binary.BigEndian.PutUint64(buf[:8], n.kp.hi)
-	binary.BigEndian.PutUint64(buf[8:], n.kp.lo)
-	return buf[:n.klen]
-}
-
 // KeyInlineLen is the length of the longest key a node keeps whole inline
 // (its first 16 bytes in the node's first cache line, bytes 16..19 in the
 // right child ref's spare word): KeyInline rebuilds such a key from the
 // node alone.
 const KeyInlineLen = keyPrefixLen
 
-// KeyInline is KeyInto for keys of up to KeyInlineLen bytes (cruzd's
-// string keys are 17: a type byte and redis-benchmark's 16): such a key is
-// rebuilt in buf from the node's inline prefix, without reading the key's
-// own allocation, which for the nodes a delta copied (most of an
+// KeyInline returns the entry's key like Key, but a key of up to
+// KeyInlineLen bytes (cruzd's string keys are 17: a type byte and
+// redis-benchmark's 16) is rebuilt in buf from the node's inline prefix,
+// without reading the key's own allocation, which for the nodes a delta copied (most of an
 // afterimage) was last touched when their entries were written. The
 // result is buf's or the node's; it must not be modified.
 func (n *Node) KeyInline(buf *[KeyInlineLen]byte) []byte {

@@ -290,13 +290,13 @@ func TestNodeLayout(t *testing.T) {
 	}
 }
 
-// KeyInto and KeyInline give every node's key, short ones rebuilt from
-// the inline prefix (up to 16 and 20 bytes), including keys that end in
+// KeyInline gives every node's key, short ones rebuilt from the inline
+// prefix (up to 20 bytes), including keys that end in
 // zero bytes (the prefix is zero-padded) and keys longer than the prefix,
 // in the delta that wrote them and in copies a later delta made of them
 // (a write to a neighbour copies the path through them), and in nodes
 // loaded back from their stored fields.
-func TestKeyInto(t *testing.T) {
+func TestKeyInline(t *testing.T) {
 	var keys [][]byte
 	for n := 1; n <= 24; n++ {
 		keys = append(keys, bytes.Repeat([]byte{byte('a' + n)}, n))
@@ -317,12 +317,8 @@ func TestKeyInto(t *testing.T) {
 	}
 	check := func(n *Node, k []byte) {
 		t.Helper()
-		var buf [16]byte
-		if got := n.KeyInto(&buf); !bytes.Equal(got, k) {
-			t.Fatalf("KeyInto = %q, want %q", got, k)
-		}
-		var buf20 [KeyInlineLen]byte
-		if got := n.KeyInline(&buf20); !bytes.Equal(got, k) {
+		var buf [KeyInlineLen]byte
+		if got := n.KeyInline(&buf); !bytes.Equal(got, k) {
 			t.Fatalf("KeyInline = %q, want %q", got, k)
 		}
 	}
