@@ -53,6 +53,9 @@ type Appended struct {
 // anything else is read from the log as ApplyLocal reads it. A decode
 // holds no state of the runner and needs no apply role.
 func (r *Runner) DecodeAppended(pos uint64, data []byte) Appended {
+	if r.tw == nil {
+		return Appended{} // nothing is applied locally on this log (see Runner.tw)
+	}
 	if t, err := entry.PeekType(pos, data); err != nil || t != entry.TypeAfterimage {
 		return Appended{}
 	}
@@ -94,8 +97,9 @@ func (r *Runner) applyLocal(ctx context.Context, pos uint64, data []byte, below 
 // Waiting on the log's tail, the applying goroutine was woken by every
 // group commit, on the committing goroutine's path (seglog's leader woke
 // it after its fdatasync), and found nothing to do: the committer applies
-// its own intention, and whatever precedes it. So while it has nothing to apply, the applying goroutine
-// parks (park) and is woken only when something may be left to it:
+// its own intention, and whatever precedes it. So while it has nothing to
+// apply, the applying goroutine parks (park) and is woken only when
+// something may be left to it:
 //
 //   - With no local commit under way, it arms a tail notice
 //     (log.TailNotifier; a goroutine on WaitTail for a log that is only a
