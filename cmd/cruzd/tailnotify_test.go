@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
+
+	"github.com/cruzlog/cruzdb/internal/testutil"
 
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/seglog"
@@ -25,9 +29,18 @@ func TestTimedLogKeepsTailNotifier(t *testing.T) {
 	if !ok {
 		t.Fatal("wrapped seglog is no TailNotifier")
 	}
-	fired := false
-	tn.NotifyTail(0, func(log.Position, error) { fired = true })
-	if fired {
+	var fired atomic.Uint64 // the tail the notice saw, plus one
+	tn.NotifyTail(0, func(p log.Position, err error) {
+		if err == nil {
+			fired.Store(uint64(p) + 1)
+		}
+	})
+	if fired.Load() != 0 {
 		t.Fatal("a notice fired on an empty log")
 	}
+	// An append through the wrapper moves the tail: the notice fires.
+	if _, err := w.Append(context.Background(), []byte("entry")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the tail notice", testutil.WaitLong, func() bool { return fired.Load() > 1 })
 }
