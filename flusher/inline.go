@@ -16,21 +16,26 @@ import (
 // bench/journal/2026-12-07-one23.md), and the worker then ran on the other
 // core while the next commit's fdatasync was under way.
 //
-// So while exactly one local commit is under way (the lane's Committing),
-// nothing is queued and no worker is writing, Produced encodes the
-// afterimage of a local delta itself (a few µs for a small delta) and hands
+// So while exactly one local commit is under way (the lane's Committing)
+// and no delta waits in the queue, Produced encodes the afterimage of a
+// local delta itself (a few µs for a small delta) and hands
 // it to the lane with Ride, which keeps no goroutine waiting: the next
 // intention takes it, and its committer's Release calls inlineDone, the
 // bookkeeping a worker does after its append. If no intention comes within
 // the lane's window, the lane appends it alone. If it cannot ride, or its
 // append fails, it goes to the queue, and a worker writes it as any other
-// (retrying as write does).
+// (retrying as write does). A worker still writing (an afterimage that
+// went to one earlier, waiting for its ride, or a checkpoint's image) does
+// not keep the next ones from going inline: afterimages may be written in
+// any order (intention pointers), and requiring none would keep a single
+// commit on the workers' path for good, since a worker counts as writing
+// until it has been woken after its ride, by then the next Produced ran.
 
 // inlineLocked reports whether Produced writes p inline, and if so counts
 // it as being written (sig.writing) and queued (Flush then does not queue
 // it again). The caller holds mu.
 func (f *Flusher) inlineLocked(p *pending) bool {
-	if f.lane == nil || p.d.Checkpoint || len(f.queue) > 0 || f.sig.writing.Load() != 0 || f.lane.Committing() != 1 {
+	if f.lane == nil || p.d.Checkpoint || len(f.queue) > 0 || f.lane.Committing() != 1 {
 		return false
 	}
 	p.queued = true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/intention"
@@ -41,10 +42,12 @@ type inlineRig struct {
 	st   *processor.State
 }
 
-func newInlineRig(t *testing.T) *inlineRig {
+// newInlineRig returns a rig whose lane waits window for an intention to
+// ride with (waitLong: riding is certain on a loaded machine).
+func newInlineRig(t *testing.T, window time.Duration) *inlineRig {
 	t.Helper()
 	r := &inlineRig{t: t, l: &batchFails{Log: newLog(t, nil)}}
-	r.lane = piggyback.New(r.l)
+	r.lane = piggyback.NewWindow(r.l, window)
 	f, err := New(Options{Log: r.lane}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +75,7 @@ func (r *inlineRig) commit(k string) (uint64, piggyback.Riders, *intention.Inten
 // and hands it to the lane before it returns: the next intention takes it
 // along, and its Release does the bookkeeping a worker would have done.
 func TestProducedRidesInline(t *testing.T) {
-	r := newInlineRig(t)
+	r := newInlineRig(t, waitLong)
 	end := r.lane.CommitBegins()
 	pos, riders, in := r.commit("a")
 	if riders.Len() != 0 {
@@ -116,7 +119,7 @@ func TestProducedRidesInline(t *testing.T) {
 // before.
 func TestProducedInlineOnlyWithOneCommit(t *testing.T) {
 	for _, committing := range []int{0, 2} {
-		r := newInlineRig(t)
+		r := newInlineRig(t, piggyback.Window) // nothing rides inline, whatever the timing
 		var ends []func()
 		for range committing {
 			ends = append(ends, r.lane.CommitBegins())
@@ -140,20 +143,24 @@ func TestProducedInlineOnlyWithOneCommit(t *testing.T) {
 // An afterimage written inline whose intention's append fails goes to the
 // workers, which append it.
 func TestInlineAppendErrorRequeues(t *testing.T) {
-	r := newInlineRig(t)
+	r := newInlineRig(t, waitLong)
 	end := r.lane.CommitBegins()
 	pos, riders, in := r.commit("a")
 	r.f.Produced(mustApply(t, r.st, pos, in), true)
 	riders.Release()
-
 	r.l.fail.Store(true)
 	in2 := &intention.Intention{Snapshot: 0, Ops: []intention.Op{putOp("b", "b")}}
 	if _, err := r.lane.AppendIntention(context.Background(), entry.AppendIntention(nil, in2)); !errors.Is(err, errBatch) {
 		t.Fatalf("append: %v, want %v", err, errBatch)
 	}
 	r.l.fail.Store(false)
+	// The worker that took it back rides with a next intention.
+	testutil.Eventually(t, waitLong, func() bool {
+		_, riders, _ := r.commit("c")
+		riders.Release()
+		return r.f.Stats().AfterimagesWritten == 1
+	})
 	end()
-	testutil.Eventually(t, waitLong, func() bool { return r.f.Stats().AfterimagesWritten == 1 })
 	s := r.f.Stats()
 	if s.Inline != 0 || s.AppendErrors != 1 {
 		t.Fatalf("inline %d, append errors %d; want 0, 1", s.Inline, s.AppendErrors)
