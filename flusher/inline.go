@@ -31,11 +31,13 @@ import (
 // commit on the workers' path for good, since a worker counts as writing
 // until it has been woken after its ride, by then the next Produced ran.
 
-// inlineLocked reports whether Produced writes p inline, and if so counts
+// inlineLocked reports whether Produced writes p inline (not if the lane
+// would not take it now, e.g. when the commit's fdatasync outlasted the
+// lane's window: then the encode would be wasted), and if so counts
 // it as being written (sig.writing) and queued (Flush then does not queue
 // it again). The caller holds mu.
 func (f *Flusher) inlineLocked(p *pending) bool {
-	if f.lane == nil || p.d.Checkpoint || len(f.queue) > 0 || f.lane.Committing() != 1 {
+	if f.lane == nil || p.d.Checkpoint || len(f.queue) > 0 || f.lane.Committing() != 1 || !f.lane.Rides() {
 		return false
 	}
 	p.queued = true

@@ -211,7 +211,7 @@ func (p *Log) AppendAfterimage(ctx context.Context, data []byte) (log.Position, 
 // wait for an intention (this node is not committing, or many commits are
 // under way): the caller appends the entry another way.
 func (p *Log) Ride(ctx context.Context, data []byte, then func(log.Position, error)) (ok bool) {
-	if p.batch == nil || p.committing.Load() > MaxRidingCommitters || time.Since(time.Unix(0, p.lastLocal.Load())) > p.window {
+	if !p.Rides() {
 		return false
 	}
 	r := &rider{data: data, then: then}
@@ -221,6 +221,13 @@ func (p *Log) Ride(ctx context.Context, data []byte, then func(log.Position, err
 	r.timer = time.AfterFunc(p.window, func() { p.alone(ctx, r) })
 	p.mu.Unlock()
 	return true
+}
+
+// Rides reports whether an afterimage handed over now would wait to ride
+// with the next local intention (Ride would take it), so that a caller can
+// skip encoding one for Ride when it would not.
+func (p *Log) Rides() bool {
+	return p.batch != nil && p.committing.Load() <= MaxRidingCommitters && time.Since(time.Unix(0, p.lastLocal.Load())) <= p.window
 }
 
 // alone appends r, handed over by Ride, by itself if no intention took it
