@@ -114,3 +114,37 @@ func TestRideError(t *testing.T) {
 		t.Fatalf("rider: %+v, want one call with %v", got, bc.fail)
 	}
 }
+
+// TestRides: Rides says whether Ride would take an afterimage now: not
+// before a local intention, nor with more commits under way than
+// MaxRidingCommitters, nor on a log that cannot batch.
+func TestRides(t *testing.T) {
+	ctx := context.Background()
+	p := newLane(t, &batchCounter{Log: memlog.New(nil)})
+	if p.Rides() {
+		t.Fatal("Rides before any local intention")
+	}
+	if _, err := p.AppendIntention(ctx, []byte("i1")); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Rides() {
+		t.Fatal("not Rides right after a local intention")
+	}
+	var ends []func()
+	for range MaxRidingCommitters + 1 {
+		ends = append(ends, p.CommitBegins())
+	}
+	if p.Rides() || p.Ride(ctx, []byte("a"), func(log.Position, error) { t.Error("called") }) {
+		t.Fatalf("Rides with %d commits under way", MaxRidingCommitters+1)
+	}
+	for _, end := range ends {
+		end()
+	}
+	unbatched := newLane(t, plain{memlog.New(nil)})
+	if _, err := unbatched.AppendIntention(ctx, []byte("i1")); err != nil {
+		t.Fatal(err)
+	}
+	if unbatched.Rides() {
+		t.Fatal("Rides on a log that cannot batch")
+	}
+}
