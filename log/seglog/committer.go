@@ -5,7 +5,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 )
 
-// committer commits groups of requests until Close.
+// committer writes groups of requests until Close (see pipeline.go).
 func (l *Log) committer() {
 	defer close(l.done)
 	// lazy fires when the oldest lazy append left waiting is due.
@@ -34,11 +33,6 @@ func (l *Log) committer() {
 				due = d
 				break
 			}
-			// Let the requesters just woken run before taking the next
-			// group: those that append again join it instead of waiting a
-			// whole fdatasync for the one after. This waits for no timer,
-			// only for goroutines that are already runnable.
-			runtime.Gosched()
 		}
 		if !due.IsZero() {
 			lazy.Reset(time.Until(due))
@@ -46,28 +40,33 @@ func (l *Log) committer() {
 	}
 }
 
-// commitLocked commits the next group under commitMu; due is when the
+// commitLocked writes the next group under commitMu; due is when the
 // first lazy append left waiting is due, if nothing else was.
 func (l *Log) commitLocked() (more bool, due time.Time) {
 	l.commitMu.Lock()
-	defer l.commitMu.Unlock()
-	more = l.commitNext()
-	return more, l.lazyDue
+	more, _ = l.commitNext(false)
+	due = l.lazyDue
+	l.commitMu.Unlock()
+	return more, due
 }
 
 // lead is called by an appender right after it queued its n requests: if
 // the last group held the requests of a single appender (one client
-// committing alone), nothing else waits and no group is being committed,
-// the appender commits the next group itself, sparing two goroutine
-// switches (to the committer and back) per append. Otherwise, or if requests remain, it wakes the
-// committer. With several appenders the committer gathers their requests
-// as before (an appender leading there commits smaller groups: see
-// bench/journal/2026-12-07-commit.md, section 4).
+// committing alone), nothing else waits and no group is being written, the
+// appender writes the next group itself, and if no other group is written
+// or syncing, makes it durable itself too, sparing two goroutine switches
+// (to the committer and back) per append. Otherwise, or if requests
+// remain, it wakes the committer. With several appenders the committer
+// gathers their requests as before (an appender leading there commits
+// smaller groups: see bench/journal/2026-12-07-commit.md, section 4).
 func (l *Log) lead(n int) {
 	if l.solo.Load() && l.q.Len() == n && l.commitMu.TryLock() {
-		l.commitNext()
+		_, round := l.commitNext(true)
 		l.commitMu.Unlock()
 		l.stats.led.Add(1)
+		if round != nil {
+			l.syncRound(round)
+		}
 		if l.q.Len() == 0 {
 			return
 		}
@@ -78,27 +77,37 @@ func (l *Log) lead(n int) {
 	}
 }
 
-// commitNext takes a group of the waiting requests and commits it. It
-// reports false if nothing was waiting, or only lazy appends not yet due
-// (l.lazyDue is then the time the first of them is).
+// commitNext takes a group of the waiting requests and writes it (see
+// pipeline.go). It reports false if nothing was waiting, or only lazy
+// appends not yet due (l.lazyDue is then the time the first of them is),
+// or only large appends left while groups are in flight. With lead (an
+// appender leading its own group), round is the sync round the caller runs
+// once it released commitMu, if nothing else was in flight.
 //
 // Lazy appends (AppendLazy) start no group: while only they wait, nothing
 // is written until one is due; a group started for any other request takes
 // them along.
 //
 // The group is every fill and trim waiting and the appends in arrival
-// order, with two exceptions that keep small appends (intentions) from
+// order, with exceptions that keep small appends (intentions) from
 // waiting behind large ones (afterimages): while a small append (at most
 // smallEntry bytes, alone or in a batch of small entries) waits, a large
-// append is left for the next group, once; and large appends beyond
-// Options.MaxGroupBytes of data wait for a later group. An append left out
-// takes the rest of its batch with it, which keeps a batch's positions in
-// order. So a small append that arrives while a large group is being
-// written commits in the next group, which holds no large entry that was
-// waiting with it.
-func (l *Log) commitNext() bool {
+// append is left for the next group, once; while groups are written or
+// syncing, large appends are left until a fdatasync that started after
+// they were first left has finished (pipeline.go); and large appends
+// beyond Options.MaxGroupBytes of data wait for a later group. An append
+// left out takes the rest of its batch with it, which keeps a batch's
+// positions in order. So a small append that arrives while a large group
+// is being committed commits in a later group, which holds no large entry
+// that was waiting with it.
+func (l *Log) commitNext(lead bool) (more bool, round []*wgroup) {
 	var group []*groupcommit.Request
 	l.lazyDue = time.Time{}
+	l.pipe.mu.Lock()
+	busy, started, finished := l.pipe.busyLocked(), l.pipe.started, l.pipe.finished
+	l.pipe.mu.Unlock()
+	holdLarge := busy && !(l.holding && finished > l.heldAt)
+	heldAny := false
 	failed := l.q.Take(func(waiting []*groupcommit.Request) []*groupcommit.Request {
 		if due, wait := lazyOnly(waiting); wait {
 			l.lazyDue = due
@@ -128,8 +137,12 @@ func (l *Log) commitNext() bool {
 					continue
 				}
 				large := len(r.Data) > smallEntry
-				if large && ((hasSmall && !r.Passed) || (size > 0 && size+len(r.Data) > l.opts.MaxGroupBytes)) {
-					r.Passed = true
+				if large && (holdLarge || (hasSmall && !r.Passed) || (size > 0 && size+len(r.Data) > l.opts.MaxGroupBytes)) {
+					if holdLarge {
+						heldAny = true
+					} else {
+						r.Passed = true
+					}
 					rest = append(rest, r)
 					if r.Batch != 0 {
 						deferred = append(deferred, r.Batch)
@@ -142,8 +155,13 @@ func (l *Log) commitNext() bool {
 		}
 		return rest
 	})
+	if !heldAny {
+		l.holding = false
+	} else if !l.holding {
+		l.holding, l.heldAt = true, started
+	}
 	if len(group) == 0 {
-		return false
+		return false, nil
 	}
 	n := 0
 	for _, r := range group {
@@ -156,30 +174,21 @@ func (l *Log) commitNext() bool {
 	l.solo.Store(appenders(group) == 1)
 	if failed != nil {
 		l.finish(group, failed)
-		return true
+		return true, nil
 	}
-	if err := l.commitGroup(group); err != nil {
+	if slices.ContainsFunc(group, func(r *groupcommit.Request) bool { return r.Op != groupcommit.Append }) {
+		l.drain() // fills and trims read and change the published state
+	}
+	g, err := l.commitGroup(group)
+	if err != nil {
 		l.finish(group, l.setFailed(err))
-		return true
+		return true, nil
 	}
-	shared := slices.ContainsFunc(group, func(r *groupcommit.Request) bool { return !r.Lazy })
-	lazies := 0
-	for _, r := range group {
-		if r.Lazy {
-			r.Shared = shared
-			lazies++
-		}
+	if g == nil {
+		l.complete(group) // nothing written: answered at once
+		return true, nil
 	}
-	if lazies > 0 { // counted before anyone learns the outcome
-		l.stats.lazy.Add(uint64(lazies))
-		if !shared {
-			l.stats.lazyAlone.Add(uint64(lazies))
-		}
-	}
-	for _, r := range group {
-		r.Complete()
-	}
-	return true
+	return true, l.handOff(g, lead)
 }
 
 // appenders counts the calls of Append or AppendBatch whose requests are
@@ -228,12 +237,15 @@ func (l *Log) finish(group []*groupcommit.Request, err error) {
 	}
 }
 
-// commitGroup commits one group. Within a group all requests are
-// concurrent, so any order is a valid linearisation: trims first, then
-// fills, then appends, which therefore skip the positions the fills took.
-// Requests get their results; an error returned is a write failure, which
-// the caller makes sticky.
-func (l *Log) commitGroup(group []*groupcommit.Request) error {
+// commitGroup writes one group and returns it, to be synced and published
+// (pipeline.go), or nil if it wrote nothing (its requests are answered).
+// Within a group all requests are concurrent, so any order is a valid
+// linearisation: trims first, then fills, then appends, which therefore
+// skip the positions the fills took. Requests get their results; an error
+// returned is a write failure, which the caller makes sticky. A group with
+// fills or trims is written once every group before it is published
+// (drain), so the published state is the written one.
+func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 	// Trims: the trim point is made durable first, then the tail moves
 	// past it, then whole segments below it are deleted.
 	newTrim := l.trim
@@ -244,14 +256,14 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 	}
 	if newTrim > l.trim {
 		if err := l.advanceTrim(newTrim); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
 	// Fills: below the tail they only read; at or beyond it they add a
 	// fill-ahead record, which Append honours by writing junk there.
 	clear(l.groupFill)
-	l.fills = l.fills[:0]
+	var fills []uint64
 	for _, r := range group {
 		if r.Op != groupcommit.Fill {
 			continue
@@ -260,7 +272,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		switch {
 		case p < l.trim:
 			// Trimmed: Fill is an idempotent no-op there.
-		case p < l.tail:
+		case p < l.wtail:
 			s, i := l.find(p)
 			switch {
 			case s == nil:
@@ -269,19 +281,19 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 				r.Err = fmt.Errorf("seglog: fill position %d: %w", p, log.ErrWritten)
 			}
 		default:
-			_, pend := l.pending[p]
+			_, pend := l.wpending[p]
 			_, dup := l.groupFill[p]
 			if !pend && !dup {
 				l.groupFill[p] = struct{}{}
-				l.fills = append(l.fills, p)
+				fills = append(fills, p)
 			}
 		}
 	}
 
 	// Appends: positions from the tail, junk for every filled position met.
 	l.recs = l.recs[:0]
-	l.junked = l.junked[:0]
-	p := l.tail
+	var junked []uint64
+	p := l.wtail
 	dataBytes := 0
 	for _, r := range group {
 		if r.Op != groupcommit.Append {
@@ -289,7 +301,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		}
 		for p < math.MaxUint64 && l.isFilled(p) {
 			l.recs = append(l.recs, rec{pos: p, kind: kindJunk})
-			l.junked = append(l.junked, p)
+			junked = append(junked, p)
 			p++
 		}
 		if p == math.MaxUint64 {
@@ -301,28 +313,36 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		dataBytes += len(r.Data)
 		p++
 	}
-	if len(l.fills) == 0 && len(l.recs) == 0 {
-		return nil // nothing to write: reads answered the fills
+	if len(fills) == 0 && len(l.recs) == 0 {
+		return nil, nil // nothing to write: reads answered the fills
 	}
 
-	// A group that does not fit in the current segment starts a new one.
-	total := (len(l.fills)+len(l.recs))*recHeaderSize + dataBytes
+	// A group that does not fit in the current segment starts a new one,
+	// once every group written before it is published (the seal indexes
+	// them).
+	total := (len(fills)+len(l.recs))*recHeaderSize + dataBytes
 	act := l.segs[len(l.segs)-1]
-	if len(act.offs) > 0 && (act.retire || int64(act.end)+int64(total) > l.opts.SegmentSize) {
-		if err := l.roll(l.tail); err != nil {
-			return err
+	if l.wseg != act {
+		l.wseg, l.wend = act, act.end // a new segment: nothing in flight
+	}
+	if l.wtail > act.base && (act.retire || int64(l.wend)+int64(total) > l.opts.SegmentSize) {
+		l.drain()
+		if err := l.roll(l.wtail); err != nil {
+			return nil, err
 		}
 		act = l.segs[len(l.segs)-1]
+		l.wseg, l.wend = act, act.end
 	}
-	gstart := act.end
+	gstart := l.wend
 	buf := l.buf[:0]
 	var ring []byte
+	var ringSeq uint64
 	if !l.noRecent {
-		if ring = l.recent.reserve(act, total); ring != nil {
+		if ring, ringSeq = l.recent.reserve(act, total); ring != nil {
 			buf = ring
 		}
 	}
-	for _, q := range l.fills {
+	for _, q := range fills {
 		buf = appendRecord(buf, act.seed, kindFillAhead, q, gstart, nil)
 	}
 	offs := make([]uint32, 0, len(l.recs))
@@ -339,60 +359,42 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 	switch {
 	case ring != nil:
 		if &buf[:1][0] != &ring[:1][0] {
-			ring = nil // encoded beyond the reservation (cannot happen): not in the ring
+			// Encoded beyond the reservation (cannot happen): not in the ring.
+			l.recent.cancel(ringSeq)
+			ringSeq = 0
 		}
 	case cap(buf) > 8<<20:
 		l.buf = nil
 	default:
 		l.buf = buf
 	}
+	fail := func(err error) (*wgroup, error) {
+		if ringSeq != 0 {
+			l.recent.cancel(ringSeq)
+		}
+		return nil, err
+	}
 	if err := l.makeRoom(act, int64(gstart), int64(gstart)+int64(len(buf))); err != nil {
-		return err
+		return fail(err)
 	}
 	if _, err := act.f.WriteAt(buf, int64(gstart)); err != nil {
-		return fmt.Errorf("write segment %s: %w", act.path, err)
+		return fail(fmt.Errorf("write segment %s: %w", act.path, err))
 	}
 	act.alloc = max(act.alloc, int64(gstart)+int64(len(buf)))
-	t0 := time.Now()
-	if err := l.sync(act.f); err != nil {
-		return fmt.Errorf("fdatasync segment %s: %w", act.path, err)
+	l.wend = gstart + uint32(len(buf))
+	l.wtail = p
+	for _, q := range fills {
+		l.wpending[q] = struct{}{}
 	}
-	l.stats.syncNanos.Add(uint64(time.Since(t0)))
-	if ring != nil {
-		l.recent.publish(act, gstart, len(buf))
+	for _, q := range junked {
+		delete(l.wpending, q)
 	}
-
-	l.stats.groups.Add(1)
-	l.stats.entries.Add(uint64(len(l.recs)))
-	l.stats.bytes.Add(uint64(dataBytes))
-
-	// Durable: publish.
-	l.segMu.Lock()
-	act.offs = append(act.offs, offs...)
-	act.kinds = append(act.kinds, kinds...)
-	act.end = gstart + uint32(len(buf))
-	for _, q := range l.fills {
-		l.pending[q] = struct{}{}
-	}
-	for _, q := range l.junked {
-		delete(l.pending, q)
-	}
-	if p != l.tail {
-		l.tail = p
-		l.tailMovedLocked()
-	}
-	l.segMu.Unlock()
-	l.askPrepare(act, int64(len(buf)))
-	for _, rc := range l.recs {
-		if rc.r != nil {
-			rc.r.Data = nil
-		}
-	}
-	return nil
+	return &wgroup{seg: act, reqs: group, offs: offs, kinds: kinds, gstart: gstart, n: len(buf),
+		tail: p, fills: fills, junked: junked, ring: ringSeq, data: dataBytes}, nil
 }
 
 func (l *Log) isFilled(p uint64) bool {
-	if _, ok := l.pending[p]; ok {
+	if _, ok := l.wpending[p]; ok {
 		return true
 	}
 	_, ok := l.groupFill[p]
@@ -429,6 +431,12 @@ func (l *Log) advanceTrim(trim uint64) error {
 		l.tailMovedLocked()
 	}
 	l.segMu.Unlock()
+	for q := range l.wpending {
+		if q < trim {
+			delete(l.wpending, q)
+		}
+	}
+	l.wtail = max(l.wtail, trim)
 	if moved {
 		if err := l.roll(trim); err != nil {
 			return err

@@ -21,9 +21,9 @@ func TestRecentRing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var c recent
 	add := func(s *segment, from uint32, b []byte) {
-		if r := c.reserve(s, len(b)); r != nil {
+		if r, seq := c.reserve(s, len(b)); r != nil {
 			_ = append(r, b...)
-			c.publish(s, from, len(b))
+			c.publish(s, seq, from, len(b))
 		}
 	}
 	s1, s2 := &segment{}, &segment{}
