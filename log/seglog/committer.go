@@ -12,9 +12,10 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 )
 
-// committer writes groups of requests until Close (see pipeline.go).
+// committer writes groups of requests and runs sync rounds until Close
+// (see pipeline.go); committers of them run side by side.
 func (l *Log) committer() {
-	defer close(l.done)
+	defer l.workers.Done()
 	// lazy fires when the oldest lazy append left waiting is due.
 	lazy := time.NewTimer(time.Hour)
 	lazy.Stop()
@@ -28,7 +29,7 @@ func (l *Log) committer() {
 		}
 		var due time.Time
 		for {
-			more, d := l.commitLocked()
+			more, d := l.commitOnce()
 			if !more {
 				due = d
 				break
@@ -40,34 +41,44 @@ func (l *Log) committer() {
 	}
 }
 
-// commitLocked writes the next group under commitMu; due is when the
-// first lazy append left waiting is due, if nothing else was.
-func (l *Log) commitLocked() (more bool, due time.Time) {
+// commitOnce writes the next group under commitMu and runs the sync round
+// it starts, if any; or, with no group to write, the round the groups
+// written wait for, if none is under way. more: it did something (the
+// caller looks again); due is when the first lazy append left waiting is
+// due, if nothing else was.
+func (l *Log) commitOnce() (more bool, due time.Time) {
 	l.commitMu.Lock()
-	more, _ = l.commitNext(false)
+	more, round := l.commitNext()
 	due = l.lazyDue
 	l.commitMu.Unlock()
+	if round == nil && !more {
+		round = l.claimRound()
+	}
+	if round != nil {
+		l.syncRound(round)
+		return true, due
+	}
 	return more, due
 }
 
 // lead is called by an appender right after it queued its n requests: if
-// the last group held the requests of a single appender (one client
-// committing alone), nothing else waits and no group is being written, the
-// appender writes the next group itself, and if no other group is written
-// or syncing, makes it durable itself too, sparing two goroutine switches
-// (to the committer and back) per append. Otherwise, or if requests
-// remain, it wakes the committer. With several appenders the committer
-// gathers their requests as before (an appender leading there commits
-// smaller groups: see bench/journal/2026-12-07-commit.md, section 4).
+// the last group held the requests of a single appender and nothing else
+// was in flight (one client committing alone), nothing else waits and no
+// group is being written, the appender writes the next group itself and
+// runs its sync round, sparing two goroutine switches (to a committer and
+// back) per append. Otherwise, or if requests or groups remain, it wakes a
+// committer. With several appenders the committers gather their requests
+// as before (an appender leading there commits smaller groups: see
+// bench/journal/2026-12-07-commit.md, section 4).
 func (l *Log) lead(n int) {
 	if l.solo.Load() && l.q.Len() == n && l.commitMu.TryLock() {
-		_, round := l.commitNext(true)
+		_, round := l.commitNext()
 		l.commitMu.Unlock()
 		l.stats.led.Add(1)
 		if round != nil {
 			l.syncRound(round)
 		}
-		if l.q.Len() == 0 {
+		if l.q.Len() == 0 && !l.waiting() {
 			return
 		}
 	}
@@ -77,12 +88,20 @@ func (l *Log) lead(n int) {
 	}
 }
 
+// waiting reports whether groups are written and no round is under way
+// for them.
+func (l *Log) waiting() bool {
+	l.pipe.mu.Lock()
+	defer l.pipe.mu.Unlock()
+	return !l.pipe.syncing && len(l.pipe.written) > 0
+}
+
 // commitNext takes a group of the waiting requests and writes it (see
 // pipeline.go). It reports false if nothing was waiting, or only lazy
 // appends not yet due (l.lazyDue is then the time the first of them is),
-// or only large appends left while groups are in flight. With lead (an
-// appender leading its own group), round is the sync round the caller runs
-// once it released commitMu, if nothing else was in flight.
+// or only large appends left while groups are in flight. round is the sync
+// round the group started (none was under way), which the caller runs once
+// it released commitMu.
 //
 // Lazy appends (AppendLazy) start no group: while only they wait, nothing
 // is written until one is due; a group started for any other request takes
@@ -100,7 +119,7 @@ func (l *Log) lead(n int) {
 // positions in order. So a small append that arrives while a large group
 // is being committed commits in a later group, which holds no large entry
 // that was waiting with it.
-func (l *Log) commitNext(lead bool) (more bool, round []*wgroup) {
+func (l *Log) commitNext() (more bool, round []*wgroup) {
 	var group []*groupcommit.Request
 	l.lazyDue = time.Time{}
 	l.pipe.mu.Lock()
@@ -171,7 +190,10 @@ func (l *Log) commitNext(lead bool) (more bool, round []*wgroup) {
 		}
 	}
 	group = group[:n]
-	l.solo.Store(appenders(group) == 1)
+	// One client committing alone: one appender's requests, and nothing
+	// else in flight (with several clients the pipeline is rarely empty,
+	// and each writes small groups if it leads).
+	l.solo.Store(appenders(group) == 1 && !busy)
 	if failed != nil {
 		l.finish(group, failed)
 		return true, nil
@@ -188,7 +210,7 @@ func (l *Log) commitNext(lead bool) (more bool, round []*wgroup) {
 		l.complete(group) // nothing written: answered at once
 		return true, nil
 	}
-	return true, l.handOff(g, lead)
+	return true, l.handOff(g)
 }
 
 // appenders counts the calls of Append or AppendBatch whose requests are

@@ -11,19 +11,20 @@ import (
 
 // The group commit pipeline.
 //
-// The committer (or an appender leading its own group: lead) takes a
-// group, encodes its records and writes them into the active segment, after
-// the groups written before it, and hands the group to the syncer; it then
-// takes the next group at once, while the fdatasync of the previous ones
-// is in flight. The syncer takes every group written and not yet synced,
-// makes them durable with one fdatasync (which started after all of them
-// were written), then publishes them in position order (the segment's
-// index and end, the tail, the ring of recent groups, tail notices: so a
-// reader never sees an entry before it is durable) and completes their
-// requests. Groups written while that fdatasync runs wait for the next one.
-// An appender that writes a group while nothing else is written or being
-// synced makes it durable itself (one client committing alone: no
-// goroutine switch).
+// Two committer goroutines (and an appender leading its own group: lead)
+// take turns: one takes a group, encodes its records and writes them into
+// the active segment, after the groups written before it; if no fdatasync
+// is under way, it makes every group written durable with one fdatasync
+// (which started after all of them were written), publishes them in
+// position order (the segment's index and end, the tail, the ring of
+// recent groups, tail notices: so a reader never sees an entry before it is
+// durable) and completes their requests: a sync round. While it does, the
+// other committer takes the requests that arrive, writes them behind, and
+// leaves them to the round that follows, which the first starts as soon as
+// its round ends (after writing what queued meanwhile). So a group waits
+// for the fdatasync under way when it was written and its own, never for
+// the writing of the groups before it, and requests go from their appender
+// to a committer and back (no third goroutine).
 //
 // What needs the published state to be the written state waits until
 // every group written is published (drain): a group with fills or trims
@@ -40,6 +41,10 @@ import (
 // written meanwhile do not wait for the fdatasync of large ones
 // (afterimages, checkpoint chunks) that queued with them.
 
+// committers is the number of committer goroutines: one writing while the
+// other syncs.
+const committers = 2
+
 // wgroup is a group written and not yet published.
 type wgroup struct {
 	seg    *segment
@@ -55,8 +60,8 @@ type wgroup struct {
 	data   int      // bytes of entry data
 }
 
-// pipeState is the state shared by the writers (committer, leading
-// appender) and the syncer, guarded by mu.
+// pipeState is the state shared by the writers of groups (committers,
+// leading appenders) and the sync rounds, guarded by mu.
 type pipeState struct {
 	mu      sync.Mutex
 	idle    *sync.Cond // broadcast when a sync round ends
@@ -64,42 +69,10 @@ type pipeState struct {
 	syncing bool       // a sync round (fdatasync, publish, complete) is under way
 	// started and finished count the sync rounds.
 	started, finished uint64
-
-	wake chan struct{} // cap 1: the syncer has groups to sync
-	stop chan struct{} // closed by Close once the pipeline is empty
-	done chan struct{} // closed when the syncer returns
 }
 
 // busyLocked reports whether groups are written or syncing.
 func (p *pipeState) busyLocked() bool { return p.syncing || len(p.written) > 0 }
-
-// startSyncer starts the syncer goroutine.
-func (l *Log) startSyncer() {
-	l.pipe.idle = sync.NewCond(&l.pipe.mu)
-	l.pipe.wake = make(chan struct{}, 1)
-	l.pipe.stop = make(chan struct{})
-	l.pipe.done = make(chan struct{})
-	go l.syncer()
-}
-
-// syncer syncs the groups written until Close.
-func (l *Log) syncer() {
-	defer close(l.pipe.done)
-	for {
-		select {
-		case <-l.pipe.wake:
-		case <-l.pipe.stop:
-			return
-		}
-		for {
-			gs := l.claimRound()
-			if gs == nil {
-				break
-			}
-			l.syncRound(gs)
-		}
-	}
-}
 
 // claimRound takes every group written, if no round is under way, and
 // starts a round for them; nil if there is none to start.
@@ -117,46 +90,41 @@ func (l *Log) claimRound() []*wgroup {
 	return gs
 }
 
-// handOff queues g, just written, for a fdatasync. If lead and nothing else
-// is written or syncing, it returns the round the caller runs itself
-// (syncRound, once it no longer holds commitMu); otherwise the syncer
-// takes it.
-func (l *Log) handOff(g *wgroup, lead bool) []*wgroup {
+// handOff queues g, just written, for a fdatasync. If no round is under
+// way, it starts one for every group written, which the caller runs
+// (syncRound) once it no longer holds commitMu; otherwise the round under
+// way leaves them to the next.
+func (l *Log) handOff(g *wgroup) []*wgroup {
 	p := &l.pipe
 	p.mu.Lock()
-	if lead && !p.busyLocked() {
-		p.syncing = true
-		p.started++
-		p.mu.Unlock()
-		return []*wgroup{g}
-	}
+	defer p.mu.Unlock()
 	p.written = append(p.written, g)
-	wake := !p.syncing
-	p.mu.Unlock()
-	if wake {
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
+	if p.syncing {
+		return nil
 	}
-	return nil
+	gs := p.written
+	p.written = nil
+	p.syncing = true
+	p.started++
+	return gs
 }
 
-// drain waits until every group written is published (or failed). The
-// caller is a writer (it holds commitMu), so no group is written meanwhile.
+// drain returns once every group written is published (or failed),
+// running the sync rounds itself when no other goroutine does. The caller
+// is a writer (it holds commitMu), so no group is written meanwhile.
 func (l *Log) drain() {
 	p := &l.pipe
 	p.mu.Lock()
 	for p.busyLocked() {
-		if !p.syncing {
-			// Groups wait and no round is under way (the syncer has not
-			// run yet): make sure it does.
-			select {
-			case p.wake <- struct{}{}:
-			default:
-			}
+		if p.syncing {
+			p.idle.Wait()
+			continue
 		}
-		p.idle.Wait()
+		p.mu.Unlock()
+		if gs := l.claimRound(); gs != nil {
+			l.syncRound(gs)
+		}
+		p.mu.Lock()
 	}
 	p.mu.Unlock()
 }
@@ -164,8 +132,8 @@ func (l *Log) drain() {
 // syncRound makes gs (written in this order, in one segment) durable with
 // one fdatasync, publishes them in order and completes their requests; or,
 // if the fdatasync fails (or the log already failed), fails them all. It
-// ends the round, and wakes the syncer for the groups written meanwhile and
-// the committer for the requests left waiting.
+// ends the round; the caller starts the next one for the groups written
+// meanwhile (see committer).
 func (l *Log) syncRound(gs []*wgroup) {
 	seg := gs[0].seg
 	err := l.q.Failed()
@@ -193,22 +161,8 @@ func (l *Log) syncRound(gs []*wgroup) {
 	p.mu.Lock()
 	p.syncing = false
 	p.finished++
-	more := len(p.written) > 0
 	p.idle.Broadcast()
 	p.mu.Unlock()
-	if more {
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
-	}
-	if l.q.Len() > 0 {
-		// Large appends left while groups were in flight may go now.
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // publish makes g, durable, visible: its records in the segment's index,

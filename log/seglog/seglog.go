@@ -45,9 +45,9 @@ type Log struct {
 
 	q groupcommit.Queue // requests waiting for the committer; the sticky write failure
 
-	wake chan struct{} // cap 1
-	stop chan struct{}
-	done chan struct{}
+	wake    chan struct{} // cap 1
+	stop    chan struct{}
+	workers sync.WaitGroup // the committers
 
 	// Committer-owned (the writer of groups: under commitMu).
 	nextSeq   uint64
@@ -166,7 +166,6 @@ func Open(dir string, opts *Options) (*Log, error) {
 		wpending:  map[uint64]struct{}{},
 		wake:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
 	}
 	l.prep.cond = sync.NewCond(&l.prep.mu)
 	l.prep.sinceRun = smallAfterLarge
@@ -181,9 +180,12 @@ func Open(dir string, opts *Options) (*Log, error) {
 	for p := range l.pending {
 		l.wpending[p] = struct{}{}
 	}
+	l.pipe.idle = sync.NewCond(&l.pipe.mu)
 	l.startPreparer()
-	l.startSyncer()
-	go l.committer()
+	l.workers.Add(committers)
+	for range committers {
+		go l.committer()
+	}
 	return l, nil
 }
 
@@ -642,11 +644,9 @@ func (l *Log) Close() error {
 		return fmt.Errorf("seglog: close %s: %w", l.dir, log.ErrClosed)
 	}
 	close(l.stop)
-	<-l.done
+	l.workers.Wait()
 	l.commitMu.Lock() // wait for a group an appender is writing (lead)
 	l.drain()         // and for every group written to be synced
-	close(l.pipe.stop)
-	<-l.pipe.done
 	l.commitMu.Unlock()
 	<-l.prep.done
 	l.segMu.Lock()
