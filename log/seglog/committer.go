@@ -356,6 +356,19 @@ func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 		l.wseg, l.wend = act, act.end
 	}
 	gstart := l.wend
+	// The records name the offset up to which the segment was durable
+	// (published) when they were written: their group's start, unless
+	// groups written before it still wait for their fdatasync. Open takes a
+	// record that does not decode for a torn write only if no valid record
+	// after it names an offset past it (see scanSegment), so groups written
+	// behind one that a crash tore are cut with it, not taken for proof
+	// that it was acknowledged.
+	mark := gstart
+	l.segMu.RLock()
+	if act.end < mark {
+		mark = act.end
+	}
+	l.segMu.RUnlock()
 	buf := l.buf[:0]
 	var ring []byte
 	var ringSeq uint64
@@ -365,7 +378,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 		}
 	}
 	for _, q := range fills {
-		buf = appendRecord(buf, act.seed, kindFillAhead, q, gstart, nil)
+		buf = appendRecord(buf, act.seed, kindFillAhead, q, mark, nil)
 	}
 	offs := make([]uint32, 0, len(l.recs))
 	kinds := make([]byte, 0, len(l.recs))
@@ -376,7 +389,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 		if rc.r != nil {
 			data = rc.r.Data
 		}
-		buf = appendRecord(buf, act.seed, rc.kind, rc.pos, gstart, data)
+		buf = appendRecord(buf, act.seed, rc.kind, rc.pos, mark, data)
 	}
 	switch {
 	case ring != nil:
