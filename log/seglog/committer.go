@@ -47,6 +47,16 @@ func (l *Log) committer() {
 // caller looks again); due is when the first lazy append left waiting is
 // due, if nothing else was.
 func (l *Log) commitOnce() (more bool, due time.Time) {
+	l.pipe.mu.Lock()
+	behind := l.pipe.syncing && len(l.pipe.written) > 0
+	l.pipe.mu.Unlock()
+	if behind {
+		// A group is written behind the round under way already: what
+		// queues now waits for the round to end, whose goroutine writes it
+		// then, in one group, before the next fdatasync (one write per
+		// group, not one per request that arrives while a fdatasync runs).
+		return false, time.Time{}
+	}
 	l.commitMu.Lock()
 	more, round := l.commitNext()
 	due = l.lazyDue

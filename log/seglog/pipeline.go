@@ -19,12 +19,14 @@ import (
 // position order (the segment's index and end, the tail, the ring of
 // recent groups, tail notices: so a reader never sees an entry before it is
 // durable) and completes their requests: a sync round. While it does, the
-// other committer takes the requests that arrive, writes them behind, and
-// leaves them to the round that follows, which the first starts as soon as
-// its round ends (after writing what queued meanwhile). So a group waits
-// for the fdatasync under way when it was written and its own, never for
-// the writing of the groups before it, and requests go from their appender
-// to a committer and back (no third goroutine).
+// other committer takes the requests that arrive, writes them behind as one
+// group, and leaves it to the round that follows, which the first starts
+// as soon as its round ends, after writing what queued meanwhile as one
+// more group (one write per group, not one per request that arrives while
+// a fdatasync runs: measured, that cost more CPU than the overlap saved).
+// So the first requests to arrive during a fdatasync are written while it
+// runs, nothing waits for a Gosched between rounds, and requests go from
+// their appender to a committer and back (no third goroutine).
 //
 // What needs the published state to be the written state waits until
 // every group written is published (drain): a group with fills or trims
