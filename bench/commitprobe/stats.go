@@ -10,11 +10,9 @@ import (
 // extraStats formats seglog counters beyond groups and bytes.
 func extraStats(s, s0 seglog.Stats) string {
 	g := max(s.Groups-s0.Groups, 1)
-	syncs := max(s.Syncs-s0.Syncs, 1)
-	return fmt.Sprintf("prepared=%dKB unprepared=%d prepwaits=%d led=%d recycled=%d sync=%dµs/group syncs=%d groups/sync=%.2f sync=%dµs/sync",
+	return fmt.Sprintf("prepared=%dKB unprepared=%d prepwaits=%d led=%d recycled=%d sync=%dµs/group",
 		(s.Prepared-s0.Prepared)>>10, s.Unprepared-s0.Unprepared, s.PrepareWaits-s0.PrepareWaits, s.Led-s0.Led,
-		s.Recycled-s0.Recycled, (s.SyncTime-s0.SyncTime).Microseconds()/int64(g),
-		s.Syncs-s0.Syncs, float64(g)/float64(syncs), (s.SyncTime-s0.SyncTime).Microseconds()/int64(syncs))
+		s.Recycled-s0.Recycled, (s.SyncTime-s0.SyncTime).Microseconds()/int64(g))
 }
 
 // Seglog options of the cruzdb system (flags -segsize, -spares, -nozero).

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"time"
 
@@ -12,10 +13,9 @@ import (
 	"github.com/cruzlog/cruzdb/log"
 )
 
-// committer writes groups of requests and runs sync rounds until Close
-// (see pipeline.go); committers of them run side by side.
+// committer commits groups of requests until Close.
 func (l *Log) committer() {
-	defer l.workers.Done()
+	defer close(l.done)
 	// lazy fires when the oldest lazy append left waiting is due.
 	lazy := time.NewTimer(time.Hour)
 	lazy.Stop()
@@ -29,11 +29,16 @@ func (l *Log) committer() {
 		}
 		var due time.Time
 		for {
-			more, d := l.commitOnce()
+			more, d := l.commitLocked()
 			if !more {
 				due = d
 				break
 			}
+			// Let the requesters just woken run before taking the next
+			// group: those that append again join it instead of waiting a
+			// whole fdatasync for the one after. This waits for no timer,
+			// only for goroutines that are already runnable.
+			runtime.Gosched()
 		}
 		if !due.IsZero() {
 			lazy.Reset(time.Until(due))
@@ -41,54 +46,29 @@ func (l *Log) committer() {
 	}
 }
 
-// commitOnce writes the next group under commitMu and runs the sync round
-// it starts, if any; or, with no group to write, the round the groups
-// written wait for, if none is under way. more: it did something (the
-// caller looks again); due is when the first lazy append left waiting is
-// due, if nothing else was.
-func (l *Log) commitOnce() (more bool, due time.Time) {
-	l.pipe.mu.Lock()
-	behind := l.pipe.syncing && len(l.pipe.written) > 0
-	l.pipe.mu.Unlock()
-	if behind {
-		// A group is written behind the round under way already: what
-		// queues now waits for the round to end, whose goroutine writes it
-		// then, in one group, before the next fdatasync (one write per
-		// group, not one per request that arrives while a fdatasync runs).
-		return false, time.Time{}
-	}
+// commitLocked commits the next group under commitMu; due is when the
+// first lazy append left waiting is due, if nothing else was.
+func (l *Log) commitLocked() (more bool, due time.Time) {
 	l.commitMu.Lock()
-	more, round := l.commitNext()
-	due = l.lazyDue
-	l.commitMu.Unlock()
-	if round == nil && !more {
-		round = l.claimRound()
-	}
-	if round != nil {
-		l.syncRound(round)
-		return true, due
-	}
-	return more, due
+	defer l.commitMu.Unlock()
+	more = l.commitNext()
+	return more, l.lazyDue
 }
 
 // lead is called by an appender right after it queued its n requests: if
-// the last group held the requests of a single appender and nothing else
-// was in flight (one client committing alone), nothing else waits and no
-// group is being written, the appender writes the next group itself and
-// runs its sync round, sparing two goroutine switches (to a committer and
-// back) per append. Otherwise, or if requests or groups remain, it wakes a
-// committer. With several appenders the committers gather their requests
+// the last group held the requests of a single appender (one client
+// committing alone), nothing else waits and no group is being committed,
+// the appender commits the next group itself, sparing two goroutine
+// switches (to the committer and back) per append. Otherwise, or if requests remain, it wakes the
+// committer. With several appenders the committer gathers their requests
 // as before (an appender leading there commits smaller groups: see
 // bench/journal/2026-12-07-commit.md, section 4).
 func (l *Log) lead(n int) {
 	if l.solo.Load() && l.q.Len() == n && l.commitMu.TryLock() {
-		_, round := l.commitNext()
+		l.commitNext()
 		l.commitMu.Unlock()
 		l.stats.led.Add(1)
-		if round != nil {
-			l.syncRound(round)
-		}
-		if l.q.Len() == 0 && !l.waiting() {
+		if l.q.Len() == 0 {
 			return
 		}
 	}
@@ -98,45 +78,27 @@ func (l *Log) lead(n int) {
 	}
 }
 
-// waiting reports whether groups are written and no round is under way
-// for them.
-func (l *Log) waiting() bool {
-	l.pipe.mu.Lock()
-	defer l.pipe.mu.Unlock()
-	return !l.pipe.syncing && len(l.pipe.written) > 0
-}
-
-// commitNext takes a group of the waiting requests and writes it (see
-// pipeline.go). It reports false if nothing was waiting, or only lazy
-// appends not yet due (l.lazyDue is then the time the first of them is),
-// or only large appends left while groups are in flight. round is the sync
-// round the group started (none was under way), which the caller runs once
-// it released commitMu.
+// commitNext takes a group of the waiting requests and commits it. It
+// reports false if nothing was waiting, or only lazy appends not yet due
+// (l.lazyDue is then the time the first of them is).
 //
 // Lazy appends (AppendLazy) start no group: while only they wait, nothing
 // is written until one is due; a group started for any other request takes
 // them along.
 //
 // The group is every fill and trim waiting and the appends in arrival
-// order, with exceptions that keep small appends (intentions) from
+// order, with two exceptions that keep small appends (intentions) from
 // waiting behind large ones (afterimages): while a small append (at most
 // smallEntry bytes, alone or in a batch of small entries) waits, a large
-// append is left for the next group, once; while groups are written or
-// syncing, large appends are left until a fdatasync that started after
-// they were first left has finished (pipeline.go); and large appends
-// beyond Options.MaxGroupBytes of data wait for a later group. An append
-// left out takes the rest of its batch with it, which keeps a batch's
-// positions in order. So a small append that arrives while a large group
-// is being committed commits in a later group, which holds no large entry
-// that was waiting with it.
-func (l *Log) commitNext() (more bool, round []*wgroup) {
+// append is left for the next group, once; and large appends beyond
+// Options.MaxGroupBytes of data wait for a later group. An append left out
+// takes the rest of its batch with it, which keeps a batch's positions in
+// order. So a small append that arrives while a large group is being
+// written commits in the next group, which holds no large entry that was
+// waiting with it.
+func (l *Log) commitNext() bool {
 	var group []*groupcommit.Request
 	l.lazyDue = time.Time{}
-	l.pipe.mu.Lock()
-	busy, started, finished := l.pipe.busyLocked(), l.pipe.started, l.pipe.finished
-	l.pipe.mu.Unlock()
-	holdLarge := busy && !(l.holding && finished > l.heldAt)
-	heldAny := false
 	failed := l.q.Take(func(waiting []*groupcommit.Request) []*groupcommit.Request {
 		if due, wait := lazyOnly(waiting); wait {
 			l.lazyDue = due
@@ -166,12 +128,8 @@ func (l *Log) commitNext() (more bool, round []*wgroup) {
 					continue
 				}
 				large := len(r.Data) > smallEntry
-				if large && (holdLarge || (hasSmall && !r.Passed) || (size > 0 && size+len(r.Data) > l.opts.MaxGroupBytes)) {
-					if holdLarge {
-						heldAny = true
-					} else {
-						r.Passed = true
-					}
+				if large && ((hasSmall && !r.Passed) || (size > 0 && size+len(r.Data) > l.opts.MaxGroupBytes)) {
+					r.Passed = true
 					rest = append(rest, r)
 					if r.Batch != 0 {
 						deferred = append(deferred, r.Batch)
@@ -184,13 +142,8 @@ func (l *Log) commitNext() (more bool, round []*wgroup) {
 		}
 		return rest
 	})
-	if !heldAny {
-		l.holding = false
-	} else if !l.holding {
-		l.holding, l.heldAt = true, started
-	}
 	if len(group) == 0 {
-		return false, nil
+		return false
 	}
 	n := 0
 	for _, r := range group {
@@ -200,27 +153,33 @@ func (l *Log) commitNext() (more bool, round []*wgroup) {
 		}
 	}
 	group = group[:n]
-	// One client committing alone: one appender's requests, and nothing
-	// else in flight (with several clients the pipeline is rarely empty,
-	// and each writes small groups if it leads).
-	l.solo.Store(appenders(group) == 1 && !busy)
+	l.solo.Store(appenders(group) == 1)
 	if failed != nil {
 		l.finish(group, failed)
-		return true, nil
+		return true
 	}
-	if slices.ContainsFunc(group, func(r *groupcommit.Request) bool { return r.Op != groupcommit.Append }) {
-		l.drain() // fills and trims read and change the published state
-	}
-	g, err := l.commitGroup(group)
-	if err != nil {
+	if err := l.commitGroup(group); err != nil {
 		l.finish(group, l.setFailed(err))
-		return true, nil
+		return true
 	}
-	if g == nil {
-		l.complete(group) // nothing written: answered at once
-		return true, nil
+	shared := slices.ContainsFunc(group, func(r *groupcommit.Request) bool { return !r.Lazy })
+	lazies := 0
+	for _, r := range group {
+		if r.Lazy {
+			r.Shared = shared
+			lazies++
+		}
 	}
-	return true, l.handOff(g)
+	if lazies > 0 { // counted before anyone learns the outcome
+		l.stats.lazy.Add(uint64(lazies))
+		if !shared {
+			l.stats.lazyAlone.Add(uint64(lazies))
+		}
+	}
+	for _, r := range group {
+		r.Complete()
+	}
+	return true
 }
 
 // appenders counts the calls of Append or AppendBatch whose requests are
@@ -269,15 +228,12 @@ func (l *Log) finish(group []*groupcommit.Request, err error) {
 	}
 }
 
-// commitGroup writes one group and returns it, to be synced and published
-// (pipeline.go), or nil if it wrote nothing (its requests are answered).
-// Within a group all requests are concurrent, so any order is a valid
-// linearisation: trims first, then fills, then appends, which therefore
-// skip the positions the fills took. Requests get their results; an error
-// returned is a write failure, which the caller makes sticky. A group with
-// fills or trims is written once every group before it is published
-// (drain), so the published state is the written one.
-func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
+// commitGroup commits one group. Within a group all requests are
+// concurrent, so any order is a valid linearisation: trims first, then
+// fills, then appends, which therefore skip the positions the fills took.
+// Requests get their results; an error returned is a write failure, which
+// the caller makes sticky.
+func (l *Log) commitGroup(group []*groupcommit.Request) error {
 	// Trims: the trim point is made durable first, then the tail moves
 	// past it, then whole segments below it are deleted.
 	newTrim := l.trim
@@ -288,14 +244,14 @@ func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 	}
 	if newTrim > l.trim {
 		if err := l.advanceTrim(newTrim); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
 	// Fills: below the tail they only read; at or beyond it they add a
 	// fill-ahead record, which Append honours by writing junk there.
 	clear(l.groupFill)
-	var fills []uint64
+	l.fills = l.fills[:0]
 	for _, r := range group {
 		if r.Op != groupcommit.Fill {
 			continue
@@ -304,7 +260,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 		switch {
 		case p < l.trim:
 			// Trimmed: Fill is an idempotent no-op there.
-		case p < l.wtail:
+		case p < l.tail:
 			s, i := l.find(p)
 			switch {
 			case s == nil:
@@ -313,19 +269,19 @@ func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 				r.Err = fmt.Errorf("seglog: fill position %d: %w", p, log.ErrWritten)
 			}
 		default:
-			_, pend := l.wpending[p]
+			_, pend := l.pending[p]
 			_, dup := l.groupFill[p]
 			if !pend && !dup {
 				l.groupFill[p] = struct{}{}
-				fills = append(fills, p)
+				l.fills = append(l.fills, p)
 			}
 		}
 	}
 
 	// Appends: positions from the tail, junk for every filled position met.
 	l.recs = l.recs[:0]
-	var junked []uint64
-	p := l.wtail
+	l.junked = l.junked[:0]
+	p := l.tail
 	dataBytes := 0
 	for _, r := range group {
 		if r.Op != groupcommit.Append {
@@ -333,7 +289,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 		}
 		for p < math.MaxUint64 && l.isFilled(p) {
 			l.recs = append(l.recs, rec{pos: p, kind: kindJunk})
-			junked = append(junked, p)
+			l.junked = append(l.junked, p)
 			p++
 		}
 		if p == math.MaxUint64 {
@@ -345,50 +301,29 @@ func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 		dataBytes += len(r.Data)
 		p++
 	}
-	if len(fills) == 0 && len(l.recs) == 0 {
-		return nil, nil // nothing to write: reads answered the fills
+	if len(l.fills) == 0 && len(l.recs) == 0 {
+		return nil // nothing to write: reads answered the fills
 	}
 
-	// A group that does not fit in the current segment starts a new one,
-	// once every group written before it is published (the seal indexes
-	// them).
-	total := (len(fills)+len(l.recs))*recHeaderSize + dataBytes
+	// A group that does not fit in the current segment starts a new one.
+	total := (len(l.fills)+len(l.recs))*recHeaderSize + dataBytes
 	act := l.segs[len(l.segs)-1]
-	if l.wseg != act {
-		l.wseg, l.wend = act, act.end // a new segment: nothing in flight
-	}
-	if l.wtail > act.base && (act.retire || int64(l.wend)+int64(total) > l.opts.SegmentSize) {
-		l.drain()
-		if err := l.roll(l.wtail); err != nil {
-			return nil, err
+	if len(act.offs) > 0 && (act.retire || int64(act.end)+int64(total) > l.opts.SegmentSize) {
+		if err := l.roll(l.tail); err != nil {
+			return err
 		}
 		act = l.segs[len(l.segs)-1]
-		l.wseg, l.wend = act, act.end
 	}
-	gstart := l.wend
-	// The records name the offset up to which the segment was durable
-	// (published) when they were written: their group's start, unless
-	// groups written before it still wait for their fdatasync. Open takes a
-	// record that does not decode for a torn write only if no valid record
-	// after it names an offset past it (see scanSegment), so groups written
-	// behind one that a crash tore are cut with it, not taken for proof
-	// that it was acknowledged.
-	mark := gstart
-	l.segMu.RLock()
-	if act.end < mark {
-		mark = act.end
-	}
-	l.segMu.RUnlock()
+	gstart := act.end
 	buf := l.buf[:0]
 	var ring []byte
-	var ringSeq uint64
 	if !l.noRecent {
-		if ring, ringSeq = l.recent.reserve(act, total); ring != nil {
+		if ring = l.recent.reserve(act, total); ring != nil {
 			buf = ring
 		}
 	}
-	for _, q := range fills {
-		buf = appendRecord(buf, act.seed, kindFillAhead, q, mark, nil)
+	for _, q := range l.fills {
+		buf = appendRecord(buf, act.seed, kindFillAhead, q, gstart, nil)
 	}
 	offs := make([]uint32, 0, len(l.recs))
 	kinds := make([]byte, 0, len(l.recs))
@@ -399,47 +334,65 @@ func (l *Log) commitGroup(group []*groupcommit.Request) (*wgroup, error) {
 		if rc.r != nil {
 			data = rc.r.Data
 		}
-		buf = appendRecord(buf, act.seed, rc.kind, rc.pos, mark, data)
+		buf = appendRecord(buf, act.seed, rc.kind, rc.pos, gstart, data)
 	}
 	switch {
 	case ring != nil:
 		if &buf[:1][0] != &ring[:1][0] {
-			// Encoded beyond the reservation (cannot happen): not in the ring.
-			l.recent.cancel(ringSeq)
-			ringSeq = 0
+			ring = nil // encoded beyond the reservation (cannot happen): not in the ring
 		}
 	case cap(buf) > 8<<20:
 		l.buf = nil
 	default:
 		l.buf = buf
 	}
-	fail := func(err error) (*wgroup, error) {
-		if ringSeq != 0 {
-			l.recent.cancel(ringSeq)
-		}
-		return nil, err
-	}
 	if err := l.makeRoom(act, int64(gstart), int64(gstart)+int64(len(buf))); err != nil {
-		return fail(err)
+		return err
 	}
 	if _, err := act.f.WriteAt(buf, int64(gstart)); err != nil {
-		return fail(fmt.Errorf("write segment %s: %w", act.path, err))
+		return fmt.Errorf("write segment %s: %w", act.path, err)
 	}
 	act.alloc = max(act.alloc, int64(gstart)+int64(len(buf)))
-	l.wend = gstart + uint32(len(buf))
-	l.wtail = p
-	for _, q := range fills {
-		l.wpending[q] = struct{}{}
+	t0 := time.Now()
+	if err := l.sync(act.f); err != nil {
+		return fmt.Errorf("fdatasync segment %s: %w", act.path, err)
 	}
-	for _, q := range junked {
-		delete(l.wpending, q)
+	l.stats.syncNanos.Add(uint64(time.Since(t0)))
+	if ring != nil {
+		l.recent.publish(act, gstart, len(buf))
 	}
-	return &wgroup{seg: act, reqs: group, offs: offs, kinds: kinds, gstart: gstart, n: len(buf),
-		tail: p, fills: fills, junked: junked, ring: ringSeq, data: dataBytes}, nil
+
+	l.stats.groups.Add(1)
+	l.stats.entries.Add(uint64(len(l.recs)))
+	l.stats.bytes.Add(uint64(dataBytes))
+
+	// Durable: publish.
+	l.segMu.Lock()
+	act.offs = append(act.offs, offs...)
+	act.kinds = append(act.kinds, kinds...)
+	act.end = gstart + uint32(len(buf))
+	for _, q := range l.fills {
+		l.pending[q] = struct{}{}
+	}
+	for _, q := range l.junked {
+		delete(l.pending, q)
+	}
+	if p != l.tail {
+		l.tail = p
+		l.tailMovedLocked()
+	}
+	l.segMu.Unlock()
+	l.askPrepare(act, int64(len(buf)))
+	for _, rc := range l.recs {
+		if rc.r != nil {
+			rc.r.Data = nil
+		}
+	}
+	return nil
 }
 
 func (l *Log) isFilled(p uint64) bool {
-	if _, ok := l.wpending[p]; ok {
+	if _, ok := l.pending[p]; ok {
 		return true
 	}
 	_, ok := l.groupFill[p]
@@ -476,12 +429,6 @@ func (l *Log) advanceTrim(trim uint64) error {
 		l.tailMovedLocked()
 	}
 	l.segMu.Unlock()
-	for q := range l.wpending {
-		if q < trim {
-			delete(l.wpending, q)
-		}
-	}
-	l.wtail = max(l.wtail, trim)
 	if moved {
 		if err := l.roll(trim); err != nil {
 			return err

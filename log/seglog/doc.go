@@ -58,55 +58,39 @@
 //
 // # Group commit
 //
-// Append, AppendBatch, Fill and Trim queue requests for the committers. A
-// committer takes every request waiting (appends up to
+// Append, AppendBatch, Fill and Trim queue requests for one committer
+// goroutine. It takes every request waiting (appends up to
 // Options.MaxGroupBytes of data, except that appends of at most 64 KiB always
 // join, and that while one waits, larger appends are left for the next group,
 // once: an intention that arrives while a large group of afterimages is being
 // written commits in the next group, without the large entries that waited
-// with it), assigns positions from the tail, and writes all the group's
-// records with one write, after the groups written before it. One fdatasync
-// makes every group written before it started durable; then the groups are
-// published in position order (Read and Tail see an entry only once it is
-// durable) and every requester is woken. Group commits are pipelined (see
-// pipeline.go): while one fdatasync runs, a second committer takes the
-// requests that arrive and writes them behind; the next fdatasync, started
-// as soon as the one under way returns, covers all of them. So an append
-// waits for the fdatasync under way when it is written and its own; large
-// appends are not written while groups are in flight until one such
-// fdatasync has passed, so that the small ones written meanwhile do not
-// wait for their bytes. There is no batching delay. Within a group, trims
-// go first, then fills, then appends; a group with fills or trims, and a
-// group that starts a new segment, is written once every group before it is
-// published. One client appending alone (nothing else in flight) writes and
-// syncs its own group, with no goroutine switch.
+// with it), assigns positions from the tail, writes all the group's records with
+// one write and makes them durable with one fdatasync, then publishes them
+// (Read and Tail see an entry only once it is durable) and wakes every
+// requester. Requests that arrive meanwhile form the next group. There is no
+// batching delay. Within a group, trims go first, then fills, then appends.
 //
 // # Durability and crashes
 //
-// Only the groups written since the last fdatasync can be torn by a crash
-// (each record names the offset up to which the segment was durable when
-// its group was written). Open reads the sealed
+// Only the last group written can be torn by a crash. Open reads the sealed
 // index of every segment but the last (checking its checksum and that its
 // offsets are ordered and inside the file) and scans the last segment's
 // records, up to its file size (whatever preallocation step it reached: a
 // group that extended the preallocation makes the new size durable with its
-// own fdatasync), until one does not decode. If no valid record after that
-// point names a durable offset past it, the bad bytes are the torn tail of
-// the last groups written (never acknowledged): Open cuts them off, zeroing
-// on disk the records of those groups that still check (the rest checks at
-// no offset). If a later group says the bad record was durable when it was
-// written, the bad record was acknowledged: it is corruption, and Open fails with an error wrapping log.ErrCorrupt. Read
+// own fdatasync), until one does not decode. If no valid record after that point
+// belongs to a later group commit, the bad bytes are the torn tail of the
+// last group (never acknowledged): Open cuts them off, zeroing on disk the
+// records of that group that still check (the rest checks at no offset).
+// If a later group follows, the bad record was durable and acknowledged: it
+// is corruption, and Open fails with an error wrapping log.ErrCorrupt. Read
 // checks the CRC of every record it returns and reports a mismatch the same
 // way; nothing that fails its checksum is ever skipped or returned as data.
-// A byte flipped in a group that no surviving group was written after, once
-// it was durable, cannot be told from a torn write and is cut off with the
-// groups after it: the last groups written before a crash (with pipelined
-// groups, up to those of the last two fdatasyncs).
+// A byte flipped in the last group written before a crash cannot be told from
+// a torn write and is cut off with it.
 //
-// A failed write or fdatasync fails the whole group, and every group
-// written behind it and not yet durable, and the log refuses every later
-// write with that error until it is reopened (after a failed fdatasync the
-// file's state is unknown). Reads keep working.
+// A failed write or fdatasync fails the whole group, and the log refuses
+// every later write with that error until it is reopened (after a failed
+// fdatasync the file's state is unknown). Reads keep working.
 //
 // # Trim
 //
@@ -146,9 +130,8 @@
 // commit is published or a trim moves the tail, and NotifyTail
 // (log.TailNotifier) calls its function then, on the committer's goroutine,
 // with no goroutine waiting (the processor arms one only while no local
-// commit is under way, so a 1-client commit wakes nobody). Close waits for
-// the groups being written and synced (they complete as usual), fails
-// requests still queued with log.ErrClosed, waits for reads in progress
+// commit is under way, so a 1-client commit wakes nobody). Close waits for the group being written,
+// fails requests still queued with log.ErrClosed, waits for reads in progress
 // and closes the files. Open takes an exclusive lock on the directory; a
 // second opener fails at once.
 //
@@ -167,6 +150,6 @@
 //   - Every reopen starts a new segment if the last one was sealed.
 //   - Fill-ahead records of sealed segments are never read again (the newest
 //     segment carries every fill still ahead of the tail), so a byte flipped
-//     in one of them goes unnoticed; so does one flipped in the last groups
+//     in one of them goes unnoticed; so does one flipped in the last group
 //     written before a crash (see above).
 package seglog

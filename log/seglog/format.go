@@ -20,11 +20,8 @@ import (
 //	records  each: crc u32 | len u32 | pos u64 | gstart u32 | kind u8 |
 //	         3 zero bytes | len bytes of payload. crc is the CRC-32C of
 //	         everything after it, started from the segment's seed (below)
-//	         instead of zero. gstart is the file offset up to which
-//	         the segment's records were durable when the record's group
-//	         was written: where that group began, unless groups written
-//	         before it were still waiting for their fdatasync (pipeline.go)
-//	         (torn-tail detection, see scanSegment).
+//	         instead of zero. gstart is the file offset at which the
+//	         record's group commit began (torn-tail detection, see scan).
 //	index    (sealed segments) a record of kind kindIndex, pos = base:
 //	         count u32 | count offsets u32 | count kinds u8
 //	trailer  (sealed segments, the last 24 bytes of the file, right after

@@ -21,19 +21,12 @@ const recentBytes = 4 << 20
 // first. A read that finds its record here returns the bytes the file holds;
 // their checksum was computed from this memory when the group was encoded,
 // so it is not checked again.
-//
-// Groups are written ahead of their fdatasync (see pipeline.go): a group
-// reserved and written is held, unreadable, until it is durable and
-// published, in the order reserved. A reservation never overlaps a held
-// group (the committer then encodes that group outside the ring).
 type recent struct {
 	mu     sync.RWMutex
 	seg    *segment      // groups are of this segment
 	buf    []byte        // the ring; nil until the first group
-	groups []recentGroup // published, oldest first: ascending file offsets
-	held   []recentHold  // reserved and not yet published, oldest first
+	groups []recentGroup // oldest first: ascending file offsets
 	at     int           // ring offset of the next group
-	seq    uint64        // reservations made
 }
 
 // recentGroup: bytes [from, to) of seg are at ring offset ro.
@@ -42,47 +35,27 @@ type recentGroup struct {
 	ro       int
 }
 
-// recentHold: the reservation seq is ring bytes [ro, ro+n).
-type recentHold struct {
-	ro, n int
-	seq   uint64
-}
-
 // reserve returns an empty slice of capacity n in the ring, for the
-// committer to encode a group of exactly n bytes of s into, and the
-// reservation's number for publish or cancel; or nil if the group is larger
-// than the ring or would overlap a group held for its fdatasync. Published
-// groups that the slice overlaps are forgotten first, so no reader copies
-// from it while the committer fills it. The group becomes readable by
-// publish.
-func (c *recent) reserve(s *segment, n int) ([]byte, uint64) {
+// committer to encode a group of exactly n bytes of s into, or nil if the
+// group is larger than the ring. Groups that the slice overlaps are
+// forgotten first, so no reader copies from it while the committer fills
+// it. The group becomes readable by publish.
+func (c *recent) reserve(s *segment, n int) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seg != s || n > recentBytes {
-		if len(c.held) > 0 {
-			return nil, 0 // (a new segment starts only once every group is published)
-		}
 		c.seg, c.groups, c.at = s, c.groups[:0], 0
 		if n > recentBytes {
 			c.seg = nil
-			return nil, 0
+			return nil
 		}
 	}
 	if c.buf == nil {
 		c.buf = make([]byte, recentBytes)
 	}
-	at := c.at
-	if at+n > len(c.buf) {
-		at = 0
-	}
-	for _, h := range c.held {
-		if h.ro < at+n && h.ro+h.n > at {
-			return nil, 0
-		}
-	}
-	if at != c.at {
-		// The published groups at or after at are the oldest: forget them,
-		// and go on from the ring's start.
+	if c.at+n > len(c.buf) {
+		// The groups at or after at are the oldest: forget them, and go on
+		// from the ring's start.
 		k := 0
 		for k < len(c.groups) && c.groups[k].ro >= c.at {
 			k++
@@ -96,46 +69,19 @@ func (c *recent) reserve(s *segment, n int) ([]byte, uint64) {
 		k++
 	}
 	c.groups = c.groups[k:]
-	c.seq++
-	c.held = append(c.held, recentHold{ro: c.at, n: n, seq: c.seq})
-	ro := c.at
-	c.at = end
-	return c.buf[ro:ro:end], c.seq
+	return c.buf[c.at:c.at:end]
 }
 
 // publish makes the n bytes of s at file offset from, encoded into the
-// slice the reservation seq returned, readable. Reservations are published
-// in the order made.
-func (c *recent) publish(s *segment, seq uint64, from uint32, n int) {
+// slice the last reserve returned, readable.
+func (c *recent) publish(s *segment, from uint32, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.held) == 0 || c.held[0].seq != seq {
-		c.dropHeld(seq)
+	if c.seg != s {
 		return
 	}
-	h := c.held[0]
-	c.held = c.held[1:]
-	if c.seg != s || h.n != n {
-		return
-	}
-	c.groups = append(c.groups, recentGroup{from: from, to: from + uint32(n), ro: h.ro})
-}
-
-// cancel forgets the reservation seq: its group is never published (its
-// write or fdatasync failed, or it was encoded elsewhere).
-func (c *recent) cancel(seq uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.dropHeld(seq)
-}
-
-func (c *recent) dropHeld(seq uint64) {
-	for i, h := range c.held {
-		if h.seq == seq {
-			c.held = append(c.held[:i], c.held[i+1:]...)
-			return
-		}
-	}
+	c.groups = append(c.groups, recentGroup{from: from, to: from + uint32(n), ro: c.at})
+	c.at += n
 }
 
 // read returns a copy of bytes [off, off+n) (clipped to the entry) of the

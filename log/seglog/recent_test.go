@@ -21,9 +21,9 @@ func TestRecentRing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var c recent
 	add := func(s *segment, from uint32, b []byte) {
-		if r, seq := c.reserve(s, len(b)); r != nil {
+		if r := c.reserve(s, len(b)); r != nil {
 			_ = append(r, b...)
-			c.publish(s, seq, from, len(b))
+			c.publish(s, from, len(b))
 		}
 	}
 	s1, s2 := &segment{}, &segment{}
@@ -178,76 +178,5 @@ func TestReadFollowsAppend(t *testing.T) {
 	part, size, err := l.ReadRange(ctx, p, 70_003, 12)
 	if err != nil || size != len(big) || string(part) != "345678901234" {
 		t.Fatalf("read range of the large entry: %q, %d, %v", part, size, err)
-	}
-}
-
-// TestRecentHeld: groups reserved and written but not yet published (their
-// fdatasync under way) are not answered; a reservation that would overlap
-// one of them is refused (the group is encoded outside the ring) rather
-// than overwriting it; publishing them in order makes them readable, and a
-// cancelled reservation is never answered and frees its bytes.
-func TestRecentHeld(t *testing.T) {
-	var c recent
-	s := &segment{}
-	type grp struct {
-		seq  uint64
-		from uint32
-		pos  uint64
-		data []byte
-	}
-	off := uint32(segHeaderSize)
-	var pos uint64
-	reserve := func(size int) (grp, bool) {
-		d := bytes.Repeat([]byte{byte(pos)}, size)
-		b := appendRecord(nil, 0, kindData, pos, off, d)
-		r, seq := c.reserve(s, len(b))
-		if r == nil {
-			return grp{}, false
-		}
-		_ = append(r, b...)
-		g := grp{seq: seq, from: off, pos: pos, data: d}
-		off += uint32(len(b))
-		pos++
-		return g, true
-	}
-	answered := func(g grp) bool {
-		got, _, ok := c.read(s, g.pos, g.from, 0, math.MaxInt)
-		if ok && !bytes.Equal(got, g.data) {
-			t.Fatalf("position %d: ring answered other bytes", g.pos)
-		}
-		return ok
-	}
-	third := recentBytes / 3
-	g1, ok1 := reserve(third)
-	g2, ok2 := reserve(third)
-	if !ok1 || !ok2 {
-		t.Fatal("reservations refused in an empty ring")
-	}
-	if answered(g1) || answered(g2) {
-		t.Fatal("a held group was answered")
-	}
-	// The next one does not fit before the ring's end: at its start it
-	// would overwrite g1, held.
-	if _, ok := reserve(third); ok {
-		t.Fatal("a reservation overlapping a held group was granted")
-	}
-	c.publish(s, g1.seq, g1.from, recHeaderSize+len(g1.data))
-	if !answered(g1) || answered(g2) {
-		t.Fatal("after publishing the first: want it answered, the second not")
-	}
-	g3, ok := reserve(third) // overwrites g1, published: allowed
-	if !ok {
-		t.Fatal("reservation over a published group refused")
-	}
-	if answered(g1) {
-		t.Fatal("a group overwritten by a reservation still answered")
-	}
-	c.cancel(g2.seq)
-	c.publish(s, g3.seq, g3.from, recHeaderSize+len(g3.data))
-	if answered(g2) || !answered(g3) {
-		t.Fatal("a cancelled group answered, or the one published after it not")
-	}
-	if _, ok := reserve(third); !ok { // where g2 was
-		t.Fatal("a cancelled reservation still holds its bytes")
 	}
 }

@@ -39,37 +39,25 @@ type Log struct {
 	// notes are the NotifyTail calls waiting for the tail (notify.go).
 	notes []*tailNote
 
-	// commitMu is held by the committer (or a leading appender) while it
-	// writes a group, and by CopyTo.
+	// commitMu is held by the committer while it commits a group, and by
+	// CopyTo.
 	commitMu sync.Mutex
 
 	q groupcommit.Queue // requests waiting for the committer; the sticky write failure
 
-	wake    chan struct{} // cap 1
-	stop    chan struct{}
-	workers sync.WaitGroup // the committers
+	wake chan struct{} // cap 1
+	stop chan struct{}
+	done chan struct{}
 
-	// Committer-owned (the writer of groups: under commitMu).
+	// Committer-owned.
 	nextSeq   uint64
 	spares    []spare // segment files kept for reuse, smallest first (recycle.go)
 	buf       []byte
 	recs      []rec
 	groupFill map[uint64]struct{}
+	junked    []uint64
+	fills     []uint64
 	batchIDs  atomic.Uint64
-	// The written state, ahead of the published one while groups wait for
-	// their fdatasync (pipeline.go): the next position to assign, the
-	// fills at or beyond it, and the end of the last group written in
-	// wseg (the active segment).
-	wtail    uint64
-	wpending map[uint64]struct{}
-	wend     uint32
-	wseg     *segment
-	// holding: large appends are left while groups are in flight, since
-	// the heldAt'th sync round started (commitNext).
-	holding bool
-	heldAt  uint64
-
-	pipe pipeState // groups written and waiting for their fdatasync (pipeline.go)
 
 	recent   recent // the last groups written, for reads that follow appends
 	noRecent bool   // benchmarks: leave recent empty (set before the first append)
@@ -77,7 +65,7 @@ type Log struct {
 	stats struct {
 		groups, entries, bytes, lazy, lazyAlone             atomic.Uint64
 		prepared, unprepared, prepareWaits, prepareFailures atomic.Uint64
-		led, unsynced, recycled, syncNanos, syncs           atomic.Uint64
+		led, unsynced, recycled, syncNanos                  atomic.Uint64
 	}
 
 	prep prepState // the preparer of blocks ahead of the groups (prepare.go)
@@ -89,13 +77,10 @@ type Log struct {
 
 // Stats are counters of a Log since Open.
 type Stats struct {
-	// Groups is the number of group commits written (each one write);
-	// Entries and Bytes count the entries (data and junk) and the bytes of
-	// data they appended.
+	// Groups is the number of group commits written (each one write and
+	// one fdatasync); Entries and Bytes count the entries (data and junk)
+	// and the bytes of data they appended.
 	Groups, Entries, Bytes uint64
-	// Syncs counts the fdatasyncs of groups: one makes durable every
-	// group written before it started (pipeline.go), so at most Groups.
-	Syncs uint64
 	// Lazy counts the entries appended with AppendLazy, and LazyAlone
 	// those of them committed in a group that held only lazy appends.
 	Lazy, LazyAlone uint64
@@ -108,13 +93,13 @@ type Stats struct {
 	Led uint64
 	// Recycled counts the segments started in a spare file (recycle.go).
 	Recycled uint64
-	// SyncTime is the time the group commits spent in their fdatasyncs.
+	// SyncTime is the time the group commits spent in their fdatasync.
 	SyncTime time.Duration
 }
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
-	return Stats{Groups: l.stats.groups.Load(), Syncs: l.stats.syncs.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load(),
+	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load(),
 		Lazy: l.stats.lazy.Load(), LazyAlone: l.stats.lazyAlone.Load(),
 		Prepared: l.stats.prepared.Load(), Unprepared: l.stats.unprepared.Load(), PrepareWaits: l.stats.prepareWaits.Load(),
 		Led: l.stats.led.Load(), Recycled: l.stats.recycled.Load(), SyncTime: time.Duration(l.stats.syncNanos.Load())}
@@ -163,9 +148,9 @@ func Open(dir string, opts *Options) (*Log, error) {
 		pending:   map[uint64]struct{}{},
 		tailMoved: make(chan struct{}),
 		groupFill: map[uint64]struct{}{},
-		wpending:  map[uint64]struct{}{},
 		wake:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	l.prep.cond = sync.NewCond(&l.prep.mu)
 	l.prep.sinceRun = smallAfterLarge
@@ -176,16 +161,8 @@ func Open(dir string, opts *Options) (*Log, error) {
 		lockF.Close()
 		return nil, fmt.Errorf("seglog: open %s: %w", dir, err)
 	}
-	l.wtail = l.tail
-	for p := range l.pending {
-		l.wpending[p] = struct{}{}
-	}
-	l.pipe.idle = sync.NewCond(&l.pipe.mu)
 	l.startPreparer()
-	l.workers.Add(committers)
-	for range committers {
-		go l.committer()
-	}
+	go l.committer()
 	return l, nil
 }
 
@@ -644,9 +621,8 @@ func (l *Log) Close() error {
 		return fmt.Errorf("seglog: close %s: %w", l.dir, log.ErrClosed)
 	}
 	close(l.stop)
-	l.workers.Wait()
-	l.commitMu.Lock() // wait for a group an appender is writing (lead)
-	l.drain()         // and for every group written to be synced
+	<-l.done
+	l.commitMu.Lock() // wait for a group an appender is committing (lead)
 	l.commitMu.Unlock()
 	<-l.prep.done
 	l.segMu.Lock()

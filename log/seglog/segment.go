@@ -200,12 +200,10 @@ type scanResult struct {
 // scanSegment reads the records of the segment (header hd) whose bytes are
 // data, from the header on. Records are read until the first that does not
 // decode (or the index record). A record that does not decode is the torn
-// tail of the last groups written if no valid record after it names (as
-// gstart) an offset past it; otherwise that record's group was written
-// once the bad record was durable, and the bad record is corruption.
-// Groups written while others waited for their fdatasync (pipeline.go) name
-// the offset durable before those, so a crash that tore an earlier one and
-// kept them cuts them all (none was acknowledged).
+// tail of the last group commit if no valid record after it belongs to a
+// later group; otherwise a group that began after it was written, which
+// happens only once its own group was durable, and the bad record is
+// corruption.
 //
 // Records are checked from the segment's seed, so the records a reused file
 // holds from its former life (recycle.go) never decode: to the scan they
