@@ -20,7 +20,11 @@ import (
 // data directory's size over time under a uniform overwrite with default
 // options; (2) commit throughput and p99 latency inside a checkpoint against
 // outside it, and the checkpoint's duration, for several tree sizes.
+// With Config.InsideKeys set, only (2) runs, for those sizes.
 func runCheckpoint(e *Env) error {
+	if len(e.InsideKeys) > 0 {
+		return checkpointInside(e)
+	}
 	if err := checkpointGrowth(e); err != nil {
 		return err
 	}
@@ -119,6 +123,9 @@ func checkpointGrowth(e *Env) error {
 // the database's process.
 func checkpointInside(e *Env) error {
 	sizes := pick(e, []int{10_000, 100_000, 1_000_000}, []int{10_000}, []int{1_000})
+	if len(e.InsideKeys) > 0 {
+		sizes = e.InsideKeys
+	}
 	checkpoints := pick(e, 3, 2, 1)
 	const clients = 16
 	t := &Table{
@@ -127,24 +134,37 @@ func checkpointInside(e *Env) error {
 		Columns: []string{"keys", "log", "warm-up s", "checkpoint", "image nodes", "image bytes", "checkpoint ms", "prepare ms", "authority ms",
 			"commits/s outside", "commits/s inside", "ratio", "p99 ms outside", "p99 ms inside", "p99 ratio", "target"},
 	}
+	cpu := &Table{
+		Name:    "checkpoint_inside_cpu",
+		Title:   fmt.Sprintf("checkpoint: the Go runtime's CPU and GC by stretch of the inside-vs-outside runs (%s)", e.mode()),
+		Columns: append([]string{"keys", "log", "stretch", "commits/s"}, cpuColumns...),
+	}
 	logs := []string{"seglog", "memlog"}
+	if len(e.InsideLogs) > 0 {
+		logs = e.InsideLogs
+	}
 	steps := e.steps(len(sizes) * len(logs))
 	vals := newValues(e.Seed)
 	for _, n := range sizes {
 		for _, logName := range logs {
 			steps.Step("%s keys, %s", humanInt(int64(n)), logName)
-			if err := checkpointInsideOne(e, t, vals, n, logName, checkpoints, clients); err != nil {
+			if err := checkpointInsideOne(e, t, cpu, vals, n, logName, checkpoints, clients); err != nil {
 				return err
 			}
 		}
 	}
 	t.Note("seglog: the embedded log, without fsync (commits bound by CPU, as the image writer is); memlog: no I/O, the log in the Go heap. Automatic checkpoints off; %d clients committing 1-put transactions on random keys of the tree; %d db.Checkpoint calls one after another, each followed by an outside stretch as long as it", clients, checkpoints)
 	t.Note("inside: commits that ended between Checkpoint's call and its return (the cut's relocation on the processor, the image written in the background, the marker, the trim); outside: the stretch before that checkpoint (for the first, the second after a warm-up that runs, at most 30 s, until the Go heap stops growing)")
-	return e.Emit(t)
+	if err := e.Emit(t); err != nil {
+		return err
+	}
+	cpu.Note("runtime/metrics' estimates, a wall second: user (Go code), GC (all of it; assist: the share that allocating goroutines did), idle (of GOMAXPROCS); warm-up: from the clients' start until the heap settles; outside 1: the stretch after it")
+	return e.Emit(cpu)
 }
 
-// checkpointInsideOne adds the rows of one tree size on one log to t.
-func checkpointInsideOne(e *Env, t *Table, vals *values, n int, logName string, checkpoints, clients int) error {
+// checkpointInsideOne adds the rows of one tree size on one log to t, and
+// the CPU of its stretches to cpu.
+func checkpointInsideOne(e *Env, t, cpu *Table, vals *values, n int, logName string, checkpoints, clients int) error {
 	ctx := context.Background()
 	opts := &cruzdb.Options{CheckpointLogRatio: -1, CacheBytes: builderCacheBytes}
 	dir := ""
@@ -187,6 +207,7 @@ func checkpointInsideOne(e *Env, t *Table, vals *values, n int, logName string, 
 		var commits []commit
 		var stop atomic.Bool
 		start := time.Now()
+		marks := []cpuMark{readCPUMark(start)}
 		var wg sync.WaitGroup
 		for c := range clients {
 			wg.Add(1)
@@ -219,17 +240,21 @@ func checkpointInsideOne(e *Env, t *Table, vals *values, n int, logName string, 
 		// fresh memory (a first touch costs ~12 µs on this VM), a cost
 		// that belongs to neither the checkpoint nor the stretch outside.
 		warmed := settleHeap(pick(e, 30*time.Second, 3*time.Second, 0))
+		marks = append(marks, readCPUMark(start))
 		time.Sleep(minOut)
 		var wins []window
 		for range checkpoints {
-			w := window{from: time.Since(start)}
+			marks = append(marks, readCPUMark(start))
+			w := window{from: marks[len(marks)-1].at}
 			if w.info, err = db.Checkpoint(ctx); err != nil {
 				break
 			}
-			w.to = time.Since(start)
+			marks = append(marks, readCPUMark(start))
+			w.to = marks[len(marks)-1].at
 			wins = append(wins, w)
 			time.Sleep(max(w.to-w.from, minOut))
 		}
+		marks = append(marks, readCPUMark(start))
 		stop.Store(true)
 		wg.Wait()
 		db.Close()
@@ -242,6 +267,24 @@ func checkpointInsideOne(e *Env, t *Table, vals *values, n int, logName string, 
 			}
 			slices.Sort(x)
 			return x[min(len(x)-1, len(x)*99/100)]
+		}
+		// The stretches between marks: warm-up, outside 1, checkpoint 1,
+		// outside 2, ...
+		for i := 1; i < len(marks); i++ {
+			name := "warm-up"
+			switch {
+			case i > 1 && i%2 == 0:
+				name = fmt.Sprintf("outside %d", i/2)
+			case i > 1:
+				name = fmt.Sprintf("checkpoint %d", i/2)
+			}
+			ncommits := 0
+			for _, c := range commits {
+				if c.end >= marks[i-1].at && c.end < marks[i].at {
+					ncommits++
+				}
+			}
+			cpu.Add(append([]any{n, logName, name, float64(ncommits) / (marks[i].at - marks[i-1].at).Seconds()}, cpuCells(marks[i-1], marks[i])...)...)
 		}
 		outFrom := time.Duration(0)
 		for i, w := range wins {
