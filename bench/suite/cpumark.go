@@ -8,18 +8,16 @@ import (
 // cpuMark is a reading of the Go runtime's CPU and GC counters at a time
 // of a run: the difference of two is what a stretch of the run cost.
 type cpuMark struct {
-	at                          time.Duration // since the run's start
-	user, gc, assist, idle, scv float64       // CPU seconds (runtime/metrics' estimates)
-	cycles                      uint64        // completed GC cycles
-	alloc                       uint64        // bytes allocated on the heap
+	at         time.Duration // since the run's start
+	proc       float64       // process CPU seconds (getrusage: user and system)
+	gc, assist float64       // CPU seconds (runtime/metrics' estimates, updated at GC ends)
+	cycles     uint64        // completed GC cycles
+	alloc      uint64        // bytes allocated on the heap
 }
 
 var cpuMarkNames = []string{
-	"/cpu/classes/user:cpu-seconds",
 	"/cpu/classes/gc/total:cpu-seconds",
 	"/cpu/classes/gc/mark/assist:cpu-seconds",
-	"/cpu/classes/idle:cpu-seconds",
-	"/cpu/classes/scavenge/total:cpu-seconds",
 	"/gc/cycles/total:gc-cycles",
 	"/gc/heap/allocs:bytes",
 }
@@ -43,19 +41,20 @@ func readCPUMark(start time.Time) cpuMark {
 		}
 		return 0
 	}
-	return cpuMark{at: time.Since(start), user: f(0), gc: f(1), assist: f(2), idle: f(3), scv: f(4), cycles: u(5), alloc: u(6)}
+	return cpuMark{at: time.Since(start), proc: processCPU(), gc: f(0), assist: f(1), cycles: u(2), alloc: u(3)}
 }
 
 // cpuCells are a stretch's cells from a to b: seconds, CPU seconds a
-// wall second of user code, of GC (and of it, assists), idle, GC cycles,
-// MB allocated a second.
+// wall second of the process, of GC (and of it, assists), GC cycles, MB
+// allocated a second. The runtime's CPU classes are updated only at the end
+// of a GC cycle, so over a stretch with few cycles they are coarse.
 func cpuCells(a, b cpuMark) []any {
 	wall := (b.at - a.at).Seconds()
 	if wall <= 0 {
 		wall = 1e-9
 	}
-	return []any{wall, (b.user - a.user) / wall, (b.gc - a.gc) / wall, (b.assist - a.assist) / wall,
-		(b.idle - a.idle) / wall, b.cycles - a.cycles, float64(b.alloc-a.alloc) / 1e6 / wall}
+	return []any{wall, (b.proc - a.proc) / wall, (b.gc - a.gc) / wall, (b.assist - a.assist) / wall,
+		b.cycles - a.cycles, float64(b.alloc-a.alloc) / 1e6 / wall}
 }
 
-var cpuColumns = []string{"s", "user CPU/s", "GC CPU/s", "assist CPU/s", "idle CPU/s", "GC cycles", "alloc MB/s"}
+var cpuColumns = []string{"s", "process CPU/s", "GC CPU/s", "assist CPU/s", "GC cycles", "alloc MB/s"}

@@ -137,7 +137,7 @@ func checkpointInside(e *Env) error {
 	cpu := &Table{
 		Name:    "checkpoint_inside_cpu",
 		Title:   fmt.Sprintf("checkpoint: the Go runtime's CPU and GC by stretch of the inside-vs-outside runs (%s)", e.mode()),
-		Columns: append([]string{"keys", "log", "stretch", "commits/s"}, cpuColumns...),
+		Columns: append([]string{"keys", "log", "stretch", "commits/s", "CPU µs/commit"}, cpuColumns...),
 	}
 	logs := []string{"seglog", "memlog"}
 	if len(e.InsideLogs) > 0 {
@@ -158,7 +158,7 @@ func checkpointInside(e *Env) error {
 	if err := e.Emit(t); err != nil {
 		return err
 	}
-	cpu.Note("runtime/metrics' estimates, a wall second: user (Go code), GC (all of it; assist: the share that allocating goroutines did), idle (of GOMAXPROCS); warm-up: from the clients' start until the heap settles; outside 1: the stretch after it")
+	cpu.Note("a wall second: the process's CPU (getrusage), the GC's (runtime/metrics' estimate, updated at the end of each cycle, so coarse over a stretch with few; assist: the share that allocating goroutines did); warm-up: from the clients' start until the heap settles; outside 1: the stretch after it")
 	return e.Emit(cpu)
 }
 
@@ -284,7 +284,8 @@ func checkpointInsideOne(e *Env, t, cpu *Table, vals *values, n int, logName str
 					ncommits++
 				}
 			}
-			cpu.Add(append([]any{n, logName, name, float64(ncommits) / (marks[i].at - marks[i-1].at).Seconds()}, cpuCells(marks[i-1], marks[i])...)...)
+			cpu.Add(append([]any{n, logName, name, float64(ncommits) / (marks[i].at - marks[i-1].at).Seconds(),
+				(marks[i].proc - marks[i-1].proc) / float64(max(ncommits, 1)) * 1e6}, cpuCells(marks[i-1], marks[i])...)...)
 		}
 		outFrom := time.Duration(0)
 		for i, w := range wins {
