@@ -39,6 +39,7 @@ func run() error {
 	memlimit := fs.Int64("memlimit", 12<<10, "soft memory limit of the run in MiB (runtime/debug.SetMemoryLimit), so that the 1M-key runs leave the machine room")
 	inside := fs.String("inside", "", "checkpoint: run only the inside-vs-outside part, for these comma-separated tree `sizes` (e.g. 1000000)")
 	insideLogs := fs.String("inside-logs", "", "checkpoint: the logs of the inside-vs-outside part, comma-separated (default seglog,memlog)")
+	fs.StringVar(&cfg.InsideProfile, "inside-profile", "", "checkpoint: write CPU profiles of each checkpoint and of the stretch after it to `prefix`-<keys>-<log>-ckpt<k>.prof and -after<k>.prof")
 	memprofile := fs.String("memprofile", "", "write an allocation profile at the end of the run to `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run . <experiment>... [flags]\n\nexperiments (or all):\n")
@@ -87,6 +88,9 @@ func run() error {
 	}
 	if *memlimit > 0 {
 		debug.SetMemoryLimit(*memlimit << 20)
+	}
+	if *cpuprofile != "" && cfg.InsideProfile != "" {
+		return fmt.Errorf("-cpuprofile and -inside-profile exclude each other")
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)

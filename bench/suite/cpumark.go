@@ -9,7 +9,8 @@ import (
 // of a run: the difference of two is what a stretch of the run cost.
 type cpuMark struct {
 	at         time.Duration // since the run's start
-	proc       float64       // process CPU seconds (getrusage: user and system)
+	proc, sys  float64       // process CPU seconds (getrusage: user and system; system)
+	faults     int64         // minor page faults
 	gc, assist float64       // CPU seconds (runtime/metrics' estimates, updated at GC ends)
 	cycles     uint64        // completed GC cycles
 	alloc      uint64        // bytes allocated on the heap
@@ -41,11 +42,13 @@ func readCPUMark(start time.Time) cpuMark {
 		}
 		return 0
 	}
-	return cpuMark{at: time.Since(start), proc: processCPU(), gc: f(0), assist: f(1), cycles: u(2), alloc: u(3)}
+	user, sys, faults := processCPU()
+	return cpuMark{at: time.Since(start), proc: user + sys, sys: sys, faults: faults, gc: f(0), assist: f(1), cycles: u(2), alloc: u(3)}
 }
 
 // cpuCells are a stretch's cells from a to b: seconds, CPU seconds a
-// wall second of the process, of GC (and of it, assists), GC cycles, MB
+// wall second of the process (and of it, the kernel's), minor page faults
+// a second, CPU seconds a wall second of GC (and of it, assists), GC cycles, MB
 // allocated a second. The runtime's CPU classes are updated only at the end
 // of a GC cycle, so over a stretch with few cycles they are coarse.
 func cpuCells(a, b cpuMark) []any {
@@ -53,8 +56,8 @@ func cpuCells(a, b cpuMark) []any {
 	if wall <= 0 {
 		wall = 1e-9
 	}
-	return []any{wall, (b.proc - a.proc) / wall, (b.gc - a.gc) / wall, (b.assist - a.assist) / wall,
+	return []any{wall, (b.proc - a.proc) / wall, (b.sys - a.sys) / wall, float64(b.faults-a.faults) / wall, (b.gc - a.gc) / wall, (b.assist - a.assist) / wall,
 		b.cycles - a.cycles, float64(b.alloc-a.alloc) / 1e6 / wall}
 }
 
-var cpuColumns = []string{"s", "process CPU/s", "GC CPU/s", "assist CPU/s", "GC cycles", "alloc MB/s"}
+var cpuColumns = []string{"s", "process CPU/s", "of it system", "page faults/s", "GC CPU/s", "assist CPU/s", "GC cycles", "alloc MB/s"}

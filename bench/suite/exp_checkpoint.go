@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -113,9 +114,13 @@ func checkpointGrowth(e *Env) error {
 // checkpointInside: a tree of n keys (automatic checkpoints off); 16
 // clients commit 1-put transactions for a window in which checkpoints run
 // one after another, each followed by an outside stretch as long as it;
-// commits that end while one runs are "inside" it, those of the stretch
-// before it (the bulk load's aftermath for the first) "outside". A row per
-// checkpoint: the first after a bulk load is the slowest. Each size runs on
+// commits that end while one runs are "inside" it, those of the stretches
+// before and after it "outside". The first stretch begins once the heap
+// settled after the bulk load (settleHeap): before that, the commits pay
+// for the heap's growth into fresh pages, which is neither the
+// checkpoint's cost nor steady state. A row per checkpoint: the first after
+// a bulk load is the slowest (its pinned cut grows the heap past any size
+// it had: page faults on the commit path). Each size runs on
 // the embedded log (seglog) without fsync, so that commits are bound by CPU
 // as the image writer's work is, and on memlog, which keeps the whole log
 // in the Go heap: its image lands in fresh heap pages (page faults and
@@ -132,7 +137,7 @@ func checkpointInside(e *Env) error {
 		Name:  "checkpoint_inside",
 		Title: fmt.Sprintf("checkpoint: commits inside vs outside a checkpoint, and its duration, vs tree size (%s)", e.mode()),
 		Columns: []string{"keys", "log", "warm-up s", "checkpoint", "image nodes", "image bytes", "checkpoint ms", "prepare ms", "authority ms",
-			"commits/s outside", "commits/s inside", "ratio", "p99 ms outside", "p99 ms inside", "p99 ratio", "target"},
+			"commits/s before", "commits/s after", "commits/s inside", "ratio", "ratio to before", "p99 ms outside", "p99 ms inside", "p99 ratio", "target"},
 	}
 	cpu := &Table{
 		Name:    "checkpoint_inside_cpu",
@@ -154,13 +159,22 @@ func checkpointInside(e *Env) error {
 		}
 	}
 	t.Note("seglog: the embedded log, without fsync (commits bound by CPU, as the image writer is); memlog: no I/O, the log in the Go heap. Automatic checkpoints off; %d clients committing 1-put transactions on random keys of the tree; %d db.Checkpoint calls one after another, each followed by an outside stretch as long as it", clients, checkpoints)
-	t.Note("inside: commits that ended between Checkpoint's call and its return (the cut's relocation on the processor, the image written in the background, the marker, the trim); outside: the stretch before that checkpoint (for the first, the second after a warm-up that runs, at most 30 s, until the Go heap stops growing)")
+	t.Note("inside: commits that ended between Checkpoint's call and its return (the cut's relocation on the processor, the image written in the background, the marker, the trim); outside: the stretches before it (for the first, %s after a warm-up that runs, at most 30 s, until the Go heap's resident size stops growing and two GC cycles have ended) and after it (as long as it, until the next checkpoint); ratio: inside ÷ outside (both stretches), the target's; ratio to before: inside ÷ the stretch before alone", pick(e, firstOut, firstOutQuick, firstOutTiny))
 	if err := e.Emit(t); err != nil {
 		return err
 	}
 	cpu.Note("a wall second: the process's CPU (getrusage), the GC's (runtime/metrics' estimate, updated at the end of each cycle, so coarse over a stretch with few; assist: the share that allocating goroutines did); warm-up: from the clients' start until the heap settles; outside 1: the stretch after it")
 	return e.Emit(cpu)
 }
+
+// firstOut is the outside stretch before the first checkpoint: longer than
+// the GC cycles of a 1M-key heap (1.5-2 s apart), so that it holds one as
+// the checkpoint does.
+const (
+	firstOut      = 3 * time.Second
+	firstOutQuick = 300 * time.Millisecond
+	firstOutTiny  = 100 * time.Millisecond
+)
 
 // checkpointInsideOne adds the rows of one tree size on one log to t, and
 // the CPU of its stretches to cpu.
@@ -229,7 +243,7 @@ func checkpointInsideOne(e *Env, t, cpu *Table, vals *values, n int, logName str
 			}()
 		}
 		// Outside, a checkpoint, outside, ...: each outside stretch is as
-		// long as the checkpoint before it (the first one a second).
+		// long as the checkpoint before it (the first one firstOut).
 		type window struct {
 			from, to time.Duration
 			info     cruzdb.CheckpointInfo
@@ -241,18 +255,23 @@ func checkpointInsideOne(e *Env, t, cpu *Table, vals *values, n int, logName str
 		// that belongs to neither the checkpoint nor the stretch outside.
 		warmed := settleHeap(pick(e, 30*time.Second, 3*time.Second, 0))
 		marks = append(marks, readCPUMark(start))
-		time.Sleep(minOut)
+		time.Sleep(pick(e, firstOut, firstOutQuick, firstOutTiny))
 		var wins []window
-		for range checkpoints {
+		for k := range checkpoints {
+			stopProf := e.startProfile(fmt.Sprintf("%d-%s-ckpt%d", n, logName, k+1))
 			marks = append(marks, readCPUMark(start))
 			w := window{from: marks[len(marks)-1].at}
-			if w.info, err = db.Checkpoint(ctx); err != nil {
+			w.info, err = db.Checkpoint(ctx)
+			marks = append(marks, readCPUMark(start))
+			stopProf()
+			if err != nil {
 				break
 			}
-			marks = append(marks, readCPUMark(start))
 			w.to = marks[len(marks)-1].at
 			wins = append(wins, w)
+			stopProf = e.startProfile(fmt.Sprintf("%d-%s-after%d", n, logName, k+1))
 			time.Sleep(max(w.to-w.from, minOut))
+			stopProf()
 		}
 		marks = append(marks, readCPUMark(start))
 		stop.Store(true)
@@ -287,43 +306,85 @@ func checkpointInsideOne(e *Env, t, cpu *Table, vals *values, n int, logName str
 			cpu.Add(append([]any{n, logName, name, float64(ncommits) / (marks[i].at - marks[i-1].at).Seconds(),
 				(marks[i].proc - marks[i-1].proc) / float64(max(ncommits, 1)) * 1e6}, cpuCells(marks[i-1], marks[i])...)...)
 		}
-		outFrom := time.Duration(0)
+		// Outside checkpoint i: the stretch before it (from the warm-up's
+		// end for the first) and the one after it (to the next checkpoint,
+		// or the end).
+		bounds := []time.Duration{marks[1].at}
+		for _, w := range wins {
+			bounds = append(bounds, w.from, w.to)
+		}
+		bounds = append(bounds, marks[len(marks)-1].at)
 		for i, w := range wins {
-			var in, out []float64
+			beforeFrom, afterTo := bounds[2*i], bounds[2*i+3]
+			var in, before, after []float64
 			for _, c := range commits {
+				took := float64(c.took) / 1e6
 				switch {
 				case c.end >= w.from && c.end <= w.to:
-					in = append(in, float64(c.took)/1e6)
-				case c.end >= outFrom && c.end < w.from:
-					out = append(out, float64(c.took)/1e6)
+					in = append(in, took)
+				case c.end >= beforeFrom && c.end < w.from:
+					before = append(before, took)
+				case c.end > w.to && c.end < afterTo:
+					after = append(after, took)
 				}
 			}
-			inRate, outRate := float64(len(in))/(w.to-w.from).Seconds(), float64(len(out))/(w.from-outFrom).Seconds()
-			outFrom = w.to
-			pin, pout := p99(in), p99(out)
+			inS, beforeS, afterS := (w.to - w.from).Seconds(), (w.from - beforeFrom).Seconds(), (afterTo - w.to).Seconds()
+			inRate, beforeRate, afterRate := float64(len(in))/inS, float64(len(before))/beforeS, float64(len(after))/afterS
+			outRate := float64(len(before)+len(after)) / (beforeS + afterS)
+			pin, pout := p99(in), p99(append(before, after...))
 			met := inRate >= 0.8*outRate && pin <= 2*pout
 			t.Add(n, logName, warmed.Seconds(), i+1, w.info.Nodes, w.info.Bytes, float64(w.to-w.from)/1e6, float64(w.info.Prepare)/1e6, float64(w.info.Authority)/1e6,
-				outRate, inRate, inRate/outRate, pout, pin, pin/max(pout, 1e-9), fmt.Sprintf("≥ 0.8x, p99 ≤ 2x: %s", metStr(met)))
+				beforeRate, afterRate, inRate, inRate/outRate, inRate/beforeRate, pout, pin, pin/max(pout, 1e-9), fmt.Sprintf("≥ 0.8x, p99 ≤ 2x: %s", metStr(met)))
 		}
 	}
 	return nil
 }
 
-// settleHeap waits, at most limit, until the Go heap's size from the OS
-// grows by less than 1 % over half a second, and returns how long it
-// waited.
+// startProfile starts a CPU profile to Config.InsideProfile-name.prof (if
+// set) and returns what stops it; a profile that cannot start is skipped.
+func (e *Env) startProfile(name string) func() {
+	if e.InsideProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(e.InsideProfile + "-" + name + ".prof")
+	if err != nil {
+		e.progressf("profile %s: %v", name, err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		e.progressf("profile %s: %v", name, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// settleHeap waits, at most limit, until the Go heap's resident size
+// (HeapSys less what the scavenger returned to the OS) grows by less than
+// 1 % over half a second and at least two GC cycles have ended since it was
+// called, and returns how long it waited. HeapSys alone keeps the pages
+// the scavenger returned: after an earlier, larger run in the same process
+// it stops growing at once while the heap still faults its pages back in.
+// Two cycles: the heap grows towards a GC's goal and settles only once a
+// cycle has ended at it; half a second between two cycles of a large heap
+// (1.5-2 s apart at 1M keys) shows no growth.
 func settleHeap(limit time.Duration) time.Duration {
 	start := time.Now()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	last := m.HeapSys
+	cycles := m.NumGC
+	last := m.HeapSys - m.HeapReleased
 	for time.Since(start) < limit {
 		time.Sleep(500 * time.Millisecond)
 		runtime.ReadMemStats(&m)
-		if m.HeapSys < last+last/100 {
+		resident := m.HeapSys - m.HeapReleased
+		if resident < last+last/100 && m.NumGC >= cycles+2 {
 			break
 		}
-		last = m.HeapSys
+		last = resident
 	}
 	return time.Since(start)
 }

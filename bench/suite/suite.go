@@ -50,6 +50,11 @@ type Config struct {
 	// InsideLogs names the logs of the inside-vs-outside part (seglog,
 	// memlog). Default: both.
 	InsideLogs []string
+	// InsideProfile, when not empty, is a path prefix: the inside part
+	// writes a CPU profile of each checkpoint (PREFIX-N-LOG-ckptK.prof) and of
+	// the stretch after it (PREFIX-N-LOG-afterK.prof), N the tree size.
+	// Default: empty (none). Not with a whole-run CPU profile.
+	InsideProfile string
 }
 
 // Experiment is one named experiment.
