@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -216,9 +217,8 @@ func checkpointInsideOne(e *Env, t, cpu *Table, vals *values, n int, logName str
 			db.Close()
 			return err
 		}
-		type commit struct{ end, took time.Duration }
 		var mu sync.Mutex
-		var commits []commit
+		var commits []timedCommit
 		var stop atomic.Bool
 		start := time.Now()
 		marks := []cpuMark{readCPUMark(start)}
@@ -228,14 +228,14 @@ func checkpointInsideOne(e *Env, t, cpu *Table, vals *values, n int, logName str
 			go func() {
 				defer wg.Done()
 				r := rand.New(rand.NewPCG(e.Seed, uint64(c)))
-				var mine []commit
+				var mine []timedCommit
 				for !stop.Load() {
 					k := r.Uint64N(uint64(n))
 					t0 := time.Now()
 					if err := db.Update(ctx, func(tx *cruzdb.Txn) error { return tx.Put(makeKey(k), vals.get(k+1)) }); err != nil {
 						continue
 					}
-					mine = append(mine, commit{end: time.Since(start), took: time.Since(t0)})
+					mine = append(mine, timedCommit{end: time.Since(start), took: time.Since(t0)})
 				}
 				mu.Lock()
 				commits = append(commits, mine...)
@@ -314,30 +314,71 @@ func checkpointInsideOne(e *Env, t, cpu *Table, vals *values, n int, logName str
 			bounds = append(bounds, w.from, w.to)
 		}
 		bounds = append(bounds, marks[len(marks)-1].at)
-		for i, w := range wins {
-			beforeFrom, afterTo := bounds[2*i], bounds[2*i+3]
-			var in, before, after []float64
-			for _, c := range commits {
-				took := float64(c.took) / 1e6
-				switch {
-				case c.end >= w.from && c.end <= w.to:
-					in = append(in, took)
-				case c.end >= beforeFrom && c.end < w.from:
-					before = append(before, took)
-				case c.end > w.to && c.end < afterTo:
-					after = append(after, took)
-				}
-			}
-			inS, beforeS, afterS := (w.to - w.from).Seconds(), (w.from - beforeFrom).Seconds(), (afterTo - w.to).Seconds()
-			inRate, beforeRate, afterRate := float64(len(in))/inS, float64(len(before))/beforeS, float64(len(after))/afterS
-			outRate := float64(len(before)+len(after)) / (beforeS + afterS)
-			pin, pout := p99(in), p99(append(before, after...))
+		for i, s := range splitStretches(commits, bounds) {
+			w := wins[i]
+			inRate, beforeRate, afterRate := s.in.rate(), s.before.rate(), s.after.rate()
+			outRate := float64(len(s.before.ms)+len(s.after.ms)) / (s.before.secs + s.after.secs)
+			pin, pout := p99(s.in.ms), p99(append(s.before.ms, s.after.ms...))
 			met := inRate >= 0.8*outRate && pin <= 2*pout
 			t.Add(n, logName, warmed.Seconds(), i+1, w.info.Nodes, w.info.Bytes, float64(w.to-w.from)/1e6, float64(w.info.Prepare)/1e6, float64(w.info.Authority)/1e6,
 				beforeRate, afterRate, inRate, inRate/outRate, inRate/beforeRate, pout, pin, pin/max(pout, 1e-9), fmt.Sprintf("≥ 0.8x, p99 ≤ 2x: %s", metStr(met)))
 		}
 	}
 	return nil
+}
+
+// timedCommit is a commit of the inside-vs-outside run: when it ended
+// (since the clients' start) and how long it took.
+type timedCommit struct{ end, took time.Duration }
+
+// stretch is the commits that ended in a stretch of a run: their
+// latencies in ms, and the stretch's length in seconds.
+type stretch struct {
+	ms   []float64
+	secs float64
+}
+
+func (s stretch) rate() float64 { return float64(len(s.ms)) / max(s.secs, 1e-9) }
+
+// checkpointStretches are a checkpoint's stretches: inside it, and
+// outside it before and after.
+type checkpointStretches struct{ before, in, after stretch }
+
+// splitStretches sorts commits into the stretches of each checkpoint,
+// given bounds: the start of the first outside stretch, then each
+// checkpoint's start and end, then the end of the last outside stretch.
+// Checkpoint i is [bounds[2i+1], bounds[2i+2]); outside it, before is
+// [bounds[2i], bounds[2i+1]) and after [bounds[2i+2], bounds[2i+3]), so the
+// stretch between two checkpoints is after the first and before the next.
+// Commits outside [bounds[0], bounds[last]) count nowhere.
+func splitStretches(commits []timedCommit, bounds []time.Duration) []checkpointStretches {
+	n := (len(bounds) - 2) / 2
+	if n <= 0 {
+		return nil
+	}
+	out := make([]checkpointStretches, n)
+	for i := range out {
+		a, from, to, b := bounds[2*i], bounds[2*i+1], bounds[2*i+2], bounds[2*i+3]
+		out[i].before.secs, out[i].in.secs, out[i].after.secs = (from - a).Seconds(), (to - from).Seconds(), (b - to).Seconds()
+	}
+	for _, c := range commits {
+		k := sort.Search(len(bounds), func(j int) bool { return bounds[j] > c.end }) - 1
+		if k < 0 || k >= len(bounds)-1 {
+			continue
+		}
+		ms := float64(c.took) / 1e6
+		if k%2 == 1 {
+			out[k/2].in.ms = append(out[k/2].in.ms, ms)
+			continue
+		}
+		if i := k / 2; i < n {
+			out[i].before.ms = append(out[i].before.ms, ms)
+		}
+		if i := k/2 - 1; i >= 0 {
+			out[i].after.ms = append(out[i].after.ms, ms)
+		}
+	}
+	return out
 }
 
 // startProfile starts a CPU profile to Config.InsideProfile-name.prof (if
