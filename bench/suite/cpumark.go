@@ -14,6 +14,7 @@ type cpuMark struct {
 	gc, assist float64       // CPU seconds (runtime/metrics' estimates, updated at GC ends)
 	cycles     uint64        // completed GC cycles
 	alloc      uint64        // bytes allocated on the heap
+	live       uint64        // the heap's live bytes at the last GC's end
 }
 
 var cpuMarkNames = []string{
@@ -21,6 +22,7 @@ var cpuMarkNames = []string{
 	"/cpu/classes/gc/mark/assist:cpu-seconds",
 	"/gc/cycles/total:gc-cycles",
 	"/gc/heap/allocs:bytes",
+	"/gc/heap/live:bytes",
 }
 
 // readCPUMark reads the counters; at is the time since start.
@@ -43,13 +45,14 @@ func readCPUMark(start time.Time) cpuMark {
 		return 0
 	}
 	user, sys, faults := processCPU()
-	return cpuMark{at: time.Since(start), proc: user + sys, sys: sys, faults: faults, gc: f(0), assist: f(1), cycles: u(2), alloc: u(3)}
+	return cpuMark{at: time.Since(start), proc: user + sys, sys: sys, faults: faults, gc: f(0), assist: f(1), cycles: u(2), alloc: u(3), live: u(4)}
 }
 
 // cpuCells are a stretch's cells from a to b: seconds, CPU seconds a
 // wall second of the process (and of it, the kernel's), minor page faults
 // a second, CPU seconds a wall second of GC (and of it, assists), GC cycles, MB
-// allocated a second. The runtime's CPU classes are updated only at the end
+// allocated a second, and the live heap as the last GC cycle before b's
+// end found it. The runtime's CPU classes are updated only at the end
 // of a GC cycle, so over a stretch with few cycles they are coarse.
 func cpuCells(a, b cpuMark) []any {
 	wall := (b.at - a.at).Seconds()
@@ -57,7 +60,7 @@ func cpuCells(a, b cpuMark) []any {
 		wall = 1e-9
 	}
 	return []any{wall, (b.proc - a.proc) / wall, (b.sys - a.sys) / wall, float64(b.faults-a.faults) / wall, (b.gc - a.gc) / wall, (b.assist - a.assist) / wall,
-		b.cycles - a.cycles, float64(b.alloc-a.alloc) / 1e6 / wall}
+		b.cycles - a.cycles, float64(b.alloc-a.alloc) / 1e6 / wall, float64(b.live) / 1e6}
 }
 
-var cpuColumns = []string{"s", "process CPU/s", "of it system", "page faults/s", "GC CPU/s", "assist CPU/s", "GC cycles", "alloc MB/s"}
+var cpuColumns = []string{"s", "process CPU/s", "of it system", "page faults/s", "GC CPU/s", "assist CPU/s", "GC cycles", "alloc MB/s", "live heap MB at end"}
