@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 
 	"github.com/cruzlog/cruzdb/bench/suite"
@@ -36,6 +37,9 @@ func run() error {
 	fs.StringVar(&cfg.CruzdBin, "cruzd", "", "cruzd binary for the resp experiment (default: build ../cmd/cruzd)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	memlimit := fs.Int64("memlimit", 12<<10, "soft memory limit of the run in MiB (runtime/debug.SetMemoryLimit), so that the 1M-key runs leave the machine room")
+	inside := fs.String("inside", "", "checkpoint: run only the inside-vs-outside part, for these comma-separated tree `sizes` (e.g. 1000000)")
+	insideLogs := fs.String("inside-logs", "", "checkpoint: the logs of the inside-vs-outside part, comma-separated (default seglog,memlog)")
+	fs.StringVar(&cfg.InsideProfile, "inside-profile", "", "checkpoint: write CPU profiles of each checkpoint and of the stretch after it to `prefix`-<keys>-<log>-ckpt<k>.prof and -after<k>.prof")
 	memprofile := fs.String("memprofile", "", "write an allocation profile at the end of the run to `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run . <experiment>... [flags]\n\nexperiments (or all):\n")
@@ -69,8 +73,24 @@ func run() error {
 		names = suite.Names()
 	}
 	cfg.Stdout, cfg.Progress = os.Stdout, os.Stderr
+	for _, f := range strings.FieldsFunc(*inside, func(r rune) bool { return r == ',' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-inside: %q is not a tree size", f)
+		}
+		cfg.InsideKeys = append(cfg.InsideKeys, n)
+	}
+	for _, f := range strings.FieldsFunc(*insideLogs, func(r rune) bool { return r == ',' }) {
+		if f != "seglog" && f != "memlog" {
+			return fmt.Errorf("-inside-logs: %q is neither seglog nor memlog", f)
+		}
+		cfg.InsideLogs = append(cfg.InsideLogs, f)
+	}
 	if *memlimit > 0 {
 		debug.SetMemoryLimit(*memlimit << 20)
+	}
+	if *cpuprofile != "" && cfg.InsideProfile != "" {
+		return fmt.Errorf("-cpuprofile and -inside-profile exclude each other")
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)

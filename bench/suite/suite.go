@@ -43,6 +43,18 @@ type Config struct {
 	// MainDir is the main module's directory (for building cruzd and
 	// finding bench/resp.sh). Default "..".
 	MainDir string
+	// InsideKeys, when not empty, makes the checkpoint experiment run only
+	// its inside-vs-outside part (checkpoint_inside), for these tree sizes
+	// instead of the mode's. Default: empty (the whole experiment).
+	InsideKeys []int
+	// InsideLogs names the logs of the inside-vs-outside part (seglog,
+	// memlog). Default: both.
+	InsideLogs []string
+	// InsideProfile, when not empty, is a path prefix: the inside part
+	// writes a CPU profile of each checkpoint (PREFIX-N-LOG-ckptK.prof) and of
+	// the stretch after it (PREFIX-N-LOG-afterK.prof), N the tree size.
+	// Default: empty (none). Not with a whole-run CPU profile.
+	InsideProfile string
 }
 
 // Experiment is one named experiment.
