@@ -130,6 +130,10 @@ type Stats struct {
 	// one, while few clients commit), or, with more clients on seglog, in
 	// one group commit with another write (see log/piggyback).
 	Piggybacked uint64
+	// AfterimagesInline counts afterimages a committing goroutine encoded
+	// itself and handed over to ride with the next intention, waking no
+	// flusher worker (one client committing: see flusher/inline.go).
+	AfterimagesInline uint64
 	// OpenTxns is the number of transactions not yet closed.
 	OpenTxns int
 	// Rebootstraps counts the times replay fell behind the log's trim
@@ -581,6 +585,7 @@ func (db *DB) Stats() Stats {
 		ForwardScans:       fs.ForwardScans,
 		BackpressureWaits:  fs.BackpressureWaits,
 		Piggybacked:        fs.Piggybacked,
+		AfterimagesInline:  fs.Inline,
 		Position:           log.Position(db.runner.Applied()),
 		Commits:            db.stats.commits.Load(),
 		Aborts:             db.stats.aborts.Load(),

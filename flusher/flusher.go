@@ -196,6 +196,7 @@ type Stats struct {
 	ForwardScans       uint64 // index misses resolved by scanning the log
 	BackpressureWaits  uint64 // commits that waited for room
 	Piggybacked        uint64 // afterimages appended in one batch with a local intention
+	Inline             uint64 // of those written, encoded by Produced itself (inline.go)
 	FlushLatencyTotal  time.Duration
 	// Checkpoint images: markers and chunks this node appended, their
 	// bytes, and images it abandoned (another node's won, or a node of
@@ -243,6 +244,7 @@ type Flusher struct {
 
 	written, writtenBytes, phys, intent, self atomic.Uint64
 	confirmed, dups, appendErrs, bpWaits      atomic.Uint64
+	inline                                    atomic.Uint64
 	latency                                   atomic.Int64
 
 	scratchMu sync.Mutex
@@ -339,11 +341,21 @@ func (f *Flusher) Index(intention uint64) (uint64, bool) { return f.idx.Get(inte
 
 // Produced hands over the delta of a committed intention. local says this
 // node appended the intention. Processor goroutine only; never blocks.
+// With one local commit under way and nothing else to write, it encodes the
+// afterimage itself and hands it over to ride (inline.go).
 func (f *Flusher) Produced(d *processor.Delta, local bool) {
+	if p := f.produced(d, local); p != nil {
+		f.writeInline(p)
+	}
+}
+
+// produced is Produced under mu; it returns the pending delta the caller
+// writes inline, or nil.
+func (f *Flusher) produced(d *processor.Delta, local bool) *pending {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stopped {
-		return
+		return nil
 	}
 	f.pager.Clock().Uncount(d.Replaced)
 	f.lastDelta = d
@@ -357,9 +369,13 @@ func (f *Flusher) Produced(d *processor.Delta, local bool) {
 	} else {
 		f.unflush += d.Bytes
 	}
+	if local && f.inlineLocked(p) {
+		return p
+	}
 	if local || f.o.Policy == PolicyAll {
 		f.enqueue(p)
 	}
+	return nil
 }
 
 // Last returns the newest intention whose delta was produced (or the start
@@ -873,6 +889,7 @@ func (f *Flusher) Stats() Stats {
 		ForwardScans:       f.pager.Scans(),
 		BackpressureWaits:  f.bpWaits.Load(),
 		Piggybacked:        f.piggybacked(),
+		Inline:             f.inline.Load(),
 		FlushLatencyTotal:  time.Duration(f.latency.Load()),
 
 		CheckpointsWritten: f.ckWritten.Load(),

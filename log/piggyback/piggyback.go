@@ -93,6 +93,11 @@ type rider struct {
 	pos  log.Position
 	err  error
 	done chan struct{}
+	// then and timer: a rider handed over by Ride, whose writer does not
+	// wait (done is nil): then gets the outcome, and timer appends it
+	// alone after the window.
+	then  func(log.Position, error)
+	timer *time.Timer
 }
 
 // New wraps l. If l is not a log.BatchAppender, afterimages never ride and
@@ -102,6 +107,15 @@ func New(l log.Log) *Log {
 	p.batch, _ = l.(log.BatchAppender)
 	p.lazy, _ = l.(LazyAppender)
 	p.lazyB, _ = l.(LazyBatchAppender)
+	return p
+}
+
+// NewWindow is New with window in place of Window (at least 1 ns): tests
+// of code built on the lane lengthen it so that riding is certain on a
+// loaded machine.
+func NewWindow(l log.Log, window time.Duration) *Log {
+	p := New(l)
+	p.window = max(window, 1)
 	return p
 }
 
@@ -135,6 +149,9 @@ func (p *Log) CommitBegins() (ends func()) {
 	p.committing.Add(1)
 	return func() { p.committing.Add(-1) }
 }
+
+// Committing returns how many local commits are under way (CommitBegins).
+func (p *Log) Committing() int { return int(p.committing.Load()) }
 
 // Piggybacked returns how many afterimages were appended in one batch with
 // an intention (on a LazyAppender: in one group commit with another write).
@@ -179,6 +196,54 @@ func (p *Log) AppendAfterimage(ctx context.Context, data []byte) (log.Position, 
 		return r.pos, r.err
 	}
 	return p.Log.Append(ctx, data)
+}
+
+// Ride hands over an afterimage entry to ride with the next local
+// intention, as AppendAfterimage does, but without waiting for it: no
+// goroutine waits, so the intention's committer wakes none when it is
+// appended. then is called exactly once, with the afterimage's position or
+// the error of the append it rode in: by Riders.Release on the committer's
+// goroutine (AppendIntention calls it at once), or, if no local intention
+// is appended within Window, after it was appended alone, on a goroutine of
+// its own (ctx bounds that append). data must stay untouched until then.
+//
+// ok is false, and then is never called, where AppendAfterimage would not
+// wait for an intention (this node is not committing, or many commits are
+// under way): the caller appends the entry another way.
+func (p *Log) Ride(ctx context.Context, data []byte, then func(log.Position, error)) (ok bool) {
+	if !p.Rides() {
+		return false
+	}
+	r := &rider{data: data, then: then}
+	p.mu.Lock()
+	p.riders = append(p.riders, r)
+	// Set under mu: an intention that takes r stops it.
+	r.timer = time.AfterFunc(p.window, func() { p.alone(ctx, r) })
+	p.mu.Unlock()
+	return true
+}
+
+// Rides reports whether an afterimage handed over now would wait to ride
+// with the next local intention (Ride would take it), so that a caller can
+// skip encoding one for Ride when it would not.
+func (p *Log) Rides() bool {
+	return p.batch != nil && p.committing.Load() <= MaxRidingCommitters && time.Since(time.Unix(0, p.lastLocal.Load())) <= p.window
+}
+
+// alone appends r, handed over by Ride, by itself if no intention took it
+// within the window.
+func (p *Log) alone(ctx context.Context, r *rider) {
+	p.mu.Lock()
+	i := slices.Index(p.riders, r)
+	if i >= 0 {
+		p.riders = slices.Delete(p.riders, i, i+1)
+	}
+	p.mu.Unlock()
+	if i < 0 {
+		return // an intention took it: its Release calls then
+	}
+	pos, err := p.Log.Append(ctx, r.data)
+	r.then(pos, err)
 }
 
 // AppendAfterimages appends several afterimage entries, in order, with one
@@ -230,6 +295,12 @@ func (p *Log) AppendIntentionHeld(ctx context.Context, data []byte) (log.Positio
 	riders := p.riders
 	p.riders = nil
 	p.mu.Unlock()
+	for _, r := range riders {
+		if r.timer != nil {
+			// Taken: if its timer fired meanwhile, alone finds it gone.
+			r.timer.Stop()
+		}
+	}
 	if len(riders) == 0 {
 		pos, err := p.Log.Append(ctx, data)
 		return pos, Riders{}, err
@@ -266,9 +337,14 @@ func (rd Riders) Len() int { return len(rd.rs) }
 func (rd Riders) At(i int) (log.Position, []byte) { return rd.rs[i].pos, rd.rs[i].data }
 
 // Release lets the afterimages' writers go on (their AppendAfterimage
-// returns). Call it once.
+// returns; for those handed over by Ride, their function is called here,
+// on the caller's goroutine). Call it once.
 func (rd Riders) Release() {
 	for _, r := range rd.rs {
+		if r.then != nil {
+			r.then(r.pos, r.err)
+			continue
+		}
 		close(r.done)
 	}
 }
