@@ -35,17 +35,5 @@ func TestLoneCommitterWritesAfterimagesInline(t *testing.T) {
 	if st.PendingDeltas != 0 {
 		t.Fatalf("%d deltas unconfirmed after Flush", st.PendingDeltas)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = Open(dir, &Options{CheckpointLogRatio: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, k := range acked {
-		if v, ok := get(t, db, k); !ok || v != k {
-			t.Fatalf("%s after reopen: %q, %v", k, v, ok)
-		}
-	}
+	reopenHasAll(t, db, dir, acked)
 }

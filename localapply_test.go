@@ -105,19 +105,7 @@ func TestCommitsDecidedByCommitters(t *testing.T) {
 	if db.runner.LocalApplies() == before {
 		t.Fatal("no commit of a lone committer was applied by its committer")
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = Open(dir, &Options{CheckpointLogRatio: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, k := range acked {
-		if v, ok := get(t, db, k); !ok || v != k {
-			t.Fatalf("%s after reopen: %q, %v", k, v, ok)
-		}
-	}
+	reopenHasAll(t, db, dir, acked)
 }
 
 // TestCommitAppendErrorsWithLocalApply: committers whose intention's append
@@ -156,6 +144,25 @@ func TestCommitAppendErrorsWithLocalApply(t *testing.T) {
 	for _, k := range failed {
 		if v, ok := get(t, db, k); ok {
 			t.Fatalf("refused %s: %q, want not found", k, v)
+		}
+	}
+}
+
+// reopenHasAll closes db, opens dir again, and checks that every key of
+// acked reads back with itself as its value.
+func reopenHasAll(t *testing.T, db *DB, dir string, acked []string) {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir, &Options{CheckpointLogRatio: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, k := range acked {
+		if v, ok := get(t, db, k); !ok || v != k {
+			t.Fatalf("%s after reopen: %q, %v", k, v, ok)
 		}
 	}
 }
