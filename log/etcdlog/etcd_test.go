@@ -47,13 +47,29 @@ func TestMain(m *testing.M) {
 // freeURL returns an http URL on a loopback port free at the time.
 func freeURL(t testing.TB) url.URL {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// The kernel may give a port just closed to the next Listen: a
+		// cluster then got one URL twice ("has duplicate url").
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return url.URL{Scheme: "http", Host: addr}
+		}
 	}
-	defer ln.Close()
-	return url.URL{Scheme: "http", Host: ln.Addr().String()}
 }
+
+// handedOut holds the addresses freeURL returned, none returned twice.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // member is the configuration of one embedded etcd member.
 func memberConfig(t testing.TB, name, dir string, client, peer url.URL) *embed.Config {
