@@ -37,14 +37,20 @@ func newRig(t *testing.T, o Options, lo *memlog.Options) *rig {
 	t.Helper()
 	r := &rig{t: t, l: newLog(t, lo), next: 1, local: true, deltas: map[uint64]*processor.Delta{}}
 	o.Log = r.l
+	r.f, r.st = startFlusher(t, o)
+	return r
+}
+
+// startFlusher starts a flusher with o, stopped when the test ends, and a
+// state whose tree loads through it.
+func startFlusher(t *testing.T, o Options) (*Flusher, *processor.State) {
+	t.Helper()
 	f, err := New(o, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Stop)
-	r.f = f
-	r.st = processor.NewState(testHeader, cowtree.New(f.Loader()), 0)
-	return r
+	return f, processor.NewState(testHeader, cowtree.New(f.Loader()), 0)
 }
 
 // intent appends an intention that will commit (blind writes).

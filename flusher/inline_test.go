@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cruzlog/cruzdb/cowtree"
 	"github.com/cruzlog/cruzdb/intention"
 	"github.com/cruzlog/cruzdb/internal/entry"
 	"github.com/cruzlog/cruzdb/internal/testutil"
@@ -48,13 +47,7 @@ func newInlineRig(t *testing.T, window time.Duration) *inlineRig {
 	t.Helper()
 	r := &inlineRig{t: t, l: &batchFails{Log: newLog(t, nil)}}
 	r.lane = piggyback.NewWindow(r.l, window)
-	f, err := New(Options{Log: r.lane}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
-	r.f = f
-	r.st = processor.NewState(testHeader, cowtree.New(f.Loader()), 0)
+	r.f, r.st = startFlusher(t, Options{Log: r.lane})
 	return r
 }
 

@@ -19,16 +19,7 @@ func TestAppendIntentionHeld(t *testing.T) {
 	if _, err := p.AppendIntention(ctx, []byte("i1")); err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		pos uint64
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		pos, err := p.AppendAfterimage(ctx, []byte("a1"))
-		got <- result{uint64(pos), err}
-	}()
-	waitRiders(t, p, 1)
+	got := ride(ctx, t, p, "a1", 1)
 	i2, riders, err := p.AppendIntentionHeld(ctx, []byte("i2"))
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +39,7 @@ func TestAppendIntentionHeld(t *testing.T) {
 	riders.Release()
 	select {
 	case r := <-got:
-		if r.err != nil || r.pos != uint64(pos) {
+		if r.err != nil || r.pos != pos {
 			t.Fatalf("the rider's writer got %+v, want position %d", r, pos)
 		}
 	case <-time.After(10 * time.Second):
@@ -66,21 +57,16 @@ func TestAppendIntentionHeldError(t *testing.T) {
 	if _, err := p.AppendIntention(ctx, []byte("i1")); err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan error, 1)
-	go func() {
-		_, err := p.AppendAfterimage(ctx, []byte("a1"))
-		got <- err
-	}()
-	waitRiders(t, p, 1)
+	got := ride(ctx, t, p, "a1", 1)
 	bc.fail = boom
 	_, riders, err := p.AppendIntentionHeld(ctx, []byte("i2"))
 	if !errors.Is(err, boom) || riders.Len() != 0 {
 		t.Fatalf("err %v, %d riders; want boom and none", err, riders.Len())
 	}
 	select {
-	case err := <-got:
-		if !errors.Is(err, boom) {
-			t.Fatalf("the rider got %v, want boom", err)
+	case r := <-got:
+		if !errors.Is(r.err, boom) {
+			t.Fatalf("the rider got %v, want boom", r.err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the rider's writer was not released after the error")

@@ -52,6 +52,26 @@ func waitRiders(t *testing.T, p *Log, n int) {
 	})
 }
 
+// riderResult is what AppendAfterimage returned to a rider's writer.
+type riderResult struct {
+	pos log.Position
+	err error
+}
+
+// ride appends data with AppendAfterimage on a goroutine of its own and
+// returns once it waits as one of n riders; its outcome comes on the
+// channel.
+func ride(ctx context.Context, t *testing.T, p *Log, data string, n int) <-chan riderResult {
+	t.Helper()
+	got := make(chan riderResult, 1)
+	go func() {
+		pos, err := p.AppendAfterimage(ctx, []byte(data))
+		got <- riderResult{pos, err}
+	}()
+	waitRiders(t, p, n)
+	return got
+}
+
 func read(t *testing.T, l log.Log, pos log.Position) []byte {
 	t.Helper()
 	got, err := l.Read(context.Background(), pos)
@@ -192,14 +212,9 @@ func TestRiderContextEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() {
-		_, err := p.AppendAfterimage(ctx, []byte("a1"))
-		errc <- err
-	}()
-	waitRiders(t, p, 1)
+	got := ride(ctx, t, p, "a1", 1)
 	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
+	if err := (<-got).err; !errors.Is(err, context.Canceled) {
 		t.Fatalf("rider's error %v, want context.Canceled", err)
 	}
 	waitRiders(t, p, 0)
@@ -221,16 +236,11 @@ func TestBatchErrorReachesRiders(t *testing.T) {
 	if _, err := p.AppendIntention(ctx, []byte("i1")); err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := p.AppendAfterimage(ctx, []byte("a1"))
-		errc <- err
-	}()
-	waitRiders(t, p, 1)
+	got := ride(ctx, t, p, "a1", 1)
 	if _, err := p.AppendIntention(ctx, []byte("i2")); !errors.Is(err, boom) {
 		t.Fatalf("intention's error %v", err)
 	}
-	if err := <-errc; !errors.Is(err, boom) {
+	if err := (<-got).err; !errors.Is(err, boom) {
 		t.Fatalf("rider's error %v", err)
 	}
 	if p.Piggybacked() != 0 {
