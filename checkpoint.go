@@ -704,6 +704,7 @@ func (db *DB) rebootstrap(cause error) (*processor.State, error) {
 	}
 	st := processor.NewState(db.header, tree, sp.Intention)
 	st.SetEpoch(sp.Intention)
+	db.dropPending(tree)
 	db.cur.Store(&version{tree: tree, pos: sp.Intention})
 
 	db.ck.mu.Lock()
