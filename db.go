@@ -267,6 +267,7 @@ func (db *DB) start() error {
 	st.SetEpoch(sp.Intention) // see processor.State.SetEpoch
 	db.cur.Store(&version{tree: st.Tree(), pos: sp.Intention})
 	db.pub.tree = st.Tree()
+	db.pub.shownPos.Store(sp.Intention)
 	db.released = sp.Intention
 	db.runner, err = processor.Start(processor.Config{
 		Early:        db.early(),
@@ -571,7 +572,7 @@ func (db *DB) Stats() Stats {
 		BackpressureWaits:  fs.BackpressureWaits,
 		Piggybacked:        fs.Piggybacked,
 		AfterimagesInline:  fs.Inline,
-		Position:           log.Position(db.runner.Applied()),
+		Position:           log.Position(db.pub.shownPos.Load()),
 		Commits:            db.stats.commits.Load(),
 		Aborts:             db.stats.aborts.Load(),
 		Conflicts:          db.stats.conflicts.Load(),

@@ -44,6 +44,9 @@ type publication struct {
 	// find nothing to show.
 	waiting atomic.Int64
 
+	// shownPos is the last position shown (Stats.Position).
+	shownPos atomic.Uint64
+
 	mu      sync.Mutex // held while showing, so that events are shown in order
 	pending []shown
 }
@@ -108,6 +111,11 @@ func (db *DB) published(s shown) {
 	if s.ev.Pos >= p.durable.Load() {
 		p.pending = append(p.pending, s)
 		p.waiting.Add(1)
+		// A committer that raised durable meanwhile may have found nothing
+		// waiting (showDurable) just before the count went up: look again.
+		if s.ev.Pos < p.durable.Load() {
+			db.showPendingLocked()
+		}
 		return
 	}
 	db.showPendingLocked()
@@ -185,4 +193,5 @@ func (db *DB) show(s shown) {
 		db.syncs = kept
 	}
 	db.mu.Unlock()
+	db.pub.shownPos.Store(ev.Pos)
 }
