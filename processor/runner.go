@@ -197,6 +197,10 @@ func Start(cfg Config) (*Runner, error) {
 		}
 	}
 	r.applied.Store(cfg.State.Pos())
+	// Set before the goroutines start: the early applier may take the
+	// apply role first.
+	r.st = cfg.State
+	r.src = r.newSource(r.st.Pos() + 1)
 	r.wg.Add(1)
 	go r.apply()
 	if cfg.Early {
@@ -536,8 +540,6 @@ func (r *Runner) decode(it *item, data []byte) {
 func (r *Runner) apply() {
 	defer r.wg.Done()
 	r.mu.Lock()
-	r.st = r.cfg.State
-	r.src = r.newSource(r.st.Pos() + 1)
 	defer func() {
 		r.stopped = true
 		r.src.close()
