@@ -13,8 +13,8 @@ import (
 // to Ordered are applied before they are in the log, in order, with Early
 // events and the decisions replay makes of them read back; once they are
 // in the log they are not applied again, and later entries come as usual
-// (not Early). A group without an intention is not applied early, and
-// staging stops at the first entry that is neither an intention nor an
+// (not Early). A group of fewer than two intentions is not applied early,
+// and staging stops at the first entry that is neither an intention nor an
 // afterimage (a checkpoint's, or bytes that are no entry). Without Early,
 // Ordered does nothing.
 func TestOrderedAppliesEarly(t *testing.T) {
@@ -54,26 +54,35 @@ func TestOrderedAppliesEarly(t *testing.T) {
 		if ev := c.next(t); ev.Pos != 3 || ev.Early || ev.Afterimage == nil {
 			t.Fatalf("event %+v, want the afterimage at 3 read from the log", ev)
 		}
-		// Staging stops at bytes that are no entry: 5 and 6 wait for the log.
-		g2 := [][]byte{in(14, nil, "c", "1"), []byte("no entry"), in(16, nil, "d", "1")}
+		// Staging stops at bytes that are no entry: 6 and 7 wait for the log.
+		g2 := [][]byte{in(14, nil, "c", "1"), in(15, nil, "d", "1"), []byte("no entry"), in(17, nil, "e", "1")}
 		r.Ordered(4, g2)
+		from := uint64(4)
 		if early {
-			if ev := c.next(t); ev.Pos != 4 || !ev.Early {
-				t.Fatalf("event %+v, want position 4 applied early", ev)
+			for p := uint64(4); p <= 5; p++ {
+				if ev := c.next(t); ev.Pos != p || !ev.Early {
+					t.Fatalf("event %+v, want position %d applied early", ev, p)
+				}
 			}
+			from = 6
 		}
 		c.none(t)
 		appendData(t, l, g2[0])
+		appendData(t, l, g2[1])
 		appendData(t, l, entry.Encode(nil, entry.TypeCheckpoint, []byte{entry.CheckpointChunk, 0}))
-		appendData(t, l, g2[2])
-		from := uint64(4)
-		if early {
-			from = 5
-		}
-		for p := from; p <= 6; p++ {
+		appendData(t, l, g2[3])
+		for p := from; p <= 7; p++ {
 			if ev := c.next(t); ev.Pos != p || ev.Early {
 				t.Fatalf("event %+v, want position %d read from the log", ev, p)
 			}
+		}
+		// One intention alone: not staged (its committer applies it).
+		g3 := [][]byte{in(18, nil, "f", "1")}
+		r.Ordered(8, g3)
+		c.none(t)
+		appendData(t, l, g3[0])
+		if ev := c.next(t); ev.Pos != 8 || ev.Early {
+			t.Fatalf("event %+v, want position 8 read from the log", ev)
 		}
 		c.none(t)
 		if err := r.Stop(); err != nil {
