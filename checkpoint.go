@@ -704,6 +704,8 @@ func (db *DB) rebootstrap(cause error) (*processor.State, error) {
 	}
 	st := processor.NewState(db.header, tree, sp.Intention)
 	st.SetEpoch(sp.Intention)
+	db.dropPending(tree)
+	db.pub.shownPos.Store(sp.Intention)
 	db.cur.Store(&version{tree: tree, pos: sp.Intention})
 
 	db.ck.mu.Lock()

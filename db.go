@@ -37,7 +37,9 @@ type DB struct {
 	flusher   *flusher.Flusher
 	lane      *piggyback.Log // log's decorator: intentions appended with riding afterimages
 
-	cur atomic.Pointer[version]
+	cur       atomic.Pointer[version]
+	pub       publication // what replay applied early, until it is durable (early.go)
+	stopOrder func()      // stops the log's OrderWatcher (early.go)
 
 	// mu guards the fields from waiters to closed (and the closing of
 	// closing): who waits for which decision or position, the open
@@ -264,8 +266,11 @@ func (db *DB) start() error {
 	st := processor.NewState(*h, tree, sp.Intention)
 	st.SetEpoch(sp.Intention) // see processor.State.SetEpoch
 	db.cur.Store(&version{tree: st.Tree(), pos: sp.Intention})
+	db.pub.tree = st.Tree()
+	db.pub.shownPos.Store(sp.Intention)
 	db.released = sp.Intention
 	db.runner, err = processor.Start(processor.Config{
+		Early:        db.early(),
 		Log:          db.log,
 		State:        st,
 		OnEvent:      db.onEvent,
@@ -280,11 +285,13 @@ func (db *DB) start() error {
 		return err
 	}
 	db.runnerRef.Store(db.runner)
+	db.stopOrder = db.watchOrder()
 	go db.watchRunner()
 	stopProgress := db.reportReplay(sp)
 	err = db.Sync(ctx)
 	stopProgress()
 	if err != nil {
+		db.stopOrder()
 		db.runner.Stop()
 		<-db.watchDone
 		db.flusher.Stop()
@@ -369,6 +376,12 @@ func readOrWriteHeader(ctx context.Context, l log.Log, o Options) (*entry.Header
 // on a committing goroutine that applies its own intention: Txn.Commit,
 // processor.Runner.ApplyLocal), one position at a time, in log order.
 func (db *DB) onEvent(ev processor.Event) {
+	if !ev.Early {
+		// Read back from the log, so durable, as is everything before it:
+		// show what was applied early before anything of this one is done.
+		db.pub.raise(ev.Pos + 1)
+		db.showDurable()
+	}
 	db.countReplayed(ev)
 	if d := ev.Decision; d != nil {
 		switch d.Outcome {
@@ -389,9 +402,9 @@ func (db *DB) onEvent(ev processor.Event) {
 	if ev.Delta != nil {
 		v.tree = ev.Delta.Tree
 	} else {
-		v.tree = db.cur.Load().tree
+		v.tree = db.pub.tree
 	}
-	db.cur.Store(v)
+	db.pub.tree = v.tree
 
 	db.mu.Lock()
 	// Deltas of intentions found in the log at open are ours to flush: their
@@ -412,37 +425,13 @@ func (db *DB) onEvent(ev processor.Event) {
 	}
 	db.mu.Unlock()
 
-	switch {
-	case ev.Delta != nil:
+	if ev.Delta != nil {
 		if db.opts.deltaHook != nil {
 			db.opts.deltaHook(ev.Delta)
 		}
 		db.flusher.Produced(ev.Delta, local)
-	case ev.Afterimage != nil:
-		db.flusher.Saw(ev.Pos, ev.Afterimage.Intention)
 	}
-	// The committer learns its decision only once its delta is with the
-	// flusher, so a Flush it calls next includes it.
-	if committer != nil {
-		committer.ch <- *ev.Decision
-	}
-	db.flusher.Evict(v.tree)
-
-	// Sync waiters last: once released they may look at anything above.
-	db.mu.Lock()
-	db.released = ev.Pos
-	if len(db.syncs) > 0 {
-		kept := db.syncs[:0]
-		for _, s := range db.syncs {
-			if s.target <= ev.Pos {
-				close(s.ch)
-			} else {
-				kept = append(kept, s)
-			}
-		}
-		db.syncs = kept
-	}
-	db.mu.Unlock()
+	db.published(shown{ev: ev, v: v, committer: committer})
 }
 
 // watchRunner fails everything waiting once replay stops for good.
@@ -490,9 +479,6 @@ var errSkippedByTrim = errors.New("cruzdb: replay resumed past this intention fr
 
 // waitApplied blocks until replay has passed position target.
 func (db *DB) waitApplied(ctx context.Context, target uint64) error {
-	if db.runner.Applied() >= target {
-		return nil
-	}
 	ch := make(chan struct{})
 	db.mu.Lock()
 	if db.released >= target {
@@ -586,7 +572,7 @@ func (db *DB) Stats() Stats {
 		BackpressureWaits:  fs.BackpressureWaits,
 		Piggybacked:        fs.Piggybacked,
 		AfterimagesInline:  fs.Inline,
-		Position:           log.Position(db.runner.Applied()),
+		Position:           log.Position(db.pub.shownPos.Load()),
 		Commits:            db.stats.commits.Load(),
 		Aborts:             db.stats.aborts.Load(),
 		Conflicts:          db.stats.conflicts.Load(),
@@ -663,6 +649,7 @@ func (db *DB) Close() error {
 		errs = append(errs, fmt.Errorf("cruzdb: close: %w", err))
 	}
 	cancel()
+	db.stopOrder()
 	db.flusher.Stop()
 	if err := db.runner.Stop(); err != nil {
 		errs = append(errs, fmt.Errorf("cruzdb: close: replay had stopped: %w", err))

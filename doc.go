@@ -48,6 +48,15 @@
 // seglog, it is a lazy append that joins the next group started for any
 // write.
 //
+// On the embedded seglog, replay applies a group commit's intentions while
+// the log writes and syncs the group (the log says what it ordered before
+// it is durable: log.OrderNotifier), so their decisions are ready when the
+// fdatasync ends, as Pebble applies a batch to its memtable while its WAL
+// syncs. Nothing applied that way is shown before it is durable: not the
+// decision to its committer, not the version new transactions read, not
+// Stats.Position, not a Sync. The decisions are those of replay after the
+// fdatasync, which Options.ApplyAfterSync brings back.
+//
 // # Checkpoints and trimming
 //
 // Every afterimage points into older afterimages, so without checkpoints

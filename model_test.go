@@ -31,6 +31,19 @@ func TestModelRandom(t *testing.T) {
 		runModel(t, db, r)
 		db.Close()
 	}
+	// The embedded log, with its intentions applied while they are synced
+	// (early.go) and after.
+	for _, cfg := range []Options{{CacheBytes: 8 << 10}, {ApplyAfterSync: true}} {
+		db, err := Open(t.TempDir(), &cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db.early() == cfg.ApplyAfterSync {
+			t.Fatalf("early application %v with ApplyAfterSync %v", db.early(), cfg.ApplyAfterSync)
+		}
+		runModel(t, db, r)
+		db.Close()
+	}
 }
 
 type modelTxn struct {

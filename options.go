@@ -119,6 +119,14 @@ type Options struct {
 	// finishes first). Default 0.25.
 	CheckpointDuty float64
 
+	// ApplyAfterSync turns early application off: on a log that says what
+	// it ordered before it is durable (log.OrderNotifier: seglog), replay
+	// applies a group's intentions while the log syncs them, and publishes
+	// their decisions and versions only once the log says they are durable
+	// (early.go). With ApplyAfterSync, replay applies them after. Decisions
+	// and state are the same either way. Default false.
+	ApplyAfterSync bool
+
 	// deltaHook, for tests, sees every delta on the processor goroutine.
 	deltaHook func(*processor.Delta)
 }

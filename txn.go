@@ -506,6 +506,7 @@ func (tx *Txn) Commit() error {
 		return fmt.Errorf("cruzdb: commit: append intention: %w (%w)", err, ErrCommitUnknown)
 	}
 	w.pos.Store(uint64(pos))
+	db.showDurable() // what replay applied early up to the log's durable tail (early.go)
 	db.stats.appended.Add(1)
 	tx.pos = pos
 	// Decide on this goroutine if nobody else is applying: the decision is

@@ -127,6 +127,36 @@ type TailNotifier interface {
 	NotifyTail(after Position, f func(Position, error)) (stop func() bool)
 }
 
+// OrderNotifier is implemented by a log that orders appends itself and can
+// say what it ordered before it is durable (log/seglog, whose committer
+// assigns a group's positions and then writes and syncs it). A reader that
+// replays the log may then do the work of those entries while the log
+// syncs them, as long as it shows nobody their effects before they are
+// durable (cruzdb applies intentions early and publishes their decisions
+// after the log's fdatasync, as Pebble applies a batch to its memtable
+// while the WAL syncs and makes it visible after).
+type OrderNotifier interface {
+	// NotifyOrder makes w the log's one OrderWatcher (replacing any other)
+	// until stop is called; stop returns once no call to w is under way.
+	NotifyOrder(w OrderWatcher) (stop func())
+}
+
+// OrderWatcher is told by an OrderNotifier what it ordered and what became
+// durable. Both are called on the log's committing goroutine, in position
+// order, never two at once, and must not block or call the log.
+type OrderWatcher interface {
+	// Ordered: data[i] will be the entry at position first+i, every one of
+	// the positions is the next after those reported before (or the first
+	// reported), and none is durable yet. The entries are lost if the log
+	// fails before they are durable; the log then fails every later call,
+	// and Durable is never called for them. data and its slices are the
+	// log's only during the call: copy what is kept.
+	Ordered(first Position, data [][]byte)
+	// Durable: every position below tail is durable, and Reads of them
+	// succeed. Called before the appenders of those positions return.
+	Durable(tail Position)
+}
+
 // CheckedReader is implemented by logs that check what they read: the bytes
 // Read and ReadRange return were checked against a checksum stored with
 // their entry (when the entry was first read from storage, or they never

@@ -167,12 +167,7 @@ func (r *Runner) endLocal(pos uint64, done bool) {
 		}
 		r.watchMu.Unlock()
 	}
-	if r.missed.Load() && r.missed.CompareAndSwap(true, false) {
-		select { // hand the apply role back (lockApplier)
-		case r.handback <- struct{}{}:
-		default:
-		}
-	}
+	r.handBack() // the apply role back to the applying goroutine (lockApplier)
 }
 
 // armLocked arms the tail notice for the position after the last applied.

@@ -32,6 +32,9 @@ type Event struct {
 	Checkpoint *CheckpointEntry
 	// Size is the entry's size in bytes (0 for junk).
 	Size int
+	// Early: the entry was applied before the log said it was durable
+	// (Config.Early, early.go); nothing of it may be shown before then.
+	Early bool
 }
 
 // CheckpointEntry is what replay reads of a checkpoint entry. A cut's delta
@@ -80,6 +83,9 @@ type Config struct {
 	// state to go on from, a safe point above the trim, and replay resumes
 	// after its position. Without it, or when it fails, replay stops.
 	Rebootstrap func(cause error) (*State, error)
+	// Early lets the runner apply the entries handed to Ordered before they
+	// are durable (early.go); their events carry Early. Default false.
+	Early bool
 }
 
 // Runner drives a State over the log on one goroutine, which applies the
@@ -151,16 +157,22 @@ type Runner struct {
 	noteErr  atomic.Pointer[error]
 	poke     chan struct{} // cap 1: wakes the parked applying goroutine
 	handback chan struct{} // wakes the applying goroutine for the apply role
+
+	// Early application (early.go): the entries staged by Ordered.
+	earlyMu   sync.Mutex
+	staged    []staged
+	earlyPoke chan struct{} // cap 1
 }
 
 type item struct {
-	pos  uint64
-	typ  entry.Type
-	in   *intention.Intention
-	ai   *AfterimageHeader
-	ck   *CheckpointEntry
-	size int
-	fail error
+	pos   uint64
+	early bool // staged by Ordered: not known to be durable (early.go)
+	typ   entry.Type
+	in    *intention.Intention
+	ai    *AfterimageHeader
+	ck    *CheckpointEntry
+	size  int
+	fail  error
 }
 
 // AfterimageHeader is what replay reads of an afterimage entry: whose it is,
@@ -185,8 +197,17 @@ func Start(cfg Config) (*Runner, error) {
 		}
 	}
 	r.applied.Store(cfg.State.Pos())
+	// Set before the goroutines start: the early applier may take the
+	// apply role first.
+	r.st = cfg.State
+	r.src = r.newSource(r.st.Pos() + 1)
 	r.wg.Add(1)
 	go r.apply()
+	if cfg.Early {
+		r.earlyPoke = make(chan struct{}, 1)
+		r.wg.Add(1)
+		go r.applyEarly()
+	}
 	go func() { r.wg.Wait(); close(r.done) }()
 	return r, nil
 }
@@ -519,8 +540,6 @@ func (r *Runner) decode(it *item, data []byte) {
 func (r *Runner) apply() {
 	defer r.wg.Done()
 	r.mu.Lock()
-	r.st = r.cfg.State
-	r.src = r.newSource(r.st.Pos() + 1)
 	defer func() {
 		r.stopped = true
 		r.src.close()
@@ -563,7 +582,7 @@ func (r *Runner) applyItem(it *item) bool {
 // caller holds r.mu.
 func (r *Runner) applyEntry(it *item) error {
 	st := r.st
-	ev := Event{Pos: it.pos, Type: it.typ, Size: it.size, Checkpoint: it.ck}
+	ev := Event{Pos: it.pos, Type: it.typ, Size: it.size, Checkpoint: it.ck, Early: it.early}
 	var err error
 	switch {
 	case it.ck != nil && it.ck.Kind == entry.CheckpointCut:

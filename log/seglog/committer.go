@@ -305,6 +305,8 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		return nil // nothing to write: reads answered the fills
 	}
 
+	l.reportOrdered()
+
 	// A group that does not fit in the current segment starts a new one.
 	total := (len(l.fills)+len(l.recs))*recHeaderSize + dataBytes
 	act := l.segs[len(l.segs)-1]
@@ -382,6 +384,7 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		l.tailMovedLocked()
 	}
 	l.segMu.Unlock()
+	l.reportDurable(p)
 	l.askPrepare(act, int64(len(buf)))
 	for _, rc := range l.recs {
 		if rc.r != nil {

@@ -73,6 +73,11 @@ type Log struct {
 	lazyDue time.Time // under commitMu: when the first lazy append left waiting is due
 
 	solo atomic.Bool // the last group held one appender's requests: the next appender leads (lead)
+
+	// The OrderWatcher (order.go): orderMu is held while it is called.
+	orderMu  sync.Mutex
+	order    log.OrderWatcher
+	orderBuf [][]byte // committer-owned, under orderMu
 }
 
 // Stats are counters of a Log since Open.
