@@ -732,16 +732,7 @@ func (db *DB) rebootstrap(cause error) (*processor.State, error) {
 			close(w.ch)
 		}
 	}
-	db.released = sp.Intention
-	kept := db.syncs[:0]
-	for _, s := range db.syncs {
-		if s.target <= sp.Intention {
-			close(s.ch)
-		} else {
-			kept = append(kept, s)
-		}
-	}
-	db.syncs = kept
+	db.releaseLocked(sp.Intention)
 	db.mu.Unlock()
 	db.opts.Logger.Warn("replay fell behind the trimmed log; resuming from the newest safe point", "position", sp.Intention, "cause", cause)
 	return st, nil

@@ -180,18 +180,26 @@ func (db *DB) show(s shown) {
 
 	// Sync waiters last: once released they may look at anything above.
 	db.mu.Lock()
-	db.released = ev.Pos
-	if len(db.syncs) > 0 {
-		kept := db.syncs[:0]
-		for _, sw := range db.syncs {
-			if sw.target <= ev.Pos {
-				close(sw.ch)
-			} else {
-				kept = append(kept, sw)
-			}
-		}
-		db.syncs = kept
-	}
+	db.releaseLocked(ev.Pos)
 	db.mu.Unlock()
 	db.pub.shownPos.Store(ev.Pos)
+}
+
+// releaseLocked records that everything up to pos is handled and releases
+// the Sync waiters it satisfies. The caller holds db.mu.
+func (db *DB) releaseLocked(pos uint64) {
+	db.released = pos
+	if len(db.syncs) == 0 {
+		return
+	}
+	kept := db.syncs[:0]
+	for _, sw := range db.syncs {
+		if sw.target <= pos {
+			close(sw.ch)
+		} else {
+			kept = append(kept, sw)
+		}
+	}
+	clear(db.syncs[len(kept):])
+	db.syncs = kept
 }
