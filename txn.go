@@ -506,7 +506,10 @@ func (tx *Txn) Commit() error {
 		return fmt.Errorf("cruzdb: commit: append intention: %w (%w)", err, ErrCommitUnknown)
 	}
 	w.pos.Store(uint64(pos))
-	db.showDurable() // what replay applied early up to the log's durable tail (early.go)
+	// What replay applied early up to the log's durable tail, which is past
+	// pos: the log makes what it ordered durable in order (early.go).
+	db.pub.raise(uint64(pos) + 1)
+	db.showDurable()
 	db.stats.appended.Add(1)
 	tx.pos = pos
 	// Decide on this goroutine if nobody else is applying: the decision is

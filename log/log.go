@@ -153,7 +153,10 @@ type OrderWatcher interface {
 	// log's only during the call: copy what is kept.
 	Ordered(first Position, data [][]byte)
 	// Durable: every position below tail is durable, and Reads of them
-	// succeed. Called before the appenders of those positions return.
+	// succeed. Called before the appenders of those positions return. The
+	// log makes what it ordered durable in order: once an append of it has
+	// returned, every position ordered before it is durable too (so a
+	// watcher replaced by another may learn it from its own appends).
 	Durable(tail Position)
 }
 
