@@ -39,7 +39,7 @@ func TestKill9CheckpointChild(t *testing.T) {
 // that the log was trimmed.
 func TestKill9WhileCheckpointing(t *testing.T) {
 	dir := t.TempDir()
-	killCycles(t, "TestKill9CheckpointChild", dir, 3, 1_000_000, func(cycle int, acked map[string]string) {
+	killCycles(t, "TestKill9CheckpointChild", dir, 3, 1_000_000, func(cycle int, acked map[string]string, counter int) {
 		db, err := Open(dir, &Options{CheckpointLogRatio: -1})
 		if err != nil {
 			t.Fatalf("cycle %d: reopen: %v", cycle, err)
@@ -59,6 +59,7 @@ func TestKill9WhileCheckpointing(t *testing.T) {
 			}
 			return nil
 		})
+		err = errors.Join(err, killCounterAtLeast(db, counter))
 		_, terr := db.Log().Read(context.Background(), 1)
 		sp := db.SafePoint()
 		if cerr := db.Close(); cerr != nil {

@@ -3,10 +3,12 @@ package cruzdb
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,11 +25,35 @@ import (
 // killed, printing "ack <key> <value>" per acknowledged commit. Writer w
 // takes the numbers start+w, start+w+4, ...; key names number i's key, its
 // value is "value-<i>", every eighth one padded with pad bytes. Each commit
-// also increments a shared counter, so commits conflict.
+// also increments a shared counter, so commits conflict. A reader prints
+// "saw counter <n>" whenever a transaction it begins reads a higher
+// counter: what a reader saw must survive the kill too. (A kill leaves what
+// the log wrote in the page cache, so this catches a value shown before it
+// was written, not one shown before its fdatasync ended: that is
+// TestEarlyApplyShownOnlyOnceDurable's.)
 func killChildWrites(db *DB, start int, key func(i int) string, pad int) {
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
+	go func() {
+		last := -1
+		for {
+			var n int
+			if err := db.View(context.Background(), func(tx *Txn) error {
+				c, err := tx.Get([]byte("counter"))
+				n, _ = strconv.Atoi(string(c))
+				return err
+			}); err != nil || n <= last {
+				runtime.Gosched()
+				continue
+			}
+			last = n
+			mu.Lock()
+			fmt.Fprintf(out, "saw counter %d\n", n)
+			out.Flush()
+			mu.Unlock()
+		}
+	}()
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
@@ -77,8 +103,10 @@ func valueSeq(v string) int {
 // time killing it with SIGKILL (no flush, no close) after 100, 150, ...
 // acknowledged commits; cycle c's child numbers its commits from
 // c*stride. After each kill, check gets the newest acknowledged value of
-// every key.
-func killCycles(t *testing.T, child, dir string, cycles, stride int, check func(cycle int, acked map[string]string)) {
+// every key, and the least the shared counter must be after a restart:
+// every acknowledged commit incremented it, and a reader saw it at that
+// value (killCounterAtLeast checks it).
+func killCycles(t *testing.T, child, dir string, cycles, stride int, check func(cycle int, acked map[string]string, counter int)) {
 	t.Helper()
 	if d, _ := killChild(); d != "" {
 		t.Skip("in the child")
@@ -87,6 +115,7 @@ func killCycles(t *testing.T, child, dir string, cycles, stride int, check func(
 	// parallel tests.
 	t.Parallel()
 	acked := map[string]string{}
+	acks, saw := 0, 0
 	for cycle := range cycles {
 		cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "CRUZDB_KILL9_DIR="+dir, "CRUZDB_KILL9_START="+strconv.Itoa(cycle*stride))
@@ -102,9 +131,18 @@ func killCycles(t *testing.T, child, dir string, cycles, stride int, check func(
 		target := 100 + 50*cycle
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
+			if len(f) == 3 && f[0] == "saw" && f[1] == "counter" {
+				n, err := strconv.Atoi(f[2])
+				if err != nil {
+					t.Fatalf("child said %q", sc.Text())
+				}
+				saw = max(saw, n)
+				continue
+			}
 			if len(f) != 3 || f[0] != "ack" {
 				t.Fatalf("child said %q", sc.Text())
 			}
+			acks++
 			// A key acknowledged again keeps its newest value.
 			if old, ok := acked[f[1]]; !ok || valueSeq(f[2]) > valueSeq(old) {
 				acked[f[1]] = f[2]
@@ -117,8 +155,23 @@ func killCycles(t *testing.T, child, dir string, cycles, stride int, check func(
 		if n < target {
 			t.Fatalf("cycle %d: child stopped after %d acks", cycle, n)
 		}
-		check(cycle, acked)
+		check(cycle, acked, max(acks, saw))
 	}
+}
+
+// killCounterAtLeast checks that the shared counter of killChildWrites is
+// at least least.
+func killCounterAtLeast(db *DB, least int) error {
+	return db.View(context.Background(), func(tx *Txn) error {
+		c, err := tx.Get([]byte("counter"))
+		if err != nil {
+			return fmt.Errorf("counter: %w", err)
+		}
+		if n, _ := strconv.Atoi(string(c)); n < least {
+			return fmt.Errorf("counter %d after kill -9, below %d (acknowledged increments, or a value a reader saw)", n, least)
+		}
+		return nil
+	})
 }
 
 // TestKill9Child is the child process of TestKill9: unique keys, values of
@@ -153,12 +206,12 @@ func kill9(t *testing.T, backend string) {
 			t.Fatal(err)
 		}
 	}
-	killCycles(t, "TestKill9Child", dir, 4, 100000, func(cycle int, acked map[string]string) {
+	killCycles(t, "TestKill9Child", dir, 4, 100000, func(cycle int, acked map[string]string, counter int) {
 		db, err := Open(dir, nil)
 		if err != nil {
 			t.Fatalf("cycle %d: reopen: %v", cycle, err)
 		}
-		err = checkAcked(db, acked)
+		err = errors.Join(checkAcked(db, acked), killCounterAtLeast(db, counter))
 		sp := db.SafePoint()
 		if got, berr := EmbeddedLogBackend(dir); got != backend || berr != nil {
 			t.Fatalf("cycle %d: the directory's backend is %q (%v), want %q", cycle, got, berr, backend)
