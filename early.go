@@ -119,7 +119,8 @@ func (db *DB) published(s shown) {
 		return
 	}
 	db.showPendingLocked()
-	db.show(s)
+	one := [1]shown{s}
+	db.showRun(one[:])
 }
 
 // showDurable shows the events kept whose positions are now durable. A
@@ -141,10 +142,10 @@ func (db *DB) showPendingLocked() {
 	d := p.durable.Load()
 	n := 0
 	for n < len(p.pending) && p.pending[n].ev.Pos < d {
-		db.show(p.pending[n])
 		n++
 	}
 	if n > 0 {
+		db.showRun(p.pending[:n])
 		rest := copy(p.pending, p.pending[n:])
 		clear(p.pending[rest:])
 		p.pending = p.pending[:rest]
@@ -164,25 +165,31 @@ func (db *DB) dropPending(tree cowtree.Tree) {
 	p.mu.Unlock()
 }
 
-// show is an event's second step. The caller holds pub.mu.
-func (db *DB) show(s shown) {
-	ev := s.ev
-	db.cur.Store(s.v)
-	if ev.Afterimage != nil {
-		db.flusher.Saw(ev.Pos, ev.Afterimage.Intention)
+// showRun is the second step of a run of events, in order: each one's
+// version, afterimage confirmation and decision, then, once for the run,
+// eviction and the Sync waiters. The caller holds pub.mu.
+func (db *DB) showRun(run []shown) {
+	for _, s := range run {
+		ev := s.ev
+		db.cur.Store(s.v)
+		if ev.Afterimage != nil {
+			db.flusher.Saw(ev.Pos, ev.Afterimage.Intention)
+		}
+		// The committer learns its decision only once its delta is with the
+		// flusher (the first step), so a Flush it calls next includes it,
+		// and once the version it made is the current one.
+		if s.committer != nil {
+			s.committer.ch <- *ev.Decision
+		}
 	}
-	// The committer learns its decision only once its delta is with the
-	// flusher (the first step), so a Flush it calls next includes it.
-	if s.committer != nil {
-		s.committer.ch <- *ev.Decision
-	}
-	db.flusher.Evict(s.v.tree)
+	last := run[len(run)-1]
+	db.flusher.Evict(last.v.tree)
 
 	// Sync waiters last: once released they may look at anything above.
 	db.mu.Lock()
-	db.releaseLocked(ev.Pos)
+	db.releaseLocked(last.ev.Pos)
 	db.mu.Unlock()
-	db.pub.shownPos.Store(ev.Pos)
+	db.pub.shownPos.Store(last.ev.Pos)
 }
 
 // releaseLocked records that everything up to pos is handled and releases
