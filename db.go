@@ -98,6 +98,9 @@ type Stats struct {
 	Conflicts, TooOld, Rejected uint64
 	// IntentionsAppended counts intentions this DB appended.
 	IntentionsAppended uint64
+	// IntentionsAppliedEarly counts intentions replay applied while the log
+	// was still syncing them (see Options.ApplyAfterSync).
+	IntentionsAppliedEarly uint64
 	// HolesFilled counts holes the processor filled.
 	HolesFilled uint64
 	// FlushedThrough is the newest committed position up to which every
@@ -555,33 +558,34 @@ func (db *DB) Stats() Stats {
 	db.mu.Unlock()
 	fs := db.flusher.Stats()
 	return Stats{
-		FlushedThrough:     log.Position(fs.FlushedThrough),
-		AfterimagesWritten: fs.AfterimagesWritten,
-		AfterimageBytes:    fs.AfterimageBytes,
-		PointersPhysical:   fs.PointersPhysical,
-		PointersIntention:  fs.PointersIntention,
-		Confirmed:          fs.Confirmed,
-		Duplicates:         fs.Duplicates,
-		UnflushedBytes:     fs.UnflushedBytes,
-		PendingDeltas:      fs.PendingDeltas,
-		CachedBytes:        fs.CachedBytes,
-		CacheHits:          fs.CacheHits,
-		CacheMisses:        fs.CacheMisses,
-		Evictions:          fs.Evictions,
-		ForwardScans:       fs.ForwardScans,
-		BackpressureWaits:  fs.BackpressureWaits,
-		Piggybacked:        fs.Piggybacked,
-		AfterimagesInline:  fs.Inline,
-		Position:           log.Position(db.pub.shownPos.Load()),
-		Commits:            db.stats.commits.Load(),
-		Aborts:             db.stats.aborts.Load(),
-		Conflicts:          db.stats.conflicts.Load(),
-		TooOld:             db.stats.tooOld.Load(),
-		Rejected:           db.stats.invalid.Load(),
-		IntentionsAppended: db.stats.appended.Load(),
-		HolesFilled:        db.runner.HolesFilled(),
-		OpenTxns:           openTxns,
-		Rebootstraps:       db.runner.Rebootstraps(),
+		FlushedThrough:         log.Position(fs.FlushedThrough),
+		AfterimagesWritten:     fs.AfterimagesWritten,
+		AfterimageBytes:        fs.AfterimageBytes,
+		PointersPhysical:       fs.PointersPhysical,
+		PointersIntention:      fs.PointersIntention,
+		Confirmed:              fs.Confirmed,
+		Duplicates:             fs.Duplicates,
+		UnflushedBytes:         fs.UnflushedBytes,
+		PendingDeltas:          fs.PendingDeltas,
+		CachedBytes:            fs.CachedBytes,
+		CacheHits:              fs.CacheHits,
+		CacheMisses:            fs.CacheMisses,
+		Evictions:              fs.Evictions,
+		ForwardScans:           fs.ForwardScans,
+		BackpressureWaits:      fs.BackpressureWaits,
+		Piggybacked:            fs.Piggybacked,
+		AfterimagesInline:      fs.Inline,
+		Position:               log.Position(db.pub.shownPos.Load()),
+		Commits:                db.stats.commits.Load(),
+		Aborts:                 db.stats.aborts.Load(),
+		Conflicts:              db.stats.conflicts.Load(),
+		TooOld:                 db.stats.tooOld.Load(),
+		Rejected:               db.stats.invalid.Load(),
+		IntentionsAppended:     db.stats.appended.Load(),
+		IntentionsAppliedEarly: db.runner.EarlyApplies(),
+		HolesFilled:            db.runner.HolesFilled(),
+		OpenTxns:               openTxns,
+		Rebootstraps:           db.runner.Rebootstraps(),
 
 		Checkpoints:          db.ck.count.Load(),
 		CheckpointsWritten:   fs.CheckpointsWritten,

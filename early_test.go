@@ -179,6 +179,9 @@ func TestEarlyApplyShownOnlyOnceDurable(t *testing.T) {
 					t.Fatalf("after the commit: %s = %q, %v", k, v, ok)
 				}
 			}
+			if n := db.Stats().IntentionsAppliedEarly; (n > 0) == late {
+				t.Fatalf("Stats.IntentionsAppliedEarly %d with ApplyAfterSync %v", n, late)
+			}
 		})
 	}
 }

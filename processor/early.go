@@ -161,3 +161,7 @@ func (r *Runner) handBack() {
 		}
 	}
 }
+
+// EarlyApplies is how many intentions were applied before the log said
+// they were durable (Config.Early).
+func (r *Runner) EarlyApplies() uint64 { return r.earlies.Load() }

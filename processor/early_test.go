@@ -85,6 +85,9 @@ func TestOrderedAppliesEarly(t *testing.T) {
 			t.Fatalf("event %+v, want position 8 read from the log", ev)
 		}
 		c.none(t)
+		if want := map[bool]uint64{true: 4, false: 0}[early]; r.EarlyApplies() != want {
+			t.Fatalf("EarlyApplies %d, want %d", r.EarlyApplies(), want)
+		}
 		if err := r.Stop(); err != nil {
 			t.Fatal(err)
 		}

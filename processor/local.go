@@ -338,6 +338,9 @@ func (r *Runner) applyLocalLocked(ctx context.Context, pos uint64, data []byte, 
 				it.fail = err
 			} else if it.in != nil {
 				r.locals.Add(1)
+				if it.early {
+					r.earlies.Add(1)
+				}
 			}
 		}
 		if it.fail != nil {

@@ -128,6 +128,9 @@ type Runner struct {
 	// locals counts the intentions applied by committing goroutines
 	// (ApplyLocal), for tests and benchmarks.
 	locals atomic.Uint64
+	// earlies counts the intentions applied before the log said they were
+	// durable (early.go), for Stats and benchmarks.
+	earlies atomic.Uint64
 	// tw is the log as a log.TailWaiter, or nil: committers apply their
 	// own intentions only on such a log (seglog, etcdlog). On a polled log
 	// (memlog, boltlog) nothing races them, and an append that does not

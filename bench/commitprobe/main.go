@@ -388,13 +388,14 @@ func cruzStats(db *cruzdb.DB, l *seglog.Log) func() string {
 		}
 		txns := float64(s.Commits - s0.Commits)
 		groups := float64(ls.Groups - l0.Groups)
-		return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f logB/txn=%.0f aiB/txn=%.0f bpwaits=%d ckpts=%d ckwaits=%d ckB/txn=%.0f image=%dKB prep=%s live=%dKB lazyalone=%d inline/txn=%.2f seg=%s",
+		return fmt.Sprintf("groups/txn=%.3f KB/group=%.1f logB/txn=%.0f aiB/txn=%.0f bpwaits=%d ckpts=%d ckwaits=%d ckB/txn=%.0f image=%dKB prep=%s live=%dKB lazyalone=%d inline/txn=%.2f early/txn=%.2f seg=%s",
 			groups/txns, float64(ls.Bytes-l0.Bytes)/groups/1000, float64(ls.Bytes-l0.Bytes)/txns,
 			float64(s.AfterimageBytes-s0.AfterimageBytes)/txns, s.BackpressureWaits-s0.BackpressureWaits,
 			s.CheckpointsWritten-s0.CheckpointsWritten, s.CheckpointWaits-s0.CheckpointWaits,
 			float64(s.CheckpointBytes-s0.CheckpointBytes)/txns, s.CheckpointBytes/max(s.CheckpointsWritten, 1)>>10,
 			s.CheckpointPrepare.Round(time.Millisecond), s.LogLiveBytes>>10, ls.LazyAlone-l0.LazyAlone,
-			float64(s.AfterimagesInline-s0.AfterimagesInline)/txns, extraStats(ls, l0))
+			float64(s.AfterimagesInline-s0.AfterimagesInline)/txns,
+			float64(s.IntentionsAppliedEarly-s0.IntentionsAppliedEarly)/txns, extraStats(ls, l0))
 	}
 }
 
