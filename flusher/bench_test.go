@@ -259,9 +259,10 @@ func (l *timedLog) Append(ctx context.Context, data []byte) (log.Position, error
 // BenchmarkAppendEntry is the afterimage encoding of the commit
 // experiment's deltas (BenchmarkApplyCommit in processor: one put, or a
 // cruzd batch of 16, on a tree of 100K keys cut by a checkpoint) into a
-// kept buffer, as the flusher encodes them.
+// kept buffer, as the flusher encodes them; writes=148 is a cruzd combined
+// transaction of redis-benchmark -P 16 -c 50 (about a thousand nodes).
 func BenchmarkAppendEntry(b *testing.B) {
-	for _, w := range []int{1, 16} {
+	for _, w := range []int{1, 16, 148} {
 		b.Run(fmt.Sprintf("writes=%d/keys=100K", w), func(b *testing.B) {
 			const keys = 100_000
 			hdr := *entry.NewHeader(1<<20, 1<<14, 8<<20)
