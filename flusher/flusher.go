@@ -804,12 +804,15 @@ var entryBufs = sync.Pool{New: func() any { return new([]byte) }}
 // empty entryBufs: under a steady write load a collection came every few
 // thousand commits, and half the afterimage buffers were allocated anew.
 // The largest kept is the buffer of a cruzd combined transaction's entry
-// (about 150 SETs of 100 bytes: 80-90 KB, in a buffer of 128 KB).
+// (150-250 SETs of 100 bytes: 80-150 KB, in a buffer of 128 or 256 KB);
+// with a smaller bound, a transaction of more than usual grew a kept
+// buffer into one that was not kept, and every seventh entry allocated
+// its buffer.
 var keptEntryBufs = make(chan *[]byte, keptEntryBufCount)
 
 const (
-	keptEntryBufCount = 32
-	keptEntryBufMax   = 128 << 10
+	keptEntryBufCount = 16
+	keptEntryBufMax   = 256 << 10
 )
 
 // getEntryBuf returns an empty buffer for an afterimage entry.

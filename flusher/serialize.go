@@ -102,7 +102,9 @@ func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]
 		ps = startsPool.Get().(*[]uint32)
 		starts = (*ps)[:0]
 	}
-	dst = reserve(dst, entry.FrameSize+afterimage.MaxHeaderSize)
+	// Room for nodes of nodeGuess bytes at once: an empty buffer is then
+	// not grown through every power of two below its entry's size.
+	dst = reserve(dst, entry.FrameSize+afterimage.MaxHeaderSize+len(d.Nodes)*nodeGuess)
 	dst, start := entry.Begin(dst, afterimage.MaxHeaderSize)
 	payload := len(dst)
 	dst = afterimage.AppendHeader(dst, d.Pos, base, len(d.Nodes))
@@ -140,6 +142,11 @@ func reserve(dst []byte, n int) []byte {
 	copy(grown, dst)
 	return grown
 }
+
+// nodeGuess is about the fewest bytes an afterimage node takes: a short
+// key, its value left in its intention, two pointers (cruzd's combined
+// SETs: 80 bytes a node on average).
+const nodeGuess = 48
 
 // startsPool holds the node start offsets of deltas of more than keptNodes
 // nodes (cruzd's combined transactions: about a thousand).
