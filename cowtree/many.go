@@ -3,6 +3,7 @@ package cowtree
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // ErrShortOut is returned by LookupMany when out has fewer entries than keys.
@@ -94,14 +95,24 @@ func (t *Tree) lookupBlock(root *Node, keys [][]byte, out []*Node) error {
 		w := 0
 		for _, i := range act[:na] {
 			n := cur[i]
-			c := n.compare(kps[i], keys[i])
-			if c == 0 {
-				if !hint {
-					out[i] = n
+			// The side is chosen without a branch on the comparison: the
+			// keys go left or right at random, so a branch would be
+			// mispredicted every other step, each time dropping the loads
+			// the processor had started for the keys after this one in
+			// the pass, which is what overlaps their misses
+			// (BenchmarkLookupMany/LookupMany16: 313 -> 280 ns a key).
+			less, tie := prefixOrder(kps[i], n)
+			if tie {
+				c := n.compare(kps[i], keys[i])
+				if c == 0 {
+					if !hint {
+						out[i] = n
+					}
+					continue
 				}
-				continue
+				less = b2u(c < 0)
 			}
-			r := side(n, c < 0)
+			r := sideOf(n, less)
 			next := r.Node()
 			if next == nil {
 				if r.kind == AddrNone || hint {
@@ -124,4 +135,31 @@ func (t *Tree) lookupBlock(root *Node, keys [][]byte, out []*Node) error {
 		na = w
 	}
 	return nil
+}
+
+// prefixOrder compares kp with n's key prefix (Node.compare's first
+// steps) without branches: less when kp orders before it, tie when the
+// prefixes are equal (then only Node.compare tells).
+func prefixOrder(kp keyPrefix, n *Node) (less uint8, tie bool) {
+	x := n.keyExt()
+	hiLt, hiEq := b2u(kp.hi < n.kp.hi), b2u(kp.hi == n.kp.hi)
+	loLt, loEq := b2u(kp.lo < n.kp.lo), b2u(kp.lo == n.kp.lo)
+	xLt, xEq := b2u(kp.x < x), b2u(kp.x == x)
+	return hiLt | hiEq&(loLt|loEq&xLt), hiEq&loEq&xEq != 0
+}
+
+// b2u is 1 for true, 0 for false (a move, not a branch).
+func b2u(b bool) uint8 {
+	var u uint8
+	if b {
+		u = 1
+	}
+	return u
+}
+
+// sideOf is side(n, left == 1), chosen by arithmetic on the address
+// rather than a branch (the compiler makes a branch of the two-way choice).
+func sideOf(n *Node, left uint8) *Ref {
+	const l, r = unsafe.Offsetof(n.left), unsafe.Offsetof(n.right)
+	return (*Ref)(unsafe.Add(unsafe.Pointer(n), r-uintptr(left)*(r-l)))
 }

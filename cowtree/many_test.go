@@ -407,3 +407,41 @@ func BenchmarkApplyMetaKeys(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/put")
 }
+
+// TestPrefixOrderMatchesCompare checks the branch-free step of
+// lookupBlock against Node.compare: when the 20-byte prefixes differ,
+// prefixOrder's side is compare's; when they tie, the prefixes are equal.
+// The keys are short and long, share 8, 16 and 19 bytes, and end in zero
+// bytes.
+func TestPrefixOrderMatchesCompare(t *testing.T) {
+	r := rand.New(rand.NewPCG(24, 3))
+	stems := []string{"", "kkey:000", "kkey:00000001234", "user:00000000000/00", "\x00\x00\x00"}
+	var keys [][]byte
+	for range 400 {
+		k := []byte(stems[r.IntN(len(stems))])
+		for range r.IntN(24) {
+			k = append(k, "\x00\x01az09:"[r.IntN(7)])
+		}
+		if len(k) == 0 {
+			k = append(k, 'x')
+		}
+		keys = append(keys, k)
+	}
+	for _, a := range keys {
+		for _, b := range keys[:100] {
+			n := NewLoaded(Addr{}, NodeFields{Key: b, Value: []byte("v")})
+			kp := prefix(a)
+			c := n.compare(kp, a)
+			less, tie := prefixOrder(kp, n)
+			if tie {
+				if kp != n.keyPrefix() {
+					t.Fatalf("%q against %q: a tie of different prefixes", a, b)
+				}
+				continue
+			}
+			if c == 0 || (less == 1) != (c < 0) {
+				t.Fatalf("%q against %q: prefixOrder less=%d, compare %d", a, b, less, c)
+			}
+		}
+	}
+}

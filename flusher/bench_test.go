@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -259,9 +260,10 @@ func (l *timedLog) Append(ctx context.Context, data []byte) (log.Position, error
 // BenchmarkAppendEntry is the afterimage encoding of the commit
 // experiment's deltas (BenchmarkApplyCommit in processor: one put, or a
 // cruzd batch of 16, on a tree of 100K keys cut by a checkpoint) into a
-// kept buffer, as the flusher encodes them.
+// kept buffer, as the flusher encodes them; writes=148 is a cruzd combined
+// transaction of redis-benchmark -P 16 -c 50 (about a thousand nodes).
 func BenchmarkAppendEntry(b *testing.B) {
-	for _, w := range []int{1, 16} {
+	for _, w := range []int{1, 16, 148} {
 		b.Run(fmt.Sprintf("writes=%d/keys=100K", w), func(b *testing.B) {
 			const keys = 100_000
 			hdr := *entry.NewHeader(1<<20, 1<<14, 8<<20)
@@ -307,4 +309,50 @@ func BenchmarkAppendEntry(b *testing.B) {
 			b.ReportMetric(float64(bytes)/float64(b.N), "entry-B/op")
 		})
 	}
+}
+
+// BenchmarkWriteImage is a checkpoint image of a tree of 100K keys of 17
+// bytes with 100-byte values, built as cruzd builds it (transactions of
+// 148 sorted puts of random keys, after which the nodes lie where path
+// copying left them), encoded into chunks that are dropped. It reports the
+// time per node of the image.
+func BenchmarkWriteImage(b *testing.B) {
+	const keys, writes = 100_000, 148
+	hdr := *entry.NewHeader(1<<20, 1<<14, 8<<20)
+	st := processor.NewState(hdr, cowtree.New(nil), 0)
+	r := rand.New(rand.NewPCG(24, 1))
+	val := make([]byte, 100)
+	pos := uint64(1)
+	for present := 0; present < keys*9/10; pos++ {
+		ks := make([]string, writes)
+		for i := range ks {
+			ks[i] = fmt.Sprintf("skey:%012d", r.IntN(keys))
+		}
+		slices.Sort(ks)
+		in := &intention.Intention{Snapshot: pos - 1}
+		for _, k := range slices.Compact(ks) {
+			in.Ops = append(in.Ops, intention.Op{Kind: intention.OpPut, Key: []byte(k), Value: val})
+		}
+		dec, d, err := st.Apply(pos, in)
+		if err != nil || dec.Outcome != processor.Committed {
+			b.Fatalf("%v %v", dec.Outcome, err)
+		}
+		n, err := d.Tree.Nodes()
+		if err != nil {
+			b.Fatal(err)
+		}
+		present = int(n)
+	}
+	d, err := st.Cut(pos)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var w imageScratch
+	b.ResetTimer()
+	for range b.N {
+		if err := w.write(d, func([]byte, uint64) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(d.ImageNodes), "ns/node")
 }

@@ -354,7 +354,12 @@ func (w *imageScratch) write(d *processor.Delta, emit func(chunk []byte, first u
 // w.starts.
 func (w *imageScratch) chunk(dst []byte, cut, first uint64) []byte {
 	n := len(w.starts)
-	dst, start := entry.Begin(dst, 2*10+afterimage.MaxHeaderSize+afterimage.OffsetsSize(n)+len(w.nodes))
+	size := 2*10 + afterimage.MaxHeaderSize + afterimage.OffsetsSize(n) + len(w.nodes)
+	// Grown to a power of two: the chunks' sizes vary just under
+	// chunkTarget, and a buffer of exactly one chunk's size was grown
+	// again for most of the next ones.
+	dst = reserve(dst, entry.FrameSize+size)
+	dst, start := entry.Begin(dst, size)
 	dst = entry.BeginChunk(dst, first)
 	payload := len(dst)
 	dst = afterimage.AppendHeader(dst, cut, cut, n)

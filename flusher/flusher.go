@@ -742,7 +742,7 @@ func (f *Flusher) write(ps []*pending, phys Physical) bool {
 	}()
 	for _, p := range ps {
 		base := f.baseFor(p.d.Pos)
-		buf := getEntryBuf()
+		buf := getEntryBuf(entrySizeHint(p.d))
 		d, counts := AppendEntry((*buf)[:0], p.d, base, phys)
 		if len(d) > log.MaxEntrySize {
 			f.appendErrs.Add(1)
@@ -803,17 +803,37 @@ var entryBufs = sync.Pool{New: func() any { return new([]byte) }}
 // keptEntryBufMax bytes (4 MiB in all) across garbage collections, which
 // empty entryBufs: under a steady write load a collection came every few
 // thousand commits, and half the afterimage buffers were allocated anew.
-var keptEntryBufs = make(chan *[]byte, keptEntryBufCount)
-
-const (
-	keptEntryBufCount = 64
-	keptEntryBufMax   = 64 << 10
+// keptLargeEntryBufs holds a few larger ones (2 MiB in all), for the
+// entries of cruzd's combined transactions (150-250 SETs of 100 bytes:
+// 80-150 KB, in buffers of 128 or 256 KB), which came back too large for
+// keptEntryBufs: one entry in seven allocated its buffer.
+var (
+	keptEntryBufs      = make(chan *[]byte, keptEntryBufCount)
+	keptLargeEntryBufs = make(chan *[]byte, keptLargeEntryBufCount)
 )
 
-// getEntryBuf returns an empty buffer for an afterimage entry.
-func getEntryBuf() *[]byte {
+const (
+	keptEntryBufCount      = 64
+	keptEntryBufMax        = 64 << 10
+	keptLargeEntryBufCount = 8
+	keptLargeEntryBufMax   = 256 << 10
+)
+
+// getEntryBuf returns an empty buffer for an afterimage entry of about
+// size bytes: a kept large one first for an entry too large for the
+// others.
+func getEntryBuf(size int) *[]byte {
+	first, second := keptEntryBufs, keptLargeEntryBufs
+	if size > keptEntryBufMax {
+		first, second = second, first
+	}
 	select {
-	case b := <-keptEntryBufs:
+	case b := <-first:
+		return b
+	default:
+	}
+	select {
+	case b := <-second:
 		return b
 	default:
 		return entryBufs.Get().(*[]byte)
@@ -823,15 +843,23 @@ func getEntryBuf() *[]byte {
 // putEntryBuf gives back a buffer of getEntryBuf, emptied, of at most
 // maxPooledEntry bytes.
 func putEntryBuf(b *[]byte) {
-	if cap(*b) <= keptEntryBufMax {
+	kept := keptEntryBufs
+	if cap(*b) > keptEntryBufMax {
+		kept = keptLargeEntryBufs
+	}
+	if cap(*b) <= keptLargeEntryBufMax {
 		select {
-		case keptEntryBufs <- b:
+		case kept <- b:
 			return
 		default:
 		}
 	}
 	entryBufs.Put(b)
 }
+
+// entrySizeHint is about the size of d's afterimage entry, to pick its
+// buffer (see getEntryBuf): cruzd's combined SETs take ~80 bytes a node.
+func entrySizeHint(d *processor.Delta) int { return len(d.Nodes) * 80 }
 
 // maxPooledEntry is the largest buffer kept for reuse.
 const maxPooledEntry = 1 << 20

@@ -49,7 +49,7 @@ func (f *Flusher) inlineLocked(p *pending) bool {
 // else to the workers.
 func (f *Flusher) writeInline(p *pending) {
 	base := f.baseFor(p.d.Pos)
-	buf := getEntryBuf()
+	buf := getEntryBuf(entrySizeHint(p.d))
 	data, counts := AppendEntry((*buf)[:0], p.d, base, f.pager.Physical)
 	if len(data) <= log.MaxEntrySize {
 		done := func(_ log.Position, err error) { f.inlineDone(p, base, buf, data, counts, err) }

@@ -2,6 +2,7 @@ package flusher
 
 import (
 	"math/bits"
+	"sync"
 
 	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/cowtree"
@@ -84,64 +85,76 @@ func Serialize(d *processor.Delta, base uint64, phys Physical) (*afterimage.Afte
 
 // AppendEntry appends the complete log entry of d's afterimage to dst: the
 // bytes of entry.AppendAfterimage(dst, Serialize(d, base, phys)), encoded
-// node by node without building the record (the flusher's path: one
-// allocation at most, none when dst has room, for a delta of up to
-// keptNodes nodes).
+// node by node without building the record (the flusher's path: no
+// allocation when dst has room).
+//
+// It reads each node once, deciding what it stores as it encodes it (a
+// first pass that summed the sizes read every node of a delta twice: a
+// cruzd transaction's thousand nodes do not stay in the cache between the
+// two), and grows dst as it goes, to powers of two, so that a kept buffer
+// (the flusher's) then fits the next entries of about this size.
 func AppendEntry(dst []byte, d *processor.Delta, base uint64, phys Physical) ([]byte, afterimage.PointerCounts) {
 	s := serializer{d: d, phys: phys, cut: d.Tree.CutPos()}
-	// What each node stores is decided once, for the size and the
-	// encoding both, for a delta of up to keptNodes nodes (kept on the
-	// stack); a larger one decides it again as it encodes.
-	var keptVals [keptNodes]stored
 	var keptStarts [keptNodes]uint32
-	vals, starts := keptVals[:0], keptStarts[:0]
-	keep := len(d.Nodes) <= keptNodes
-	if !keep {
-		starts = make([]uint32, 0, len(d.Nodes))
+	starts := keptStarts[:0]
+	var ps *[]uint32
+	if len(d.Nodes) > keptNodes {
+		ps = startsPool.Get().(*[]uint32)
+		starts = (*ps)[:0]
 	}
-	size := afterimage.MaxHeaderSize + afterimage.OffsetsSize(len(d.Nodes))
-	for _, n := range d.Nodes {
-		var sv stored
-		sv.v, sv.inIntention, sv.cut, sv.num = storedValue(n, d.Pos, d.Epoch, s.cut)
-		if keep {
-			vals = append(vals, sv)
-		}
-		size += afterimage.MaxNodeOverhead + n.KeyLen() + len(sv.v)
-	}
-	if need := len(dst) + entry.FrameSize + size; cap(dst) < need {
-		// Grown to a power of two: a kept buffer (the flusher's) then
-		// fits the next entries of about this size, which vary with
-		// the deltas' paths, instead of being grown again for most.
-		// One too large to be kept is grown to its size.
-		c := need
-		if need <= maxPooledEntry {
-			c = 1 << bits.Len(uint(need-1))
-		}
-		grown := make([]byte, len(dst), c)
-		copy(grown, dst)
-		dst = grown
-	}
-	dst, start := entry.Begin(dst, size)
+	// Room for nodes of nodeGuess bytes at once: an empty buffer is then
+	// not grown through every power of two below its entry's size.
+	dst = reserve(dst, entry.FrameSize+afterimage.MaxHeaderSize+len(d.Nodes)*nodeGuess)
+	dst, start := entry.Begin(dst, afterimage.MaxHeaderSize)
 	payload := len(dst)
 	dst = afterimage.AppendHeader(dst, d.Pos, base, len(d.Nodes))
 	var key [cowtree.KeyInlineLen]byte
-	for i, n := range d.Nodes {
-		var nd afterimage.Node
-		if keep {
-			nd = s.nodeStored(n, &vals[i], &key)
-		} else {
-			nd = s.node(n, &key)
-		}
+	for _, n := range d.Nodes {
+		var sv stored
+		sv.v, sv.inIntention, sv.cut, sv.num = storedValue(n, d.Pos, d.Epoch, s.cut)
+		dst = reserve(dst, afterimage.MaxNodeOverhead+n.KeyLen()+len(sv.v))
+		nd := s.nodeStored(n, &sv, &key)
 		starts = append(starts, uint32(len(dst)-payload))
 		dst = nd.AppendTo(dst)
 	}
+	dst = reserve(dst, afterimage.OffsetsSize(len(starts)))
 	dst = afterimage.AppendOffsets(dst, payload, starts)
+	if ps != nil {
+		*ps = starts[:0]
+		startsPool.Put(ps)
+	}
 	return entry.Seal(dst, start, entry.TypeAfterimage), s.counts
 }
 
-// keptNodes is how many nodes of a delta AppendEntry keeps its notes of on
-// the stack: a path of a tree of a billion keys, a few writes' paths of
-// the usual trees.
+// reserve returns dst with room for n more bytes: dst itself, or a copy
+// with a capacity of the next power of two (twice what is needed for one
+// larger than maxPooledEntry, which is not kept).
+func reserve(dst []byte, n int) []byte {
+	need := len(dst) + n
+	if cap(dst) >= need {
+		return dst
+	}
+	c := 2 * need
+	if need <= maxPooledEntry {
+		c = 1 << bits.Len(uint(need-1))
+	}
+	grown := make([]byte, len(dst), c)
+	copy(grown, dst)
+	return grown
+}
+
+// nodeGuess is about the fewest bytes an afterimage node takes: a short
+// key, its value left in its intention, two pointers (cruzd's combined
+// SETs: 80 bytes a node on average).
+const nodeGuess = 48
+
+// startsPool holds the node start offsets of deltas of more than keptNodes
+// nodes (cruzd's combined transactions: about a thousand).
+var startsPool = sync.Pool{New: func() any { return new([]uint32) }}
+
+// keptNodes is how many nodes' start offsets AppendEntry keeps on the
+// stack: a path of a tree of a billion keys, a few writes' paths of the
+// usual trees.
 const keptNodes = 48
 
 // stored is what an afterimage node stores of its value (see storedValue).

@@ -328,3 +328,72 @@ func TestSerializeCopiedValuesStayInIntention(t *testing.T) {
 	}
 	t.Logf("%d nodes: %d values by reference, %d inline besides the written one", len(ai.Nodes), byRef, inline)
 }
+
+// TestAppendEntryLargeDeltas checks AppendEntry against the encoded record
+// (entry.AppendAfterimage of Serialize) for deltas of more than keptNodes
+// nodes, cruzd's combined transactions (a hundred and more sorted writes
+// after a checkpoint cut, with deletes and values kept in their
+// intentions), and for one entry larger than maxPooledEntry, into a nil
+// buffer, one holding a prefix, and a reused one: the same bytes and
+// counts whatever the buffer's room, which decides when it is grown.
+func TestAppendEntryLargeDeltas(t *testing.T) {
+	st := processor.NewState(testHeader, cowtree.New(nil), 0)
+	val := func(i, n int) string { return strings.Repeat(string(rune('a'+i%26)), n) }
+	in := &intention.Intention{}
+	for i := range 3000 {
+		in.Ops = append(in.Ops, putOp(fmt.Sprintf("key:%013d", i*7), val(i, 100)))
+	}
+	mustApply(t, st, 1, in)
+	if _, err := st.Cut(2); err != nil {
+		t.Fatal(err)
+	}
+	st.SetEpoch(2)
+	phys := func(p uint64) (uint64, bool) { return p + 1000, p%3 == 0 }
+	check := func(d *processor.Delta, base uint64) {
+		t.Helper()
+		ai, counts := Serialize(d, base, phys)
+		want := entry.AppendAfterimage(nil, ai)
+		reused := make([]byte, 0, 1<<12)
+		for _, dst := range [][]byte{nil, []byte("prefix"), reused, reused[:0]} {
+			pre := string(dst)
+			got, c := AppendEntry(dst, d, base, phys)
+			if string(got[:len(pre)]) != pre || string(got[len(pre):]) != string(want) || c != counts {
+				t.Fatalf("delta %d (%d nodes), dst of len %d cap %d: AppendEntry differs from the record (counts %+v, want %+v)",
+					d.Pos, len(d.Nodes), len(dst), cap(dst), c, counts)
+			}
+			reused = got
+		}
+	}
+	pos := uint64(3)
+	for round := range 24 {
+		in := &intention.Intention{Snapshot: pos - 1}
+		for i := range 100 + round*7 {
+			k := (round*131 + i*37) % 4000 // a quarter of them new keys
+			switch {
+			case i%23 == 5:
+				in.Ops = append(in.Ops, delOp(fmt.Sprintf("key:%013d", k)))
+			case i%31 == 7:
+				in.Ops = append(in.Ops, putOp(fmt.Sprintf("key:%013d", k), val(i, InlineValueMax+10)))
+			default:
+				in.Ops = append(in.Ops, putOp(fmt.Sprintf("key:%013d", k), val(i+round, 100)))
+			}
+		}
+		d := mustApply(t, st, pos, in)
+		if len(d.Nodes) <= keptNodes {
+			t.Fatalf("delta %d has %d nodes, want more than %d", pos, len(d.Nodes), keptNodes)
+		}
+		check(d, pos-uint64(round%2))
+		pos++
+	}
+	// One entry larger than the largest buffer kept.
+	in = &intention.Intention{Snapshot: pos - 1}
+	for i := range 9000 {
+		in.Ops = append(in.Ops, putOp(fmt.Sprintf("big:%013d", i), val(i, 200)))
+	}
+	d := mustApply(t, st, pos, in)
+	ai, _ := Serialize(d, pos, phys)
+	if n := len(entry.AppendAfterimage(nil, ai)); n <= maxPooledEntry {
+		t.Fatalf("the large entry has %d bytes, want more than %d", n, maxPooledEntry)
+	}
+	check(d, pos)
+}

@@ -73,10 +73,19 @@ func (cb *combiner) close() {
 }
 
 // run commits the batch through the combiner, writing its replies to c.w.
+// The request is the connection's own (c.breq, its channel made once): a
+// connection has one batch in the combiner at a time, and a worker does
+// not touch a request after its done.
 func (cb *combiner) run(c *conn, batch [][][]byte, specs []*cmdSpec) {
-	r := &batchReq{c: c, batch: batch, specs: specs, mark: len(c.w.B), done: make(chan error, 1)}
+	r := &c.breq
+	if r.done == nil {
+		r.done = make(chan error, 1)
+	}
+	r.c, r.batch, r.specs, r.mark = c, batch, specs, len(c.w.B)
 	cb.reqs <- r
-	if err := <-r.done; err != nil {
+	err := <-r.done
+	r.batch, r.specs = nil, nil // the connection reuses them
+	if err != nil {
 		c.w.B = c.w.B[:r.mark]
 		c.errorAll(len(batch), err)
 	}

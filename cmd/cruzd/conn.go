@@ -50,7 +50,8 @@ type conn struct {
 	mkey   []byte    // scratch for a metadata key (loadMeta, storeMeta)
 	mval   []byte    // scratch for an encoded metadata value (storeMeta)
 
-	gm getManyScratch // scratch for runs of GETs (getmany.go)
+	gm   getManyScratch // scratch for runs of GETs (getmany.go)
+	breq batchReq       // the request of its batches to the combiner (combine.go)
 
 	// MULTI / WATCH state.
 	inMulti    bool

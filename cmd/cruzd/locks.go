@@ -2,6 +2,7 @@ package main
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"slices"
 	"sync"
 )
@@ -45,6 +46,31 @@ func (l *keyLocks) acquire(reqs []lockReq) []lockReq {
 	if len(reqs) == 0 {
 		return reqs
 	}
+	var out []lockReq
+	if len(reqs) < bitmapLocks {
+		out = mergeSorted(reqs)
+	} else {
+		out = mergeBitmap(reqs)
+	}
+	for _, r := range out {
+		if r.excl {
+			l.stripes[r.stripe].Lock()
+		} else {
+			l.stripes[r.stripe].RLock()
+		}
+	}
+	return out
+}
+
+// bitmapLocks is the number of requests from which acquire orders them
+// with a bitmap of the stripes rather than a sort: a combined transaction
+// of pipelined SETs asks for ~150 stripes, which a sort with a comparison
+// function ordered in ~15 µs (0.1 µs of each SET).
+const bitmapLocks = 32
+
+// mergeSorted orders reqs by stripe with a sort and merges requests for
+// the same stripe (exclusive wins), in place.
+func mergeSorted(reqs []lockReq) []lockReq {
 	slices.SortFunc(reqs, func(a, b lockReq) int { return int(a.stripe) - int(b.stripe) })
 	out := reqs[:1]
 	for _, r := range reqs[1:] {
@@ -55,11 +81,27 @@ func (l *keyLocks) acquire(reqs []lockReq) []lockReq {
 		}
 		out = append(out, r)
 	}
-	for _, r := range out {
+	return out
+}
+
+// mergeBitmap is mergeSorted by marking each request's stripe in a bitmap
+// of all stripes (and of the exclusive ones) and reading the marks back in
+// order.
+func mergeBitmap(reqs []lockReq) []lockReq {
+	var all, excl [lockStripes / 64]uint64
+	for _, r := range reqs {
+		w, b := r.stripe/64, r.stripe%64
+		all[w] |= 1 << b
 		if r.excl {
-			l.stripes[r.stripe].Lock()
-		} else {
-			l.stripes[r.stripe].RLock()
+			excl[w] |= 1 << b
+		}
+	}
+	out := reqs[:0]
+	for w, m := range all {
+		for m != 0 {
+			b := uint32(bits.TrailingZeros64(m))
+			m &= m - 1
+			out = append(out, lockReq{stripe: uint32(w)*64 + b, excl: excl[w]&(1<<b) != 0})
 		}
 	}
 	return out
