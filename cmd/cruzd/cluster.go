@@ -13,6 +13,7 @@ import (
 
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/etcdlog"
+	"github.com/cruzlog/cruzdb/log/piggyback"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -165,7 +166,15 @@ func keepTailWaiter(wrapped, base log.Log) log.Log {
 		if tn, ok := base.(log.TailNotifier); ok {
 			// seglog: the processor parks on a tail notice instead of
 			// waiting on WaitTail (processor/local.go).
-			return &timedNotifyLog{timedRangeBatchLog: w, TailWaiter: tw, TailNotifier: tn}
+			n := &timedNotifyLog{timedRangeBatchLog: w, TailWaiter: tw, TailNotifier: tn}
+			on, ok1 := base.(log.OrderNotifier)
+			cr, ok2 := base.(log.CheckedReader)
+			lz, ok3 := base.(piggyback.LazyAppender)
+			lzb, ok4 := base.(piggyback.LazyBatchAppender)
+			if ok1 && ok2 && ok3 && ok4 {
+				return &timedLocalLog{timedNotifyLog: n, OrderNotifier: on, CheckedReader: cr, lazy: lz, lazyB: lzb}
+			}
+			return n
 		}
 		return &timedWaitLog{timedRangeBatchLog: w, TailWaiter: tw}
 	}
@@ -218,4 +227,40 @@ func (s *server) clusterInfo() [][2]string {
 		{"etcd_endpoints", c.EtcdEndpoints},
 		{"read_consistency", c.ReadConsistency},
 	}
+}
+
+// timedLocalLog is a timedNotifyLog over seglog that keeps the rest of what
+// seglog offers its database, which the wrapper used to hide: the order of
+// a group before it is durable (log.OrderNotifier: replay applies a group
+// while the log syncs it), checked reads (log.CheckedReader: replay reads
+// an afterimage's header, not the whole entry), and lazy appends
+// (log/piggyback: an afterimage waits to share a group commit with an
+// intention instead of starting one). Lazy appends are timed like others.
+type timedLocalLog struct {
+	*timedNotifyLog
+	log.OrderNotifier
+	log.CheckedReader
+	lazy  piggyback.LazyAppender
+	lazyB piggyback.LazyBatchAppender
+}
+
+func (l *timedLocalLog) AppendLazy(ctx context.Context, data []byte, within time.Duration) (log.Position, bool, error) {
+	start := time.Now()
+	p, shared, err := l.lazy.AppendLazy(ctx, data, within)
+	if err == nil {
+		l.observe(data, time.Since(start).Seconds())
+	}
+	return p, shared, err
+}
+
+func (l *timedLocalLog) AppendLazyBatch(ctx context.Context, data [][]byte, within time.Duration) ([]log.Position, bool, error) {
+	start := time.Now()
+	p, shared, err := l.lazyB.AppendLazyBatch(ctx, data, within)
+	if err == nil {
+		d := time.Since(start).Seconds()
+		for _, e := range data {
+			l.observe(e, d)
+		}
+	}
+	return p, shared, err
 }
