@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cruzlog/cruzdb/internal/entry"
+	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 	"github.com/cruzlog/cruzdb/log/memlog"
 	"github.com/cruzlog/cruzdb/processor"
@@ -46,7 +47,7 @@ func (l *appendLog) Append(ctx context.Context, data []byte) (log.Position, erro
 // the one before).
 func TestAutomaticCheckpointOnlyWhenDue(t *testing.T) {
 	const minLog = 32 << 10
-	h, st := runTriggerWorkload(t, minLog, 4, 600, 1500)
+	h, st := runTriggerWorkload(t, minLog, 4, 600, 1500, 1)
 	t.Logf("%d cuts, %d automatic checkpoints, %d bytes of log but images", h.cuts, st.AutoCheckpoints, h.grown)
 	if h.cuts < 5 {
 		t.Fatalf("%d cuts: the test needs several automatic checkpoints", h.cuts)
@@ -55,15 +56,23 @@ func TestAutomaticCheckpointOnlyWhenDue(t *testing.T) {
 
 // runTriggerWorkload runs writers x each puts of 100-byte values over keys
 // keys with automatic checkpoints triggered by minLog bytes of new log, and
-// returns the log's checkpoint history and the DB's stats.
-func runTriggerWorkload(t *testing.T, minLog int64, writers, each, keys int) (triggerHistory, Stats) {
+// returns the log's checkpoint history and the DB's stats. With rounds > 1
+// the puts come in that many rounds, each begun once no checkpoint is in
+// progress, so that how many checkpoints the trigger starts does not depend
+// on how fast they finish on a loaded machine.
+func runTriggerWorkload(t *testing.T, minLog int64, writers, each, keys, rounds int) (triggerHistory, Stats) {
 	t.Helper()
 	l := &appendLog{Log: memlog.New(nil), entries: map[log.Position][]byte{}}
 	db, err := Open("", &Options{Log: l, CheckpointMinLogBytes: minLog})
 	if err != nil {
 		t.Fatal(err)
 	}
-	putConcurrently(t, db, writers, each, keys, bytes.Repeat([]byte("v"), 100))
+	for r := range rounds {
+		if r > 0 {
+			testutil.WaitFor(t, "the checkpoint in progress", testutil.WaitLong, func() bool { return !db.Stats().CheckpointInProgress })
+		}
+		putConcurrently(t, db, writers, each/rounds, keys, bytes.Repeat([]byte("v"), 100))
+	}
 	st := db.Stats()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -81,7 +90,7 @@ func runTriggerWorkload(t *testing.T, minLog int64, writers, each, keys int) (tr
 // until bench/journal/2026-12-07-image21.md).
 func TestAutomaticCheckpointCount(t *testing.T) {
 	const minLog = 32 << 10
-	h, st := runTriggerWorkload(t, minLog, 2, 500, 50)
+	h, st := runTriggerWorkload(t, minLog, 2, 500, 50, 20)
 	most := uint64(h.grown/minLog) + 1
 	due := uint64(h.cuts)
 	t.Logf("%d automatic checkpoints (%d cuts) for %d bytes of log but images; the largest image %d bytes; at most %d due", st.AutoCheckpoints, h.cuts, h.grown, h.largestImage, most)
