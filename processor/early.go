@@ -31,8 +31,9 @@ import (
 // Only what replay needs is copied: an intention whole, an afterimage's
 // first replayPrefix bytes (its header). A group of fewer than
 // earlyMinIntentions intentions is not staged, and staging stops at the
-// first entry that is neither (a checkpoint's entries are applied only once
-// durable: a confirmed checkpoint trims the log).
+// first entry that is neither an intention nor an afterimage (a
+// checkpoint's entries are applied only once durable: a confirmed
+// checkpoint trims the log).
 
 // earlyMinIntentions: a group with fewer intentions is not staged. A lone
 // committer applies its own intention right after the fdatasync without a
