@@ -115,6 +115,7 @@ func cmdInfo(c *conn, tx *cruzdb.Txn, args [][]byte) {
 		field(b, "too_old", st.TooOld)
 		field(b, "rejected", st.Rejected)
 		field(b, "intentions_appended", st.IntentionsAppended)
+		field(b, "intentions_applied_early", st.IntentionsAppliedEarly)
 		field(b, "afterimages_written", st.AfterimagesWritten)
 		field(b, "afterimage_bytes", st.AfterimageBytes)
 		field(b, "afterimages_piggybacked", st.Piggybacked)

@@ -103,6 +103,8 @@ func newMetrics(s *server) *metrics {
 			stats(func(st cruzdb.Stats) float64 { return float64(st.Conflicts) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cruzdb_intentions_appended_total", Help: "Intentions this daemon appended."},
 			stats(func(st cruzdb.Stats) float64 { return float64(st.IntentionsAppended) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cruzdb_intentions_applied_early_total", Help: "Intentions replay applied while the log was still syncing them (seglog)."},
+			stats(func(st cruzdb.Stats) float64 { return float64(st.IntentionsAppliedEarly) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cruzdb_afterimages_written_total", Help: "Afterimages this daemon appended."},
 			stats(func(st cruzdb.Stats) float64 { return float64(st.AfterimagesWritten) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cruzdb_afterimage_bytes_total", Help: "Bytes of the afterimages this daemon appended."},
