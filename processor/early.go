@@ -30,17 +30,25 @@ import (
 //
 // Only what replay needs is copied: an intention whole, an afterimage's
 // first replayPrefix bytes (its header). A group of fewer than
-// earlyMinIntentions intentions is not staged, and staging stops at the
-// first entry that is neither an intention nor an afterimage (a
-// checkpoint's entries are applied only once durable: a confirmed
-// checkpoint trims the log).
+// earlyMinIntentions intentions, and of fewer than earlyMinBytes of them,
+// is not staged, and staging stops at the first entry that is neither an
+// intention nor an afterimage (a checkpoint's entries are applied only once
+// durable: a confirmed checkpoint trims the log).
 
-// earlyMinIntentions: a group with fewer intentions is not staged. A lone
-// committer applies its own intention right after the fdatasync without a
-// wake-up (local.go); staging it instead cost a wake-up of the early
-// applier per commit, ~20–50 µs more CPU a commit, for no more commits a
-// second (bench/journal/2026-12-07-early24.md).
+// earlyMinIntentions: a group with fewer intentions is not staged (unless
+// earlyMinBytes). A lone committer applies its own intention right after
+// the fdatasync without a wake-up (local.go); staging a 1-put intention
+// instead cost a wake-up of the early applier per commit, ~20–50 µs more
+// CPU a commit, for no more commits a second
+// (bench/journal/2026-12-07-early24.md).
 const earlyMinIntentions = 2
+
+// earlyMinBytes: a group whose intentions hold at least this many bytes is
+// staged even if it is one intention: applying it (cruzd's combined
+// pipelines, ~160 writes) costs far more than the early applier's wake-up
+// (cruzd SET -P16 +3–5 %, 6 of 7 alternated quiet pairs:
+// bench/journal/2026-12-07-early24.md).
+const earlyMinBytes = 4 << 10
 
 // staged is an entry handed to Ordered, copied.
 type staged struct {
@@ -57,7 +65,7 @@ func (r *Runner) Ordered(first uint64, data [][]byte) {
 	if !r.cfg.Early {
 		return
 	}
-	n, total, intentions := 0, 0, 0
+	n, total, intentions, inBytes := 0, 0, 0, 0
 scan:
 	for i, d := range data {
 		t, err := entry.PeekType(first+uint64(i), d)
@@ -67,6 +75,7 @@ scan:
 		switch t {
 		case entry.TypeIntention:
 			intentions++
+			inBytes += len(d)
 			total += len(d)
 		case entry.TypeAfterimage:
 			total += min(len(d), replayPrefix)
@@ -75,7 +84,7 @@ scan:
 		}
 		n++
 	}
-	if intentions < earlyMinIntentions {
+	if intentions == 0 || (intentions < earlyMinIntentions && inBytes < earlyMinBytes) {
 		return
 	}
 	buf := make([]byte, 0, total)

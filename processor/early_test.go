@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/cruzlog/cruzdb/cowtree"
@@ -13,8 +14,8 @@ import (
 // to Ordered are applied before they are in the log, in order, with Early
 // events and the decisions replay makes of them read back; once they are
 // in the log they are not applied again, and later entries come as usual
-// (not Early). A group of fewer than two intentions is not applied early,
-// and staging stops at the first entry that is neither an intention nor an
+// (not Early). A group of fewer than two intentions is not applied early
+// unless they are large, and staging stops at the first entry that is neither an intention nor an
 // afterimage (a checkpoint's, or bytes that are no entry). Without Early,
 // Ordered does nothing.
 func TestOrderedAppliesEarly(t *testing.T) {
@@ -76,7 +77,7 @@ func TestOrderedAppliesEarly(t *testing.T) {
 				t.Fatalf("event %+v, want position %d read from the log", ev, p)
 			}
 		}
-		// One intention alone: not staged (its committer applies it).
+		// One small intention alone: not staged (its committer applies it).
 		g3 := [][]byte{in(18, nil, "f", "1")}
 		r.Ordered(8, g3)
 		c.none(t)
@@ -84,8 +85,23 @@ func TestOrderedAppliesEarly(t *testing.T) {
 		if ev := c.next(t); ev.Pos != 8 || ev.Early {
 			t.Fatalf("event %+v, want position 8 read from the log", ev)
 		}
+		// One large intention alone: staged.
+		g4 := [][]byte{in(19, nil, "g", strings.Repeat("v", 5000))}
+		r.Ordered(9, g4)
+		if early {
+			if ev := c.next(t); ev.Pos != 9 || !ev.Early {
+				t.Fatalf("event %+v, want position 9 applied early", ev)
+			}
+		}
 		c.none(t)
-		if want := map[bool]uint64{true: 4, false: 0}[early]; r.EarlyApplies() != want {
+		appendData(t, l, g4[0])
+		if !early {
+			if ev := c.next(t); ev.Pos != 9 || ev.Early {
+				t.Fatalf("event %+v, want position 9 read from the log", ev)
+			}
+		}
+		c.none(t)
+		if want := map[bool]uint64{true: 5, false: 0}[early]; r.EarlyApplies() != want {
 			t.Fatalf("EarlyApplies %d, want %d", r.EarlyApplies(), want)
 		}
 		if err := r.Stop(); err != nil {
