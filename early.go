@@ -37,8 +37,9 @@ type publication struct {
 	// the goroutine calling onEvent uses it (never two at once).
 	tree cowtree.Tree
 
-	// durable: every position below it is durable (the log's Durable, or
-	// an entry replay read back from the log).
+	// durable: every position below it is durable (the log's Durable, a
+	// committer's append that returned, or an entry replay read back from
+	// the log).
 	durable atomic.Uint64
 	// waiting counts pending, so that a committer need not take mu to
 	// find nothing to show.
