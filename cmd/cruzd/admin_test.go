@@ -167,7 +167,7 @@ func TestConfigFlagsAndEnv(t *testing.T) {
 	if code := run([]string{"serve", "--help"}, &out, &out); code != 0 {
 		t.Fatalf("--help exited %d", code)
 	}
-	for _, f := range []string{"data-dir", "listen-addr", "admin-addr", "cache-bytes", "flush-workers", "flush-serial", "max-unflushed-bytes", "max-conflict-retries", "no-sync", "max-bulk-len", "max-args", "max-clients", "idle-timeout"} {
+	for _, f := range []string{"data-dir", "listen-addr", "admin-addr", "cache-bytes", "flush-workers", "flush-serial", "apply-after-sync", "max-unflushed-bytes", "max-conflict-retries", "no-sync", "max-bulk-len", "max-args", "max-clients", "idle-timeout"} {
 		if !strings.Contains(out.String(), "--"+f) || !strings.Contains(out.String(), envName(f)) {
 			t.Errorf("--help lacks --%s or %s", f, envName(f))
 		}

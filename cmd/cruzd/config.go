@@ -25,6 +25,7 @@ type config struct {
 	CacheBytes         int64
 	FlushWorkers       int
 	FlushSerial        bool
+	ApplyAfterSync     bool
 	MaxUnflushedBytes  int64
 	MaxConflictRetries int
 	NoSync             bool
@@ -282,6 +283,7 @@ func (c *config) dbOptions(logger *slog.Logger) cruzdb.Options {
 		CacheBytes:         c.CacheBytes,
 		FlushWorkers:       c.FlushWorkers,
 		FlushSerial:        c.FlushSerial,
+		ApplyAfterSync:     c.ApplyAfterSync,
 		MaxUnflushedBytes:  c.MaxUnflushedBytes,
 		MaxConflictRetries: c.MaxConflictRetries,
 		Logger:             logger,

@@ -97,10 +97,25 @@ func TestInfoLogCostFields(t *testing.T) {
 // TestInfoIntentionsAppliedEarly: on the embedded seglog the daemon applies
 // a group commit's intentions while the log syncs them (cruzdb's early
 // application, which its metrics wrapper once hid): with pipelines from
-// several clients at once, groups of two combined intentions come, and
+// several clients at once, combined transactions of over 4 KiB come, and
 // INFO's intentions_applied_early rises above zero.
 func TestInfoIntentionsAppliedEarly(t *testing.T) {
 	s := testServer(t, func(c *config) { c.DataDir = t.TempDir() })
+	infoAppliedEarly(t, s, true)
+}
+
+// TestApplyAfterSyncFlag: with --apply-after-sync the daemon applies
+// nothing early, under the same pipelines that make it do so without.
+func TestApplyAfterSyncFlag(t *testing.T) {
+	s := testServer(t, func(c *config) { c.DataDir = t.TempDir(); c.ApplyAfterSync = true })
+	infoAppliedEarly(t, s, false)
+}
+
+// infoAppliedEarly sends rounds of concurrent pipelines to s: with want,
+// until INFO's intentions_applied_early rises above zero (failing after
+// 20 s); without, 20 rounds, after which it must still be zero.
+func infoAppliedEarly(t *testing.T, s *server, want bool) {
+	t.Helper()
 	ctx := ctxT(t)
 	early := func() uint64 {
 		t.Helper()
@@ -114,13 +129,22 @@ func TestInfoIntentionsAppliedEarly(t *testing.T) {
 	if n := early(); n != 0 {
 		t.Fatalf("intentions_applied_early %d before any write", n)
 	}
+	// 100-byte values: a combined transaction of a round's pipelines is
+	// over 4 KiB, which is applied early even alone in its group.
 	const clients, per = 8, 20
+	value := strings.Repeat("v", 100)
 	cs := make([]*redis.Client, clients)
 	for i := range cs {
 		cs[i] = client(t, s)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for round := 0; early() == 0; round++ {
+	for round := 0; ; round++ {
+		if n := early(); n > 0 || (!want && round == 20) {
+			if (n > 0) != want {
+				t.Fatalf("%d intentions applied early after %d rounds of %d pipelines", n, round, clients)
+			}
+			return
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no intention applied early after %d rounds of %d pipelines", round, clients)
 		}
@@ -131,7 +155,7 @@ func TestInfoIntentionsAppliedEarly(t *testing.T) {
 				defer wg.Done()
 				p := c.Pipeline()
 				for j := range per {
-					p.Set(ctx, fmt.Sprintf("k%d:%d:%d", round, i, j), "v", 0)
+					p.Set(ctx, fmt.Sprintf("k%d:%d:%d", round, i, j), value, 0)
 				}
 				if _, err := p.Exec(ctx); err != nil {
 					t.Error(err)
