@@ -201,6 +201,7 @@ func serveFlags(fs *flag.FlagSet, c *config) {
 	fs.Var(byteSize{&c.CacheBytes}, "cache-bytes", "memory for clean cached tree `bytes` (cruzdb Options.CacheBytes)")
 	fs.IntVar(&c.FlushWorkers, "flush-workers", c.FlushWorkers, "afterimages written in parallel (cruzdb Options.FlushWorkers)")
 	fs.BoolVar(&c.FlushSerial, "flush-serial", c.FlushSerial, "flush one afterimage at a time with physical pointers only (cruzdb Options.FlushSerial)")
+	fs.BoolVar(&c.ApplyAfterSync, "apply-after-sync", c.ApplyAfterSync, "apply intentions only after their group's fdatasync, not while the log syncs them; the decisions are the same (cruzdb Options.ApplyAfterSync)")
 	fs.Var(byteSize{&c.MaxUnflushedBytes}, "max-unflushed-bytes", "committed but unflushed delta `bytes` before commits wait for the flusher (cruzdb Options.MaxUnflushedBytes)")
 	fs.IntVar(&c.MaxConflictRetries, "max-conflict-retries", c.MaxConflictRetries, "how often a plain command, a pipeline batch or an EXEC is re-run after a conflict on an unwatched key before it fails")
 	fs.BoolVar(&c.NoSync, "no-sync", c.NoSync, "do not fsync the log: FOR TESTS ONLY, a machine crash loses acknowledged writes")
