@@ -20,17 +20,7 @@ func TestAppendIntentionHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ride(ctx, t, p, "a1", 1)
-	i2, riders, err := p.AppendIntentionHeld(ctx, []byte("i2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if riders.Len() != 1 {
-		t.Fatalf("%d riders, want 1", riders.Len())
-	}
-	pos, data := riders.At(0)
-	if pos != i2-1 || string(data) != "a1" || string(read(t, bc, pos)) != "a1" {
-		t.Fatalf("rider at %d holding %q, want %d holding a1 (as the log does)", pos, data, i2-1)
-	}
+	pos, riders := heldOneRider(ctx, t, p, bc, "i2", "a1")
 	select {
 	case r := <-got:
 		t.Fatalf("the rider's writer returned %+v before the release", r)

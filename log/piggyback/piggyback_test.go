@@ -278,3 +278,22 @@ func TestAppendBatchFallback(t *testing.T) {
 func TestConformance(t *testing.T) {
 	logtest.Run(t, func(t *testing.T) log.Log { return New(memlog.New(nil)) })
 }
+
+// heldOneRider appends intention with AppendIntentionHeld and checks that
+// one afterimage, rider, rode with it, just below it, as l holds it. It
+// returns the rider's position and the held riders, to release.
+func heldOneRider(ctx context.Context, t *testing.T, p *Log, l log.Log, intention, rider string) (log.Position, Riders) {
+	t.Helper()
+	in, riders, err := p.AppendIntentionHeld(ctx, []byte(intention))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if riders.Len() != 1 {
+		t.Fatalf("%d riders, want 1", riders.Len())
+	}
+	pos, data := riders.At(0)
+	if pos != in-1 || string(data) != rider || string(read(t, l, pos)) != rider {
+		t.Fatalf("rider at %d holding %q, want %d holding %s (as the log does)", pos, data, in-1, rider)
+	}
+	return pos, riders
+}

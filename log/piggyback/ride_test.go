@@ -36,16 +36,9 @@ func TestRide(t *testing.T) {
 	if !p.Ride(ctx, []byte("a1"), then) {
 		t.Fatal("Ride refused an afterimage right after a local intention")
 	}
-	i2, riders, err := p.AppendIntentionHeld(ctx, []byte("i2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if riders.Len() != 1 {
-		t.Fatalf("%d riders, want 1", riders.Len())
-	}
-	pos, data := riders.At(0)
-	if pos != i2-1 || string(data) != "a1" || string(read(t, bc, pos)) != "a1" || bc.batches != 1 {
-		t.Fatalf("rider at %d holding %q in %d batches, want %d holding a1 in 1", pos, data, bc.batches, i2-1)
+	pos, riders := heldOneRider(ctx, t, p, bc, "i2", "a1")
+	if bc.batches != 1 {
+		t.Fatalf("%d batches, want 1 (the rider in the intention's)", bc.batches)
 	}
 	if got.calls != 0 {
 		t.Fatalf("called %d times before Release", got.calls)
