@@ -101,12 +101,10 @@ func (p *publication) raise(tail uint64) {
 
 // published is an event's second step: done now if its position is known
 // to be durable (then after every earlier event kept), else kept until it
-// is (showDurable).
+// is (showDurable). onEvent has raised durable past an event read back from
+// the log.
 func (db *DB) published(s shown) {
 	p := &db.pub
-	if !s.ev.Early {
-		p.raise(s.ev.Pos + 1) // read back from the log: durable
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s.ev.Pos >= p.durable.Load() {
