@@ -28,8 +28,8 @@ func (l *Log) committer() {
 			return
 		}
 		var due time.Time
-		for {
-			more, d := l.commitLocked()
+		for chained := false; ; chained = true {
+			more, d := l.commitLocked(chained)
 			if !more {
 				due = d
 				break
@@ -47,10 +47,12 @@ func (l *Log) committer() {
 }
 
 // commitLocked commits the next group under commitMu; due is when the
-// first lazy append left waiting is due, if nothing else was.
-func (l *Log) commitLocked() (more bool, due time.Time) {
+// first lazy append left waiting is due, if nothing else was. chained
+// says the committer committed a group just before (Stats.Gaps).
+func (l *Log) commitLocked(chained bool) (more bool, due time.Time) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
+	l.chained = chained
 	more = l.commitNext()
 	return more, l.lazyDue
 }
@@ -65,6 +67,7 @@ func (l *Log) commitLocked() (more bool, due time.Time) {
 // bench/journal/2026-12-07-commit.md, section 4).
 func (l *Log) lead(n int) {
 	if l.solo.Load() && l.q.Len() == n && l.commitMu.TryLock() {
+		l.chained = false
 		l.commitNext()
 		l.commitMu.Unlock()
 		l.stats.led.Add(1)
@@ -351,6 +354,10 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 	if err := l.makeRoom(act, int64(gstart), int64(gstart)+int64(len(buf))); err != nil {
 		return err
 	}
+	if l.chained && !l.synced.IsZero() {
+		l.stats.gaps.Add(1)
+		l.stats.gapNanos.Add(uint64(time.Since(l.synced)))
+	}
 	if _, err := act.f.WriteAt(buf, int64(gstart)); err != nil {
 		return fmt.Errorf("write segment %s: %w", act.path, err)
 	}
@@ -359,7 +366,8 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 	if err := l.sync(act.f); err != nil {
 		return fmt.Errorf("fdatasync segment %s: %w", act.path, err)
 	}
-	l.stats.syncNanos.Add(uint64(time.Since(t0)))
+	l.synced = time.Now()
+	l.stats.syncNanos.Add(uint64(l.synced.Sub(t0)))
 	if ring != nil {
 		l.recent.publish(act, gstart, len(buf))
 	}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cruzlog/cruzdb/log"
@@ -83,5 +85,42 @@ func TestNotifyOrder(t *testing.T) {
 	}
 	if got, want := rec.take(), `sync`; got != want {
 		t.Fatalf("after stop: %s, want %s", got, want)
+	}
+}
+
+// TestStatsGaps: a group the committer takes as soon as the one before is
+// durable counts in Stats.Gaps (with the time between); the first group,
+// begun by a request the committer waited for, does not.
+func TestStatsGaps(t *testing.T) {
+	hold := make(chan struct{})
+	var held atomic.Bool
+	opts := &Options{}
+	opts.syncHook = func(f *os.File) error {
+		if held.CompareAndSwap(false, true) {
+			<-hold
+		}
+		return f.Sync()
+	}
+	l := mustOpen(t, t.TempDir(), opts)
+	defer l.Close()
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	go func() { _, err := l.Append(ctx, []byte("a")); errs <- err }()
+	for !held.Load() { // a's group is in its fdatasync
+		runtime.Gosched()
+	}
+	go func() { _, err := l.Append(ctx, []byte("b")); errs <- err }()
+	for l.q.Len() == 0 { // b waits for the next group
+		runtime.Gosched()
+	}
+	close(hold)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := l.Stats()
+	if st.Groups != 2 || st.Gaps != 1 || st.GapTime <= 0 {
+		t.Fatalf("after a group taken right after another: groups %d, gaps %d, gap time %v; want 2, 1, > 0", st.Groups, st.Gaps, st.GapTime)
 	}
 }
