@@ -31,6 +31,7 @@ func (l *Log) committer() {
 		for chained := false; ; chained = true {
 			more, d := l.commitLocked(chained)
 			if !more {
+				l.completeLazies()
 				due = d
 				break
 			}
@@ -39,6 +40,11 @@ func (l *Log) committer() {
 			// whole fdatasync for the one after. This waits for no timer,
 			// only for goroutines that are already runnable.
 			runtime.Gosched()
+			// The lazy appends of the last group (the flusher's
+			// afterimages) learn their outcome only now: their writers
+			// run during the next group's fdatasync, not before the
+			// requesters above, who would otherwise queue behind them.
+			l.completeLazies()
 		}
 		if !due.IsZero() {
 			lazy.Reset(time.Until(due))
@@ -53,7 +59,9 @@ func (l *Log) commitLocked(chained bool) (more bool, due time.Time) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
 	l.chained = chained
+	l.deferLazies = true
 	more = l.commitNext()
+	l.deferLazies = false
 	return more, l.lazyDue
 }
 
@@ -180,9 +188,34 @@ func (l *Log) commitNext() bool {
 		}
 	}
 	for _, r := range group {
-		r.Complete()
+		if r.Lazy && l.deferLazies {
+			l.lazyDone = append(l.lazyDone, r)
+			continue
+		}
+		l.complete(r)
 	}
 	return true
+}
+
+// complete tells r, of a committed group, its outcome.
+func (l *Log) complete(r *groupcommit.Request) {
+	if l.opts.completeHook != nil {
+		l.opts.completeHook(r)
+	}
+	r.Complete()
+}
+
+// completeLazies tells the lazy appends whose group is durable their
+// outcome, if the committer held it back (commitNext).
+func (l *Log) completeLazies() {
+	l.commitMu.Lock()
+	done := l.lazyDone
+	l.lazyDone = l.lazyDone[:0]
+	l.commitMu.Unlock()
+	for i, r := range done {
+		l.complete(r)
+		done[i] = nil
+	}
 }
 
 // appenders counts the calls of Append or AppendBatch whose requests are

@@ -74,6 +74,11 @@ type Log struct {
 	// synced is when the last group's fdatasync returned.
 	chained bool
 	synced  time.Time
+	// deferLazies: the committer goroutine commits (commitLocked), and
+	// lazyDone holds the lazy requests of its last group, completed once
+	// the requesters it woke have run (committer).
+	deferLazies bool
+	lazyDone    []*groupcommit.Request
 
 	prep prepState // the preparer of blocks ahead of the groups (prepare.go)
 
