@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
@@ -53,6 +54,7 @@ func main() {
 	label := flag.String("label", "", "label printed on every line")
 	flag.IntVar(&flushWorkers, "workers", 0, "cruzdb Options.FlushWorkers (0: the default)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured windows of every cruzdb point to this file")
+	flag.StringVar(&memProfile, "memprofile", "", "write an allocation profile (pprof allocs) after the first cruzdb point to this file")
 	traceFile := flag.String("trace", "", "write a runtime/trace of the first 500ms of the first cruzdb point's measured window to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -360,6 +362,8 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 			traceOut = nil // one trace per file: the first cruzdb point
 		}
 	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuTime()
 	measuring.Store(true)
 	start := time.Now()
@@ -371,6 +375,14 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 	n := ops.Load()
 	el := time.Since(start)
 	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&ms1)
+	if memProfile != "" && sys == "cruzdb" {
+		if f, err := os.Create(memProfile); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+		memProfile = "" // the first cruzdb point only
+	}
 	st := stats()
 	if profiling {
 		pprof.StopCPUProfile()
@@ -395,8 +407,9 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		return all[int(f*float64(len(all)-1))]
 	}
 	rate := float64(n) / el.Seconds()
-	fmt.Printf("%s %s %d %.0f/s p50=%dµs p99=%dµs cpu=%.1fµs/op %s\n", label, sys, clients, rate,
-		q(0.5).Microseconds(), q(0.99).Microseconds(), float64(cpu.Microseconds())/float64(max(n, 1)), st)
+	fmt.Printf("%s %s %d %.0f/s p50=%dµs p99=%dµs cpu=%.1fµs/op alloc=%.1fKB/op gcs=%d %s\n", label, sys, clients, rate,
+		q(0.5).Microseconds(), q(0.99).Microseconds(), float64(cpu.Microseconds())/float64(max(n, 1)),
+		float64(ms1.TotalAlloc-ms0.TotalAlloc)/1024/float64(max(n, 1)), ms1.NumGC-ms0.NumGC, st)
 	return rate, nil
 }
 
@@ -475,3 +488,6 @@ var traceOut *os.File
 
 // flushWorkers is -workers: cruzdb Options.FlushWorkers, if above 0.
 var flushWorkers int
+
+// memProfile is -memprofile: where the allocation profile goes.
+var memProfile string
