@@ -341,6 +341,8 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		return nil // nothing to write: reads answered the fills
 	}
 
+	l.reportOrdered()
+
 	// A group that does not fit in the current segment starts a new one.
 	total := (len(l.fills)+len(l.recs))*recHeaderSize + dataBytes
 	act := l.segs[len(l.segs)-1]
@@ -393,10 +395,6 @@ func (l *Log) commitGroup(group []*groupcommit.Request) error {
 		return fmt.Errorf("write segment %s: %w", act.path, err)
 	}
 	act.alloc = max(act.alloc, int64(gstart)+int64(len(buf)))
-	// Told after the write, not before: the early applier has the whole
-	// fdatasync to apply the group, and the write starts sooner after the
-	// last group (the gap the disk waits in, Stats.GapTime).
-	l.reportOrdered()
 	t0 := time.Now()
 	if err := l.sync(act.f); err != nil {
 		return fmt.Errorf("fdatasync segment %s: %w", act.path, err)

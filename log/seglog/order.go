@@ -5,10 +5,9 @@ import "github.com/cruzlog/cruzdb/log"
 var _ log.OrderNotifier = (*Log)(nil)
 
 // NotifyOrder implements log.OrderNotifier: w hears of every group of
-// appends once the committer has given them positions and written them,
-// before their fdatasync (Ordered), and once they are durable (Durable),
-// both on the committing goroutine. (A group whose write fails is never
-// reported as ordered.) A group that holds a fill-ahead or junk record (a
+// appends once the committer has given them positions, before it writes
+// them (Ordered), and once they are durable (Durable), both on the
+// committing goroutine. A group that holds a fill-ahead or junk record (a
 // Fill at or beyond the tail) is not reported as ordered; Durable still is.
 func (l *Log) NotifyOrder(w log.OrderWatcher) (stop func()) {
 	l.orderMu.Lock()

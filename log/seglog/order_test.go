@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -86,57 +85,6 @@ func TestNotifyOrder(t *testing.T) {
 	}
 	if got, want := rec.take(), `sync`; got != want {
 		t.Fatalf("after stop: %s, want %s", got, want)
-	}
-}
-
-// fileWatcher checks, in Ordered, that every entry reported is already in
-// one of dir's segment files.
-type fileWatcher struct {
-	dir     string
-	mu      sync.Mutex
-	missing []string
-}
-
-func (w *fileWatcher) Ordered(first log.Position, data [][]byte) {
-	ents, _ := os.ReadDir(w.dir)
-	var all []byte
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), segSuffix) {
-			b, _ := os.ReadFile(filepath.Join(w.dir, e.Name()))
-			all = append(all, b...)
-		}
-	}
-	for i, d := range data {
-		if !bytes.Contains(all, d) {
-			w.mu.Lock()
-			w.missing = append(w.missing, fmt.Sprintf("%d %q", uint64(first)+uint64(i), d))
-			w.mu.Unlock()
-		}
-	}
-}
-
-func (w *fileWatcher) Durable(log.Position) {}
-
-// TestOrderedAfterWrite: a group is reported ordered once its bytes are
-// written (before its fdatasync), so the early applier has the whole
-// fdatasync and the write is not delayed by the report.
-func TestOrderedAfterWrite(t *testing.T) {
-	dir := t.TempDir()
-	l := mustOpen(t, dir, &Options{})
-	defer l.Close()
-	w := &fileWatcher{dir: dir}
-	defer l.NotifyOrder(w)()
-	ctx := context.Background()
-	for i := range 5 {
-		batch := [][]byte{[]byte(fmt.Sprintf("entry-%d-a", i)), []byte(fmt.Sprintf("entry-%d-b", i))}
-		if _, err := l.AppendBatch(ctx, batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.missing) > 0 {
-		t.Fatalf("reported ordered before written: %v", w.missing)
 	}
 }
 
