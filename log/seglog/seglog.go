@@ -351,19 +351,19 @@ func (l *Log) AppendLazyBatch(ctx context.Context, data [][]byte, within time.Du
 	due := time.Now().Add(within)
 	rs := make([]*groupcommit.Request, len(data))
 	for i, d := range data {
-		rs[i] = groupcommit.NewRequest(groupcommit.Append)
+		rs[i] = groupcommit.Get(groupcommit.Append)
 		rs[i].Data, rs[i].Batch, rs[i].Lazy, rs[i].Due = d, id, true, due
 	}
 	if err := l.submit(rs...); err != nil {
 		return nil, false, fmt.Errorf("seglog: append: %w", err)
 	}
-	pos, err = groupcommit.WaitAll(ctx, "seglog", rs, nil)
+	shared = true
+	pos, err = groupcommit.WaitAll(ctx, "seglog", rs, func(r *groupcommit.Request) {
+		shared = shared && r.Shared
+		groupcommit.Put(r) // read: back to the pool, as AppendBatch's
+	})
 	if err != nil {
 		return nil, false, err
-	}
-	shared = true
-	for _, r := range rs {
-		shared = shared && r.Shared
 	}
 	return pos, shared, nil
 }
