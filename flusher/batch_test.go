@@ -147,39 +147,3 @@ func TestImageGoesBeforeQueuedAfterimages(t *testing.T) {
 		t.Fatalf("no chunk of the cut at %d before the first afterimage queued ahead of it (at %d)", cut, first)
 	}
 }
-
-// TestOneWorkerWokenAtATime: deltas queued while workers are idle wake one
-// of them, not one per delta: until the one woken takes from the queue
-// (all that was queued meanwhile, up to a batch), no other is signalled,
-// so a group's deltas produced at once do not wake every worker to find
-// the queue empty. Once it has woken, the next delta wakes another.
-func TestOneWorkerWokenAtATime(t *testing.T) {
-	l := newLog(t, nil)
-	f, err := New(Options{Log: l, Workers: 4}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
-	idle := func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.idle == 4 && f.waking == 0 }
-	testutil.Eventually(t, waitLong, idle)
-	f.mu.Lock()
-	for range 3 {
-		f.wakeLocked()
-	}
-	if f.waking != 1 {
-		f.mu.Unlock()
-		t.Fatalf("workers signalled for three deltas: %d, want 1", f.waking)
-	}
-	f.mu.Unlock()
-	// The woken worker finds the queue empty and waits again; the next
-	// delta may wake one.
-	testutil.Eventually(t, waitLong, idle)
-	f.mu.Lock()
-	f.wakeLocked()
-	waking := f.waking
-	f.mu.Unlock()
-	if waking != 1 {
-		t.Fatalf("workers signalled once the first was back: %d, want 1", waking)
-	}
-	testutil.Eventually(t, waitLong, idle)
-}

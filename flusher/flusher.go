@@ -237,11 +237,8 @@ type Flusher struct {
 	ctx     context.Context // cancelled by Stop
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	more    *sync.Cond // on mu: the queue grew, or the flusher stopped
-	// idle: workers waiting on more; waking: of those, signalled and not
-	// yet back from the wait (wakeLocked).
-	idle, waking int
-	lane         *piggyback.Log // afterimages ride with local intentions; nil if off
+	more    *sync.Cond     // on mu: the queue grew, or the flusher stopped
+	lane    *piggyback.Log // afterimages ride with local intentions; nil if off
 
 	appendErr atomic.Pointer[error] // the last append failure, nil after a success
 
@@ -408,18 +405,7 @@ func (f *Flusher) enqueue(p *pending) {
 		}
 		f.queue[i] = p
 	}
-	f.wakeLocked()
-}
-
-// wakeLocked wakes an idle worker for the queue, unless one woken before
-// has not taken from it yet: that one takes what was queued meanwhile (a
-// whole group's deltas at once), and the others stay parked instead of
-// waking to find the queue empty. The caller holds mu.
-func (f *Flusher) wakeLocked() {
-	if f.waking == 0 && f.idle > 0 {
-		f.waking++
-		f.more.Signal()
-	}
+	f.more.Signal()
 }
 
 // Saw reports an afterimage entry at pos for the intention ai, in log order.
@@ -678,12 +664,7 @@ func (f *Flusher) take(limit int) []*pending {
 		if f.stopped {
 			return nil
 		}
-		f.idle++
 		f.more.Wait()
-		f.idle--
-		if f.waking > 0 {
-			f.waking--
-		}
 	}
 	n := 1
 	if size := f.queue[0].d.Bytes; !f.queue[0].d.Checkpoint {
@@ -697,9 +678,6 @@ func (f *Flusher) take(limit int) []*pending {
 	clear(f.queue[:n])
 	f.queue = f.queue[n:]
 	f.sig.writing.Add(int32(n)) // with the pop, under mu: see quiescent
-	if len(f.queue) > 0 {
-		f.wakeLocked() // more than a batch queued: another worker
-	}
 	return ps
 }
 
