@@ -23,7 +23,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,7 +52,10 @@ func main() {
 	flag.BoolVar(&keep, "keep", false, "cruzdb: one database for every client count, in order (as the suite's commit experiment), not a fresh one per point")
 	flag.IntVar(&prefill, "prefill", 0, "cruzdb: keys written (100 a transaction) before each point's warm-up, so that its tree does not start empty")
 	label := flag.String("label", "", "label printed on every line")
+	flag.IntVar(&flushWorkers, "workers", 0, "cruzdb Options.FlushWorkers (0: the default)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured windows of every cruzdb point to this file")
+	flag.StringVar(&memProfile, "memprofile", "", "write an allocation profile (pprof allocs) after the first cruzdb point to this file")
+	traceFile := flag.String("trace", "", "write a runtime/trace of the first 500ms of the first cruzdb point's measured window to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -59,6 +64,14 @@ func main() {
 		}
 		defer f.Close()
 		profileOut = f
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		traceOut = f
 	}
 	var clients []int
 	for _, s := range strings.Split(*clientsF, ",") {
@@ -221,6 +234,9 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		if ckDuty > 0 {
 			opts.CheckpointDuty = ckDuty
 		}
+		if flushWorkers > 0 {
+			opts.FlushWorkers = flushWorkers
+		}
 		db, err := cruzdb.Open("", &opts)
 		if err != nil {
 			l.Close()
@@ -339,13 +355,34 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 			profileOut = nil // one profile per file: the first cruzdb point
 		}
 	}
+	tracing := false
+	if traceOut != nil && sys == "cruzdb" {
+		if err := trace.Start(traceOut); err == nil {
+			tracing = true
+			traceOut = nil // one trace per file: the first cruzdb point
+		}
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuTime()
 	measuring.Store(true)
 	start := time.Now()
-	time.Sleep(d)
+	if tracing {
+		time.Sleep(min(d, 500*time.Millisecond))
+		trace.Stop()
+	}
+	time.Sleep(d - time.Since(start))
 	n := ops.Load()
 	el := time.Since(start)
 	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&ms1)
+	if memProfile != "" && sys == "cruzdb" {
+		if f, err := os.Create(memProfile); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+		memProfile = "" // the first cruzdb point only
+	}
 	st := stats()
 	if profiling {
 		pprof.StopCPUProfile()
@@ -370,8 +407,9 @@ func point(sys, data string, clients int, warm, d time.Duration, nockpt bool, la
 		return all[int(f*float64(len(all)-1))]
 	}
 	rate := float64(n) / el.Seconds()
-	fmt.Printf("%s %s %d %.0f/s p50=%dµs p99=%dµs cpu=%.1fµs/op %s\n", label, sys, clients, rate,
-		q(0.5).Microseconds(), q(0.99).Microseconds(), float64(cpu.Microseconds())/float64(max(n, 1)), st)
+	fmt.Printf("%s %s %d %.0f/s p50=%dµs p99=%dµs cpu=%.1fµs/op alloc=%.1fKB/op gcs=%d %s\n", label, sys, clients, rate,
+		q(0.5).Microseconds(), q(0.99).Microseconds(), float64(cpu.Microseconds())/float64(max(n, 1)),
+		float64(ms1.TotalAlloc-ms0.TotalAlloc)/1024/float64(max(n, 1)), ms1.NumGC-ms0.NumGC, st)
 	return rate, nil
 }
 
@@ -444,3 +482,12 @@ func writeBytes() int64 {
 	}
 	return 0
 }
+
+// traceOut, if set, receives the execution trace of the first cruzdb point.
+var traceOut *os.File
+
+// flushWorkers is -workers: cruzdb Options.FlushWorkers, if above 0.
+var flushWorkers int
+
+// memProfile is -memprofile: where the allocation profile goes.
+var memProfile string

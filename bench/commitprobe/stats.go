@@ -10,9 +10,11 @@ import (
 // extraStats formats seglog counters beyond groups and bytes.
 func extraStats(s, s0 seglog.Stats) string {
 	g := max(s.Groups-s0.Groups, 1)
-	return fmt.Sprintf("prepared=%dKB unprepared=%d prepwaits=%d led=%d recycled=%d sync=%dµs/group",
+	gaps := max(s.Gaps-s0.Gaps, 1)
+	return fmt.Sprintf("prepared=%dKB unprepared=%d prepwaits=%d led=%d recycled=%d sync=%dµs/group gap=%dµs chained=%.2f",
 		(s.Prepared-s0.Prepared)>>10, s.Unprepared-s0.Unprepared, s.PrepareWaits-s0.PrepareWaits, s.Led-s0.Led,
-		s.Recycled-s0.Recycled, (s.SyncTime-s0.SyncTime).Microseconds()/int64(g))
+		s.Recycled-s0.Recycled, (s.SyncTime-s0.SyncTime).Microseconds()/int64(g),
+		(s.GapTime-s0.GapTime).Microseconds()/int64(gaps), float64(s.Gaps-s0.Gaps)/float64(g))
 }
 
 // Seglog options of the cruzdb system (flags -segsize, -spares, -nozero).

@@ -3,9 +3,12 @@ package seglog
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/cruzlog/cruzdb/internal/groupcommit"
 	"github.com/cruzlog/cruzdb/internal/testutil"
 	"github.com/cruzlog/cruzdb/log"
 )
@@ -188,5 +191,41 @@ func TestAppendLazyBatch(t *testing.T) {
 	}
 	if r := <-ch; !errors.Is(r.err, log.ErrClosed) {
 		t.Fatalf("lazy batch at Close: %+v; want log.ErrClosed", r)
+	}
+}
+
+// TestAppendLazyCompletedLast: the committer tells a group's lazy appends
+// (the flusher's afterimages) their outcome after its other requests (the
+// committers of intentions), once those have had the processor: the
+// writers of afterimages do not run ahead of the committers woken with
+// them, who append again for the next group.
+func TestAppendLazyCompletedLast(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var order []string
+	opts := &Options{}
+	opts.completeHook = func(r *groupcommit.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Lazy {
+			order = append(order, "lazy")
+		} else {
+			order = append(order, "append")
+		}
+	}
+	l := mustOpen(t, t.TempDir(), opts)
+	defer l.Close()
+	ch := appendLazy(t, l, []byte("afterimage"), time.Hour)
+	ch2 := appendLazy(t, l, []byte("afterimage 2"), time.Hour)
+	if _, err := l.Append(ctx, []byte("intention")); err != nil {
+		t.Fatal(err)
+	}
+	if r, r2 := <-ch, <-ch2; r.err != nil || r2.err != nil {
+		t.Fatalf("lazy appends: %+v, %+v", r, r2)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := strings.Join(order, ","), "append,lazy,lazy"; got != want {
+		t.Fatalf("outcomes told in the order %s, want %s", got, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cruzlog/cruzdb/internal/groupcommit"
 	"github.com/cruzlog/cruzdb/internal/opt"
 )
 
@@ -90,6 +91,9 @@ type Options struct {
 	// located pos, before they read the file (tests only: a read in
 	// progress across a trim).
 	readHook func(pos uint64)
+	// completeHook, when set, is called by the committer as it tells a
+	// request of a committed group its outcome (tests only).
+	completeHook func(r *groupcommit.Request)
 }
 
 // Defaults and bounds.

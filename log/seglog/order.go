@@ -5,9 +5,10 @@ import "github.com/cruzlog/cruzdb/log"
 var _ log.OrderNotifier = (*Log)(nil)
 
 // NotifyOrder implements log.OrderNotifier: w hears of every group of
-// appends once the committer has given them positions, before it writes
-// them (Ordered), and once they are durable (Durable), both on the
-// committing goroutine. A group that holds a fill-ahead or junk record (a
+// appends once the committer has given them positions and, for a group of
+// less than 64 KiB of data, written them, before their fdatasync
+// (Ordered), and once they are durable (Durable), both on the committing
+// goroutine. A group that holds a fill-ahead or junk record (a
 // Fill at or beyond the tail) is not reported as ordered; Durable still is.
 func (l *Log) NotifyOrder(w log.OrderWatcher) (stop func()) {
 	l.orderMu.Lock()

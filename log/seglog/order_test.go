@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cruzlog/cruzdb/log"
@@ -83,5 +86,109 @@ func TestNotifyOrder(t *testing.T) {
 	}
 	if got, want := rec.take(), `sync`; got != want {
 		t.Fatalf("after stop: %s, want %s", got, want)
+	}
+}
+
+// TestStatsGaps: a group the committer takes as soon as the one before is
+// durable counts in Stats.Gaps (with the time between); the first group,
+// begun by a request the committer waited for, does not.
+func TestStatsGaps(t *testing.T) {
+	hold := make(chan struct{})
+	var held atomic.Bool
+	opts := &Options{}
+	opts.syncHook = func(f *os.File) error {
+		if held.CompareAndSwap(false, true) {
+			<-hold
+		}
+		return f.Sync()
+	}
+	l := mustOpen(t, t.TempDir(), opts)
+	defer l.Close()
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	go func() { _, err := l.Append(ctx, []byte("a")); errs <- err }()
+	for !held.Load() { // a's group is in its fdatasync
+		runtime.Gosched()
+	}
+	go func() { _, err := l.Append(ctx, []byte("b")); errs <- err }()
+	for l.q.Len() == 0 { // b waits for the next group
+		runtime.Gosched()
+	}
+	close(hold)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := l.Stats()
+	if st.Groups != 2 || st.Gaps != 1 || st.GapTime <= 0 {
+		t.Fatalf("after a group taken right after another: groups %d, gaps %d, gap time %v; want 2, 1, > 0", st.Groups, st.Gaps, st.GapTime)
+	}
+}
+
+// fileWatcher records, in Ordered, which entries reported are already in
+// one of dir's segment files and which are not.
+type fileWatcher struct {
+	dir              string
+	mu               sync.Mutex
+	written, missing int
+}
+
+func (w *fileWatcher) Ordered(first log.Position, data [][]byte) {
+	ents, _ := os.ReadDir(w.dir)
+	var all []byte
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), segSuffix) {
+			b, _ := os.ReadFile(filepath.Join(w.dir, e.Name()))
+			all = append(all, b...)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, d := range data {
+		if bytes.Contains(all, d) {
+			w.written++
+		} else {
+			w.missing++
+		}
+	}
+}
+
+func (w *fileWatcher) Durable(log.Position) {}
+
+func (w *fileWatcher) take() (written, missing int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	written, missing = w.written, w.missing
+	w.written, w.missing = 0, 0
+	return written, missing
+}
+
+// TestOrderedAfterSmallWrite: a group of small entries is reported ordered
+// once its bytes are written (before its fdatasync), so its write starts
+// without waiting for the report; a group of at least 64 KiB is reported
+// before its write, so the early applier starts on it at once.
+func TestOrderedAfterSmallWrite(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, &Options{})
+	defer l.Close()
+	w := &fileWatcher{dir: dir}
+	defer l.NotifyOrder(w)()
+	ctx := context.Background()
+	for i := range 5 {
+		batch := [][]byte{[]byte(fmt.Sprintf("entry-%d-a", i)), []byte(fmt.Sprintf("entry-%d-b", i))}
+		if _, err := l.AppendBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if written, missing := w.take(); written != 10 || missing != 0 {
+		t.Fatalf("small groups: %d entries written when reported, %d not; want 10, 0", written, missing)
+	}
+	large := bytes.Repeat([]byte("L"), largeGroup)
+	if _, err := l.Append(ctx, large); err != nil {
+		t.Fatal(err)
+	}
+	if written, missing := w.take(); written != 0 || missing != 1 {
+		t.Fatalf("a large group: %d entries written when reported, %d not; want 0, 1", written, missing)
 	}
 }

@@ -66,7 +66,19 @@ type Log struct {
 		groups, entries, bytes, lazy, lazyAlone             atomic.Uint64
 		prepared, unprepared, prepareWaits, prepareFailures atomic.Uint64
 		led, unsynced, recycled, syncNanos                  atomic.Uint64
+		gaps, gapNanos                                      atomic.Uint64
 	}
+
+	// Under commitMu: chained is set while the committer commits groups
+	// back to back (not the first group after it waited for a request);
+	// synced is when the last group's fdatasync returned.
+	chained bool
+	synced  time.Time
+	// deferLazies: the committer goroutine commits (commitLocked), and
+	// lazyDone holds the lazy requests of its last group, completed once
+	// the requesters it woke have run (committer).
+	deferLazies bool
+	lazyDone    []*groupcommit.Request
 
 	prep prepState // the preparer of blocks ahead of the groups (prepare.go)
 
@@ -100,6 +112,12 @@ type Stats struct {
 	Recycled uint64
 	// SyncTime is the time the group commits spent in their fdatasync.
 	SyncTime time.Duration
+	// Gaps counts the groups the committer took right after the one
+	// before, without waiting for a request, and GapTime is the time from
+	// that one's fdatasync return to their write: the part of a busy
+	// log's group period in which the disk waits.
+	Gaps    uint64
+	GapTime time.Duration
 }
 
 // Stats returns the log's counters.
@@ -107,7 +125,8 @@ func (l *Log) Stats() Stats {
 	return Stats{Groups: l.stats.groups.Load(), Entries: l.stats.entries.Load(), Bytes: l.stats.bytes.Load(),
 		Lazy: l.stats.lazy.Load(), LazyAlone: l.stats.lazyAlone.Load(),
 		Prepared: l.stats.prepared.Load(), Unprepared: l.stats.unprepared.Load(), PrepareWaits: l.stats.prepareWaits.Load(),
-		Led: l.stats.led.Load(), Recycled: l.stats.recycled.Load(), SyncTime: time.Duration(l.stats.syncNanos.Load())}
+		Led: l.stats.led.Load(), Recycled: l.stats.recycled.Load(), SyncTime: time.Duration(l.stats.syncNanos.Load()),
+		Gaps: l.stats.gaps.Load(), GapTime: time.Duration(l.stats.gapNanos.Load())}
 }
 
 var (
@@ -332,19 +351,19 @@ func (l *Log) AppendLazyBatch(ctx context.Context, data [][]byte, within time.Du
 	due := time.Now().Add(within)
 	rs := make([]*groupcommit.Request, len(data))
 	for i, d := range data {
-		rs[i] = groupcommit.NewRequest(groupcommit.Append)
+		rs[i] = groupcommit.Get(groupcommit.Append)
 		rs[i].Data, rs[i].Batch, rs[i].Lazy, rs[i].Due = d, id, true, due
 	}
 	if err := l.submit(rs...); err != nil {
 		return nil, false, fmt.Errorf("seglog: append: %w", err)
 	}
-	pos, err = groupcommit.WaitAll(ctx, "seglog", rs, nil)
+	shared = true
+	pos, err = groupcommit.WaitAll(ctx, "seglog", rs, func(r *groupcommit.Request) {
+		shared = shared && r.Shared
+		groupcommit.Put(r) // read: back to the pool, as AppendBatch's
+	})
 	if err != nil {
 		return nil, false, err
-	}
-	shared = true
-	for _, r := range rs {
-		shared = shared && r.Shared
 	}
 	return pos, shared, nil
 }
