@@ -49,6 +49,7 @@ type conn struct {
 	authed bool      // AUTH succeeded (security.go)
 	mkey   []byte    // scratch for a metadata key (loadMeta, storeMeta)
 	mval   []byte    // scratch for an encoded metadata value (storeMeta)
+	own    []byte    // the chunk of small writes handed to transactions (owned, store.go)
 
 	gm   getManyScratch // scratch for runs of GETs (getmany.go)
 	breq batchReq       // the request of its batches to the combiner (combine.go)

@@ -1,0 +1,28 @@
+package cruzdb
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// PutOwned sets key to value in the transaction, as Put does, but keeps
+// key and value instead of copying them: the caller hands both over and
+// must not change either until the transaction has ended (Commit returned
+// or Rollback was called). It is for callers that build many writes in
+// memory of their own that they never reuse (cmd/cruzd carves its keys and
+// values out of large buffers it allocates once per many writes), and saves
+// Put's copies and two of its allocations a write.
+func (tx *Txn) PutOwned(key, value []byte) error {
+	if err := tx.checkWrite(key); err != nil {
+		return err
+	}
+	if len(value) > int(tx.db.header.MaxValueSize) {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(value), tx.db.header.MaxValueSize)
+	}
+	if value == nil {
+		value = []byte{} // a put, never a nil value (as Put's copy)
+	}
+	// checkWrite refused an empty key, so key[0] exists.
+	tx.writes[unsafe.String(&key[0], len(key))] = pending{value: value}
+	return nil
+}
