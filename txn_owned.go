@@ -26,3 +26,24 @@ func (tx *Txn) PutOwned(key, value []byte) error {
 	tx.writes[unsafe.String(&key[0], len(key))] = pending{value: value}
 	return nil
 }
+
+// ReserveWrites sizes the transaction's write set for about n more writes,
+// so that a transaction that is about to write many keys does not grow it
+// step by step (each step rehashes every write so far). It is a hint: a
+// transaction may write more or fewer. It does nothing in a read-only or
+// ended transaction.
+func (tx *Txn) ReserveWrites(n int) {
+	if !tx.writable || tx.closed || n <= 0 {
+		return
+	}
+	if len(tx.writes) > 0 {
+		// A map does not grow on request: rebuild it at the size.
+		w := make(map[string]pending, len(tx.writes)+n)
+		for k, p := range tx.writes {
+			w[k] = p
+		}
+		tx.writes = w
+		return
+	}
+	tx.writes = make(map[string]pending, n)
+}

@@ -3,6 +3,7 @@ package cruzdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -62,5 +63,49 @@ func TestPutOwned(t *testing.T) {
 	defer ro.Rollback()
 	if err := ro.PutOwned([]byte("a"), []byte("1")); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("PutOwned in a read-only transaction: %v, want ErrReadOnly", err)
+	}
+}
+
+// TestReserveWrites: a write set reserved for n writes takes them without
+// growing (no allocation), keeps the writes made before the reservation,
+// and the commit stores them all.
+func TestReserveWrites(t *testing.T) {
+	db := openMem(t, nil)
+	tx, err := db.Begin(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put([]byte("before"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	const n = 600
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key:%06d", i)
+	}
+	tx.ReserveWrites(n)
+	// AllocsPerRun runs the function twice (a warm-up, then the run it
+	// counts): half the keys each time.
+	next := 0
+	if allocs := testing.AllocsPerRun(1, func() {
+		for range n / 2 {
+			if err := tx.PutOwned(keys[next], keys[next]); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+	}); allocs != 0 {
+		t.Fatalf("%d writes into a write set reserved for them allocate %v times, want 0", n/2, allocs)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := get(t, db, "before"); !ok || v != "1" {
+		t.Fatalf("before = %q (found %v), want 1", v, ok)
+	}
+	for _, k := range keys[:next] {
+		if v, ok := get(t, db, string(k)); !ok || v != string(k) {
+			t.Fatalf("%s = %q (found %v), want its key", k, v, ok)
+		}
 	}
 }
