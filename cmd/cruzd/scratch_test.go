@@ -103,11 +103,12 @@ func TestOwnedWrites(t *testing.T) {
 }
 
 // TestStoreMetaAllocs: a small write hands the transaction bytes from the
-// connection's chunk; it allocates nothing of its own (Txn.Put's copies of
-// key and value and its entry are what it saves).
+// connection's chunk, allocated once for its batch's writes (readBatch
+// sets ownFor to their arguments' bytes); the write allocates nothing of
+// its own (Txn.Put's copies of key and value are what it saves).
 func TestStoreMetaAllocs(t *testing.T) {
 	s := testServer(t, nil)
-	c := &conn{s: s}
+	c := &conn{s: s, ownFor: 200 * (ownedPerCmd + 120)} // a batch of 200 SETs
 	tx, err := s.db.Begin(ctxT(t), true)
 	if err != nil {
 		t.Fatal(err)

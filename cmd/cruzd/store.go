@@ -239,26 +239,31 @@ func (c *conn) storeMeta(tx *cruzdb.Txn, key []byte, m meta) error {
 }
 
 const (
-	// ownedChunk is the size of the chunks a connection carves the keys
-	// and values of its small writes out of; ownedMax the largest write
-	// (key and value) taken from one.
-	ownedChunk = 16 << 10
-	ownedMax   = 1 << 10
+	// ownedChunk is the largest chunk a connection carves the keys and
+	// values of its small writes out of; ownedMax the largest write (key
+	// and value) taken from one; ownedPerCmd what a command's write may
+	// take beyond its arguments' bytes (a metadata key's prefix and
+	// header, an expiry).
+	ownedChunk  = 16 << 10
+	ownedMax    = 1 << 10
+	ownedPerCmd = 16
 )
 
 // owned returns an empty slice with room for n bytes that no one has
 // written or will write but its caller, who may hand what it writes
 // there to Txn.PutOwned; nil if n is over ownedMax. The bytes come from
-// the connection's current chunk, never reused: a chunk goes to the
-// collector once the transactions holding its writes are gone, so one
-// allocation serves ~100 SETs instead of Txn.Put's three each.
+// the connection's chunk, allocated for the batch's writes (its
+// arguments' bytes: a pipeline of 16 SETs allocates once instead of
+// Txn.Put's three times a SET) and dropped after the batch; a chunk goes
+// to the collector once the transactions holding its writes are gone.
 func (c *conn) owned(n int) []byte {
 	if n > ownedMax {
 		return nil
 	}
 	if cap(c.own)-len(c.own) < n {
-		c.own = make([]byte, 0, ownedChunk)
+		c.own = make([]byte, 0, min(max(n, c.ownFor), ownedChunk))
 	}
+	c.ownFor -= n
 	b := c.own[len(c.own) : len(c.own) : len(c.own)+n]
 	c.own = c.own[:len(c.own)+n]
 	return b
