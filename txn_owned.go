@@ -7,11 +7,12 @@ import (
 
 // PutOwned sets key to value in the transaction, as Put does, but keeps
 // key and value instead of copying them: the caller hands both over and
-// must not change either until the transaction has ended (Commit returned
-// or Rollback was called). It is for callers that build many writes in
-// memory of their own that they never reuse (cmd/cruzd carves its keys and
-// values out of large buffers it allocates once per many writes), and saves
-// Put's copies and two of its allocations a write.
+// must never change either again (the transaction's intention may still be
+// read after Commit returns; treat the bytes as immutable). It is for
+// callers that build many writes in memory of their own that they never
+// reuse (cmd/cruzd carves its keys and values out of buffers it allocates
+// once per batch of writes), and saves Put's copy of the value and its
+// allocation of the key's string.
 func (tx *Txn) PutOwned(key, value []byte) error {
 	if err := tx.checkWrite(key); err != nil {
 		return err
