@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -130,4 +132,37 @@ func TestStoreMetaAllocs(t *testing.T) {
 	if err != nil || !ok || string(got.value) != string(value) {
 		t.Fatalf("loadMeta after storeMeta: %q %v %v, want the value", got.value, ok, err)
 	}
+}
+
+// TestIdleConnHoldsNoChunk: a connection drops its owned chunk after each
+// batch, so an idle connection keeps no memory of its writes. (net.Pipe
+// orders the server's work before its reply with the test's read of it.)
+func TestIdleConnHoldsNoChunk(t *testing.T) {
+	s := testServer(t, nil)
+	client, server := net.Pipe()
+	defer client.Close()
+	c := newConn(s, server)
+	s.mu.Lock() // registered as the accept loop registers its connections
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.serve()
+	}()
+	br := bufio.NewReader(client)
+	if _, err := client.Write([]byte(respCommand("SET", "k", "v") + respCommand("SET", "l", "w"))); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if line, err := br.ReadString('\n'); err != nil || line != "+OK\r\n" {
+			t.Fatalf("SET replied %q, %v", line, err)
+		}
+	}
+	if c.own != nil {
+		t.Fatalf("after its batch the connection holds a chunk of %d bytes", cap(c.own))
+	}
+	client.Close()
+	<-done
 }
