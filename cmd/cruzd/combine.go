@@ -139,11 +139,16 @@ func (cb *combiner) worker() {
 // commit runs the group's commands in one transaction and commits it,
 // re-running it on a conflict up to --max-conflict-retries times.
 func (cb *combiner) commit(group []*batchReq) error {
+	cmds := 0 // about the keys it writes: most commands write one
+	for _, r := range group {
+		cmds += len(r.batch)
+	}
 	for attempt := 0; ; attempt++ {
 		tx, err := cb.s.db.Begin(cb.s.ctx, true)
 		if err != nil {
 			return err
 		}
+		tx.ReserveWrites(cmds)
 		for _, r := range group {
 			for k, args := range r.batch {
 				r.specs[k].run(r.c, tx, args)

@@ -46,8 +46,11 @@ type config struct {
 	LogLevel  string
 	LogFormat string
 
-	// GCPercent is the Go garbage collector's target (GOGC) for the daemon.
-	GCPercent int
+	// GCPercent is the Go garbage collector's target (GOGC) for the daemon,
+	// GCMemoryLimit its soft memory limit (GOMEMLIMIT): gcLimitAuto,
+	// gcLimitOff or bytes (gc.go).
+	GCPercent     int
+	GCMemoryLimit int64
 
 	Cluster    clusterConfig    // the etcd log (cluster.go)
 	Checkpoint checkpointConfig // checkpoints, seglog segments (checkpoint.go)
@@ -81,7 +84,8 @@ func defaultConfig() config {
 		ShutdownTimeout:        30 * time.Second,
 		LogLevel:               "info",
 		LogFormat:              "text",
-		GCPercent:              200,
+		GCPercent:              defaultGCPercent,
+		GCMemoryLimit:          gcLimitAuto,
 		Cluster:                defaultClusterConfig(),
 		Security:               defaultSecurityConfig(),
 		Checkpoint:             defaultCheckpointConfig(),
@@ -216,7 +220,8 @@ func serveFlags(fs *flag.FlagSet, c *config) {
 	clusterFlags(fs, &c.Cluster)
 	securityFlags(fs, &c.Security)
 	checkpointFlags(fs, &c.Checkpoint)
-	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go garbage collector target (GOGC) for the daemon: the tree is many small objects, and 200 halves GC work against the default 100 for twice the headroom; the GOGC environment variable, when set, wins")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go garbage collector target (GOGC) for the daemon: a SET's garbage is mostly tree nodes and each collection marks the whole tree, so each doubling above Go's 100 halves collections for a heap of up to 1+gc-percent/100 times the live one (--gc-memory-limit bounds it); the GOGC environment variable, when set, wins")
+	fs.Var(gcLimit{&c.GCMemoryLimit}, "gc-memory-limit", "the Go runtime's soft memory `limit` (GOMEMLIMIT): auto (3 times --cache-bytes plus --max-unflushed-bytes, plus 256MiB: a full cache takes no more than at --gc-percent 200), off, or a byte size; the GOMEMLIMIT environment variable, when set, wins")
 }
 
 func (c *config) validate() error {

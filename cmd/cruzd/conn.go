@@ -49,6 +49,8 @@ type conn struct {
 	authed bool      // AUTH succeeded (security.go)
 	mkey   []byte    // scratch for a metadata key (loadMeta, storeMeta)
 	mval   []byte    // scratch for an encoded metadata value (storeMeta)
+	own    []byte    // the chunk of small writes handed to transactions (owned, store.go)
+	ownFor int       // bytes the batch's writes may take of it (readBatch)
 
 	gm   getManyScratch // scratch for runs of GETs (getmany.go)
 	breq batchReq       // the request of its batches to the combiner (combine.go)
@@ -108,6 +110,7 @@ func (c *conn) serve() {
 		n, rerr := c.readBatch()
 		if n > 0 {
 			c.runBatch(c.argBufs[:n])
+			c.own = nil // an idle connection holds no chunk
 			for i := range n {
 				clear(c.argBufs[i]) // drop references to big values
 				if cap(c.argBufs[i]) > 1024 {
@@ -158,6 +161,7 @@ func (c *conn) readBatch() (int, error) {
 			}
 		}
 		if n > 0 && (!c.rd.Ready() || n >= maxBatch || size >= maxBatchBytes) {
+			c.ownFor = size + ownedPerCmd*n
 			return n, nil
 		}
 	}

@@ -18,7 +18,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 )
@@ -91,9 +90,7 @@ func runServe(args []string, stderr io.Writer) int {
 	}
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	cfg.logger = logger
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(cfg.GCPercent)
-	}
+	applyGCPolicy(&cfg, os.Getenv)
 	if cfg.NoSync {
 		logger.Warn("--no-sync: the log is not fsynced; a machine crash loses acknowledged writes (for tests only)")
 	}

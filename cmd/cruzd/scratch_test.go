@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -60,4 +63,106 @@ func TestGetReadsNoClock(t *testing.T) {
 	clk.advance(time.Second)
 	r.send("GET timed\r\nGET plain\r\n")
 	r.expect("$-1\r\n", "$1\r\n1\r\n")
+}
+
+// TestOwnedWrites: small writes are built in chunks the connection hands
+// over to the transaction (conn.owned, Txn.PutOwned). A pipelined batch of
+// SETs of values around and over ownedMax, many per chunk and across chunk
+// ends, some keys twice, must read back every key's last value: no write
+// shares bytes with another.
+func TestOwnedWrites(t *testing.T) {
+	s := testServer(t, nil)
+	r := dialRaw(t, s)
+	const keys = 300
+	val := func(i, round int) string {
+		return strings.Repeat(string(rune('a'+(i+round)%26)), (i*37+round*11)%(ownedMax+200))
+	}
+	var batch strings.Builder
+	var want []string
+	for round := range 2 {
+		for i := range keys {
+			if round == 1 && i%3 != 0 {
+				continue
+			}
+			batch.WriteString(respCommand("SET", "k"+strconv.Itoa(i), val(i, round)))
+			want = append(want, "+OK\r\n")
+		}
+	}
+	r.send(batch.String())
+	r.expect(want...)
+	batch.Reset()
+	want = want[:0]
+	for i := range keys {
+		batch.WriteString(respCommand("GET", "k"+strconv.Itoa(i)))
+		if i%3 == 0 {
+			want = append(want, bulkReply(val(i, 1)))
+		} else {
+			want = append(want, bulkReply(val(i, 0)))
+		}
+	}
+	r.send(batch.String())
+	r.expect(want...)
+}
+
+// TestStoreMetaAllocs: a small write hands the transaction bytes from the
+// connection's chunk, allocated once for its batch's writes (readBatch
+// sets ownFor to their arguments' bytes); the write allocates nothing of
+// its own (Txn.Put's copies of key and value are what it saves).
+func TestStoreMetaAllocs(t *testing.T) {
+	s := testServer(t, nil)
+	c := &conn{s: s, ownFor: 200 * (ownedPerCmd + 120)} // a batch of 200 SETs
+	tx, err := s.db.Begin(ctxT(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	key, value := []byte("key:000000012345"), []byte(strings.Repeat("v", 100))
+	m := meta{typ: typeString, value: value}
+	if err := c.storeMeta(tx, key, m); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := c.storeMeta(tx, key, m); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("storeMeta of a 100-byte value allocates %v times a write, want 0", n)
+	}
+	got, ok, err := c.loadMeta(tx, key)
+	if err != nil || !ok || string(got.value) != string(value) {
+		t.Fatalf("loadMeta after storeMeta: %q %v %v, want the value", got.value, ok, err)
+	}
+}
+
+// TestIdleConnHoldsNoChunk: a connection drops its owned chunk after each
+// batch, so an idle connection keeps no memory of its writes. (net.Pipe
+// orders the server's work before its reply with the test's read of it.)
+func TestIdleConnHoldsNoChunk(t *testing.T) {
+	s := testServer(t, nil)
+	client, server := net.Pipe()
+	defer client.Close()
+	c := newConn(s, server)
+	s.mu.Lock() // registered as the accept loop registers its connections
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.serve()
+	}()
+	br := bufio.NewReader(client)
+	if _, err := client.Write([]byte(respCommand("SET", "k", "v") + respCommand("SET", "l", "w"))); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if line, err := br.ReadString('\n'); err != nil || line != "+OK\r\n" {
+			t.Fatalf("SET replied %q, %v", line, err)
+		}
+	}
+	if c.own != nil {
+		t.Fatalf("after its batch the connection holds a chunk of %d bytes", cap(c.own))
+	}
+	client.Close()
+	<-done
 }

@@ -102,14 +102,7 @@ func parseSubKey(b []byte) (key []byte, version uint64, field []byte, ok bool) {
 }
 
 func encodeMeta(m meta) []byte {
-	n := 1 + len(m.value)
-	if m.expireAt != 0 {
-		n += 8
-	}
-	if m.typ != typeString {
-		n += 16
-	}
-	return appendMeta(make([]byte, 0, n), m)
+	return appendMeta(make([]byte, 0, metaLen(m)), m)
 }
 
 // appendMeta appends m's encoding to b.
@@ -220,9 +213,19 @@ func storeMeta(tx *cruzdb.Txn, key []byte, m meta) error {
 // next command (conn.mkey, conn.mval).
 const keepScratch = 4 << 10
 
-// storeMeta is storeMeta with the key and the encoding built in the
-// connection's scratch buffers: Txn.Put copies both.
+// storeMeta is storeMeta with the key and the encoding built in memory
+// the connection hands over to the transaction (Txn.PutOwned, no copies):
+// small writes are carved out of the connection's owned chunk (see
+// ownedBytes), larger ones built in its scratch buffers and copied by
+// Txn.Put.
 func (c *conn) storeMeta(tx *cruzdb.Txn, key []byte, m meta) error {
+	n := metaLen(m)
+	if b := c.owned(1 + len(key) + n); b != nil {
+		b = append(append(b, metaPrefix), key...)
+		k := b[:len(b):len(b)]
+		v := appendMeta(b[len(b):len(b)], m)
+		return tx.PutOwned(k, v[:len(v):len(v)])
+	}
 	c.mkey = append(append(c.mkey[:0], metaPrefix), key...)
 	c.mval = appendMeta(c.mval[:0], m)
 	err := tx.Put(c.mkey, c.mval)
@@ -233,6 +236,49 @@ func (c *conn) storeMeta(tx *cruzdb.Txn, key []byte, m meta) error {
 		c.mkey = nil
 	}
 	return err
+}
+
+const (
+	// ownedChunk is the largest chunk a connection carves the keys and
+	// values of its small writes out of; ownedMax the largest write (key
+	// and value) taken from one; ownedPerCmd what a command's write may
+	// take beyond its arguments' bytes (a metadata key's prefix and
+	// header, an expiry).
+	ownedChunk  = 16 << 10
+	ownedMax    = 1 << 10
+	ownedPerCmd = 16
+)
+
+// owned returns an empty slice with room for n bytes that no one has
+// written or will write but its caller, who may hand what it writes
+// there to Txn.PutOwned; nil if n is over ownedMax. The bytes come from
+// the connection's chunk, allocated for the batch's writes (its
+// arguments' bytes: a pipeline of 16 SETs allocates once instead of
+// Txn.Put's three times a SET) and dropped after the batch; a chunk goes
+// to the collector once the transactions holding its writes are gone.
+func (c *conn) owned(n int) []byte {
+	if n > ownedMax {
+		return nil
+	}
+	if cap(c.own)-len(c.own) < n {
+		c.own = make([]byte, 0, min(max(n, c.ownFor), ownedChunk))
+	}
+	c.ownFor -= n
+	b := c.own[len(c.own) : len(c.own) : len(c.own)+n]
+	c.own = c.own[:len(c.own)+n]
+	return b
+}
+
+// metaLen is the length of m's encoding (appendMeta).
+func metaLen(m meta) int {
+	n := 1 + len(m.value)
+	if m.expireAt != 0 {
+		n += 8
+	}
+	if m.typ != typeString {
+		n += 16
+	}
+	return n
 }
 
 // deleteKey removes key (its elements become garbage for the sweeper).
