@@ -112,21 +112,25 @@ func TestAdminHTTP(t *testing.T) {
 	}
 }
 
-func TestConfigFlagsAndEnv(t *testing.T) {
-	parse := func(env map[string]string, args ...string) (config, error) {
-		cfg := defaultConfig()
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		serveFlags(fs, &cfg)
-		if err := applyEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-			return cfg, err
-		}
-		err := fs.Parse(args)
-		if err == nil {
-			err = cfg.validate()
-		}
+// parseServeConfig parses args as cruzd serve's flags, with env as the
+// CRUZD_* environment, and validates the result.
+func parseServeConfig(env map[string]string, args ...string) (config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	serveFlags(fs, &cfg)
+	if err := applyEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		return cfg, err
 	}
+	err := fs.Parse(args)
+	if err == nil {
+		err = cfg.validate()
+	}
+	return cfg, err
+}
+
+func TestConfigFlagsAndEnv(t *testing.T) {
+	parse := parseServeConfig
 	cfg, err := parse(nil)
 	if err != nil {
 		t.Fatal(err)

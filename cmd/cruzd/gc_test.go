@@ -1,10 +1,6 @@
 package main
 
-import (
-	"flag"
-	"io"
-	"testing"
-)
+import "testing"
 
 // TestGCPolicy: --gc-percent and --gc-memory-limit (flags or CRUZD_*
 // variables) give the collector's target and soft limit the daemon sets;
@@ -12,20 +8,7 @@ import (
 // GOMEMLIMIT in the environment win over both; bad limits are refused.
 func TestGCPolicy(t *testing.T) {
 	const mib = 1 << 20
-	parse := func(env map[string]string, args ...string) (config, error) {
-		cfg := defaultConfig()
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		serveFlags(fs, &cfg)
-		if err := applyEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-			return cfg, err
-		}
-		err := fs.Parse(args)
-		if err == nil {
-			err = cfg.validate()
-		}
-		return cfg, err
-	}
+	parse := parseServeConfig
 	type policy struct {
 		percent    int
 		setPercent bool
