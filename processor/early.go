@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"github.com/cruzlog/cruzdb/afterimage"
 	"github.com/cruzlog/cruzdb/internal/entry"
 )
 
@@ -98,14 +97,10 @@ scan:
 	}
 }
 
-// headPrefix is what replay needs of an afterimage: its frame and header
-// (decodePrefix). The rest (its nodes, ~1.2 KB a 1-put commit) is not
-// copied: it was ~15 % of the bytes allocated a commit at 16 clients.
-const headPrefix = entry.FrameSize + afterimage.MaxHeadSize
-
 // stage copies the entries at first, first+1, ... (intentions and
 // afterimages, total bytes kept) into one buffer: an intention whole, an
-// afterimage's first headPrefix bytes.
+// afterimage's first headPrefix bytes (the rest, its nodes, ~1.2 KB a
+// 1-put commit, was ~15 % of the bytes allocated a commit at 16 clients).
 func stage(first uint64, data [][]byte, total int) []staged {
 	buf := make([]byte, 0, total)
 	st := make([]staged, 0, len(data))

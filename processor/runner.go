@@ -472,6 +472,9 @@ func (r *Runner) readEntry(ctx context.Context, pos uint64) (data []byte, size i
 	return whole, len(whole), nil
 }
 
+// headPrefix is what replay needs of an afterimage: its frame and header.
+const headPrefix = entry.FrameSize + afterimage.MaxHeadSize
+
 // decodePrefix decodes the entry at it.pos, of size bytes, from its first
 // bytes, prefix, as readEntry left them: a checkpoint image's chunk or an
 // afterimage (its header).
@@ -486,7 +489,7 @@ func (r *Runner) decodePrefix(it *item, prefix []byte, size int) {
 	case entry.TypeCheckpoint:
 		it.ck = &CheckpointEntry{Kind: entry.CheckpointChunk}
 	case entry.TypeAfterimage:
-		h, err := afterimage.ReadHead(prefix[entry.FrameSize:min(len(prefix), entry.FrameSize+afterimage.MaxHeadSize)])
+		h, err := afterimage.ReadHead(prefix[entry.FrameSize:min(len(prefix), headPrefix)])
 		if err == nil && h.Intention >= it.pos {
 			err = fmt.Errorf("%w: afterimage names intention %d, not before it", afterimage.ErrMalformed, h.Intention)
 		}
