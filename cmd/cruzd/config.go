@@ -221,7 +221,7 @@ func serveFlags(fs *flag.FlagSet, c *config) {
 	securityFlags(fs, &c.Security)
 	checkpointFlags(fs, &c.Checkpoint)
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go garbage collector target (GOGC) for the daemon: a SET's garbage is mostly tree nodes and each collection marks the whole tree, so each doubling above Go's 100 halves collections for a heap of up to 1+gc-percent/100 times the live one (--gc-memory-limit bounds it); the GOGC environment variable, when set, wins")
-	fs.Var(gcLimit{&c.GCMemoryLimit}, "gc-memory-limit", "the Go runtime's soft memory `limit` (GOMEMLIMIT): auto (3 times --cache-bytes plus --max-unflushed-bytes, plus 256MiB: a full cache takes no more than at --gc-percent 200), off, or a byte size; the GOMEMLIMIT environment variable, when set, wins")
+	fs.Var(gcLimit{&c.GCMemoryLimit}, "gc-memory-limit", "the Go runtime's soft memory `limit` (GOMEMLIMIT): auto (3 times the sum of --cache-bytes and --max-unflushed-bytes, plus 256MiB: a full cache takes no more than at --gc-percent 200), off, or a byte size; the GOMEMLIMIT environment variable, when set, wins")
 }
 
 func (c *config) validate() error {
